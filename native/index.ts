@@ -1,0 +1,267 @@
+/**
+ * The TypeScript face of the crypto backends: the only way the rest of
+ * OpenKCM touches AES-GCM, key memory, key wrapping and Shamir.
+ *
+ *   const crypto = defaultCrypto();           // native, or node:crypto with a loud warning
+ *   const kek = crypto.generateKey();
+ *   const blob = kek.seal(plaintext, aad);    // nonce ‖ ct ‖ tag
+ *   kek.open(blob, aad);                      // throws CryptoError('decryption_failed')
+ *
+ * Key bytes never come back out: a {@link KeyHandle} can seal, open, wrap,
+ * derive, MAC and split, and nothing else. Handles of one backend cannot be
+ * mixed with another's (`invalid_key`).
+ */
+import type { CryptoBackend, RawKeyInfo, RawKeyRef } from './ts/backend.ts';
+import { type BackendName, backendByName, selectBackend } from './ts/load.ts';
+
+export type { BackendName } from './ts/load.ts';
+export type { RawKeyInfo as KeyInfo } from './ts/backend.ts';
+
+/** SP 800-38D §8.3: with random 96-bit nonces, at most 2^32 encryptions under one key. */
+export const GCM_RANDOM_NONCE_LIMIT = 2 ** 32;
+export const KEY_BYTES = 32;
+export const NONCE_BYTES = 12;
+export const TAG_BYTES = 16;
+/** Bytes a sealed blob adds to its plaintext (nonce + tag). */
+export const SEAL_OVERHEAD = NONCE_BYTES + TAG_BYTES;
+/** Length of a wrapped 256-bit key. */
+export const WRAPPED_KEY_BYTES = NONCE_BYTES + KEY_BYTES + TAG_BYTES;
+
+export type CryptoErrorCode =
+  | 'decryption_failed'
+  | 'invalid_argument'
+  | 'invalid_key'
+  | 'invalid_key_length'
+  | 'key_destroyed'
+  | 'invalid_shamir_parameters'
+  | 'invalid_share'
+  | 'duplicate_share'
+  | 'not_enough_shares'
+  | 'backend_mismatch';
+
+/** Every error of this module. `decryption_failed` is deliberately opaque: it never says why. */
+export class CryptoError extends Error {
+  override readonly name = 'CryptoError';
+  constructor(
+    readonly code: CryptoErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function rethrow(err: unknown): never {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && err instanceof Error) {
+    throw new CryptoError(code as CryptoErrorCode, err.message.replace(/^\[[a-z_]+\] /, ''));
+  }
+  throw err;
+}
+
+function decryptionFailed(): CryptoError {
+  return new CryptoError('decryption_failed', 'decryption failed');
+}
+
+/** An opaque key held by one backend. */
+export class KeyHandle {
+  readonly #ref: RawKeyRef;
+  readonly #crypto: Crypto;
+
+  /** @internal use Crypto.generateKey / importKey / unwrap / combineShares. */
+  constructor(crypto: Crypto, ref: RawKeyRef) {
+    this.#crypto = crypto;
+    this.#ref = ref;
+  }
+
+  get backend(): BackendName {
+    return this.#crypto.backend.name;
+  }
+
+  /** Id, locked-memory flag, destroyed flag and encryption count (for the SP 800-38D budget). */
+  info(): RawKeyInfo {
+    return this.#crypto.backend.keyInfo(this.#ref);
+  }
+
+  /** Wipes the key now. Idempotent; every later use throws `key_destroyed`. */
+  destroy(): void {
+    this.#crypto.backend.keyDestroy(this.#ref);
+  }
+
+  /** AES-256-GCM with a random 96-bit nonce: returns nonce ‖ ciphertext ‖ tag. */
+  seal(plaintext: Uint8Array, aad: Uint8Array): Buffer {
+    try {
+      return this.#crypto.backend.seal(this.#ref, plaintext, aad);
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  /** Opens nonce ‖ ciphertext ‖ tag; throws `decryption_failed` for any wrong byte, key or AAD. */
+  open(sealed: Uint8Array, aad: Uint8Array): Buffer {
+    let out: Buffer | null;
+    try {
+      out = this.#crypto.backend.open(this.#ref, sealed, aad);
+    } catch (err) {
+      rethrow(err);
+    }
+    if (out === null) throw decryptionFailed();
+    return out;
+  }
+
+  /** Seals every item in one backend call (one nonce each). */
+  sealBatch(plaintexts: readonly Uint8Array[], aads: readonly Uint8Array[]): Buffer[] {
+    try {
+      return this.#crypto.backend.sealBatch(this.#ref, plaintexts, aads);
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  /** Opens every item in one backend call; an item that fails authentication is `null`, the others still open. */
+  openBatch(sealed: readonly Uint8Array[], aads: readonly Uint8Array[]): (Buffer | null)[] {
+    try {
+      return this.#crypto.backend.openBatch(this.#ref, sealed, aads);
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  /** Wraps `target` under this key (60 bytes). */
+  wrap(target: KeyHandle, aad: Uint8Array): Buffer {
+    try {
+      return this.#crypto.backend.wrapKey(this.#ref, this.#crypto.refOf(target), aad);
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  /** Unwraps a key wrapped under this key; throws `decryption_failed` when the blob or AAD is wrong. */
+  unwrap(wrapped: Uint8Array, aad: Uint8Array): KeyHandle {
+    let ref: RawKeyRef | null;
+    try {
+      ref = this.#crypto.backend.unwrapKey(this.#ref, wrapped, aad);
+    } catch (err) {
+      rethrow(err);
+    }
+    if (ref === null) throw decryptionFailed();
+    return new KeyHandle(this.#crypto, ref);
+  }
+
+  /**
+   * Envelope encryption in one call: a fresh data key wrapped under this key
+   * with `wrapAad`, then every item sealed under the data key, which is wiped.
+   */
+  dataKeySealBatch(
+    wrapAad: Uint8Array,
+    plaintexts: readonly Uint8Array[],
+    aads: readonly Uint8Array[],
+  ): { wrappedKey: Buffer; sealed: Buffer[] } {
+    let out: Buffer[];
+    try {
+      out = this.#crypto.backend.dataKeySealBatch(this.#ref, wrapAad, plaintexts, aads);
+    } catch (err) {
+      rethrow(err);
+    }
+    const wrappedKey = out[0] as Buffer;
+    return { wrappedKey, sealed: out.slice(1) };
+  }
+
+  /** Inverse of dataKeySealBatch over items that may carry different wrapped data keys; `null` per failed item. */
+  dataKeyOpenBatch(
+    wrappedKeys: readonly Uint8Array[],
+    wrapAads: readonly Uint8Array[],
+    sealed: readonly Uint8Array[],
+    aads: readonly Uint8Array[],
+  ): (Buffer | null)[] {
+    try {
+      return this.#crypto.backend.dataKeyOpenBatch(this.#ref, wrappedKeys, wrapAads, sealed, aads);
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  /** HMAC-SHA-256 under this key. */
+  hmac(data: Uint8Array): Buffer {
+    try {
+      return this.#crypto.backend.hmacSha256(this.#ref, data);
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  /** HKDF-SHA-256 (RFC 5869) of this key: a new 256-bit key. */
+  derive(salt: Uint8Array, info: Uint8Array): KeyHandle {
+    try {
+      return new KeyHandle(this.#crypto, this.#crypto.backend.deriveKey(this.#ref, salt, info));
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  /** Raw Shamir points (x ‖ y, 33 bytes each); use shamir-share.ts for the framed, checked share format. */
+  splitRaw(m: number, n: number): Buffer[] {
+    try {
+      return this.#crypto.backend.shamirSplit(this.#ref, m, n);
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  /** @internal */
+  refFor(crypto: Crypto): RawKeyRef {
+    if (crypto !== this.#crypto) {
+      throw new CryptoError('backend_mismatch', 'key handle belongs to another crypto backend');
+    }
+    return this.#ref;
+  }
+}
+
+/** One backend, with key constructors. */
+export class Crypto {
+  constructor(readonly backend: CryptoBackend) {}
+
+  /** A fresh random 256-bit key made inside the backend. */
+  generateKey(): KeyHandle {
+    return new KeyHandle(this, this.backend.keyGenerate());
+  }
+
+  /** Imports exactly 32 bytes and zero-fills `bytes` afterwards. */
+  importKey(bytes: Uint8Array): KeyHandle {
+    try {
+      return new KeyHandle(this, this.backend.keyImport(bytes));
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  /** Rebuilds a key from raw Shamir points (see KeyHandle.splitRaw). */
+  combineRaw(shares: readonly Uint8Array[]): KeyHandle {
+    try {
+      return new KeyHandle(this, this.backend.shamirCombine(shares));
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  /** @internal */
+  refOf(key: KeyHandle): RawKeyRef {
+    return key.refFor(this);
+  }
+}
+
+const instances = new Map<string, Crypto>();
+
+/** The Crypto of a named backend (cached). Throws when the native module cannot load. */
+export function cryptoFor(name: BackendName): Crypto {
+  let c = instances.get(name);
+  if (!c) {
+    c = new Crypto(backendByName(name));
+    instances.set(name, c);
+  }
+  return c;
+}
+
+/** The process default, chosen by KCM_CRYPTO_BACKEND (see ts/load.ts). */
+export function defaultCrypto(): Crypto {
+  return cryptoFor(selectBackend().name);
+}

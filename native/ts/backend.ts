@@ -1,0 +1,106 @@
+/**
+ * The contract every crypto backend implements: the Rust N-API module
+ * (`native/src`) and the `node:crypto` fallback (`node-backend.ts`).
+ *
+ * Both backends produce byte-identical formats, so a blob sealed by one opens
+ * with the other. Key material never crosses this interface as bytes: keys are
+ * opaque {@link RawKeyRef} values, and the only way in is {@link CryptoBackend.keyImport}
+ * (which zeroes the caller's buffer) or generation inside the backend.
+ *
+ * Formats (SPEC.md §2):
+ *  - sealed blob  = nonce (12 bytes, random) ‖ ciphertext (len(plaintext)) ‖ tag (16 bytes)
+ *  - wrapped key  = a sealed blob of the 32 key bytes: 60 bytes
+ *  - Shamir share = x (1 byte, 1..255) ‖ y (32 bytes); framing is added by `shamir-share.ts`
+ */
+
+/** An opaque reference to a key held by a backend. Never inspect it. */
+export type RawKeyRef = object & { readonly __kcmKeyRef: unique symbol };
+
+export interface RawKeyInfo {
+  /** Process-unique id of the handle, assigned at creation (1, 2, …). */
+  id: number;
+  /** True when the key bytes sit on an mlock'ed, MADV_DONTDUMP page. */
+  locked: boolean;
+  /** True after keyDestroy (or a wipe by seal/revocation); every use then throws. */
+  destroyed: boolean;
+  /** AES-GCM encryptions made under this key (seal, batch items, wraps, data-key wraps). */
+  encryptions: number;
+}
+
+export interface BackendStatus {
+  /** `native` or `node`. */
+  name: 'native' | 'node';
+  /** Keys currently alive in this backend. */
+  liveKeys: number;
+  /** True when the key memory of this backend can be mlock'ed (native only). */
+  memoryLockable: boolean;
+  /** Why memory is not lockable, when it is not. */
+  memoryLockError?: string;
+}
+
+/**
+ * Low-level backend contract. Misuse (destroyed key, wrong argument types or
+ * lengths, bad Shamir parameters) throws an Error whose message starts with a
+ * stable code in brackets, e.g. `[key_destroyed] …`; authentication failures
+ * are not exceptions: they return `null` (single) or a `null` item (batch).
+ */
+export interface CryptoBackend {
+  readonly name: 'native' | 'node';
+  status(): BackendStatus;
+
+  /** 32 random bytes made inside the backend. */
+  keyGenerate(): RawKeyRef;
+  /** Copies exactly 32 bytes into key memory, then zero-fills `bytes`. */
+  keyImport(bytes: Uint8Array): RawKeyRef;
+  /** Wipes the key. Idempotent. */
+  keyDestroy(key: RawKeyRef): void;
+  keyInfo(key: RawKeyRef): RawKeyInfo;
+
+  /** AES-256-GCM with a fresh 96-bit random nonce; returns nonce ‖ ct ‖ tag. */
+  seal(key: RawKeyRef, plaintext: Uint8Array, aad: Uint8Array): Buffer;
+  /** Opens nonce ‖ ct ‖ tag; `null` if authentication fails or the blob is shorter than 28 bytes. */
+  open(key: RawKeyRef, sealed: Uint8Array, aad: Uint8Array): Buffer | null;
+  /** One call, many items under one key. `aads.length` must equal `plaintexts.length`. */
+  sealBatch(key: RawKeyRef, plaintexts: readonly Uint8Array[], aads: readonly Uint8Array[]): Buffer[];
+  /** Per-item `null` on authentication failure; the other items still open. */
+  openBatch(key: RawKeyRef, sealed: readonly Uint8Array[], aads: readonly Uint8Array[]): (Buffer | null)[];
+
+  /** Seals the 32 bytes of `target` under `kek`: 60 bytes. */
+  wrapKey(kek: RawKeyRef, target: RawKeyRef, aad: Uint8Array): Buffer;
+  /** A new key from a wrapped blob, or `null` when authentication fails or the blob is not 60 bytes. */
+  unwrapKey(kek: RawKeyRef, wrapped: Uint8Array, aad: Uint8Array): RawKeyRef | null;
+
+  /**
+   * Envelope encryption in one call: makes a fresh data key inside the backend,
+   * wraps it under `kek` with `wrapAad`, seals every item under it, wipes it.
+   * Returns `[wrappedDataKey (60 bytes), sealed_0, sealed_1, …]`.
+   */
+  dataKeySealBatch(
+    kek: RawKeyRef,
+    wrapAad: Uint8Array,
+    plaintexts: readonly Uint8Array[],
+    aads: readonly Uint8Array[],
+  ): Buffer[];
+  /**
+   * The inverse: item i is opened with the data key unwrapped from `wrappedKeys[i]`
+   * (under `kek`, AAD `wrapAads[i]`); consecutive identical wrapped keys are unwrapped once.
+   * `null` for an item whose data key or ciphertext fails authentication.
+   */
+  dataKeyOpenBatch(
+    kek: RawKeyRef,
+    wrappedKeys: readonly Uint8Array[],
+    wrapAads: readonly Uint8Array[],
+    sealed: readonly Uint8Array[],
+    aads: readonly Uint8Array[],
+  ): (Buffer | null)[];
+
+  /** HMAC-SHA-256 keyed by the key's 32 bytes. */
+  hmacSha256(key: RawKeyRef, data: Uint8Array): Buffer;
+  /** HKDF-SHA-256 (RFC 5869), IKM = the key, salt = `salt` (may be empty), L = 32: a new key. */
+  deriveKey(key: RawKeyRef, salt: Uint8Array, info: Uint8Array): RawKeyRef;
+
+  /** Splits the key into `n` shares, any `m` of which rebuild it (2 ≤ m ≤ n ≤ 255). Each share is x ‖ y (33 bytes). */
+  shamirSplit(key: RawKeyRef, m: number, n: number): Buffer[];
+  /** Rebuilds the key from ≥ 2 shares of 33 bytes with distinct non-zero x (Lagrange at 0). */
+  shamirCombine(shares: readonly Uint8Array[]): RawKeyRef;
+}

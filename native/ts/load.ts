@@ -1,0 +1,77 @@
+/**
+ * Chooses the crypto backend for this process.
+ *
+ * KCM_CRYPTO_BACKEND=native  → the Rust module or an error (never a silent fallback).
+ * KCM_CRYPTO_BACKEND=node    → the node:crypto fallback.
+ * unset / empty              → native when its binary loads, else node, with a loud warning.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { CryptoBackend } from './backend.ts';
+import { nodeBackend } from './node-backend.ts';
+
+export type BackendName = 'native' | 'node';
+
+/** Where the built binary lives: native/openkcm-native.<platform>-<arch>[-gnu].node. */
+export const NATIVE_DIR = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+export function nativeBinaryPath(): string {
+  const abi = process.platform === 'linux' ? '-gnu' : '';
+  return join(NATIVE_DIR, `openkcm-native.${process.platform}-${process.arch}${abi}.node`);
+}
+
+export interface NativeLoadResult {
+  backend: (CryptoBackend & { processHarden(): { coreDumpsDisabled: boolean } }) | null;
+  path: string;
+  /** Why the native module did not load, when it did not. */
+  error?: string;
+}
+
+let nativeResult: NativeLoadResult | undefined;
+
+/** Loads the native module once; never throws. */
+export function loadNative(): NativeLoadResult {
+  if (nativeResult) return nativeResult;
+  const path = nativeBinaryPath();
+  if (!existsSync(path)) {
+    nativeResult = { backend: null, path, error: `binary not built (${path}); run npm run build:native` };
+    return nativeResult;
+  }
+  try {
+    const mod = createRequire(import.meta.url)(path) as Record<string, unknown>;
+    nativeResult = { backend: Object.freeze({ ...mod, name: 'native' }) as NativeLoadResult['backend'], path };
+  } catch (err) {
+    nativeResult = { backend: null, path, error: err instanceof Error ? err.message : String(err) };
+  }
+  return nativeResult;
+}
+
+/** Returns the named backend, or throws with the reason it cannot be had. */
+export function backendByName(name: BackendName): CryptoBackend {
+  if (name === 'node') return nodeBackend;
+  const native = loadNative();
+  if (!native.backend) throw new Error(`native crypto backend unavailable: ${native.error}`);
+  return native.backend;
+}
+
+let warned = false;
+
+/** The backend this process uses, from KCM_CRYPTO_BACKEND (see the file comment). */
+export function selectBackend(env: NodeJS.ProcessEnv = process.env): CryptoBackend {
+  const wanted = env.KCM_CRYPTO_BACKEND?.trim() ?? '';
+  if (wanted === 'native' || wanted === 'node') return backendByName(wanted);
+  if (wanted !== '') throw new Error(`KCM_CRYPTO_BACKEND must be "native" or "node", got ${JSON.stringify(wanted)}`);
+  const native = loadNative();
+  if (native.backend) return native.backend;
+  if (!warned) {
+    warned = true;
+    process.emitWarning(
+      `native crypto module not loaded (${native.error}); falling back to node:crypto: ` +
+        'keys are NOT in locked memory and batches cost one call per item',
+      { code: 'KCM_CRYPTO_FALLBACK' },
+    );
+  }
+  return nodeBackend;
+}

@@ -1,0 +1,265 @@
+/**
+ * Fallback backend on `node:crypto`, selected when the native binary cannot
+ * load (or with KCM_CRYPTO_BACKEND=node). Same formats byte for byte as the
+ * Rust module (see backend.ts), so either side opens what the other sealed.
+ *
+ * Weaker than native, and it says so: key bytes live in the V8-external heap
+ * (Buffers), are not mlock'ed (`locked: false`) and may appear in a core dump.
+ * They are still never returned to callers, and are zero-filled on destroy.
+ */
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomFillSync } from 'node:crypto';
+import type { BackendStatus, CryptoBackend, RawKeyInfo, RawKeyRef } from './backend.ts';
+import { backendError } from './backend-error.ts';
+import { gfInterpolateAtZero, gfPolyEval } from './gf256.ts';
+
+const KEY_LEN = 32;
+const NONCE_LEN = 12;
+const TAG_LEN = 16;
+const WRAPPED_LEN = NONCE_LEN + KEY_LEN + TAG_LEN;
+const SHARE_LEN = 1 + KEY_LEN;
+
+interface KeySlot {
+  id: number;
+  bytes: Buffer;
+  destroyed: boolean;
+  encryptions: number;
+}
+
+/** Handles are frozen empty objects; the slot behind each is reachable only through this map. */
+const slots = new WeakMap<object, KeySlot>();
+const wipeOnGc = new FinalizationRegistry<Buffer>((bytes) => bytes.fill(0));
+let nextId = 1;
+let liveKeys = 0;
+
+function newKey(bytes: Buffer): RawKeyRef {
+  const ref = Object.freeze(Object.create(null)) as object;
+  slots.set(ref, { id: nextId++, bytes, destroyed: false, encryptions: 0 });
+  wipeOnGc.register(ref, bytes, ref);
+  liveKeys++;
+  return ref as RawKeyRef;
+}
+
+function slotOf(key: RawKeyRef, allowDestroyed = false): KeySlot {
+  const slot = typeof key === 'object' && key !== null ? slots.get(key) : undefined;
+  if (!slot) throw backendError('invalid_key', 'argument is not a key handle of the node backend');
+  if (slot.destroyed && !allowDestroyed) throw backendError('key_destroyed', `key ${slot.id} has been destroyed`);
+  return slot;
+}
+
+function bytesArg(value: unknown, name: string): Uint8Array {
+  if (!(value instanceof Uint8Array)) throw backendError('invalid_argument', `${name} must be a Buffer or Uint8Array`);
+  return value;
+}
+
+function sameLength(a: readonly unknown[], b: readonly unknown[], what: string): void {
+  if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) {
+    throw backendError('invalid_argument', `${what}: arrays must have equal length`);
+  }
+}
+
+function sealWith(keyBytes: Buffer, plaintext: Uint8Array, aad: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(NONCE_LEN + plaintext.length + TAG_LEN);
+  const nonce = out.subarray(0, NONCE_LEN);
+  randomFillSync(nonce);
+  const cipher = createCipheriv('aes-256-gcm', keyBytes, nonce, { authTagLength: TAG_LEN });
+  cipher.setAAD(aad);
+  let off = NONCE_LEN + cipher.update(plaintext).copy(out, NONCE_LEN);
+  off += cipher.final().copy(out, off);
+  cipher.getAuthTag().copy(out, off);
+  return out;
+}
+
+function openWith(keyBytes: Buffer, sealed: Uint8Array, aad: Uint8Array): Buffer | null {
+  if (sealed.length < NONCE_LEN + TAG_LEN) return null;
+  const nonce = sealed.subarray(0, NONCE_LEN);
+  const tag = sealed.subarray(sealed.length - TAG_LEN);
+  const decipher = createDecipheriv('aes-256-gcm', keyBytes, nonce, { authTagLength: TAG_LEN });
+  decipher.setAAD(aad);
+  decipher.setAuthTag(tag);
+  const body = decipher.update(sealed.subarray(NONCE_LEN, sealed.length - TAG_LEN));
+  try {
+    const tail = decipher.final();
+    return tail.length === 0 ? body : Buffer.concat([body, tail]);
+  } catch {
+    body.fill(0);
+    return null;
+  }
+}
+
+function unwrapBytes(kek: Buffer, wrapped: Uint8Array, aad: Uint8Array): Buffer | null {
+  if (wrapped.length !== WRAPPED_LEN) return null;
+  return openWith(kek, wrapped, aad);
+}
+
+function equalBytes(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
+  return a !== undefined && b !== undefined && Buffer.compare(a, b) === 0;
+}
+
+export const nodeBackend: CryptoBackend = {
+  name: 'node',
+
+  status(): BackendStatus {
+    return { name: 'node', liveKeys, memoryLockable: false, memoryLockError: 'node:crypto backend cannot lock memory' };
+  },
+
+  keyGenerate() {
+    const bytes = Buffer.alloc(KEY_LEN);
+    randomFillSync(bytes);
+    return newKey(bytes);
+  },
+
+  keyImport(bytes) {
+    const src = bytesArg(bytes, 'bytes');
+    if (src.length !== KEY_LEN) throw backendError('invalid_key_length', `key must be ${KEY_LEN} bytes, got ${src.length}`);
+    const copy = Buffer.from(src);
+    src.fill(0);
+    return newKey(copy);
+  },
+
+  keyDestroy(key) {
+    const slot = slotOf(key, true);
+    if (slot.destroyed) return;
+    slot.bytes.fill(0);
+    slot.destroyed = true;
+    wipeOnGc.unregister(key);
+    liveKeys--;
+  },
+
+  keyInfo(key): RawKeyInfo {
+    const slot = slotOf(key, true);
+    return { id: slot.id, locked: false, destroyed: slot.destroyed, encryptions: slot.encryptions };
+  },
+
+  seal(key, plaintext, aad) {
+    const slot = slotOf(key);
+    const out = sealWith(slot.bytes, bytesArg(plaintext, 'plaintext'), bytesArg(aad, 'aad'));
+    slot.encryptions++;
+    return out;
+  },
+
+  open(key, sealed, aad) {
+    return openWith(slotOf(key).bytes, bytesArg(sealed, 'sealed'), bytesArg(aad, 'aad'));
+  },
+
+  sealBatch(key, plaintexts, aads) {
+    const slot = slotOf(key);
+    sameLength(plaintexts, aads, 'sealBatch');
+    const out = plaintexts.map((p, i) => sealWith(slot.bytes, bytesArg(p, `plaintexts[${i}]`), bytesArg(aads[i], `aads[${i}]`)));
+    slot.encryptions += out.length;
+    return out;
+  },
+
+  openBatch(key, sealed, aads) {
+    const slot = slotOf(key);
+    sameLength(sealed, aads, 'openBatch');
+    return sealed.map((s, i) => openWith(slot.bytes, bytesArg(s, `sealed[${i}]`), bytesArg(aads[i], `aads[${i}]`)));
+  },
+
+  wrapKey(kek, target, aad) {
+    const k = slotOf(kek);
+    const out = sealWith(k.bytes, slotOf(target).bytes, bytesArg(aad, 'aad'));
+    k.encryptions++;
+    return out;
+  },
+
+  unwrapKey(kek, wrapped, aad) {
+    const bytes = unwrapBytes(slotOf(kek).bytes, bytesArg(wrapped, 'wrapped'), bytesArg(aad, 'aad'));
+    return bytes ? newKey(bytes) : null;
+  },
+
+  dataKeySealBatch(kek, wrapAad, plaintexts, aads) {
+    const k = slotOf(kek);
+    sameLength(plaintexts, aads, 'dataKeySealBatch');
+    const dek = Buffer.alloc(KEY_LEN);
+    randomFillSync(dek);
+    try {
+      const out = [sealWith(k.bytes, dek, bytesArg(wrapAad, 'wrapAad'))];
+      k.encryptions++;
+      for (let i = 0; i < plaintexts.length; i++) {
+        out.push(sealWith(dek, bytesArg(plaintexts[i], `plaintexts[${i}]`), bytesArg(aads[i], `aads[${i}]`)));
+      }
+      return out;
+    } finally {
+      dek.fill(0);
+    }
+  },
+
+  dataKeyOpenBatch(kek, wrappedKeys, wrapAads, sealed, aads) {
+    const k = slotOf(kek);
+    sameLength(wrappedKeys, wrapAads, 'dataKeyOpenBatch');
+    sameLength(wrappedKeys, sealed, 'dataKeyOpenBatch');
+    sameLength(wrappedKeys, aads, 'dataKeyOpenBatch');
+    const out: (Buffer | null)[] = [];
+    let dek: Buffer | null = null;
+    for (let i = 0; i < sealed.length; i++) {
+      const wrapped = bytesArg(wrappedKeys[i], `wrappedKeys[${i}]`);
+      const wrapAad = bytesArg(wrapAads[i], `wrapAads[${i}]`);
+      if (i === 0 || !equalBytes(wrapped, wrappedKeys[i - 1]) || !equalBytes(wrapAad, wrapAads[i - 1])) {
+        dek?.fill(0);
+        dek = unwrapBytes(k.bytes, wrapped, wrapAad);
+      }
+      const item = bytesArg(sealed[i], `sealed[${i}]`);
+      const itemAad = bytesArg(aads[i], `aads[${i}]`);
+      out.push(dek ? openWith(dek, item, itemAad) : null);
+    }
+    dek?.fill(0);
+    return out;
+  },
+
+  hmacSha256(key, data) {
+    return createHmac('sha256', slotOf(key).bytes)
+      .update(bytesArg(data, 'data'))
+      .digest();
+  },
+
+  deriveKey(key, salt, info) {
+    const okm = hkdfSync('sha256', slotOf(key).bytes, bytesArg(salt, 'salt'), bytesArg(info, 'info'), KEY_LEN);
+    return newKey(Buffer.from(okm));
+  },
+
+  shamirSplit(key, m, n) {
+    const secret = slotOf(key).bytes;
+    if (!Number.isInteger(m) || !Number.isInteger(n) || m < 2 || n < m || n > 255) {
+      throw backendError('invalid_shamir_parameters', `need 2 <= m <= n <= 255, got m=${m} n=${n}`);
+    }
+    const coeffs = Buffer.alloc(m);
+    const shares = Array.from({ length: n }, (_, i) => {
+      const share = Buffer.alloc(SHARE_LEN);
+      share[0] = i + 1;
+      return share;
+    });
+    try {
+      for (let b = 0; b < KEY_LEN; b++) {
+        coeffs[0] = secret[b] as number;
+        randomFillSync(coeffs, 1);
+        for (const share of shares) share[1 + b] = gfPolyEval(coeffs, share[0] as number);
+      }
+    } finally {
+      coeffs.fill(0);
+    }
+    return shares;
+  },
+
+  shamirCombine(shares) {
+    if (!Array.isArray(shares)) throw backendError('invalid_argument', 'shares must be an array');
+    if (shares.length < 2) throw backendError('not_enough_shares', `need at least 2 shares, got ${shares.length}`);
+    const xs: number[] = [];
+    for (const [i, s] of shares.entries()) {
+      if (!(s instanceof Uint8Array) || s.length !== SHARE_LEN) {
+        throw backendError('invalid_share', `share ${i} must be ${SHARE_LEN} bytes`);
+      }
+      const x = s[0] as number;
+      if (x === 0) throw backendError('invalid_share', `share ${i} has x = 0`);
+      if (xs.includes(x)) throw backendError('duplicate_share', `share ${i} repeats x = ${x}`);
+      xs.push(x);
+    }
+    const secret = Buffer.alloc(KEY_LEN);
+    const ys = new Uint8Array(shares.length);
+    for (let b = 0; b < KEY_LEN; b++) {
+      for (let i = 0; i < shares.length; i++) ys[i] = (shares[i] as Uint8Array)[1 + b] as number;
+      secret[b] = gfInterpolateAtZero(xs, ys);
+    }
+    ys.fill(0);
+    return newKey(secret);
+  },
+};
