@@ -1,0 +1,139 @@
+/**
+ * Field encryption with the envelope of SPEC.md §5: one backend call per
+ * request to encrypt (a fresh L4 data key per call, wrapped under the L3 key),
+ * one backend call per L3 key version to decrypt, per-item results.
+ */
+import type { KeyHandle } from '../../../native/index.ts';
+import { KcmError } from '../errors.ts';
+import {
+  dataKeyWrapAad,
+  encodeFieldHeader,
+  type FieldEnvelope,
+  type FieldKeyRef,
+  fieldAad,
+  MAX_FIELD_PLAINTEXT,
+  parseEnvelope,
+  serializeEnvelope,
+} from '../format/envelope.ts';
+
+/** Why a field did not decrypt. Callers answer the opaque `decryption_failed`; this goes to the audit log. */
+export type FieldFailureReason =
+  | 'format_prefix'
+  | 'format_version'
+  | 'format_encoding'
+  | 'format_header'
+  | 'format_length'
+  | 'wrong_tenant'
+  | 'unknown_key'
+  | 'auth_failed';
+
+export type FieldOpenResult = { ok: true; plaintext: Buffer } | { ok: false; reason: FieldFailureReason };
+
+/** Finds the L3 key version a ciphertext names, or undefined when this caller cannot have it. */
+export type FieldKeyResolver = (ref: FieldKeyRef) => KeyHandle | undefined;
+
+/**
+ * Encrypts every plaintext under one fresh data key wrapped by `l3` (which must
+ * be the key `ref` names), binding each to its context. One backend call.
+ * Throws KcmError `plaintext_too_large`, `invalid_context`, `format_header` (bad ref).
+ */
+export function encryptFields(
+  l3: KeyHandle,
+  ref: FieldKeyRef,
+  plaintexts: readonly Uint8Array[],
+  contexts: readonly Uint8Array[],
+): string[] {
+  if (plaintexts.length !== contexts.length) {
+    throw new KcmError('invalid_argument', 'plaintexts and contexts differ in length');
+  }
+  const header = encodeFieldHeader(ref);
+  const aads: Buffer[] = new Array(plaintexts.length);
+  for (let i = 0; i < plaintexts.length; i++) {
+    if ((plaintexts[i] as Uint8Array).length > MAX_FIELD_PLAINTEXT) {
+      throw new KcmError('plaintext_too_large', `item ${i} exceeds ${MAX_FIELD_PLAINTEXT} bytes`);
+    }
+    aads[i] = fieldAad(header, contexts[i] as Uint8Array);
+  }
+  const { wrappedKey, sealed } = l3.dataKeySealBatch(dataKeyWrapAad(ref), plaintexts, aads);
+  return sealed.map((s) => serializeEnvelope(header, wrappedKey, s));
+}
+
+function formatReason(err: unknown): FieldFailureReason {
+  if (err instanceof KcmError && err.code.startsWith('format_')) return err.code as FieldFailureReason;
+  throw err;
+}
+
+/**
+ * Decrypts field ciphertexts for a caller of `expectedTenant`. Items naming
+ * another tenant fail (`wrong_tenant`) before any key is looked up; items are
+ * grouped by L3 key version and each group is opened in one backend call.
+ * A bad ciphertext is a per-item failure, never an exception; throws only for
+ * caller errors (`invalid_context` past 4 KiB, mismatched array lengths).
+ */
+export function decryptFields(
+  expectedTenant: string,
+  resolve: FieldKeyResolver,
+  ciphertexts: readonly string[],
+  contexts: readonly Uint8Array[],
+): FieldOpenResult[] {
+  if (ciphertexts.length !== contexts.length) {
+    throw new KcmError('invalid_argument', 'ciphertexts and contexts differ in length');
+  }
+  const results: FieldOpenResult[] = new Array(ciphertexts.length);
+  const envelopes: FieldEnvelope[] = new Array(ciphertexts.length);
+  const groups = new Map<string, number[]>();
+  for (let i = 0; i < ciphertexts.length; i++) {
+    let env: FieldEnvelope;
+    try {
+      env = parseEnvelope(ciphertexts[i] as string);
+      envelopes[i] = env;
+    } catch (err) {
+      results[i] = { ok: false, reason: formatReason(err) };
+      continue;
+    }
+    if (env.tenant !== expectedTenant) {
+      results[i] = { ok: false, reason: 'wrong_tenant' };
+      continue;
+    }
+    const id = `${env.keyId}\0${env.keyVersion}`;
+    const group = groups.get(id);
+    if (group) group.push(i);
+    else groups.set(id, [i]);
+  }
+  for (const items of groups.values()) openGroup(resolve, envelopes, items, contexts, results);
+  return results;
+}
+
+/** Opens the items of one L3 key version in one backend call. */
+function openGroup(
+  resolve: FieldKeyResolver,
+  envelopes: readonly FieldEnvelope[],
+  items: readonly number[],
+  contexts: readonly Uint8Array[],
+  results: FieldOpenResult[],
+): void {
+  const first = envelopes[items[0] as number] as FieldEnvelope;
+  const key = resolve(first);
+  if (!key) {
+    for (const i of items) results[i] = { ok: false, reason: 'unknown_key' };
+    return;
+  }
+  const wrapAad = dataKeyWrapAad(first);
+  const n = items.length;
+  const wrappedKeys: Uint8Array[] = new Array(n);
+  const wrapAads: Uint8Array[] = new Array(n).fill(wrapAad);
+  const sealed: Uint8Array[] = new Array(n);
+  const aads: Uint8Array[] = new Array(n);
+  for (let k = 0; k < n; k++) {
+    const i = items[k] as number;
+    const env = envelopes[i] as FieldEnvelope;
+    wrappedKeys[k] = env.wrappedKey;
+    sealed[k] = env.sealed;
+    aads[k] = fieldAad(env.header, contexts[i] as Uint8Array);
+  }
+  const opened = key.dataKeyOpenBatch(wrappedKeys, wrapAads, sealed, aads);
+  for (let k = 0; k < n; k++) {
+    const plaintext = opened[k];
+    results[items[k] as number] = plaintext ? { ok: true, plaintext } : { ok: false, reason: 'auth_failed' };
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * The error table of OpenKCM: stable code → HTTP status → source → message.
+ * Every code here is documented in docs/errors.md (a test checks it). One
+ * function maps a source to its default status class (STYLE.md "Errors").
+ */
+
+/** Where an error comes from; decides the status class. */
+export type ErrorSource = 'client' | 'upstream' | 'internal' | 'keys';
+
+export interface ErrorSpec {
+  status: number;
+  source: ErrorSource;
+  message: string;
+}
+
+export const ERRORS = {
+  // Field ciphertext and wrapped-key formats (SPEC.md §5). Clients see these only
+  // where the format itself is the subject (e.g. a validation endpoint); decrypt
+  // paths report them as the opaque `decryption_failed`.
+  format_prefix: { status: 400, source: 'client', message: 'not an OpenKCM ciphertext (bad prefix)' },
+  format_version: { status: 400, source: 'client', message: 'unsupported ciphertext format version' },
+  format_encoding: { status: 400, source: 'client', message: 'ciphertext is not canonical base64url or is too long' },
+  format_header: { status: 400, source: 'client', message: 'malformed ciphertext header' },
+  format_length: { status: 400, source: 'client', message: 'ciphertext length does not match its header' },
+  invalid_tenant_id: { status: 400, source: 'client', message: 'invalid tenant id' },
+  invalid_key_id: { status: 400, source: 'client', message: 'invalid key id' },
+  invalid_key_version: { status: 400, source: 'client', message: 'invalid key version' },
+  invalid_context: { status: 400, source: 'client', message: 'invalid encryption context' },
+  plaintext_too_large: { status: 413, source: 'client', message: 'plaintext exceeds the per-field limit' },
+  // Decryption: one opaque error whatever the cause; the reason goes to the audit log.
+  decryption_failed: { status: 400, source: 'client', message: 'decryption failed' },
+  // Crypto backend misuse: these are programming errors, never client input.
+  invalid_argument: { status: 500, source: 'internal', message: 'invalid argument to the crypto backend' },
+  invalid_key: { status: 500, source: 'internal', message: 'not a key handle' },
+  invalid_key_length: { status: 400, source: 'client', message: 'key material must be 32 bytes' },
+  key_destroyed: { status: 503, source: 'keys', message: 'key has been destroyed' },
+  backend_mismatch: { status: 500, source: 'internal', message: 'key handle belongs to another crypto backend' },
+  key_usage_exhausted: { status: 503, source: 'keys', message: 'key version reached its encryption budget' },
+  // Shamir shares (SPEC.md §6).
+  invalid_shamir_parameters: { status: 400, source: 'client', message: 'invalid Shamir parameters' },
+  invalid_share: { status: 400, source: 'client', message: 'invalid Shamir share' },
+  duplicate_share: { status: 400, source: 'client', message: 'duplicate Shamir share' },
+  not_enough_shares: { status: 400, source: 'client', message: 'not enough Shamir shares' },
+  foreign_share: { status: 400, source: 'client', message: 'share belongs to another split' },
+  share_mismatch: { status: 400, source: 'client', message: 'shares do not rebuild the key' },
+  // Environment.
+  native_unavailable: { status: 500, source: 'internal', message: 'native crypto module unavailable' },
+  invalid_config: { status: 500, source: 'internal', message: 'invalid configuration' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** Default status of a source: client → 400, upstream → 502, internal → 500, keys → 503. */
+export function statusForSource(source: ErrorSource): number {
+  switch (source) {
+    case 'client':
+      return 400;
+    case 'upstream':
+      return 502;
+    case 'internal':
+      return 500;
+    case 'keys':
+      return 503;
+  }
+}
+
+/** An error with a stable code; `detail` may name the bad field but never holds secrets. */
+export class KcmError extends Error {
+  override readonly name = 'KcmError';
+  readonly status: number;
+  readonly source: ErrorSource;
+  constructor(
+    readonly code: ErrorCode,
+    readonly detail?: string,
+  ) {
+    const spec: ErrorSpec = ERRORS[code];
+    super(detail ? `${spec.message}: ${detail}` : spec.message);
+    this.status = spec.status;
+    this.source = spec.source;
+  }
+}
