@@ -14,8 +14,8 @@
 import type { CryptoBackend, RawKeyInfo, RawKeyRef } from './ts/backend.ts';
 import { type BackendName, backendByName, selectBackend } from './ts/load.ts';
 
-export type { BackendName } from './ts/load.ts';
 export type { RawKeyInfo as KeyInfo } from './ts/backend.ts';
+export type { BackendName } from './ts/load.ts';
 
 /** SP 800-38D §8.3: with random 96-bit nonces, at most 2^32 encryptions under one key. */
 export const GCM_RANDOM_NONCE_LIMIT = 2 ** 32;

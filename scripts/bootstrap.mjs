@@ -102,9 +102,17 @@ function ensureNative() {
     return;
   }
   log(existsSync(binary) ? 'native module is stale: rebuilding' : 'building the native module');
-  const env = { ...process.env, CARGO_NET_OFFLINE: 'true', PATH: `${dirname(cargo)}${delimiter}${process.env.PATH ?? ''}` };
+  const env = {
+    ...process.env,
+    CARGO_NET_OFFLINE: 'true',
+    PATH: `${dirname(cargo)}${delimiter}${process.env.PATH ?? ''}`,
+  };
   const napi = join(root, 'node_modules', '.bin', 'napi');
-  run(napi, ['build', '--release', '--platform', '--manifest-path', 'native/Cargo.toml', '--output-dir', 'native', '--no-js'], env);
+  run(
+    napi,
+    ['build', '--release', '--platform', '--manifest-path', 'native/Cargo.toml', '--output-dir', 'native', '--no-js'],
+    env,
+  );
   if (!existsSync(binary)) {
     log(`ERROR: the build did not produce ${binary}`);
     process.exit(1);

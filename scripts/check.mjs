@@ -29,7 +29,9 @@ function step(name, cmd, args) {
   const ok = !r.error && r.status === 0;
   // The test runner's own summary must stay the last lines printed, so a passing last step adds nothing.
   if (!ok || name !== 'tests') {
-    console.error(`=== ${name}: ${ok ? 'ok' : `FAILED (${r.error?.message ?? `exit ${r.status}`})`} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    console.error(
+      `=== ${name}: ${ok ? 'ok' : `FAILED (${r.error?.message ?? `exit ${r.status}`})`} in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+    );
   }
   return ok;
 }
@@ -44,7 +46,10 @@ function testFiles() {
 }
 
 const steps = [
-  ['rust', () => step('cargo test', 'cargo', ['test', '--offline', '--release', '--manifest-path', 'native/Cargo.toml'])],
+  [
+    'rust',
+    () => step('cargo test', 'cargo', ['test', '--offline', '--release', '--manifest-path', 'native/Cargo.toml']),
+  ],
   ['types', () => step('type check', bin('tsc'), ['--noEmit', '-p', 'tsconfig.json'])],
   ['lint', () => step('lint + format', bin('biome'), ['check', '.'])],
   ['ts', () => step('tests', process.execPath, ['--import', 'tsx', '--test', ...testFiles()])],
@@ -58,7 +63,10 @@ if (!existsSync(bin('tsc'))) {
   console.error('dependencies missing: run npm test (it bootstraps) or node scripts/bootstrap.mjs');
   process.exit(1);
 }
-const failed = steps.filter(([n]) => !only || n === only).filter(([, run]) => !run()).map(([n]) => n);
+const failed = steps
+  .filter(([n]) => !only || n === only)
+  .filter(([, run]) => !run())
+  .map(([n]) => n);
 if (failed.length > 0) {
   console.error(`\nFAILED steps: ${failed.join(', ')}`);
   process.exit(1);

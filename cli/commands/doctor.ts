@@ -4,9 +4,10 @@
  * and whether the uWebSockets.js native binary (not its emulation) loads.
  * Exit 0; with --strict, exit 1 when any check is not `ok`.
  */
+
+import { loadUws } from '../../gateway/src/http/uws-load.ts';
 import { defaultCrypto } from '../../native/index.ts';
 import { loadNative } from '../../native/ts/load.ts';
-import { loadUws } from '../../gateway/src/http/uws-load.ts';
 import type { Command } from '../main.ts';
 import { productVersion } from './version.ts';
 

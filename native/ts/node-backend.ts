@@ -110,7 +110,8 @@ export const nodeBackend: CryptoBackend = {
 
   keyImport(bytes) {
     const src = bytesArg(bytes, 'bytes');
-    if (src.length !== KEY_LEN) throw backendError('invalid_key_length', `key must be ${KEY_LEN} bytes, got ${src.length}`);
+    if (src.length !== KEY_LEN)
+      throw backendError('invalid_key_length', `key must be ${KEY_LEN} bytes, got ${src.length}`);
     const copy = Buffer.from(src);
     src.fill(0);
     return newKey(copy);
@@ -144,7 +145,9 @@ export const nodeBackend: CryptoBackend = {
   sealBatch(key, plaintexts, aads) {
     const slot = slotOf(key);
     sameLength(plaintexts, aads, 'sealBatch');
-    const out = plaintexts.map((p, i) => sealWith(slot.bytes, bytesArg(p, `plaintexts[${i}]`), bytesArg(aads[i], `aads[${i}]`)));
+    const out = plaintexts.map((p, i) =>
+      sealWith(slot.bytes, bytesArg(p, `plaintexts[${i}]`), bytesArg(aads[i], `aads[${i}]`)),
+    );
     slot.encryptions += out.length;
     return out;
   },
@@ -207,9 +210,7 @@ export const nodeBackend: CryptoBackend = {
   },
 
   hmacSha256(key, data) {
-    return createHmac('sha256', slotOf(key).bytes)
-      .update(bytesArg(data, 'data'))
-      .digest();
+    return createHmac('sha256', slotOf(key).bytes).update(bytesArg(data, 'data')).digest();
   },
 
   deriveKey(key, salt, info) {

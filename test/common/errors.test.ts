@@ -2,8 +2,8 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import type { CryptoErrorCode } from '../../native/index.ts';
 import { ERRORS, type ErrorCode, KcmError, statusForSource } from '../../common/src/errors.ts';
+import type { CryptoErrorCode } from '../../native/index.ts';
 
 // Compile-time: every code the crypto face throws is in the table.
 const _faceCodesAreKnown: CryptoErrorCode extends ErrorCode ? true : never = true;

@@ -1,4 +1,4 @@
-import { KcmError, type ErrorCode } from '../errors.ts';
+import { type ErrorCode, KcmError } from '../errors.ts';
 
 /**
  * A cursor over bytes that checks every length before it slices: reading past
@@ -34,7 +34,10 @@ export class ByteReader {
     const b = this.bytes;
     const p = this.#pos;
     this.#pos += 4;
-    return (((b[p] as number) << 24) | ((b[p + 1] as number) << 16) | ((b[p + 2] as number) << 8) | (b[p + 3] as number)) >>> 0;
+    return (
+      (((b[p] as number) << 24) | ((b[p + 1] as number) << 16) | ((b[p + 2] as number) << 8) | (b[p + 3] as number)) >>>
+      0
+    );
   }
 
   take(n: number, what: string): Uint8Array {

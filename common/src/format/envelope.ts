@@ -28,7 +28,8 @@ export const MAX_CONTEXT_BYTES = 4096;
 export const MAX_HEADER_BYTES = 1 + 1 + TENANT_ID_MAX + 1 + KEY_ID_MAX + 4;
 /** Smallest body: header with 1-char ids, wrapped key, nonce, tag, empty ciphertext. */
 export const MIN_BODY_BYTES = 1 + 2 + 2 + 4 + WRAPPED_KEY_SEALED_BYTES + NONCE_BYTES + TAG_BYTES;
-export const MAX_BODY_BYTES = MAX_HEADER_BYTES + WRAPPED_KEY_SEALED_BYTES + NONCE_BYTES + MAX_FIELD_PLAINTEXT + TAG_BYTES;
+export const MAX_BODY_BYTES =
+  MAX_HEADER_BYTES + WRAPPED_KEY_SEALED_BYTES + NONCE_BYTES + MAX_FIELD_PLAINTEXT + TAG_BYTES;
 const PREFIX_V1 = `${ENVELOPE_PREFIX}${ENVELOPE_VERSION}:`;
 /** Longest valid envelope string, checked before any decoding. */
 export const MAX_ENVELOPE_CHARS = PREFIX_V1.length + Math.ceil((MAX_BODY_BYTES * 4) / 3);

@@ -42,7 +42,10 @@ export function loadUws(): UwsLoadResult {
     const binary = Object.keys(require.cache).find((k) => k.endsWith(expected));
     cached = binary
       ? { uws: mod, binary }
-      : { uws: null, error: `native binary ${expected} did not load${warned ? `: ${warned.split('\n')[2] ?? warned}` : ''}` };
+      : {
+          uws: null,
+          error: `native binary ${expected} did not load${warned ? `: ${warned.split('\n')[2] ?? warned}` : ''}`,
+        };
   } catch (err) {
     cached = { uws: null, error: `${UWS_PACKAGE} not loadable: ${err instanceof Error ? err.message : String(err)}` };
   } finally {

@@ -2,10 +2,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import type { KeyHandle } from '../../../native/index.ts';
 import { decryptFields, encryptFields } from '../../../common/src/crypto/field-cipher.ts';
 import { KcmError } from '../../../common/src/errors.ts';
 import { MAX_FIELD_PLAINTEXT, parseEnvelope } from '../../../common/src/format/envelope.ts';
+import type { KeyHandle } from '../../../native/index.ts';
 import { BACKENDS, cryptoOf, skipFor } from '../../native/backends.ts';
 
 const ref = { tenant: 'acme', keyId: 'orders', keyVersion: 2 };
@@ -95,8 +95,16 @@ for (const name of BACKENDS) {
       const v2 = crypto().generateKey();
       const [a] = encryptFields(v1, { ...ref, keyVersion: 1 }, [ctx('old')], [ctx('x')]);
       const [b] = encryptFields(v2, { ...ref, keyVersion: 2 }, [ctx('new')], [ctx('x')]);
-      const out = decryptFields('acme', (r) => (r.keyVersion === 1 ? v1 : v2), [b as string, a as string], [ctx('x'), ctx('x')]);
-      assert.deepEqual(out.map((r) => (r.ok ? r.plaintext.toString() : r.reason)), ['new', 'old']);
+      const out = decryptFields(
+        'acme',
+        (r) => (r.keyVersion === 1 ? v1 : v2),
+        [b as string, a as string],
+        [ctx('x'), ctx('x')],
+      );
+      assert.deepEqual(
+        out.map((r) => (r.ok ? r.plaintext.toString() : r.reason)),
+        ['new', 'old'],
+      );
     });
 
     it('refuses oversize plaintexts and contexts with typed errors', () => {

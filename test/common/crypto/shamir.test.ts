@@ -1,10 +1,10 @@
 /** Framed Shamir shares (SPEC.md §6) on both backends: subsets, checks, and every way a share set can be wrong. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Crypto, KeyHandle } from '../../../native/index.ts';
 import { combineShares, splitKey } from '../../../common/src/crypto/shamir.ts';
 import { KcmError } from '../../../common/src/errors.ts';
 import { decodeShare, encodeShare, type Share, shareFromText, shareToText } from '../../../common/src/format/share.ts';
+import type { Crypto, KeyHandle } from '../../../native/index.ts';
 import { BACKENDS, cryptoOf, skipFor, subsets } from '../../native/backends.ts';
 
 function sameKey(a: KeyHandle, b: KeyHandle): boolean {
@@ -44,7 +44,11 @@ for (const name of BACKENDS) {
           assert.ok(sameKey(key, rebuilt), `subset ${set.map((s) => s.index)}`);
           rebuilt.destroy();
         }
-        for (const set of subsets(shares, m - 1)) assert.equal(code(() => combineShares(c(), set)), 'not_enough_shares');
+        for (const set of subsets(shares, m - 1))
+          assert.equal(
+            code(() => combineShares(c(), set)),
+            'not_enough_shares',
+          );
       });
     }
 
@@ -58,23 +62,51 @@ for (const name of BACKENDS) {
       const key = c().generateKey();
       const shares = splitKey(key, 3, 5);
       const [a, b, s3] = shares as [Share, Share, Share];
-      assert.equal(code(() => combineShares(c(), [a, b, a])), 'duplicate_share');
+      assert.equal(
+        code(() => combineShares(c(), [a, b, a])),
+        'duplicate_share',
+      );
       const foreign = splitKey(c().generateKey(), 3, 5);
-      assert.equal(code(() => combineShares(c(), [a, b, foreign[2] as Share])), 'foreign_share');
+      assert.equal(
+        code(() => combineShares(c(), [a, b, foreign[2] as Share])),
+        'foreign_share',
+      );
       const sameKeyOtherSplit = splitKey(key, 3, 5);
-      assert.equal(code(() => combineShares(c(), [a, b, sameKeyOtherSplit[2] as Share])), 'foreign_share');
+      assert.equal(
+        code(() => combineShares(c(), [a, b, sameKeyOtherSplit[2] as Share])),
+        'foreign_share',
+      );
       const tampered = { ...s3, y: Buffer.from(s3.y).fill(7, 0, 1) };
-      assert.equal(code(() => combineShares(c(), [a, b, tampered])), 'share_mismatch');
-      assert.equal(code(() => combineShares(c(), [])), 'not_enough_shares');
+      assert.equal(
+        code(() => combineShares(c(), [a, b, tampered])),
+        'share_mismatch',
+      );
+      assert.equal(
+        code(() => combineShares(c(), [])),
+        'not_enough_shares',
+      );
       const bytes = encodeShare(s3);
       for (let i = 0; i < bytes.length; i++) {
         const bad = Buffer.from(bytes);
         bad[i] = (bad[i] as number) ^ 0x20;
-        assert.equal(code(() => decodeShare(bad)), 'invalid_share', `byte ${i}`);
+        assert.equal(
+          code(() => decodeShare(bad)),
+          'invalid_share',
+          `byte ${i}`,
+        );
       }
-      assert.equal(code(() => shareFromText('okcm-share:1:!!')), 'invalid_share');
-      assert.equal(code(() => shareFromText('hello')), 'invalid_share');
-      assert.equal(code(() => decodeShare(bytes.subarray(1))), 'invalid_share');
+      assert.equal(
+        code(() => shareFromText('okcm-share:1:!!')),
+        'invalid_share',
+      );
+      assert.equal(
+        code(() => shareFromText('hello')),
+        'invalid_share',
+      );
+      assert.equal(
+        code(() => decodeShare(bytes.subarray(1))),
+        'invalid_share',
+      );
     });
 
     it('messages never contain share or key material', () => {

@@ -29,7 +29,11 @@ describe('strict base64url', () => {
 
   it('refuses padding, the standard alphabet, white space and impossible lengths', () => {
     for (const bad of ['AA==', 'AB+/', 'AB C', 'A', 'AAAAA', 'AB', 'AAB', 'Zg=', ' Zg']) {
-      assert.throws(() => decodeBase64urlStrict(bad), (e: Error & { code?: string }) => e.code === 'format_encoding', bad);
+      assert.throws(
+        () => decodeBase64urlStrict(bad),
+        (e: Error & { code?: string }) => e.code === 'format_encoding',
+        bad,
+      );
     }
     assert.deepEqual(decodeBase64urlStrict('Zg'), Buffer.from('f'));
     assert.deepEqual(decodeBase64urlStrict('AAA'), Buffer.alloc(2));

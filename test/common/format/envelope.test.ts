@@ -64,13 +64,20 @@ describe('field envelope codec', () => {
 
   it('random strings never crash: success or a typed format error', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.string(), fc.string().map((s) => `okcm:1:${s}`), fc.base64String().map((s) => `okcm:1:${s}`)), (s) => {
-        try {
-          parseEnvelope(s);
-        } catch (err) {
-          assert.ok(err instanceof KcmError && err.code.startsWith('format_'), String(err));
-        }
-      }),
+      fc.property(
+        fc.oneof(
+          fc.string(),
+          fc.string().map((s) => `okcm:1:${s}`),
+          fc.base64String().map((s) => `okcm:1:${s}`),
+        ),
+        (s) => {
+          try {
+            parseEnvelope(s);
+          } catch (err) {
+            assert.ok(err instanceof KcmError && err.code.startsWith('format_'), String(err));
+          }
+        },
+      ),
       { numRuns: 2000 },
     );
   });
@@ -89,7 +96,11 @@ describe('field envelope codec', () => {
   });
 
   it('every truncation of a valid envelope is refused or parses a shorter ciphertext', () => {
-    const s = serializeEnvelope(encodeFieldHeader({ tenant: 'acme', keyId: 'k', keyVersion: 3 }), Buffer.alloc(60, 1), Buffer.alloc(40, 2));
+    const s = serializeEnvelope(
+      encodeFieldHeader({ tenant: 'acme', keyId: 'k', keyVersion: 3 }),
+      Buffer.alloc(60, 1),
+      Buffer.alloc(40, 2),
+    );
     for (let n = 0; n < s.length; n++) {
       const cut = s.slice(0, n);
       try {

@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { decryptFields, type FieldFailureReason } from '../../../common/src/crypto/field-cipher.ts';
+import { BACKENDS, cryptoOf, skipFor } from '../../native/backends.ts';
 import { generate, VECTOR_FILE } from '../../vectors/generate-envelope-vectors.ts';
 import { OUTCOMES, type Outcome, parseVectors } from '../../vectors/vector-file.ts';
-import { BACKENDS, cryptoOf, skipFor } from '../../native/backends.ts';
 
 const vectors = parseVectors(readFileSync(VECTOR_FILE, 'utf8'));
 
@@ -36,7 +36,11 @@ describe('golden vectors file', () => {
 
   it('covers every outcome', () => {
     assert.ok(vectors.length >= 30, `only ${vectors.length} vectors`);
-    for (const o of OUTCOMES) assert.ok(vectors.some((v) => v.expect === o), `no vector expects ${o}`);
+    for (const o of OUTCOMES)
+      assert.ok(
+        vectors.some((v) => v.expect === o),
+        `no vector expects ${o}`,
+      );
   });
 });
 

@@ -2,7 +2,12 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { it } from 'node:test';
-import { MAX_CONTEXT_BYTES, MAX_ENVELOPE_CHARS, MAX_FIELD_PLAINTEXT, MIN_BODY_BYTES } from '../../../common/src/format/envelope.ts';
+import {
+  MAX_CONTEXT_BYTES,
+  MAX_ENVELOPE_CHARS,
+  MAX_FIELD_PLAINTEXT,
+  MIN_BODY_BYTES,
+} from '../../../common/src/format/envelope.ts';
 import { KEY_REF_MAX_BYTES } from '../../../common/src/format/key-ref.ts';
 import { SHARE_BYTES } from '../../../common/src/format/share.ts';
 import { WRAPPED_KEY_BLOB_MAX_BYTES } from '../../../common/src/format/wrapped-key.ts';

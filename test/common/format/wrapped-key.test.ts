@@ -35,7 +35,10 @@ describe('wrapped-key codec', () => {
   it('random and truncated input gives a typed error', () => {
     const good = encodeWrappedKey({ wrapping: master, wrapped: ivk, sealed: Buffer.alloc(60) });
     for (let n = 0; n < good.length; n++) {
-      assert.throws(() => decodeWrappedKey(good.subarray(0, n)), (e) => e instanceof KcmError && e.code.startsWith('format_'));
+      assert.throws(
+        () => decodeWrappedKey(good.subarray(0, n)),
+        (e) => e instanceof KcmError && e.code.startsWith('format_'),
+      );
     }
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 300 }), (b) => {
@@ -57,7 +60,11 @@ describe('wrapped-key codec', () => {
       { kind: KeyKind.data, tenant: 'a', keyId: '', version: 1 },
       { kind: 9 as KeyKind, tenant: 'a', keyId: 'x', version: 1 },
     ];
-    for (const ref of bad) assert.throws(() => wrapAad(master, ref), (e) => e instanceof KcmError && e.code === 'format_header');
+    for (const ref of bad)
+      assert.throws(
+        () => wrapAad(master, ref),
+        (e) => e instanceof KcmError && e.code === 'format_header',
+      );
   });
 });
 
@@ -67,7 +74,9 @@ for (const name of BACKENDS) {
       const crypto = cryptoOf(name);
       const ivkKey = crypto.generateKey();
       const l2Key = crypto.generateKey();
-      const blob = decodeWrappedKey(encodeWrappedKey({ wrapping: ivk, wrapped: l2, sealed: ivkKey.wrap(l2Key, wrapAad(ivk, l2)) }));
+      const blob = decodeWrappedKey(
+        encodeWrappedKey({ wrapping: ivk, wrapped: l2, sealed: ivkKey.wrap(l2Key, wrapAad(ivk, l2)) }),
+      );
       const back = ivkKey.unwrap(blob.sealed, wrapAad(blob.wrapping, blob.wrapped));
       const probe = back.seal(Buffer.from('x'), Buffer.alloc(0));
       assert.equal(l2Key.open(probe, Buffer.alloc(0)).toString(), 'x');
