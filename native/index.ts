@@ -9,7 +9,7 @@
  *
  * Key bytes never come back out: a {@link KeyHandle} can seal, open, wrap,
  * derive, MAC and split, and nothing else. Handles of one backend cannot be
- * mixed with another's (`invalid_key`).
+ * mixed with another's (`backend_mismatch`).
  */
 import type { CryptoBackend, RawKeyInfo, RawKeyRef } from './ts/backend.ts';
 import { type BackendName, backendByName, selectBackend } from './ts/load.ts';

@@ -50,7 +50,7 @@ export interface CryptoBackend {
 
   /** 32 random bytes made inside the backend. */
   keyGenerate(): RawKeyRef;
-  /** Copies exactly 32 bytes into key memory, then zero-fills `bytes`. */
+  /** Copies exactly 32 bytes into key memory, then zero-fills `bytes` (left untouched when the length is wrong). */
   keyImport(bytes: Uint8Array): RawKeyRef;
   /** Wipes the key. Idempotent. */
   keyDestroy(key: RawKeyRef): void;

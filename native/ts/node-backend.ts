@@ -27,7 +27,10 @@ interface KeySlot {
 
 /** Handles are frozen empty objects; the slot behind each is reachable only through this map. */
 const slots = new WeakMap<object, KeySlot>();
-const wipeOnGc = new FinalizationRegistry<Buffer>((bytes) => bytes.fill(0));
+const wipeOnGc = new FinalizationRegistry<Buffer>((bytes) => {
+  bytes.fill(0);
+  liveKeys--;
+});
 let nextId = 1;
 let liveKeys = 0;
 
