@@ -37,7 +37,10 @@ export type CryptoErrorCode =
   | 'invalid_share'
   | 'duplicate_share'
   | 'not_enough_shares'
-  | 'backend_mismatch';
+  | 'backend_mismatch'
+  | 'crypto_failure'
+  | 'key_memory_unavailable'
+  | 'internal_error';
 
 /** Every error of this module. `decryption_failed` is deliberately opaque: it never says why. */
 export class CryptoError extends Error {

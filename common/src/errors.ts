@@ -35,6 +35,9 @@ export const ERRORS = {
   invalid_key_length: { status: 400, source: 'client', message: 'key material must be 32 bytes' },
   key_destroyed: { status: 503, source: 'keys', message: 'key has been destroyed' },
   backend_mismatch: { status: 500, source: 'internal', message: 'key handle belongs to another crypto backend' },
+  crypto_failure: { status: 500, source: 'internal', message: 'the crypto library failed' },
+  key_memory_unavailable: { status: 503, source: 'keys', message: 'locked key memory is exhausted or unavailable' },
+  internal_error: { status: 500, source: 'internal', message: 'internal error' },
   key_usage_exhausted: { status: 503, source: 'keys', message: 'key version reached its encryption budget' },
   // Shamir shares (SPEC.md §6).
   invalid_shamir_parameters: { status: 400, source: 'client', message: 'invalid Shamir parameters' },

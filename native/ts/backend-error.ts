@@ -7,7 +7,11 @@ export type BackendErrorCode =
   | 'invalid_shamir_parameters'
   | 'invalid_share'
   | 'duplicate_share'
-  | 'not_enough_shares';
+  | 'not_enough_shares'
+  // Not the caller's fault (native only): libcrypto failed, key memory could not be had, a bug.
+  | 'crypto_failure'
+  | 'key_memory_unavailable'
+  | 'internal_error';
 
 /** An Error shaped like the native module's: `code` set, message `[code] detail`. */
 export function backendError(code: BackendErrorCode, detail: string): Error & { code: BackendErrorCode } {
