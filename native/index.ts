@@ -12,6 +12,7 @@
  * mixed with another's (`backend_mismatch`).
  */
 import type { CryptoBackend, RawKeyInfo, RawKeyRef } from './ts/backend.ts';
+import type { BackendErrorCode } from './ts/backend-error.ts';
 import { type BackendName, backendByName, selectBackend } from './ts/load.ts';
 
 export type { RawKeyInfo as KeyInfo } from './ts/backend.ts';
@@ -27,20 +28,8 @@ export const SEAL_OVERHEAD = NONCE_BYTES + TAG_BYTES;
 /** Length of a wrapped 256-bit key. */
 export const WRAPPED_KEY_BYTES = NONCE_BYTES + KEY_BYTES + TAG_BYTES;
 
-export type CryptoErrorCode =
-  | 'decryption_failed'
-  | 'invalid_argument'
-  | 'invalid_key'
-  | 'invalid_key_length'
-  | 'key_destroyed'
-  | 'invalid_shamir_parameters'
-  | 'invalid_share'
-  | 'duplicate_share'
-  | 'not_enough_shares'
-  | 'backend_mismatch'
-  | 'crypto_failure'
-  | 'key_memory_unavailable'
-  | 'internal_error';
+/** The backends' misuse codes (ts/backend-error.ts) plus the two the face adds. */
+export type CryptoErrorCode = BackendErrorCode | 'decryption_failed' | 'backend_mismatch';
 
 /** Every error of this module. `decryption_failed` is deliberately opaque: it never says why. */
 export class CryptoError extends Error {
