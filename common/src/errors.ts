@@ -46,6 +46,17 @@ export const ERRORS = {
   not_enough_shares: { status: 400, source: 'client', message: 'not enough Shamir shares' },
   foreign_share: { status: 400, source: 'client', message: 'share belongs to another split' },
   share_mismatch: { status: 400, source: 'client', message: 'shares do not rebuild the key' },
+  // Core: state, storage, seal providers (core/src/).
+  sealed: { status: 503, source: 'keys', message: 'the Core is sealed' },
+  not_initialized: { status: 503, source: 'keys', message: 'the Core has not been initialised' },
+  already_initialized: { status: 409, source: 'client', message: 'the Core is already initialised' },
+  store_conflict: { status: 409, source: 'client', message: 'record already exists' },
+  store_not_found: { status: 404, source: 'client', message: 'record not found' },
+  store_unavailable: { status: 503, source: 'keys', message: 'the key store is unavailable' },
+  store_schema: { status: 500, source: 'internal', message: 'the database schema is newer than this build' },
+  record_tampered: { status: 500, source: 'internal', message: 'a stored record failed its integrity check' },
+  seal_provider_unavailable: { status: 503, source: 'keys', message: 'the seal provider is unavailable' },
+  seal_provider_rejected: { status: 500, source: 'internal', message: 'the seal provider refused the request' },
   // Environment.
   native_unavailable: { status: 500, source: 'internal', message: 'native crypto module unavailable' },
   invalid_config: { status: 500, source: 'internal', message: 'invalid configuration' },
