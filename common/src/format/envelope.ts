@@ -139,5 +139,7 @@ export function parseEnvelope(text: string): FieldEnvelope {
   const header = body.subarray(0, r.position);
   const wrappedKey = r.take(WRAPPED_KEY_SEALED_BYTES, 'wrapped key');
   if (r.remaining < NONCE_BYTES + TAG_BYTES) throw new KcmError('format_length', 'missing nonce or tag');
+  if (r.remaining > NONCE_BYTES + MAX_FIELD_PLAINTEXT + TAG_BYTES)
+    throw new KcmError('format_length', 'ciphertext over 1 MiB');
   return { alg: FIELD_ALG_AES256GCM, tenant, keyId, keyVersion, header, wrappedKey, sealed: r.rest() };
 }

@@ -9,14 +9,16 @@ export const KeyKind = {
   tenant: 3,
   service: 4,
   data: 5,
+  /** The auto-unseal data key that wraps the MasterKey (ADR-204); its key id is the region. */
+  seal: 6,
 } as const;
 export type KeyKind = (typeof KeyKind)[keyof typeof KeyKind];
-const KIND_NAMES: Record<number, string> = { 1: 'master', 2: 'ivk', 3: 'tenant', 4: 'service', 5: 'data' };
+const KIND_NAMES: Record<number, string> = { 1: 'master', 2: 'ivk', 3: 'tenant', 4: 'service', 5: 'data', 6: 'seal' };
 
 /** Names one key of the hierarchy: which layer, whose, which key, which version. */
 export interface KeyRef {
   kind: KeyKind;
-  /** '' for master and IVK keys; the tenant id otherwise. */
+  /** '' for master, IVK and seal keys; the tenant id otherwise. */
   tenant: string;
   /** The key id; '' only for data (L4) keys. */
   keyId: string;
@@ -31,7 +33,7 @@ export const KEY_REF_MAX_BYTES = 1 + 1 + TENANT_ID_MAX + 1 + KEY_ID_MAX + 4;
 export function validateKeyRef(ref: KeyRef): void {
   const name = KIND_NAMES[ref.kind];
   if (!name) throw new KcmError('format_header', `unknown key kind ${ref.kind}`);
-  const tenantless = ref.kind === KeyKind.master || ref.kind === KeyKind.ivk;
+  const tenantless = ref.kind === KeyKind.master || ref.kind === KeyKind.ivk || ref.kind === KeyKind.seal;
   if (tenantless ? ref.tenant !== '' : !isTenantId(ref.tenant)) {
     throw new KcmError('format_header', `${name} key: ${tenantless ? 'tenant must be empty' : 'invalid tenant id'}`);
   }

@@ -9,6 +9,7 @@ import {
   fieldAad,
   MAX_CONTEXT_BYTES,
   MAX_ENVELOPE_CHARS,
+  MAX_FIELD_PLAINTEXT,
   parseEnvelope,
   serializeEnvelope,
 } from '../../../common/src/format/envelope.ts';
@@ -110,6 +111,17 @@ describe('field envelope codec', () => {
         assert.ok(err instanceof KcmError && err.code.startsWith('format_'), `${n}: ${String(err)}`);
       }
     }
+  });
+
+  it('refuses a ciphertext over 1 MiB even when the string fits the cap', () => {
+    const header = encodeFieldHeader({ tenant: 'a', keyId: 'k', keyVersion: 1 });
+    const body = Buffer.concat([header, Buffer.alloc(60), Buffer.alloc(12 + MAX_FIELD_PLAINTEXT + 16 + 1)]);
+    const text = `okcm:1:${body.toString('base64url')}`;
+    assert.ok(text.length <= MAX_ENVELOPE_CHARS);
+    assert.throws(
+      () => parseEnvelope(text),
+      (e) => e instanceof KcmError && e.code === 'format_length',
+    );
   });
 
   it('rejects non-strings and oversize input before decoding', () => {

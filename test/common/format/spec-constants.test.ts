@@ -20,7 +20,7 @@ it('SPEC.md quotes the limits the code enforces', () => {
   assert.ok(spec.includes(`| Envelope string | ${n(MAX_ENVELOPE_CHARS)} characters |`));
   assert.ok(spec.includes(`Maximum size: ${WRAPPED_KEY_BLOB_MAX_BYTES} bytes`));
   assert.ok(spec.includes(`${MIN_BODY_BYTES} bytes at the least`));
-  assert.ok(spec.includes(`Size: 7 to ${KEY_REF_MAX_BYTES} bytes.`));
+  assert.ok(spec.includes(`Size: 8 to ${KEY_REF_MAX_BYTES} bytes`));
   assert.ok(spec.includes(`base64url(${SHARE_BYTES} bytes)`));
   assert.ok(spec.includes(`up to ${n(MAX_CONTEXT_BYTES)} bytes`));
   assert.equal(MAX_FIELD_PLAINTEXT, 1 << 20);
