@@ -21,8 +21,8 @@ import {
   type KeyHandle,
   WRAPPED_KEY_BYTES,
 } from '../../../../native/index.ts';
-import { type EncryptedDataKey, type SealContext, type SealProvider, SealProviderError } from '../seal-provider.ts';
 import { sealContextAad } from '../seal-context.ts';
+import { type EncryptedDataKey, type SealContext, type SealProvider, SealProviderError } from '../seal-provider.ts';
 
 export const DEV_KEY_BYTES = 32;
 export const DEV_SEAL_WARNING_CODE = 'KCM_DEV_SEAL';

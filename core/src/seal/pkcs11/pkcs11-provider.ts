@@ -22,8 +22,8 @@
  * C_Finalize).
  */
 import pkcs11js from 'pkcs11js';
-import { type EncryptedDataKey, type SealContext, type SealProvider, SealProviderError } from '../seal-provider.ts';
 import { sealContextAad } from '../seal-context.ts';
+import { type EncryptedDataKey, type SealContext, type SealProvider, SealProviderError } from '../seal-provider.ts';
 import { invalidCiphertext, pkcs11ReturnValue, pkcs11SealError } from './pkcs11-errors.ts';
 import { acquirePkcs11Module, DEFAULT_PKCS11_MODULE, type Pkcs11Lib, type Pkcs11Module } from './pkcs11-module.ts';
 
