@@ -5,9 +5,11 @@
  * exactly as given, `mac` included; they never compute or check MACs (see
  * integrity-store.ts) and never see a plaintext key.
  *
- * Errors: StoreError with code `store_conflict` (primary key exists),
+ * Errors: KcmError with code `store_conflict` (primary key exists),
  * `store_not_found` (update/delete of a missing row), `store_unavailable`
- * (connection lost), `store_schema` (database newer than this build).
+ * (connection lost), `store_schema` (database newer than this build);
+ * `internal_error` for misuse (a record with an unsafe integer or a non-Buffer,
+ * a StoreTx used after its transaction, a nested transaction).
  */
 import type { ClusterRecord, IvkRecord, L2Record } from './records.ts';
 
@@ -21,7 +23,10 @@ export interface StoreReader {
   getLatestL2(tenant: string): Promise<L2Record | undefined>;
   /** L2 records whose active binding uses this IVK version. */
   countL2ByIvk(ivkVersion: number): Promise<number>;
-  /** Up to `limit` L2 records bound to IVK versions below `ivkVersion`, oldest first (the re-wrap scrubber). */
+  /**
+   * Up to `limit` L2 records bound to IVK versions below `ivkVersion`, oldest first (the re-wrap scrubber):
+   * ordered by IVK version, then createdAt, tenant, version.
+   */
   listL2BelowIvk(ivkVersion: number, limit: number): Promise<L2Record[]>;
 }
 
@@ -30,12 +35,15 @@ export interface StoreTx extends StoreReader {
   insertCluster(r: ClusterRecord): Promise<void>;
   /** Replaces the cluster record (seal re-key); throws `store_not_found`. */
   updateCluster(r: ClusterRecord): Promise<void>;
+  /** Throws `store_conflict` when the version exists. */
   insertIvk(r: IvkRecord): Promise<void>;
   /** Replaces the row of `r.version`; throws `store_not_found`. */
   updateIvk(r: IvkRecord): Promise<void>;
   /** Throws `store_not_found`. */
   deleteIvk(version: number): Promise<void>;
+  /** Throws `store_conflict` when (tenant, version) exists. */
   insertL2(r: L2Record): Promise<void>;
+  /** Replaces the row of (`r.tenant`, `r.version`); throws `store_not_found`. */
   updateL2(r: L2Record): Promise<void>;
 }
 
@@ -43,7 +51,13 @@ export interface Store extends StoreReader {
   readonly dialect: 'sqlite' | 'postgres';
   /** Applies the pending versioned migrations in one transaction; returns the schema version. */
   migrate(): Promise<number>;
-  /** Runs `fn` in one serialisable transaction: all of its writes are durable together, or none is. */
+  /**
+   * Runs `fn` in one serialisable transaction: all of its writes are durable together, or none is.
+   * A throw in `fn`, or a failed statement even if `fn` caught it, rolls back (a caught `store_conflict`
+   * or `store_not_found` does not). `fn` may run more than once (PostgreSQL retries serialization
+   * failures), so it must have no effects outside `tx`; `tx` is dead once the returned promise settles.
+   * Calling transaction/migrate/close of the same store from inside `fn` throws `internal_error`.
+   */
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
