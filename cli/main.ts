@@ -3,7 +3,9 @@
  * file in cli/commands/ exporting a {@link Command}; this file only dispatches.
  * Exit codes: 0 ok, 1 the command failed, 2 usage error.
  */
+import { coreCommand } from './commands/core.ts';
 import { doctorCommand } from './commands/doctor.ts';
+import { operatorCommand } from './commands/operator.ts';
 import { versionCommand } from './commands/version.ts';
 
 export interface Command {
@@ -14,7 +16,7 @@ export interface Command {
   run(args: string[]): Promise<number> | number;
 }
 
-export const COMMANDS: readonly Command[] = [doctorCommand, versionCommand];
+export const COMMANDS: readonly Command[] = [coreCommand, operatorCommand, doctorCommand, versionCommand];
 
 export function helpText(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

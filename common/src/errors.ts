@@ -46,6 +46,10 @@ export const ERRORS = {
   not_enough_shares: { status: 400, source: 'client', message: 'not enough Shamir shares' },
   foreign_share: { status: 400, source: 'client', message: 'share belongs to another split' },
   share_mismatch: { status: 400, source: 'client', message: 'shares do not rebuild the key' },
+  // Requests.
+  bad_request: { status: 400, source: 'client', message: 'invalid request' },
+  not_found: { status: 404, source: 'client', message: 'no such endpoint' },
+  method_not_allowed: { status: 405, source: 'client', message: 'method not allowed' },
   // Core: state, storage, seal providers (core/src/).
   sealed: { status: 503, source: 'keys', message: 'the Core is sealed' },
   not_initialized: { status: 503, source: 'keys', message: 'the Core has not been initialised' },

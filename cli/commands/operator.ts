@@ -1,0 +1,149 @@
+/**
+ * `kcm operator …`: the operator's side of the root of trust, over the Core's
+ * admin API (KCM_ADDR or --addr, default http://127.0.0.1:8200), plus the
+ * share holder's local tools (holder-keygen, share-open) that never talk to
+ * the Core: a holder opens a sealed share on their own machine.
+ */
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  generateHolderKeypair,
+  holderKeyFromBase64,
+  holderKeyToBase64,
+  openSealedShare,
+} from '../../core/src/seal/shamir/open-share.ts';
+import { flag, type ParsedArgs, parseArgs } from '../args.ts';
+import type { Command } from '../main.ts';
+
+const USAGE = `kcm operator <subcommand> [--addr URL]
+  status                                    state, cluster, unseal progress, IVK version
+  init [--threshold M] [--shares N] [--holder-key PUBFILE]… [--out DIR]
+                                            initialise; shares are shown (or written to DIR) once
+  unseal SHARE | --share-file F | --sealed-file F --holder-secret-key F | --reset
+  seal                                      wipe every key from the Core's memory
+  ivk [list | rotate | revoke N | delete N]
+  holder-keygen --out PREFIX                X25519 key pair for a share holder (PREFIX.pub, PREFIX.key)
+  share-open --sealed-file F --holder-secret-key F
+                                            print the signed share inside a sealed share (local only)`;
+
+async function call(addr: string, method: string, path: string, body?: unknown): Promise<unknown> {
+  let res: Response;
+  try {
+    res = await fetch(`${addr}${path}`, {
+      method,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+  } catch (err) {
+    throw new Error(`cannot reach the Core at ${addr}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const out = (await res.json().catch(() => ({}))) as { error?: { code: string; message: string } };
+  if (!res.ok) throw new Error(`${res.status} ${out.error?.code ?? ''}: ${out.error?.message ?? res.statusText}`);
+  return out;
+}
+
+function readTrimmed(file: string): string {
+  return readFileSync(file, 'utf8').trim();
+}
+
+function shareFrom(p: ParsedArgs): string {
+  const sealed = flag(p, 'sealed-file');
+  if (sealed) {
+    const keyFile = flag(p, 'holder-secret-key');
+    if (!keyFile) throw new Error('--sealed-file needs --holder-secret-key');
+    return openSealedShare(readTrimmed(sealed), holderKeyFromBase64(readTrimmed(keyFile), 'holder secret key'));
+  }
+  const file = flag(p, 'share-file');
+  const share = file ? readTrimmed(file) : p.positional[1];
+  if (!share) throw new Error('give a share, --share-file or --sealed-file');
+  return share;
+}
+
+async function init(addr: string, p: ParsedArgs): Promise<void> {
+  const holderPublicKeys = (p.flags.get('holder-key') ?? []).map(readTrimmed);
+  const threshold = flag(p, 'threshold');
+  const shares = flag(p, 'shares');
+  const result = (await call(addr, 'POST', '/v1/sys/init', {
+    ...(threshold ? { threshold: Number(threshold) } : {}),
+    ...(shares ? { shares: Number(shares) } : {}),
+    ...(holderPublicKeys.length > 0 ? { holderPublicKeys } : {}),
+  })) as { clusterId: string; shares: { index: number; payload: string }[]; manifest: unknown };
+  const out = flag(p, 'out');
+  if (out) {
+    for (const s of result.shares) {
+      const file = join(out, `share-${s.index}.${holderPublicKeys.length > 0 ? 'json' : 'txt'}`);
+      writeFileSync(file, `${s.payload}\n`, { mode: 0o600 });
+    }
+    writeFileSync(join(out, 'manifest.json'), `${JSON.stringify(result.manifest, null, 2)}\n`);
+    console.log(`initialised ${result.clusterId}: ${result.shares.length} shares and manifest.json written to ${out}`);
+    return;
+  }
+  console.log(`initialised ${result.clusterId}. Shares (shown once; give each to its holder):`);
+  for (const s of result.shares) console.log(`  share ${s.index}: ${s.payload}`);
+}
+
+export const operatorCommand: Command = {
+  name: 'operator',
+  summary: 'Operate the Core: init, unseal, seal, status, IVK rotation; share-holder tools',
+  usage: USAGE,
+  async run(args) {
+    const p = parseArgs(args, {
+      addr: true,
+      threshold: true,
+      shares: true,
+      'holder-key': true,
+      out: true,
+      'share-file': true,
+      'sealed-file': true,
+      'holder-secret-key': true,
+      reset: false,
+    });
+    const addr = flag(p, 'addr') ?? process.env.KCM_ADDR ?? 'http://127.0.0.1:8200';
+    const [sub, arg] = p.positional;
+    const print = (v: unknown) => console.log(JSON.stringify(v, null, 2));
+    switch (sub) {
+      case 'status':
+        print(await call(addr, 'GET', '/v1/sys/status'));
+        return 0;
+      case 'init':
+        await init(addr, p);
+        return 0;
+      case 'unseal':
+        print(
+          await call(addr, 'POST', '/v1/sys/unseal', p.flags.has('reset') ? { reset: true } : { share: shareFrom(p) }),
+        );
+        return 0;
+      case 'seal':
+        print(await call(addr, 'POST', '/v1/sys/seal', {}));
+        return 0;
+      case 'ivk': {
+        const action = arg ?? 'list';
+        const n = p.positional[2];
+        if (action === 'list') print(await call(addr, 'GET', '/v1/ivk'));
+        else if (action === 'rotate') print(await call(addr, 'POST', '/v1/ivk/rotate', {}));
+        else if (action === 'revoke' && n)
+          print(await call(addr, 'POST', `/v1/ivk/${encodeURIComponent(n)}/revoke`, {}));
+        else if (action === 'delete' && n) print(await call(addr, 'DELETE', `/v1/ivk/${encodeURIComponent(n)}`, {}));
+        else throw new Error(`usage: kcm operator ivk [list | rotate | revoke N | delete N]`);
+        return 0;
+      }
+      case 'holder-keygen': {
+        const out = flag(p, 'out');
+        if (!out) throw new Error('--out PREFIX is required');
+        const kp = generateHolderKeypair();
+        writeFileSync(`${out}.pub`, `${holderKeyToBase64(kp.publicKey)}\n`);
+        writeFileSync(`${out}.key`, `${holderKeyToBase64(kp.secretKey)}\n`, { mode: 0o600 });
+        chmodSync(`${out}.key`, 0o600);
+        kp.secretKey.fill(0);
+        console.log(`wrote ${out}.pub (give it to the operator) and ${out}.key (keep it secret)`);
+        return 0;
+      }
+      case 'share-open':
+        console.log(shareFrom(p));
+        return 0;
+      default:
+        console.error(USAGE);
+        return 2;
+    }
+  },
+};

@@ -1,0 +1,132 @@
+/**
+ * Starts a Crypto Core from its configuration: store → integrity layer →
+ * seal provider → root of trust → admin API, then auto-unseal (retrying with
+ * backoff in the background while still accepting shares) and the IVK
+ * trigger ticker. `close()` seals (wiping every key), stops the ticker, closes
+ * the listener, the provider and the store.
+ */
+import { defaultCrypto } from '../../native/index.ts';
+import { loadNative } from '../../native/ts/load.ts';
+import { type AdminServer, startAdminServer } from './api/admin-server.ts';
+import { type AuditSink, JsonlAuditSink } from './audit/audit-sink.ts';
+import type { CoreConfig } from './config.ts';
+import { RootOfTrust } from './root/root-of-trust.ts';
+import { openSealProvider } from './seal/open-seal-provider.ts';
+import type { SealProvider } from './seal/seal-provider.ts';
+import { IntegrityStore } from './store/integrity-store.ts';
+import { openStore } from './store/open-store.ts';
+
+export interface CoreService {
+  root: RootOfTrust;
+  admin: AdminServer;
+  audit: AuditSink;
+  /** Resolves when the start-up auto-unseal attempt ends (true = unsealed). */
+  autoUnsealed: Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export interface StartCoreOptions {
+  log?: (msg: string) => void;
+  audit?: AuditSink;
+  now?: () => number;
+}
+
+export async function startCore(config: CoreConfig, o: StartCoreOptions = {}): Promise<CoreService> {
+  const log = o.log ?? ((m: string) => console.error(`[core] ${m}`));
+  const hardened = loadNative().backend?.processHarden();
+  if (!hardened?.coreDumpsDisabled) log('WARNING: core dumps could not be disabled (native module unavailable)');
+  if (config.devMode) log('WARNING: development mode: insecure settings are allowed; never use it in production');
+  const crypto = defaultCrypto();
+  const audit = o.audit ?? new JsonlAuditSink(config.auditLog);
+  const raw = await openStore(config.store);
+  const store = new IntegrityStore(raw, (e) => {
+    log(`integrity check failed: ${e.table} ${e.id}`);
+    audit.record({
+      action: 'store.integrity',
+      outcome: 'failure',
+      resource: `${e.table} ${e.id}`,
+      reason: 'record_tampered',
+    });
+  });
+  let provider: SealProvider | null = null;
+  let admin: AdminServer | undefined;
+  let ticker: NodeJS.Timeout | undefined;
+  const abort = new AbortController();
+  try {
+    provider = config.seal.type === 'shamir' ? null : openSealProvider(config.seal, { devMode: config.devMode });
+    const root = new RootOfTrust({
+      crypto,
+      store,
+      region: config.region,
+      sealProvider: provider,
+      ivkPolicy: config.ivk,
+      audit,
+      ...(o.now ? { now: o.now } : {}),
+    });
+    const state = await root.load();
+    admin = await startAdminServer(root, config.listen, log);
+    log(`admin API on ${admin.url}; state ${state}`);
+    const autoUnsealed =
+      state === 'sealed' && provider ? keepUnsealing(root, config, abort.signal, log) : Promise.resolve(false);
+    ticker = setInterval(() => {
+      if (root.state !== 'active') return;
+      root
+        .ivk()
+        .tick()
+        .then((done) => done.length > 0 && log(`ivk: ${done.join(', ')}`))
+        .catch((err: unknown) => log(`ivk tick failed: ${err instanceof Error ? err.message : String(err)}`));
+    }, config.tickMs);
+    ticker.unref();
+    const service: CoreService = {
+      root,
+      admin,
+      audit,
+      autoUnsealed,
+      async close() {
+        abort.abort();
+        clearInterval(ticker);
+        root.seal('shutdown');
+        await admin?.close();
+        await provider?.close();
+        await raw.close();
+      },
+    };
+    return service;
+  } catch (err) {
+    abort.abort();
+    clearInterval(ticker);
+    await admin?.close();
+    await provider?.close().catch(() => {});
+    await raw.close().catch(() => {});
+    throw err;
+  }
+}
+
+/** Tries the provider at start-up with the configured backoff, then keeps trying at maxMs until unsealed or closed. */
+async function keepUnsealing(
+  root: RootOfTrust,
+  config: CoreConfig,
+  signal: AbortSignal,
+  log: (m: string) => void,
+): Promise<boolean> {
+  const retry = {
+    ...config.autoUnseal,
+    signal,
+    onRetry: (err: Error, attempt: number, ms: number) =>
+      log(`auto-unseal attempt ${attempt} failed (${err.message}); retrying in ${ms} ms`),
+  };
+  const first = await root.autoUnseal(retry);
+  if (first) {
+    log('auto-unsealed');
+    return true;
+  }
+  log('auto-unseal failed: waiting for unseal shares; retrying the provider in the background');
+  void (async () => {
+    while (!signal.aborted && root.state !== 'active') {
+      await new Promise((r) => setTimeout(r, config.autoUnseal.maxMs).unref());
+      if (signal.aborted || (root.state as string) === 'active') return;
+      if (await root.autoUnseal({ ...retry, attempts: 1 })) log('auto-unsealed (background retry)');
+    }
+  })();
+  return false;
+}

@@ -1,0 +1,366 @@
+/**
+ * The root of trust of a Core (ADR-201–204): the state machine
+ *
+ *   uninitialized ──init──▶ active ──seal──▶ sealed ──share…share──▶ active
+ *                                            sealed ──auto-unseal──▶ active
+ *
+ * The MasterKey exists only in native locked memory while active; it is made
+ * by `init`, rebuilt from M signed shares or unwrapped through the seal
+ * provider, and checked against the stored check value before use. Seal
+ * (and SIGTERM/SIGINT, wired by the server) destroys it and every IVK at once.
+ * While not active every key operation throws `sealed` (HTTP 503).
+ */
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { combineShares } from '../../../common/src/crypto/shamir.ts';
+import { KcmError } from '../../../common/src/errors.ts';
+import { decodeWrappedKey, encodeWrappedKey, wrapAad } from '../../../common/src/format/wrapped-key.ts';
+import type { Crypto, KeyHandle } from '../../../native/index.ts';
+import type { AuditSink } from '../audit/audit-sink.ts';
+import { crashPoint } from '../fault/crash-point.ts';
+import { createFirstIvk, IvkManager } from '../ivk/ivk-manager.ts';
+import type { IvkPolicy } from '../ivk/ivk-policy.ts';
+import { masterKeyRef, sealKeyRef } from '../keys/key-names.ts';
+import { type RetryOptions, withRetry } from '../seal/retry.ts';
+import type { SealProvider } from '../seal/seal-provider.ts';
+import { runCeremony } from '../seal/shamir/ceremony.ts';
+import type { CeremonyManifest } from '../seal/shamir/manifest.ts';
+import { UnsealProgress } from '../seal/shamir/unseal-progress.ts';
+import type { IntegrityStore } from '../store/integrity-store.ts';
+import { RecordMac } from '../store/record-mac.ts';
+import type { ClusterRecord, SealBlobRecord, SealType } from '../store/records.ts';
+
+export type CoreState = 'uninitialized' | 'sealed' | 'unsealing' | 'active';
+
+export interface CoreStatus {
+  state: CoreState;
+  clusterId: string | null;
+  region: string;
+  sealType: SealType | null;
+  threshold: number | null;
+  /** Shares received in the current unseal attempt (sealed/unsealing). */
+  progress: { received: number; threshold: number } | null;
+  ivkVersion: number | null;
+}
+
+export interface InitRequest {
+  /** M, default 3. */
+  threshold?: number | undefined;
+  /** N, default 5. */
+  shareCount?: number | undefined;
+  /** X25519 public keys of the share holders, one per share. */
+  holderPublicKeys?: readonly Uint8Array[] | undefined;
+}
+
+export interface InitResult {
+  clusterId: string;
+  /** Issued once, never stored: signed share texts or sealed share documents. */
+  shares: { index: number; payload: string }[];
+  manifest: CeremonyManifest;
+}
+
+export interface RootOfTrustOptions {
+  crypto: Crypto;
+  store: IntegrityStore;
+  region: string;
+  /** Auto-unseal provider, when the Core is configured for one. */
+  sealProvider: SealProvider | null;
+  ivkPolicy: IvkPolicy;
+  audit: AuditSink;
+  now?: () => number;
+}
+
+const KCV_LABEL = 'okcm/mk-check/v1\0';
+
+/** MasterKey check value: a MAC under the key, never a plain hash of it. */
+function masterKeyCheck(mk: KeyHandle, clusterId: string): Buffer {
+  return mk.hmac(Buffer.from(`${KCV_LABEL}${clusterId}`, 'latin1'));
+}
+
+export class RootOfTrust {
+  readonly #o: RootOfTrustOptions;
+  readonly #now: () => number;
+  #state: CoreState = 'uninitialized';
+  #cluster: ClusterRecord | undefined;
+  #masterKey: KeyHandle | null = null;
+  #ivk: IvkManager | null = null;
+  #progress: UnsealProgress | null = null;
+  #busy = false;
+
+  constructor(o: RootOfTrustOptions) {
+    this.#o = o;
+    this.#now = o.now ?? Date.now;
+  }
+
+  /** Reads the cluster record (unverified: the MasterKey is not here yet) and enters `uninitialized` or `sealed`. */
+  async load(): Promise<CoreState> {
+    this.#cluster = await this.#o.store.readClusterUnverified();
+    this.#state = this.#cluster ? 'sealed' : 'uninitialized';
+    return this.#state;
+  }
+
+  get state(): CoreState {
+    return this.#state;
+  }
+
+  status(): CoreStatus {
+    const c = this.#cluster;
+    const p = this.#progress?.status();
+    return {
+      state: this.#state,
+      clusterId: c?.clusterId ?? null,
+      region: this.#o.region,
+      sealType: c?.sealType ?? null,
+      threshold: c?.threshold ?? null,
+      progress: this.#state === 'active' || !c ? null : { received: p?.received ?? 0, threshold: c.threshold },
+      ivkVersion: this.#ivk?.activeVersion ?? null,
+    };
+  }
+
+  /** The IVK manager; throws `sealed` (or `not_initialized`) unless active. */
+  ivk(): IvkManager {
+    if (this.#state === 'uninitialized') throw new KcmError('not_initialized');
+    if (this.#state !== 'active' || !this.#ivk) throw new KcmError('sealed');
+    return this.#ivk;
+  }
+
+  #exclusive<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    if (this.#busy) return Promise.reject(new KcmError('store_conflict', `another ${what} is in progress`));
+    this.#busy = true;
+    return fn().finally(() => {
+      this.#busy = false;
+    });
+  }
+
+  /**
+   * Initialises the cluster: MasterKey, check value, Shamir ceremony, seal blob
+   * (auto-unseal modes), IVK v1 — stored in one transaction. Shares are returned
+   * only after the commit. Throws `already_initialized`, `invalid_shamir_parameters`,
+   * provider errors (nothing stored then).
+   */
+  init(req: InitRequest = {}): Promise<InitResult> {
+    return this.#exclusive('init', async () => {
+      if (this.#state !== 'uninitialized') throw new KcmError('already_initialized');
+      const { crypto, region } = this.#o;
+      const threshold = req.threshold ?? 3;
+      const shareCount = req.shareCount ?? 5;
+      const clusterId = `kcm-${randomBytes(8).toString('hex')}`;
+      const now = this.#now();
+      const mk = crypto.generateKey();
+      try {
+        const ceremony = runCeremony({
+          crypto,
+          masterKey: mk,
+          clusterId,
+          region,
+          threshold,
+          shareCount,
+          holderPublicKeys: req.holderPublicKeys,
+          now: this.#now,
+        });
+        const seal = this.#o.sealProvider ? await this.#sealBlob(mk, clusterId, now) : null;
+        const record: Omit<ClusterRecord, 'mac'> = {
+          clusterId,
+          region,
+          sealType: this.#o.sealProvider?.type ?? 'shamir',
+          threshold,
+          shareCount,
+          splitId: ceremony.splitId,
+          kcv: masterKeyCheck(mk, clusterId),
+          ceremonyPublicKey: ceremony.ceremonyPublicKey,
+          seal,
+          manifest: JSON.stringify(ceremony.manifest),
+          createdAt: now,
+        };
+        this.#o.store.setMac(new RecordMac(mk));
+        await this.#o.store.transaction(async (tx) => {
+          await tx.insertCluster(record);
+          await createFirstIvk(tx, { ...this.#o, clusterId, masterKey: mk, policy: this.#o.ivkPolicy }, now);
+          crashPoint('init:before-commit');
+        });
+        crashPoint('init:after-commit');
+        await this.#activate(mk, (await this.#o.store.getCluster()) as ClusterRecord);
+        this.#audit('core.init', 'success', clusterId);
+        return {
+          clusterId,
+          shares: ceremony.shares.map((s) => ({ index: s.index, payload: s.payload })),
+          manifest: ceremony.manifest,
+        };
+      } catch (err) {
+        if ((this.#state as CoreState) !== 'active') {
+          this.#o.store.setMac(null);
+          mk.destroy();
+        }
+        this.#audit('core.init', 'failure', clusterId, err);
+        throw err;
+      }
+    });
+  }
+
+  async #sealBlob(mk: KeyHandle, clusterId: string, now: number): Promise<SealBlobRecord> {
+    const provider = this.#o.sealProvider as SealProvider;
+    const { plaintext, encrypted } = await provider.generateDataKey({ clusterId, region: this.#o.region });
+    const dk = this.#o.crypto.importKey(plaintext);
+    try {
+      const wrapping = sealKeyRef(this.#o.region);
+      const wrapped = masterKeyRef(clusterId);
+      const sealed = dk.wrap(mk, wrapAad(wrapping, wrapped));
+      return {
+        provider: provider.type,
+        keyId: encrypted.keyId,
+        keyVersion: encrypted.keyVersion,
+        encryptedDataKey: encrypted.ciphertext,
+        wrappedMasterKey: encodeWrappedKey({ wrapping, wrapped, sealed }),
+        createdAt: now,
+      };
+    } finally {
+      dk.destroy();
+    }
+  }
+
+  /** Checks the rebuilt/unwrapped MasterKey, verifies the stored records with it, loads the IVKs. */
+  async #activate(mk: KeyHandle, unverified: ClusterRecord): Promise<void> {
+    const kcv = masterKeyCheck(mk, unverified.clusterId);
+    if (kcv.length !== unverified.kcv.length || !timingSafeEqual(kcv, unverified.kcv)) {
+      throw new KcmError('share_mismatch', 'the key does not match this cluster’s MasterKey check value');
+    }
+    this.#o.store.setMac(new RecordMac(mk));
+    try {
+      const cluster = await this.#o.store.getCluster();
+      if (!cluster) throw new KcmError('not_initialized');
+      const ivk = new IvkManager({
+        crypto: this.#o.crypto,
+        store: this.#o.store,
+        clusterId: cluster.clusterId,
+        region: cluster.region,
+        masterKey: mk,
+        policy: this.#o.ivkPolicy,
+        now: this.#now,
+        events: {
+          rotated: (e) => this.#audit(`ivk.rotate.${e.reason}`, 'success', `ivk v${e.to}`),
+          deprecated: (v) => this.#audit('ivk.deprecate', 'success', `ivk v${v}`),
+        },
+      });
+      await ivk.load();
+      this.#cluster = cluster;
+      this.#masterKey = mk;
+      this.#ivk = ivk;
+      this.#progress?.reset();
+      this.#progress = null;
+      this.#state = 'active';
+    } catch (err) {
+      this.#o.store.setMac(null);
+      throw err;
+    }
+  }
+
+  /**
+   * Takes one signed share (any order). On the M-th the MasterKey is rebuilt
+   * inside native memory and checked; the Core becomes active. Refused shares
+   * (invalid, foreign, duplicate) are not counted. A full set that fails the
+   * check resets the attempt.
+   */
+  submitShare(text: string): Promise<CoreStatus> {
+    return this.#exclusive('unseal', async () => {
+      const c = this.#cluster;
+      if (!c) throw new KcmError('not_initialized');
+      if (this.#state === 'active') return this.status();
+      this.#progress ??= new UnsealProgress({ ...c });
+      try {
+        const p = this.#progress.submit(text);
+        this.#state = 'unsealing';
+        if (!p.complete) {
+          this.#audit('core.unseal.share', 'success', c.clusterId);
+          return this.status();
+        }
+      } catch (err) {
+        this.#audit('core.unseal.share', 'failure', c.clusterId, err);
+        throw err;
+      }
+      const shares = this.#progress.takeShares();
+      let mk: KeyHandle | null = null;
+      try {
+        mk = combineShares(this.#o.crypto, shares);
+        await this.#activate(mk, c);
+        this.#audit('core.unseal', 'success', c.clusterId);
+        return this.status();
+      } catch (err) {
+        mk?.destroy();
+        this.#state = 'sealed';
+        this.#audit('core.unseal', 'failure', c.clusterId, err);
+        throw err;
+      } finally {
+        for (const s of shares) Buffer.from(s.y.buffer, s.y.byteOffset, s.y.length).fill(0);
+      }
+    });
+  }
+
+  /** Forgets the shares of the current attempt. */
+  resetUnseal(): CoreStatus {
+    this.#progress?.reset();
+    this.#progress = null;
+    if (this.#state === 'unsealing') this.#state = 'sealed';
+    return this.status();
+  }
+
+  /**
+   * Unwraps the MasterKey through the seal provider, retrying retryable
+   * provider failures with backoff. Returns false (still sealed, shares still
+   * accepted) when the provider stays unavailable or refuses.
+   */
+  async autoUnseal(retry: RetryOptions): Promise<boolean> {
+    const c = this.#cluster;
+    const provider = this.#o.sealProvider;
+    if (!c?.seal || !provider || this.#state === 'active') return this.#state === 'active';
+    const seal = c.seal;
+    try {
+      const plaintext = await withRetry(
+        () =>
+          provider.decryptDataKey(
+            { keyId: seal.keyId, keyVersion: seal.keyVersion, ciphertext: seal.encryptedDataKey },
+            { clusterId: c.clusterId, region: c.region },
+          ),
+        retry,
+      );
+      await this.#exclusive('unseal', async () => {
+        if (this.#state === 'active') return;
+        const dk = this.#o.crypto.importKey(plaintext);
+        let mk: KeyHandle | null = null;
+        try {
+          const blob = decodeWrappedKey(seal.wrappedMasterKey);
+          mk = dk.unwrap(blob.sealed, wrapAad(sealKeyRef(c.region), masterKeyRef(c.clusterId)));
+          await this.#activate(mk, c);
+        } catch (err) {
+          mk?.destroy();
+          throw err;
+        } finally {
+          dk.destroy();
+        }
+      });
+      this.#audit('core.unseal.auto', 'success', c.clusterId);
+      return true;
+    } catch (err) {
+      this.#audit('core.unseal.auto', 'failure', c.clusterId, err);
+      return false;
+    }
+  }
+
+  /** Destroys the MasterKey and every IVK in memory at once; the Core answers 503 until unsealed. */
+  seal(reason = 'operator'): CoreStatus {
+    const wasActive = this.#state === 'active';
+    this.#ivk?.wipe();
+    this.#ivk = null;
+    this.#masterKey?.destroy();
+    this.#masterKey = null;
+    this.#o.store.setMac(null);
+    this.#progress?.reset();
+    this.#progress = null;
+    if (this.#cluster) this.#state = 'sealed';
+    if (wasActive) this.#audit('core.seal', 'success', this.#cluster?.clusterId ?? '', undefined, reason);
+    return this.status();
+  }
+
+  #audit(action: string, outcome: 'success' | 'failure', resource: string, err?: unknown, reason?: string): void {
+    const why = err instanceof KcmError ? err.code : err ? 'internal_error' : reason;
+    this.#o.audit.record({ action, outcome, resource, ...(why ? { reason: why } : {}) });
+  }
+}
