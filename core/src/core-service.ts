@@ -11,6 +11,7 @@ import { type AdminServer, startAdminServer } from './api/admin-server.ts';
 import { type AuditSink, JsonlAuditSink } from './audit/audit-sink.ts';
 import type { CoreConfig } from './config.ts';
 import { RootOfTrust } from './root/root-of-trust.ts';
+import { DeferredSealProvider } from './seal/deferred-provider.ts';
 import { openSealProvider } from './seal/open-seal-provider.ts';
 import type { SealProvider } from './seal/seal-provider.ts';
 import { IntegrityStore } from './store/integrity-store.ts';
@@ -53,7 +54,17 @@ export async function startCore(config: CoreConfig, o: StartCoreOptions = {}): P
   let ticker: NodeJS.Timeout | undefined;
   const abort = new AbortController();
   try {
-    provider = config.seal.type === 'shamir' ? null : openSealProvider(config.seal, { devMode: config.devMode });
+    const sealConfig = config.seal;
+    if (sealConfig.type !== 'shamir') {
+      const deferred = new DeferredSealProvider(sealConfig.type, () =>
+        openSealProvider(sealConfig, { devMode: config.devMode }),
+      );
+      if (deferred.startError)
+        log(
+          `WARNING: seal provider ${sealConfig.type} cannot start (${deferred.startError}); staying sealed and retrying`,
+        );
+      provider = deferred;
+    }
     const root = new RootOfTrust({
       crypto,
       store,
@@ -120,12 +131,16 @@ async function keepUnsealing(
     log('auto-unsealed');
     return true;
   }
-  log('auto-unseal failed: waiting for unseal shares; retrying the provider in the background');
+  log(
+    `auto-unseal failed (${root.lastAutoUnsealError}): waiting for unseal shares; retrying the provider in the background`,
+  );
   void (async () => {
     while (!signal.aborted && root.state !== 'active') {
       await new Promise((r) => setTimeout(r, config.autoUnseal.maxMs).unref());
       if (signal.aborted || (root.state as string) === 'active') return;
-      if (await root.autoUnseal({ ...retry, attempts: 1 })) log('auto-unsealed (background retry)');
+      // Background attempts are audited only when they succeed: an outage must not write an entry every few seconds.
+      if (await root.autoUnseal({ ...retry, attempts: 1 }, { auditFailure: false }))
+        log('auto-unsealed (background retry)');
     }
   })();
   return false;

@@ -19,6 +19,7 @@ import { crashPoint } from '../fault/crash-point.ts';
 import { ivkRef, l2Ref, masterKeyRef } from '../keys/key-names.ts';
 import type { IntegrityStore, IntegrityTx, Unsigned } from '../store/integrity-store.ts';
 import type { IvkRecord, L2Record } from '../store/records.ts';
+import { ivkDigest } from './ivk-digest.ts';
 import type { IvkPolicy } from './ivk-policy.ts';
 
 export type RotationReason = 'scheduled' | 'volume' | 'emergency';
@@ -42,18 +43,30 @@ export interface IvkManagerOptions {
   events?: IvkEvents;
 }
 
-/** Makes IVK v1 inside the init transaction (the caller commits). */
+/** Makes IVK v1 inside the init transaction (the caller commits and records the IVK head). */
 export async function createFirstIvk(
   tx: IntegrityTx,
   o: Pick<IvkManagerOptions, 'crypto' | 'clusterId' | 'region' | 'masterKey' | 'policy'>,
   now: number,
-): Promise<void> {
+): Promise<Unsigned<IvkRecord>> {
   const key = o.crypto.generateKey();
   try {
-    await tx.insertIvk(newIvkRecord(o, key, 1, now));
+    const record = newIvkRecord(o, key, 1, now);
+    await tx.insertIvk(record);
+    return record;
   } finally {
     key.destroy();
   }
+}
+
+/** Rewrites the IVK head in the cluster record from the rows as they now stand in `tx`; returns the rows. */
+async function writeIvkHead(tx: IntegrityTx): Promise<IvkRecord[]> {
+  const all = await tx.listIvks();
+  const cluster = await tx.getCluster();
+  if (!cluster) throw new KcmError('not_initialized');
+  const { mac: _m, ...rest } = cluster;
+  await tx.updateCluster({ ...rest, ivkDigest: ivkDigest(all) });
+  return all;
 }
 
 function newIvkRecord(
@@ -93,8 +106,12 @@ export class IvkManager {
   /** Loads the versions (verified) and unwraps ACTIVE + GRACE into memory. Nothing else is loaded. */
   async load(): Promise<void> {
     const records = await this.#o.store.listIvks();
+    const cluster = await this.#o.store.getCluster();
     const active = records.filter((r) => r.state === 'ACTIVE');
-    if (active.length !== 1) throw new KcmError('record_tampered', `ivk_versions: ${active.length} ACTIVE versions`);
+    if (!cluster || !cluster.ivkDigest.equals(ivkDigest(records)) || active.length !== 1) {
+      this.#o.store.reportTamper({ table: 'ivk_versions', id: 'head' });
+      throw new KcmError('record_tampered', 'ivk_versions do not match the IVK head in the cluster record');
+    }
     this.#records = new Map(records.map((r) => [r.version, r]));
     this.#active = (active[0] as IvkRecord).version;
     for (const r of records)
@@ -135,30 +152,33 @@ export class IvkManager {
 
   async #rotate(reason: RotationReason): Promise<IvkInfo> {
     const now = this.#now();
-    const from = this.#records.get(this.#active);
-    if (!from) throw new KcmError('internal_error', 'no ACTIVE IVK loaded');
+    const fromVersion = this.#active;
     const key = this.#o.crypto.generateKey();
-    let next: IvkRecord | undefined;
+    let rows: IvkRecord[];
+    let nextVersion: number;
     try {
-      const record = newIvkRecord(this.#o, key, from.version + 1, now);
-      const retired: Unsigned<IvkRecord> = { ...from, state: 'GRACE', retiredAt: now };
-      await this.#o.store.transaction(async (tx) => {
-        await tx.updateIvk(retired);
+      [rows, nextVersion] = await this.#o.store.transaction(async (tx) => {
+        const from = await tx.getIvk(fromVersion);
+        if (!from || from.state !== 'ACTIVE')
+          throw new KcmError('record_tampered', `ivk_versions v${fromVersion} is not ACTIVE`);
+        const { mac: _m, ...fromRest } = from;
+        const record = newIvkRecord(this.#o, key, from.version + 1, now);
+        await tx.updateIvk({ ...fromRest, state: 'GRACE', retiredAt: now });
         await tx.insertIvk(record);
+        const written = await writeIvkHead(tx);
         crashPoint('rotate:before-commit');
+        return [written, record.version] as const;
       });
-      crashPoint('rotate:after-commit');
-      const reread = await this.#o.store.listIvks();
-      this.#records = new Map(reread.map((r) => [r.version, r]));
-      next = this.#records.get(record.version);
-      this.#memory.set(record.version, key);
-      this.#active = record.version;
     } catch (err) {
       key.destroy();
       throw err;
     }
-    this.#o.events?.rotated?.({ from: from.version, to: this.#active, reason });
-    return this.#info(next as IvkRecord);
+    crashPoint('rotate:after-commit');
+    this.#records = new Map(rows.map((r) => [r.version, r]));
+    this.#memory.set(nextVersion, key);
+    this.#active = nextVersion;
+    this.#o.events?.rotated?.({ from: fromVersion, to: nextVersion, reason });
+    return this.#info(this.#records.get(nextVersion) as IvkRecord);
   }
 
   #info(r: IvkRecord): IvkInfo {
@@ -194,12 +214,16 @@ export class IvkManager {
   }
 
   async #setState(r: IvkRecord, state: IvkRecord['state']): Promise<void> {
-    const { mac: _m, ...rest } = r;
-    await this.#o.store.transaction(async (tx) => {
+    const rows = await this.#o.store.transaction(async (tx) => {
+      const stored = await tx.getIvk(r.version);
+      if (!stored) throw new KcmError('store_not_found', `IVK v${r.version}`);
+      const { mac: _m, ...rest } = stored;
       await tx.updateIvk({ ...rest, state });
+      const written = await writeIvkHead(tx);
       crashPoint('retire:before-commit');
+      return written;
     });
-    this.#records.set(r.version, { ...r, state });
+    this.#records = new Map(rows.map((row) => [row.version, row]));
     if (state !== 'ACTIVE' && state !== 'GRACE') {
       this.#memory.get(r.version)?.destroy();
       this.#memory.delete(r.version);
@@ -225,6 +249,7 @@ export class IvkManager {
     const sealed = ivk.wrap(l2, wrapAad(wrapping, wrapped));
     const { mac: _m, ...rest } = record;
     await tx.updateIvk({ ...rest, wraps: record.wraps + 1 });
+    // Counted in memory before the caller commits: a rollback only makes the volume rotation come earlier.
     this.#records.set(version, { ...record, wraps: record.wraps + 1 });
     return { ivkVersion: version, wrapped: encodeWrappedKey({ wrapping, wrapped, sealed }) };
   }
@@ -269,12 +294,13 @@ export class IvkManager {
           `IVK v${version} is ${r.state}: only DEPRECATED or REVOKED versions can be deleted`,
         );
       }
-      await this.#o.store.transaction(async (tx) => {
+      const rows = await this.#o.store.transaction(async (tx) => {
         const users = await tx.countL2ByIvk(version);
         if (users > 0) throw new KcmError('store_conflict', `IVK v${version} still wraps ${users} L2 key(s)`);
         await tx.deleteIvk(version);
+        return writeIvkHead(tx);
       });
-      this.#records.delete(version);
+      this.#records = new Map(rows.map((row) => [row.version, row]));
     });
   }
 

@@ -17,11 +17,12 @@ import { decodeWrappedKey, encodeWrappedKey, wrapAad } from '../../../common/src
 import type { Crypto, KeyHandle } from '../../../native/index.ts';
 import type { AuditSink } from '../audit/audit-sink.ts';
 import { crashPoint } from '../fault/crash-point.ts';
+import { ivkDigest } from '../ivk/ivk-digest.ts';
 import { createFirstIvk, IvkManager } from '../ivk/ivk-manager.ts';
 import type { IvkPolicy } from '../ivk/ivk-policy.ts';
 import { masterKeyRef, sealKeyRef } from '../keys/key-names.ts';
 import { type RetryOptions, withRetry } from '../seal/retry.ts';
-import type { SealProvider } from '../seal/seal-provider.ts';
+import { type SealProvider, SealProviderError } from '../seal/seal-provider.ts';
 import { runCeremony } from '../seal/shamir/ceremony.ts';
 import type { CeremonyManifest } from '../seal/shamir/manifest.ts';
 import { UnsealProgress } from '../seal/shamir/unseal-progress.ts';
@@ -33,6 +34,8 @@ export type CoreState = 'uninitialized' | 'sealed' | 'unsealing' | 'active';
 
 export interface CoreStatus {
   state: CoreState;
+  /** `pending` until the init is confirmed (explicitly, or by the first unseal with shares). */
+  initState: 'pending' | 'confirmed' | null;
   clusterId: string | null;
   region: string;
   sealType: SealType | null;
@@ -49,6 +52,8 @@ export interface InitRequest {
   shareCount?: number | undefined;
   /** X25519 public keys of the share holders, one per share. */
   holderPublicKeys?: readonly Uint8Array[] | undefined;
+  /** Re-initialise over a `pending` (unconfirmed) cluster whose shares were lost. */
+  abandonPending?: boolean | undefined;
 }
 
 export interface InitResult {
@@ -85,6 +90,8 @@ export class RootOfTrust {
   #ivk: IvkManager | null = null;
   #progress: UnsealProgress | null = null;
   #busy = false;
+  /** Why the last auto-unseal attempt failed (a provider kind or error code and message), or null. */
+  lastAutoUnsealError: string | null = null;
 
   constructor(o: RootOfTrustOptions) {
     this.#o = o;
@@ -107,6 +114,7 @@ export class RootOfTrust {
     const p = this.#progress?.status();
     return {
       state: this.#state,
+      initState: c?.initState ?? null,
       clusterId: c?.clusterId ?? null,
       region: this.#o.region,
       sealType: c?.sealType ?? null,
@@ -133,13 +141,29 @@ export class RootOfTrust {
 
   /**
    * Initialises the cluster: MasterKey, check value, Shamir ceremony, seal blob
-   * (auto-unseal modes), IVK v1 — stored in one transaction. Shares are returned
-   * only after the commit. Throws `already_initialized`, `invalid_shamir_parameters`,
-   * provider errors (nothing stored then).
+   * (auto-unseal modes), IVK v1 — stored in one transaction, marked `pending`.
+   * Shares are returned only after the commit. Two-phase: until `confirmInit`
+   * (or the first unseal with shares), a cluster whose shares were lost (the
+   * response never arrived, the process died) can be initialised again, which
+   * abandons it in the same transaction (`abandonPending: true`) — unless it
+   * already holds tenant keys.
+   * Throws `already_initialized`, `invalid_shamir_parameters`, provider errors
+   * (nothing stored then).
    */
   init(req: InitRequest = {}): Promise<InitResult> {
     return this.#exclusive('init', async () => {
-      if (this.#state !== 'uninitialized') throw new KcmError('already_initialized');
+      const abandoned = req.abandonPending && this.#cluster?.initState === 'pending' ? this.#cluster : undefined;
+      if (this.#state !== 'uninitialized' && !abandoned) {
+        const pending = this.#cluster?.initState === 'pending';
+        throw new KcmError(
+          'already_initialized',
+          pending ? 'init is pending: confirm it, or re-run init with abandonPending' : undefined,
+        );
+      }
+      if (abandoned && (await this.#o.store.raw.listL2BelowIvk(2 ** 32, 1)).length > 0) {
+        throw new KcmError('already_initialized', 'the pending cluster already holds tenant keys');
+      }
+      if (abandoned) this.seal('re-init');
       const { crypto, region } = this.#o;
       const threshold = req.threshold ?? 3;
       const shareCount = req.shareCount ?? 5;
@@ -170,13 +194,21 @@ export class RootOfTrust {
           seal,
           manifest: JSON.stringify(ceremony.manifest),
           createdAt: now,
+          initState: 'pending',
+          ivkDigest: Buffer.alloc(0),
         };
         this.#o.store.setMac(new RecordMac(mk));
         await this.#o.store.transaction(async (tx) => {
+          if (abandoned) {
+            for (const v of await tx.unverified.listIvks()) await tx.deleteIvk(v.version);
+            await tx.deleteCluster();
+          }
           await tx.insertCluster(record);
-          await createFirstIvk(tx, { ...this.#o, clusterId, masterKey: mk, policy: this.#o.ivkPolicy }, now);
+          const v1 = await createFirstIvk(tx, { ...this.#o, clusterId, masterKey: mk, policy: this.#o.ivkPolicy }, now);
+          await tx.updateCluster({ ...record, ivkDigest: ivkDigest([v1]) });
           crashPoint('init:before-commit');
         });
+        if (abandoned) this.#audit('core.init.abandoned', 'success', abandoned.clusterId);
         crashPoint('init:after-commit');
         await this.#activate(mk, (await this.#o.store.getCluster()) as ClusterRecord);
         this.#audit('core.init', 'success', clusterId);
@@ -194,6 +226,24 @@ export class RootOfTrust {
         throw err;
       }
     });
+  }
+
+  /** Marks the init confirmed (the operator has the shares); idempotent. Throws `sealed` unless active. */
+  confirmInit(): Promise<CoreStatus> {
+    return this.#exclusive('init confirmation', async () => {
+      this.ivk();
+      await this.#confirm();
+      return this.status();
+    });
+  }
+
+  async #confirm(): Promise<void> {
+    const c = this.#cluster;
+    if (!c || c.initState === 'confirmed') return;
+    const { mac: _m, ...rest } = c;
+    await this.#o.store.transaction((tx) => tx.updateCluster({ ...rest, initState: 'confirmed' }));
+    this.#cluster = await this.#o.store.getCluster();
+    this.#audit('core.init.confirm', 'success', c.clusterId);
   }
 
   async #sealBlob(mk: KeyHandle, clusterId: string, now: number): Promise<SealBlobRecord> {
@@ -281,6 +331,7 @@ export class RootOfTrust {
       try {
         mk = combineShares(this.#o.crypto, shares);
         await this.#activate(mk, c);
+        await this.#confirm();
         this.#audit('core.unseal', 'success', c.clusterId);
         return this.status();
       } catch (err) {
@@ -307,7 +358,7 @@ export class RootOfTrust {
    * provider failures with backoff. Returns false (still sealed, shares still
    * accepted) when the provider stays unavailable or refuses.
    */
-  async autoUnseal(retry: RetryOptions): Promise<boolean> {
+  async autoUnseal(retry: RetryOptions, o: { auditFailure?: boolean } = {}): Promise<boolean> {
     const c = this.#cluster;
     const provider = this.#o.sealProvider;
     if (!c?.seal || !provider || this.#state === 'active') return this.#state === 'active';
@@ -337,9 +388,11 @@ export class RootOfTrust {
         }
       });
       this.#audit('core.unseal.auto', 'success', c.clusterId);
+      this.lastAutoUnsealError = null;
       return true;
     } catch (err) {
-      this.#audit('core.unseal.auto', 'failure', c.clusterId, err);
+      this.lastAutoUnsealError = `${reasonOf(err)}: ${err instanceof Error ? err.message : String(err)}`;
+      if (o.auditFailure !== false) this.#audit('core.unseal.auto', 'failure', c.clusterId, err);
       return false;
     }
   }
@@ -360,7 +413,14 @@ export class RootOfTrust {
   }
 
   #audit(action: string, outcome: 'success' | 'failure', resource: string, err?: unknown, reason?: string): void {
-    const why = err instanceof KcmError ? err.code : err ? 'internal_error' : reason;
+    const why = err ? reasonOf(err) : reason;
     this.#o.audit.record({ action, outcome, resource, ...(why ? { reason: why } : {}) });
   }
+}
+
+/** The audit reason of an error: its stable code, or the provider's normalised kind. */
+function reasonOf(err: unknown): string {
+  if (err instanceof KcmError) return err.code;
+  if (err instanceof SealProviderError) return `seal_provider_${err.kind}`;
+  return 'internal_error';
 }

@@ -21,8 +21,11 @@ export interface TamperEvent {
 export type Unsigned<T> = Omit<T, 'mac'>;
 
 export interface IntegrityTx extends IntegrityReader {
+  /** The unverified transaction, for the one case that must read rows MAC'd under another key: abandoning a pending init. */
+  readonly unverified: StoreTx;
   insertCluster(r: Unsigned<ClusterRecord>): Promise<void>;
   updateCluster(r: Unsigned<ClusterRecord>): Promise<void>;
+  deleteCluster(): Promise<void>;
   insertIvk(r: Unsigned<IvkRecord>): Promise<void>;
   updateIvk(r: Unsigned<IvkRecord>): Promise<void>;
   deleteIvk(version: number): Promise<void>;
@@ -46,6 +49,11 @@ export class IntegrityStore implements IntegrityReader {
   setMac(mac: RecordMac | null): void {
     if (this.#mac && this.#mac !== mac) this.#mac.destroy();
     this.#mac = mac;
+  }
+
+  /** Reports a consistency failure found above the row level (e.g. the IVK head) like a bad MAC. */
+  reportTamper(e: TamperEvent): void {
+    this.onTamper(e);
   }
 
   get unlocked(): boolean {
@@ -120,8 +128,10 @@ export class IntegrityStore implements IntegrityReader {
       });
       const itx: IntegrityTx = {
         ...this.#reader(tx),
+        unverified: tx,
         insertCluster: (r) => tx.insertCluster(sign('cluster', clusterFields, r)),
         updateCluster: (r) => tx.updateCluster(sign('cluster', clusterFields, r)),
+        deleteCluster: () => tx.deleteCluster(),
         insertIvk: (r) => tx.insertIvk(sign('ivk_versions', ivkFields, r)),
         updateIvk: (r) => tx.updateIvk(sign('ivk_versions', ivkFields, r)),
         deleteIvk: (v) => tx.deleteIvk(v),

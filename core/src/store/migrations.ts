@@ -139,6 +139,18 @@ CREATE TABLE ${s}.l2_keys (
 CREATE INDEX l2_keys_ivk ON ${s}.l2_keys (ivk_version, created_at, tenant, version);
 `,
   },
+  {
+    version: 2,
+    description: 'cluster: two-phase init state, IVK head digest',
+    sqlite: `
+ALTER TABLE cluster ADD COLUMN init_state TEXT NOT NULL DEFAULT 'confirmed' CHECK (init_state IN ('pending', 'confirmed'));
+ALTER TABLE cluster ADD COLUMN ivk_digest BLOB NOT NULL DEFAULT x'';
+`,
+    postgres: (s) => `
+ALTER TABLE ${s}.cluster ADD COLUMN init_state TEXT NOT NULL DEFAULT 'confirmed' CHECK (init_state IN ('pending', 'confirmed'));
+ALTER TABLE ${s}.cluster ADD COLUMN ivk_digest BYTEA NOT NULL DEFAULT '\\x';
+`,
+  },
 ];
 
 /** Throws `invalid_config` unless versions run 1, 2, 3, … (checked when a store is constructed). */

@@ -10,6 +10,7 @@ import { CLUSTER_COLUMNS, IVK_COLUMNS, L2_COLUMNS } from './row-codec.ts';
 
 export interface Queries {
   getCluster: string;
+  deleteCluster: string;
   insertCluster: string;
   updateCluster: string;
   listIvks: string;
@@ -45,6 +46,7 @@ export function buildQueries(prefix: string): Queries {
     getCluster: `SELECT ${cc} FROM ${cluster} WHERE id = 1`,
     insertCluster: `INSERT INTO ${cluster} (id, ${cc}) VALUES (1, ${marks(CLUSTER_COLUMNS.length)}) ON CONFLICT DO NOTHING`,
     updateCluster: `UPDATE ${cluster} SET ${sets(CLUSTER_COLUMNS)} WHERE id = 1`,
+    deleteCluster: `DELETE FROM ${cluster} WHERE id = 1`,
     listIvks: `SELECT ${ic} FROM ${ivk} ORDER BY version`,
     getIvk: `SELECT ${ic} FROM ${ivk} WHERE version = ?`,
     insertIvk: `INSERT INTO ${ivk} (${ic}) VALUES (${marks(IVK_COLUMNS.length)}) ON CONFLICT DO NOTHING`,

@@ -54,6 +54,8 @@ export function clusterFields(r: Omit<ClusterRecord, 'mac'>): Field[] {
     s ? s.createdAt : null,
     r.manifest,
     r.createdAt,
+    r.initState,
+    r.ivkDigest,
   ];
 }
 

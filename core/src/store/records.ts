@@ -46,6 +46,18 @@ export interface ClusterRecord {
   /** The ceremony manifest (JSON text). */
   manifest: string;
   createdAt: number;
+  /**
+   * Two-phase init: `pending` from the init commit until the operator confirms
+   * (or the first unseal by shares proves the shares work); a pending cluster
+   * whose shares were lost can be initialised again.
+   */
+  initState: 'pending' | 'confirmed';
+  /**
+   * SHA-256 of the IVK versions and states (`ivk-digest.ts`), updated in the
+   * transaction of every rotation, state change and deletion: a deleted or
+   * replayed IVK row no longer matches it.
+   */
+  ivkDigest: Buffer;
   mac: Buffer;
 }
 

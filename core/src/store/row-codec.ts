@@ -34,6 +34,8 @@ export const CLUSTER_COLUMNS = [
   'seal_wrapped_master_key',
   'seal_created_at',
   'created_at',
+  'init_state',
+  'ivk_digest',
   'mac',
 ] as const;
 export const IVK_COLUMNS = [
@@ -112,6 +114,8 @@ export function clusterParams(op: string, r: ClusterRecord): SqlValue[] {
     s === null ? null : checkBuf(op, 'seal.wrappedMasterKey', s.wrappedMasterKey),
     s === null ? null : checkInt(op, 'seal.createdAt', s.createdAt),
     checkInt(op, 'createdAt', r.createdAt),
+    checkEnum(op, 'initState', r.initState, ['pending', 'confirmed']),
+    checkBuf(op, 'ivkDigest', r.ivkDigest),
     checkBuf(op, 'mac', r.mac),
   ];
 }
@@ -211,6 +215,8 @@ export function clusterOf(row: Row): ClusterRecord {
     seal: sealOf(row),
     manifest: textOf('manifest', row.manifest),
     createdAt: intOf('created_at', row.created_at),
+    initState: enumOf('init_state', row.init_state, ['pending', 'confirmed'] as const),
+    ivkDigest: bufOf('ivk_digest', row.ivk_digest),
     mac: bufOf('mac', row.mac),
   };
 }

@@ -73,6 +73,12 @@ export class SqlTx extends SqlReader implements StoreTx {
     }
   }
 
+  async deleteCluster(): Promise<void> {
+    if ((await this.exec.run(this.q.deleteCluster, [])) === 0) {
+      throw storeError('store_not_found', 'deleteCluster: no cluster record');
+    }
+  }
+
   async insertIvk(r: IvkRecord): Promise<void> {
     if ((await this.exec.run(this.q.insertIvk, ivkParams('insertIvk', r))) === 0) {
       throw storeError('store_conflict', `insertIvk: IVK version ${r.version} exists`);

@@ -36,6 +36,8 @@ export interface StoreTx extends StoreReader {
   /** Replaces the cluster record (seal re-key); throws `store_not_found`. */
   updateCluster(r: ClusterRecord): Promise<void>;
   /** Throws `store_conflict` when the version exists. */
+  /** Removes the cluster record (abandoning a pending init); throws `store_not_found`. */
+  deleteCluster(): Promise<void>;
   insertIvk(r: IvkRecord): Promise<void>;
   /** Replaces the row of `r.version`; throws `store_not_found`. */
   updateIvk(r: IvkRecord): Promise<void>;

@@ -78,6 +78,17 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreHar
           'store_not_found',
         );
       });
+
+      it('round-trips the init state and the IVK digest (empty included); delete removes the record', async () => {
+        await put((tx) => tx.insertCluster(clusterRecord({ initState: 'pending', ivkDigest: Buffer.alloc(0) })));
+        assert.deepEqual(await s.getCluster(), clusterRecord({ initState: 'pending', ivkDigest: Buffer.alloc(0) }));
+        await put((tx) => tx.deleteCluster());
+        assert.equal(await s.getCluster(), undefined);
+        await rejectsWith(
+          put((tx) => tx.deleteCluster()),
+          'store_not_found',
+        );
+      });
     });
 
     describe('IVK versions', () => {

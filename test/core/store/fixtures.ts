@@ -19,6 +19,8 @@ export function clusterRecord(over: Partial<ClusterRecord> = {}): ClusterRecord 
     seal: null,
     manifest: '{"ceremony":"init","shares":5}',
     createdAt: 1_760_000_000_000,
+    initState: 'confirmed',
+    ivkDigest: bytes(32, 5),
     mac: bytes(32, 4),
     ...over,
   };

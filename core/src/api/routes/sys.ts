@@ -28,10 +28,12 @@ export function sysRoutes(root: RootOfTrust): Route[] {
           threshold: intField(body, 'threshold', 2, 255),
           shareCount: intField(body, 'shares', 2, 255),
           holderPublicKeys: holderKeys(body),
+          abandonPending: body.abandonPending === true,
         });
         return [200, result];
       },
     },
+    { method: 'POST', path: '/v1/sys/init/confirm', handler: async () => [200, await root.confirmInit()] },
     {
       method: 'POST',
       path: '/v1/sys/unseal',
