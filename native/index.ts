@@ -88,6 +88,19 @@ export class KeyHandle {
     }
   }
 
+  /**
+   * Seals into `out` at `offset` and returns the bytes written (plaintext + 28): no
+   * allocation when the caller reuses `out`. Throws `invalid_argument` when `out`
+   * lacks room or overlaps the plaintext or AAD.
+   */
+  sealInto(plaintext: Uint8Array, aad: Uint8Array, out: Uint8Array, offset = 0): number {
+    try {
+      return this.#crypto.backend.sealInto(this.#ref, plaintext, aad, out, offset);
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
   /** Opens nonce ‖ ciphertext ‖ tag; throws `decryption_failed` for any wrong byte, key or AAD. */
   open(sealed: Uint8Array, aad: Uint8Array): Buffer {
     let out: Buffer | null;

@@ -20,6 +20,7 @@ import {
   handleSeal,
   handleSealBatch,
   handleSealEach,
+  handleSealInto,
   type Sealer,
   sodiumAead,
 } from './contestants.ts';
@@ -29,6 +30,7 @@ import { type OpensslOptions, opensslTimer } from './openssl-speed.ts';
 /** What a row is, for ratios and targets. */
 export type Role =
   | 'native'
+  | 'native-into'
   | 'native-batch'
   | 'native-envelope'
   | 'native-each'
@@ -96,6 +98,11 @@ export function buildCase(def: CaseDef, ctx: CaseContext): Entry[] {
     const pt = pts[0] as Buffer;
     const aad = aads[0] as Buffer;
     if (native) out.push(entry('native', 'native seal', '1 call', 1, handleSeal(native, keyBytes, pt, aad)));
+    if (native) {
+      out.push(
+        entry('native-into', 'native sealInto (reused output)', '1 call', 1, handleSealInto(native, keyBytes, pt, aad)),
+      );
+    }
     out.push(entry('node-crypto', 'node:crypto by hand', '1 call', 1, handGcm(keyBytes, pts, aads)));
     out.push(entry('node-face', 'face node backend seal', '1 call', 1, handleSeal(nodeFace, keyBytes, pt, aad)));
     out.push(entry('libsodium', 'libsodium XChaCha20-Poly1305', '1 call', 1, sodiumAead(sodium, sodiumKey, pts, aads)));

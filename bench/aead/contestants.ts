@@ -79,6 +79,22 @@ export function handleSeal(key: KeyHandle, keyBytes: Buffer, pt: Uint8Array, aad
   };
 }
 
+/** KeyHandle.sealInto one output buffer reused for every call: what a server writing into its own buffers does. */
+export function handleSealInto(key: KeyHandle, keyBytes: Buffer, pt: Uint8Array, aad: Uint8Array): Sealer {
+  const out = Buffer.alloc(pt.length + 28);
+  return {
+    op: () => key.sealInto(pt, aad, out, 0),
+    verify() {
+      const n = key.sealInto(pt, aad, out, 0);
+      const a = Buffer.from(out.subarray(0, n));
+      checkGcm(`${key.backend} sealInto`, keyBytes, a, pt, aad);
+      check(key.open(a, aad).equals(pt), `${key.backend} sealInto: own open differs`);
+      key.sealInto(pt, aad, out, 0);
+      checkFresh(`${key.backend} sealInto`, a, Buffer.from(out));
+    },
+  };
+}
+
 /** Every field of a batch through KeyHandle.seal, one call each. */
 export function handleSealEach(key: KeyHandle, keyBytes: Buffer, pts: Uint8Array[], aads: Uint8Array[]): Sealer {
   return {

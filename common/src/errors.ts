@@ -38,6 +38,7 @@ export const ERRORS = {
   crypto_failure: { status: 500, source: 'internal', message: 'the crypto library failed' },
   key_memory_unavailable: { status: 503, source: 'keys', message: 'locked key memory is exhausted or unavailable' },
   internal_error: { status: 500, source: 'internal', message: 'internal error' },
+  insecure_export_disabled: { status: 500, source: 'internal', message: 'key export is for tests only' },
   key_usage_exhausted: { status: 503, source: 'keys', message: 'key version reached its encryption budget' },
   // Shamir shares (SPEC.md §6).
   invalid_shamir_parameters: { status: 400, source: 'client', message: 'invalid Shamir parameters' },

@@ -11,7 +11,8 @@ export type BackendErrorCode =
   // Not the caller's fault (native only): libcrypto failed, key memory could not be had, a bug.
   | 'crypto_failure'
   | 'key_memory_unavailable'
-  | 'internal_error';
+  | 'internal_error'
+  | 'insecure_export_disabled';
 
 /** An Error shaped like the native module's: `code` set, message `[code] detail`. */
 export function backendError(code: BackendErrorCode, detail: string): Error & { code: BackendErrorCode } {

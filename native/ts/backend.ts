@@ -58,6 +58,12 @@ export interface CryptoBackend {
 
   /** AES-256-GCM with a fresh 96-bit random nonce; returns nonce ‖ ct ‖ tag. */
   seal(key: RawKeyRef, plaintext: Uint8Array, aad: Uint8Array): Buffer;
+  /**
+   * Seals into `out` at `offset` (nonce ‖ ct ‖ tag, plaintext length + 28 bytes) and
+   * returns the bytes written: a caller that reuses its output memory allocates nothing.
+   * `[invalid_argument]` when `out` lacks room or overlaps `plaintext` or `aad`.
+   */
+  sealInto(key: RawKeyRef, plaintext: Uint8Array, aad: Uint8Array, out: Uint8Array, offset: number): number;
   /** Opens nonce ‖ ct ‖ tag; `null` if authentication fails or the blob is shorter than 28 bytes. */
   open(key: RawKeyRef, sealed: Uint8Array, aad: Uint8Array): Buffer | null;
   /** One call, many items under one key. `aads.length` must equal `plaintexts.length`. */
@@ -103,4 +109,12 @@ export interface CryptoBackend {
   shamirSplit(key: RawKeyRef, m: number, n: number): Buffer[];
   /** Rebuilds the key from ≥ 2 shares of 33 bytes with distinct non-zero x (Lagrange at 0). */
   shamirCombine(shares: readonly Uint8Array[]): RawKeyRef;
+
+  /**
+   * TEST-ONLY: a copy of the key bytes. Throws `[insecure_export_disabled]`
+   * unless the process was started with KCM_INSECURE_KEY_EXPORT=tests. Used
+   * only through native/ts/insecure-export.ts, by tests that prove a key never
+   * reaches a database or a log.
+   */
+  insecureExportKey(key: RawKeyRef): Buffer;
 }

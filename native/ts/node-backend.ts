@@ -13,6 +13,8 @@ import { backendError } from './backend-error.ts';
 import { gfInterpolateAtZero, gfPolyEval } from './gf256.ts';
 
 const KEY_LEN = 32;
+/** Read once at start-up, like the native module: a later change of the environment cannot enable it. */
+const EXPORT_ENABLED = process.env.KCM_INSECURE_KEY_EXPORT === 'tests';
 const NONCE_LEN = 12;
 const TAG_LEN = 16;
 const WRAPPED_LEN = NONCE_LEN + KEY_LEN + TAG_LEN;
@@ -70,6 +72,12 @@ function sealWith(keyBytes: Buffer, plaintext: Uint8Array, aad: Uint8Array): Buf
   off += cipher.final().copy(out, off);
   cipher.getAuthTag().copy(out, off);
   return out;
+}
+
+function overlaps(a: Uint8Array, aOff: number, aLen: number, b: Uint8Array): boolean {
+  if (a.buffer !== b.buffer || aLen === 0 || b.length === 0) return false;
+  const start = a.byteOffset + aOff;
+  return start < b.byteOffset + b.length && b.byteOffset < start + aLen;
 }
 
 function openWith(keyBytes: Buffer, sealed: Uint8Array, aad: Uint8Array): Buffer | null {
@@ -139,6 +147,29 @@ export const nodeBackend: CryptoBackend = {
     const out = sealWith(slot.bytes, bytesArg(plaintext, 'plaintext'), bytesArg(aad, 'aad'));
     slot.encryptions++;
     return out;
+  },
+
+  sealInto(key, plaintext, aad, out, offset) {
+    const slot = slotOf(key);
+    const pt = bytesArg(plaintext, 'plaintext');
+    const ad = bytesArg(aad, 'aad');
+    const dst = bytesArg(out, 'out');
+    const need = pt.length + NONCE_LEN + TAG_LEN;
+    if (!Number.isInteger(offset) || offset < 0 || offset > dst.length) {
+      throw backendError('invalid_argument', 'sealInto: offset must be an integer within out');
+    }
+    if (dst.length - offset < need) {
+      throw backendError(
+        'invalid_argument',
+        `sealInto: out has ${dst.length - offset} bytes after offset, needs ${need}`,
+      );
+    }
+    if (overlaps(dst, offset, need, pt) || overlaps(dst, offset, need, ad)) {
+      throw backendError('invalid_argument', 'sealInto: out overlaps plaintext or aad');
+    }
+    sealWith(slot.bytes, pt, ad).copy(dst, offset);
+    slot.encryptions++;
+    return need;
   },
 
   open(key, sealed, aad) {
@@ -265,5 +296,11 @@ export const nodeBackend: CryptoBackend = {
     }
     ys.fill(0);
     return newKey(secret);
+  },
+
+  insecureExportKey(key) {
+    if (!EXPORT_ENABLED)
+      throw backendError('insecure_export_disabled', 'key export is for tests only (KCM_INSECURE_KEY_EXPORT=tests)');
+    return Buffer.from(slotOf(key).bytes);
   },
 };

@@ -161,3 +161,53 @@ for (const name of BACKENDS) {
     });
   });
 }
+
+for (const name of BACKENDS) {
+  describe(`sealInto on the ${name} backend`, { skip: skipFor(name) }, () => {
+    it('writes nonce ‖ ct ‖ tag at the offset, returns the length, and opens', () => {
+      const key = cryptoOf(name).generateKey();
+      const out = Buffer.alloc(100, 0xee);
+      const n = key.sealInto(Buffer.from('hello'), Buffer.from('ad'), out, 10);
+      assert.equal(n, 5 + 28);
+      assert.ok(
+        out.subarray(0, 10).every((b) => b === 0xee),
+        'bytes before the offset untouched',
+      );
+      assert.ok(
+        out.subarray(10 + n).every((b) => b === 0xee),
+        'bytes after the blob untouched',
+      );
+      assert.equal(key.open(out.subarray(10, 10 + n), Buffer.from('ad')).toString(), 'hello');
+      assert.equal(key.info().encryptions, 1);
+    });
+
+    it('refuses a short, out-of-range or overlapping output', () => {
+      const key = cryptoOf(name).generateKey();
+      const buf = Buffer.alloc(64);
+      throwsCode(() => key.sealInto(Buffer.alloc(8), Buffer.alloc(0), Buffer.alloc(35)), 'invalid_argument', 'short');
+      throwsCode(
+        () => key.sealInto(Buffer.alloc(8), Buffer.alloc(0), buf, 40),
+        'invalid_argument',
+        'no room after offset',
+      );
+      throwsCode(() => key.sealInto(Buffer.alloc(8), Buffer.alloc(0), buf, 65), 'invalid_argument', 'offset past end');
+      throwsCode(
+        () => key.sealInto(Buffer.alloc(8), Buffer.alloc(0), buf, 1.5),
+        'invalid_argument',
+        'fractional offset',
+      );
+      throwsCode(
+        () => key.sealInto(buf.subarray(0, 8), Buffer.alloc(0), buf, 0),
+        'invalid_argument',
+        'overlaps plaintext',
+      );
+      throwsCode(() => key.sealInto(Buffer.alloc(8), buf.subarray(30, 40), buf, 0), 'invalid_argument', 'overlaps aad');
+      assert.equal(
+        key.sealInto(buf.subarray(50, 58), Buffer.alloc(0), buf, 0),
+        36,
+        'disjoint views of one buffer are fine',
+      );
+      assert.equal(key.info().encryptions, 1);
+    });
+  });
+}

@@ -25,17 +25,23 @@ const KEY_HANDLE_MEMBERS = [
   'refFor',
   'seal',
   'sealBatch',
+  'sealInto',
   'splitRaw',
   'unwrap',
   'wrap',
 ];
 const CRYPTO_MEMBERS = ['combineRaw', 'constructor', 'generateKey', 'importKey', 'refOf'];
-/** The CryptoBackend contract of native/ts/backend.ts; native also has processHarden (ts/load.ts). */
+/**
+ * The CryptoBackend contract of native/ts/backend.ts; native also has processHarden (ts/load.ts).
+ * insecureExportKey is the one member that returns key bytes: test-only, off unless
+ * KCM_INSECURE_KEY_EXPORT=tests (test/core/security/no-plaintext-at-rest.test.ts).
+ */
 const BACKEND_MEMBERS = [
   'dataKeyOpenBatch',
   'dataKeySealBatch',
   'deriveKey',
   'hmacSha256',
+  'insecureExportKey',
   'keyDestroy',
   'keyGenerate',
   'keyImport',
@@ -45,6 +51,7 @@ const BACKEND_MEMBERS = [
   'openBatch',
   'seal',
   'sealBatch',
+  'sealInto',
   'shamirCombine',
   'shamirSplit',
   'status',

@@ -19,6 +19,8 @@ export interface PgServer {
   port: number;
   /** Milliseconds initdb + start took. */
   startupMs: number;
+  /** The cluster's data directory (tests that scan every stored byte read it after a CHECKPOINT). */
+  dataDir: string;
   stop(): Promise<void>;
 }
 
@@ -129,6 +131,7 @@ export async function startPostgres(): Promise<PgServer> {
     connectionString: `postgresql://postgres@127.0.0.1:${port}/postgres`,
     port,
     startupMs: performance.now() - t0,
+    dataDir: data,
     stop: async () => {
       process.removeListener('exit', onExit);
       try {

@@ -1,0 +1,562 @@
+//! The N-API functions: the JS surface described by `native/ts/backend.ts`,
+//! plus `processHarden()` and a `name` property (`"native"`).
+//!
+//! Keys cross into JS only as tagged externals wrapping a [`KeyHandle`];
+//! anything else passed as a key throws `[invalid_key]`, a destroyed key
+//! throws `[key_destroyed]` (except in `keyInfo` and `keyDestroy`). Misuse
+//! throws `Error("[code] …")` with `error.code = code`; authentication
+//! failures return `null` (or a `null` item in batches).
+//!
+//! Sealed blobs (`seal`, `sealBatch`, `dataKeySealBatch`) are Buffers that may
+//! share a zero-filled backing store with other sealed blobs (public data;
+//! see the output pool in [`napi`]); plaintexts, keys, MACs and shares always
+//! get a backing store of their own. `wrapKey` also keeps its own, since
+//! wrapped keys are the blobs most likely to be kept for long.
+
+use std::ffi::CStr;
+
+use crate::aead::{self, EnvelopeItem, OVERHEAD, WRAPPED_LEN};
+use crate::error::{code, Error, Result};
+use crate::kdf;
+use crate::keys::{self, KeyHandle, Slot, KEY_LEN};
+use crate::napi::{self, Env, RawCallback, RawEnv, RawInfo, RawValue, Tagged, TypeTag};
+use crate::ossl::random_bytes;
+use crate::shamir::{self, SHARE_LEN};
+use crate::sys;
+
+// SAFETY: this tag is used for no other type; it marks externals whose data
+// is a Box<KeyHandle> (see `Env::new_external`).
+unsafe impl Tagged for KeyHandle {
+    const TAG: TypeTag = TypeTag {
+        lower: 0x6f70_656e_6b63_6d5f,
+        upper: 0x9d2c_5e71_a4b3_0f58,
+    };
+}
+
+fn key<'cb>(env: &Env<'cb>, value: RawValue, what: &str) -> Result<&'cb KeyHandle> {
+    env.external::<KeyHandle>(value, code::INVALID_KEY, what)
+}
+
+/// Like [`key`], and `[key_destroyed]` if the key was destroyed. Checked
+/// before the other arguments, as the node backend does.
+fn live_key<'cb>(env: &Env<'cb>, value: RawValue, what: &str) -> Result<&'cb KeyHandle> {
+    let handle = key(env, value, what)?;
+    handle.ensure_live()?;
+    Ok(handle)
+}
+
+fn new_key(env: &Env<'_>, slot: Slot) -> Result<RawValue> {
+    env.new_external(Box::new(KeyHandle::new(slot)))
+}
+
+fn sealed_len(plaintext_len: usize) -> Result<usize> {
+    plaintext_len
+        .checked_add(OVERHEAD)
+        .ok_or_else(|| Error::arg("plaintext is too large"))
+}
+
+fn same_length(fn_name: &str, names: &[&str], lens: &[usize]) -> Result<()> {
+    if lens.windows(2).all(|w| w[0] == w[1]) {
+        Ok(())
+    } else {
+        let detail: Vec<String> = names
+            .iter()
+            .zip(lens)
+            .map(|(n, l)| format!("{n}.length={l}"))
+            .collect();
+        Err(Error::arg(format!(
+            "{fn_name}: arrays must have equal length ({})",
+            detail.join(", ")
+        )))
+    }
+}
+
+/// Fresh Buffers of the given lengths, each with its own backing store, plus
+/// writable views of them: for plaintexts and other secrets. (Sealed blobs go
+/// through [`Env::public_buffer_array`], which may share one.)
+fn new_buffers<'cb>(
+    env: &Env<'cb>,
+    lens: impl Iterator<Item = usize>,
+) -> Result<(Vec<RawValue>, Vec<&'cb mut [u8]>)> {
+    let mut values = Vec::with_capacity(lens.size_hint().0);
+    let mut views = Vec::with_capacity(lens.size_hint().0);
+    for len in lens {
+        let (v, b) = env.new_buffer(len)?;
+        values.push(v);
+        views.push(b);
+    }
+    Ok((values, views))
+}
+
+/// `[Buffer | null]`: item i is `values[i]` when `ok[i]`, else null.
+fn results_or_null(env: &Env<'_>, values: &[RawValue], ok: &[bool]) -> Result<RawValue> {
+    let null = env.null()?;
+    let items: Vec<RawValue> = values
+        .iter()
+        .zip(ok)
+        .map(|(&v, &ok)| if ok { v } else { null })
+        .collect();
+    env.array(&items)
+}
+
+fn key_info_object(env: &Env<'_>, info: keys::KeyInfo) -> Result<RawValue> {
+    env.object(&[
+        (c"id", env.number(info.id as f64)?),
+        (c"locked", env.boolean(info.locked)?),
+        (c"destroyed", env.boolean(info.destroyed)?),
+        (c"encryptions", env.number(info.encryptions as f64)?),
+    ])
+}
+
+/// `status()` → `{name: 'native', liveKeys, memoryLockable, memoryLockError?}`.
+fn status(env: Env<'_>, _args: &[RawValue]) -> Result<RawValue> {
+    let s = keys::memory_status();
+    let mut props = vec![
+        (c"name", env.string("native")?),
+        (c"liveKeys", env.number(s.live_keys as f64)?),
+        (c"memoryLockable", env.boolean(s.lockable)?),
+    ];
+    if let Some(err) = &s.lock_error {
+        props.push((c"memoryLockError", env.string(err)?));
+    }
+    env.object(&props)
+}
+
+/// `keyGenerate()` → key: 32 bytes from RAND_bytes written straight into a slot.
+fn key_generate(env: Env<'_>, _args: &[RawValue]) -> Result<RawValue> {
+    let mut slot = Slot::alloc()?;
+    random_bytes(slot.bytes_mut())?;
+    new_key(&env, slot)
+}
+
+/// `keyImport(bytes)` → key: copies exactly 32 bytes, then zero-fills `bytes`.
+fn key_import(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
+    let [bytes] = *args else {
+        return Err(Error::arg("keyImport(bytes)"));
+    };
+    let src = env.bytes(bytes, "keyImport: bytes")?;
+    if src.len() != KEY_LEN {
+        return Err(Error::new(
+            code::INVALID_KEY_LENGTH,
+            format!(
+                "keyImport: key must be exactly {KEY_LEN} bytes, got {}",
+                src.len()
+            ),
+        ));
+    }
+    let mut slot = Slot::alloc()?;
+    slot.bytes_mut().copy_from_slice(src);
+    let handle = new_key(&env, slot)?;
+    env.zero_fill(bytes, "keyImport: bytes")?;
+    Ok(handle)
+}
+
+/// `keyDestroy(key)`: wipes the key; idempotent.
+fn key_destroy(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
+    let [k] = *args else {
+        return Err(Error::arg("keyDestroy(key)"));
+    };
+    key(&env, k, "keyDestroy: key")?.destroy()?;
+    env.undefined()
+}
+
+/// `keyInfo(key)` → `{id, locked, destroyed, encryptions}` (also for destroyed keys).
+fn key_info(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
+    let [k] = *args else {
+        return Err(Error::arg("keyInfo(key)"));
+    };
+    let info = key(&env, k, "keyInfo: key")?.info();
+    key_info_object(&env, info)
+}
+
+/// `seal(key, plaintext, aad)` → nonce ‖ ct ‖ tag (a Buffer that may share
+/// its backing store with other sealed blobs, see `napi::Env::public_buffer_array`).
+fn seal(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
+    let [k, pt, aad] = *args else {
+        return Err(Error::arg("seal(key, plaintext, aad)"));
+    };
+    let k = live_key(&env, k, "seal: key")?;
+    let pt = env.bytes(pt, "seal: plaintext")?;
+    let aad = env.bytes(aad, "seal: aad")?;
+    env.public_buffer(sealed_len(pt.len())?, |out| {
+        k.count_encryptions(1);
+        k.with_key(|kb| aead::seal(kb, pt, aad, out))
+    })
+}
+
+/// True when the byte ranges `[a, a+alen)` and `[b, b+blen)` share a byte.
+fn overlaps(a: *const u8, alen: usize, b: *const u8, blen: usize) -> bool {
+    let (a, b) = (a as usize, b as usize);
+    alen > 0 && blen > 0 && a < b.saturating_add(blen) && b < a.saturating_add(alen)
+}
+
+/// `sealInto(key, plaintext, aad, out, offset)` → bytes written (plaintext
+/// length + 28): seals into the caller's Uint8Array at `offset`, so a caller
+/// that reuses its output memory allocates nothing per call. `out` must not
+/// overlap `plaintext` or `aad` and must have room, else `[invalid_argument]`.
+fn seal_into(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
+    let [k, pt, aad, out, offset] = *args else {
+        return Err(Error::arg("sealInto(key, plaintext, aad, out, offset)"));
+    };
+    let k = live_key(&env, k, "sealInto: key")?;
+    let pt = env.bytes(pt, "sealInto: plaintext")?;
+    let aad = env.bytes(aad, "sealInto: aad")?;
+    let (data, len) = env.bytes_out(out, "sealInto: out")?;
+    let offset = env.number_or_nan(offset)?;
+    if !(offset >= 0.0 && offset.fract() == 0.0 && offset <= len as f64) {
+        return Err(Error::arg("sealInto: offset must be an integer within out"));
+    }
+    let offset = offset as usize;
+    let need = sealed_len(pt.len())?;
+    if len - offset < need {
+        return Err(Error::arg(format!("sealInto: out has {} bytes after offset, needs {need}", len - offset)));
+    }
+    // SAFETY: offset + need <= len, so the range lies inside `out`'s backing store.
+    let start = unsafe { data.add(offset) };
+    if overlaps(start, need, pt.as_ptr(), pt.len()) || overlaps(start, need, aad.as_ptr(), aad.len()) {
+        return Err(Error::arg("sealInto: out overlaps plaintext or aad"));
+    }
+    // SAFETY: `start..start+need` is inside `out` (checked above), is live for
+    // this callback (see `Env::bytes`), and shares no byte with `pt` or `aad`,
+    // so this is the only reference to it.
+    let dst = unsafe { std::slice::from_raw_parts_mut(start, need) };
+    k.count_encryptions(1);
+    k.with_key(|kb| aead::seal(kb, pt, aad, dst))?;
+    env.number(need as f64)
+}
+
+/// Whether `insecureExportKey` works: read once, at load, from KCM_INSECURE_KEY_EXPORT=tests.
+fn export_enabled() -> bool {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ENABLED.get_or_init(|| std::env::var("KCM_INSECURE_KEY_EXPORT").is_ok_and(|v| v == "tests"))
+}
+
+/// `insecureExportKey(key)` → the 32 key bytes. TEST-ONLY: `[insecure_export_disabled]`
+/// unless the process started with KCM_INSECURE_KEY_EXPORT=tests (see native/ts/insecure-export.ts).
+fn insecure_export_key(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
+    let [k] = *args else {
+        return Err(Error::arg("insecureExportKey(key)"));
+    };
+    if !export_enabled() {
+        return Err(Error::new(
+            code::INSECURE_EXPORT_DISABLED,
+            "key export is for tests only (KCM_INSECURE_KEY_EXPORT=tests)".to_owned(),
+        ));
+    }
+    let k = live_key(&env, k, "insecureExportKey: key")?;
+    let (value, out) = env.new_buffer(KEY_LEN)?;
+    k.with_key(|kb| {
+        out.copy_from_slice(kb);
+        Ok(())
+    })?;
+    Ok(value)
+}
+
+/// `open(key, sealed, aad)` → plaintext, or null on authentication failure /
+/// input shorter than 28 bytes.
+fn open(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
+    let [k, sealed, aad] = *args else {
+        return Err(Error::arg("open(key, sealed, aad)"));
+    };
+    let k = live_key(&env, k, "open: key")?;
+    let sealed = env.bytes(sealed, "open: sealed")?;
+    let aad = env.bytes(aad, "open: aad")?;
+    if sealed.len() < OVERHEAD {
+        return env.null();
+    }
+    let (value, out) = env.new_buffer(sealed.len() - OVERHEAD)?;
+    if k.with_key(|kb| aead::open(kb, sealed, aad, out))? {
+        Ok(value)
+    } else {
+        env.null()
+    }
+}
+
+/// `sealBatch(key, plaintexts[], aads[])` → sealed[]: one context, one key
+/// schedule; outputs as in [`seal`].
+fn seal_batch(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
+    let [k, pts, aads] = *args else {
+        return Err(Error::arg("sealBatch(key, plaintexts, aads)"));
+    };
+    let k = live_key(&env, k, "sealBatch: key")?;
+    let pt_items = env.array_items(pts, "sealBatch: plaintexts", code::INVALID_ARGUMENT)?;
+    let aad_items = env.array_items(aads, "sealBatch: aads", code::INVALID_ARGUMENT)?;
+    same_length(
+        "sealBatch",
+        &["plaintexts", "aads"],
+        &[pt_items.len(), aad_items.len()],
+    )?;
+    let pts = env.bytes_list(&pt_items, "sealBatch: plaintexts")?;
+    let aads = env.bytes_list(&aad_items, "sealBatch: aads")?;
+    let lens = pts
+        .iter()
+        .map(|p| sealed_len(p.len()))
+        .collect::<Result<Vec<_>>>()?;
+    env.public_buffer_array(&lens, |outs| {
+        k.count_encryptions(pts.len() as u64);
+        k.with_key(|kb| aead::seal_batch(kb, &pts, &aads, outs))
+    })
+}
+
+/// `openBatch(key, sealed[], aads[])` → (Buffer | null)[].
+fn open_batch(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
+    let [k, sealed, aads] = *args else {
+        return Err(Error::arg("openBatch(key, sealed, aads)"));
+    };
+    let k = live_key(&env, k, "openBatch: key")?;
+    let sealed_items = env.array_items(sealed, "openBatch: sealed", code::INVALID_ARGUMENT)?;
+    let aad_items = env.array_items(aads, "openBatch: aads", code::INVALID_ARGUMENT)?;
+    same_length(
+        "openBatch",
+        &["sealed", "aads"],
+        &[sealed_items.len(), aad_items.len()],
+    )?;
+    let sealed = env.bytes_list(&sealed_items, "openBatch: sealed")?;
+    let aads = env.bytes_list(&aad_items, "openBatch: aads")?;
+    let (values, mut outs) = new_buffers(
+        &env,
+        sealed.iter().map(|s| s.len().saturating_sub(OVERHEAD)),
+    )?;
+    let ok = k.with_key(|kb| aead::open_batch(kb, &sealed, &aads, &mut outs))?;
+    results_or_null(&env, &values, &ok)
+}
+
+/// `wrapKey(kek, target, aad)` → 60 bytes.
+fn wrap_key(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
+    let [kek, target, aad] = *args else {
+        return Err(Error::arg("wrapKey(kek, target, aad)"));
+    };
+    let kek = live_key(&env, kek, "wrapKey: kek")?;
+    let target = live_key(&env, target, "wrapKey: target")?;
+    let aad = env.bytes(aad, "wrapKey: aad")?;
+    let (value, out) = env.new_buffer(WRAPPED_LEN)?;
+    kek.count_encryptions(1);
+    kek.with_key(|k| target.with_key(|t| aead::wrap(k, t, aad, out)))?;
+    Ok(value)
+}
+
+/// `unwrapKey(kek, wrapped, aad)` → new key (unwrapped straight into a
+/// locked slot), or null on authentication failure or a length other than 60.
+fn unwrap_key(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
+    let [kek, wrapped, aad] = *args else {
+        return Err(Error::arg("unwrapKey(kek, wrapped, aad)"));
+    };
+    let kek = live_key(&env, kek, "unwrapKey: kek")?;
+    let wrapped = env.bytes(wrapped, "unwrapKey: wrapped")?;
+    let aad = env.bytes(aad, "unwrapKey: aad")?;
+    if wrapped.len() != WRAPPED_LEN {
+        return env.null();
+    }
+    let mut slot = Slot::alloc()?;
+    if kek.with_key(|k| aead::unwrap(k, wrapped, aad, slot.bytes_mut()))? {
+        new_key(&env, slot)
+    } else {
+        env.null()
+    }
+}
+
+/// `dataKeySealBatch(kek, wrapAad, plaintexts[], aads[])` → [wrapped, sealed_0, …]
+/// (all public outputs, as in [`seal`]).
+fn data_key_seal_batch(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
+    let [kek, wrap_aad, pts, aads] = *args else {
+        return Err(Error::arg(
+            "dataKeySealBatch(kek, wrapAad, plaintexts, aads)",
+        ));
+    };
+    let kek = live_key(&env, kek, "dataKeySealBatch: kek")?;
+    let pt_items = env.array_items(pts, "dataKeySealBatch: plaintexts", code::INVALID_ARGUMENT)?;
+    let aad_items = env.array_items(aads, "dataKeySealBatch: aads", code::INVALID_ARGUMENT)?;
+    same_length(
+        "dataKeySealBatch",
+        &["plaintexts", "aads"],
+        &[pt_items.len(), aad_items.len()],
+    )?;
+    let wrap_aad = env.bytes(wrap_aad, "dataKeySealBatch: wrapAad")?;
+    let pts = env.bytes_list(&pt_items, "dataKeySealBatch: plaintexts")?;
+    let aads = env.bytes_list(&aad_items, "dataKeySealBatch: aads")?;
+    // Output 0 is the wrapped data key, then one sealed blob per item.
+    let lens = std::iter::once(Ok(WRAPPED_LEN))
+        .chain(pts.iter().map(|p| sealed_len(p.len())))
+        .collect::<Result<Vec<_>>>()?;
+    env.public_buffer_array(&lens, |outs| match outs.split_first_mut() {
+        Some((wrapped_out, outs)) => {
+            kek.count_encryptions(1);
+            kek.with_key(|k| {
+                aead::data_key_seal_batch(k, wrap_aad, &pts, &aads, wrapped_out, outs)
+            })
+        }
+        None => Err(Error::internal("dataKeySealBatch: output count")),
+    })
+}
+
+/// `dataKeyOpenBatch(kek, wrappedKeys[], wrapAads[], sealed[], aads[])` → (Buffer | null)[].
+fn data_key_open_batch(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
+    let [kek, wrapped, wrap_aads, sealed, aads] = *args else {
+        return Err(Error::arg(
+            "dataKeyOpenBatch(kek, wrappedKeys, wrapAads, sealed, aads)",
+        ));
+    };
+    let kek = live_key(&env, kek, "dataKeyOpenBatch: kek")?;
+    let names = ["wrappedKeys", "wrapAads", "sealed", "aads"];
+    let items = [wrapped, wrap_aads, sealed, aads]
+        .iter()
+        .zip(names)
+        .map(|(&v, n)| {
+            env.array_items(v, &format!("dataKeyOpenBatch: {n}"), code::INVALID_ARGUMENT)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let lens: Vec<usize> = items.iter().map(Vec::len).collect();
+    same_length("dataKeyOpenBatch", &names, &lens)?;
+    let lists = items
+        .iter()
+        .zip(names)
+        .map(|(v, n)| env.bytes_list(v, &format!("dataKeyOpenBatch: {n}")))
+        .collect::<Result<Vec<_>>>()?;
+    let [wrapped, wrap_aads, sealed, aads] = lists.as_slice() else {
+        return Err(Error::internal("dataKeyOpenBatch: list count"));
+    };
+    let envelope: Vec<EnvelopeItem<'_>> = wrapped
+        .iter()
+        .zip(wrap_aads)
+        .zip(sealed)
+        .zip(aads)
+        .map(
+            |(((&wrapped_key, &wrap_aad), &sealed), &aad)| EnvelopeItem {
+                wrapped_key,
+                wrap_aad,
+                sealed,
+                aad,
+            },
+        )
+        .collect();
+    let (values, mut outs) = new_buffers(
+        &env,
+        sealed.iter().map(|s| s.len().saturating_sub(OVERHEAD)),
+    )?;
+    let ok = kek.with_key(|k| aead::data_key_open_batch(k, &envelope, &mut outs))?;
+    results_or_null(&env, &values, &ok)
+}
+
+/// `hmacSha256(key, data)` → 32 bytes.
+fn hmac_sha256(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
+    let [k, data] = *args else {
+        return Err(Error::arg("hmacSha256(key, data)"));
+    };
+    let k = live_key(&env, k, "hmacSha256: key")?;
+    let data = env.bytes(data, "hmacSha256: data")?;
+    let (value, out) = env.new_buffer(kdf::MAC_LEN)?;
+    let out: &mut [u8; kdf::MAC_LEN] = out
+        .try_into()
+        .map_err(|_| Error::internal("hmac output length"))?;
+    k.with_key(|kb| kdf::hmac_sha256(kb, data, out))?;
+    Ok(value)
+}
+
+/// `deriveKey(key, salt, info)` → new key: HKDF-SHA-256, L = 32, output
+/// written straight into a slot.
+fn derive_key(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
+    let [k, salt, info] = *args else {
+        return Err(Error::arg("deriveKey(key, salt, info)"));
+    };
+    let k = live_key(&env, k, "deriveKey: key")?;
+    let salt = env.bytes(salt, "deriveKey: salt")?;
+    let info = env.bytes(info, "deriveKey: info")?;
+    let mut slot = Slot::alloc()?;
+    k.with_key(|ikm| kdf::hkdf_sha256(ikm, salt, info, slot.bytes_mut()))?;
+    new_key(&env, slot)
+}
+
+/// `shamirSplit(key, m, n)` → n shares of 33 bytes (x ‖ y), x = 1..n.
+fn shamir_split(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
+    let [k, m, n] = *args else {
+        return Err(Error::arg("shamirSplit(key, m, n)"));
+    };
+    let k = live_key(&env, k, "shamirSplit: key")?;
+    // A non-number is reported like any other bad value (as the node backend does).
+    let m = env.number_or_nan(m)?;
+    let n = env.number_or_nan(n)?;
+    let (m, n) = shamir::check_params(m, n)?;
+    let (values, mut outs) = new_buffers(&env, std::iter::repeat_n(SHARE_LEN, n as usize))?;
+    k.with_key(|kb| shamir::split(kb, m, &mut outs, &mut random_bytes))?;
+    env.array(&values)
+}
+
+/// `shamirCombine(shares[])` → new key, rebuilt straight into a slot.
+/// Not an array: `[invalid_argument]`; fewer than 2 items: `[not_enough_shares]`;
+/// an item that is not 33 bytes or has x = 0: `[invalid_share]`; a repeated x:
+/// `[duplicate_share]`.
+fn shamir_combine(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
+    let [shares] = *args else {
+        return Err(Error::arg("shamirCombine(shares)"));
+    };
+    let len = env.array_len(shares, "shamirCombine: shares")?;
+    if len < 2 {
+        return Err(Error::new(
+            code::NOT_ENOUGH_SHARES,
+            format!("need at least 2 shares, got {len}"),
+        ));
+    }
+    if len > 255 {
+        return Err(Error::new(
+            code::DUPLICATE_SHARE,
+            format!("at most 255 shares have distinct x, got {len}"),
+        ));
+    }
+    let items = env.array_items(shares, "shamirCombine: shares", code::INVALID_SHARE)?;
+    let shares = env.bytes_list(&items, "shamirCombine: shares")?;
+    let mut slot = Slot::alloc()?;
+    shamir::combine(&shares, slot.bytes_mut())?;
+    new_key(&env, slot)
+}
+
+/// `processHarden()` → `{coreDumpsDisabled}`: sets RLIMIT_CORE to 0/0.
+fn process_harden(env: Env<'_>, _args: &[RawValue]) -> Result<RawValue> {
+    let disabled = sys::disable_core_dumps().is_ok();
+    env.object(&[(c"coreDumpsDisabled", env.boolean(disabled)?)])
+}
+
+macro_rules! exports {
+    ($( $js:literal => $entry:ident ( $argc:expr ) = $body:ident ),* $(,)?) => {
+        $(
+            unsafe extern "C" fn $entry(env: RawEnv, info: RawInfo) -> RawValue {
+                // SAFETY: Node-API invokes this callback with its own env and
+                // callback info, on the JS thread.
+                unsafe { napi::callback(env, info, $js, $argc, $body) }
+            }
+        )*
+        const FUNCTIONS: &[(&CStr, RawCallback)] = &[ $( ($js, $entry as RawCallback) ),* ];
+    };
+}
+
+exports! {
+    c"status" => js_status(0) = status,
+    c"keyGenerate" => js_key_generate(0) = key_generate,
+    c"keyImport" => js_key_import(1) = key_import,
+    c"keyDestroy" => js_key_destroy(1) = key_destroy,
+    c"keyInfo" => js_key_info(1) = key_info,
+    c"seal" => js_seal(3) = seal,
+    c"sealInto" => js_seal_into(5) = seal_into,
+    c"open" => js_open(3) = open,
+    c"sealBatch" => js_seal_batch(3) = seal_batch,
+    c"openBatch" => js_open_batch(3) = open_batch,
+    c"wrapKey" => js_wrap_key(3) = wrap_key,
+    c"unwrapKey" => js_unwrap_key(3) = unwrap_key,
+    c"dataKeySealBatch" => js_data_key_seal_batch(4) = data_key_seal_batch,
+    c"dataKeyOpenBatch" => js_data_key_open_batch(5) = data_key_open_batch,
+    c"hmacSha256" => js_hmac_sha256(2) = hmac_sha256,
+    c"deriveKey" => js_derive_key(3) = derive_key,
+    c"shamirSplit" => js_shamir_split(3) = shamir_split,
+    c"shamirCombine" => js_shamir_combine(1) = shamir_combine,
+    c"processHarden" => js_process_harden(0) = process_harden,
+    c"insecureExportKey" => js_insecure_export_key(1) = insecure_export_key,
+}
+
+/// Module entry point called by Node when the `.node` file is loaded.
+///
+/// # Safety
+/// Called only by Node-API with a valid env and exports object.
+#[no_mangle]
+pub unsafe extern "C" fn napi_register_module_v1(env: RawEnv, exports: RawValue) -> RawValue {
+    // SAFETY: forwarded unchanged from Node-API's module registration call.
+    unsafe { napi::register(env, exports, FUNCTIONS, "native") }
+}

@@ -1,0 +1,32 @@
+//! OpenKCM native crypto backend: a zero-dependency Node-API module.
+//!
+//! The JS surface (see `native/ts/backend.ts`) is defined in [`exports`]; the
+//! Node-API glue ([`napi`], [`exports`]) is left out of `cargo test` builds so
+//! test binaries need no Node-API symbols. Everything else is plain Rust over
+//! libcrypto ([`ossl`]) and libc ([`sys`]).
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+#[cfg(not(any(target_os = "linux")))]
+compile_error!("openkcm-native targets Linux (mmap/mlock/madvise constants are Linux values)");
+
+pub mod aead;
+pub mod error;
+pub mod gf256;
+#[cfg(test)]
+mod golden;
+pub mod kdf;
+pub mod keys;
+pub mod ossl;
+pub mod shamir;
+pub mod sys;
+
+#[cfg(not(test))]
+mod exports;
+#[cfg(not(test))]
+mod napi;

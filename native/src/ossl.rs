@@ -1,0 +1,108 @@
+//! libcrypto (OpenSSL 3) declarations.
+//!
+//! Inside `node` these symbols bind to Node's bundled OpenSSL; in `cargo test`
+//! binaries to the system `libcrypto.so.3` (see `build.rs`).
+
+#![allow(non_camel_case_types)]
+
+use std::ffi::{c_char, c_int, c_uint, c_void};
+use std::marker::{PhantomData, PhantomPinned};
+
+use crate::error::{Error, Result};
+
+macro_rules! opaque {
+    ($($name:ident),*) => {$(
+        #[repr(C)]
+        pub struct $name {
+            _private: [u8; 0],
+            _marker: PhantomData<(*mut u8, PhantomPinned)>,
+        }
+    )*};
+}
+opaque!(EVP_CIPHER_CTX, EVP_CIPHER, EVP_MD, ENGINE, OSSL_LIB_CTX);
+
+pub const EVP_CTRL_AEAD_GET_TAG: c_int = 0x10;
+pub const EVP_CTRL_AEAD_SET_TAG: c_int = 0x11;
+
+extern "C" {
+    pub fn EVP_CIPHER_fetch(
+        ctx: *mut OSSL_LIB_CTX,
+        algorithm: *const c_char,
+        properties: *const c_char,
+    ) -> *mut EVP_CIPHER;
+    pub fn EVP_aes_256_gcm() -> *const EVP_CIPHER;
+    pub fn EVP_CIPHER_CTX_new() -> *mut EVP_CIPHER_CTX;
+    pub fn EVP_CIPHER_CTX_free(ctx: *mut EVP_CIPHER_CTX);
+    pub fn EVP_CIPHER_CTX_ctrl(
+        ctx: *mut EVP_CIPHER_CTX,
+        type_: c_int,
+        arg: c_int,
+        ptr: *mut c_void,
+    ) -> c_int;
+    pub fn EVP_EncryptInit_ex(
+        ctx: *mut EVP_CIPHER_CTX,
+        cipher: *const EVP_CIPHER,
+        engine: *mut ENGINE,
+        key: *const u8,
+        iv: *const u8,
+    ) -> c_int;
+    pub fn EVP_EncryptUpdate(
+        ctx: *mut EVP_CIPHER_CTX,
+        out: *mut u8,
+        outl: *mut c_int,
+        input: *const u8,
+        inl: c_int,
+    ) -> c_int;
+    pub fn EVP_EncryptFinal_ex(ctx: *mut EVP_CIPHER_CTX, out: *mut u8, outl: *mut c_int) -> c_int;
+    pub fn EVP_DecryptInit_ex(
+        ctx: *mut EVP_CIPHER_CTX,
+        cipher: *const EVP_CIPHER,
+        engine: *mut ENGINE,
+        key: *const u8,
+        iv: *const u8,
+    ) -> c_int;
+    pub fn EVP_DecryptUpdate(
+        ctx: *mut EVP_CIPHER_CTX,
+        out: *mut u8,
+        outl: *mut c_int,
+        input: *const u8,
+        inl: c_int,
+    ) -> c_int;
+    pub fn EVP_DecryptFinal_ex(ctx: *mut EVP_CIPHER_CTX, out: *mut u8, outl: *mut c_int) -> c_int;
+
+    pub fn EVP_sha256() -> *const EVP_MD;
+    pub fn HMAC(
+        md: *const EVP_MD,
+        key: *const c_void,
+        key_len: c_int,
+        data: *const u8,
+        data_len: usize,
+        md_out: *mut u8,
+        md_len: *mut c_uint,
+    ) -> *mut u8;
+
+    pub fn RAND_bytes(buf: *mut u8, num: c_int) -> c_int;
+    pub fn ERR_clear_error();
+}
+
+/// Drops whatever a failed libcrypto call left on this thread's error queue,
+/// so it cannot confuse later callers (e.g. `node:crypto`).
+pub fn clear_errors() {
+    // SAFETY: no preconditions; only touches the calling thread's error queue.
+    unsafe { ERR_clear_error() }
+}
+
+/// Fills `buf` from OpenSSL's CSPRNG (`RAND_bytes`).
+pub fn random_bytes(buf: &mut [u8]) -> Result<()> {
+    for chunk in buf.chunks_mut(1 << 30) {
+        // chunk.len() <= 2^30 always fits in c_int.
+        let len =
+            c_int::try_from(chunk.len()).map_err(|_| Error::internal("random chunk too large"))?;
+        // SAFETY: `chunk` is a valid writable region of exactly `len` bytes.
+        if unsafe { RAND_bytes(chunk.as_mut_ptr(), len) } != 1 {
+            clear_errors();
+            return Err(Error::crypto("RAND_bytes"));
+        }
+    }
+    Ok(())
+}
