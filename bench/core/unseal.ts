@@ -47,17 +47,8 @@ async function measure(tenants: number, rounds: number, config: StoreConfig): Pr
       for (let i = 0; i < tenants; i++) {
         const l2 = crypto.generateKey();
         const tenant = `tenant-${i}`;
-        const { ivkVersion, wrapped } = await root.ivk().wrapL2(tx, l2, tenant, 1);
+        await root.ivk().insertL2(tx, l2, tenant, 1, Date.now());
         l2.destroy();
-        await tx.insertL2({
-          tenant,
-          version: 1,
-          state: 'ACTIVE',
-          ivkVersion,
-          wrappedActive: wrapped,
-          wrappedSovereign: null,
-          createdAt: Date.now(),
-        });
       }
     });
     const times: number[] = [];

@@ -254,6 +254,24 @@ export class IvkManager {
     return { ivkVersion: version, wrapped: encodeWrappedKey({ wrapping, wrapped, sealed }) };
   }
 
+  /**
+   * Stores a new L2 key version for `tenant`: wrapped under the ACTIVE IVK
+   * (counted, see wrapL2) and inserted ACTIVE with no sovereign binding yet,
+   * in the caller's transaction. Throws `store_conflict` when that version exists.
+   */
+  async insertL2(tx: IntegrityTx, l2: KeyHandle, tenant: string, version: number, createdAt: number): Promise<void> {
+    const { ivkVersion, wrapped } = await this.wrapL2(tx, l2, tenant, version);
+    await tx.insertL2({
+      tenant,
+      version,
+      state: 'ACTIVE',
+      ivkVersion,
+      wrappedActive: wrapped,
+      wrappedSovereign: null,
+      createdAt,
+    });
+  }
+
   /** Unwraps an L2 record's active binding; DEPRECATED versions are loaded for the call and wiped. */
   async unwrapL2(r: L2Record): Promise<KeyHandle> {
     const record = this.#records.get(r.ivkVersion) ?? (await this.#o.store.getIvk(r.ivkVersion));

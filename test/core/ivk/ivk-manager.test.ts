@@ -63,16 +63,7 @@ describe('IVK manager', () => {
     const l2 = crypto.generateKey();
     const probe = l2.seal(Buffer.from(tenant), Buffer.alloc(0));
     await store.transaction(async (tx) => {
-      const { ivkVersion, wrapped } = await root.ivk().wrapL2(tx, l2, tenant, 1);
-      await tx.insertL2({
-        tenant,
-        version: 1,
-        state: 'ACTIVE',
-        ivkVersion,
-        wrappedActive: wrapped,
-        wrappedSovereign: null,
-        createdAt: clock,
-      });
+      await root.ivk().insertL2(tx, l2, tenant, 1, clock);
     });
     l2.destroy();
     return { probe };

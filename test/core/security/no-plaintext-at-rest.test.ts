@@ -80,16 +80,7 @@ async function exercise(backend: 'native' | 'node', config: StoreConfig, dir: st
         for (let i = 0; i < 17; i++) {
           const l2 = crypto.generateKey();
           const tenant = `t-${round}-${i}`;
-          const { ivkVersion, wrapped } = await root.ivk().wrapL2(tx, l2, tenant, 1);
-          await tx.insertL2({
-            tenant,
-            version: 1,
-            state: 'ACTIVE',
-            ivkVersion,
-            wrappedActive: wrapped,
-            wrappedSovereign: null,
-            createdAt: Date.now(),
-          });
+          await root.ivk().insertL2(tx, l2, tenant, 1, Date.now());
           l2s.push(l2);
         }
       });
