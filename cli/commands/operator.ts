@@ -17,8 +17,9 @@ import type { Command } from '../main.ts';
 
 const USAGE = `kcm operator <subcommand> [--addr URL]
   status                                    state, cluster, unseal progress, IVK version
-  init [--threshold M] [--shares N] [--holder-key PUBFILE]… [--out DIR]
+  init [--threshold M] [--shares N] [--holder-key PUBFILE]… [--out DIR] [--abandon-pending]
                                             initialise; shares are shown (or written to DIR) once
+  init-confirm                              confirm the init once every holder has their share
   unseal SHARE | --share-file F | --sealed-file F --holder-secret-key F | --reset
   seal                                      wipe every key from the Core's memory
   ivk [list | rotate | revoke N | delete N]
@@ -67,6 +68,7 @@ async function init(addr: string, p: ParsedArgs): Promise<void> {
     ...(threshold ? { threshold: Number(threshold) } : {}),
     ...(shares ? { shares: Number(shares) } : {}),
     ...(holderPublicKeys.length > 0 ? { holderPublicKeys } : {}),
+    ...(p.flags.has('abandon-pending') ? { abandonPending: true } : {}),
   })) as { clusterId: string; shares: { index: number; payload: string }[]; manifest: unknown };
   const out = flag(p, 'out');
   if (out) {
@@ -97,6 +99,7 @@ export const operatorCommand: Command = {
       'sealed-file': true,
       'holder-secret-key': true,
       reset: false,
+      'abandon-pending': false,
     });
     const addr = flag(p, 'addr') ?? process.env.KCM_ADDR ?? 'http://127.0.0.1:8200';
     const [sub, arg] = p.positional;
@@ -107,6 +110,9 @@ export const operatorCommand: Command = {
         return 0;
       case 'init':
         await init(addr, p);
+        return 0;
+      case 'init-confirm':
+        print(await call(addr, 'POST', '/v1/sys/init/confirm', {}));
         return 0;
       case 'unseal':
         print(
