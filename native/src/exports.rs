@@ -178,16 +178,10 @@ fn seal(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
     let k = live_key(&env, k, "seal: key")?;
     let pt = env.bytes(pt, "seal: plaintext")?;
     let aad = env.bytes(aad, "seal: aad")?;
-    env.public_buffer(sealed_len(pt.len())?, |out| {
+    env.public_buffer(sealed_len(pt.len())?, &[pt, aad], |out| {
         k.count_encryptions(1);
         k.with_key(|kb| aead::seal(kb, pt, aad, out))
     })
-}
-
-/// True when the byte ranges `[a, a+alen)` and `[b, b+blen)` share a byte.
-fn overlaps(a: *const u8, alen: usize, b: *const u8, blen: usize) -> bool {
-    let (a, b) = (a as usize, b as usize);
-    alen > 0 && blen > 0 && a < b.saturating_add(blen) && b < a.saturating_add(alen)
 }
 
 /// `sealInto(key, plaintext, aad, out, offset)` → bytes written (plaintext
@@ -213,7 +207,7 @@ fn seal_into(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
     }
     // SAFETY: offset + need <= len, so the range lies inside `out`'s backing store.
     let start = unsafe { data.add(offset) };
-    if overlaps(start, need, pt.as_ptr(), pt.len()) || overlaps(start, need, aad.as_ptr(), aad.len()) {
+    if napi::ranges_overlap(start, need, pt.as_ptr(), pt.len()) || napi::ranges_overlap(start, need, aad.as_ptr(), aad.len()) {
         return Err(Error::arg("sealInto: out overlaps plaintext or aad"));
     }
     // SAFETY: `start..start+need` is inside `out` (checked above), is live for
@@ -225,7 +219,8 @@ fn seal_into(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
     env.number(need as f64)
 }
 
-/// Whether `insecureExportKey` works: read once, at load, from KCM_INSECURE_KEY_EXPORT=tests.
+/// Whether `insecureExportKey` works: decided once, when the module registers (see
+/// `napi_register_module_v1`), from KCM_INSECURE_KEY_EXPORT=tests.
 fn export_enabled() -> bool {
     static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ENABLED.get_or_init(|| std::env::var("KCM_INSECURE_KEY_EXPORT").is_ok_and(|v| v == "tests"))
@@ -292,7 +287,8 @@ fn seal_batch(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
         .iter()
         .map(|p| sealed_len(p.len()))
         .collect::<Result<Vec<_>>>()?;
-    env.public_buffer_array(&lens, |outs| {
+    let inputs: Vec<&[u8]> = pts.iter().chain(aads.iter()).copied().collect();
+    env.public_buffer_array(&lens, &inputs, |outs| {
         k.count_encryptions(pts.len() as u64);
         k.with_key(|kb| aead::seal_batch(kb, &pts, &aads, outs))
     })
@@ -378,7 +374,8 @@ fn data_key_seal_batch(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
     let lens = std::iter::once(Ok(WRAPPED_LEN))
         .chain(pts.iter().map(|p| sealed_len(p.len())))
         .collect::<Result<Vec<_>>>()?;
-    env.public_buffer_array(&lens, |outs| match outs.split_first_mut() {
+    let inputs: Vec<&[u8]> = pts.iter().chain(aads.iter()).chain([&wrap_aad]).copied().collect();
+    env.public_buffer_array(&lens, &inputs, |outs| match outs.split_first_mut() {
         Some((wrapped_out, outs)) => {
             kek.count_encryptions(1);
             kek.with_key(|k| {
@@ -557,6 +554,8 @@ exports! {
 /// Called only by Node-API with a valid env and exports object.
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: RawEnv, exports: RawValue) -> RawValue {
+    // Decide the test-only export switch now, from the environment the process had at load.
+    export_enabled();
     // SAFETY: forwarded unchanged from Node-API's module registration call.
     unsafe { napi::register(env, exports, FUNCTIONS, "native") }
 }

@@ -80,6 +80,7 @@ extern "C" {
     ) -> Status;
     fn napi_typeof(env: RawEnv, value: RawValue, result: *mut c_int) -> Status;
     fn napi_is_typedarray(env: RawEnv, value: RawValue, result: *mut bool) -> Status;
+    fn napi_is_arraybuffer(env: RawEnv, value: RawValue, result: *mut bool) -> Status;
     fn napi_get_typedarray_info(
         env: RawEnv,
         value: RawValue,
@@ -509,6 +510,16 @@ impl<'cb> Env<'cb> {
         if data.is_null() && len != 0 {
             return Err(Error::internal("typed array without data"));
         }
+        // A view of a SharedArrayBuffer is refused: other threads may write it
+        // while this call reads or writes it (a data race, and a way to have a
+        // tag computed over bytes that change underneath).
+        let mut plain = false;
+        // SAFETY: valid env; `buffer` is the view's backing buffer; valid out pointer.
+        let st = unsafe { napi_is_arraybuffer(self.raw, buffer, &mut plain) };
+        self.check(st, "napi_is_arraybuffer")?;
+        if !plain {
+            return Err(Error::arg("views of a SharedArrayBuffer are not accepted"));
+        }
         Ok(Some((data.cast::<u8>(), len)))
     }
 
@@ -610,9 +621,10 @@ impl<'cb> Env<'cb> {
     pub fn public_buffer(
         &self,
         len: usize,
+        inputs: &[&[u8]],
         fill: impl FnOnce(&mut [u8]) -> Result<()>,
     ) -> Result<RawValue> {
-        let places = self.place_and_fill(&[len], |outs| match outs {
+        let places = self.place_and_fill(&[len], inputs, |outs| match outs {
             [out] => fill(out),
             _ => Err(Error::internal("public_buffer: output count")),
         })?;
@@ -642,9 +654,10 @@ impl<'cb> Env<'cb> {
     pub fn public_buffer_array(
         &self,
         lens: &[usize],
+        inputs: &[&[u8]],
         fill: impl FnOnce(&mut [&mut [u8]]) -> Result<()>,
     ) -> Result<RawValue> {
-        let places = self.place_and_fill(lens, fill)?;
+        let places = self.place_and_fill(lens, inputs, fill)?;
         let Some(inst) = self.instance() else {
             let values: Vec<RawValue> = places
                 .iter()
@@ -682,45 +695,63 @@ impl<'cb> Env<'cb> {
 
     /// Reserves the outputs (pooled up to [`LARGE_ITEM_MAX`] bytes when the
     /// pool is available, else their own Buffer) and runs `fill` on them.
+    ///
+    /// A chunk that any of `inputs` lies in (JS can reach a chunk through a
+    /// sealed blob's `.buffer` and pass a view of it back as an input) is not
+    /// written to: the output goes to a fresh chunk, so an output slice never
+    /// aliases an input. No JS runs while the slices live: fresh chunks are
+    /// marked untransferable only after `fill`.
     fn place_and_fill(
         &self,
         lens: &[usize],
+        inputs: &[&[u8]],
         fill: impl FnOnce(&mut [&mut [u8]]) -> Result<()>,
     ) -> Result<Vec<Place>> {
         let instance = self.instance();
         let mut places = Vec::with_capacity(lens.len());
-        let mut outs: Vec<&'cb mut [u8]> = Vec::with_capacity(lens.len());
-        for &len in lens {
-            match instance {
-                Some(inst) if len > 0 && len <= LARGE_ITEM_MAX => {
-                    let (buffer, data, offset) = self.reserve(inst, len)?;
-                    // SAFETY: `data` is the live backing store of `buffer`
-                    // (just read from it; held by a handle of this callback,
-                    // and no JS that could detach it runs before the slices
-                    // are dropped, see the pool notes). `reserve` guarantees
-                    // `offset + len <=` the chunk's length and never hands
-                    // out overlapping regions.
-                    outs.push(unsafe { std::slice::from_raw_parts_mut(data.add(offset), len) });
-                    places.push(Place::Pooled {
-                        buffer,
-                        offset,
-                        len,
-                    });
+        let mut fresh_chunks = Vec::new();
+        {
+            let mut outs: Vec<&'cb mut [u8]> = Vec::with_capacity(lens.len());
+            for &len in lens {
+                match instance {
+                    Some(inst) if len > 0 && len <= LARGE_ITEM_MAX => {
+                        let (buffer, data, offset, fresh) = self.reserve(inst, len, inputs)?;
+                        if fresh {
+                            fresh_chunks.push(buffer);
+                        }
+                        // SAFETY: `data` is the live backing store of `buffer`
+                        // (just read from it; held by a handle of this callback,
+                        // and no JS runs before the slices are dropped at the
+                        // end of this block). `reserve` guarantees `offset + len
+                        // <=` the chunk's length, never hands out overlapping
+                        // regions, and never a chunk that holds any input.
+                        outs.push(unsafe { std::slice::from_raw_parts_mut(data.add(offset), len) });
+                        places.push(Place::Pooled {
+                            buffer,
+                            offset,
+                            len,
+                        });
+                    }
+                    _ => {
+                        let (value, out) = self.new_buffer(len)?;
+                        outs.push(out);
+                        places.push(Place::Own(value));
+                    }
                 }
-                _ => {
-                    let (value, out) = self.new_buffer(len)?;
-                    outs.push(out);
-                    places.push(Place::Own(value));
+            }
+            if let Err(e) = fill(&mut outs) {
+                for (out, place) in outs.iter_mut().zip(&places) {
+                    if matches!(place, Place::Pooled { .. }) {
+                        crate::keys::wipe(out);
+                    }
                 }
+                return Err(e);
             }
         }
-        if let Err(e) = fill(&mut outs) {
-            for (out, place) in outs.iter_mut().zip(&places) {
-                if matches!(place, Place::Pooled { .. }) {
-                    crate::keys::wipe(out);
-                }
+        if let Some(inst) = instance {
+            for buffer in fresh_chunks {
+                self.call(inst.mark, &[buffer])?;
             }
-            return Err(e);
         }
         Ok(places)
     }
@@ -738,9 +769,10 @@ impl<'cb> Env<'cb> {
     }
 
     /// Reserves `len` (<= [`LARGE_ITEM_MAX`]) bytes in the current chunk of
-    /// its size class (a new chunk if that one is full or was detached): the
-    /// chunk's ArrayBuffer, its data pointer and the offset.
-    fn reserve(&self, inst: &Instance, len: usize) -> Result<(RawValue, *mut u8, usize)> {
+    /// its size class, or in a new chunk if that one is full, was detached, or
+    /// holds any of `inputs`: the chunk's ArrayBuffer, its data pointer, the
+    /// offset, and whether the chunk is new (the caller marks it after use).
+    fn reserve(&self, inst: &Instance, len: usize, inputs: &[&[u8]]) -> Result<(RawValue, *mut u8, usize, bool)> {
         let (cell, chunk_len) = if len <= SMALL_ITEM_MAX {
             (&inst.small, SMALL_CHUNK_LEN)
         } else {
@@ -753,15 +785,15 @@ impl<'cb> Env<'cb> {
             if chunk.used + len <= chunk.len {
                 let buffer = self.ref_value(chunk.buffer)?;
                 let (data, byte_len) = self.arraybuffer_info(buffer)?;
-                if !data.is_null() && byte_len == chunk.len {
+                let holds_input = inputs.iter().any(|i| ranges_overlap(data, byte_len, i.as_ptr(), i.len()));
+                if !data.is_null() && byte_len == chunk.len && !holds_input {
                     let offset = chunk.used;
                     chunk.used = align_up(offset + len).min(chunk.len);
-                    return Ok((buffer, data, offset));
+                    return Ok((buffer, data, offset, false));
                 }
             }
         }
         let (buffer, data) = self.new_arraybuffer(chunk_len)?;
-        self.call(inst.mark, &[buffer])?;
         let reference = self.new_ref(buffer)?;
         let fresh = Chunk {
             buffer: reference,
@@ -773,7 +805,7 @@ impl<'cb> Env<'cb> {
             // and deleted only here. Views keep the old chunk alive.
             unsafe { napi_delete_reference(self.raw, old.buffer) };
         }
-        Ok((buffer, data, 0))
+        Ok((buffer, data, 0, true))
     }
 
     /// A new zero-filled ArrayBuffer of `len` (> 0) bytes and its data.
@@ -1060,4 +1092,10 @@ unsafe extern "C" fn finalize_box<T>(_env: RawEnv, data: *mut c_void, _hint: *mu
         // Node-API calls the finalizer exactly once, after the last JS reference.
         drop(unsafe { Box::from_raw(data.cast::<T>()) });
     }
+}
+
+/// True when `[a, a+alen)` and `[b, b+blen)` share a byte.
+pub fn ranges_overlap(a: *const u8, alen: usize, b: *const u8, blen: usize) -> bool {
+    let (a, b) = (a as usize, b as usize);
+    alen > 0 && blen > 0 && a < b.saturating_add(blen) && b < a.saturating_add(alen)
 }

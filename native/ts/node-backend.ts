@@ -53,6 +53,9 @@ function slotOf(key: RawKeyRef, allowDestroyed = false): KeySlot {
 
 function bytesArg(value: unknown, name: string): Uint8Array {
   if (!(value instanceof Uint8Array)) throw backendError('invalid_argument', `${name} must be a Buffer or Uint8Array`);
+  if (value.buffer instanceof SharedArrayBuffer) {
+    throw backendError('invalid_argument', `${name}: views of a SharedArrayBuffer are not accepted`);
+  }
   return value;
 }
 
@@ -63,7 +66,8 @@ function sameLength(a: readonly unknown[], b: readonly unknown[], what: string):
 }
 
 function sealWith(keyBytes: Buffer, plaintext: Uint8Array, aad: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(NONCE_LEN + plaintext.length + TAG_LEN);
+  // Not from the shared pool: a sealed blob never shares a backing store with unrelated memory.
+  const out = Buffer.alloc(NONCE_LEN + plaintext.length + TAG_LEN);
   const nonce = out.subarray(0, NONCE_LEN);
   randomFillSync(nonce);
   const cipher = createCipheriv('aes-256-gcm', keyBytes, nonce, { authTagLength: TAG_LEN });

@@ -211,3 +211,29 @@ for (const name of BACKENDS) {
     });
   });
 }
+
+for (const name of BACKENDS) {
+  describe(`memory safety of inputs on the ${name} backend`, { skip: skipFor(name) }, () => {
+    it('refuses views of a SharedArrayBuffer (another thread could change them mid-call)', () => {
+      const key = cryptoOf(name).generateKey();
+      const shared = new Uint8Array(new SharedArrayBuffer(64));
+      throwsCode(() => key.seal(shared.subarray(0, 8), Buffer.alloc(0)), 'invalid_argument', 'plaintext');
+      throwsCode(() => key.seal(Buffer.alloc(8), shared.subarray(0, 8)), 'invalid_argument', 'aad');
+      throwsCode(() => key.sealInto(Buffer.alloc(8), Buffer.alloc(0), shared, 0), 'invalid_argument', 'out');
+      throwsCode(() => key.sealBatch([shared.subarray(0, 4)], [Buffer.alloc(0)]), 'invalid_argument', 'batch item');
+    });
+
+    it('never writes a sealed blob over an input that is a view of an earlier blob’s backing store', () => {
+      const key = cryptoOf(name).generateKey();
+      const first = key.seal(Buffer.from('x'), Buffer.alloc(0));
+      const whole = new Uint8Array(first.buffer, first.byteOffset, first.buffer.byteLength - first.byteOffset);
+      const aad = Buffer.from(whole.subarray(0, Math.min(whole.length, 512)));
+      const view = whole.subarray(0, aad.length);
+      const sealed = key.seal(Buffer.from('secret'), view);
+      assert.deepEqual(Buffer.from(view), aad, 'the aad view was not overwritten');
+      assert.equal(key.open(sealed, view).toString(), 'secret');
+      const more = key.sealBatch([view.subarray(0, 16)], [Buffer.alloc(0)]);
+      assert.deepEqual(key.openBatch(more, [Buffer.alloc(0)])[0], Buffer.from(aad.subarray(0, 16)));
+    });
+  });
+}
