@@ -4,7 +4,7 @@
  * share holder's local tools (holder-keygen, share-open) that never talk to
  * the Core: a holder opens a sealed share on their own machine.
  */
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, constants, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   generateHolderKeypair,
@@ -62,6 +62,9 @@ function shareFrom(p: ParsedArgs): string {
 
 async function init(addr: string, p: ParsedArgs): Promise<void> {
   const holderPublicKeys = (p.flags.get('holder-key') ?? []).map(readTrimmed);
+  const outDir = flag(p, 'out');
+  // Shares are shown once: make sure they can be written before the Core makes them.
+  if (outDir) accessSync(outDir, constants.W_OK);
   const threshold = flag(p, 'threshold');
   const shares = flag(p, 'shares');
   const result = (await call(addr, 'POST', '/v1/sys/init', {
@@ -70,15 +73,22 @@ async function init(addr: string, p: ParsedArgs): Promise<void> {
     ...(holderPublicKeys.length > 0 ? { holderPublicKeys } : {}),
     ...(p.flags.has('abandon-pending') ? { abandonPending: true } : {}),
   })) as { clusterId: string; shares: { index: number; payload: string }[]; manifest: unknown };
-  const out = flag(p, 'out');
-  if (out) {
-    for (const s of result.shares) {
-      const file = join(out, `share-${s.index}.${holderPublicKeys.length > 0 ? 'json' : 'txt'}`);
-      writeFileSync(file, `${s.payload}\n`, { mode: 0o600 });
+  if (outDir) {
+    try {
+      for (const s of result.shares) {
+        const file = join(outDir, `share-${s.index}.${holderPublicKeys.length > 0 ? 'json' : 'txt'}`);
+        writeFileSync(file, `${s.payload}\n`, { mode: 0o600 });
+      }
+      writeFileSync(join(outDir, 'manifest.json'), `${JSON.stringify(result.manifest, null, 2)}\n`);
+      console.log(
+        `initialised ${result.clusterId}: ${result.shares.length} shares and manifest.json written to ${outDir}`,
+      );
+      return;
+    } catch (err) {
+      console.error(
+        `could not write to ${outDir} (${err instanceof Error ? err.message : String(err)}): printing the shares instead`,
+      );
     }
-    writeFileSync(join(out, 'manifest.json'), `${JSON.stringify(result.manifest, null, 2)}\n`);
-    console.log(`initialised ${result.clusterId}: ${result.shares.length} shares and manifest.json written to ${out}`);
-    return;
   }
   console.log(`initialised ${result.clusterId}. Shares (shown once; give each to its holder):`);
   for (const s of result.shares) console.log(`  share ${s.index}: ${s.payload}`);

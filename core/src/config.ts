@@ -111,6 +111,9 @@ export function coreConfig(file: Json = {}, env: NodeJS.ProcessEnv = process.env
   }
   if (seal.type === 'dev' && !devMode) fail('seal.type', '"dev" is refused outside development mode (KCM_DEV=1)');
   const au = obj(file.autoUnseal, 'autoUnseal');
+  const baseMs = int(au.baseMs, 'autoUnseal.baseMs', 0, 60_000, 200);
+  const maxMs = int(au.maxMs, 'autoUnseal.maxMs', 50, 600_000, 5_000);
+  if (maxMs < baseMs) fail('autoUnseal.maxMs', `must be at least autoUnseal.baseMs (${baseMs})`);
   return {
     devMode,
     region,
@@ -121,8 +124,8 @@ export function coreConfig(file: Json = {}, env: NodeJS.ProcessEnv = process.env
     ivk: ivkPolicy(obj(file.ivk, 'ivk') as Partial<IvkPolicy>),
     autoUnseal: {
       attempts: int(au.attempts, 'autoUnseal.attempts', 1, 100, 5),
-      baseMs: int(au.baseMs, 'autoUnseal.baseMs', 0, 60_000, 200),
-      maxMs: int(au.maxMs, 'autoUnseal.maxMs', 0, 600_000, 5_000),
+      baseMs,
+      maxMs,
     },
     tickMs: int(file.tickMs, 'tickMs', 10, 86_400_000, 60_000),
     auditLog: resolve(typeof file.auditLog === 'string' ? file.auditLog : join(dataDir, 'audit.jsonl')),

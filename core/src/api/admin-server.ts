@@ -40,15 +40,19 @@ export async function startAdminServer(
     throw new KcmError('invalid_config', `admin API on ${listen.host} without TLS: bind to loopback or configure tls`);
   }
   const router = new Router([...sysRoutes(root), ...ivkRoutes(root)]);
+  const hosts = allowedHosts(listen);
   const handle = (req: IncomingMessage, res: ServerResponse) => {
-    void serve(router, root, req, res, log);
+    void serve(router, root, req, res, log, hosts);
   };
   const server = listen.tls
     ? createHttpsServer(
         {
           cert: readFileSync(listen.tls.certFile),
           key: readFileSync(listen.tls.keyFile),
-          ...(listen.tls.caFile ? { ca: readFileSync(listen.tls.caFile) } : {}),
+          // A CA means client certificates: required and verified (mTLS).
+          ...(listen.tls.caFile
+            ? { ca: readFileSync(listen.tls.caFile), requestCert: true, rejectUnauthorized: true }
+            : {}),
         },
         handle,
       )
@@ -71,15 +75,48 @@ export async function startAdminServer(
   };
 }
 
+/**
+ * Host names a request may carry on a plain-HTTP loopback listener: the
+ * loopback names. Anything else is refused, so a web page cannot reach the
+ * API through DNS rebinding. (Over TLS a rebound name fails the certificate
+ * check in the browser; null = no Host check.)
+ */
+function allowedHosts(listen: AdminListenConfig): Set<string> | null {
+  return listen.tls ? null : new Set([listen.host.toLowerCase(), ...LOOPBACK]);
+}
+
+/** The host part of a Host header ("[::1]:8200" → "::1", "example:80" → "example"). */
+function hostOf(header: string | undefined): string {
+  const h = (header ?? '').toLowerCase();
+  if (h.startsWith('[')) return h.slice(1, h.indexOf(']'));
+  return h.replace(/:\d+$/, '');
+}
+
+/**
+ * Browser-borne requests are refused: a Host other than ours (DNS rebinding),
+ * and a mutating request that is not `application/json` (a cross-site form or
+ * no-cors fetch cannot send that type without a preflight).
+ */
+function checkOrigin(req: IncomingMessage, hosts: Set<string> | null): void {
+  if (hosts && !hosts.has(hostOf(req.headers.host))) throw new KcmError('bad_request', 'unexpected Host header');
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+    if (type !== 'application/json')
+      throw new KcmError('bad_request', 'requests that change state must be application/json');
+  }
+}
+
 async function serve(
   router: Router,
   root: RootOfTrust,
   req: IncomingMessage,
   res: ServerResponse,
   log: (m: string) => void,
+  hosts: Set<string> | null,
 ) {
   try {
     const path = (req.url ?? '/').split('?')[0] as string;
+    checkOrigin(req, hosts);
     if (path === '/healthz') return sendJson(res, 200, { ok: true });
     if (path === '/readyz') {
       const s = root.status();

@@ -6,6 +6,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { KcmError } from '../../../common/src/errors.ts';
+import { SealProviderError } from '../seal/seal-provider.ts';
 
 export const MAX_BODY_BYTES = 64 * 1024;
 
@@ -45,6 +46,11 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
 
 /** Maps an error to its status and public body; returns the code for logging. */
 export function sendError(res: ServerResponse, err: unknown, log: (msg: string) => void = () => {}): string {
+  if (err instanceof SealProviderError) {
+    log(`seal provider: ${err.message}`);
+    const code = err.retryable ? 'seal_provider_unavailable' : 'seal_provider_rejected';
+    return sendError(res, new KcmError(code, err.kind), log);
+  }
   if (err instanceof KcmError) {
     if (err.source === 'internal') {
       // Internal codes keep their detail for the log; the client gets the code only.

@@ -37,7 +37,11 @@ export class Router {
       const ok = r.parts.every((p, i) => {
         const actual = parts[i] as string;
         if (p.startsWith(':')) {
-          params[p.slice(1)] = decodeURIComponent(actual);
+          try {
+            params[p.slice(1)] = decodeURIComponent(actual);
+          } catch {
+            throw new KcmError('bad_request', 'malformed percent-encoding in the path');
+          }
           return actual.length > 0;
         }
         return p === actual;

@@ -97,6 +97,8 @@ export class IvkManager {
   #records = new Map<number, IvkRecord>();
   #active = 0;
   #lock: Promise<unknown> = Promise.resolve();
+  /** Set by wipe (seal): work that commits afterwards must not put keys back in memory. */
+  #wiped = false;
 
   constructor(o: IvkManagerOptions) {
     this.#o = o;
@@ -174,6 +176,10 @@ export class IvkManager {
       throw err;
     }
     crashPoint('rotate:after-commit');
+    if (this.#wiped) {
+      key.destroy();
+      throw new KcmError('sealed', 'sealed while the rotation committed; it takes effect at the next unseal');
+    }
     this.#records = new Map(rows.map((r) => [r.version, r]));
     this.#memory.set(nextVersion, key);
     this.#active = nextVersion;
@@ -281,6 +287,7 @@ export class IvkManager {
       throw new KcmError('key_destroyed', `IVK v${r.ivkVersion} is past its hard expiry`);
     const blob = decodeWrappedKey(r.wrappedActive);
     const aad = wrapAad(ivkRef(this.#o.region, r.ivkVersion), l2Ref(r.tenant, r.version));
+    if (this.#wiped) throw new KcmError('sealed');
     const cached = this.#memory.get(r.ivkVersion);
     if (cached) return cached.unwrap(blob.sealed, aad);
     const ivk = this.#unwrap(record);
@@ -324,6 +331,7 @@ export class IvkManager {
 
   /** Zeroises every IVK in memory (seal, SIGTERM). */
   wipe(): void {
+    this.#wiped = true;
     for (const key of this.#memory.values()) key.destroy();
     this.#memory.clear();
   }

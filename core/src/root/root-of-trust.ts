@@ -221,6 +221,9 @@ export class RootOfTrust {
         if ((this.#state as CoreState) !== 'active') {
           this.#o.store.setMac(null);
           mk.destroy();
+          // If the failure came after the commit, the stored cluster is the truth: sealed (pending).
+          this.#cluster = await this.#o.store.readClusterUnverified().catch(() => this.#cluster);
+          this.#state = this.#cluster ? 'sealed' : 'uninitialized';
         }
         this.#audit('core.init', 'failure', clusterId, err);
         throw err;
@@ -240,8 +243,13 @@ export class RootOfTrust {
   async #confirm(): Promise<void> {
     const c = this.#cluster;
     if (!c || c.initState === 'confirmed') return;
-    const { mac: _m, ...rest } = c;
-    await this.#o.store.transaction((tx) => tx.updateCluster({ ...rest, initState: 'confirmed' }));
+    // Re-read inside the transaction: the IVK head may have moved since activation.
+    await this.#o.store.transaction(async (tx) => {
+      const stored = await tx.getCluster();
+      if (!stored) throw new KcmError('not_initialized');
+      const { mac: _m, ...rest } = stored;
+      await tx.updateCluster({ ...rest, initState: 'confirmed' });
+    });
     this.#cluster = await this.#o.store.getCluster();
     this.#audit('core.init.confirm', 'success', c.clusterId);
   }
@@ -274,10 +282,11 @@ export class RootOfTrust {
       throw new KcmError('share_mismatch', 'the key does not match this cluster’s MasterKey check value');
     }
     this.#o.store.setMac(new RecordMac(mk));
+    let ivk: IvkManager | null = null;
     try {
       const cluster = await this.#o.store.getCluster();
       if (!cluster) throw new KcmError('not_initialized');
-      const ivk = new IvkManager({
+      ivk = new IvkManager({
         crypto: this.#o.crypto,
         store: this.#o.store,
         clusterId: cluster.clusterId,
@@ -298,6 +307,7 @@ export class RootOfTrust {
       this.#progress = null;
       this.#state = 'active';
     } catch (err) {
+      ivk?.wipe();
       this.#o.store.setMac(null);
       throw err;
     }
@@ -335,8 +345,9 @@ export class RootOfTrust {
         this.#audit('core.unseal', 'success', c.clusterId);
         return this.status();
       } catch (err) {
+        // Anything activation already set up (IVKs, the record MAC key) goes too.
+        this.seal('unseal-failure');
         mk?.destroy();
-        this.#state = 'sealed';
         this.#audit('core.unseal', 'failure', c.clusterId, err);
         throw err;
       } finally {
@@ -372,21 +383,26 @@ export class RootOfTrust {
           ),
         retry,
       );
-      await this.#exclusive('unseal', async () => {
-        if (this.#state === 'active') return;
-        const dk = this.#o.crypto.importKey(plaintext);
-        let mk: KeyHandle | null = null;
-        try {
-          const blob = decodeWrappedKey(seal.wrappedMasterKey);
-          mk = dk.unwrap(blob.sealed, wrapAad(sealKeyRef(c.region), masterKeyRef(c.clusterId)));
-          await this.#activate(mk, c);
-        } catch (err) {
-          mk?.destroy();
-          throw err;
-        } finally {
-          dk.destroy();
-        }
-      });
+      try {
+        await this.#exclusive('unseal', async () => {
+          if (this.#state === 'active') return;
+          const dk = this.#o.crypto.importKey(plaintext);
+          let mk: KeyHandle | null = null;
+          try {
+            const blob = decodeWrappedKey(seal.wrappedMasterKey);
+            mk = dk.unwrap(blob.sealed, wrapAad(sealKeyRef(c.region), masterKeyRef(c.clusterId)));
+            await this.#activate(mk, c);
+          } catch (err) {
+            mk?.destroy();
+            throw err;
+          } finally {
+            dk.destroy();
+          }
+        });
+      } finally {
+        // importKey zeroes it; this covers the paths that never reach importKey (busy, already active).
+        plaintext.fill(0);
+      }
       this.#audit('core.unseal.auto', 'success', c.clusterId);
       this.lastAutoUnsealError = null;
       return true;
