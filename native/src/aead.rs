@@ -112,7 +112,8 @@ fn fork_handler_registered() -> bool {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
     // SAFETY: registers a child handler that only increments an atomic
     // (async-signal-safe, as a post-fork child handler must be).
-    *REGISTERED.get_or_init(|| unsafe { sys::pthread_atfork(None, None, Some(bump_fork_epoch)) } == 0)
+    *REGISTERED
+        .get_or_init(|| unsafe { sys::pthread_atfork(None, None, Some(bump_fork_epoch)) } == 0)
 }
 
 thread_local! {
@@ -569,13 +570,7 @@ pub fn data_key_open_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::test_util::hex;
 
     fn key(b: u8) -> [u8; 32] {
         [b; 32]

@@ -203,11 +203,16 @@ fn seal_into(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
     let offset = offset as usize;
     let need = sealed_len(pt.len())?;
     if len - offset < need {
-        return Err(Error::arg(format!("sealInto: out has {} bytes after offset, needs {need}", len - offset)));
+        return Err(Error::arg(format!(
+            "sealInto: out has {} bytes after offset, needs {need}",
+            len - offset
+        )));
     }
     // SAFETY: offset + need <= len, so the range lies inside `out`'s backing store.
     let start = unsafe { data.add(offset) };
-    if napi::ranges_overlap(start, need, pt.as_ptr(), pt.len()) || napi::ranges_overlap(start, need, aad.as_ptr(), aad.len()) {
+    if napi::ranges_overlap(start, need, pt.as_ptr(), pt.len())
+        || napi::ranges_overlap(start, need, aad.as_ptr(), aad.len())
+    {
         return Err(Error::arg("sealInto: out overlaps plaintext or aad"));
     }
     // SAFETY: `start..start+need` is inside `out` (checked above), is live for
@@ -374,13 +379,16 @@ fn data_key_seal_batch(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
     let lens = std::iter::once(Ok(WRAPPED_LEN))
         .chain(pts.iter().map(|p| sealed_len(p.len())))
         .collect::<Result<Vec<_>>>()?;
-    let inputs: Vec<&[u8]> = pts.iter().chain(aads.iter()).chain([&wrap_aad]).copied().collect();
+    let inputs: Vec<&[u8]> = pts
+        .iter()
+        .chain(aads.iter())
+        .chain([&wrap_aad])
+        .copied()
+        .collect();
     env.public_buffer_array(&lens, &inputs, |outs| match outs.split_first_mut() {
         Some((wrapped_out, outs)) => {
             kek.count_encryptions(1);
-            kek.with_key(|k| {
-                aead::data_key_seal_batch(k, wrap_aad, &pts, &aads, wrapped_out, outs)
-            })
+            kek.with_key(|k| aead::data_key_seal_batch(k, wrap_aad, &pts, &aads, wrapped_out, outs))
         }
         None => Err(Error::internal("dataKeySealBatch: output count")),
     })

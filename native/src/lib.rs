@@ -26,6 +26,18 @@ pub mod ossl;
 pub mod shamir;
 pub mod sys;
 
+/// Helpers shared by the unit tests.
+#[cfg(test)]
+mod test_util {
+    /// Bytes of a hex string (test vectors; panics on bad hex, which is a broken test).
+    pub fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+}
+
 #[cfg(not(test))]
 mod exports;
 #[cfg(not(test))]

@@ -283,7 +283,6 @@ pub unsafe fn register(
     exports
 }
 
-
 // ---------------------------------------------------------------------------
 // Output pool for public outputs (sealed blobs).
 //
@@ -772,7 +771,12 @@ impl<'cb> Env<'cb> {
     /// its size class, or in a new chunk if that one is full, was detached, or
     /// holds any of `inputs`: the chunk's ArrayBuffer, its data pointer, the
     /// offset, and whether the chunk is new (the caller marks it after use).
-    fn reserve(&self, inst: &Instance, len: usize, inputs: &[&[u8]]) -> Result<(RawValue, *mut u8, usize, bool)> {
+    fn reserve(
+        &self,
+        inst: &Instance,
+        len: usize,
+        inputs: &[&[u8]],
+    ) -> Result<(RawValue, *mut u8, usize, bool)> {
         let (cell, chunk_len) = if len <= SMALL_ITEM_MAX {
             (&inst.small, SMALL_CHUNK_LEN)
         } else {
@@ -785,7 +789,9 @@ impl<'cb> Env<'cb> {
             if chunk.used + len <= chunk.len {
                 let buffer = self.ref_value(chunk.buffer)?;
                 let (data, byte_len) = self.arraybuffer_info(buffer)?;
-                let holds_input = inputs.iter().any(|i| ranges_overlap(data, byte_len, i.as_ptr(), i.len()));
+                let holds_input = inputs
+                    .iter()
+                    .any(|i| ranges_overlap(data, byte_len, i.as_ptr(), i.len()));
                 if !data.is_null() && byte_len == chunk.len && !holds_input {
                     let offset = chunk.used;
                     chunk.used = align_up(offset + len).min(chunk.len);

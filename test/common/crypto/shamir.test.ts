@@ -4,27 +4,9 @@ import { describe, it } from 'node:test';
 import { combineShares, splitKey } from '../../../common/src/crypto/shamir.ts';
 import { KcmError } from '../../../common/src/errors.ts';
 import { decodeShare, encodeShare, type Share, shareFromText, shareToText } from '../../../common/src/format/share.ts';
-import type { Crypto, KeyHandle } from '../../../native/index.ts';
+import type { Crypto } from '../../../native/index.ts';
+import { code, sameKey } from '../../core/seal/shamir/helpers.ts';
 import { BACKENDS, cryptoOf, skipFor, subsets } from '../../native/backends.ts';
-
-function sameKey(a: KeyHandle, b: KeyHandle): boolean {
-  const probe = a.seal(Buffer.from('probe'), Buffer.alloc(0));
-  try {
-    return b.open(probe, Buffer.alloc(0)).toString() === 'probe';
-  } catch {
-    return false;
-  }
-}
-
-function code(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(e instanceof KcmError, `not a KcmError: ${String(e)}`);
-    return e.code;
-  }
-  return 'no error';
-}
 
 for (const name of BACKENDS) {
   describe(`Shamir shares on the ${name} backend`, { skip: skipFor(name) }, () => {
