@@ -43,17 +43,15 @@ export interface IvkManagerOptions {
   events?: IvkEvents;
 }
 
-/** Makes IVK v1 inside the init transaction (the caller commits and records the IVK head). */
+/** Makes IVK v1, ACTIVE, inside the init transaction (the caller commits and records the IVK head). */
 export async function createFirstIvk(
   tx: IntegrityTx,
   o: Pick<IvkManagerOptions, 'crypto' | 'clusterId' | 'region' | 'masterKey' | 'policy'>,
   now: number,
-): Promise<Unsigned<IvkRecord>> {
+): Promise<void> {
   const key = o.crypto.generateKey();
   try {
-    const record = newIvkRecord(o, key, 1, now);
-    await tx.insertIvk(record);
-    return record;
+    await tx.insertIvk(newIvkRecord(o, key, 1, now));
   } finally {
     key.destroy();
   }

@@ -195,7 +195,8 @@ export class RootOfTrust {
           manifest: JSON.stringify(ceremony.manifest),
           createdAt: now,
           initState: 'pending',
-          ivkDigest: Buffer.alloc(0),
+          // The IVK head of a new cluster: v1, ACTIVE (createFirstIvk below).
+          ivkDigest: ivkDigest([{ version: 1, state: 'ACTIVE' }]),
         };
         this.#o.store.setMac(new RecordMac(mk));
         await this.#o.store.transaction(async (tx) => {
@@ -204,8 +205,7 @@ export class RootOfTrust {
             await tx.deleteCluster();
           }
           await tx.insertCluster(record);
-          const v1 = await createFirstIvk(tx, { ...this.#o, clusterId, masterKey: mk, policy: this.#o.ivkPolicy }, now);
-          await tx.updateCluster({ ...record, ivkDigest: ivkDigest([v1]) });
+          await createFirstIvk(tx, { ...this.#o, clusterId, masterKey: mk, policy: this.#o.ivkPolicy }, now);
           crashPoint('init:before-commit');
         });
         if (abandoned) this.#audit('core.init.abandoned', 'success', abandoned.clusterId);
