@@ -11,7 +11,18 @@
  * `internal_error` for misuse (a record with an unsafe integer or a non-Buffer,
  * a StoreTx used after its transaction, a nested transaction).
  */
-import type { ClusterRecord, IvkRecord, L2Record } from './records.ts';
+import type {
+  ApprovalRecord,
+  ApprovalState,
+  ClusterRecord,
+  EdgeRecord,
+  IvkRecord,
+  KeyEventRecord,
+  L2Record,
+  L3Record,
+  L3ServiceRecord,
+  TenantRecord,
+} from './records.ts';
 
 /** Reads available both inside and outside transactions. */
 export interface StoreReader {
@@ -28,6 +39,36 @@ export interface StoreReader {
    * ordered by IVK version, then createdAt, tenant, version.
    */
   listL2BelowIvk(ivkVersion: number, limit: number): Promise<L2Record[]>;
+  /** Every L2 version of the tenant, oldest first. */
+  listL2(tenant: string): Promise<L2Record[]>;
+
+  getTenant(id: string): Promise<TenantRecord | undefined>;
+  /** Tenants ordered by id, after `afterId` (exclusive, '' = from the start), at most `limit`. */
+  listTenants(afterId: string, limit: number): Promise<TenantRecord[]>;
+
+  getL3Service(tenant: string, service: string): Promise<L3ServiceRecord | undefined>;
+  /** Services of the tenant ordered by name. */
+  listL3Services(tenant: string): Promise<L3ServiceRecord[]>;
+  getL3(tenant: string, service: string, version: number): Promise<L3Record | undefined>;
+  /** Versions of one service key, ascending. */
+  listL3(tenant: string, service: string): Promise<L3Record[]>;
+  /** Every L3 version of the tenant (all services), ordered by service, version. */
+  listL3ByTenant(tenant: string): Promise<L3Record[]>;
+  /** ACTIVE versions with rotateAfter <= `now`, oldest due first, at most `limit` (the rotation ticker). */
+  listL3DueForRotation(now: number, limit: number): Promise<L3Record[]>;
+
+  /** Events with seq > `afterSeq`, ascending, at most `limit`. */
+  listEventsAfter(afterSeq: number, limit: number): Promise<KeyEventRecord[]>;
+  /** Highest seq appended (0 when none). */
+  latestEventSeq(): Promise<number>;
+
+  getEdge(edgeId: string): Promise<EdgeRecord | undefined>;
+  /** All edges ordered by id. */
+  listEdges(): Promise<EdgeRecord[]>;
+
+  getApproval(id: string): Promise<ApprovalRecord | undefined>;
+  /** Requests ordered by createdAt then id, optionally only those in `state`, at most `limit`. */
+  listApprovals(state: ApprovalState | null, limit: number): Promise<ApprovalRecord[]>;
 }
 
 export interface StoreTx extends StoreReader {
@@ -47,6 +88,34 @@ export interface StoreTx extends StoreReader {
   insertL2(r: L2Record): Promise<void>;
   /** Replaces the row of (`r.tenant`, `r.version`); throws `store_not_found`. */
   updateL2(r: L2Record): Promise<void>;
+
+  /** Throws `store_conflict` when the id exists (ids are never reused). */
+  insertTenant(r: TenantRecord): Promise<void>;
+  /** Throws `store_not_found`. */
+  updateTenant(r: TenantRecord): Promise<void>;
+  /** Throws `store_conflict` when (tenant, service) exists. */
+  insertL3Service(r: L3ServiceRecord): Promise<void>;
+  /** Throws `store_not_found`. */
+  updateL3Service(r: L3ServiceRecord): Promise<void>;
+  /** Throws `store_conflict` when (tenant, service, version) exists. */
+  insertL3(r: L3Record): Promise<void>;
+  /** Throws `store_not_found`. */
+  updateL3(r: L3Record): Promise<void>;
+  /**
+   * Appends an event; the store assigns the next seq (ignoring `r.seq`), and
+   * the MAC is computed by `sign` over the record with its assigned seq.
+   * Returns the stored record.
+   */
+  appendEvent(
+    r: Omit<KeyEventRecord, 'seq' | 'mac'>,
+    sign: (withSeq: Omit<KeyEventRecord, 'mac'>) => Buffer,
+  ): Promise<KeyEventRecord>;
+  /** Inserts or replaces the edge's row. */
+  upsertEdge(r: EdgeRecord): Promise<void>;
+  /** Throws `store_conflict` when the id exists. */
+  insertApproval(r: ApprovalRecord): Promise<void>;
+  /** Throws `store_not_found`. */
+  updateApproval(r: ApprovalRecord): Promise<void>;
 }
 
 export interface Store extends StoreReader {
