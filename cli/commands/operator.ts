@@ -1,6 +1,6 @@
 /**
  * `kcm operator …`: the operator's side of the root of trust, over the Core's
- * admin API (KCM_ADDR or --addr, default http://127.0.0.1:8200), plus the
+ * admin API (see cli/admin-client.ts for --addr/--cert/--key/--ca), plus the
  * share holder's local tools (holder-keygen, share-open) that never talk to
  * the Core: a holder opens a sealed share on their own machine.
  */
@@ -12,10 +12,11 @@ import {
   holderKeyToBase64,
   openSealedShare,
 } from '../../core/src/seal/shamir/open-share.ts';
+import { ADMIN_FLAGS, ADMIN_USAGE, type AdminTarget, adminTarget, adminCall as call } from '../admin-client.ts';
 import { flag, type ParsedArgs, parseArgs } from '../args.ts';
 import type { Command } from '../main.ts';
 
-const USAGE = `kcm operator <subcommand> [--addr URL]
+const USAGE = `kcm operator <subcommand> ${ADMIN_USAGE}
   status                                    state, cluster, unseal progress, IVK version
   init [--threshold M] [--shares N] [--holder-key PUBFILE]… [--out DIR] [--abandon-pending]
                                             initialise; shares are shown (or written to DIR) once
@@ -26,22 +27,6 @@ const USAGE = `kcm operator <subcommand> [--addr URL]
   holder-keygen --out PREFIX                X25519 key pair for a share holder (PREFIX.pub, PREFIX.key)
   share-open --sealed-file F --holder-secret-key F
                                             print the signed share inside a sealed share (local only)`;
-
-async function call(addr: string, method: string, path: string, body?: unknown): Promise<unknown> {
-  let res: Response;
-  try {
-    res = await fetch(`${addr}${path}`, {
-      method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-  } catch (err) {
-    throw new Error(`cannot reach the Core at ${addr}: ${err instanceof Error ? err.message : String(err)}`);
-  }
-  const out = (await res.json().catch(() => ({}))) as { error?: { code: string; message: string } };
-  if (!res.ok) throw new Error(`${res.status} ${out.error?.code ?? ''}: ${out.error?.message ?? res.statusText}`);
-  return out;
-}
 
 function readTrimmed(file: string): string {
   return readFileSync(file, 'utf8').trim();
@@ -60,7 +45,7 @@ function shareFrom(p: ParsedArgs): string {
   return share;
 }
 
-async function init(addr: string, p: ParsedArgs): Promise<void> {
+async function init(addr: AdminTarget, p: ParsedArgs): Promise<void> {
   const holderPublicKeys = (p.flags.get('holder-key') ?? []).map(readTrimmed);
   const outDir = flag(p, 'out');
   // Shares are shown once: make sure they can be written before the Core makes them.
@@ -100,7 +85,7 @@ export const operatorCommand: Command = {
   usage: USAGE,
   async run(args) {
     const p = parseArgs(args, {
-      addr: true,
+      ...ADMIN_FLAGS,
       threshold: true,
       shares: true,
       'holder-key': true,
@@ -111,7 +96,7 @@ export const operatorCommand: Command = {
       reset: false,
       'abandon-pending': false,
     });
-    const addr = flag(p, 'addr') ?? process.env.KCM_ADDR ?? 'http://127.0.0.1:8200';
+    const addr = adminTarget(p);
     const [sub, arg] = p.positional;
     const print = (v: unknown) => console.log(JSON.stringify(v, null, 2));
     switch (sub) {
