@@ -93,8 +93,14 @@ export const ERRORS = {
   approval_duplicate: { status: 409, source: 'client', message: 'this approver already approved the request' },
   audit_unavailable: { status: 503, source: 'keys', message: 'the audit log cannot be written: operation refused' },
   audit_tampered: { status: 500, source: 'internal', message: 'the audit log failed verification' },
+  audit_invalid_record: {
+    status: 500,
+    source: 'internal',
+    message: 'an audit record field is missing, too long or malformed',
+  },
   invalid_certificate: { status: 500, source: 'internal', message: 'a certificate or key file is invalid' },
   invalid_policy: { status: 500, source: 'internal', message: 'an authorization policy file is invalid' },
+  pki_failed: { status: 500, source: 'internal', message: 'the openssl CLI could not issue the certificate' },
   // Edge leasing.
   lease_refused: { status: 403, source: 'client', message: 'the edge may not lease keys of this tenant' },
   // Environment.
