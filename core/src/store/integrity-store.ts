@@ -7,13 +7,46 @@
  * throws `sealed`.
  */
 import { KcmError } from '../../../common/src/errors.ts';
-import { clusterFields, type Field, ivkFields, l2Fields, type RecordMac } from './record-mac.ts';
-import type { ClusterRecord, IvkRecord, L2Record } from './records.ts';
+import {
+  approvalFields,
+  clusterFields,
+  edgeFields,
+  type Field,
+  ivkFields,
+  keyEventFields,
+  l2Fields,
+  l3Fields,
+  l3ServiceFields,
+  type RecordMac,
+  tenantFields,
+} from './record-mac.ts';
+import type {
+  ApprovalRecord,
+  ApprovalState,
+  ClusterRecord,
+  EdgeRecord,
+  IvkRecord,
+  KeyEventRecord,
+  L2Record,
+  L3Record,
+  L3ServiceRecord,
+  TenantRecord,
+} from './records.ts';
 import type { Store, StoreReader, StoreTx } from './store.ts';
 
 /** What a tamper report names (never the record's secret parts). */
 export interface TamperEvent {
-  table: 'cluster' | 'ivk_versions' | 'l2_keys';
+  table:
+    | 'cluster'
+    | 'ivk_versions'
+    | 'l2_keys'
+    | 'tenants'
+    | 'l3_services'
+    | 'l3_keys'
+    | 'key_events'
+    | 'edges'
+    | 'approvals';
+  /** The row's key: `v3`, `tenant v2`, `tenant/service v4`, `seq 17`, an id. */
   id: string;
 }
 
@@ -31,6 +64,17 @@ export interface IntegrityTx extends IntegrityReader {
   deleteIvk(version: number): Promise<void>;
   insertL2(r: Unsigned<L2Record>): Promise<void>;
   updateL2(r: Unsigned<L2Record>): Promise<void>;
+  insertTenant(r: Unsigned<TenantRecord>): Promise<void>;
+  updateTenant(r: Unsigned<TenantRecord>): Promise<void>;
+  insertL3Service(r: Unsigned<L3ServiceRecord>): Promise<void>;
+  updateL3Service(r: Unsigned<L3ServiceRecord>): Promise<void>;
+  insertL3(r: Unsigned<L3Record>): Promise<void>;
+  updateL3(r: Unsigned<L3Record>): Promise<void>;
+  /** Appends with the next seq; the MAC covers that seq. Returns the stored record. */
+  appendEvent(r: Omit<KeyEventRecord, 'seq' | 'mac'>): Promise<KeyEventRecord>;
+  upsertEdge(r: Unsigned<EdgeRecord>): Promise<void>;
+  insertApproval(r: Unsigned<ApprovalRecord>): Promise<void>;
+  updateApproval(r: Unsigned<ApprovalRecord>): Promise<void>;
 }
 
 export type IntegrityReader = StoreReader;
@@ -85,6 +129,14 @@ export class IntegrityStore implements IntegrityReader {
   }
 
   #reader(src: StoreReader): IntegrityReader {
+    const l2 = (r: L2Record) => this.#checked(r, 'l2_keys', `${r.tenant} v${r.version}`, l2Fields);
+    const tenant = (r: TenantRecord) => this.#checked(r, 'tenants', r.id, tenantFields);
+    const l3Service = (r: L3ServiceRecord) =>
+      this.#checked(r, 'l3_services', `${r.tenant}/${r.service}`, l3ServiceFields);
+    const l3 = (r: L3Record) => this.#checked(r, 'l3_keys', `${r.tenant}/${r.service} v${r.version}`, l3Fields);
+    const event = (r: KeyEventRecord) => this.#checked(r, 'key_events', `seq ${r.seq}`, keyEventFields);
+    const edge = (r: EdgeRecord) => this.#checked(r, 'edges', r.edgeId, edgeFields);
+    const approval = (r: ApprovalRecord) => this.#checked(r, 'approvals', r.id, approvalFields);
     return {
       getCluster: async () => {
         const r = await src.getCluster();
@@ -102,11 +154,32 @@ export class IntegrityStore implements IntegrityReader {
         this.#macKey();
         return src.countL2ByIvk(v);
       },
-      listL2BelowIvk: async (v, limit) =>
-        (await src.listL2BelowIvk(v, limit)).map(
-          (r) => this.#check(r, 'l2_keys', `${r.tenant} v${r.version}`, l2Fields) as L2Record,
-        ),
+      listL2BelowIvk: async (v, limit) => (await src.listL2BelowIvk(v, limit)).map(l2),
+      listL2: async (t) => (await src.listL2(t)).map(l2),
+      getTenant: async (id) => this.#check(await src.getTenant(id), 'tenants', id, tenantFields),
+      listTenants: async (after, limit) => (await src.listTenants(after, limit)).map(tenant),
+      getL3Service: async (t, sv) =>
+        this.#check(await src.getL3Service(t, sv), 'l3_services', `${t}/${sv}`, l3ServiceFields),
+      listL3Services: async (t) => (await src.listL3Services(t)).map(l3Service),
+      getL3: async (t, sv, v) => this.#check(await src.getL3(t, sv, v), 'l3_keys', `${t}/${sv} v${v}`, l3Fields),
+      listL3: async (t, sv) => (await src.listL3(t, sv)).map(l3),
+      listL3ByTenant: async (t) => (await src.listL3ByTenant(t)).map(l3),
+      listL3DueForRotation: async (now, limit) => (await src.listL3DueForRotation(now, limit)).map(l3),
+      listEventsAfter: async (after, limit) => (await src.listEventsAfter(after, limit)).map(event),
+      latestEventSeq: () => {
+        this.#macKey();
+        return src.latestEventSeq();
+      },
+      getEdge: async (id) => this.#check(await src.getEdge(id), 'edges', id, edgeFields),
+      listEdges: async () => (await src.listEdges()).map(edge),
+      getApproval: async (id) => this.#check(await src.getApproval(id), 'approvals', id, approvalFields),
+      listApprovals: async (state, limit) => (await src.listApprovals(state, limit)).map(approval),
     };
+  }
+
+  /** `r` if its MAC verifies (for the list reads); throws like #check. */
+  #checked<T extends { mac: Buffer }>(r: T, table: TamperEvent['table'], id: string, fields: (r: T) => Field[]): T {
+    return this.#check(r, table, id, fields) as T;
   }
 
   readonly #self: IntegrityReader;
@@ -117,6 +190,21 @@ export class IntegrityStore implements IntegrityReader {
   getLatestL2 = (t: string) => this.#self.getLatestL2(t);
   countL2ByIvk = (v: number) => this.#self.countL2ByIvk(v);
   listL2BelowIvk = (v: number, limit: number) => this.#self.listL2BelowIvk(v, limit);
+  listL2 = (t: string) => this.#self.listL2(t);
+  getTenant = (id: string) => this.#self.getTenant(id);
+  listTenants = (afterId: string, limit: number) => this.#self.listTenants(afterId, limit);
+  getL3Service = (t: string, service: string) => this.#self.getL3Service(t, service);
+  listL3Services = (t: string) => this.#self.listL3Services(t);
+  getL3 = (t: string, service: string, v: number) => this.#self.getL3(t, service, v);
+  listL3 = (t: string, service: string) => this.#self.listL3(t, service);
+  listL3ByTenant = (t: string) => this.#self.listL3ByTenant(t);
+  listL3DueForRotation = (now: number, limit: number) => this.#self.listL3DueForRotation(now, limit);
+  listEventsAfter = (afterSeq: number, limit: number) => this.#self.listEventsAfter(afterSeq, limit);
+  latestEventSeq = () => this.#self.latestEventSeq();
+  getEdge = (edgeId: string) => this.#self.getEdge(edgeId);
+  listEdges = () => this.#self.listEdges();
+  getApproval = (id: string) => this.#self.getApproval(id);
+  listApprovals = (state: ApprovalState | null, limit: number) => this.#self.listApprovals(state, limit);
 
   /** One transaction; every record written in it is MAC'd with the current key. */
   transaction<T>(fn: (tx: IntegrityTx) => Promise<T>): Promise<T> {
@@ -137,6 +225,16 @@ export class IntegrityStore implements IntegrityReader {
         deleteIvk: (v) => tx.deleteIvk(v),
         insertL2: (r) => tx.insertL2(sign('l2_keys', l2Fields, r)),
         updateL2: (r) => tx.updateL2(sign('l2_keys', l2Fields, r)),
+        insertTenant: (r) => tx.insertTenant(sign('tenants', tenantFields, r)),
+        updateTenant: (r) => tx.updateTenant(sign('tenants', tenantFields, r)),
+        insertL3Service: (r) => tx.insertL3Service(sign('l3_services', l3ServiceFields, r)),
+        updateL3Service: (r) => tx.updateL3Service(sign('l3_services', l3ServiceFields, r)),
+        insertL3: (r) => tx.insertL3(sign('l3_keys', l3Fields, r)),
+        updateL3: (r) => tx.updateL3(sign('l3_keys', l3Fields, r)),
+        appendEvent: (r) => tx.appendEvent(r, (withSeq) => mac.mac('key_events', keyEventFields(withSeq))),
+        upsertEdge: (r) => tx.upsertEdge(sign('edges', edgeFields, r)),
+        insertApproval: (r) => tx.insertApproval(sign('approvals', approvalFields, r)),
+        updateApproval: (r) => tx.updateApproval(sign('approvals', approvalFields, r)),
       };
       return fn(itx);
     });

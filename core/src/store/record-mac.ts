@@ -11,7 +11,17 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { KeyHandle } from '../../../native/index.ts';
-import type { ClusterRecord, IvkRecord, L2Record } from './records.ts';
+import type {
+  ApprovalRecord,
+  ClusterRecord,
+  EdgeRecord,
+  IvkRecord,
+  KeyEventRecord,
+  L2Record,
+  L3Record,
+  L3ServiceRecord,
+  TenantRecord,
+} from './records.ts';
 
 export type Field = string | number | Buffer | null;
 
@@ -65,6 +75,87 @@ export function ivkFields(r: Omit<IvkRecord, 'mac'>): Field[] {
 
 export function l2Fields(r: Omit<L2Record, 'mac'>): Field[] {
   return [r.tenant, r.version, r.state, r.ivkVersion, r.wrappedActive, r.wrappedSovereign, r.createdAt];
+}
+
+// Schema v3. Each list is every field but `mac`, in declaration order; a
+// nullable group (l1) contributes one null per member, and the approval list
+// its length followed by each (actor, at), so no two records share a
+// canonical form.
+
+export function tenantFields(r: Omit<TenantRecord, 'mac'>): Field[] {
+  const l1 = r.l1;
+  return [
+    r.id,
+    r.state,
+    r.keyMode,
+    l1 ? l1.provider : null,
+    l1 ? l1.keyId : null,
+    l1 ? l1.region : null,
+    r.suspendedAt,
+    r.graceDays,
+    r.reason,
+    r.revokedAt,
+    r.createdAt,
+    r.updatedAt,
+  ];
+}
+
+export function l3ServiceFields(r: Omit<L3ServiceRecord, 'mac'>): Field[] {
+  return [
+    r.tenant,
+    r.service,
+    r.rotatePeriodMs,
+    r.encryptionBudget,
+    r.minDecryptVersion,
+    r.expiredRetentionMs,
+    r.createdAt,
+    r.updatedAt,
+  ];
+}
+
+export function l3Fields(r: Omit<L3Record, 'mac'>): Field[] {
+  return [
+    r.tenant,
+    r.service,
+    r.version,
+    r.state,
+    r.l2Version,
+    r.wrapped,
+    r.createdAt,
+    r.activatedAt,
+    r.rotateAfter,
+    r.expiredAt,
+    r.revokedAt,
+    r.encryptions,
+  ];
+}
+
+/** Covers the store-assigned seq: an event moved to another position in the log fails. */
+export function keyEventFields(r: Omit<KeyEventRecord, 'mac'>): Field[] {
+  return [r.seq, r.type, r.tenant, r.service, r.version, r.createdAt];
+}
+
+export function edgeFields(r: Omit<EdgeRecord, 'mac'>): Field[] {
+  return [r.edgeId, r.ackedSeq, r.ackedAt, r.lastSeenAt];
+}
+
+export function approvalFields(r: Omit<ApprovalRecord, 'mac'>): Field[] {
+  return [
+    r.id,
+    r.operation,
+    r.params,
+    r.proposer,
+    r.required,
+    r.approvals.length,
+    ...r.approvals.flatMap((a) => [a.actor, a.at]),
+    r.state,
+    r.createdAt,
+    r.expiresAt,
+    r.decidedBy,
+    r.decidedAt,
+    r.executedAt,
+    r.result,
+  ];
 }
 
 /** Computes and checks record MACs under a key derived from the MasterKey. */

@@ -59,7 +59,7 @@ export const L2_COLUMNS = [
   'mac',
 ] as const;
 
-function bad(op: string, field: string, want: string): never {
+export function bad(op: string, field: string, want: string): never {
   throw storeError('internal_error', `${op}: ${field} must be ${want}`);
 }
 
@@ -69,16 +69,16 @@ export function checkInt(op: string, field: string, v: unknown): number {
   return v;
 }
 
-function checkIntOrNull(op: string, field: string, v: unknown): number | null {
+export function checkIntOrNull(op: string, field: string, v: unknown): number | null {
   return v === null ? null : checkInt(op, field, v);
 }
 
-function checkBuf(op: string, field: string, v: unknown): Buffer {
+export function checkBuf(op: string, field: string, v: unknown): Buffer {
   if (!Buffer.isBuffer(v)) bad(op, field, 'a Buffer');
   return v;
 }
 
-function checkBufOrNull(op: string, field: string, v: unknown): Buffer | null {
+export function checkBufOrNull(op: string, field: string, v: unknown): Buffer | null {
   return v === null ? null : checkBuf(op, field, v);
 }
 
@@ -88,7 +88,7 @@ export function checkText(op: string, field: string, v: unknown): string {
   return v;
 }
 
-function checkEnum<T extends string>(op: string, field: string, v: unknown, allowed: readonly T[]): T {
+export function checkEnum<T extends string>(op: string, field: string, v: unknown, allowed: readonly T[]): T {
   if (!(allowed as readonly unknown[]).includes(v)) bad(op, field, `one of ${allowed.join('|')}`);
   return v as T;
 }
@@ -150,7 +150,7 @@ export function l2Params(op: string, r: L2Record): SqlValue[] {
 
 // ---- rows → records. A value of the wrong type here means a corrupt or foreign database.
 
-function corrupt(field: string): never {
+export function corrupt(field: string): never {
   throw storeError('internal_error', `stored ${field} has an unexpected type`);
 }
 
@@ -161,21 +161,21 @@ export function intOf(field: string, v: unknown): number {
   return n;
 }
 
-function intOrNullOf(field: string, v: unknown): number | null {
+export function intOrNullOf(field: string, v: unknown): number | null {
   return v === null ? null : intOf(field, v);
 }
 
-function bufOf(field: string, v: unknown): Buffer {
+export function bufOf(field: string, v: unknown): Buffer {
   if (!Buffer.isBuffer(v)) corrupt(field);
   return v;
 }
 
-function textOf(field: string, v: unknown): string {
+export function textOf(field: string, v: unknown): string {
   if (typeof v !== 'string') corrupt(field);
   return v;
 }
 
-function enumOf<T extends string>(field: string, v: unknown, allowed: readonly T[]): T {
+export function enumOf<T extends string>(field: string, v: unknown, allowed: readonly T[]): T {
   if (!(allowed as readonly unknown[]).includes(v)) corrupt(field);
   return v as T;
 }

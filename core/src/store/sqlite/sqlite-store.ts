@@ -236,4 +236,20 @@ export class SqliteStore implements Store {
   getLatestL2: Store['getLatestL2'] = (tenant) => this.#readOps.getLatestL2(tenant);
   countL2ByIvk: Store['countL2ByIvk'] = (ivkVersion) => this.#readOps.countL2ByIvk(ivkVersion);
   listL2BelowIvk: Store['listL2BelowIvk'] = (ivkVersion, limit) => this.#readOps.listL2BelowIvk(ivkVersion, limit);
+
+  listL2: Store['listL2'] = (tenant) => this.#readOps.listL2(tenant);
+  getTenant: Store['getTenant'] = (id) => this.#readOps.getTenant(id);
+  listTenants: Store['listTenants'] = (afterId, limit) => this.#readOps.listTenants(afterId, limit);
+  getL3Service: Store['getL3Service'] = (tenant, service) => this.#readOps.getL3Service(tenant, service);
+  listL3Services: Store['listL3Services'] = (tenant) => this.#readOps.listL3Services(tenant);
+  getL3: Store['getL3'] = (tenant, service, version) => this.#readOps.getL3(tenant, service, version);
+  listL3: Store['listL3'] = (tenant, service) => this.#readOps.listL3(tenant, service);
+  listL3ByTenant: Store['listL3ByTenant'] = (tenant) => this.#readOps.listL3ByTenant(tenant);
+  listL3DueForRotation: Store['listL3DueForRotation'] = (now, limit) => this.#readOps.listL3DueForRotation(now, limit);
+  listEventsAfter: Store['listEventsAfter'] = (afterSeq, limit) => this.#readOps.listEventsAfter(afterSeq, limit);
+  latestEventSeq: Store['latestEventSeq'] = () => this.#readOps.latestEventSeq();
+  getEdge: Store['getEdge'] = (edgeId) => this.#readOps.getEdge(edgeId);
+  listEdges: Store['listEdges'] = () => this.#readOps.listEdges();
+  getApproval: Store['getApproval'] = (id) => this.#readOps.getApproval(id);
+  listApprovals: Store['listApprovals'] = (state, limit) => this.#readOps.listApprovals(state, limit);
 }
