@@ -51,6 +51,10 @@ export const ERRORS = {
   bad_request: { status: 400, source: 'client', message: 'invalid request' },
   not_found: { status: 404, source: 'client', message: 'no such endpoint' },
   method_not_allowed: { status: 405, source: 'client', message: 'method not allowed' },
+  body_too_large: { status: 413, source: 'client', message: 'request body exceeds the limit' },
+  unsupported_media_type: { status: 415, source: 'client', message: 'content type must be application/json' },
+  batch_too_large: { status: 413, source: 'client', message: 'too many batch items' },
+  not_ready: { status: 503, source: 'keys', message: 'the gateway cannot obtain keys yet' },
   // Core: state, storage, seal providers (core/src/).
   sealed: { status: 503, source: 'keys', message: 'the Core is sealed' },
   not_initialized: { status: 503, source: 'keys', message: 'the Core has not been initialised' },
