@@ -107,6 +107,16 @@ export const ERRORS = {
   pki_failed: { status: 500, source: 'internal', message: 'the openssl CLI could not issue the certificate' },
   // Edge leasing.
   lease_refused: { status: 403, source: 'client', message: 'the edge may not lease keys of this tenant' },
+  // Gateway proxy: bodies, routes, selectors and field transforms (gateway/src/policy, gateway/src/pipeline).
+  unsupported_media_type: { status: 415, source: 'client', message: 'the body must be application/json (UTF-8)' },
+  body_too_large: { status: 413, source: 'client', message: 'the body exceeds the route limit' },
+  json_malformed: { status: 400, source: 'client', message: 'the body is not valid JSON' },
+  json_too_deep: { status: 400, source: 'client', message: 'the JSON body nests deeper than the route allows' },
+  too_many_fields: { status: 413, source: 'client', message: 'the body selects more fields than the route allows' },
+  selector_missing: { status: 422, source: 'client', message: 'a field the policy requires is absent' },
+  selector_type_mismatch: { status: 422, source: 'client', message: 'a selected field has a type the policy refuses' },
+  field_decryption_failed: { status: 422, source: 'client', message: 'an encrypted field could not be decrypted' },
+  tenant_unresolved: { status: 400, source: 'client', message: 'the request does not name its tenant' },
   // Environment.
   native_unavailable: { status: 500, source: 'internal', message: 'native crypto module unavailable' },
   invalid_config: { status: 500, source: 'internal', message: 'invalid configuration' },
