@@ -107,6 +107,7 @@ export const ERRORS = {
   pki_failed: { status: 500, source: 'internal', message: 'the openssl CLI could not issue the certificate' },
   // Edge leasing.
   lease_refused: { status: 403, source: 'client', message: 'the edge may not lease keys of this tenant' },
+  core_unavailable: { status: 503, source: 'keys', message: 'the Core cannot be reached and no valid key lease is cached' },
   // Gateway proxy: bodies, routes, selectors and field transforms (gateway/src/policy, gateway/src/pipeline).
   unsupported_media_type: { status: 415, source: 'client', message: 'the body must be application/json (UTF-8)' },
   body_too_large: { status: 413, source: 'client', message: 'the body exceeds the route limit' },
