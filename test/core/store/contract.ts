@@ -7,6 +7,8 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import { MIGRATIONS } from '../../../core/src/store/migrations.ts';
 import type { IvkRecord, L2Record } from '../../../core/src/store/records.ts';
 import type { Store, StoreTx } from '../../../core/src/store/store.ts';
+import { eventContract } from './contract-events.ts';
+import { type ContractEnv, tenantContract } from './contract-tenants.ts';
 import { autoUnsealCluster, bytes, clusterRecord, ivkRecord, l2Record } from './fixtures.ts';
 import { FUTURE_MIGRATIONS, gate, rejectsWith, type StoreHarness } from './harness.ts';
 
@@ -26,6 +28,9 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreHar
     afterEach(() => h.cleanup());
 
     const put = (f: (tx: StoreTx) => Promise<void>): Promise<void> => s.transaction(f);
+    const env: ContractEnv = { store: () => s, harness: () => h };
+    tenantContract(env);
+    eventContract(env);
 
     describe('migrations', () => {
       it('migrate is idempotent and reports the schema version', async () => {

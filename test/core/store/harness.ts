@@ -11,6 +11,12 @@ export interface StoreHarness {
   reopen(options?: { migrations?: readonly Migration[] }): Promise<Store>;
   /** Closes every handle and removes the database. */
   cleanup(): Promise<void>;
+  /**
+   * Runs SQL statements directly on the database, outside the store (an
+   * attacker with database access): table names unqualified (PostgreSQL: the
+   * test schema is on the search path), no parameters.
+   */
+  sql(statements: string): Promise<void>;
 }
 
 /** MIGRATIONS plus one: what a newer build would have applied. */

@@ -49,6 +49,18 @@ async function makeHarness(): Promise<StoreHarness> {
       for (const st of handles) await st.close();
       await drop();
     },
+    sql: async (statements) => {
+      const client = await admin?.connect();
+      if (client === undefined) throw new Error('PostgreSQL test server is not running');
+      try {
+        await client.query(`BEGIN; SET LOCAL search_path TO "${schema}"; ${statements}; COMMIT`);
+      } catch (e) {
+        await client.query('ROLLBACK');
+        throw e;
+      } finally {
+        client.release();
+      }
+    },
   };
 }
 

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
 import { MIGRATIONS } from '../../../core/src/store/migrations.ts';
 import { openStore } from '../../../core/src/store/open-store.ts';
 import { SqliteStore } from '../../../core/src/store/sqlite/sqlite-store.ts';
@@ -42,6 +43,14 @@ async function makeHarness(): Promise<StoreHarness> {
     cleanup: async () => {
       for (const st of handles) await st.close();
       rmSync(dir, { recursive: true, force: true });
+    },
+    sql: async (statements) => {
+      const db = new Database(path);
+      try {
+        db.exec(statements);
+      } finally {
+        db.close();
+      }
     },
   };
 }
