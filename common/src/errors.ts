@@ -102,11 +102,6 @@ export const ERRORS = {
     source: 'internal',
     message: 'an audit record field is missing, too long or malformed',
   },
-  audit_invalid_record: {
-    status: 500,
-    source: 'internal',
-    message: 'an audit record field is missing, too long or malformed',
-  },
   invalid_certificate: { status: 500, source: 'internal', message: 'a certificate or key file is invalid' },
   invalid_policy: { status: 500, source: 'internal', message: 'an authorization policy file is invalid' },
   pki_failed: { status: 500, source: 'internal', message: 'the openssl CLI could not issue the certificate' },
