@@ -120,8 +120,9 @@ export class IntegrityStore implements IntegrityReader {
     id: string,
     fields: (r: T) => Field[],
   ): T | undefined {
+    const key = this.#macKey(); // sealed even when there is no row: a read never answers while sealed
     if (r === undefined) return undefined;
-    if (!this.#macKey().verify(table, fields(r), r.mac)) {
+    if (!key.verify(table, fields(r), r.mac)) {
       this.onTamper({ table, id });
       throw new KcmError('record_tampered', `${table} ${id}`);
     }
@@ -137,43 +138,48 @@ export class IntegrityStore implements IntegrityReader {
     const event = (r: KeyEventRecord) => this.#checked(r, 'key_events', `seq ${r.seq}`, keyEventFields);
     const edge = (r: EdgeRecord) => this.#checked(r, 'edges', r.edgeId, edgeFields);
     const approval = (r: ApprovalRecord) => this.#checked(r, 'approvals', r.id, approvalFields);
+    const ivk = (r: IvkRecord) => this.#checked(r, 'ivk_versions', `v${r.version}`, ivkFields);
+    /** A list read: refused while sealed (before the query), then every row verified. */
+    const list = async <T>(read: () => Promise<T[]>, check: (r: T) => T): Promise<T[]> => {
+      this.#macKey();
+      return (await read()).map(check);
+    };
     return {
       getCluster: async () => {
         const r = await src.getCluster();
         return this.#check(r, 'cluster', r?.clusterId ?? '', clusterFields);
       },
-      listIvks: async () =>
-        (await src.listIvks()).map((r) => this.#check(r, 'ivk_versions', `v${r.version}`, ivkFields) as IvkRecord),
+      listIvks: () => list(() => src.listIvks(), ivk),
       getIvk: async (v) => this.#check(await src.getIvk(v), 'ivk_versions', `v${v}`, ivkFields),
       getL2: async (t, v) => this.#check(await src.getL2(t, v), 'l2_keys', `${t} v${v}`, l2Fields),
       getLatestL2: async (t) => {
         const r = await src.getLatestL2(t);
         return this.#check(r, 'l2_keys', `${t} v${r?.version ?? ''}`, l2Fields);
       },
-      countL2ByIvk: (v) => {
+      countL2ByIvk: async (v) => {
         this.#macKey();
         return src.countL2ByIvk(v);
       },
-      listL2BelowIvk: async (v, limit) => (await src.listL2BelowIvk(v, limit)).map(l2),
-      listL2: async (t) => (await src.listL2(t)).map(l2),
+      listL2BelowIvk: (v, limit) => list(() => src.listL2BelowIvk(v, limit), l2),
+      listL2: (t) => list(() => src.listL2(t), l2),
       getTenant: async (id) => this.#check(await src.getTenant(id), 'tenants', id, tenantFields),
-      listTenants: async (after, limit) => (await src.listTenants(after, limit)).map(tenant),
+      listTenants: (after, limit) => list(() => src.listTenants(after, limit), tenant),
       getL3Service: async (t, sv) =>
         this.#check(await src.getL3Service(t, sv), 'l3_services', `${t}/${sv}`, l3ServiceFields),
-      listL3Services: async (t) => (await src.listL3Services(t)).map(l3Service),
+      listL3Services: (t) => list(() => src.listL3Services(t), l3Service),
       getL3: async (t, sv, v) => this.#check(await src.getL3(t, sv, v), 'l3_keys', `${t}/${sv} v${v}`, l3Fields),
-      listL3: async (t, sv) => (await src.listL3(t, sv)).map(l3),
-      listL3ByTenant: async (t) => (await src.listL3ByTenant(t)).map(l3),
-      listL3DueForRotation: async (now, limit) => (await src.listL3DueForRotation(now, limit)).map(l3),
-      listEventsAfter: async (after, limit) => (await src.listEventsAfter(after, limit)).map(event),
-      latestEventSeq: () => {
+      listL3: (t, sv) => list(() => src.listL3(t, sv), l3),
+      listL3ByTenant: (t) => list(() => src.listL3ByTenant(t), l3),
+      listL3DueForRotation: (now, limit) => list(() => src.listL3DueForRotation(now, limit), l3),
+      listEventsAfter: (after, limit) => list(() => src.listEventsAfter(after, limit), event),
+      latestEventSeq: async () => {
         this.#macKey();
         return src.latestEventSeq();
       },
       getEdge: async (id) => this.#check(await src.getEdge(id), 'edges', id, edgeFields),
-      listEdges: async () => (await src.listEdges()).map(edge),
+      listEdges: () => list(() => src.listEdges(), edge),
       getApproval: async (id) => this.#check(await src.getApproval(id), 'approvals', id, approvalFields),
-      listApprovals: async (state, limit) => (await src.listApprovals(state, limit)).map(approval),
+      listApprovals: (state, limit) => list(() => src.listApprovals(state, limit), approval),
     };
   }
 

@@ -15,6 +15,7 @@ import { type PgServer, postgresSkipReason, startPostgres } from '../../support/
 import { runStoreContract } from './contract.ts';
 import { ivkRecord } from './fixtures.ts';
 import { gate, rejectsWith, type StoreHarness } from './harness.ts';
+import { runIntegrityContract } from './integrity-contract.ts';
 
 const skip = postgresSkipReason() ?? false;
 let server: PgServer | undefined;
@@ -80,6 +81,7 @@ describe('PostgresStore', { skip }, () => {
   });
 
   runStoreContract('postgres', makeHarness);
+  runIntegrityContract('postgres', makeHarness);
 
   it('retries a transaction that hits a serialization failure, and gives up after maxAttempts', async () => {
     const h = await makeHarness();

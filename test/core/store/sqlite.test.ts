@@ -15,6 +15,7 @@ import type { Store } from '../../../core/src/store/store.ts';
 import { runStoreContract } from './contract.ts';
 import { ivkRecord } from './fixtures.ts';
 import { rejectsWith, type StoreHarness } from './harness.ts';
+import { runIntegrityContract } from './integrity-contract.ts';
 
 const dirs: string[] = [];
 function tempDir(): string {
@@ -56,6 +57,7 @@ async function makeHarness(): Promise<StoreHarness> {
 }
 
 runStoreContract('sqlite', makeHarness);
+runIntegrityContract('sqlite', makeHarness);
 
 const CHILD = fileURLToPath(new URL('./sqlite-kill-child.ts', import.meta.url));
 
