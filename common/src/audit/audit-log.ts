@@ -57,9 +57,15 @@ export interface AuditLogOptions {
   fsync?: boolean;
   /** Gets `audit.failure` and `audit.redacted` alerts. */
   alerter?: AlertSink;
-  /** Called with the lines of each durable write, in order (exporters). Must not throw or block. */
-  onDurable?: (lines: readonly AuditLine[]) => void;
+  /** Called with the lines of each durable write, in order (exporters, e.g. OtlpShipper.enqueue). Must not block. */
+  onDurable?: (lines: readonly DurableLine[]) => void;
   now?: () => number;
+}
+
+/** A line just made durable: its exact bytes (without newline) and its parsed fields. */
+export interface DurableLine {
+  line: string;
+  record: AuditLine;
 }
 
 interface Pending {
@@ -297,7 +303,7 @@ export class AuditLog implements AuditSink {
     if (checkpoint) this.#updateHead(checkpoint);
     if (this.#o.onDurable) {
       try {
-        this.#o.onDurable(objs);
+        this.#o.onDurable(lines.map((line, i) => ({ line, record: objs[i] as AuditLine })));
       } catch {
         // An exporter's bug must never fail an audited operation.
       }

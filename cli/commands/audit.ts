@@ -1,0 +1,79 @@
+/**
+ * `kcm audit`: checks and exports the tamper-evident audit log (docs/audit.md).
+ *
+ *   kcm audit verify --log FILE --public-key FILE|HEX [--head FILE | --no-head] [--allow-unsigned-tail] [--json]
+ *     exit 0 when the log verifies; 1 naming the first bad record (seq and line) otherwise.
+ *   kcm audit export --log FILE [--since SEQ] [--raw]
+ *     prints the event records as JSON lines (--raw: every line as stored).
+ */
+import { verifyAuditLog } from '../../common/src/audit/audit-verifier.ts';
+import { readPublicKey } from '../../common/src/audit/checkpoint-signer.ts';
+import { exportAuditLog } from '../../common/src/audit/jsonl-export.ts';
+import { flag, type ParsedArgs, parseArgs } from '../args.ts';
+import type { Command } from '../main.ts';
+
+const USAGE = [
+  'kcm audit verify --log FILE --public-key FILE|HEX [--head FILE | --no-head] [--allow-unsigned-tail] [--json]',
+  '       kcm audit export --log FILE [--since SEQ] [--raw]',
+].join('\n');
+
+function required(p: ParsedArgs, name: string): string {
+  const v = flag(p, name);
+  if (v === undefined) throw new Error(`--${name} is required`);
+  return v;
+}
+
+function verify(args: string[]): number {
+  const p = parseArgs(args, {
+    log: true,
+    'public-key': true,
+    head: true,
+    'no-head': false,
+    'allow-unsigned-tail': false,
+    json: false,
+  });
+  const log = required(p, 'log');
+  const publicKey = readPublicKey(required(p, 'public-key'));
+  if (flag(p, 'head') !== undefined && flag(p, 'no-head')) throw new Error('--head and --no-head exclude each other');
+  const head = flag(p, 'no-head') ? null : (flag(p, 'head') ?? `${log}.head`);
+  const r = verifyAuditLog(log, { publicKey, head, allowUnsignedTail: flag(p, 'allow-unsigned-tail') === 'true' });
+  if (flag(p, 'json')) {
+    console.log(JSON.stringify(r));
+  } else {
+    for (const w of r.warnings) console.error(`warning: ${w}`);
+    if (r.firstBad) {
+      const where = r.firstBad.line === 0 ? 'head file' : `seq ${r.firstBad.seq} (line ${r.firstBad.line})`;
+      console.log(`FAILED at ${where}: ${r.firstBad.problem}`);
+    } else {
+      console.log(
+        `OK: ${r.lines} lines, ${r.events} events, ${r.checkpoints} signed checkpoints; last checkpoint seq ${r.lastCheckpointSeq}`,
+      );
+    }
+  }
+  return r.ok ? 0 : 1;
+}
+
+function exportCmd(args: string[]): number {
+  const p = parseArgs(args, { log: true, since: true, raw: false });
+  const since = flag(p, 'since');
+  if (since !== undefined && !/^\d{1,15}$/.test(since)) throw new Error('--since must be a sequence number');
+  const out = exportAuditLog(required(p, 'log'), {
+    sinceSeq: since === undefined ? 0 : Number(since),
+    raw: flag(p, 'raw') === 'true',
+  });
+  for (const line of out) process.stdout.write(`${line}\n`);
+  return 0;
+}
+
+export const auditCommand: Command = {
+  name: 'audit',
+  summary: 'Verify or export the tamper-evident audit log',
+  usage: USAGE,
+  run(args) {
+    const [sub, ...rest] = args;
+    if (sub === 'verify') return verify(rest);
+    if (sub === 'export') return exportCmd(rest);
+    console.error(`Usage: ${USAGE}`);
+    return 2;
+  },
+};
