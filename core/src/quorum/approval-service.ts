@@ -50,11 +50,22 @@ export interface ApprovalServiceOptions {
   audit: AuditSink;
   /** Quorum settings; see approval-policy.ts (defaults: M = 2, 7 days, max 30 days). */
   policy?: Partial<ApprovalPolicy>;
-  /** Best-effort notification of every step (kind = the audit action); its failures are logged, never thrown. */
-  alert?: (kind: string, summary: string) => void;
+  /**
+   * Best-effort notification of every step (an AlertSink from common/src/alerts fits): kind `quorum.event`;
+   * severity critical for an execution, warning for a refused step or a proposal, info otherwise. A throw is logged.
+   */
+  alerts?: { alert(a: QuorumAlert): void };
   log?: (msg: string) => void;
   now?: () => number;
   newId?: () => string;
+}
+
+/** One alert about a quorum step (structurally an AlertInput of common/src/alerts). */
+export interface QuorumAlert {
+  kind: 'quorum.event';
+  severity: 'info' | 'warning' | 'critical';
+  summary: string;
+  actor: string;
 }
 
 export interface StepOptions {
@@ -80,6 +91,12 @@ function text(name: string, v: unknown, max: number): string {
     throw new KcmError('bad_request', `${name} must be 1–${max} printable characters`);
   }
   return v;
+}
+
+/** An id as the audit log may show it: ids are UUIDs; anything else from a caller is not echoed. */
+function safeId(id: string | null): string {
+  if (id === null) return '-';
+  return /^[A-Za-z0-9._-]{1,64}$/.test(id) ? id : '(invalid)';
 }
 
 function unsigned(r: ApprovalRecord): UnsignedApproval {
@@ -359,16 +376,25 @@ export class ApprovalService {
       action,
       outcome,
       actor: who,
-      ...(id === null ? {} : { resource: `approval ${id.slice(0, 200)}` }),
+      ...(id === null ? {} : { resource: `approval ${safeId(id)}` }),
       ...(o.correlationId === undefined ? {} : { correlationId: o.correlationId }),
       ...(reason === undefined ? {} : { reason: reason.slice(0, 200) }),
     });
-    if (this.#o.alert) {
+    if (this.#o.alerts) {
+      const severity =
+        action === 'approval.execute'
+          ? 'critical'
+          : outcome === 'failure' || action === 'approval.propose'
+            ? 'warning'
+            : 'info';
+      const why = reason === undefined ? '' : ` (${reason.slice(0, 100)})`;
       try {
-        this.#o.alert(
-          action,
-          `${action} ${outcome}: approval ${id ?? '-'} by ${who.slice(0, 64)}${reason ? ` (${reason.slice(0, 100)})` : ''}`,
-        );
+        this.#o.alerts.alert({
+          kind: 'quorum.event',
+          severity,
+          summary: `${action} ${outcome}: approval ${safeId(id)} by ${who.slice(0, 64)}${why}`,
+          actor: who,
+        });
       } catch (err) {
         this.#log(`alert failed: ${err instanceof Error ? err.message : String(err)}`);
       }

@@ -65,7 +65,7 @@ function rig(env: QuorumEnv, o: { required?: number; exec?: Parameters<typeof re
   const base: Omit<ApprovalServiceOptions, 'store'> = {
     registry,
     audit,
-    alert: (kind) => alerts.push(kind),
+    alerts: { alert: (a) => alerts.push(`${a.severity} ${a.summary.split(':')[0]}`) },
     now: () => clock.now,
     policy: o.required === undefined ? {} : { required: o.required },
   };
@@ -145,11 +145,11 @@ export function runApprovalSuite(name: string, makeEnv: () => Promise<QuorumEnv>
     assert.equal(r.audit.events[0]?.correlationId, 'c-1');
     assert.equal(r.audit.events[3]?.correlationId, 'c-2');
     assert.deepEqual(r.alerts, [
-      'approval.propose',
-      'approval.approve',
-      'approval.approve',
-      'approval.execute',
-      'approval.approve',
+      'warning approval.propose success',
+      'warning approval.approve failure',
+      'info approval.approve success',
+      'critical approval.execute success',
+      'warning approval.approve failure',
     ]);
   });
 
