@@ -3,6 +3,7 @@
  * file in cli/commands/ exporting a {@link Command}; this file only dispatches.
  * Exit codes: 0 ok, 1 the command failed, 2 usage error.
  */
+import { approvalCommand } from './commands/approval.ts';
 import { auditCommand } from './commands/audit.ts';
 import { coreCommand } from './commands/core.ts';
 import { doctorCommand } from './commands/doctor.ts';
@@ -17,7 +18,14 @@ export interface Command {
   run(args: string[]): Promise<number> | number;
 }
 
-export const COMMANDS: readonly Command[] = [coreCommand, operatorCommand, doctorCommand, versionCommand, auditCommand];
+export const COMMANDS: readonly Command[] = [
+  coreCommand,
+  operatorCommand,
+  doctorCommand,
+  versionCommand,
+  auditCommand,
+  approvalCommand,
+];
 
 export function helpText(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
