@@ -10,11 +10,11 @@
  * requests keep theirs.
  */
 import { createHash } from 'node:crypto';
-import { type FSWatcher, readFileSync, watch } from 'node:fs';
-import { basename, dirname } from 'node:path';
+import { readFileSync } from 'node:fs';
 import type { SecureContextOptions, Server as TlsServer } from 'node:tls';
 import { KcmError } from '../errors.ts';
 import { type LoadedTls, loadTlsFiles, type TlsFiles, type TlsRole } from './cert-files.ts';
+import { type FileWatch, watchFiles } from './watch-files.ts';
 
 export interface ReloadableTlsOptions {
   /** What the certificate is for: a listener (`server`), a caller (`client`) or both (a gateway). */
@@ -51,8 +51,7 @@ export class ReloadableTls {
   #version = 1;
   readonly #servers = new Set<TlsServer>();
   readonly #listeners = new Set<ReloadListener>();
-  readonly #watchers: FSWatcher[] = [];
-  #timer: NodeJS.Timeout | undefined;
+  #watch: FileWatch | undefined;
   readonly #onHup = () => this.reload('SIGHUP');
 
   /**
@@ -72,7 +71,13 @@ export class ReloadableTls {
     };
     this.#digest = fingerprint(this.files);
     this.#current = loadTlsFiles(this.files, this.#o.role, this.#o.now());
-    if (this.#o.watch) this.#watch();
+    if (this.#o.watch) {
+      const files = [this.files.certFile, this.files.keyFile, ...(this.files.caFile ? [this.files.caFile] : [])];
+      this.#watch = watchFiles(files, () => this.reload('file change'), {
+        debounceMs: this.#o.debounceMs,
+        log: (m) => this.#o.log(`tls: ${m}`),
+      });
+    }
     if (this.#o.sighup) process.on('SIGHUP', this.#onHup);
   }
 
@@ -162,40 +167,9 @@ export class ReloadableTls {
 
   /** Stops watching and listening for SIGHUP; attached servers keep their current context. */
   close(): void {
-    clearTimeout(this.#timer);
-    for (const w of this.#watchers.splice(0)) w.close();
+    this.#watch?.close();
     process.off('SIGHUP', this.#onHup);
     this.#servers.clear();
     this.#listeners.clear();
-  }
-
-  #watch(): void {
-    const byDir = new Map<string, Set<string>>();
-    for (const f of [this.files.certFile, this.files.keyFile, this.files.caFile]) {
-      if (f === undefined) continue;
-      const names = byDir.get(dirname(f)) ?? new Set<string>();
-      names.add(basename(f));
-      byDir.set(dirname(f), names);
-    }
-    for (const [dir, names] of byDir) {
-      try {
-        const w = watch(dir, { persistent: false }, (_event, name) => {
-          // Our files, or a Kubernetes `..data` symlink swap; null name = unknown, reload to be safe.
-          if (name === null || names.has(name) || name.startsWith('..')) this.#schedule();
-        });
-        w.on('error', (err) => this.#o.log(`tls: watching ${dir} failed: ${err.message}; use SIGHUP to reload`));
-        this.#watchers.push(w);
-      } catch (err) {
-        this.#o.log(
-          `tls: cannot watch ${dir}: ${err instanceof Error ? err.message : String(err)}; use SIGHUP to reload`,
-        );
-      }
-    }
-  }
-
-  #schedule(): void {
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => this.reload('file change'), this.#o.debounceMs);
-    this.#timer.unref();
   }
 }

@@ -1,0 +1,137 @@
+/**
+ * The identity policy file (policies/README.md): which certificate
+ * identities hold which roles for which tenants. Validated strictly once, at
+ * load: unknown fields, unknown roles, bad tenant ids, duplicate matches and
+ * "*" for edge/app are `invalid_policy` errors naming the file and the field
+ * (`identities[2].tenants[0]`).
+ *
+ *   { "version": 1,
+ *     "identities": [
+ *       { "name": "ops-1", "match": { "cn": "operator-1" }, "roles": ["operator"], "tenants": "*" },
+ *       { "match": { "uri": "spiffe://example/edge/eu-1" }, "roles": ["edge"], "tenants": ["acme"] },
+ *       { "match": { "fingerprint": "AB:CD:…" }, "roles": ["app"], "tenants": ["acme"] } ] }
+ */
+import { readFileSync } from 'node:fs';
+import { KcmError } from '../errors.ts';
+import { isTenantId } from '../format/ids.ts';
+import { ALL_TENANT_ROLES, isRole, ROLES, type Role } from './permissions.ts';
+
+export type MatchKind = 'cn' | 'uri' | 'fingerprint';
+
+export interface Binding {
+  /** For logs and audit: the policy's name, else `<kind>:<value>`. */
+  name: string;
+  match: { kind: MatchKind; value: string };
+  roles: Role[];
+  tenants: '*' | string[];
+}
+
+export interface Policy {
+  source: string;
+  bindings: Binding[];
+}
+
+const MAX_BINDINGS = 10_000;
+const FINGERPRINT = /^([0-9A-F]{2}:){31}[0-9A-F]{2}$/;
+
+type Json = Record<string, unknown>;
+
+function fail(source: string, field: string, rule: string): never {
+  throw new KcmError('invalid_policy', `${source}: ${field} ${rule}`);
+}
+
+function object(v: unknown, source: string, field: string, allowed: readonly string[]): Json {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(source, field, 'must be an object');
+  for (const k of Object.keys(v)) if (!allowed.includes(k)) fail(source, `${field}.${k}`, 'is not a known field');
+  return v as Json;
+}
+
+function parseMatch(v: unknown, source: string, field: string): Binding['match'] {
+  const m = object(v, source, field, ['cn', 'uri', 'fingerprint']);
+  const keys = Object.keys(m) as MatchKind[];
+  if (keys.length !== 1) fail(source, field, 'must have exactly one of cn, uri, fingerprint');
+  const kind = keys[0] as MatchKind;
+  const value = m[kind];
+  if (typeof value !== 'string' || value.length === 0 || value.length > 1024) {
+    fail(source, `${field}.${kind}`, 'must be a non-empty string of at most 1024 characters');
+  }
+  if (kind === 'fingerprint' && !FINGERPRINT.test(value)) {
+    fail(source, `${field}.fingerprint`, 'must be a SHA-256 fingerprint as AB:CD:… (32 upper-case hex pairs)');
+  }
+  return { kind, value };
+}
+
+function parseBinding(v: unknown, source: string, field: string): Binding {
+  const b = object(v, source, field, ['name', 'description', 'match', 'roles', 'tenants']);
+  if (b.name !== undefined && (typeof b.name !== 'string' || b.name.length === 0 || b.name.length > 128)) {
+    fail(source, `${field}.name`, 'must be a string of 1-128 characters');
+  }
+  if (b.description !== undefined && typeof b.description !== 'string')
+    fail(source, `${field}.description`, 'must be a string');
+  const match = parseMatch(b.match, source, `${field}.match`);
+  if (!Array.isArray(b.roles) || b.roles.length === 0)
+    fail(source, `${field}.roles`, `must be a non-empty array of ${ROLES.join(', ')}`);
+  const roles: Role[] = [];
+  b.roles.forEach((r, i) => {
+    if (!isRole(r)) fail(source, `${field}.roles[${i}]`, `must be one of ${ROLES.join(', ')}`);
+    if (roles.includes(r)) fail(source, `${field}.roles[${i}]`, `repeats ${r}`);
+    roles.push(r);
+  });
+  let tenants: Binding['tenants'];
+  if (b.tenants === '*') {
+    const narrow = roles.filter((r) => !ALL_TENANT_ROLES.has(r));
+    if (narrow.length > 0)
+      fail(source, `${field}.tenants`, `"*" is only for operator and auditor, not ${narrow.join(', ')}`);
+    tenants = '*';
+  } else if (Array.isArray(b.tenants)) {
+    tenants = [];
+    for (const [i, t] of b.tenants.entries()) {
+      if (typeof t !== 'string' || !isTenantId(t))
+        fail(source, `${field}.tenants[${i}]`, 'must be a tenant id (1-40 of A-Z a-z 0-9 - . _ ~)');
+      if (!tenants.includes(t)) tenants.push(t);
+    }
+    if (tenants.length === 0 && roles.some((r) => r === 'edge' || r === 'app')) {
+      fail(source, `${field}.tenants`, 'must list at least one tenant for edge and app');
+    }
+  } else {
+    fail(source, `${field}.tenants`, 'must be "*" or an array of tenant ids');
+  }
+  const name = typeof b.name === 'string' ? b.name : `${match.kind}:${match.value}`;
+  return { name, match, roles, tenants };
+}
+
+/** Validates a parsed policy document; `source` names it in errors. Throws `invalid_policy`. */
+export function parsePolicy(doc: unknown, source: string): Policy {
+  const d = object(doc, source, '(top level)', ['version', 'description', 'identities']);
+  if (d.version !== 1) fail(source, 'version', 'must be 1');
+  if (!Array.isArray(d.identities)) fail(source, 'identities', 'must be an array');
+  if (d.identities.length > MAX_BINDINGS) fail(source, 'identities', `has more than ${MAX_BINDINGS} entries`);
+  const bindings = d.identities.map((b, i) => parseBinding(b, source, `identities[${i}]`));
+  const seen = new Map<string, number>();
+  bindings.forEach((b, i) => {
+    const key = `${b.match.kind}\0${b.match.value}`;
+    const first = seen.get(key);
+    if (first !== undefined) {
+      fail(source, `identities[${i}].match`, `repeats identities[${first}].match (${b.match.kind} ${b.match.value})`);
+    }
+    seen.set(key, i);
+  });
+  return { source, bindings };
+}
+
+/** Reads and validates a policy file; throws `invalid_policy` naming the file (and the field). */
+export function loadPolicyFile(file: string): Policy {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    fail(file, '(file)', `cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    fail(file, '(file)', `is not valid JSON (${err instanceof Error ? err.message : String(err)})`);
+  }
+  return parsePolicy(doc, file);
+}
