@@ -103,7 +103,7 @@ export const ERRORS = {
     message: 'an audit record field is missing, too long or malformed',
   },
   invalid_certificate: { status: 500, source: 'internal', message: 'a certificate or key file is invalid' },
-  invalid_policy: { status: 500, source: 'internal', message: 'an authorization policy file is invalid' },
+  invalid_policy: { status: 500, source: 'internal', message: 'a policy file (routes or authorization) is invalid' },
   pki_failed: { status: 500, source: 'internal', message: 'the openssl CLI could not issue the certificate' },
   // Edge leasing.
   lease_refused: { status: 403, source: 'client', message: 'the edge may not lease keys of this tenant' },

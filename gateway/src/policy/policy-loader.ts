@@ -1,0 +1,107 @@
+/**
+ * Loads the route policy files of a directory at start-up and answers "which
+ * route serves this request". Files are `*.routes.json` (other JSON files in
+ * policies/, such as authorization maps, are not route policies);
+ * `*.routes.example.json` are read only when asked (tests, `kcm dev`).
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { KcmError } from '../../../common/src/errors.ts';
+import { compilePolicy } from './policy-schema.ts';
+import type { CompiledPolicy, CompiledRoute } from './policy-types.ts';
+import { comparePatterns, matchRoutePattern, patternShape } from './route-pattern.ts';
+
+export const ROUTE_POLICY_SUFFIX = '.routes.json';
+export const ROUTE_POLICY_EXAMPLE_SUFFIX = '.routes.example.json';
+
+export interface RouteMatch {
+  route: CompiledRoute;
+  /** Parameters the path pattern captured (percent-decoded; `*` holds the raw rest). */
+  params: Record<string, string>;
+}
+
+/** The compiled policies of a gateway, immutable once built. */
+export class PolicySet {
+  /** Routes, most specific first; a route of an exact method before `*` at equal specificity. */
+  readonly routes: readonly CompiledRoute[];
+
+  /** Builds a set; throws KcmError `invalid_policy` for a reused policy id or two routes of one method and shape. */
+  constructor(readonly policies: readonly CompiledPolicy[]) {
+    const problems: string[] = [];
+    const ids = new Map<string, string>();
+    const shapes = new Map<string, string>();
+    for (const p of policies) {
+      const prior = ids.get(p.id);
+      if (prior) problems.push(`${p.file}: policy id "${p.id}" is already used by ${prior}`);
+      ids.set(p.id, p.file);
+      for (const r of p.routes) {
+        const key = `${r.method} ${patternShape(r.pattern)}`;
+        const first = shapes.get(key);
+        if (first) problems.push(`${r.source}: ${r.method} ${r.pattern.text} is already routed at ${first}`);
+        else shapes.set(key, r.source);
+      }
+    }
+    if (problems.length) throw new KcmError('invalid_policy', problems.join('\n'));
+    const all = policies.flatMap((p) => p.routes);
+    this.routes = all
+      .map((route, order) => ({ route, order }))
+      .sort(
+        (a, b) =>
+          comparePatterns(a.route.pattern, b.route.pattern) ||
+          Number(a.route.method === '*') - Number(b.route.method === '*') ||
+          a.order - b.order,
+      )
+      .map((x) => x.route);
+  }
+
+  /**
+   * The route for a request. `path` is the URL path without the query string.
+   * Throws KcmError `not_found` when no pattern matches, `method_not_allowed`
+   * when patterns match but none for this method.
+   */
+  match(method: string, path: string): RouteMatch {
+    let pathMatched = false;
+    for (const route of this.routes) {
+      const params = matchRoutePattern(route.pattern, path);
+      if (!params) continue;
+      if (route.method === method || route.method === '*') return { route, params };
+      pathMatched = true;
+    }
+    throw new KcmError(pathMatched ? 'method_not_allowed' : 'not_found');
+  }
+}
+
+/**
+ * Reads and compiles every `*.routes.json` in `dir` (and `*.routes.example.json`
+ * when `examples`), in file-name order. Throws KcmError `invalid_policy` with
+ * every error of every file (`file:line:column: field.path: reason`), or
+ * `invalid_config` when the directory cannot be read or holds no policy.
+ */
+export function loadPolicies(dir: string, options: { examples?: boolean } = {}): PolicySet {
+  let names: string[];
+  try {
+    names = readdirSync(dir).sort();
+  } catch (err) {
+    throw new KcmError(
+      'invalid_config',
+      `cannot read the policy directory ${dir}: ${(err as NodeJS.ErrnoException).code}`,
+    );
+  }
+  const wanted = names.filter(
+    (n) => n.endsWith(ROUTE_POLICY_SUFFIX) || (options.examples === true && n.endsWith(ROUTE_POLICY_EXAMPLE_SUFFIX)),
+  );
+  if (wanted.length === 0) throw new KcmError('invalid_config', `no *${ROUTE_POLICY_SUFFIX} files in ${dir}`);
+  const policies: CompiledPolicy[] = [];
+  const errors: string[] = [];
+  for (const name of wanted) {
+    const file = join(dir, name);
+    try {
+      policies.push(compilePolicy(file, readFileSync(file, 'utf8')));
+    } catch (err) {
+      if (!(err instanceof KcmError) || err.code !== 'invalid_policy') throw err;
+      errors.push(err.detail ?? err.message);
+    }
+  }
+  if (errors.length) throw new KcmError('invalid_policy', errors.join('\n'));
+  return new PolicySet(policies);
+}

@@ -1,0 +1,99 @@
+/**
+ * Where a route takes the tenant of a request from (policies/README.md
+ * "tenant"), and the function that applies it. Fail closed: a source that
+ * yields nothing, a header from an untrusted peer, or an invalid tenant id is
+ * an error, never a fallback to another source.
+ */
+import { BlockList, isIP } from 'node:net';
+import { KcmError } from '../../../common/src/errors.ts';
+import { isTenantId } from '../../../common/src/format/ids.ts';
+
+export type TenantSource =
+  /** The tenant the authentication stage derived from the caller's client certificate. */
+  | { from: 'cert' }
+  /** A request header, believed only when the TCP peer is in `trustedPeers`. */
+  | { from: 'header'; header: string; trustedPeers: TrustedPeers }
+  /** A `:param` of the route's path pattern. */
+  | { from: 'pathParam'; param: string };
+
+/** The facts about one request that tenant resolution reads. */
+export interface TenantFacts {
+  /** Remote address of the TCP peer (IPv4, IPv6 or IPv4-mapped IPv6). */
+  peerAddress: string;
+  /** Request headers with lower-case names, as node:http gives them. */
+  headers: Readonly<Record<string, string | string[] | undefined>>;
+  /** Parameters the route pattern captured. */
+  params: Readonly<Record<string, string>>;
+  /** Set by the authentication stage when a client certificate maps to a tenant. */
+  certificateTenant?: string;
+}
+
+/** A set of addresses and CIDR blocks; built once at load. */
+export class TrustedPeers {
+  private readonly list = new BlockList();
+  /** The entries as written, for error messages and docs. */
+  readonly entries: readonly string[];
+
+  /** Throws Error naming the first entry that is neither an IP address nor CIDR block. */
+  constructor(entries: readonly string[]) {
+    for (const e of entries) {
+      const [addr, bits, extra] = e.split('/');
+      const family = isIP(addr ?? '');
+      if (family === 0 || extra !== undefined)
+        throw new Error(`${JSON.stringify(e)} is not an IP address or CIDR block`);
+      const type = family === 4 ? 'ipv4' : 'ipv6';
+      if (bits === undefined) this.list.addAddress(addr as string, type);
+      else {
+        const prefix = Number(bits);
+        if (!/^[0-9]{1,3}$/.test(bits) || prefix > (family === 4 ? 32 : 128)) {
+          throw new Error(`${JSON.stringify(e)} has a bad prefix length`);
+        }
+        this.list.addSubnet(addr as string, prefix, type);
+      }
+    }
+    this.entries = [...entries];
+  }
+
+  /** True when `address` is in the set (IPv4-mapped IPv6 addresses are checked as IPv4). */
+  has(address: string): boolean {
+    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+    const a = mapped ? (mapped[1] as string) : address;
+    const family = isIP(a);
+    if (family === 0) return false;
+    return this.list.check(a, family === 4 ? 'ipv4' : 'ipv6');
+  }
+}
+
+/**
+ * The tenant of a request. Throws KcmError:
+ * `unauthenticated` (cert source, no certificate tenant), `forbidden` (header
+ * sent by a peer outside trustedPeers), `tenant_unresolved` (header or path
+ * parameter absent or repeated), `invalid_tenant_id` (not 1–40 of
+ * `A-Z a-z 0-9 - . _ ~`).
+ */
+export function resolveTenant(source: TenantSource, facts: TenantFacts): string {
+  let tenant: string | undefined;
+  switch (source.from) {
+    case 'cert':
+      tenant = facts.certificateTenant;
+      if (tenant === undefined)
+        throw new KcmError('unauthenticated', 'the route takes its tenant from the certificate');
+      break;
+    case 'header': {
+      const value = facts.headers[source.header];
+      if (value === undefined) throw new KcmError('tenant_unresolved', `no ${source.header} header`);
+      if (!source.trustedPeers.has(facts.peerAddress)) {
+        throw new KcmError('forbidden', `${source.header} is accepted only from trusted peers`);
+      }
+      if (typeof value !== 'string') throw new KcmError('tenant_unresolved', `${source.header} sent more than once`);
+      tenant = value;
+      break;
+    }
+    case 'pathParam':
+      tenant = facts.params[source.param];
+      if (tenant === undefined) throw new KcmError('tenant_unresolved', `no :${source.param} in the path`);
+      break;
+  }
+  if (!isTenantId(tenant)) throw new KcmError('invalid_tenant_id');
+  return tenant;
+}
