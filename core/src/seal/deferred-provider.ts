@@ -5,7 +5,13 @@
  * fails with `unavailable` — which the retry policy retries and the Core
  * answers by staying sealed and accepting recovery shares.
  */
-import { type EncryptedDataKey, type SealContext, type SealProvider, SealProviderError } from './seal-provider.ts';
+import {
+  type DataKeyOptions,
+  type EncryptedDataKey,
+  type SealContext,
+  type SealProvider,
+  SealProviderError,
+} from './seal-provider.ts';
 
 export class DeferredSealProvider implements SealProvider {
   #inner: SealProvider | null = null;
@@ -39,8 +45,11 @@ export class DeferredSealProvider implements SealProvider {
     }
   }
 
-  generateDataKey(ctx: SealContext): Promise<{ plaintext: Buffer; encrypted: EncryptedDataKey }> {
-    return Promise.resolve().then(() => this.#get().generateDataKey(ctx));
+  generateDataKey(
+    ctx: SealContext,
+    opts?: DataKeyOptions,
+  ): Promise<{ plaintext: Buffer; encrypted: EncryptedDataKey }> {
+    return Promise.resolve().then(() => this.#get().generateDataKey(ctx, opts));
   }
 
   decryptDataKey(encrypted: EncryptedDataKey, ctx: SealContext): Promise<Buffer> {

@@ -12,6 +12,18 @@
 export interface SealContext {
   clusterId: string;
   region: string;
+  /**
+   * Set when the provider serves as a tenant's L1 (core/src/l1/): the tenant id
+   * is then bound too (AWS EncryptionContext `openkcm:tenant`, the l1-context
+   * AAD of seal-context.ts), so one tenant's blob never opens as another's.
+   */
+  tenant?: string;
+}
+
+/** Per-call options of generateDataKey. */
+export interface DataKeyOptions {
+  /** Provider key to use instead of the configured one (a tenant's L1 key id/ARN/label). */
+  keyId?: string;
 }
 
 export interface EncryptedDataKey {
@@ -25,7 +37,7 @@ export interface EncryptedDataKey {
 export interface SealProvider {
   readonly type: 'awskms' | 'pkcs11' | 'dev';
   /** A fresh 32-byte data key: plaintext (import it and let import zero it) and encrypted under the provider key. */
-  generateDataKey(ctx: SealContext): Promise<{ plaintext: Buffer; encrypted: EncryptedDataKey }>;
+  generateDataKey(ctx: SealContext, opts?: DataKeyOptions): Promise<{ plaintext: Buffer; encrypted: EncryptedDataKey }>;
   /** The plaintext of a data key made by generateDataKey under the same context. */
   decryptDataKey(encrypted: EncryptedDataKey, ctx: SealContext): Promise<Buffer>;
   /** Releases connections/sessions. */

@@ -19,7 +19,13 @@
  * that cannot be wiped (a limit of any JS KMS client).
  */
 import { DecryptCommand, GenerateDataKeyCommand, KMSClient, type KMSClientConfig } from '@aws-sdk/client-kms';
-import { type EncryptedDataKey, type SealContext, type SealProvider, SealProviderError } from '../seal-provider.ts';
+import {
+  type DataKeyOptions,
+  type EncryptedDataKey,
+  type SealContext,
+  type SealProvider,
+  SealProviderError,
+} from '../seal-provider.ts';
 import { kmsSealError } from './kms-errors.ts';
 
 export const KMS_DATA_KEY_BYTES = 32;
@@ -64,10 +70,15 @@ export class AwsKmsSealProvider implements SealProvider {
   /**
    * GenerateDataKey(KeySpec AES_256). Throws the normalised kinds of
    * kms-errors.ts; `unavailable` when KMS answers without a 32-byte key.
+   * `opts.keyId` names another key than the configured one (a tenant's L1).
    */
-  async generateDataKey(ctx: SealContext): Promise<{ plaintext: Buffer; encrypted: EncryptedDataKey }> {
+  async generateDataKey(
+    ctx: SealContext,
+    opts?: DataKeyOptions,
+  ): Promise<{ plaintext: Buffer; encrypted: EncryptedDataKey }> {
+    const keyId = opts?.keyId || this.#keyId;
     const command = new GenerateDataKeyCommand({
-      KeyId: this.#keyId,
+      KeyId: keyId,
       KeySpec: 'AES_256',
       EncryptionContext: encryptionContext(ctx),
     });
@@ -81,7 +92,7 @@ export class AwsKmsSealProvider implements SealProvider {
     return {
       plaintext,
       encrypted: {
-        keyId: res.KeyId ?? this.#keyId,
+        keyId: res.KeyId ?? keyId,
         keyVersion: res.KeyMaterialId ?? '',
         ciphertext: Buffer.from(blob),
       },
@@ -132,15 +143,22 @@ export class AwsKmsSealProvider implements SealProvider {
   }
 }
 
-/** The EncryptionContext of `ctx`; throws `config` when a field is not a non-empty string. */
+/**
+ * The EncryptionContext of `ctx` (plus `openkcm:tenant` when `ctx.tenant` is
+ * set); throws `config` when a field is not a non-empty string.
+ */
 export function encryptionContext(ctx: SealContext): Record<string, string> {
-  for (const name of ['clusterId', 'region'] as const) {
+  const names =
+    ctx?.tenant === undefined ? (['clusterId', 'region'] as const) : (['clusterId', 'region', 'tenant'] as const);
+  for (const name of names) {
     const v = (ctx as Partial<SealContext> | undefined)?.[name];
     if (typeof v !== 'string' || v.length === 0) {
       throw new SealProviderError('config', 'awskms', `context.${name} must be a non-empty string`);
     }
   }
-  return { 'openkcm:cluster': ctx.clusterId, 'openkcm:region': ctx.region };
+  const out: Record<string, string> = { 'openkcm:cluster': ctx.clusterId, 'openkcm:region': ctx.region };
+  if (ctx.tenant !== undefined) out['openkcm:tenant'] = ctx.tenant;
+  return out;
 }
 
 /** Copies a 32-byte SDK plaintext into a fresh Buffer and zeroes the SDK's array; undefined (zeroed) otherwise. */

@@ -22,7 +22,13 @@ import {
   WRAPPED_KEY_BYTES,
 } from '../../../../native/index.ts';
 import { sealContextAad } from '../seal-context.ts';
-import { type EncryptedDataKey, type SealContext, type SealProvider, SealProviderError } from '../seal-provider.ts';
+import {
+  type DataKeyOptions,
+  type EncryptedDataKey,
+  type SealContext,
+  type SealProvider,
+  SealProviderError,
+} from '../seal-provider.ts';
 
 export const DEV_KEY_BYTES = 32;
 export const DEV_SEAL_WARNING_CODE = 'KCM_DEV_SEAL';
@@ -72,10 +78,20 @@ export class DevSealProvider implements SealProvider {
     this.keyId = `dev:${this.#kek.hmac(Buffer.from('openkcm dev seal key id')).subarray(0, 8).toString('hex')}`;
   }
 
-  /** 32 random bytes sealed under the file key; throws `config` for a bad context or after close(). */
-  async generateDataKey(ctx: SealContext): Promise<{ plaintext: Buffer; encrypted: EncryptedDataKey }> {
+  /**
+   * 32 random bytes sealed under the file key; throws `config` for a bad
+   * context or after close(), `key_not_found` when `opts.keyId` names another
+   * key than this file's.
+   */
+  async generateDataKey(
+    ctx: SealContext,
+    opts?: DataKeyOptions,
+  ): Promise<{ plaintext: Buffer; encrypted: EncryptedDataKey }> {
     const aad = sealContextAad(ctx, 'dev');
     const kek = this.#open();
+    if (opts?.keyId && opts.keyId !== this.keyId) {
+      throw new SealProviderError('key_not_found', 'dev', `no key ${opts.keyId} (this file's key is ${this.keyId})`);
+    }
     const plaintext = randomFillSync(Buffer.alloc(DEV_KEY_BYTES));
     const ciphertext = kek.seal(plaintext, aad);
     return { plaintext, encrypted: { keyId: this.keyId, keyVersion: '', ciphertext } };

@@ -23,7 +23,13 @@
  */
 import pkcs11js from 'pkcs11js';
 import { sealContextAad } from '../seal-context.ts';
-import { type EncryptedDataKey, type SealContext, type SealProvider, SealProviderError } from '../seal-provider.ts';
+import {
+  type DataKeyOptions,
+  type EncryptedDataKey,
+  type SealContext,
+  type SealProvider,
+  SealProviderError,
+} from '../seal-provider.ts';
 import { invalidCiphertext, pkcs11ReturnValue, pkcs11SealError } from './pkcs11-errors.ts';
 import { acquirePkcs11Module, DEFAULT_PKCS11_MODULE, type Pkcs11Lib, type Pkcs11Module } from './pkcs11-module.ts';
 
@@ -93,12 +99,17 @@ export class Pkcs11SealProvider implements SealProvider {
    * 32 bytes from the token's RNG, encrypted in the token under the configured
    * key. Throws `key_not_found` (no AES key with that label), `access_denied`
    * (wrong PIN, key not allowed to encrypt), `unavailable` (session/device lost),
-   * `config` (bad context, ambiguous label).
+   * `config` (bad context, ambiguous label). `opts.keyId` names another key
+   * label than the configured one (a tenant's L1 key).
    */
-  async generateDataKey(ctx: SealContext): Promise<{ plaintext: Buffer; encrypted: EncryptedDataKey }> {
+  async generateDataKey(
+    ctx: SealContext,
+    opts?: DataKeyOptions,
+  ): Promise<{ plaintext: Buffer; encrypted: EncryptedDataKey }> {
     const aad = sealContextAad(ctx, 'pkcs11');
+    const label = opts?.keyId || this.#config.keyLabel;
     return this.#exclusive('encrypt', async (lib, s) => {
-      const key = this.#findKey(lib, s, this.#config.keyLabel, undefined);
+      const key = this.#findKey(lib, s, label, undefined);
       const plaintext = lib.C_GenerateRandom(s.handle, Buffer.alloc(PKCS11_DATA_KEY_BYTES));
       try {
         const iv = lib.C_GenerateRandom(s.handle, Buffer.alloc(PKCS11_IV_BYTES));
@@ -110,7 +121,7 @@ export class Pkcs11SealProvider implements SealProvider {
           throw new SealProviderError('config', 'pkcs11', `token's CKM_AES_GCM returned ${got} (unsupported token?)`);
         }
         const ciphertext = Buffer.concat([iv, sealed]);
-        return { plaintext, encrypted: { keyId: this.#config.keyLabel, keyVersion: key.idHex, ciphertext } };
+        return { plaintext, encrypted: { keyId: label, keyVersion: key.idHex, ciphertext } };
       } catch (err) {
         plaintext.fill(0);
         throw err;
