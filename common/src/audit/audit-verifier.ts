@@ -9,7 +9,7 @@ import { KcmError } from '../errors.ts';
 import { type AuditProblem, ChainChecker, checkpointSignatureValid } from './chain-checker.ts';
 import { errnoOf } from './checkpoint-signer.ts';
 import { readLines } from './log-lines.ts';
-import { type CheckpointLine, parseLine } from './record-format.ts';
+import { type CheckpointLine, chainHash, parseLine } from './record-format.ts';
 
 export interface VerifyOptions {
   /** Ed25519 public key, 64 hex digits. */
@@ -128,8 +128,9 @@ export function readHead(path: string, publicKey: string): { line: Buffer; cp: C
   if (text.at(-1) !== 0x0a) return problem('malformed (no terminating newline)');
   const line = text.subarray(0, -1);
   try {
-    const { parsed } = parseLine(line);
+    const { parsed, body } = parseLine(line);
     if (parsed.type !== 'checkpoint') return problem('does not hold a checkpoint');
+    if (chainHash(parsed.prev, body) !== parsed.hash) return problem('hash does not match the checkpoint');
     if (!checkpointSignatureValid(parsed, publicKey)) return problem('signature is invalid');
     return { line: Buffer.from(line), cp: parsed };
   } catch (err) {

@@ -85,7 +85,9 @@ export class ChainChecker {
       if (l.events !== this.#pos.events)
         return at(`checkpoint counts ${l.events} events, the chain holds ${this.#pos.events}`);
       if (!checkpointSignatureValid(l, this.publicKey))
-        return at('checkpoint signature is invalid (forged, or signed by another key)');
+        return at(
+          `checkpoint signature is invalid (forged, or signed by another key): records after seq ${this.lastCheckpoint?.seq ?? 0} cannot be trusted`,
+        );
       this.lastCheckpoint = l;
       this.checkpoints++;
     } else {
