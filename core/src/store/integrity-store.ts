@@ -2,9 +2,14 @@
  * The Store the rest of the Core uses: a raw store (sqlite/ or postgres/)
  * plus record integrity. Every write gets a fresh MAC; every read is checked,
  * and a record that fails is refused with `record_tampered` (and reported to
- * `onTamper`, which audits it) — never returned. Until the MasterKey is
- * present (sealed), only `readClusterUnverified` works; everything else
- * throws `sealed`.
+ * `onTamper`, which audits it) — never returned; a list read fails whole at
+ * its first bad row. Until the MasterKey is present (sealed), only
+ * `readClusterUnverified` works; everything else throws `sealed`, even a read
+ * that would find no row.
+ *
+ * What a row MAC cannot see: a deleted row, or a whole row replaced by an
+ * older version of itself (the IVK table is covered by the cluster's IVK
+ * digest; the v3 tables are not).
  */
 import { KcmError } from '../../../common/src/errors.ts';
 import {

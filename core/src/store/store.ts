@@ -76,9 +76,9 @@ export interface StoreTx extends StoreReader {
   insertCluster(r: ClusterRecord): Promise<void>;
   /** Replaces the cluster record (seal re-key); throws `store_not_found`. */
   updateCluster(r: ClusterRecord): Promise<void>;
-  /** Throws `store_conflict` when the version exists. */
   /** Removes the cluster record (abandoning a pending init); throws `store_not_found`. */
   deleteCluster(): Promise<void>;
+  /** Throws `store_conflict` when the version exists. */
   insertIvk(r: IvkRecord): Promise<void>;
   /** Replaces the row of `r.version`; throws `store_not_found`. */
   updateIvk(r: IvkRecord): Promise<void>;
@@ -89,32 +89,44 @@ export interface StoreTx extends StoreReader {
   /** Replaces the row of (`r.tenant`, `r.version`); throws `store_not_found`. */
   updateL2(r: L2Record): Promise<void>;
 
-  /** Throws `store_conflict` when the id exists (ids are never reused). */
+  /**
+   * Throws `store_conflict` when the id exists (ids are never reused). Besides
+   * the type checks, refuses with `internal_error` an empty id, a null `l1`
+   * unless keyMode is `managed`, and a graceDays other than 30, 60, 90 or null
+   * (insert and update alike; the schema has the same CHECKs).
+   */
   insertTenant(r: TenantRecord): Promise<void>;
-  /** Throws `store_not_found`. */
+  /** Replaces the row of `r.id`; throws `store_not_found`. */
   updateTenant(r: TenantRecord): Promise<void>;
   /** Throws `store_conflict` when (tenant, service) exists. */
   insertL3Service(r: L3ServiceRecord): Promise<void>;
-  /** Throws `store_not_found`. */
+  /** Replaces the row of (`r.tenant`, `r.service`); throws `store_not_found`. */
   updateL3Service(r: L3ServiceRecord): Promise<void>;
   /** Throws `store_conflict` when (tenant, service, version) exists. */
   insertL3(r: L3Record): Promise<void>;
-  /** Throws `store_not_found`. */
+  /** Replaces the row of (`r.tenant`, `r.service`, `r.version`); throws `store_not_found`. */
   updateL3(r: L3Record): Promise<void>;
   /**
-   * Appends an event; the store assigns the next seq (ignoring `r.seq`), and
-   * the MAC is computed by `sign` over the record with its assigned seq.
-   * Returns the stored record.
+   * Appends an event; the store assigns the next seq (ignoring any `seq` or
+   * `mac` on `r`): latest seq + 1, read in this transaction, so seqs are
+   * gap-free (a rolled-back append frees its seq) and their order is the
+   * commit order (an edge that read seq n never later sees a seq below n
+   * appear). `sign` gets the validated record with its seq and returns the
+   * MAC stored with it; it is called once per attempt, after validation (an
+   * invalid record throws `internal_error` without calling it). Concurrent
+   * appenders are serialised: SQLite by its single writer, PostgreSQL by a
+   * serialization failure that re-runs the losing transaction. Events are
+   * never deleted (a seq is never reused). Returns the stored record.
    */
   appendEvent(
     r: Omit<KeyEventRecord, 'seq' | 'mac'>,
     sign: (withSeq: Omit<KeyEventRecord, 'mac'>) => Buffer,
   ): Promise<KeyEventRecord>;
-  /** Inserts or replaces the edge's row. */
+  /** Inserts or replaces the edge's row (never a conflict). */
   upsertEdge(r: EdgeRecord): Promise<void>;
   /** Throws `store_conflict` when the id exists. */
   insertApproval(r: ApprovalRecord): Promise<void>;
-  /** Throws `store_not_found`. */
+  /** Replaces the row of `r.id`; throws `store_not_found`. */
   updateApproval(r: ApprovalRecord): Promise<void>;
 }
 
