@@ -222,13 +222,11 @@ export class ApprovalService {
 
   /** The operations that can be proposed, with their summaries and any higher M. */
   operations(): { operation: string; summary: string; required: number }[] {
-    return this.#o.registry
-      .list()
-      .map((e) => ({
-        operation: e.operation,
-        summary: e.summary,
-        required: Math.max(this.policy.required, e.required ?? 0),
-      }));
+    return this.#o.registry.list().map((e) => ({
+      operation: e.operation,
+      summary: e.summary,
+      required: Math.max(this.policy.required, e.required ?? 0),
+    }));
   }
 
   /** The request `id`; throws `approval_not_found`. */
