@@ -1,0 +1,84 @@
+/**
+ * POST /v1/encrypt/:key (or /v1/encrypt with body `key`): encrypts one
+ * plaintext or a batch under the current L3 version of the key, in ONE
+ * native call (one fresh L4 data key per request, SPEC.md §5).
+ *
+ *   → { "tenant"?, "plaintext": "<base64>", "context"?: "<base64>", "encoding"?: "base64"|"utf8" }
+ *   ← { "data": { "ciphertext": "okcm:1:…", "key_version": 3 } }
+ *   → { "batch": [ { "plaintext", "context"?, "reference"? }, … ] }
+ *   ← { "data": { "batch_results": [ { "ciphertext", "key_version", "reference"? } | { "error": {…} } ] } }
+ *
+ * A bad item (not base64, over 1 MiB, context over 4 KiB) gets its own error;
+ * a key-service or internal failure answers the whole request.
+ */
+import { encryptFields } from '../../../common/src/crypto/field-cipher.ts';
+import { KcmError } from '../../../common/src/errors.ts';
+import { MAX_FIELD_PLAINTEXT } from '../../../common/src/format/envelope.ts';
+import type { RequestContext } from '../pipeline/context.ts';
+import type { Route } from '../pipeline/router.ts';
+import {
+  type ApiOptions,
+  contextOf,
+  encodingOf,
+  type ItemResult,
+  itemError,
+  itemOk,
+  itemsOf,
+  keyIdOf,
+  objectBody,
+  plaintextOf,
+  referenceOf,
+  respondItems,
+  tenantOf,
+} from './api-input.ts';
+
+async function handleEncrypt(ctx: RequestContext, o: ApiOptions): Promise<void> {
+  const body = objectBody(ctx);
+  const tenant = tenantOf(ctx, body);
+  const keyId = keyIdOf(ctx, body) as string;
+  const encoding = encodingOf(body);
+  const { items, batch } = itemsOf(body, o.maxBatchItems);
+  const results: ItemResult[] = new Array(items.length);
+  const plaintexts: Buffer[] = [];
+  const contexts: Buffer[] = [];
+  const slots: number[] = [];
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i] as Record<string, unknown>;
+    const reference = referenceOf(item);
+    try {
+      const plaintext = plaintextOf(item, encoding);
+      if (plaintext.length > MAX_FIELD_PLAINTEXT) {
+        throw new KcmError('plaintext_too_large', `at most ${MAX_FIELD_PLAINTEXT} bytes`);
+      }
+      contexts.push(contextOf(item));
+      plaintexts.push(plaintext);
+      slots.push(i);
+    } catch (err) {
+      results[i] = itemError(err, reference);
+    }
+  }
+  if (slots.length > 0) {
+    const key = await o.keys.encryptionKey(tenant, keyId);
+    if (ctx.aborted) return;
+    const ciphertexts = encryptFields(key.handle, { tenant, keyId, keyVersion: key.version }, plaintexts, contexts);
+    for (const p of plaintexts) p.fill(0);
+    for (let k = 0; k < slots.length; k++) {
+      const i = slots[k] as number;
+      results[i] = itemOk(
+        { ciphertext: ciphertexts[k], key_version: key.version },
+        referenceOf(items[i] as ItemResult),
+      );
+    }
+  }
+  respondItems(ctx, o, results, batch);
+}
+
+/** The encrypt routes: with the key in the path, and with the key in the body. */
+export function encryptRoutes(o: ApiOptions): Route[] {
+  const handle = (ctx: RequestContext) => handleEncrypt(ctx, o);
+  const base = { method: 'POST', body: 'json', bodyLimit: o.maxBodyBytes, auth: true, handle } as const;
+  return [
+    { ...base, name: 'encrypt', pattern: '/v1/encrypt/:key' },
+    { ...base, name: 'encrypt', pattern: '/v1/encrypt' },
+  ];
+}

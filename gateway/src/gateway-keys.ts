@@ -1,0 +1,133 @@
+/**
+ * The keys the gateway's direct API and field transforms use, behind one
+ * interface. In production an adapter over the Core edge client (L3 leases
+ * with a TTL, gateway/src/keys/) implements it; {@link LocalGatewayKeys} is a
+ * development and test implementation whose keys are made in-process and
+ * never leave it.
+ */
+
+import { KcmError } from '../../common/src/errors.ts';
+import { assertKeyId, assertTenantId } from '../../common/src/format/ids.ts';
+import { type Crypto, defaultCrypto, type KeyHandle } from '../../native/index.ts';
+
+/** The L3 version new ciphertexts use, and its handle. */
+export interface EncryptionKey {
+  version: number;
+  handle: KeyHandle;
+}
+
+/** Key cache figures for /metrics; an implementation reports what it knows. */
+export interface GatewayKeyStats {
+  cacheHits: number;
+  cacheMisses: number;
+  /** Age in seconds of the oldest lease held, or undefined when none is held. */
+  leaseAgeSeconds?: number;
+  revocationsApplied: number;
+}
+
+export interface GatewayKeys {
+  /**
+   * The current L3 version of `service` in `tenant`. Throws KcmError: a client
+   * error (`key_not_found`, `key_revoked`, `tenant_suspended`, `forbidden`, …)
+   * when the caller cannot encrypt under it, `not_ready`/`store_unavailable`
+   * (503) when no lease can be obtained now.
+   */
+  encryptionKey(tenant: string, service: string): Promise<EncryptionKey>;
+  /**
+   * The given L3 version, or undefined when this gateway may not decrypt with
+   * it (unknown, revoked, below the minimum version): the API reports that as
+   * the opaque `decryption_failed`. Throws only when the key service cannot be
+   * reached (503 class), which aborts the whole request.
+   */
+  decryptionKey(tenant: string, service: string, version: number): Promise<KeyHandle | undefined>;
+  /** False while no Core lease is possible and the cache is empty (/readyz answers 503). */
+  ready(): boolean;
+  /** Cache figures for /metrics. */
+  stats(): GatewayKeyStats;
+}
+
+interface LocalKeyRing {
+  versions: KeyHandle[];
+}
+
+/**
+ * In-process keys for development (`kcm gateway --dev`) and tests: NOT leased
+ * from a Core, not persisted, lost at exit. Each (tenant, service) gets a
+ * fresh random L3 key on first use; {@link rotate} adds a version.
+ */
+export class LocalGatewayKeys implements GatewayKeys {
+  readonly #rings = new Map<string, LocalKeyRing>();
+  readonly #crypto: Crypto;
+  #ready = true;
+  #hits = 0;
+  #misses = 0;
+  #revocations = 0;
+
+  constructor(crypto: Crypto = defaultCrypto()) {
+    this.#crypto = crypto;
+  }
+
+  #ring(tenant: string, service: string, create: boolean): LocalKeyRing | undefined {
+    assertTenantId(tenant);
+    assertKeyId(service);
+    const id = `${tenant}\0${service}`;
+    let ring = this.#rings.get(id);
+    if (ring) {
+      this.#hits++;
+      return ring;
+    }
+    this.#misses++;
+    if (!create) return undefined;
+    ring = { versions: [this.#crypto.generateKey()] };
+    this.#rings.set(id, ring);
+    return ring;
+  }
+
+  async encryptionKey(tenant: string, service: string): Promise<EncryptionKey> {
+    if (!this.#ready) throw new KcmError('not_ready');
+    const ring = this.#ring(tenant, service, true) as LocalKeyRing;
+    const version = ring.versions.length;
+    return { version, handle: ring.versions[version - 1] as KeyHandle };
+  }
+
+  async decryptionKey(tenant: string, service: string, version: number): Promise<KeyHandle | undefined> {
+    if (!this.#ready) throw new KcmError('not_ready');
+    const handle = this.#ring(tenant, service, false)?.versions[version - 1];
+    if (!handle || handle.info().destroyed) return undefined;
+    return handle;
+  }
+
+  /** Adds a new current version; returns its number. */
+  rotate(tenant: string, service: string): number {
+    const ring = this.#ring(tenant, service, true) as LocalKeyRing;
+    ring.versions.push(this.#crypto.generateKey());
+    return ring.versions.length;
+  }
+
+  /** Destroys one version (a revocation): its ciphertexts no longer decrypt. */
+  revoke(tenant: string, service: string, version: number): void {
+    const handle = this.#ring(tenant, service, false)?.versions[version - 1];
+    if (!handle) throw new KcmError('key_not_found');
+    handle.destroy();
+    this.#revocations++;
+  }
+
+  /** Simulates a gateway that cannot lease keys (tests of /readyz). */
+  setReady(ready: boolean): void {
+    this.#ready = ready;
+  }
+
+  ready(): boolean {
+    return this.#ready;
+  }
+
+  stats(): GatewayKeyStats {
+    return { cacheHits: this.#hits, cacheMisses: this.#misses, revocationsApplied: this.#revocations };
+  }
+
+  /** Wipes every key. */
+  close(): void {
+    for (const ring of this.#rings.values()) for (const k of ring.versions) k.destroy();
+    this.#rings.clear();
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * `kcm gateway`: one pipeline, started behind the front adapters the config
+ * names (uWS fast path; node:http2 mTLS port; h2c + HTTP/1.1 plaintext port),
+ * closed cleanly. The keys come from a {@link GatewayKeys} (the Core edge
+ * client in production, LocalGatewayKeys in development and tests).
+ */
+import { KcmError } from '../../common/src/errors.ts';
+import { directApiRoutes } from './api/routes.ts';
+import type { GatewayKeys } from './gateway-keys.ts';
+import { type H2PlainOptions, type H2TlsOptions, startH2PlainAdapter, startH2TlsAdapter } from './http/h2-adapter.ts';
+import { startUwsAdapter, type UwsAdapterOptions } from './http/uws-adapter.ts';
+import { GatewayMetrics } from './metrics/gateway-metrics.ts';
+import { cnIsTenant, loopbackOnly, type PeerTrust } from './pipeline/caller.ts';
+import type { PeerCertificate } from './pipeline/context.ts';
+import { Pipeline } from './pipeline/pipeline.ts';
+import type { Route } from './pipeline/router.ts';
+import { Router } from './pipeline/router.ts';
+import type { PipelineLog } from './pipeline/run.ts';
+import { type AuditSink, buildStages, type TransformHook } from './pipeline/stages.ts';
+
+export interface GatewayConfig {
+  keys: GatewayKeys;
+  /** The uWS fast path (HTTP/1.1, optional server TLS). */
+  uws?: UwsAdapterOptions;
+  /** The mTLS port: h2 and HTTP/1.1 by ALPN. */
+  h2Tls?: H2TlsOptions;
+  /** The plaintext port: h2c and HTTP/1.1. */
+  h2Plain?: H2PlainOptions;
+  /** Body limit of the direct API (default 2 MiB: a 1 MiB plaintext in base64 plus JSON). */
+  maxBodyBytes?: number;
+  /** Items per batch (default 1,000). */
+  maxBatchItems?: number;
+  /** Peers that may name their tenant without a certificate (default: loopback only). */
+  trust?: PeerTrust;
+  /** Tenants a client certificate may act for (default: its CN, ADR-402). */
+  tenantsForCertificate?: (cert: PeerCertificate) => readonly string[];
+  /** Routes tried before the direct API (e.g. policy proxy routes). */
+  extraRoutes?: readonly Route[];
+  requestTransform?: TransformHook;
+  responseTransform?: TransformHook;
+  audit?: AuditSink;
+  /** Internal-error log (never receives request data); default console.error. */
+  log?: PipelineLog;
+}
+
+export interface GatewayServer {
+  readonly ports: { uws?: number; h2Tls?: number; h2Plain?: number };
+  readonly metrics: GatewayMetrics;
+  readonly pipeline: Pipeline;
+  /** The uWS native binary serving the fast path, when it runs. */
+  readonly uwsBinary?: string;
+  /** Closes every listener; idempotent. */
+  close(): Promise<void>;
+}
+
+const DEFAULT_MAX_BODY = 2 * 1024 * 1024;
+const DEFAULT_MAX_BATCH = 1000;
+
+function positive(v: number | undefined, dflt: number, name: string): number {
+  const n = v ?? dflt;
+  if (!Number.isInteger(n) || n < 1) throw new KcmError('invalid_config', `${name} must be a positive integer`);
+  return n;
+}
+
+/**
+ * Starts the configured listeners (at least one). Throws `invalid_config`
+ * (no listener, bad limits, port in use), `native_unavailable` (uWS on its
+ * fallback), `invalid_certificate` (unreadable TLS files). A listener that
+ * fails to start closes those already started.
+ */
+export async function startGateway(c: GatewayConfig): Promise<GatewayServer> {
+  if (!c.uws && !c.h2Tls && !c.h2Plain) throw new KcmError('invalid_config', 'startGateway: no listener configured');
+  const maxBodyBytes = positive(c.maxBodyBytes, DEFAULT_MAX_BODY, 'maxBodyBytes');
+  const maxBatchItems = positive(c.maxBatchItems, DEFAULT_MAX_BATCH, 'maxBatchItems');
+  const metrics = new GatewayMetrics(c.keys);
+  const routes = [...(c.extraRoutes ?? []), ...directApiRoutes({ keys: c.keys, metrics, maxBatchItems, maxBodyBytes })];
+  const hardCap = Math.max(maxBodyBytes, ...routes.map((r) => r.bodyLimit ?? 0));
+  const stages = buildStages({
+    router: new Router(routes),
+    maxBodyBytes,
+    trust: c.trust ?? loopbackOnly,
+    tenantsForCertificate: c.tenantsForCertificate ?? cnIsTenant,
+    metrics,
+    ...(c.requestTransform ? { requestTransform: c.requestTransform } : {}),
+    ...(c.responseTransform ? { responseTransform: c.responseTransform } : {}),
+    ...(c.audit ? { audit: c.audit } : {}),
+  });
+  const pipeline = new Pipeline(stages, hardCap, c.log ?? ((m) => console.error(`gateway: ${m}`)));
+  const closers: (() => void | Promise<void>)[] = [];
+  const ports: { uws?: number; h2Tls?: number; h2Plain?: number } = {};
+  let uwsBinary: string | undefined;
+  const closeAll = async () => {
+    const list = closers.splice(0);
+    await Promise.all(list.map((f) => f()));
+  };
+  try {
+    if (c.uws) {
+      const l = await startUwsAdapter(pipeline, c.uws);
+      closers.push(() => l.close());
+      ports.uws = l.port;
+      uwsBinary = l.binary;
+    }
+    if (c.h2Tls) {
+      const l = await startH2TlsAdapter(pipeline, c.h2Tls);
+      closers.push(() => l.close());
+      ports.h2Tls = l.port;
+    }
+    if (c.h2Plain) {
+      const l = await startH2PlainAdapter(pipeline, c.h2Plain);
+      closers.push(() => l.close());
+      ports.h2Plain = l.port;
+    }
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+  return {
+    ports,
+    metrics,
+    pipeline,
+    ...(uwsBinary ? { uwsBinary } : {}),
+    close: closeAll,
+  };
+}

@@ -1,0 +1,189 @@
+/**
+ * The node:http2 front adapter, for callers identified by certificate:
+ *
+ * - a TLS port serving h2 and HTTP/1.1 by ALPN, with mTLS enforced (a client
+ *   without a certificate from the configured CA is refused in the
+ *   handshake); the caller identity is the verified peer certificate;
+ * - a plaintext port serving h2c (prior knowledge) and HTTP/1.1 on the same
+ *   socket, told apart by the 24-byte HTTP/2 connection preface
+ *   (sniff-port.ts). Node does not support the h2c Upgrade header.
+ *
+ * Both feed the same pipeline as the uWS adapter.
+ */
+import { readFileSync } from 'node:fs';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import http2, { type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
+import type { AddressInfo, Server, Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { KcmError } from '../../../common/src/errors.ts';
+import type { AdapterName, PeerCertificate, PipelineResponse } from '../pipeline/context.ts';
+import { Pipeline } from '../pipeline/pipeline.ts';
+import { createSniffServer } from './sniff-port.ts';
+
+export interface H2TlsOptions {
+  host: string;
+  port: number;
+  certFile: string;
+  keyFile: string;
+  /** CA bundle that client certificates must chain to (mTLS is always on). */
+  caFile: string;
+}
+
+export interface H2PlainOptions {
+  host: string;
+  port: number;
+}
+
+export interface NodeListener {
+  readonly port: number;
+  /** Stops accepting and ends open connections; resolves when closed. */
+  close(): Promise<void>;
+}
+
+type AnyRequest = IncomingMessage | Http2ServerRequest;
+type AnyResponse = ServerResponse | Http2ServerResponse;
+
+function peerCertificate(socket: TLSSocket | undefined): PeerCertificate | undefined {
+  if (!socket || typeof socket.getPeerCertificate !== 'function' || !socket.authorized) return undefined;
+  const c = socket.getPeerCertificate();
+  const cn = c?.subject?.CN;
+  if (!c || typeof cn !== 'string') return undefined;
+  const uris = (c.subjectaltname ?? '')
+    .split(', ')
+    .filter((s) => s.startsWith('URI:'))
+    .map((s) => s.slice(4));
+  return { cn, uris, fingerprint256: c.fingerprint256 };
+}
+
+function copyHeaders(req: AnyRequest): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(req.headers)) {
+    if (k.startsWith(':') || v === undefined) continue;
+    out[k] = Array.isArray(v) ? v.join(', ') : v;
+  }
+  return out;
+}
+
+function send(req: AnyRequest, res: AnyResponse, r: PipelineResponse): void {
+  if (res.writableEnded || res.destroyed) return;
+  const body = typeof r.body === 'string' ? Buffer.from(r.body) : r.body;
+  const headers: Record<string, string | number> = { ...r.headers, 'content-length': body.length };
+  // HTTP/1.1 only: h2 has no Connection header; an unread h2 body ends with the stream.
+  if (r.close && req.httpVersionMajor === 1) headers.connection = 'close';
+  (res as ServerResponse).writeHead(r.status, headers);
+  (res as ServerResponse).end(body);
+}
+
+/** The request handler both listeners share. */
+export function nodeHandler(pipeline: Pipeline, adapterOf: (req: AnyRequest) => AdapterName) {
+  return (req: AnyRequest, res: AnyResponse): void => {
+    const headers = copyHeaders(req);
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const socket = ((req as Http2ServerRequest).stream?.session?.socket ?? req.socket) as TLSSocket | undefined;
+    const certificate = peerCertificate(socket);
+    const declared = Pipeline.declaredLength(headers);
+    const ctx = pipeline.newContext(
+      {
+        adapter: adapterOf(req),
+        method: (req.method ?? 'GET').toUpperCase(),
+        path: q < 0 ? url : url.slice(0, q),
+        query: q < 0 ? '' : url.slice(q + 1),
+        headers,
+        peer: certificate
+          ? { address: socket?.remoteAddress ?? '', certificate }
+          : { address: socket?.remoteAddress ?? '' },
+        startedAt: process.hrtime.bigint(),
+        responder: { send: (r) => send(req, res, r) },
+      },
+      declared,
+      () => req.pause(),
+    );
+    req.on('data', (chunk: Buffer) => ctx.body.push(chunk));
+    req.on('end', () => ctx.body.end());
+    const onGone = () => {
+      if (ctx.responded && res.writableFinished) return;
+      ctx.aborted = !ctx.responded;
+      ctx.body.abort();
+    };
+    req.on('aborted', onGone);
+    res.on('close', onGone);
+    req.on('error', () => ctx.body.abort());
+    pipeline.run(ctx);
+  };
+}
+
+function listen(server: Server, host: string, port: number, what: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error) =>
+      reject(new KcmError('invalid_config', `${what} could not listen on ${host}:${port}: ${err.message}`));
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+function closer(server: Server, sockets: Set<Socket>): () => Promise<void> {
+  return () =>
+    new Promise((resolve) => {
+      server.close(() => resolve());
+      for (const s of sockets) s.destroy();
+    });
+}
+
+function track(server: Server): Set<Socket> {
+  const sockets = new Set<Socket>();
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  return sockets;
+}
+
+/** Starts the mTLS port (h2 + HTTP/1.1 by ALPN). Throws `invalid_config` / `invalid_certificate`. */
+export async function startH2TlsAdapter(pipeline: Pipeline, o: H2TlsOptions): Promise<NodeListener> {
+  let key: Buffer;
+  let cert: Buffer;
+  let ca: Buffer;
+  try {
+    key = readFileSync(o.keyFile);
+    cert = readFileSync(o.certFile);
+    ca = readFileSync(o.caFile);
+  } catch {
+    throw new KcmError('invalid_certificate', 'cannot read the gateway TLS certificate, key or CA file');
+  }
+  const server = http2.createSecureServer(
+    {
+      key,
+      cert,
+      ca,
+      requestCert: true,
+      rejectUnauthorized: true,
+      allowHTTP1: true,
+      ALPNProtocols: ['h2', 'http/1.1'],
+      minVersion: 'TLSv1.2',
+    },
+    nodeHandler(pipeline, (req) => (req.httpVersionMajor === 2 ? 'h2' : 'https1')),
+  );
+  const sockets = new Set<Socket>();
+  server.on('secureConnection', (s: Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  server.on('tlsClientError', () => {});
+  const port = await listen(server as unknown as Server, o.host, o.port, 'h2 TLS');
+  return { port, close: closer(server as unknown as Server, sockets) };
+}
+
+/** Starts the plaintext port: h2c by prior knowledge and HTTP/1.1, sniffed per connection. */
+export async function startH2PlainAdapter(pipeline: Pipeline, o: H2PlainOptions): Promise<NodeListener> {
+  const handler = nodeHandler(pipeline, (req) => (req.httpVersionMajor === 2 ? 'h2c' : 'http1'));
+  const h2c = http2.createServer({}, handler);
+  const h1 = http.createServer(handler);
+  const server = createSniffServer({ h2: h2c, http1: h1 });
+  const sockets = track(server);
+  const port = await listen(server, o.host, o.port, 'h2c/HTTP/1.1');
+  return { port, close: closer(server, sockets) };
+}

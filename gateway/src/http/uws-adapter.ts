@@ -1,0 +1,139 @@
+/**
+ * The uWebSockets.js front adapter (HTTP/1.1, optional TLS): the fast path
+ * for loopback, sidecar and in-cluster callers, identified by network
+ * position (uWS cannot verify client certificates: ENVIRONMENT.md).
+ *
+ * Refuses to start unless uws-load.ts proved the native binary loaded. uWS
+ * rules (STYLE.md): onAborted before anything async; method, URL, headers and
+ * peer address copied synchronously (the request object dies with the
+ * handler); every onData chunk copied (its ArrayBuffer is detached after the
+ * callback); writes corked; tryEnd/onWritable for backpressure; nothing
+ * written after an abort.
+ */
+import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from '@trufflesuite/uws-js-unofficial';
+import { KcmError } from '../../../common/src/errors.ts';
+import type { PipelineResponse, RequestContext } from '../pipeline/context.ts';
+import { type AdapterRequest, Pipeline } from '../pipeline/pipeline.ts';
+import { statusLine } from './status-line.ts';
+import { loadUws } from './uws-load.ts';
+
+type Uws = typeof import('@trufflesuite/uws-js-unofficial');
+
+export interface UwsAdapterOptions {
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  /** Serve HTTPS (server certificate only: uWS cannot do mTLS). */
+  tls?: { certFile: string; keyFile: string };
+}
+
+export interface UwsListener {
+  readonly port: number;
+  /** Path of the native binary that serves (for /metrics and doctor). */
+  readonly binary: string;
+  /** Stops accepting; open keep-alive connections end when their clients close them. */
+  close(): void;
+}
+
+/** The uWS module, or a KcmError `native_unavailable` naming why the fast path cannot run. */
+export function requireNativeUws(): { uws: Uws; binary: string } {
+  const loaded = loadUws();
+  if (!loaded.uws || !loaded.binary) {
+    throw new KcmError('native_unavailable', `uWebSockets.js fast path refused: ${loaded.error ?? 'unknown'}`);
+  }
+  return { uws: loaded.uws as Uws, binary: loaded.binary };
+}
+
+const textDecoder = new TextDecoder();
+
+/** Writes one response with backpressure; `res` must be corked by the caller. */
+function writeResponse(res: HttpResponse, r: PipelineResponse): void {
+  res.writeStatus(statusLine(r.status));
+  for (const name in r.headers) res.writeHeader(name, r.headers[name] as string);
+  const body = typeof r.body === 'string' ? Buffer.from(r.body) : r.body;
+  if (r.close) {
+    res.end(body, true);
+    return;
+  }
+  const start = res.getWriteOffset();
+  const [ok, done] = res.tryEnd(body, body.length);
+  if (ok || done) return;
+  res.onWritable((offset) => {
+    const [ok2] = res.tryEnd(body.subarray(offset - start), body.length);
+    return ok2;
+  });
+}
+
+function handle(pipeline: Pipeline, res: HttpResponse, req: HttpRequest): void {
+  let ctx: RequestContext | undefined;
+  let gone = false;
+  res.onAborted(() => {
+    gone = true;
+    if (ctx) {
+      ctx.aborted = true;
+      ctx.body.abort();
+    }
+  });
+  const headers: Record<string, string> = {};
+  req.forEach((k, v) => {
+    const prev = headers[k];
+    headers[k] = prev === undefined ? v : `${prev}, ${v}`;
+  });
+  const init: AdapterRequest = {
+    adapter: 'uws',
+    method: req.getMethod().toUpperCase(),
+    path: req.getUrl(),
+    query: req.getQuery() ?? '',
+    headers,
+    peer: { address: textDecoder.decode(res.getRemoteAddressAsText()) },
+    startedAt: process.hrtime.bigint(),
+    responder: {
+      send(r) {
+        if (gone) return;
+        res.cork(() => writeResponse(res, r));
+      },
+    },
+  };
+  const declared = Pipeline.declaredLength(headers);
+  ctx = pipeline.newContext(init, declared);
+  const body = ctx.body;
+  if (declared === 0 || (declared === undefined && headers['transfer-encoding'] === undefined)) {
+    body.end();
+  } else {
+    res.onData((chunk, isLast) => {
+      if (chunk.byteLength > 0) body.push(Buffer.from(new Uint8Array(chunk)));
+      if (isLast) body.end();
+    });
+  }
+  pipeline.run(ctx);
+}
+
+/**
+ * Starts the uWS listener. Throws `native_unavailable` on the emulated
+ * fallback, `invalid_config` when the port cannot be bound.
+ */
+export function startUwsAdapter(pipeline: Pipeline, o: UwsAdapterOptions): Promise<UwsListener> {
+  const { uws, binary } = requireNativeUws();
+  const app: TemplatedApp = o.tls
+    ? uws.SSLApp({ cert_file_name: o.tls.certFile, key_file_name: o.tls.keyFile })
+    : uws.App();
+  app.any('/*', (res, req) => handle(pipeline, res, req));
+  return new Promise((resolve, reject) => {
+    app.listen(o.host, o.port, (socket: us_listen_socket | false) => {
+      if (!socket) {
+        reject(new KcmError('invalid_config', `uWS could not listen on ${o.host}:${o.port}`));
+        return;
+      }
+      let open = true;
+      resolve({
+        port: uws.us_socket_local_port(socket as unknown as Parameters<Uws['us_socket_local_port']>[0]),
+        binary,
+        close() {
+          if (!open) return;
+          open = false;
+          uws.us_listen_socket_close(socket);
+        },
+      });
+    });
+  });
+}

@@ -1,0 +1,103 @@
+/**
+ * The typed per-request context every pipeline stage reads and fills in.
+ * Adapters build it synchronously from what the transport gives them (the
+ * uWS request object is gone after the first await, so every header is
+ * copied here); stages add the route, the caller, the body and the response.
+ */
+import type { KcmError } from '../../../common/src/errors.ts';
+import type { RequestBody } from './request-body.ts';
+import type { Route } from './router.ts';
+
+/** Which front adapter accepted the request. */
+export type AdapterName = 'uws' | 'h2' | 'h2c' | 'http1' | 'https1';
+
+/** What the transport knows about the peer. */
+export interface PeerInfo {
+  /** Remote address as text (IPv4, or IPv6 without brackets). */
+  address: string;
+  /** The verified client certificate (mTLS listeners only). */
+  certificate?: PeerCertificate;
+}
+
+/** The identity parts of a verified client certificate. */
+export interface PeerCertificate {
+  /** Subject CN. */
+  cn: string;
+  /** URI SANs (e.g. SPIFFE ids). */
+  uris: readonly string[];
+  fingerprint256: string;
+}
+
+/** Who is calling, as the identity stage decided. */
+export interface Caller {
+  kind: 'certificate' | 'trusted-peer';
+  /** CN for certificates, the address for trusted peers. */
+  id: string;
+  /** Tenants the caller may act for; 'any' for trusted peers (loopback / configured networks). */
+  tenants: ReadonlySet<string> | 'any';
+}
+
+/** A response a stage decided on; the respond stage writes it. */
+export interface PipelineResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: Buffer | string;
+  /** Close the connection after responding (e.g. a body left unread). */
+  close?: boolean;
+}
+
+/** Adapter side of responding: write one complete response, or nothing if the client is gone. */
+export interface Responder {
+  send(response: PipelineResponse): void;
+}
+
+export interface RequestContext {
+  readonly adapter: AdapterName;
+  /** Upper-case method. */
+  readonly method: string;
+  /** Path without the query string. */
+  readonly path: string;
+  readonly query: string;
+  /** Lower-case header names; repeated headers joined with ", ". */
+  readonly headers: Readonly<Record<string, string>>;
+  readonly peer: PeerInfo;
+  readonly body: RequestBody;
+  readonly responder: Responder;
+  /** process.hrtime.bigint() when the adapter accepted the request. */
+  readonly startedAt: bigint;
+  /** From traceparent / x-correlation-id, or generated. */
+  readonly correlationId: string;
+  /** Set by the adapter when the client goes away; stages stop and nothing is written. */
+  aborted: boolean;
+  /** Set by the route stage; `unmatched` when no route matched. */
+  routeName: string;
+  /** The matched route. */
+  route?: Route;
+  /** Path parameters of the matched route. */
+  params: Record<string, string>;
+  caller?: Caller;
+  /** The raw body, when the route reads it whole. Passthrough stages forward these bytes untouched. */
+  rawBody?: Buffer;
+  /** The parsed JSON body, when the route declares `body: 'json'`. */
+  json?: unknown;
+  /** The answer, once a stage has one; stages after that (up to respond) are skipped. */
+  response?: PipelineResponse;
+  /** The error that produced the response, for metrics and audit. */
+  error?: KcmError;
+  /** Precise failure reasons (e.g. `auth_failed`, `wrong_tenant`) for the audit record only; never sent. */
+  auditReasons?: string[];
+  /** Set by the respond stage. */
+  responded: boolean;
+}
+
+/** Reads a correlation id from traceparent (its trace id) or x-correlation-id, else makes one. */
+export function correlationIdOf(headers: Readonly<Record<string, string>>, next: () => string): string {
+  const tp = headers.traceparent;
+  if (tp) {
+    const m = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/.exec(tp);
+    if (m?.[1]) return m[1];
+  }
+  const cid = headers['x-correlation-id'];
+  if (cid && /^[A-Za-z0-9._~:-]{1,128}$/.test(cid)) return cid;
+  return next();
+}

@@ -1,0 +1,74 @@
+/**
+ * Routes: method + path pattern (`/v1/encrypt/:key`) → a named handler with
+ * its body needs. Matching splits the path on `/`; `:name` segments capture
+ * one non-empty segment. No regular expressions run on request paths.
+ */
+import type { RequestContext } from './context.ts';
+
+export type BodyMode = 'none' | 'json';
+
+export interface Route {
+  /** Stable name: the metrics label and the audit action. */
+  name: string;
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE' | 'PATCH';
+  /** `/segment/:param/…` */
+  pattern: string;
+  /** `json`: the limits stage reads the whole body (≤ bodyLimit) and parses it into ctx.json. */
+  body: BodyMode;
+  /** Bytes; defaults to the pipeline's maxBodyBytes. */
+  bodyLimit?: number;
+  /** True when the route needs an identified caller (the identity stage answers 401 otherwise). */
+  auth: boolean;
+  /** The route's "upstream": for direct API routes, the local handler; sets ctx.response. */
+  handle(ctx: RequestContext): void | Promise<void>;
+}
+
+interface Compiled {
+  route: Route;
+  segments: readonly string[];
+}
+
+export type RouteMatch =
+  | { kind: 'found'; route: Route; params: Record<string, string> }
+  | { kind: 'method_not_allowed'; allow: string }
+  | { kind: 'not_found' };
+
+/** A fixed set of routes, matched in order. Throws at construction on a malformed pattern. */
+export class Router {
+  readonly #compiled: Compiled[];
+
+  constructor(routes: readonly Route[]) {
+    this.#compiled = routes.map((route) => {
+      if (!route.pattern.startsWith('/')) throw new Error(`route ${route.name}: pattern must start with /`);
+      return { route, segments: route.pattern.split('/').slice(1) };
+    });
+  }
+
+  match(method: string, path: string): RouteMatch {
+    const parts = path.split('/').slice(1);
+    const allowed: string[] = [];
+    for (const c of this.#compiled) {
+      const params = matchSegments(c.segments, parts);
+      if (!params) continue;
+      if (c.route.method === method) return { kind: 'found', route: c.route, params };
+      allowed.push(c.route.method);
+    }
+    return allowed.length > 0 ? { kind: 'method_not_allowed', allow: allowed.join(', ') } : { kind: 'not_found' };
+  }
+}
+
+function matchSegments(pattern: readonly string[], parts: readonly string[]): Record<string, string> | undefined {
+  if (pattern.length !== parts.length) return undefined;
+  const params: Record<string, string> = {};
+  for (let i = 0; i < pattern.length; i++) {
+    const p = pattern[i] as string;
+    const v = parts[i] as string;
+    if (p.startsWith(':')) {
+      if (v.length === 0) return undefined;
+      params[p.slice(1)] = v;
+    } else if (p !== v) {
+      return undefined;
+    }
+  }
+  return params;
+}

@@ -1,0 +1,180 @@
+/**
+ * The named stages of the request pipeline, in order (docs/gateway.md draws
+ * them):
+ *
+ *   route → identify → limits → request-transform → upstream →
+ *   response-transform → respond → record
+ *
+ * A stage may answer early by setting ctx.response; the stages after it up to
+ * `respond` are then skipped, and `respond` and `record` always run. The two
+ * transform stages are no-ops unless a hook is configured (the policy field
+ * transform plugs in there); `upstream` calls the matched route's handler
+ * (the direct API answers locally; a proxy route forwards upstream).
+ */
+import { KcmError } from '../../../common/src/errors.ts';
+import type { GatewayMetrics } from '../metrics/gateway-metrics.ts';
+import { identifyCaller, type PeerTrust } from './caller.ts';
+import type { PeerCertificate, RequestContext } from './context.ts';
+import { errorResponse, jsonResponse } from './responses.ts';
+import type { Router } from './router.ts';
+
+export type StageName =
+  | 'route'
+  | 'identify'
+  | 'limits'
+  | 'request-transform'
+  | 'upstream'
+  | 'response-transform'
+  | 'respond'
+  | 'record';
+
+export interface Stage {
+  readonly name: StageName;
+  /** May be synchronous; the runner awaits only a returned promise. */
+  run(ctx: RequestContext): void | Promise<void>;
+}
+
+/** A per-request hook the transform stages call (e.g. the policy field transform). */
+export type TransformHook = (ctx: RequestContext) => void | Promise<void>;
+
+/** What one audit record needs; the sink must not block the response. */
+export interface AuditSink {
+  record(ctx: RequestContext): void;
+}
+
+export interface StageOptions {
+  router: Router;
+  /** Body limit of routes that name none. */
+  maxBodyBytes: number;
+  trust: PeerTrust;
+  tenantsForCertificate: (cert: PeerCertificate) => readonly string[];
+  metrics: GatewayMetrics;
+  requestTransform?: TransformHook;
+  responseTransform?: TransformHook;
+  audit?: AuditSink;
+}
+
+const JSON_TYPE = /^application\/(?:[a-z0-9.+-]+\+)?json\s*(?:;.*)?$/i;
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** route: matches method + path, or answers 404 / 405. */
+export function routeStage(o: StageOptions): Stage {
+  return {
+    name: 'route',
+    run(ctx) {
+      const m = o.router.match(ctx.method, ctx.path);
+      if (m.kind === 'found') {
+        ctx.routeName = m.route.name;
+        ctx.params = m.params;
+        ctx.route = m.route;
+        return;
+      }
+      const err = new KcmError(m.kind);
+      ctx.error = err;
+      ctx.response = errorResponse(err);
+      if (m.kind === 'method_not_allowed') ctx.response.headers.allow = m.allow;
+    },
+  };
+}
+
+/** identify: certificate or trusted peer; 401 for routes that need a caller and have none. */
+export function identifyStage(o: StageOptions): Stage {
+  return {
+    name: 'identify',
+    run(ctx) {
+      const caller = identifyCaller(ctx.peer, o.trust, o.tenantsForCertificate);
+      if (caller) ctx.caller = caller;
+      else if (ctx.route?.auth) throw new KcmError('unauthenticated', 'no client certificate and not a trusted peer');
+    },
+  };
+}
+
+/**
+ * limits: for `json` routes, Content-Type must be JSON (415), Content-Length
+ * must fit (413, before reading), the bytes are counted while reading (413),
+ * and the body must be UTF-8 JSON (400).
+ */
+export function limitsStage(o: StageOptions): Stage {
+  return {
+    name: 'limits',
+    run(ctx) {
+      const route = ctx.route;
+      if (!route || route.body === 'none') return;
+      if (Number.isNaN(ctx.body.declaredLength)) throw new KcmError('bad_request', 'malformed Content-Length');
+      const type = ctx.headers['content-type'];
+      if (!type || !JSON_TYPE.test(type)) throw new KcmError('unsupported_media_type');
+      return readJson(ctx, route.bodyLimit ?? o.maxBodyBytes);
+    },
+  };
+}
+
+async function readJson(ctx: RequestContext, limit: number): Promise<void> {
+  const raw = await ctx.body.readAll(limit);
+  ctx.rawBody = raw;
+  let text: string;
+  try {
+    text = utf8.decode(raw);
+  } catch {
+    throw new KcmError('bad_request', 'body is not UTF-8');
+  }
+  try {
+    ctx.json = JSON.parse(text);
+  } catch {
+    // The parser's message quotes the input: never pass it on.
+    throw new KcmError('bad_request', 'body is not valid JSON');
+  }
+}
+
+/** A transform stage: the hook when configured, else a no-op. */
+export function transformStage(name: 'request-transform' | 'response-transform', hook?: TransformHook): Stage {
+  return { name, run: hook ?? (() => {}) };
+}
+
+/** upstream: the route's handler. */
+export const upstreamStage: Stage = {
+  name: 'upstream',
+  run(ctx) {
+    const route = ctx.route;
+    if (!route) throw new KcmError('internal_error', 'upstream stage without a route');
+    return route.handle(ctx);
+  },
+};
+
+/** respond: writes ctx.response through the adapter, unless the client is gone. */
+export const respondStage: Stage = {
+  name: 'respond',
+  run(ctx) {
+    if (ctx.aborted || ctx.responded) return;
+    const res = ctx.response ?? jsonResponse(500, { error: { code: 'internal_error', message: 'internal error' } });
+    res.headers['x-correlation-id'] = ctx.correlationId;
+    // A body left unread (early answer, overflow) cannot be skipped safely: close.
+    if (!ctx.body.ended) res.close = true;
+    ctx.responded = true;
+    ctx.responder.send(res);
+  },
+};
+
+/** record: request count, latency histogram, aborts; then the audit sink. */
+export function recordStage(o: StageOptions): Stage {
+  return {
+    name: 'record',
+    run(ctx) {
+      o.metrics.recordRequest(ctx);
+      o.audit?.record(ctx);
+    },
+  };
+}
+
+/** The stages in pipeline order. */
+export function buildStages(o: StageOptions): Stage[] {
+  return [
+    routeStage(o),
+    identifyStage(o),
+    limitsStage(o),
+    transformStage('request-transform', o.requestTransform),
+    upstreamStage,
+    transformStage('response-transform', o.responseTransform),
+    respondStage,
+    recordStage(o),
+  ];
+}
