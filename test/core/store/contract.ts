@@ -9,7 +9,7 @@ import type { IvkRecord, L2Record } from '../../../core/src/store/records.ts';
 import type { Store, StoreTx } from '../../../core/src/store/store.ts';
 import { eventContract } from './contract-events.ts';
 import { type ContractEnv, tenantContract } from './contract-tenants.ts';
-import { autoUnsealCluster, bytes, clusterRecord, ivkRecord, l2Record } from './fixtures.ts';
+import { autoUnsealCluster, bytes, clusterRecord, ivkRecord, l2Record, tenantRecord } from './fixtures.ts';
 import { FUTURE_MIGRATIONS, gate, rejectsWith, type StoreHarness } from './harness.ts';
 
 export type { StoreHarness } from './harness.ts';
@@ -40,6 +40,23 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreHar
         const again = await h.reopen();
         assert.equal(await again.migrate(), MIGRATIONS.length);
         assert.deepEqual(await again.getIvk(1), ivkRecord(1));
+      });
+
+      it('upgrades a schema v2 database with data to v3', async () => {
+        await put(async (tx) => {
+          await tx.insertIvk(ivkRecord(1));
+          await tx.insertL2(l2Record('t1', 1, 1));
+        });
+        // Back to what a v2 build left: no v3 tables, version 2 recorded.
+        const v3Tables = ['tenants', 'l3_services', 'l3_keys', 'key_events', 'edges', 'approvals'];
+        await h.sql(
+          `${v3Tables.map((t) => `DROP TABLE ${t}`).join('; ')}; DELETE FROM schema_migrations WHERE version = 3`,
+        );
+        const upgraded = await h.reopen();
+        assert.equal(await upgraded.migrate(), 3);
+        assert.deepEqual(await upgraded.getL2('t1', 1), l2Record('t1', 1, 1));
+        await upgraded.transaction((tx) => tx.insertTenant(tenantRecord('t1')));
+        assert.deepEqual(await upgraded.getTenant('t1'), tenantRecord('t1'));
       });
 
       it('refuses a database newer than this build with store_schema', async () => {
