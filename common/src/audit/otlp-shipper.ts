@@ -80,11 +80,11 @@ export class OtlpShipper {
     });
   };
 
-  /** Resolves when the queue is empty or `timeoutMs` passed; returns whether it emptied. */
+  /** Resolves when every queued line is delivered or `timeoutMs` passed; returns whether all were delivered. */
   async flush(timeoutMs = 5000): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
-    while (this.#queue.length > 0 && Date.now() < deadline) await sleep(10);
-    return this.#queue.length === 0;
+    while ((this.#queue.length > 0 || this.#pump) && Date.now() < deadline) await sleep(10);
+    return this.#queue.length === 0 && this.#pump === null;
   }
 
   /** Stops shipping (queued lines are given up), waits for the POST in flight and closes connections. */
