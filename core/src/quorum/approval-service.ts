@@ -39,10 +39,13 @@ import { KcmError } from '../../../common/src/errors.ts';
 import type { AuditSink } from '../audit/audit-sink.ts';
 import type { ApprovalRecord, ApprovalState } from '../store/records.ts';
 import { type ApprovalPolicy, approvalPolicy, proposalTtl } from './approval-policy.ts';
+import { ApprovalReporter, isPrintable, type QuorumAlert } from './approval-reporter.ts';
 import type { ApprovalStore, UnsignedApproval } from './approval-store.ts';
 import { type ApprovalView, approvalView, missingApprovals } from './approval-view.ts';
 import { canonicalParams, type JsonValue, parseParams } from './canonical-params.ts';
 import type { ExecutorRegistry } from './executor-registry.ts';
+
+export type { QuorumAlert } from './approval-reporter.ts';
 
 export interface ApprovalServiceOptions {
   store: ApprovalStore;
@@ -58,14 +61,6 @@ export interface ApprovalServiceOptions {
   log?: (msg: string) => void;
   now?: () => number;
   newId?: () => string;
-}
-
-/** One alert about a quorum step (structurally an AlertInput of common/src/alerts). */
-export interface QuorumAlert {
-  kind: 'quorum.event';
-  severity: 'info' | 'warning' | 'critical';
-  summary: string;
-  actor: string;
 }
 
 export interface StepOptions {
@@ -84,19 +79,12 @@ export interface CancelOptions extends StepOptions {
 }
 
 /** Actor, and reason texts: printable, bounded (they go to the audit log). */
-const PRINTABLE = /^[^\p{Cc}\p{Cn}\p{Cs}]+$/u;
 
 function text(name: string, v: unknown, max: number): string {
-  if (typeof v !== 'string' || v.length === 0 || v.length > max || !PRINTABLE.test(v)) {
+  if (typeof v !== 'string' || v.length === 0 || v.length > max || !isPrintable(v)) {
     throw new KcmError('bad_request', `${name} must be 1–${max} printable characters`);
   }
   return v;
-}
-
-/** An id as the audit log may show it: ids are UUIDs; anything else from a caller is not echoed. */
-function safeId(id: string | null): string {
-  if (id === null) return '-';
-  return /^[A-Za-z0-9._-]{1,64}$/.test(id) ? id : '(invalid)';
 }
 
 function unsigned(r: ApprovalRecord): UnsignedApproval {
@@ -113,11 +101,15 @@ export class ApprovalService {
   readonly policy: ApprovalPolicy;
   readonly #o: ApprovalServiceOptions;
   readonly #now: () => number;
+  readonly #reporter: ApprovalReporter;
+  readonly #log: (msg: string) => void;
 
   constructor(o: ApprovalServiceOptions) {
     this.policy = approvalPolicy(o.policy);
     this.#o = o;
     this.#now = o.now ?? Date.now;
+    this.#log = o.log ?? ((m: string) => console.error(`[quorum] ${m}`));
+    this.#reporter = new ApprovalReporter(o.audit, o.alerts, this.#log);
   }
 
   /**
@@ -289,7 +281,7 @@ export class ApprovalService {
       return { expired: false, record };
     });
     if (step.expired) {
-      this.#report('approval.expire', 'success', 'system', id, {}, 'expired');
+      this.#reporter.report('approval.expire', 'success', 'system', id, {}, 'expired');
       throw new KcmError('approval_closed', `${id} expired`);
     }
     return step;
@@ -343,7 +335,7 @@ export class ApprovalService {
       return next;
     });
     const reason = failed ? (JSON.parse(result) as { error: { code: string } }).error.code : undefined;
-    this.#report('approval.execute', failed ? 'failure' : 'success', 'system', claimed.id, o, reason);
+    this.#reporter.report('approval.execute', failed ? 'failure' : 'success', 'system', claimed.id, o, reason);
     return final;
   }
 
@@ -364,53 +356,10 @@ export class ApprovalService {
       done = await fn();
     } catch (err) {
       const code = err instanceof KcmError ? err.code : 'internal_error';
-      this.#report(action, 'failure', actor, id, o, code);
+      this.#reporter.report(action, 'failure', actor, id, o, code);
       throw err;
     }
-    this.#report(action, 'success', actor, done.record.id, o, done.reason);
+    this.#reporter.report(action, 'success', actor, done.record.id, o, done.reason);
     return approvalView(done.record, this.#now());
-  }
-
-  #report(
-    action: string,
-    outcome: 'success' | 'failure',
-    actor: string,
-    id: string | null,
-    o: StepOptions,
-    reason?: string,
-  ): void {
-    // Refused input reaches the log only within the audit field rules.
-    const who = actor.length <= 256 && PRINTABLE.test(actor) ? actor : '(invalid)';
-    this.#o.audit.record({
-      action,
-      outcome,
-      actor: who,
-      ...(id === null ? {} : { resource: `approval ${safeId(id)}` }),
-      ...(o.correlationId === undefined ? {} : { correlationId: o.correlationId }),
-      ...(reason === undefined ? {} : { reason: reason.slice(0, 200) }),
-    });
-    if (this.#o.alerts) {
-      const severity =
-        action === 'approval.execute'
-          ? 'critical'
-          : outcome === 'failure' || action === 'approval.propose'
-            ? 'warning'
-            : 'info';
-      const why = reason === undefined ? '' : ` (${reason.slice(0, 100)})`;
-      try {
-        this.#o.alerts.alert({
-          kind: 'quorum.event',
-          severity,
-          summary: `${action} ${outcome}: approval ${safeId(id)} by ${who.slice(0, 64)}${why}`,
-          actor: who,
-        });
-      } catch (err) {
-        this.#log(`alert failed: ${err instanceof Error ? err.message : String(err)}`);
-      }
-    }
-  }
-
-  #log(msg: string): void {
-    (this.#o.log ?? ((m: string) => console.error(`[quorum] ${m}`)))(msg);
   }
 }

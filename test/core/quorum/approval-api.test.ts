@@ -65,7 +65,7 @@ before(async () => {
     requireApproval(service, {
       method: 'POST',
       path: '/v1/tenants/:tenant/revoke',
-      action: 'tenant.revoke',
+      action: 'tenant.write',
       operation: 'tenant.revoke',
       params: (ctx) => ({ tenant: ctx.params.tenant }),
     }),

@@ -17,20 +17,13 @@
  * `requireApproval` turns a high-risk admin route (e.g. tenant revoke) into
  * a proposal: it answers 202 with the pending request instead of acting.
  */
+import type { Action } from '../../../../common/src/authz/permissions.ts';
 import { KcmError } from '../../../../common/src/errors.ts';
 import { describeIdentity, type Identity } from '../../../../common/src/tls/identity.ts';
 import type { ApprovalService } from '../../quorum/approval-service.ts';
 import type { ApprovalState } from '../../store/records.ts';
 import { intField, stringField } from '../http-json.ts';
 import type { Route, RouteContext } from '../router.ts';
-
-/** Permissions of the approval routes (authorization policy actions). */
-export type ApprovalAction = 'approval.propose' | 'approval.approve' | 'approval.cancel' | 'approval.read';
-
-type ActionRoute = Route & { action: string };
-
-/** What the routes read from the context: the caller (set by the TLS layer) and the request's correlation id. */
-type CallerContext = RouteContext & { identity?: Identity | null; correlationId?: string };
 
 const STATES: readonly ApprovalState[] = ['PENDING', 'EXECUTED', 'FAILED', 'REJECTED', 'CANCELLED', 'EXPIRED'];
 
@@ -41,16 +34,15 @@ export interface ApprovalRouteOptions {
 
 /** The caller's actor name and correlation id; throws `unauthenticated` when the request has no identity. */
 export function callerOf(ctx: RouteContext): { actor: string; identity: Identity; correlationId?: string } {
-  const c = ctx as CallerContext;
-  if (!c.identity) throw new KcmError('unauthenticated', 'approval steps need a caller identity');
+  if (!ctx.identity) throw new KcmError('unauthenticated', 'approval steps need a caller identity');
   return {
-    actor: describeIdentity(c.identity),
-    identity: c.identity,
-    ...(c.correlationId === undefined ? {} : { correlationId: c.correlationId }),
+    actor: describeIdentity(ctx.identity),
+    identity: ctx.identity,
+    ...(ctx.correlationId === undefined ? {} : { correlationId: ctx.correlationId }),
   };
 }
 
-export function approvalRoutes(service: ApprovalService, o: ApprovalRouteOptions = {}): ActionRoute[] {
+export function approvalRoutes(service: ApprovalService, o: ApprovalRouteOptions = {}): Route[] {
   const id = (ctx: RouteContext) => ctx.params.id as string;
   return [
     {
@@ -143,15 +135,19 @@ export function requireApproval(
   route: {
     method: Route['method'];
     path: string;
-    action: string;
+    /** The permission of the original route (e.g. `tenant.write`); proposing needs it, not approval.propose. */
+    action: Action;
+    /** As Route.tenant: the tenant a tenant-scoped action concerns (default: the `:tenant` path parameter). */
+    tenant?: Route['tenant'];
     operation: string;
     params: (ctx: RouteContext) => unknown;
   },
-): ActionRoute {
+): Route {
   return {
     method: route.method,
     path: route.path,
     action: route.action,
+    ...(route.tenant ? { tenant: route.tenant } : {}),
     handler: async (ctx) => {
       const { actor, correlationId } = callerOf(ctx);
       const ttlMs = intField(ctx.body, 'ttlMs', 0, Number.MAX_SAFE_INTEGER);
