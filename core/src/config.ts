@@ -9,7 +9,8 @@
  *     "store": { "kind": "sqlite", "path": "./data/core.db" }
  *            | { "kind": "postgres", "connectionString": "postgres://…", "schema": "kcm" },
  *     "seal": { "type": "shamir" } | { "type": "awskms", … } | { "type": "pkcs11", … } | { "type": "dev", "keyFile": … },
- *     "listen": { "host": "127.0.0.1", "port": 8200, "tls": { "certFile", "keyFile" } },
+ *     "listen": { "host": "127.0.0.1", "port": 8200, "tls": { "certFile", "keyFile", "caFile" } },
+ *     "authzPolicy": "./policies/authz.json",
  *     "ivk": { "rotationPeriodMs", "graceMs", "maxWraps", "hardExpiryMs" },
  *     "autoUnseal": { "attempts": 5, "baseMs": 200, "maxMs": 5000 },
  *     "tickMs": 60000,
@@ -17,7 +18,7 @@
  *   }
  *
  * Environment: KCM_DEV=1, KCM_REGION, KCM_DATA_DIR, KCM_LISTEN=host:port,
- * KCM_STORE_URL (postgres://… or a SQLite file path).
+ * KCM_STORE_URL (postgres://… or a SQLite file path), KCM_AUTHZ_POLICY (identity policy file).
  */
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -40,6 +41,8 @@ export interface CoreConfig {
   /** How often IVK triggers are checked. */
   tickMs: number;
   auditLog: string;
+  /** Identity → role/tenant policy (policies/README.md); required when the admin API uses TLS. */
+  authzPolicy?: string;
 }
 
 type Json = Record<string, unknown>;
@@ -74,6 +77,7 @@ function parseListen(v: unknown, env: NodeJS.ProcessEnv): AdminListenConfig {
   const tls = l.tls === undefined ? undefined : obj(l.tls, 'listen.tls');
   if (tls && (typeof tls.certFile !== 'string' || typeof tls.keyFile !== 'string'))
     fail('listen.tls', 'needs certFile and keyFile');
+  if (tls && tls.caFile !== undefined && typeof tls.caFile !== 'string') fail('listen.tls.caFile', 'must be a path');
   return { host, port, ...(tls ? { tls: tls as unknown as NonNullable<AdminListenConfig['tls']> } : {}) };
 }
 
@@ -97,6 +101,13 @@ function parseStore(v: unknown, env: NodeJS.ProcessEnv, dataDir: string): StoreC
     };
   }
   fail('store.kind', 'must be "sqlite" or "postgres"');
+}
+
+function authzPolicy(v: unknown, env: NodeJS.ProcessEnv): { authzPolicy?: string } {
+  const p = env.KCM_AUTHZ_POLICY ?? v;
+  if (p === undefined) return {};
+  if (typeof p !== 'string' || p.length === 0) fail('authzPolicy', 'must be a path to a policy file');
+  return { authzPolicy: resolve(p) };
 }
 
 /** Builds and validates the configuration from a parsed file object and the environment. */
@@ -129,6 +140,7 @@ export function coreConfig(file: Json = {}, env: NodeJS.ProcessEnv = process.env
     },
     tickMs: int(file.tickMs, 'tickMs', 10, 86_400_000, 60_000),
     auditLog: resolve(typeof file.auditLog === 'string' ? file.auditLog : join(dataDir, 'audit.jsonl')),
+    ...authzPolicy(file.authzPolicy, env),
   };
 }
 

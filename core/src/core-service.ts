@@ -75,7 +75,12 @@ export async function startCore(config: CoreConfig, o: StartCoreOptions = {}): P
       ...(o.now ? { now: o.now } : {}),
     });
     const state = await root.load();
-    admin = await startAdminServer(root, config.listen, log);
+    admin = await startAdminServer(root, config.listen, log, {
+      devMode: config.devMode,
+      audit,
+      reloadOnSighup: true,
+      ...(config.authzPolicy ? { authzPolicy: config.authzPolicy } : {}),
+    });
     log(`admin API on ${admin.url}; state ${state}`);
     const autoUnsealed =
       state === 'sealed' && provider ? keepUnsealing(root, config, abort.signal, log) : Promise.resolve(false);

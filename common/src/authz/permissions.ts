@@ -13,8 +13,10 @@
  * | key.write          | ✓        |         |      |     | ✓             |
  * | lease              |          |         | ✓    |     | ✓             |
  * | audit.read         | ✓        | ✓       |      |     | ✓             |
+ * | approval.read      | ✓        | ✓       |      |     |               |
  * | approval.propose   | ✓        |         |      |     |               |
  * | approval.approve   | ✓        |         |      |     |               |
+ * | approval.cancel    | ✓        |         |      |     |               |
  * | crypto.encrypt     |          |         |      | ✓   | ✓             |
  * | crypto.decrypt     |          |         |      | ✓   | ✓             |
  *
@@ -37,8 +39,10 @@ export const ACTIONS = [
   'key.write',
   'lease',
   'audit.read',
+  'approval.read',
   'approval.propose',
   'approval.approve',
+  'approval.cancel',
   'crypto.encrypt',
   'crypto.decrypt',
 ] as const;
@@ -53,10 +57,12 @@ export const ROLE_PERMISSIONS: Readonly<Record<Role, readonly Action[]>> = Objec
     'key.read',
     'key.write',
     'audit.read',
+    'approval.read',
     'approval.propose',
     'approval.approve',
+    'approval.cancel',
   ],
-  auditor: ['sys.read', 'tenant.read', 'key.read', 'audit.read'],
+  auditor: ['sys.read', 'tenant.read', 'key.read', 'audit.read', 'approval.read'],
   edge: ['lease'],
   app: ['crypto.encrypt', 'crypto.decrypt'],
 });

@@ -1,17 +1,33 @@
 /**
  * A small exact router: `METHOD /path/:param`. Unknown paths → 404
  * `not_found`, known paths with another method → 405 `method_not_allowed`.
+ * Every route names the permission (`action`) the server authorizes before
+ * its handler runs; a route with an unknown action is refused at
+ * construction (`invalid_config`), so no route can be reachable unchecked.
  */
+import { type Action, isAction } from '../../../common/src/authz/permissions.ts';
 import { KcmError } from '../../../common/src/errors.ts';
+import type { Identity } from '../../../common/src/tls/identity.ts';
 
 export interface RouteContext {
   body: Record<string, unknown>;
   params: Record<string, string>;
+  /** The authenticated and authorized caller (set by the server before the handler runs). */
+  identity?: Identity | null;
+  /** From traceparent / x-correlation-id, else fresh; echoed as `x-correlation-id`. */
+  correlationId?: string;
 }
 
 export interface Route {
   method: 'GET' | 'POST' | 'DELETE';
   path: string;
+  /** The permission checked for the caller (common/src/authz/permissions.ts). */
+  action: Action;
+  /**
+   * The tenant the request concerns, for tenant-scoped actions; default: the
+   * `:tenant` path parameter. Undefined = all tenants (needs tenants "*").
+   */
+  tenant?: (ctx: { params: Record<string, string> }) => string | undefined;
   /** Returns [status, JSON body]. */
   handler(ctx: RouteContext): Promise<[number, unknown]>;
 }
@@ -23,7 +39,13 @@ interface Compiled extends Route {
 export class Router {
   readonly #routes: Compiled[];
 
+  /** Throws `invalid_config` naming the route when its action is not a known permission. */
   constructor(routes: Route[]) {
+    for (const r of routes) {
+      if (!isAction(r.action)) {
+        throw new KcmError('invalid_config', `route ${r.method} ${r.path}: unknown action ${String(r.action)}`);
+      }
+    }
     this.#routes = routes.map((r) => ({ ...r, parts: r.path.split('/') }));
   }
 

@@ -35,16 +35,25 @@ const EXPECTED: Record<string, Partial<Record<Action, '*' | 'A' | 'B'>>> = {
     'key.read': '*',
     'key.write': '*',
     'audit.read': '*',
+    'approval.read': '*',
     'approval.propose': '*',
     'approval.approve': '*',
+    'approval.cancel': '*',
   },
-  auditor: { 'sys.read': '*', 'tenant.read': '*', 'key.read': '*', 'audit.read': '*' },
+  auditor: { 'sys.read': '*', 'tenant.read': '*', 'key.read': '*', 'audit.read': '*', 'approval.read': '*' },
   edgeA: { lease: 'A' },
   edgeB: { lease: 'B' },
   app: { 'crypto.encrypt': 'A', 'crypto.decrypt': 'A' },
 };
 
-const UNSCOPED = new Set<Action>(['sys.read', 'sys.write', 'approval.propose', 'approval.approve']);
+const UNSCOPED = new Set<Action>([
+  'sys.read',
+  'sys.write',
+  'approval.read',
+  'approval.propose',
+  'approval.approve',
+  'approval.cancel',
+]);
 
 function expected(cls: string, action: Action, tenant: string | undefined): boolean {
   const e = EXPECTED[cls]?.[action];

@@ -48,7 +48,7 @@ describe('admin API', () => {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'kcm-api-'));
-    const config = coreConfig({ dataDir: dir, listen: { host: '127.0.0.1', port: 0 } }, {});
+    const config = coreConfig({ devMode: true, dataDir: dir, listen: { host: '127.0.0.1', port: 0 } }, {});
     core = await startCore(config, { audit: new MemoryAuditSink(), log: () => {} });
     url = core.admin.url;
   });

@@ -90,6 +90,8 @@ export class CoreChild {
       KCM_DATA_DIR: o.dataDir,
       KCM_LISTEN: '127.0.0.1:0',
       KCM_TEST_HOOKS: '1',
+      // Plain HTTP on loopback: development mode only (mTLS otherwise).
+      KCM_DEV: '1',
       ...o.env,
     };
     if (o.config) {

@@ -60,7 +60,7 @@ describe('e2e: tampered store rows are refused (SQLite, in-process Core)', () =>
   };
 
   before(async () => {
-    const config = coreConfig({}, { KCM_DATA_DIR: dataDir, KCM_LISTEN: '127.0.0.1:0' });
+    const config = coreConfig({}, { KCM_DEV: '1', KCM_DATA_DIR: dataDir, KCM_LISTEN: '127.0.0.1:0' });
     core = await startCore(config, { audit, log: () => {} });
     const init = await api('POST', '/v1/sys/init', { threshold: 2, shares: 3 });
     assert.equal(init.status, 200);

@@ -13,15 +13,17 @@ function version(params: Record<string, string>): number {
 
 export function ivkRoutes(root: RootOfTrust): Route[] {
   return [
-    { method: 'GET', path: '/v1/ivk', handler: async () => [200, { versions: root.ivk().list() }] },
+    { method: 'GET', path: '/v1/ivk', action: 'sys.read', handler: async () => [200, { versions: root.ivk().list() }] },
     {
       method: 'POST',
       path: '/v1/ivk/rotate',
+      action: 'sys.write',
       handler: async () => [200, await root.ivk().rotate('emergency')],
     },
     {
       method: 'POST',
       path: '/v1/ivk/:version/revoke',
+      action: 'sys.write',
       handler: async ({ params }) => {
         await root.ivk().revoke(version(params));
         return [200, { versions: root.ivk().list() }];
@@ -30,6 +32,7 @@ export function ivkRoutes(root: RootOfTrust): Route[] {
     {
       method: 'DELETE',
       path: '/v1/ivk/:version',
+      action: 'sys.write',
       handler: async ({ params }) => {
         await root.ivk().delete(version(params));
         return [200, { versions: root.ivk().list() }];

@@ -19,10 +19,11 @@ function holderKeys(body: Record<string, unknown>): Buffer[] | undefined {
 
 export function sysRoutes(root: RootOfTrust): Route[] {
   return [
-    { method: 'GET', path: '/v1/sys/status', handler: async () => [200, root.status()] },
+    { method: 'GET', path: '/v1/sys/status', action: 'sys.read', handler: async () => [200, root.status()] },
     {
       method: 'POST',
       path: '/v1/sys/init',
+      action: 'sys.write',
       handler: async ({ body }) => {
         const result = await root.init({
           threshold: intField(body, 'threshold', 2, 255),
@@ -33,15 +34,21 @@ export function sysRoutes(root: RootOfTrust): Route[] {
         return [200, result];
       },
     },
-    { method: 'POST', path: '/v1/sys/init/confirm', handler: async () => [200, await root.confirmInit()] },
+    {
+      method: 'POST',
+      path: '/v1/sys/init/confirm',
+      action: 'sys.write',
+      handler: async () => [200, await root.confirmInit()],
+    },
     {
       method: 'POST',
       path: '/v1/sys/unseal',
+      action: 'sys.write',
       handler: async ({ body }) => {
         if (body.reset === true) return [200, root.resetUnseal()];
         return [200, await root.submitShare(stringField(body, 'share', 1024))];
       },
     },
-    { method: 'POST', path: '/v1/sys/seal', handler: async () => [200, root.seal('operator')] },
+    { method: 'POST', path: '/v1/sys/seal', action: 'sys.write', handler: async () => [200, root.seal('operator')] },
   ];
 }
