@@ -41,14 +41,18 @@ export class TenantL1 {
    * BYOK (re)creates it. Throws `bad_request`, `tenant_not_found`,
    * `tenant_revoked`, `l1_unavailable` / `l1_rejected`.
    */
-  link(id: string, req: { l1: L1Ref; keyMode: Exclude<KeyMode, 'managed'> }, ctx: OpCtx = {}): Promise<TenantInfo> {
+  async link(
+    id: string,
+    req: { l1: L1Ref; keyMode: Exclude<KeyMode, 'managed'> },
+    ctx: OpCtx = {},
+  ): Promise<TenantInfo> {
     assertTenantId(id);
     checkMode(req?.keyMode, req?.l1 ?? null, this.c);
     return this.#rebind(id, 'tenant.l1_link', req.keyMode, req.l1, ctx);
   }
 
   /** Back to `managed`: the sovereign bindings are dropped, an IVK binding is made where missing (HYOK). */
-  unlink(id: string, ctx: OpCtx = {}): Promise<TenantInfo> {
+  async unlink(id: string, ctx: OpCtx = {}): Promise<TenantInfo> {
     assertTenantId(id);
     return this.#rebind(id, 'tenant.l1_unlink', 'managed', null, ctx);
   }

@@ -45,7 +45,7 @@ export class TenantService {
    * (mode/L1 mismatch, unknown provider), `tenant_exists` (ids are never
    * reused, revoked ones included), `l1_unavailable` / `l1_rejected`, `sealed`.
    */
-  create(req: CreateTenantRequest, ctx: OpCtx = {}): Promise<TenantInfo> {
+  async create(req: CreateTenantRequest, ctx: OpCtx = {}): Promise<TenantInfo> {
     const id = req?.id;
     assertTenantId(id);
     const keyMode = req.keyMode ?? (req.l1 ? 'byok' : 'managed');
@@ -126,7 +126,7 @@ export class TenantService {
    * `tenant.suspended`. Throws `tenant_not_found`, `tenant_revoked`,
    * `invalid_tenant_state` (already suspended), `bad_request`.
    */
-  suspend(id: string, o: { graceDays?: GraceDays; reason?: string } = {}, ctx: OpCtx = {}): Promise<TenantInfo> {
+  async suspend(id: string, o: { graceDays?: GraceDays; reason?: string } = {}, ctx: OpCtx = {}): Promise<TenantInfo> {
     assertTenantId(id);
     const days = graceDays(o.graceDays);
     const reason = checkReason(o.reason);
@@ -142,7 +142,7 @@ export class TenantService {
   }
 
   /** SUSPENDED → ACTIVE; appends `tenant.resumed`. Throws `tenant_revoked`, `invalid_tenant_state` (not suspended). */
-  resume(id: string, ctx: OpCtx = {}, onlyReason?: string): Promise<TenantInfo> {
+  async resume(id: string, ctx: OpCtx = {}, onlyReason?: string): Promise<TenantInfo> {
     assertTenantId(id);
     return this.c.exclusive(`tenant:${id}`, () =>
       this.#audited('tenant.resume', ctx, id, async () => {
@@ -160,7 +160,7 @@ export class TenantService {
    * The kill switch (ADR-503): see the file comment. Idempotent (a revoked
    * tenant is returned as is, with no second event). Throws `tenant_not_found`.
    */
-  revoke(id: string, o: { reason?: string } = {}, ctx: OpCtx = {}): Promise<TenantInfo> {
+  async revoke(id: string, o: { reason?: string } = {}, ctx: OpCtx = {}): Promise<TenantInfo> {
     assertTenantId(id);
     const reason = checkReason(o.reason);
     this.c.ivk();

@@ -35,7 +35,7 @@ export class ServiceKeys {
    * Throws `invalid_tenant_id`, `invalid_key_id`, `bad_request`, `key_exists`,
    * `tenant_suspended` and the tenant/L2 codes.
    */
-  create(tenant: string, service: string, settings?: unknown, ctx: OpCtx = {}): Promise<ServiceInfo> {
+  async create(tenant: string, service: string, settings?: unknown, ctx: OpCtx = {}): Promise<ServiceInfo> {
     assertKeyId(service);
     const s = serviceSettings(settings, this.c.d.config.service);
     const now = this.c.d.now();
@@ -53,7 +53,7 @@ export class ServiceKeys {
   }
 
   /** Makes a new ACTIVE version (the old one becomes EXPIRED). Throws `key_not_found`, `tenant_suspended`, tenant/L2 codes. */
-  rotate(tenant: string, service: string, ctx: OpCtx = {}): Promise<L3Info> {
+  async rotate(tenant: string, service: string, ctx: OpCtx = {}): Promise<L3Info> {
     assertKeyId(service);
     return this.rotation.exclusive(tenant, service, () => this.rotation.rotateNow(tenant, service, 'manual', ctx));
   }
@@ -81,7 +81,7 @@ export class ServiceKeys {
    * first: `invalid_key_state`); revoking a revoked version is a no-op.
    * Throws `key_not_found`, tenant codes.
    */
-  revokeVersion(tenant: string, service: string, version: number, ctx: OpCtx = {}): Promise<L3Info> {
+  async revokeVersion(tenant: string, service: string, version: number, ctx: OpCtx = {}): Promise<L3Info> {
     assertKeyId(service);
     assertKeyVersion(version);
     return this.#write('l3.revoke_version', tenant, service, ctx, `v${version}`, async (tx, _svc, now) => {
@@ -103,7 +103,7 @@ export class ServiceKeys {
    * handles below it are destroyed; appends `l3.min_decrypt`. Lowering is
    * refused (`invalid_key_state`): edges have dropped those versions.
    */
-  setMinDecrypt(tenant: string, service: string, version: number, ctx: OpCtx = {}): Promise<ServiceInfo> {
+  async setMinDecrypt(tenant: string, service: string, version: number, ctx: OpCtx = {}): Promise<ServiceInfo> {
     assertKeyId(service);
     assertKeyVersion(version);
     return this.#write('l3.set_min_decrypt', tenant, service, ctx, `min v${version}`, async (tx, svc, now) => {
@@ -122,7 +122,7 @@ export class ServiceKeys {
   }
 
   /** Changes rotatePeriodMs / encryptionBudget / expiredRetentionMs (applies from the next rotation / report). */
-  updateSettings(tenant: string, service: string, settings: unknown, ctx: OpCtx = {}): Promise<ServiceInfo> {
+  async updateSettings(tenant: string, service: string, settings: unknown, ctx: OpCtx = {}): Promise<ServiceInfo> {
     assertKeyId(service);
     return this.#write('l3.update_settings', tenant, service, ctx, 'settings', async (tx, svc, now) => {
       const { mac: _m, ...row } = svc;
