@@ -1,0 +1,56 @@
+/**
+ * Who an edge is and which tenants it may use (ADR-401/402): the edge API's
+ * seam over TLS identity and authorization. Fail closed: a connection whose
+ * certificate is not verified, expired or lacks EKU clientAuth has no edge id
+ * (401), and a tenant not explicitly allowed for the edge is refused (403).
+ */
+import type { TLSSocket } from 'node:tls';
+import { KcmError } from '../../../common/src/errors.ts';
+import { isTenantId } from '../../../common/src/format/ids.ts';
+import { describeIdentity, type Identity } from '../../../common/src/tls/identity.ts';
+import { peerIdentity } from '../../../common/src/tls/peer-check.ts';
+
+export interface EdgeAccess {
+  /** The edge id of the connection's verified client certificate, or null (→ 401 `unauthenticated`). */
+  identify(socket: TLSSocket): string | null;
+  /** True only when the edge may lease keys of the tenant and see its events. Deny by default. */
+  mayLease(edgeId: string, tenant: string): boolean;
+}
+
+/** The edge id of a certificate identity: its CN, else its first URI SAN, else its SHA-256 fingerprint. */
+export function edgeIdOf(identity: Identity): string {
+  return describeIdentity(identity);
+}
+
+/**
+ * Access from a configured allow-list: edge id → tenants. An edge id absent
+ * from the list, or a tenant absent from its entry, is refused. The list is
+ * read through `allowed()` on every decision, so a reloaded list applies to
+ * open event streams at once. Throws `invalid_config` for a malformed list.
+ */
+export function allowListAccess(allowed: () => Readonly<Record<string, readonly string[]>>): EdgeAccess {
+  checkAllowList(allowed());
+  return {
+    identify(socket) {
+      const who = peerIdentity(socket);
+      return who ? edgeIdOf(who) : null;
+    },
+    mayLease(edgeId, tenant) {
+      const list = Object.hasOwn(allowed(), edgeId) ? allowed()[edgeId] : undefined;
+      return list?.includes(tenant) ?? false;
+    },
+  };
+}
+
+/** Throws `invalid_config` naming the entry unless every value is a list of tenant ids. */
+export function checkAllowList(list: unknown): Record<string, string[]> {
+  if (typeof list !== 'object' || list === null || Array.isArray(list)) {
+    throw new KcmError('invalid_config', 'edge.allow must map edge ids to lists of tenant ids');
+  }
+  for (const [id, tenants] of Object.entries(list)) {
+    if (!Array.isArray(tenants) || !tenants.every((t) => typeof t === 'string' && isTenantId(t))) {
+      throw new KcmError('invalid_config', `edge.allow.${id} must be a list of tenant ids`);
+    }
+  }
+  return list as Record<string, string[]>;
+}

@@ -1,0 +1,274 @@
+/**
+ * The edge's client of the Core edge API (ADR-602), used by the gateway:
+ *
+ *   const core = new CoreEdgeClient({ url, tls: { cert, key, ca }, crypto });
+ *   core.start();                                        // event subscription
+ *   const { version, key } = await core.encryptionKey(tenant, service);
+ *   const key = await core.decryptionKey(tenant, service, version);
+ *   core.recordEncryptions(tenant, service, version, n);  // batched usage reports
+ *   await core.close();
+ *
+ * Leases are cached per tenant (ADR-103) until their TTL, refreshed in the
+ * background from `refreshFraction` of it, and fetched once for any number
+ * of concurrent misses (singleflight). While the Core is unreachable the
+ * cache keeps serving until the TTL ends; then calls fail closed with KcmError
+ * `core_unavailable` (503) — never plaintext passthrough. Key events apply at
+ * once: a revocation destroys the tenant's handles, then is acknowledged.
+ *
+ * Handles must be used synchronously (not kept across an `await`).
+ */
+import { KcmError } from '../../../common/src/errors.ts';
+import { EDGE_PATHS, parseWireLease, type WireEvent } from '../../../common/src/format/edge-wire.ts';
+import type { Crypto, KeyHandle } from '../../../native/index.ts';
+import { type BackoffPolicy, DEFAULT_BACKOFF } from './backoff.ts';
+import { CoreSession, type EdgeClientTls } from './core-session.ts';
+import { EventSubscription } from './event-subscription.ts';
+import { type Applied, type CachedLease, TenantLeaseMaps, unwrapLease } from './lease-cache.ts';
+import { Singleflight } from './singleflight.ts';
+import { UsageReporter } from './usage-reporter.ts';
+
+export type { EdgeClientTls } from './core-session.ts';
+export type { CachedLease as EdgeLease } from './lease-cache.ts';
+
+export interface CoreEdgeClientOptions {
+  /** `https://core-host:port` of the Core edge API. */
+  url: string;
+  tls: EdgeClientTls;
+  crypto: Crypto;
+  /** Lease TTL to ask for (seconds); the Core's default when omitted. */
+  ttlSeconds?: number;
+  /** Fraction of the TTL after which a lease is refreshed in the background (default 0.8). */
+  refreshFraction?: number;
+  backoff?: BackoffPolicy;
+  connectTimeoutMs?: number;
+  requestTimeoutMs?: number;
+  usageFlushMs?: number;
+  /** Event seq to resume after (default 0: replay every stored event once). */
+  afterSeq?: number;
+  now?: () => number;
+  log?: (msg: string) => void;
+  random?: () => number;
+  /** Called after each key event is applied. */
+  onEvent?: (e: WireEvent, applied: Applied) => void;
+  /** Called after the Core accepted an ack. */
+  onAck?: (seq: number) => void;
+}
+
+/** The active version to encrypt with. */
+export interface EncryptionKey {
+  version: number;
+  key: KeyHandle;
+}
+
+export class CoreEdgeClient {
+  readonly #session: CoreSession;
+  readonly #maps = new TenantLeaseMaps();
+  readonly #flights = new Singleflight<CachedLease>();
+  readonly #events: EventSubscription;
+  readonly #usage: UsageReporter;
+  readonly #now: () => number;
+  readonly #log: (msg: string) => void;
+  readonly #refreshFraction: number;
+  readonly #retryAt = new Map<string, number>();
+  #closed = false;
+  /** Lease requests sent to the Core (observability and tests). */
+  leaseRequests = 0;
+
+  constructor(private readonly o: CoreEdgeClientOptions) {
+    this.#now = o.now ?? Date.now;
+    this.#log = o.log ?? ((m) => console.error(`[edge-client] ${m}`));
+    this.#refreshFraction = o.refreshFraction ?? 0.8;
+    if (!(this.#refreshFraction > 0 && this.#refreshFraction <= 1)) {
+      throw new KcmError('invalid_config', 'CoreEdgeClient: refreshFraction must be in (0, 1]');
+    }
+    this.#session = new CoreSession({
+      url: o.url,
+      tls: o.tls,
+      crypto: o.crypto,
+      connectTimeoutMs: o.connectTimeoutMs ?? 2_000,
+      requestTimeoutMs: o.requestTimeoutMs ?? 5_000,
+      log: this.#log,
+    });
+    this.#events = new EventSubscription({
+      session: this.#session,
+      backoff: o.backoff ?? DEFAULT_BACKOFF,
+      afterSeq: o.afterSeq ?? 0,
+      apply: (e) => {
+        const applied = this.#maps.apply(e);
+        o.onEvent?.(e, applied);
+      },
+      log: this.#log,
+      ...(o.onAck ? { onAck: o.onAck } : {}),
+      ...(o.random ? { random: o.random } : {}),
+    });
+    this.#usage = new UsageReporter(
+      async (u) => {
+        await this.#session.json('POST', EDGE_PATHS.usage, u);
+      },
+      o.usageFlushMs ?? 1_000,
+      this.#log,
+    );
+  }
+
+  /** Starts the key event subscription (reconnecting until close). */
+  start(): void {
+    this.#events.start();
+  }
+
+  /** True while the event stream is open. */
+  get subscribed(): boolean {
+    return this.#events.connected;
+  }
+
+  /** Highest key event seq applied / acknowledged by the Core. */
+  get eventSeq(): { applied: number; acked: number } {
+    return { applied: this.#events.lastSeq, acked: this.#events.ackedSeq };
+  }
+
+  /**
+   * The cached lease of (tenant, service), leasing it on a miss, after its TTL,
+   * or when `version` is not in it (decrypt-only versions on demand). Throws
+   * the Core's KcmError (`lease_refused` 403, `tenant_revoked` 410,
+   * `key_not_found` 404, …) or `core_unavailable` when the Core cannot be
+   * reached and no unexpired lease is cached.
+   */
+  async lease(tenant: string, service: string, version?: number): Promise<CachedLease> {
+    if (this.#closed) throw new KcmError('core_unavailable', 'client closed');
+    if (this.#maps.isRevoked(tenant)) throw new KcmError('tenant_revoked', `tenant ${tenant}`);
+    const cached = this.#maps.get(tenant, service);
+    const now = this.#now();
+    const usable = cached && now < cached.expiresAt && (version === undefined || cached.versions.has(version));
+    if (usable && !cached.stale) {
+      if (now >= cached.refreshAt) this.#refreshSoon(tenant, service, now);
+      return cached;
+    }
+    try {
+      return await this.#fetch(tenant, service, version);
+    } catch (err) {
+      // Core unreachable: a cached, unexpired lease goes on serving (ADR-602 "ride out Core outages").
+      const still = this.#maps.get(tenant, service);
+      if (isUnavailable(err) && still && this.#now() < still.expiresAt) {
+        if (version === undefined || still.versions.has(version)) return still;
+      }
+      if (err instanceof KcmError && err.code === 'core_unavailable') {
+        throw new KcmError('core_unavailable', `${tenant}/${service}: no unexpired lease cached (${err.detail ?? ''})`);
+      }
+      throw err;
+    }
+  }
+
+  /** The active L3 version of (tenant, service); throws `tenant_suspended` (403) while suspended. */
+  async encryptionKey(tenant: string, service: string): Promise<EncryptionKey> {
+    const l = await this.lease(tenant, service);
+    if (l.suspended || !l.active) throw new KcmError('tenant_suspended', `tenant ${tenant}`);
+    return { version: l.active.version, key: l.active.key };
+  }
+
+  /**
+   * The handle of an L3 version for decryption; throws `key_version_too_old`
+   * (403) below the minimum decryption version, `key_not_found` (404) when
+   * the Core does not hand it out (unknown or revoked).
+   */
+  async decryptionKey(tenant: string, service: string, version: number): Promise<KeyHandle> {
+    const l = await this.lease(tenant, service, version);
+    if (version < l.minDecryptVersion) throw new KcmError('key_version_too_old', `version ${version}`);
+    const v = l.versions.get(version);
+    if (!v) throw new KcmError('key_not_found', `${tenant}/${service} v${version}`);
+    return v.key;
+  }
+
+  /** Counts encryptions made under a version; reported to the Core in batches. */
+  recordEncryptions(tenant: string, service: string, version: number, count: number): void {
+    this.#usage.add(tenant, service, version, count);
+  }
+
+  /** Sends pending usage counts now. */
+  flushUsage(): Promise<void> {
+    return this.#usage.flush();
+  }
+
+  /** Stops the subscription, reports pending usage (best effort), wipes every cached key, closes the session. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#usage.stop();
+    await this.#usage.flush().catch(() => {});
+    await this.#events.stop();
+    this.#maps.clear();
+    this.#session.close();
+  }
+
+  #refreshSoon(tenant: string, service: string, now: number): void {
+    const k = `${tenant}\0${service}`;
+    if ((this.#retryAt.get(k) ?? 0) > now) return;
+    this.#fetch(tenant, service, undefined).then(
+      () => this.#retryAt.delete(k),
+      (err: unknown) => {
+        this.#retryAt.set(k, this.#now() + 1_000);
+        if (!isUnavailable(err)) this.#log(`lease refresh of ${tenant}/${service} refused: ${(err as Error).message}`);
+      },
+    );
+  }
+
+  /** One lease request per key and wanted version at a time; installs the result. */
+  #fetch(tenant: string, service: string, version: number | undefined): Promise<CachedLease> {
+    const flight = `${tenant}\0${service}${version === undefined ? '' : `\0${version}`}`;
+    return this.#flights.run(flight, async () => {
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const old = this.#maps.get(tenant, service);
+        const versions = new Set<number>(old ? [...old.versions.keys()] : []);
+        if (version !== undefined) versions.add(version);
+        if (old?.active) versions.delete(old.active.version);
+        const generation = this.#maps.generation(tenant);
+        const sentAt = this.#now();
+        let reply: Awaited<ReturnType<CoreSession['json']>>;
+        this.leaseRequests++;
+        try {
+          reply = await this.#session.json('POST', EDGE_PATHS.lease, {
+            tenant,
+            service,
+            ...(versions.size > 0 ? { versions: [...versions] } : {}),
+            ...(this.o.ttlSeconds ? { ttlSeconds: this.o.ttlSeconds } : {}),
+          });
+        } catch (err) {
+          this.#refused(tenant, service, err);
+          throw err;
+        }
+        const wire = parseWireLease(reply.body);
+        const ttlMs = wire.ttlSeconds * 1000;
+        const lease = unwrapLease(reply.live.transportKey(), wire, tenant, service, {
+          expiresAt: sentAt + ttlMs,
+          refreshAt: sentAt + ttlMs * this.#refreshFraction,
+        });
+        if (this.#maps.isRevoked(tenant) || this.#closed) {
+          lease.destroy();
+          throw new KcmError(this.#closed ? 'core_unavailable' : 'tenant_revoked', `tenant ${tenant}`);
+        }
+        if (generation !== this.#maps.generation(tenant)) {
+          // A key event for the tenant arrived while this lease was in flight: it may predate it.
+          lease.destroy();
+          continue;
+        }
+        this.#maps.put(lease, this.#now());
+        return lease;
+      }
+      throw new KcmError('core_unavailable', `tenant ${tenant}: key events kept changing the lease`);
+    });
+  }
+
+  /** A definite refusal from the Core wipes what is cached for it (fail closed). */
+  #refused(tenant: string, service: string, err: unknown): void {
+    if (!(err instanceof KcmError) || isUnavailable(err)) return;
+    if (err.code === 'tenant_revoked' || err.code === 'lease_refused' || err.code === 'tenant_grace_ended') {
+      this.#maps.dropTenant(tenant);
+    } else if (err.code === 'key_not_found') {
+      const l = this.#maps.get(tenant, service);
+      if (l) this.#maps.remove(l);
+    }
+  }
+}
+
+/** Errors that mean "the Core could not answer" (served from cache until the TTL), not "the Core said no". */
+function isUnavailable(err: unknown): boolean {
+  return err instanceof KcmError && (err.code === 'core_unavailable' || err.source === 'keys' || err.status >= 500);
+}

@@ -1,0 +1,235 @@
+/**
+ * The edge's leased L3 keys (ADR-602/103): one map per tenant, each entry the
+ * key set of one (tenant, service) as native handles, valid until its TTL.
+ * Entries are wiped (handles destroyed) when they expire, are replaced, or a
+ * key event says so: a revocation destroys every handle of the tenant at once.
+ *
+ * Handles returned by the cache must be used synchronously: after an `await`
+ * they may have been destroyed by a revocation (then the native call throws
+ * `key_destroyed`, i.e. the edge fails closed).
+ */
+import { leaseKey, leaseWrapAad } from '../../../common/src/crypto/lease-transport.ts';
+import { KcmError } from '../../../common/src/errors.ts';
+import type { WireEvent, WireLease } from '../../../common/src/format/edge-wire.ts';
+import type { KeyHandle } from '../../../native/index.ts';
+
+export interface CachedVersion {
+  version: number;
+  state: 'ACTIVE' | 'EXPIRED';
+  key: KeyHandle;
+}
+
+/** One leased key set. */
+export class CachedLease {
+  /** The version to encrypt with; null while the tenant is suspended. */
+  active: CachedVersion | null;
+  readonly versions = new Map<number, CachedVersion>();
+  /** A rotation or resume was announced: the next encryption refetches first. */
+  stale = false;
+  suspended: boolean;
+  minDecryptVersion: number;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly tenant: string,
+    readonly service: string,
+    versions: CachedVersion[],
+    activeVersion: number | null,
+    suspended: boolean,
+    minDecryptVersion: number,
+    /** Client clock (ms) after which the lease is not used. */
+    readonly expiresAt: number,
+    /** Client clock (ms) from which a background refresh is due. */
+    readonly refreshAt: number,
+  ) {
+    for (const v of versions) this.versions.set(v.version, v);
+    this.active = activeVersion === null ? null : (this.versions.get(activeVersion) ?? null);
+    this.suspended = suspended;
+    this.minDecryptVersion = minDecryptVersion;
+  }
+
+  /** Destroys the handles at `delayMs` unless destroyed earlier (keys never outlive the TTL). */
+  expireAfter(delayMs: number, onExpire: () => void): void {
+    this.#timer = setTimeout(onExpire, Math.max(0, delayMs));
+    this.#timer.unref();
+  }
+
+  dropVersion(version: number): void {
+    const v = this.versions.get(version);
+    if (!v) return;
+    v.key.destroy();
+    this.versions.delete(version);
+    if (this.active?.version === version) {
+      this.active = null;
+      this.stale = true;
+    }
+  }
+
+  /** Wipes every handle; idempotent. */
+  destroy(): void {
+    clearTimeout(this.#timer);
+    for (const v of this.versions.values()) v.key.destroy();
+    this.versions.clear();
+    this.active = null;
+  }
+}
+
+/**
+ * Unwraps a lease answer with the per-lease key derived from the session
+ * transport key. Throws KcmError `bad_request` when the answer names another
+ * tenant/service, `decryption_failed` when a key does not unwrap (answer
+ * replayed from another connection or altered); no handle survives a throw.
+ */
+export function unwrapLease(
+  transport: KeyHandle,
+  wire: WireLease,
+  tenant: string,
+  service: string,
+  times: { expiresAt: number; refreshAt: number },
+): CachedLease {
+  if (wire.tenant !== tenant || wire.service !== service) {
+    throw new KcmError('bad_request', 'lease answer names another tenant or service');
+  }
+  const salt = Buffer.from(wire.salt, 'base64url');
+  const key = leaseKey(transport, salt, wire.edgeId, tenant, service);
+  const made: CachedVersion[] = [];
+  try {
+    for (const w of wire.active ? [wire.active, ...wire.decryptOnly] : wire.decryptOnly) {
+      if (made.some((m) => m.version === w.version)) continue;
+      let handle: KeyHandle;
+      try {
+        handle = key.unwrap(Buffer.from(w.wrapped, 'base64url'), leaseWrapAad(tenant, service, w.version));
+      } catch {
+        throw new KcmError('decryption_failed', 'lease transport: a key did not unwrap');
+      }
+      made.push({ version: w.version, state: w.state, key: handle });
+    }
+  } catch (err) {
+    for (const m of made) m.key.destroy();
+    throw err;
+  } finally {
+    key.destroy();
+  }
+  return new CachedLease(
+    tenant,
+    service,
+    made,
+    wire.active?.version ?? null,
+    wire.tenantState === 'SUSPENDED',
+    wire.minDecryptVersion,
+    times.expiresAt,
+    times.refreshAt,
+  );
+}
+
+/** What applying an event did. */
+export interface Applied {
+  /** Handles destroyed by it. */
+  destroyed: number;
+}
+
+/** Per-tenant maps of cached leases, with the tenant tombstones and change counters. */
+export class TenantLeaseMaps {
+  readonly #tenants = new Map<string, Map<string, CachedLease>>();
+  readonly #revoked = new Set<string>();
+  readonly #generation = new Map<string, number>();
+
+  get(tenant: string, service: string): CachedLease | undefined {
+    return this.#tenants.get(tenant)?.get(service);
+  }
+
+  /** True once a revocation of the tenant was applied (tenant ids are never reused, ADR-103). */
+  isRevoked(tenant: string): boolean {
+    return this.#revoked.has(tenant);
+  }
+
+  /** Changes whenever an event touches the tenant: a lease fetched across a change is discarded. */
+  generation(tenant: string): number {
+    return this.#generation.get(tenant) ?? 0;
+  }
+
+  /** Installs a lease, wiping the one it replaces. */
+  put(lease: CachedLease, now: number): void {
+    let m = this.#tenants.get(lease.tenant);
+    if (!m) {
+      m = new Map();
+      this.#tenants.set(lease.tenant, m);
+    }
+    const old = m.get(lease.service);
+    if (old && old !== lease) old.destroy();
+    m.set(lease.service, lease);
+    lease.expireAfter(lease.expiresAt - now, () => this.remove(lease));
+  }
+
+  /** Wipes and forgets one lease if it is still the cached one. */
+  remove(lease: CachedLease): void {
+    lease.destroy();
+    const m = this.#tenants.get(lease.tenant);
+    if (m?.get(lease.service) === lease) m.delete(lease.service);
+    if (m?.size === 0) this.#tenants.delete(lease.tenant);
+  }
+
+  /** Wipes every lease of the tenant; returns the number of handles destroyed. */
+  dropTenant(tenant: string): number {
+    const m = this.#tenants.get(tenant);
+    if (!m) return 0;
+    let n = 0;
+    for (const l of m.values()) {
+      n += l.versions.size;
+      l.destroy();
+    }
+    this.#tenants.delete(tenant);
+    return n;
+  }
+
+  /** Applies one key event to the cache (docs/core.md "Edge API", events). */
+  apply(e: WireEvent): Applied {
+    this.#generation.set(e.tenant, this.generation(e.tenant) + 1);
+    const m = this.#tenants.get(e.tenant);
+    const lease = e.service === null ? undefined : m?.get(e.service);
+    let destroyed = 0;
+    switch (e.type) {
+      case 'tenant.revoked':
+        this.#revoked.add(e.tenant);
+        destroyed = this.dropTenant(e.tenant);
+        break;
+      case 'tenant.suspended':
+        // Encryption stops now; decryption goes on within the grace period.
+        for (const l of m?.values() ?? []) {
+          l.suspended = true;
+          l.active = null;
+        }
+        break;
+      case 'tenant.resumed':
+        for (const l of m?.values() ?? []) l.stale = true;
+        break;
+      case 'l3.rotated':
+        if (lease) lease.stale = true;
+        break;
+      case 'l3.revoked':
+        if (lease && e.version !== null) {
+          destroyed = lease.versions.has(e.version) ? 1 : 0;
+          lease.dropVersion(e.version);
+        }
+        break;
+      case 'l3.min_decrypt':
+        if (lease && e.version !== null) {
+          const min = e.version;
+          lease.minDecryptVersion = Math.max(lease.minDecryptVersion, min);
+          for (const v of [...lease.versions.keys()]) {
+            if (v < min) {
+              destroyed++;
+              lease.dropVersion(v);
+            }
+          }
+        }
+        break;
+    }
+    return { destroyed };
+  }
+
+  /** Wipes everything (client close). */
+  clear(): void {
+    for (const t of [...this.#tenants.keys()]) this.dropTenant(t);
+  }
+}
