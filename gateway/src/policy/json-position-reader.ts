@@ -182,11 +182,12 @@ class Reader {
   }
 
   number(): number {
+    const start = this.pos();
     const m = /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/.exec(this.text.slice(this.i, this.i + 64));
-    if (!m) this.fail('malformed number');
+    if (!m) this.fail('malformed number', start);
     this.i += m[0].length;
     const next = this.text[this.i];
-    if (next !== undefined && /[0-9.eE+-]/.test(next)) this.fail('malformed number');
+    if (next !== undefined && /[0-9.eE+-]/.test(next)) this.fail('malformed number', start);
     return Number(m[0]);
   }
 }
@@ -196,7 +197,7 @@ export function readPositionedJson(text: string): PositionedNode {
   return new Reader(text).document();
 }
 
-/** The plain JavaScript value of a node (objects get a null prototype-free copy via JSON semantics). */
+/** The plain value of a node, as JSON.parse would build it (a "__proto__" key stays an own member). */
 export function plainValue(node: PositionedNode): unknown {
   switch (node.kind) {
     case 'object': {

@@ -89,8 +89,14 @@ function countCalls(keys: ReturnType<typeof keysFor>) {
     const h = keys.decryptKey({ tenant, keyId: 'k', keyVersion: 1 }) as KeyHandle;
     const seal = h.dataKeySealBatch.bind(h);
     const open = h.dataKeyOpenBatch.bind(h);
-    h.dataKeySealBatch = (...a: Parameters<KeyHandle['dataKeySealBatch']>) => (counts.seal++, seal(...a));
-    h.dataKeyOpenBatch = (...a: Parameters<KeyHandle['dataKeyOpenBatch']>) => (counts.open++, open(...a));
+    h.dataKeySealBatch = (...a: Parameters<KeyHandle['dataKeySealBatch']>) => {
+      counts.seal++;
+      return seal(...a);
+    };
+    h.dataKeyOpenBatch = (...a: Parameters<KeyHandle['dataKeyOpenBatch']>) => {
+      counts.open++;
+      return open(...a);
+    };
   }
   return counts;
 }
@@ -306,7 +312,10 @@ describe('JSON field transform', () => {
     let asked = 0;
     const cold = {
       encryptKey: async (t: string, k: string) => keys.encryptKey(t, k),
-      decryptKey: async (ref: Parameters<typeof keys.decryptKey>[0]) => (asked++, keys.decryptKey(ref)),
+      decryptKey: async (ref: Parameters<typeof keys.decryptKey>[0]) => {
+        asked++;
+        return keys.decryptKey(ref);
+      },
     };
     await decryptResponseFields(doc, { route: orderRoute, tenant: 'acme', params, keys: cold, caller: READER });
     assert.equal(asked, 1, 'one lookup per key version');
