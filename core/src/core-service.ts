@@ -11,12 +11,15 @@ import { type AdminServer, startAdminServer } from './api/admin-server.ts';
 import { type AuditSink, JsonlAuditSink } from './audit/audit-sink.ts';
 import type { CoreConfig } from './config.ts';
 import { RootOfTrust } from './root/root-of-trust.ts';
+import { KeyEventBus } from './events/key-event-bus.ts';
+import { L1Registry } from './l1/l1-registry.ts';
 import { DeferredSealProvider } from './seal/deferred-provider.ts';
 import { openSealProvider } from './seal/open-seal-provider.ts';
 import type { SealProvider } from './seal/seal-provider.ts';
 import { IntegrityStore } from './store/integrity-store.ts';
 import { openStore } from './store/open-store.ts';
 
+import { KeyHierarchy } from './tenants/key-hierarchy.ts';
 export interface CoreService {
   root: RootOfTrust;
   admin: AdminServer;
@@ -24,6 +27,10 @@ export interface CoreService {
   /** Resolves when the start-up auto-unseal attempt ends (true = unsealed). */
   autoUnsealed: Promise<boolean>;
   close(): Promise<void>;
+  /** Tenants, L1 links, L3 service keys, leases (core/src/tenants/key-hierarchy.ts); throws `sealed` until unsealed. */
+  keys: KeyHierarchy;
+  /** Key events (revocations, rotations) for the edge API, after their transaction commits. */
+  bus: KeyEventBus;
 }
 
 export interface StartCoreOptions {
@@ -78,6 +85,24 @@ export async function startCore(config: CoreConfig, o: StartCoreOptions = {}): P
     admin = await startAdminServer(root, config.listen, log, {
       devMode: config.devMode,
       audit,
+    const bus = new KeyEventBus();
+    const l1 = new L1Registry(config.l1Providers ?? {}, { devMode: config.devMode });
+    const keys = new KeyHierarchy({
+      crypto,
+      store,
+      root,
+      l1,
+      bus,
+      audit,
+      ...(o.now ? { now: o.now } : {}),
+      ...(config.keys ? { config: config.keys } : {}),
+    });
+    // Sealing wipes the MasterKey and IVKs; the L2/L3 caches go with them, at once (ADR-304 tier 1).
+    const sealRoot = root.seal.bind(root);
+    root.seal = (reason?: string) => {
+      keys.wipe();
+      return sealRoot(reason);
+    };
       reloadOnSighup: true,
       ...(config.authzPolicy ? { authzPolicy: config.authzPolicy } : {}),
     });
@@ -88,6 +113,10 @@ export async function startCore(config: CoreConfig, o: StartCoreOptions = {}): P
       if (root.state !== 'active') return;
       root
         .ivk()
+      keys
+        .tick()
+        .then((done) => done.length > 0 && log(`keys: ${done.join(', ')}`))
+        .catch((err: unknown) => log(`keys tick failed: ${err instanceof Error ? err.message : String(err)}`));
         .tick()
         .then((done) => done.length > 0 && log(`ivk: ${done.join(', ')}`))
         .catch((err: unknown) => log(`ivk tick failed: ${err instanceof Error ? err.message : String(err)}`));
@@ -101,12 +130,15 @@ export async function startCore(config: CoreConfig, o: StartCoreOptions = {}): P
       async close() {
         abort.abort();
         clearInterval(ticker);
+      keys,
+      bus,
         root.seal('shutdown');
         await admin?.close();
         await provider?.close();
         await raw.close();
       },
     };
+        await l1.close();
     return service;
   } catch (err) {
     abort.abort();
