@@ -14,6 +14,8 @@
  *     "ivk": { "rotationPeriodMs", "graceMs", "maxWraps", "hardExpiryMs" },
  *     "autoUnseal": { "attempts": 5, "baseMs": 200, "maxMs": 5000 },
  *     "tickMs": 60000,
+ *     "l1Providers": { "<name>": { "type": "awskms" | "pkcs11" | "dev", … } },
+ *     "keys": { "l2CacheMax", "l3CacheMax", "service": { "rotatePeriodMs", "encryptionBudget", "expiredRetentionMs" }, "rotationBatch", "l1ProbeMs", "l1ProbeBatch" },
  *     "auditLog": "./data/audit.jsonl"
  *   }
  *
@@ -26,6 +28,8 @@ import { KcmError } from '../../common/src/errors.ts';
 import { isKeyId } from '../../common/src/format/ids.ts';
 import type { AdminListenConfig } from './api/admin-server.ts';
 import { type IvkPolicy, ivkPolicy } from './ivk/ivk-policy.ts';
+import { type KeyHierarchyConfig, keyHierarchyConfig } from './keys/l3/key-settings.ts';
+import { l1ProvidersConfig } from './l1/l1-registry.ts';
 import type { SealConfig } from './seal/open-seal-provider.ts';
 import type { StoreConfig } from './store/open-store.ts';
 
@@ -38,8 +42,12 @@ export interface CoreConfig {
   listen: AdminListenConfig;
   ivk: IvkPolicy;
   autoUnseal: { attempts: number; baseMs: number; maxMs: number };
-  /** How often IVK triggers are checked. */
+  /** How often IVK triggers, L3 rotations and L1 probes are checked. */
   tickMs: number;
+  /** Tenants' L1 provider instances by name (core/src/l1/l1-registry.ts). */
+  l1Providers?: Record<string, SealConfig>;
+  /** Key hierarchy settings (core/src/keys/l3/key-settings.ts). */
+  keys?: KeyHierarchyConfig;
   auditLog: string;
   /** Identity → role/tenant policy (policies/README.md); required when the admin API uses TLS. */
   authzPolicy?: string;
@@ -139,6 +147,8 @@ export function coreConfig(file: Json = {}, env: NodeJS.ProcessEnv = process.env
       maxMs,
     },
     tickMs: int(file.tickMs, 'tickMs', 10, 86_400_000, 60_000),
+    l1Providers: l1ProvidersConfig(file.l1Providers, devMode),
+    keys: keyHierarchyConfig(file.keys),
     auditLog: resolve(typeof file.auditLog === 'string' ? file.auditLog : join(dataDir, 'audit.jsonl')),
     ...authzPolicy(file.authzPolicy, env),
   };

@@ -10,6 +10,8 @@ import { loadNative } from '../../native/ts/load.ts';
 import { type AdminServer, startAdminServer } from './api/admin-server.ts';
 import { type AuditSink, JsonlAuditSink } from './audit/audit-sink.ts';
 import type { CoreConfig } from './config.ts';
+import { KeyEventBus } from './events/key-event-bus.ts';
+import { L1Registry } from './l1/l1-registry.ts';
 import { RootOfTrust } from './root/root-of-trust.ts';
 import { KeyEventBus } from './events/key-event-bus.ts';
 import { L1Registry } from './l1/l1-registry.ts';
@@ -18,6 +20,7 @@ import { openSealProvider } from './seal/open-seal-provider.ts';
 import type { SealProvider } from './seal/seal-provider.ts';
 import { IntegrityStore } from './store/integrity-store.ts';
 import { openStore } from './store/open-store.ts';
+import { KeyHierarchy } from './tenants/key-hierarchy.ts';
 
 import { KeyHierarchy } from './tenants/key-hierarchy.ts';
 export interface CoreService {
@@ -26,6 +29,10 @@ export interface CoreService {
   audit: AuditSink;
   /** Resolves when the start-up auto-unseal attempt ends (true = unsealed). */
   autoUnsealed: Promise<boolean>;
+  /** Tenants, L1 links, L3 service keys, leases (core/src/tenants/key-hierarchy.ts); throws `sealed` until unsealed. */
+  keys: KeyHierarchy;
+  /** Key events (revocations, rotations) for the edge API, after their transaction commits. */
+  bus: KeyEventBus;
   close(): Promise<void>;
   /** Tenants, L1 links, L3 service keys, leases (core/src/tenants/key-hierarchy.ts); throws `sealed` until unsealed. */
   keys: KeyHierarchy;
@@ -82,6 +89,24 @@ export async function startCore(config: CoreConfig, o: StartCoreOptions = {}): P
       ...(o.now ? { now: o.now } : {}),
     });
     const state = await root.load();
+    const bus = new KeyEventBus();
+    const l1 = new L1Registry(config.l1Providers ?? {}, { devMode: config.devMode });
+    const keys = new KeyHierarchy({
+      crypto,
+      store,
+      root,
+      l1,
+      bus,
+      audit,
+      ...(o.now ? { now: o.now } : {}),
+      ...(config.keys ? { config: config.keys } : {}),
+    });
+    // Sealing wipes the MasterKey and IVKs; the L2/L3 caches go with them, at once (ADR-304 tier 1).
+    const sealRoot = root.seal.bind(root);
+    root.seal = (reason?: string) => {
+      keys.wipe();
+      return sealRoot(reason);
+    };
     admin = await startAdminServer(root, config.listen, log, {
       devMode: config.devMode,
       audit,
@@ -110,6 +135,10 @@ export async function startCore(config: CoreConfig, o: StartCoreOptions = {}): P
     const autoUnsealed =
       state === 'sealed' && provider ? keepUnsealing(root, config, abort.signal, log) : Promise.resolve(false);
     ticker = setInterval(() => {
+      keys
+        .tick()
+        .then((done) => done.length > 0 && log(`keys: ${done.join(', ')}`))
+        .catch((err: unknown) => log(`keys tick failed: ${err instanceof Error ? err.message : String(err)}`));
       if (root.state !== 'active') return;
       root
         .ivk()
@@ -127,6 +156,8 @@ export async function startCore(config: CoreConfig, o: StartCoreOptions = {}): P
       admin,
       audit,
       autoUnsealed,
+      keys,
+      bus,
       async close() {
         abort.abort();
         clearInterval(ticker);
@@ -135,6 +166,7 @@ export async function startCore(config: CoreConfig, o: StartCoreOptions = {}): P
         root.seal('shutdown');
         await admin?.close();
         await provider?.close();
+        await l1.close();
         await raw.close();
       },
     };
