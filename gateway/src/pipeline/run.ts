@@ -33,6 +33,20 @@ function isFinal(stage: Stage): boolean {
 }
 
 /**
+ * Once a response exists, the stages up to `respond` are skipped, except
+ * `response-transform`, which sees every response that is not an error (the
+ * upstream's answer, or a stage's early answer): decrypting fields on the way
+ * out must not depend on who produced the body. After an abort only the final
+ * stages run.
+ */
+function skips(stage: Stage, ctx: RequestContext): boolean {
+  if (isFinal(stage)) return false;
+  if (ctx.aborted) return true;
+  if (stage.name === 'response-transform') return !ctx.response || ctx.error !== undefined;
+  return ctx.response !== undefined;
+}
+
+/**
  * Runs `stages` from index `from` on `ctx`. Synchronous stages run without a
  * turn of the event loop, so an early answer (404, 413 by Content-Length) is
  * written before the adapter's handler returns.
@@ -45,7 +59,7 @@ export function runPipeline(
 ): Promise<void> | undefined {
   for (let i = from; i < stages.length; i++) {
     const stage = stages[i] as Stage;
-    if (!isFinal(stage) && (ctx.response || ctx.aborted)) continue;
+    if (skips(stage, ctx)) continue;
     let result: void | Promise<void>;
     try {
       result = stage.run(ctx);

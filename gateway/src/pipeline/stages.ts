@@ -5,8 +5,10 @@
  *   route → identify → limits → request-transform → upstream →
  *   response-transform → respond → record
  *
- * A stage may answer early by setting ctx.response; the stages after it up to
- * `respond` are then skipped, and `respond` and `record` always run. The two
+ * A stage may answer early by setting ctx.response (or throwing a KcmError);
+ * the stages after it up to `respond` are then skipped, except that
+ * `response-transform` still sees a response that is not an error (run.ts);
+ * `respond` and `record` always run. The two
  * transform stages are no-ops unless a hook is configured (the policy field
  * transform plugs in there); `upstream` calls the matched route's handler
  * (the direct API answers locally; a proxy route forwards upstream).

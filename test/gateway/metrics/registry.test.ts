@@ -1,0 +1,57 @@
+/** The Prometheus registry: exposition text, cumulative ADR-604 buckets, label escaping. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  ADR604_BUCKETS_SECONDS,
+  CallbackMetric,
+  Counter,
+  Histogram,
+  Registry,
+} from '../../../gateway/src/metrics/registry.ts';
+
+describe('metrics registry', () => {
+  it('renders counters, callback gauges and cumulative histograms', () => {
+    const r = new Registry();
+    const c = r.register(new Counter('req_total', 'Requests.', ['route']));
+    const h = r.register(new Histogram('lat_seconds', 'Latency.', ['route']));
+    r.register(new CallbackMetric('age_seconds', 'Age.', 'gauge', () => 12.5));
+    r.register(new CallbackMetric('absent', 'Not known.', 'gauge', () => undefined));
+    c.inc({ route: 'a"b\\c' });
+    c.inc({ route: 'a"b\\c' }, 2);
+    for (const v of [0.00005, 0.0001, 0.0003, 0.002, 0.02]) h.observe({ route: 'x' }, v);
+    const text = r.render();
+    assert.match(text, /^req_total\{route="a\\"b\\\\c"\} 3$/m);
+    assert.match(text, /^age_seconds 12\.5$/m);
+    assert.doesNotMatch(text, /absent/);
+    const buckets = [...text.matchAll(/^lat_seconds_bucket\{route="x",le="([^"]+)"\} (\d+)$/gm)].map((m) => [
+      m[1],
+      Number(m[2]),
+    ]);
+    assert.deepEqual(buckets, [
+      ['0.0001', 2],
+      ['0.00025', 2],
+      ['0.0005', 3],
+      ['0.001', 3],
+      ['0.0025', 4],
+      ['0.005', 4],
+      ['0.01', 4],
+      ['+Inf', 5],
+    ]);
+    assert.match(text, /^lat_seconds_count\{route="x"\} 5$/m);
+    assert.deepEqual(
+      ADR604_BUCKETS_SECONDS.map((s) => s * 1000),
+      [0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    );
+  });
+
+  it('refuses duplicate or malformed names, decreasing counters and missing labels', () => {
+    const r = new Registry();
+    r.register(new Counter('a', 'A.'));
+    assert.throws(() => r.register(new Counter('a', 'A.')));
+    assert.throws(() => r.register(new Counter('bad-name', 'B.')));
+    const c = new Counter('c', 'C.', ['x']);
+    assert.throws(() => c.inc({ x: '1' }, -1));
+    assert.throws(() => c.inc({}));
+    assert.throws(() => new Histogram('h', 'H.', [], [0.2, 0.1]));
+  });
+});
