@@ -8,6 +8,7 @@ import { auditCommand } from './commands/audit.ts';
 import { coreCommand } from './commands/core.ts';
 import { doctorCommand } from './commands/doctor.ts';
 import { operatorCommand } from './commands/operator.ts';
+import { pkiCommand } from './commands/pki.ts';
 import { versionCommand } from './commands/version.ts';
 
 export interface Command {
@@ -25,6 +26,7 @@ export const COMMANDS: readonly Command[] = [
   versionCommand,
   auditCommand,
   approvalCommand,
+  pkiCommand,
 ];
 
 export function helpText(): string {
