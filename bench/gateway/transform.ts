@@ -1,0 +1,213 @@
+/**
+ * Cost of the proxy's JSON field transform per document (issue 5: "2 KB JSON
+ * with 5 encrypted fields"), against the same run's baseline of what any
+ * JSON proxy pays: JSON.parse + JSON.stringify of the same body.
+ *
+ *   node --import tsx bench/gateway/transform.ts [--quick] [--rounds 7] [--docs 20000] [--json FILE]
+ *
+ * Contestants, each per document, interleaved round by round on the same
+ * bytes (native backend, one L3 key held by a StaticKeyProvider):
+ * - baseline: the body bytes → UTF-8 text → JSON.parse → JSON.stringify
+ * - checked parse: parseJsonBody (media type, size, UTF-8, depth) → JSON.stringify,
+ *   to separate the cost of the checks from the cost of the fields
+ * - encrypt request: parseJsonBody (media type, size, UTF-8, depth) →
+ *   encryptRequestFields (5 fields, one native call) → JSON.stringify
+ * - decrypt response: parseJsonBody → decryptResponseFields for a reader
+ *   (5 fields, one native call) → JSON.stringify
+ * - mask response: the same for a non-reader (masks, no crypto)
+ * Guard before timing: the encrypted body holds no plaintext field and
+ * decrypts back to the original. Prints a Markdown table; exits 0 unless the
+ * run itself fails (a report, not a test).
+ */
+import { writeFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { parseJsonBody } from '../../gateway/src/pipeline/json-body.ts';
+import { StaticKeyProvider } from '../../gateway/src/pipeline/key-provider.ts';
+import { decryptResponseFields, encryptRequestFields } from '../../gateway/src/pipeline/transform-json.ts';
+import { compilePolicy } from '../../gateway/src/policy/policy-schema.ts';
+import { cryptoFor } from '../../native/index.ts';
+import { machineFacts } from '../aead/machine.ts';
+
+function arg(name: string, dflt: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? (process.argv[i + 1] ?? dflt) : dflt;
+}
+
+const quick = process.argv.includes('--quick');
+const ROUNDS = Number(arg('rounds', quick ? '3' : '7'));
+const DOCS = Number(arg('docs', quick ? '3000' : '20000'));
+const JSON_TYPE = 'application/json';
+
+const FIELDS = ['$.card.number', '$.card.cvv', '$.customer.email', '$.customer.phone', '$.customer.taxId'];
+const rule = (select: string) => ({ select, field: select.slice(2) });
+const policy = {
+  id: 'bench',
+  key: 'orders',
+  defaults: { tenant: { from: 'cert' }, readers: { identities: ['reader'], others: 'mask' } },
+  routes: [
+    {
+      method: 'POST',
+      path: '/orders',
+      upstream: 'http://127.0.0.1:1',
+      request: FIELDS.map(rule),
+      response: FIELDS.map(rule),
+    },
+  ],
+};
+
+/** A ~2 KB order with the five selected string fields and unselected filler. */
+function sampleDocument(): string {
+  const doc = {
+    id: 'ord_01HZX3K9Q4',
+    status: 'pending',
+    card: { number: '4111 1111 1111 1111', cvv: '737', expiry: '12/29', brand: 'visa' },
+    customer: {
+      name: 'Ada Lovelace',
+      email: 'ada.lovelace@example.com',
+      phone: '+44 20 7946 0958',
+      taxId: 'GB123456789',
+      address: { line1: '12 Analytical Engine Way', city: 'London', postcode: 'N1 9GU', country: 'GB' },
+    },
+    items: [] as { sku: string; name: string; qty: number; price: number; tags: string[] }[],
+    notes: '',
+  };
+  let i = 0;
+  while (JSON.stringify(doc).length < 1900) {
+    doc.items.push({
+      sku: `SKU-${1000 + i}`,
+      name: `Item number ${i}`,
+      qty: (i % 4) + 1,
+      price: 9.99 + i,
+      tags: ['a', 'b'],
+    });
+    i++;
+  }
+  doc.notes = 'x'.repeat(Math.max(0, 2048 - JSON.stringify(doc).length));
+  return JSON.stringify(doc);
+}
+
+interface Row {
+  name: string;
+  /** Mean µs per document in each round. */
+  rounds: number[];
+  samples: number[];
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] as number;
+}
+
+function percentile(sorted: readonly number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] as number;
+}
+
+async function main(): Promise<void> {
+  const crypto = cryptoFor('native');
+  const keys = new StaticKeyProvider().add('acme', 'orders', 1, crypto.generateKey());
+  const [route] = compilePolicy('bench.routes.json', JSON.stringify(policy)).routes;
+  if (!route) throw new Error('no route');
+  const plainText = sampleDocument();
+  const plainBytes = Buffer.from(plainText);
+  const req = { route, tenant: 'acme', params: {}, keys };
+  const reader = { ...req, caller: { identity: 'reader', roles: [] } };
+  const stranger = { ...req, caller: { identity: 'other', roles: [] } };
+
+  // Guard: the request transform hides the fields and the response transform restores them.
+  const enc = parseJsonBody(plainBytes, JSON_TYPE, route.limits);
+  await encryptRequestFields(enc, req);
+  const encText = JSON.stringify(enc);
+  for (const v of ['4111 1111 1111 1111', 'ada.lovelace@example.com', 'GB123456789']) {
+    if (encText.includes(v)) throw new Error('guard: plaintext left in the encrypted body');
+  }
+  const back = parseJsonBody(Buffer.from(encText), JSON_TYPE, route.limits);
+  await decryptResponseFields(back, reader);
+  if (JSON.stringify(back) !== plainText) throw new Error('guard: round trip changed the document');
+  const encBytes = Buffer.from(encText);
+
+  const contestants: [string, () => Promise<void> | void][] = [
+    [
+      'baseline: UTF-8 decode + JSON.parse + JSON.stringify',
+      () => void JSON.stringify(JSON.parse(plainBytes.toString())),
+    ],
+    [
+      'checked parse (parseJsonBody) + stringify, no fields',
+      () => void JSON.stringify(parseJsonBody(plainBytes, JSON_TYPE, route.limits)),
+    ],
+    [
+      'encrypt request (parse + 5 fields + stringify)',
+      async () => {
+        const d = parseJsonBody(plainBytes, JSON_TYPE, route.limits);
+        await encryptRequestFields(d, req);
+        JSON.stringify(d);
+      },
+    ],
+    [
+      'decrypt response for a reader',
+      async () => {
+        const d = parseJsonBody(encBytes, JSON_TYPE, route.limits);
+        await decryptResponseFields(d, reader);
+        JSON.stringify(d);
+      },
+    ],
+    [
+      'mask response for a non-reader',
+      async () => {
+        const d = parseJsonBody(encBytes, JSON_TYPE, route.limits);
+        await decryptResponseFields(d, stranger);
+        JSON.stringify(d);
+      },
+    ],
+  ];
+  const rows: Row[] = contestants.map(([name]) => ({ name, rounds: [], samples: [] }));
+  for (const [, fn] of contestants) for (let i = 0; i < 500; i++) await fn();
+  for (let r = 0; r < ROUNDS; r++) {
+    process.stderr.write(`round ${r + 1}/${ROUNDS}\n`);
+    for (let c = 0; c < contestants.length; c++) {
+      const fn = (contestants[c] as [string, () => Promise<void> | void])[1];
+      const row = rows[c] as Row;
+      const t0 = performance.now();
+      for (let i = 0; i < DOCS; i++) {
+        const s = performance.now();
+        await fn();
+        if (i % 16 === 0) row.samples.push((performance.now() - s) * 1000);
+      }
+      row.rounds.push(((performance.now() - t0) * 1000) / DOCS);
+    }
+  }
+  const base = median((rows[0] as Row).rounds);
+  const facts = machineFacts();
+  const out = rows.map((row) => {
+    const sorted = [...row.samples].sort((a, b) => a - b);
+    return {
+      name: row.name,
+      meanUs: median(row.rounds),
+      p50Us: percentile(sorted, 0.5),
+      p99Us: percentile(sorted, 0.99),
+      ratio: median(row.rounds) / base,
+      rounds: row.rounds,
+    };
+  });
+  console.log(`# JSON field transform: ${plainBytes.length}-byte document, ${FIELDS.length} selected fields\n`);
+  console.log(
+    `${facts.cpuModel}, ${facts.nproc} CPUs, node ${facts.node}; ${ROUNDS} rounds × ${DOCS} documents, median of round means; p50/p99 from every 16th document.\n`,
+  );
+  console.log('| Contestant | µs/doc (median of rounds) | p50 µs | p99 µs | × baseline |');
+  console.log('|---|---:|---:|---:|---:|');
+  for (const o of out) {
+    console.log(
+      `| ${o.name} | ${o.meanUs.toFixed(2)} | ${o.p50Us.toFixed(2)} | ${o.p99Us.toFixed(2)} | ${o.ratio.toFixed(2)} |`,
+    );
+  }
+  const json = arg('json', '');
+  if (json)
+    writeFileSync(
+      json,
+      `${JSON.stringify({ machine: facts, bytes: plainBytes.length, fields: FIELDS.length, rows: out }, null, 2)}\n`,
+    );
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});
