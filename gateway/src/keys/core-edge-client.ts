@@ -157,6 +157,12 @@ export class CoreEdgeClient {
     }
   }
 
+  /** Leases (tenant, service) from the Core now, replacing the cached lease; same errors as lease(). */
+  refresh(tenant: string, service: string): Promise<CachedLease> {
+    if (this.#closed) return Promise.reject(new KcmError('core_unavailable', 'client closed'));
+    return this.#fetch(tenant, service, undefined);
+  }
+
   /** The active L3 version of (tenant, service); throws `tenant_suspended` (403) while suspended. */
   async encryptionKey(tenant: string, service: string): Promise<EncryptionKey> {
     const l = await this.lease(tenant, service);
