@@ -54,7 +54,7 @@ describe('L1 through AWS KMS', () => {
     assert.equal(gdk?.body.KeyId, keyB.arn);
     assert.equal((gdk?.body.EncryptionContext as Record<string, string>)['openkcm:tenant'], 'acme');
     const l2 = await f.store.getL2('acme', 1);
-    assert.ok(l2?.wrappedActive.length && l2.wrappedSovereign?.length);
+    assert.ok((l2?.wrappedActive.length ?? 0) > 0 && (l2?.wrappedSovereign?.length ?? 0) > 0);
     await f.keys.services.create('acme', 'orders');
     await f.restart();
     const d = server.countOf('Decrypt');
