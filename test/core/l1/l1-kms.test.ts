@@ -52,7 +52,11 @@ describe('L1 through AWS KMS', () => {
     assert.equal(server.countOf('GenerateDataKey'), n + 1);
     const gdk = server.requests.filter((r) => r.target === 'TrentService.GenerateDataKey').at(-1);
     assert.equal(gdk?.body.KeyId, keyB.arn);
-    assert.equal((gdk?.body.EncryptionContext as Record<string, string>)['openkcm:tenant'], 'acme');
+    assert.deepEqual(gdk?.body.EncryptionContext, {
+      'openkcm:cluster': f.root.status().clusterId,
+      'openkcm:region': 'eu-1',
+      'openkcm:tenant': 'acme',
+    });
     const l2 = await f.store.getL2('acme', 1);
     assert.ok((l2?.wrappedActive.length ?? 0) > 0 && (l2?.wrappedSovereign?.length ?? 0) > 0);
     await f.keys.services.create('acme', 'orders');
