@@ -109,8 +109,6 @@ export const ERRORS = {
   lease_refused: { status: 403, source: 'client', message: 'the edge may not lease keys of this tenant' },
   core_unavailable: { status: 503, source: 'keys', message: 'the Core cannot be reached and no valid key lease is cached' },
   // Gateway proxy: bodies, routes, selectors and field transforms (gateway/src/policy, gateway/src/pipeline).
-  unsupported_media_type: { status: 415, source: 'client', message: 'the body must be application/json (UTF-8)' },
-  body_too_large: { status: 413, source: 'client', message: 'the body exceeds the route limit' },
   json_malformed: { status: 400, source: 'client', message: 'the body is not valid JSON' },
   json_too_deep: { status: 400, source: 'client', message: 'the JSON body nests deeper than the route allows' },
   too_many_fields: { status: 413, source: 'client', message: 'the body selects more fields than the route allows' },
