@@ -9,6 +9,7 @@ import { coreCommand } from './commands/core.ts';
 import { doctorCommand } from './commands/doctor.ts';
 import { operatorCommand } from './commands/operator.ts';
 import { pkiCommand } from './commands/pki.ts';
+import { keyCommand, tenantCommand } from './commands/tenant.ts';
 import { versionCommand } from './commands/version.ts';
 
 export interface Command {
@@ -22,11 +23,13 @@ export interface Command {
 export const COMMANDS: readonly Command[] = [
   coreCommand,
   operatorCommand,
+  tenantCommand,
+  keyCommand,
+  approvalCommand,
+  auditCommand,
+  pkiCommand,
   doctorCommand,
   versionCommand,
-  auditCommand,
-  approvalCommand,
-  pkiCommand,
 ];
 
 export function helpText(): string {
