@@ -413,9 +413,24 @@ export class RootOfTrust {
     }
   }
 
+  readonly #onSeal: (() => void)[] = [];
+
+  /** Runs `hook` first thing in every `seal()` (key caches built on the IVK wipe themselves there); never throws out of seal. */
+  onSeal(hook: () => void): void {
+    this.#onSeal.push(hook);
+  }
+
   /** Destroys the MasterKey and every IVK in memory at once; the Core answers 503 until unsealed. */
   seal(reason = 'operator'): CoreStatus {
     const wasActive = this.#state === 'active';
+    // Keys below the IVK (L2/L3 caches) go first, at once (ADR-304 tier 1).
+    for (const hook of this.#onSeal) {
+      try {
+        hook();
+      } catch {
+        // A hook's failure cannot stop the seal.
+      }
+    }
     this.#ivk?.wipe();
     this.#ivk = null;
     this.#masterKey?.destroy();
