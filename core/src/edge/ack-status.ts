@@ -3,7 +3,8 @@
  * acked"): which known edges have acknowledged it, which have not, and which
  * are not concerned (not allowed the event's tenant, so never sent it).
  * Acks are high-water marks: an edge that acked seq N applied every event it
- * was sent up to N.
+ * was sent up to N, so it counts as acked whatever its tenants. An edge the
+ * access cannot judge (not connected since the Core started) is pending.
  */
 import { KcmError } from '../../../common/src/errors.ts';
 import type { WireEvent } from '../../../common/src/format/edge-wire.ts';
@@ -37,12 +38,12 @@ export async function edgeAckStatus(state: EdgeState, access: EdgeAccess, seq: n
   const out: EdgeAckStatus = { event: wireEvent(event), acked: [], pending: [], notConcerned: [] };
   const edges = [...(await state.store.listEdges())].sort((a, b) => (a.edgeId < b.edgeId ? -1 : 1));
   for (const e of edges) {
-    if (!access.mayLease(e.edgeId, event.tenant)) {
-      out.notConcerned.push(e.edgeId);
-      continue;
-    }
     const entry = { edgeId: e.edgeId, ackedSeq: e.ackedSeq, ackedAt: e.ackedAt, lastSeenAt: e.lastSeenAt };
-    (e.ackedSeq >= seq ? out.acked : out.pending).push(entry);
+    if (e.ackedSeq >= seq) out.acked.push(entry);
+    else if ((access.knows?.(e.edgeId) ?? true) && !access.mayLease(e.edgeId, event.tenant))
+      out.notConcerned.push(e.edgeId);
+    // Allowed the tenant, or not judgeable (not connected since start): shown as pending, never hidden.
+    else out.pending.push(entry);
   }
   return out;
 }

@@ -5,6 +5,7 @@
  * (401), and a tenant not explicitly allowed for the edge is refused (403).
  */
 import type { TLSSocket } from 'node:tls';
+import type { Authorizer } from '../../../common/src/authz/reloadable-authz.ts';
 import { KcmError } from '../../../common/src/errors.ts';
 import { isTenantId } from '../../../common/src/format/ids.ts';
 import { describeIdentity, type Identity } from '../../../common/src/tls/identity.ts';
@@ -15,6 +16,11 @@ export interface EdgeAccess {
   identify(socket: TLSSocket): string | null;
   /** True only when the edge may lease keys of the tenant and see its events. Deny by default. */
   mayLease(edgeId: string, tenant: string): boolean;
+  /**
+   * False when this access cannot judge `edgeId` (e.g. an identity-based policy
+   * and an edge not connected since the Core started); absent = always true.
+   */
+  knows?(edgeId: string): boolean;
 }
 
 /** The edge id of a certificate identity: its CN, else its first URI SAN, else its SHA-256 fingerprint. */
@@ -53,4 +59,30 @@ export function checkAllowList(list: unknown): Record<string, string[]> {
     }
   }
   return list as Record<string, string[]>;
+}
+
+/**
+ * Access from the shared authorization engine (common/src/authz): an edge may
+ * use a tenant when `authorize(identity, {action: 'lease', tenant})` allows
+ * it. The identity of each edge id is remembered from its latest connection
+ * (a policy may match by CN, URI SAN or fingerprint), so decisions for
+ * streamed events and ack status use the full identity; an edge id not seen
+ * since start is refused and reported as unknown (`knows` = false).
+ */
+export function authzEdgeAccess(authz: Authorizer): EdgeAccess {
+  const seen = new Map<string, Identity>();
+  return {
+    identify(socket) {
+      const who = peerIdentity(socket);
+      if (!who) return null;
+      const id = edgeIdOf(who);
+      seen.set(id, who);
+      return id;
+    },
+    mayLease(edgeId, tenant) {
+      const who = seen.get(edgeId);
+      return who ? authz.authorize(who, { action: 'lease', tenant }).allowed : false;
+    },
+    knows: (edgeId) => seen.has(edgeId),
+  };
 }

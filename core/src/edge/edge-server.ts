@@ -21,7 +21,7 @@ import {
   type ServerHttp2Session,
   type ServerHttp2Stream,
 } from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { AuditSink } from '../../../common/src/audit/audit-event.ts';
 import { KcmError } from '../../../common/src/errors.ts';
 import { EDGE_PATHS } from '../../../common/src/format/edge-wire.ts';
@@ -100,6 +100,12 @@ export async function startEdgeServer(o: EdgeServerOptions): Promise<EdgeServer>
   if (o.tls instanceof ReloadableTls) o.tls.attach(server);
   guardTlsServer(server, { log });
   const sessions = new Set<ServerHttp2Session>();
+  // Every socket, also those refused before they became an http2 session: close() must not wait on any.
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
   server.on('session', (s: ServerHttp2Session) => {
     sessions.add(s);
     s.once('close', () => sessions.delete(s));
@@ -122,6 +128,7 @@ export async function startEdgeServer(o: EdgeServerOptions): Promise<EdgeServer>
     close: async () => {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const s of sessions) s.destroy();
+      for (const s of sockets) s.destroy();
       await closed;
     },
   };

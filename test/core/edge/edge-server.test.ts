@@ -5,12 +5,15 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { AuthzEngine, parsePolicy, testPolicyDocument } from '../../../common/src/authz/index.ts';
 import { leaseKey, leaseWrapAad, sessionTransportKey } from '../../../common/src/crypto/lease-transport.ts';
 import type { KcmError } from '../../../common/src/errors.ts';
 import { parseWireLease } from '../../../common/src/format/edge-wire.ts';
+import { TEST_IDS } from '../../../common/src/pki/index.ts';
 import { MemoryAuditSink } from '../../../core/src/audit/audit-sink.ts';
+import { authzEdgeAccess } from '../../../core/src/edge/edge-access.ts';
 import { CoreEdgeClient } from '../../../gateway/src/keys/core-edge-client.ts';
-import { type EdgeEnv, h2Connect, h2Json, makeEdgeEnv } from './edge-fixtures.ts';
+import { type EdgeEnv, h2Connect, h2Json, makeEdgeEnv, testPki } from './edge-fixtures.ts';
 
 describe('edge API over mTLS', () => {
   let env: EdgeEnv;
@@ -184,5 +187,34 @@ describe('edge API over mTLS', () => {
       s.close();
     }
     assert.deepEqual(env.source.reported, [{ tenant: 'tenant-a', service: 'orders', version: 2, count: 7 }]);
+  });
+});
+
+describe('edge API with the shared authorization engine (test policy)', () => {
+  let env: EdgeEnv;
+  before(async () => {
+    const pki = testPki();
+    env = await makeEdgeEnv({ access: authzEdgeAccess(new AuthzEngine(parsePolicy(testPolicyDocument(pki), 'test'))) });
+    env.source.add(TEST_IDS.tenantA, 'orders', 1);
+    env.source.add(TEST_IDS.tenantB, 'orders', 1);
+  });
+  after(() => env.cleanup());
+
+  it('edge-a (matched by URI SAN) leases tenant A, is refused tenant B; edge-b (by fingerprint) the reverse', async () => {
+    const a = await h2Connect(env.server.url, env.pki.ca.certPem, env.pki.edgeA);
+    const b = await h2Connect(env.server.url, env.pki.ca.certPem, env.pki.edgeB);
+    try {
+      const lease = (s: typeof a, tenant: string) => h2Json(s, 'POST', '/v1/edge/lease', { tenant, service: 'orders' });
+      assert.equal((await lease(a, TEST_IDS.tenantA)).status, 200);
+      assert.equal((await lease(a, TEST_IDS.tenantB)).status, 403);
+      assert.equal((await lease(b, TEST_IDS.tenantB)).status, 200);
+      assert.equal((await lease(b, TEST_IDS.tenantA)).status, 403);
+      const op = await h2Connect(env.server.url, env.pki.ca.certPem, env.pki.operator);
+      assert.equal((await lease(op, TEST_IDS.tenantA)).status, 403, 'an operator is not an edge');
+      op.close();
+    } finally {
+      a.close();
+      b.close();
+    }
   });
 });
