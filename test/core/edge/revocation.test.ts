@@ -52,7 +52,9 @@ describe('tenant revocation through the edge API (real key hierarchy)', () => {
       ...Array.from({ length: 4 }, () => make(core.pki.edgeB)),
     ];
     const acme = await Promise.all(edges.map((c) => c.encryptionKey('acme', 'orders')));
-    const globex = await edges[0]!.encryptionKey('globex', 'orders');
+    const [first] = edges;
+    assert.ok(first);
+    const globex = await first.encryptionKey('globex', 'orders');
     for (const c of edges) c.start();
     await until(() => edges.every((c) => c.subscribed), 3000, 'subscriptions');
 

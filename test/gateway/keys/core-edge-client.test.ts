@@ -131,7 +131,9 @@ describe('CoreEdgeClient', () => {
       keys.every((k) => k.key.info().destroyed),
       'every handle destroyed',
     );
-    await assert.rejects(many[0]!.encryptionKey('tenant-a', 'orders'), { code: 'tenant_revoked' });
+    const [one] = many;
+    assert.ok(one);
+    await assert.rejects(one.encryptionKey('tenant-a', 'orders'), { code: 'tenant_revoked' });
     const status = await env.server.ackStatus(e.seq);
     assert.deepEqual(
       status.acked.map((a) => a.edgeId),
