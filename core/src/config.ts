@@ -16,7 +16,9 @@
  *     "tickMs": 60000,
  *     "l1Providers": { "<name>": { "type": "awskms" | "pkcs11" | "dev", … } },
  *     "keys": { "l2CacheMax", "l3CacheMax", "service": { "rotatePeriodMs", "encryptionBudget", "expiredRetentionMs" }, "rotationBatch", "l1ProbeMs", "l1ProbeBatch" },
- *     "auditLog": "./data/audit.jsonl"
+ *     "auditLog": "./data/audit.jsonl",
+ *     "audit": { "keyFile", "checkpointEvery", "checkpointIntervalMs", "fsync", "otlpUrl" },
+ *     "alerts": { "webhookUrl", "perMinute" }
  *   }
  *
  * Environment: KCM_DEV=1, KCM_REGION, KCM_DATA_DIR, KCM_LISTEN=host:port,
@@ -27,6 +29,8 @@ import { join, resolve } from 'node:path';
 import { KcmError } from '../../common/src/errors.ts';
 import { isKeyId } from '../../common/src/format/ids.ts';
 import type { AdminListenConfig } from './api/admin-server.ts';
+import { type AuditSettings, auditSettings } from './audit/audit-settings.ts';
+import { type EdgeConfig, edgeConfig } from './edge/edge-config.ts';
 import { type IvkPolicy, ivkPolicy } from './ivk/ivk-policy.ts';
 import { type KeyHierarchyConfig, keyHierarchyConfig } from './keys/l3/key-settings.ts';
 import { l1ProvidersConfig } from './l1/l1-registry.ts';
@@ -49,8 +53,12 @@ export interface CoreConfig {
   /** Key hierarchy settings (core/src/keys/l3/key-settings.ts). */
   keys?: KeyHierarchyConfig;
   auditLog: string;
+  /** Audit signing key, checkpoints, OTLP export and alert webhook (core/src/audit/audit-settings.ts). */
+  audit?: AuditSettings;
   /** Identity → role/tenant policy (policies/README.md); required when the admin API uses TLS. */
   authzPolicy?: string;
+  /** The edge API (core/src/edge/edge-config.ts); absent = not served. */
+  edge?: EdgeConfig;
 }
 
 type Json = Record<string, unknown>;
@@ -150,7 +158,9 @@ export function coreConfig(file: Json = {}, env: NodeJS.ProcessEnv = process.env
     l1Providers: l1ProvidersConfig(file.l1Providers, devMode),
     keys: keyHierarchyConfig(file.keys),
     auditLog: resolve(typeof file.auditLog === 'string' ? file.auditLog : join(dataDir, 'audit.jsonl')),
+    audit: auditSettings(file.audit, file.alerts, env),
     ...authzPolicy(file.authzPolicy, env),
+    ...(file.edge === undefined ? {} : { edge: edgeConfig(file.edge) as EdgeConfig }),
   };
 }
 

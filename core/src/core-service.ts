@@ -8,13 +8,14 @@
 import { defaultCrypto } from '../../native/index.ts';
 import { loadNative } from '../../native/ts/load.ts';
 import { type AdminServer, startAdminServer } from './api/admin-server.ts';
-import { type AuditSink, JsonlAuditSink } from './audit/audit-sink.ts';
+import type { AuditSink } from './audit/audit-sink.ts';
+import { type CoreAudit, openCoreAudit } from './audit/open-core-audit.ts';
 import type { CoreConfig } from './config.ts';
+import type { EdgeServer } from './edge/edge-server.ts';
+import { startConfiguredEdge } from './edge/start-edge.ts';
 import { KeyEventBus } from './events/key-event-bus.ts';
 import { L1Registry } from './l1/l1-registry.ts';
 import { RootOfTrust } from './root/root-of-trust.ts';
-import { KeyEventBus } from './events/key-event-bus.ts';
-import { L1Registry } from './l1/l1-registry.ts';
 import { DeferredSealProvider } from './seal/deferred-provider.ts';
 import { openSealProvider } from './seal/open-seal-provider.ts';
 import type { SealProvider } from './seal/seal-provider.ts';
@@ -22,7 +23,6 @@ import { IntegrityStore } from './store/integrity-store.ts';
 import { openStore } from './store/open-store.ts';
 import { KeyHierarchy } from './tenants/key-hierarchy.ts';
 
-import { KeyHierarchy } from './tenants/key-hierarchy.ts';
 export interface CoreService {
   root: RootOfTrust;
   admin: AdminServer;
@@ -33,11 +33,9 @@ export interface CoreService {
   keys: KeyHierarchy;
   /** Key events (revocations, rotations) for the edge API, after their transaction commits. */
   bus: KeyEventBus;
+  /** The edge API (config `edge`), null when not configured; `edge.ackStatus(seq)` is the operator's ack view. */
+  edge: EdgeServer | null;
   close(): Promise<void>;
-  /** Tenants, L1 links, L3 service keys, leases (core/src/tenants/key-hierarchy.ts); throws `sealed` until unsealed. */
-  keys: KeyHierarchy;
-  /** Key events (revocations, rotations) for the edge API, after their transaction commits. */
-  bus: KeyEventBus;
 }
 
 export interface StartCoreOptions {
@@ -52,7 +50,9 @@ export async function startCore(config: CoreConfig, o: StartCoreOptions = {}): P
   if (!hardened?.coreDumpsDisabled) log('WARNING: core dumps could not be disabled (native module unavailable)');
   if (config.devMode) log('WARNING: development mode: insecure settings are allowed; never use it in production');
   const crypto = defaultCrypto();
-  const audit = o.audit ?? new JsonlAuditSink(config.auditLog);
+  // The tamper-evident log (docs/audit.md) unless the caller brings its own sink.
+  const coreAudit: CoreAudit | null = o.audit ? null : openCoreAudit(config, log);
+  const audit = o.audit ?? (coreAudit as CoreAudit).sink;
   const raw = await openStore(config.store);
   const store = new IntegrityStore(raw, (e) => {
     log(`integrity check failed: ${e.table} ${e.id}`);
@@ -65,6 +65,7 @@ export async function startCore(config: CoreConfig, o: StartCoreOptions = {}): P
   });
   let provider: SealProvider | null = null;
   let admin: AdminServer | undefined;
+  let edge: EdgeServer | null = null;
   let ticker: NodeJS.Timeout | undefined;
   const abort = new AbortController();
   try {
@@ -110,28 +111,14 @@ export async function startCore(config: CoreConfig, o: StartCoreOptions = {}): P
     admin = await startAdminServer(root, config.listen, log, {
       devMode: config.devMode,
       audit,
-    const bus = new KeyEventBus();
-    const l1 = new L1Registry(config.l1Providers ?? {}, { devMode: config.devMode });
-    const keys = new KeyHierarchy({
-      crypto,
-      store,
-      root,
-      l1,
-      bus,
-      audit,
-      ...(o.now ? { now: o.now } : {}),
-      ...(config.keys ? { config: config.keys } : {}),
-    });
-    // Sealing wipes the MasterKey and IVKs; the L2/L3 caches go with them, at once (ADR-304 tier 1).
-    const sealRoot = root.seal.bind(root);
-    root.seal = (reason?: string) => {
-      keys.wipe();
-      return sealRoot(reason);
-    };
       reloadOnSighup: true,
       ...(config.authzPolicy ? { authzPolicy: config.authzPolicy } : {}),
     });
     log(`admin API on ${admin.url}; state ${state}`);
+    if (config.edge) {
+      edge = await startConfiguredEdge(config.edge, config.authzPolicy, { crypto, source: keys, bus, store, audit, log });
+      log(`edge API on ${edge.url}`);
+    }
     const autoUnsealed =
       state === 'sealed' && provider ? keepUnsealing(root, config, abort.signal, log) : Promise.resolve(false);
     ticker = setInterval(() => {
@@ -142,10 +129,6 @@ export async function startCore(config: CoreConfig, o: StartCoreOptions = {}): P
       if (root.state !== 'active') return;
       root
         .ivk()
-      keys
-        .tick()
-        .then((done) => done.length > 0 && log(`keys: ${done.join(', ')}`))
-        .catch((err: unknown) => log(`keys tick failed: ${err instanceof Error ? err.message : String(err)}`));
         .tick()
         .then((done) => done.length > 0 && log(`ivk: ${done.join(', ')}`))
         .catch((err: unknown) => log(`ivk tick failed: ${err instanceof Error ? err.message : String(err)}`));
@@ -158,26 +141,28 @@ export async function startCore(config: CoreConfig, o: StartCoreOptions = {}): P
       autoUnsealed,
       keys,
       bus,
+      edge,
       async close() {
         abort.abort();
         clearInterval(ticker);
-      keys,
-      bus,
+        await edge?.close();
         root.seal('shutdown');
         await admin?.close();
         await provider?.close();
         await l1.close();
         await raw.close();
+        await coreAudit?.close();
       },
     };
-        await l1.close();
     return service;
   } catch (err) {
     abort.abort();
     clearInterval(ticker);
+    await edge?.close().catch(() => {});
     await admin?.close();
     await provider?.close().catch(() => {});
     await raw.close().catch(() => {});
+    await coreAudit?.close().catch(() => {});
     throw err;
   }
 }

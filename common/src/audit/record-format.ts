@@ -68,18 +68,30 @@ function bad(detail: string): never {
   throw new KcmError('audit_invalid_record', detail);
 }
 
+/**
+ * A free-text field: control characters become spaces and a value over its
+ * limit is cut to it (ending in `…`), so a long certificate subject cannot
+ * fail the operation it describes. Non-strings are refused.
+ */
 function text(field: keyof typeof FIELD_LIMITS, v: unknown): string | undefined {
   if (v === undefined || v === '') return undefined;
-  if (typeof v !== 'string' || v.length > FIELD_LIMITS[field] || !isPrintable(v))
-    bad(`${field} must be at most ${FIELD_LIMITS[field]} printable characters`);
-  if (field === 'correlationId' && !CORRELATION_ID.test(v)) bad('correlationId must be 1-64 of A-Z a-z 0-9 . _ : -');
-  return v;
+  if (typeof v !== 'string') bad(`${field} must be a string`);
+  if (field === 'correlationId') {
+    if (!CORRELATION_ID.test(v)) bad('correlationId must be 1-64 of A-Z a-z 0-9 . _ : -');
+    return v;
+  }
+  let out = isPrintable(v) ? v : [...v].map((ch) => (isPrintable(ch) ? ch : ' ')).join('');
+  const max = FIELD_LIMITS[field];
+  if (out.length > max) out = `${out.slice(0, max - 1)}…`;
+  return out;
 }
 
 /**
- * Copies only the known fields of `e`, validated (docs/audit.md "Fields").
- * Empty optional strings are dropped. Throws KcmError `audit_invalid_record`
- * naming the field (never its value) when a field is missing, malformed or too long.
+ * Copies only the known fields of `e`, validated (docs/audit.md "Fields"):
+ * action, outcome, tenant and correlation id must match their syntax; actor,
+ * resource and reason are cleaned and bounded (see `text`). Empty optional
+ * strings are dropped. Throws KcmError `audit_invalid_record` naming the
+ * field (never its value) when a field is missing or malformed.
  */
 export function eventFields(e: AuditEvent): AuditEvent {
   if (typeof e.action !== 'string' || !ACTION.test(e.action)) bad('action must be 1-64 of a-z 0-9 . _ -');

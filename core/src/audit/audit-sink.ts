@@ -1,29 +1,19 @@
 /**
- * Where the Core reports what it did (ADR-901). This is the narrow interface
- * the root of trust needs; the tamper-evident log with signed checkpoints
- * (security-plane issue) implements it too. A record is written before the
- * result it describes is released; a sink that cannot write throws, and the
- * caller fails the operation (fail closed). Records never hold key material,
- * share values or plaintext.
+ * Where the Core reports what it did (ADR-901). The interface lives in
+ * common/src/audit/audit-event.ts; the tamper-evident implementation is
+ * AuditLog (common/src/audit/audit-log.ts), opened for the Core by
+ * open-core-audit.ts. A record is written before the result it describes is
+ * released; a sink that cannot write throws, and the caller fails the
+ * operation (fail closed). Records never hold key material, share values or
+ * plaintext.
  */
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import type { AuditEvent, AuditSink } from '../../../common/src/audit/audit-event.ts';
 
-export interface AuditEvent {
-  action: string;
-  outcome: 'success' | 'failure';
-  actor?: string;
-  resource?: string;
-  tenant?: string;
-  correlationId?: string;
-  reason?: string;
-}
+export type { AuditEvent, AuditSink };
 
-export interface AuditSink {
-  record(e: AuditEvent): void;
-}
-
-/** Appends one JSON line per event, synchronously (durable before the caller goes on). */
+/** Appends one plain JSON line per event, synchronously; no chain or signatures (tests and tools only). */
 export class JsonlAuditSink implements AuditSink {
   constructor(readonly path: string) {
     mkdirSync(dirname(path), { recursive: true });
