@@ -17,13 +17,30 @@ export async function readStreamJson(
   limit = EDGE_MAX_BODY_BYTES,
 ): Promise<Record<string, unknown>> {
   if (Number(contentLength ?? 0) > limit) throw new KcmError('plaintext_too_large', `body over ${limit} bytes`);
+  // Plain events, not `for await`: the async iterator costs ~0.1 ms per request on this path.
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of stream) {
-    size += (chunk as Buffer).length;
-    if (size > limit) throw new KcmError('plaintext_too_large', `body over ${limit} bytes`);
-    chunks.push(chunk as Buffer);
-  }
+  await new Promise<void>((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        stream.off('data', onData);
+        reject(new KcmError('plaintext_too_large', `body over ${limit} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    let ended = false;
+    stream.on('data', onData);
+    stream.once('end', () => {
+      ended = true;
+      resolve();
+    });
+    stream.once('error', reject);
+    stream.once('close', () => {
+      if (!ended) reject(new KcmError('bad_request', 'request stream closed before its end'));
+    });
+  });
   if (size === 0) return {};
   let value: unknown;
   try {

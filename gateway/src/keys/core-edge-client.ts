@@ -199,9 +199,11 @@ export class CoreEdgeClient {
     this.#closed = true;
     this.#usage.stop();
     await this.#usage.flush().catch(() => {});
-    await this.#events.stop();
-    this.#maps.clear();
+    // Close the session while the subscription stops: a stream opening at this moment ends with it.
+    const stopped = this.#events.stop();
     this.#session.close();
+    await stopped;
+    this.#maps.clear();
   }
 
   #refreshSoon(tenant: string, service: string, now: number): void {

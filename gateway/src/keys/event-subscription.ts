@@ -104,6 +104,10 @@ export class EventSubscription {
       ':method': 'GET',
       ':path': `${EDGE_PATHS.events}?after=${this.#lastSeq}`,
     });
+    if (this.#stopped) {
+      stream.close();
+      return false;
+    }
     this.#stream = stream;
     return new Promise<boolean>((resolve) => {
       let opened = false;
