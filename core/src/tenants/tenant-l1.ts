@@ -17,6 +17,7 @@
 import { KcmError } from '../../../common/src/errors.ts';
 import { assertTenantId } from '../../../common/src/format/ids.ts';
 import type { KeyHandle } from '../../../native/index.ts';
+import type { IvkManager } from '../ivk/ivk-manager.ts';
 import { isL1Failure } from '../l1/l1-errors.ts';
 import { createSovereignBinding, l1Context, openSovereignBinding } from '../l1/sovereign-binding.ts';
 import type { KeyMode, L1Ref, TenantRecord } from '../store/records.ts';
@@ -86,7 +87,20 @@ export class TenantL1 {
       bindings.set(r.version, { handle, sovereign });
     }
     const now = this.c.d.now();
-    await this.c.d.store.transaction(async (tx) => {
+    // The cached tenant record (keyMode, l1) is dropped after the commit, whatever its outcome.
+    await this.#rebindTx(id, keyMode, l1, ivk, bindings, now).finally(() => this.c.meta.invalidateTenant(id, false));
+    return tenantInfo((await this.c.tenantRecord(id, true)) as TenantRecord);
+  }
+
+  #rebindTx(
+    id: string,
+    keyMode: KeyMode,
+    l1: L1Ref | null,
+    ivk: IvkManager,
+    bindings: Map<number, { handle: KeyHandle; sovereign: Buffer | null }>,
+    now: number,
+  ): Promise<void> {
+    return this.c.d.store.transaction(async (tx) => {
       const cur = await tx.getTenant(id);
       if (!cur || cur.state === 'REVOKED') throw new KcmError('tenant_revoked', id);
       const { mac: _m, ...rest } = cur;
@@ -109,7 +123,6 @@ export class TenantL1 {
         });
       }
     });
-    return tenantInfo((await this.c.d.store.getTenant(id)) as TenantRecord);
   }
 
   /**

@@ -94,19 +94,19 @@ export class TenantService {
         });
       });
       this.c.revoked.delete(id);
+      this.c.meta.invalidateTenant(id);
       this.c.l2Cache.set(l2Name(id, 1), l2);
-      return tenantInfo((await this.c.d.store.getTenant(id)) as TenantRecord);
+      return tenantInfo((await this.c.tenantRecord(id, true)) as TenantRecord);
     } catch (err) {
       l2.destroy();
       throw err;
     }
   }
 
-  /** The tenant; throws `invalid_tenant_id`, `tenant_not_found`, `sealed`. */
+  /** The tenant as stored now (not the cached copy); throws `invalid_tenant_id`, `tenant_not_found`, `sealed`. */
   async get(id: string): Promise<TenantInfo> {
     assertTenantId(id);
-    this.c.ivk();
-    const t = await this.c.d.store.getTenant(id);
+    const t = await this.c.tenantRecord(id, true);
     if (!t) throw new KcmError('tenant_not_found', id);
     return tenantInfo(t);
   }
@@ -214,11 +214,18 @@ export class TenantService {
     }
   }
 
-  /** The tenant record if it may decrypt now; throws `tenant_not_found`, `tenant_revoked`, `tenant_grace_ended`. */
-  async usable(id: string): Promise<{ t: TenantRecord; canEncrypt: boolean }> {
+  /**
+   * The tenant record if it may decrypt now; throws `tenant_not_found`,
+   * `tenant_revoked`, `tenant_grace_ended`, `sealed`. The record comes from
+   * the metadata cache (at most `keys.metadataCacheMs` old; this Core's own
+   * writes invalidate it) unless `fresh` (write paths); the state rules are
+   * evaluated against `now` on every call. Tenants revoked by this process
+   * are refused before any cache.
+   */
+  async usable(id: string, fresh = false): Promise<{ t: TenantRecord; canEncrypt: boolean }> {
     assertTenantId(id);
     if (this.c.revoked.has(id)) throw new KcmError('tenant_revoked', id);
-    const t = await this.c.d.store.getTenant(id);
+    const t = await this.c.tenantRecord(id, fresh);
     const { canEncrypt } = usableTenant(t, id, this.c.d.now());
     return { t: t as TenantRecord, canEncrypt };
   }

@@ -12,8 +12,11 @@ import { type TenantInfo, tenantInfo } from './tenant-state.ts';
 
 /**
  * Applies `mutate` to the stored tenant `id` (null = nothing to change) and
- * writes what follows from it. Returns the tenant as stored afterwards.
- * Throws `tenant_not_found`, whatever `mutate` throws, store errors.
+ * writes what follows from it. The tenant's cached metadata (its record and
+ * every service entry) is dropped after the transaction, whatever its
+ * outcome, before the bus is told or the result returned. Returns the
+ * tenant as stored afterwards. Throws `tenant_not_found`, whatever `mutate`
+ * throws, store errors.
  */
 export async function writeTenant(
   c: HierarchyContext,
@@ -22,7 +25,19 @@ export async function writeTenant(
   mutate: (t: Unsigned<TenantRecord>) => Unsigned<TenantRecord> | null,
 ): Promise<TenantInfo> {
   const now = c.d.now();
-  const [stored, events] = await c.d.store.transaction(async (tx) => {
+  const [stored, events] = await writeTx(c, id, event, mutate, now).finally(() => c.meta.invalidateTenant(id));
+  c.notify(events);
+  return tenantInfo(stored);
+}
+
+function writeTx(
+  c: HierarchyContext,
+  id: string,
+  event: KeyEventType,
+  mutate: (t: Unsigned<TenantRecord>) => Unsigned<TenantRecord> | null,
+  now: number,
+) {
+  return c.d.store.transaction(async (tx) => {
     const cur = await tx.getTenant(id);
     if (!cur) throw new KcmError('tenant_not_found', id);
     const { mac: _m, ...rest } = cur;
@@ -45,6 +60,4 @@ export async function writeTenant(
     const e = await tx.appendEvent({ type: event, tenant: id, service: null, version: null, createdAt: now });
     return [{ ...next, mac: Buffer.alloc(0) }, [e]] as const;
   });
-  c.notify(events);
-  return tenantInfo(stored);
 }

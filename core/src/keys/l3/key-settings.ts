@@ -21,6 +21,12 @@ export interface KeyHierarchyConfig {
   l1ProbeMs: number;
   /** L1 probes per tick at most. */
   l1ProbeBatch: number;
+  /**
+   * How long a tenant record and a service's settings and versions are served
+   * from memory (ms, 0 = never cached). Changes made by this Core apply at
+   * once; this bounds how long one made by another replica may go unseen.
+   */
+  metadataCacheMs: number;
 }
 
 /** Per service key (ADR-601). */
@@ -47,6 +53,7 @@ export const DEFAULT_KEY_HIERARCHY_CONFIG: KeyHierarchyConfig = {
   rotationBatch: 100,
   l1ProbeMs: 5 * 60_000,
   l1ProbeBatch: 50,
+  metadataCacheMs: 1000,
 };
 
 /** Forced rotation point of a budget: 90 % of it (at least one encryption before it). */
@@ -121,5 +128,6 @@ export function keyHierarchyConfig(v: unknown): KeyHierarchyConfig {
     rotationBatch: int(o.rotationBatch, 'keys.rotationBatch', 1, 10_000, d.rotationBatch, 'invalid_config'),
     l1ProbeMs: int(o.l1ProbeMs, 'keys.l1ProbeMs', 0, 30 * DAY, d.l1ProbeMs, 'invalid_config'),
     l1ProbeBatch: int(o.l1ProbeBatch, 'keys.l1ProbeBatch', 1, 10_000, d.l1ProbeBatch, 'invalid_config'),
+    metadataCacheMs: int(o.metadataCacheMs, 'keys.metadataCacheMs', 0, 60_000, d.metadataCacheMs, 'invalid_config'),
   };
 }

@@ -2,9 +2,14 @@
  * The L3LeaseSource the edge API calls (ADR-602): the key set of one
  * (tenant, service) for an edge, and the encryption counts edges report.
  *
- * Lazy: a lease reads the tenant, the service and its versions from the store
- * (so a revocation by another replica, or before a restart, is honoured) and
- * unwraps only what is not cached. A suspended tenant gets no active key
+ * Lazy and store-free when warm: the tenant record, the service and its
+ * versions come from the metadata cache (HierarchyContext.tenantRecord /
+ * serviceMeta: every change made by this Core drops them before it returns;
+ * a change by another replica sharing the database is seen within
+ * `keys.metadataCacheMs`), a tenant revoked by this process is refused
+ * before any cache, and only keys not in the handle cache are unwrapped.
+ * Time rules (grace end, retention) are evaluated against `now` on every
+ * call. A suspended tenant gets no active key
  * (encryption refused) but its decrypt-only versions, the ACTIVE one
  * included, until its grace ends. The edge API authorises the edge first;
  * every lease is audited with the edge as actor.
@@ -12,6 +17,7 @@
 import { KcmError } from '../../../../common/src/errors.ts';
 import { assertKeyId, assertKeyVersion, isKeyVersion } from '../../../../common/src/format/ids.ts';
 import type { HierarchyContext, OpCtx } from '../../tenants/hierarchy-context.ts';
+import type { ServiceMeta } from '../../tenants/metadata-cache.ts';
 import type { TenantService } from '../../tenants/tenant-service.ts';
 import type { L3LeaseSet, L3LeaseSource, LeasedL3Version } from '../l3-lease-source.ts';
 import { forcedRotationAt } from './key-settings.ts';
@@ -59,17 +65,19 @@ export class L3Lease implements L3LeaseSource {
     }
     this.c.ivk();
     const { t, canEncrypt } = await this.tenants.usable(tenant);
-    const store = this.c.d.store;
-    const svc = await store.getL3Service(tenant, service);
-    if (!svc) throw new KcmError('key_not_found', `${tenant}/${service}`);
-    let versions = await store.listL3(tenant, service);
-    if (canEncrypt && !versions.some((v) => v.state === 'ACTIVE') && versions.some((v) => v.state === 'PENDING')) {
+    let meta = await this.c.serviceMeta(tenant, service);
+    if (!meta) throw new KcmError('key_not_found', `${tenant}/${service}`);
+    const stuck = (m: ServiceMeta) =>
+      !m.versions.some((v) => v.state === 'ACTIVE') && m.versions.some((v) => v.state === 'PENDING');
+    if (canEncrypt && stuck(meta)) {
       // A rotation died between PENDING and ACTIVE: finish it.
       await this.rotation
         .exclusive(tenant, service, () => this.rotation.rotateNow(tenant, service, 'recover', ctx))
         .catch(() => undefined);
-      versions = await store.listL3(tenant, service);
+      meta = await this.c.serviceMeta(tenant, service, true);
+      if (!meta) throw new KcmError('key_not_found', `${tenant}/${service}`);
     }
+    const { svc, versions } = meta;
     const now = this.c.d.now();
     const activeRow = versions.find((v) => v.state === 'ACTIVE');
     const active: LeasedL3Version | null =
@@ -97,7 +105,9 @@ export class L3Lease implements L3LeaseSource {
   }
 
   /**
-   * Adds `count` edge-reported encryptions to `version`; when the ACTIVE
+   * Adds `count` edge-reported encryptions to `version` (and drops the
+   * service's cached metadata, so the next lease's activeBudgetLeft counts
+   * them); when the ACTIVE
    * version reaches 90 % of the service's budget it is rotated before this
    * resolves (edges stop at the budget itself: activeBudgetLeft). Throws
    * `invalid_key_version`, `bad_request` (count not 1..2^32), `key_not_found`,
@@ -115,16 +125,18 @@ export class L3Lease implements L3LeaseSource {
     if (!Number.isSafeInteger(count) || count < 1 || count > 2 ** 32)
       throw new KcmError('bad_request', 'count must be 1..2^32');
     await this.rotation.exclusive(tenant, service, async () => {
-      const { canEncrypt } = await this.tenants.usable(tenant);
-      const [row, svc] = await this.c.d.store.transaction(async (tx) => {
-        const r = await tx.getL3(tenant, service, version);
-        const s = await tx.getL3Service(tenant, service);
-        if (!r || !s) throw new KcmError('key_not_found', `${tenant}/${service} v${version}`);
-        const { mac: _m, ...rest } = r;
-        const next = { ...rest, encryptions: r.encryptions + count };
-        await tx.updateL3(next);
-        return [next, s] as const;
-      });
+      const { canEncrypt } = await this.tenants.usable(tenant, true);
+      const [row, svc] = await this.c.d.store
+        .transaction(async (tx) => {
+          const r = await tx.getL3(tenant, service, version);
+          const s = await tx.getL3Service(tenant, service);
+          if (!r || !s) throw new KcmError('key_not_found', `${tenant}/${service} v${version}`);
+          const { mac: _m, ...rest } = r;
+          const next = { ...rest, encryptions: r.encryptions + count };
+          await tx.updateL3(next);
+          return [next, s] as const;
+        })
+        .finally(() => this.c.meta.invalidateService(tenant, service));
       if (canEncrypt && row.state === 'ACTIVE' && row.encryptions >= forcedRotationAt(svc.encryptionBudget)) {
         await this.rotation.rotateNow(tenant, service, 'budget', { ...ctx, actor: ctx.actor ?? 'system' });
       }

@@ -9,8 +9,11 @@
  *   3. after the commit the new handle enters the cache and the bus is told.
  * A crash between 1 and 2 leaves a PENDING row: the next rotation (or the
  * first lease that finds no ACTIVE version) promotes it instead of making
- * another. Leases read the store and see the old ACTIVE version until step 2
- * commits; writes to one service are serialised (HierarchyContext.exclusive).
+ * another. Leases see the old ACTIVE version until step 2 commits; after
+ * each transaction the service's cached metadata is dropped (before the bus
+ * is told), so the next lease reads the new state. Writes to one service are
+ * serialised (HierarchyContext.exclusive); rotations read the store, never
+ * the metadata cache.
  */
 import { KcmError } from '../../../../common/src/errors.ts';
 import type { KeyHandle } from '../../../../native/index.ts';
@@ -66,7 +69,7 @@ export class L3Rotation {
     create?: Unsigned<L3ServiceRecord>,
   ): Promise<L3Info> {
     this.c.ivk();
-    const { t, canEncrypt } = await this.tenants.usable(tenant);
+    const { t, canEncrypt } = await this.tenants.usable(tenant, true);
     if (!canEncrypt) throw new KcmError('tenant_suspended', tenant);
     const svc = create ? undefined : await this.c.d.store.getL3Service(tenant, service);
     if (!create && !svc) throw new KcmError('key_not_found', `${tenant}/${service}`);
@@ -78,7 +81,9 @@ export class L3Rotation {
       [pending, fresh] = await this.#insertPending(t, service, next, create);
     }
     try {
-      const { active, events, revoked } = await this.#promote(tenant, service, pending.version);
+      const { active, events, revoked } = await this.#promote(tenant, service, pending.version).finally(() =>
+        this.c.meta.invalidateService(tenant, service),
+      );
       for (const v of revoked) this.c.l3Cache.delete(l3Name(tenant, service, v));
       if (fresh && !this.c.revoked.has(tenant)) this.c.l3Cache.set(l3Name(tenant, service, pending.version), fresh);
       else fresh?.destroy();
@@ -117,7 +122,7 @@ export class L3Rotation {
         revokedAt: null,
         encryptions: 0,
       };
-      await this.c.d.store.transaction(async (tx) => {
+      const insert = this.c.d.store.transaction(async (tx) => {
         if (create) {
           try {
             await tx.insertL3Service(create);
@@ -129,6 +134,7 @@ export class L3Rotation {
         }
         await tx.insertL3(row);
       });
+      await insert.finally(() => this.c.meta.invalidateService(t.id, service));
       return [{ ...row, mac: Buffer.alloc(0) }, key];
     } catch (err) {
       key.destroy();

@@ -14,6 +14,7 @@ import { assertKeyId, assertKeyVersion } from '../../../../common/src/format/ids
 import type { KeyHandle } from '../../../../native/index.ts';
 import type { KeyEventRecord, L3Record, L3ServiceRecord } from '../../store/records.ts';
 import { type HierarchyContext, l3Name, type OpCtx } from '../../tenants/hierarchy-context.ts';
+import type { ServiceMeta } from '../../tenants/metadata-cache.ts';
 import type { TenantService } from '../../tenants/tenant-service.ts';
 import { serviceSettings } from './key-settings.ts';
 import { type L3Handles, type L3Info, pastRetention, type ServiceInfo, serviceInfo } from './l3-keys.ts';
@@ -216,7 +217,7 @@ export class ServiceKeys {
     this.c.ivk();
     const done: string[] = [];
     for (const r of await this.c.d.store.listL3DueForRotation(this.c.d.now(), this.c.d.config.rotationBatch)) {
-      const usable = await this.tenants.usable(r.tenant).catch(() => ({ canEncrypt: false }));
+      const usable = await this.tenants.usable(r.tenant, true).catch(() => ({ canEncrypt: false }));
       if (!usable.canEncrypt) continue;
       try {
         const info = await this.rotation.exclusive(r.tenant, r.service, async () => {
@@ -232,20 +233,26 @@ export class ServiceKeys {
     return done;
   }
 
-  async #load(
-    tenant: string,
-    service: string,
-    usable: boolean,
-  ): Promise<{ svc: L3ServiceRecord; versions: L3Record[] }> {
+  /**
+   * The service and its versions. `usable` (key use: keyFor*, prewarm): the
+   * tenant must be usable, and both come from the metadata cache; otherwise
+   * (admin views) the tenant may be in any state and both are read from the
+   * store. Throws `key_not_found`, tenant codes.
+   */
+  async #load(tenant: string, service: string, usable: boolean): Promise<ServiceMeta> {
     this.c.ivk();
     if (usable) await this.tenants.usable(tenant);
     else await this.tenants.get(tenant);
-    const svc = await this.c.d.store.getL3Service(tenant, service);
-    if (!svc) throw new KcmError('key_not_found', `${tenant}/${service}`);
-    return { svc, versions: await this.c.d.store.listL3(tenant, service) };
+    const meta = await this.c.serviceMeta(tenant, service, !usable);
+    if (!meta) throw new KcmError('key_not_found', `${tenant}/${service}`);
+    return meta;
   }
 
-  /** One audited write transaction on a service; evicts the versions it names and notifies after commit. */
+  /**
+   * One audited write transaction on a service; drops the service's cached
+   * metadata after it (whatever its outcome), evicts the versions it names,
+   * then notifies.
+   */
   #write<T>(
     action: string,
     tenant: string,
@@ -261,11 +268,13 @@ export class ServiceKeys {
     return this.rotation.exclusive(tenant, service, async () => {
       try {
         await this.tenants.get(tenant);
-        const out = await this.c.d.store.transaction(async (tx) => {
-          const svc = await tx.getL3Service(tenant, service);
-          if (!svc) throw new KcmError('key_not_found', `${tenant}/${service}`);
-          return fn(tx, svc, this.c.d.now());
-        });
+        const out = await this.c.d.store
+          .transaction(async (tx) => {
+            const svc = await tx.getL3Service(tenant, service);
+            if (!svc) throw new KcmError('key_not_found', `${tenant}/${service}`);
+            return fn(tx, svc, this.c.d.now());
+          })
+          .finally(() => this.c.meta.invalidateService(tenant, service));
         for (const v of out.evict ?? []) this.c.l3Cache.delete(l3Name(tenant, service, v));
         this.c.notify(out.events);
         this.c.audit(action, ctx, tenant, `${service} ${resource}`);
