@@ -18,7 +18,9 @@
  *     "keys": { "l2CacheMax", "l3CacheMax", "service": { "rotatePeriodMs", "encryptionBudget", "expiredRetentionMs" }, "rotationBatch", "l1ProbeMs", "l1ProbeBatch" },
  *     "auditLog": "./data/audit.jsonl",
  *     "audit": { "keyFile", "checkpointEvery", "checkpointIntervalMs", "fsync", "otlpUrl" },
- *     "alerts": { "webhookUrl", "perMinute" }
+ *     "alerts": { "webhookUrl", "perMinute" },
+ *     "quorum": { "required": 2, "defaultTtlDays": 7, "maxTtlDays": 30 },
+ *     "edge": { … }  (core/src/edge/edge-config.ts)
  *   }
  *
  * Environment: KCM_DEV=1, KCM_REGION, KCM_DATA_DIR, KCM_LISTEN=host:port,
@@ -34,6 +36,7 @@ import { type EdgeConfig, edgeConfig } from './edge/edge-config.ts';
 import { type IvkPolicy, ivkPolicy } from './ivk/ivk-policy.ts';
 import { type KeyHierarchyConfig, keyHierarchyConfig } from './keys/l3/key-settings.ts';
 import { l1ProvidersConfig } from './l1/l1-registry.ts';
+import { type ApprovalPolicy, approvalPolicy } from './quorum/approval-policy.ts';
 import type { SealConfig } from './seal/open-seal-provider.ts';
 import type { StoreConfig } from './store/open-store.ts';
 
@@ -59,6 +62,8 @@ export interface CoreConfig {
   authzPolicy?: string;
   /** The edge API (core/src/edge/edge-config.ts); absent = not served. */
   edge?: EdgeConfig;
+  /** Four-eyes approvals (ADR-404, core/src/quorum/approval-policy.ts). */
+  quorum: ApprovalPolicy;
 }
 
 type Json = Record<string, unknown>;
@@ -161,7 +166,24 @@ export function coreConfig(file: Json = {}, env: NodeJS.ProcessEnv = process.env
     audit: auditSettings(file.audit, file.alerts, env),
     ...authzPolicy(file.authzPolicy, env),
     ...(file.edge === undefined ? {} : { edge: edgeConfig(file.edge) as EdgeConfig }),
+    quorum: parseQuorum(file.quorum),
   };
+}
+
+const DAY_MS = 86_400_000;
+
+/** `quorum`: M distinct people (proposer included, 2–16), default and maximum request lifetime in days (max 30). */
+function parseQuorum(v: unknown): ApprovalPolicy {
+  const q = obj(v, 'quorum');
+  for (const k of Object.keys(q)) {
+    if (!['required', 'defaultTtlDays', 'maxTtlDays'].includes(k)) fail(`quorum.${k}`, 'is not a field');
+  }
+  const maxTtlDays = int(q.maxTtlDays, 'quorum.maxTtlDays', 1, 30, 30);
+  return approvalPolicy({
+    required: int(q.required, 'quorum.required', 2, 16, 2),
+    maxTtlMs: maxTtlDays * DAY_MS,
+    defaultTtlMs: int(q.defaultTtlDays, 'quorum.defaultTtlDays', 1, maxTtlDays, Math.min(7, maxTtlDays)) * DAY_MS,
+  });
 }
 
 /** Reads a JSON config file (or none) and applies the environment. */

@@ -8,6 +8,10 @@
 import { defaultCrypto } from '../../native/index.ts';
 import { loadNative } from '../../native/ts/load.ts';
 import { type AdminServer, startAdminServer } from './api/admin-server.ts';
+import { approvalRoutes } from './api/routes/approvals.ts';
+import { edgeRoutes } from './api/routes/edges.ts';
+import { serviceKeyRoutes } from './api/routes/service-keys.ts';
+import { tenantRoutes } from './api/routes/tenants.ts';
 import type { AuditSink } from './audit/audit-sink.ts';
 import { type CoreAudit, openCoreAudit } from './audit/open-core-audit.ts';
 import type { CoreConfig } from './config.ts';
@@ -15,6 +19,9 @@ import type { EdgeServer } from './edge/edge-server.ts';
 import { startConfiguredEdge } from './edge/start-edge.ts';
 import { KeyEventBus } from './events/key-event-bus.ts';
 import { L1Registry } from './l1/l1-registry.ts';
+import { ApprovalService } from './quorum/approval-service.ts';
+import { coreOperations } from './quorum/core-operations.ts';
+import { highRiskRoute } from './quorum/high-risk-route.ts';
 import { RootOfTrust } from './root/root-of-trust.ts';
 import { DeferredSealProvider } from './seal/deferred-provider.ts';
 import { openSealProvider } from './seal/open-seal-provider.ts';
@@ -35,6 +42,8 @@ export interface CoreService {
   bus: KeyEventBus;
   /** The edge API (config `edge`), null when not configured; `edge.ackStatus(seq)` is the operator's ack view. */
   edge: EdgeServer | null;
+  /** Four-eyes approval requests (ADR-404) and the registry of high-risk operations. */
+  approvals: ApprovalService;
   close(): Promise<void>;
 }
 
@@ -103,20 +112,58 @@ export async function startCore(config: CoreConfig, o: StartCoreOptions = {}): P
       ...(config.keys ? { config: config.keys } : {}),
     });
     // Sealing wipes the MasterKey and IVKs; the L2/L3 caches go with them, at once (ADR-304 tier 1).
-    const sealRoot = root.seal.bind(root);
-    root.seal = (reason?: string) => {
-      keys.wipe();
-      return sealRoot(reason);
+    root.onSeal(() => keys.wipe());
+    const keysOf = () => keys;
+    const registry = coreOperations({
+      root,
+      keys: keysOf,
+      ...(config.authzPolicy ? { authzPolicy: config.authzPolicy } : {}),
+    });
+    const approvals = new ApprovalService({
+      store,
+      registry,
+      audit,
+      policy: config.quorum,
+      ...(coreAudit ? { alerts: coreAudit.alerter } : {}),
+      ...(o.now ? { now: o.now } : {}),
+      log,
+    });
+    const highRisk = {
+      approvals,
+      registry,
+      audit,
+      // A plain-loopback development Core has one caller (local-operator): no second person can approve there.
+      bypassQuorum: config.devMode && !config.listen.tls,
     };
     admin = await startAdminServer(root, config.listen, log, {
       devMode: config.devMode,
       audit,
       reloadOnSighup: true,
       ...(config.authzPolicy ? { authzPolicy: config.authzPolicy } : {}),
+      ivkRotate: highRiskRoute(highRisk, {
+        method: 'POST',
+        path: '/v1/ivk/rotate',
+        action: 'sys.write',
+        operation: 'ivk.rotate_emergency',
+        params: () => ({}),
+      }),
+      routes: [
+        ...tenantRoutes(keysOf, (spec) => highRiskRoute(highRisk, spec)),
+        ...serviceKeyRoutes(keysOf),
+        ...approvalRoutes(approvals),
+        ...edgeRoutes(store, () => edge),
+      ],
     });
     log(`admin API on ${admin.url}; state ${state}`);
     if (config.edge) {
-      edge = await startConfiguredEdge(config.edge, config.authzPolicy, { crypto, source: keys, bus, store, audit, log });
+      edge = await startConfiguredEdge(config.edge, config.authzPolicy, {
+        crypto,
+        source: keys,
+        bus,
+        store,
+        audit,
+        log,
+      });
       log(`edge API on ${edge.url}`);
     }
     const autoUnsealed =
@@ -127,6 +174,10 @@ export async function startCore(config: CoreConfig, o: StartCoreOptions = {}): P
         .then((done) => done.length > 0 && log(`keys: ${done.join(', ')}`))
         .catch((err: unknown) => log(`keys tick failed: ${err instanceof Error ? err.message : String(err)}`));
       if (root.state !== 'active') return;
+      approvals
+        .sweep()
+        .then((gone) => gone.length > 0 && log(`approvals expired: ${gone.join(', ')}`))
+        .catch((err: unknown) => log(`approval sweep failed: ${err instanceof Error ? err.message : String(err)}`));
       root
         .ivk()
         .tick()
@@ -142,6 +193,7 @@ export async function startCore(config: CoreConfig, o: StartCoreOptions = {}): P
       keys,
       bus,
       edge,
+      approvals,
       async close() {
         abort.abort();
         clearInterval(ticker);

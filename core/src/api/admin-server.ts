@@ -53,6 +53,8 @@ export interface AdminServerOptions {
   audit?: AuditSink;
   /** More routes (tenants, keys, approvals …), each with its action. */
   routes?: Route[];
+  /** The emergency IVK rotation route (a quorum proposal, see core/src/quorum/high-risk-route.ts); default: direct. */
+  ivkRotate?: Route;
   /** Reload certificates and policy on SIGHUP too (the process owns SIGHUP); default false. */
   reloadOnSighup?: boolean;
   /** Debounce of the file watchers (default 200 ms). */
@@ -128,7 +130,7 @@ export async function startAdminServer(
       'listen.tls.caFile is required: the admin API identifies callers by client certificate (mTLS)',
     );
   }
-  const router = new Router([...sysRoutes(root), ...ivkRoutes(root), ...(o.routes ?? [])]);
+  const router = new Router([...sysRoutes(root), ...ivkRoutes(root, o.ivkRotate), ...(o.routes ?? [])]);
   const hosts = allowedHosts(listen);
   const { authz, owned } = openAuthorizer(o, !listen.tls, log);
   let tls: ReloadableTls | null = null;

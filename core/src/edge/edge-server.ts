@@ -37,6 +37,7 @@ import { type EdgeSession, edgeSessionOf } from './edge-session.ts';
 import { EdgeState, type EdgeStateSource } from './edge-state.ts';
 import { serveEvents } from './event-stream.ts';
 import { readStreamJson, requiredInt, sendStreamError, sendStreamJson } from './h2-json.ts';
+import { type LeaseEntry, LeaseLedger } from './lease-ledger.ts';
 import { checkLeaseTtl, DEFAULT_LEASE_TTL, type LeaseTtlPolicy, lease, parseLeaseRequest } from './lease-route.ts';
 
 /** PEM material of the listener: the Core's server certificate and the CA that issues edge client certificates. */
@@ -74,6 +75,8 @@ export interface EdgeServer {
   port: number;
   /** Which edges acknowledged key event `seq` (ack-status.ts). */
   ackStatus(seq: number): Promise<EdgeAckStatus>;
+  /** Live leases (lease-ledger.ts), optionally of one tenant. */
+  leases(tenant?: string): LeaseEntry[];
   /** Stops listening and drops every connection (their transport keys are wiped). */
   close(): Promise<void>;
 }
@@ -111,7 +114,11 @@ export async function startEdgeServer(o: EdgeServerOptions): Promise<EdgeServer>
     s.once('close', () => sessions.delete(s));
     s.on('error', () => {});
   });
-  const ctx: Ctx = { o, ttl, log, now, state };
+  const ledger = new LeaseLedger(now);
+  const unsubscribe = o.bus.subscribe((e) => {
+    if (e.type === 'tenant.revoked') ledger.dropTenant(e.tenant);
+  });
+  const ctx: Ctx = { o, ttl, log, now, state, ledger };
   server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
     stream.on('error', () => {});
     void route(ctx, stream, headers);
@@ -125,7 +132,9 @@ export async function startEdgeServer(o: EdgeServerOptions): Promise<EdgeServer>
     port,
     url: `https://${host}:${port}`,
     ackStatus: (seq) => edgeAckStatus(state, o.access, seq),
+    leases: (tenant) => ledger.list(tenant),
     close: async () => {
+      unsubscribe();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const s of sessions) s.destroy();
       for (const s of sockets) s.destroy();
@@ -140,6 +149,7 @@ interface Ctx {
   log: (msg: string) => void;
   now: () => number;
   state: EdgeState;
+  ledger: LeaseLedger;
 }
 
 async function route(ctx: Ctx, stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Promise<void> {
@@ -159,6 +169,16 @@ async function route(ctx: Ctx, stream: ServerHttp2Stream, headers: IncomingHttpH
         tenant = req.tenant;
         const out = await lease({ ...ctx.o, ttl: ctx.ttl }, session, req);
         audit(ctx, session, 'edge.lease', tenant, `${tenant}/${req.service}`, 'success');
+        const issuedAt = ctx.now();
+        ctx.ledger.record({
+          edgeId: session.edgeId,
+          tenant,
+          service: req.service,
+          activeVersion: out.active?.version ?? null,
+          decryptOnlyVersions: out.decryptOnly.map((v) => v.version),
+          issuedAt,
+          expiresAt: issuedAt + out.ttlSeconds * 1000,
+        });
         return sendStreamJson(stream, 200, out);
       }
       case EDGE_PATHS.events: {

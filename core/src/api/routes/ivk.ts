@@ -11,10 +11,15 @@ function version(params: Record<string, string>): number {
   return v;
 }
 
-export function ivkRoutes(root: RootOfTrust): Route[] {
+/**
+ * `rotate` replaces the direct emergency rotation with a quorum route
+ * (ADR-404; the Core passes `highRiskRoute(…, operation 'ivk.rotate_emergency')`).
+ * Scheduled and volume rotations are the ticker's and need no approval.
+ */
+export function ivkRoutes(root: RootOfTrust, rotate?: Route): Route[] {
   return [
     { method: 'GET', path: '/v1/ivk', action: 'sys.read', handler: async () => [200, { versions: root.ivk().list() }] },
-    {
+    rotate ?? {
       method: 'POST',
       path: '/v1/ivk/rotate',
       action: 'sys.write',

@@ -7,15 +7,14 @@
  */
 import { KcmError } from '../../../../common/src/errors.ts';
 import { describeIdentity } from '../../../../common/src/tls/identity.ts';
-import type { ApprovalService } from '../../quorum/approval-service.ts';
 import type { ExecutorRegistry } from '../../quorum/executor-registry.ts';
+import type { HighRiskRouteSpec } from '../../quorum/high-risk-route.ts';
 import type { KeyMode, L1Ref } from '../../store/records.ts';
 import type { OpCtx } from '../../tenants/hierarchy-context.ts';
 import type { KeyHierarchy } from '../../tenants/key-hierarchy.ts';
 import { graceDays } from '../../tenants/tenant-state.ts';
 import { stringField } from '../http-json.ts';
 import type { Route, RouteContext } from '../router.ts';
-import { requireApproval } from './approvals.ts';
 
 /** The hierarchy, or 503 `sealed` while the Core has none (sealed, or not yet initialised). */
 export type KeysOf = () => KeyHierarchy;
@@ -94,7 +93,8 @@ export function registerTenantExecutors(registry: ExecutorRegistry, keys: KeysOf
   });
 }
 
-export function tenantRoutes(keys: KeysOf, approvals: ApprovalService): Route[] {
+/** `highRisk` turns a spec into its quorum route (core/src/quorum/high-risk-route.ts). */
+export function tenantRoutes(keys: KeysOf, highRisk: (spec: HighRiskRouteSpec) => Route): Route[] {
   return [
     {
       method: 'GET',
@@ -142,7 +142,7 @@ export function tenantRoutes(keys: KeysOf, approvals: ApprovalService): Route[] 
       action: 'tenant.write',
       handler: async (ctx) => [200, await keys().tenants.resume(tenantParam(ctx), opCtx(ctx))],
     },
-    requireApproval(approvals, {
+    highRisk({
       method: 'POST',
       path: '/v1/tenants/:tenant/revoke',
       action: 'tenant.write',
@@ -159,7 +159,7 @@ export function tenantRoutes(keys: KeysOf, approvals: ApprovalService): Route[] 
         return [200, await keys().l1.link(tenantParam(ctx), { l1, keyMode }, opCtx(ctx))];
       },
     },
-    requireApproval(approvals, {
+    highRisk({
       method: 'POST',
       path: '/v1/tenants/:tenant/l1/unlink',
       action: 'tenant.write',
