@@ -13,6 +13,8 @@ import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import { KeyEventBus } from '../../../core/src/events/key-event-bus.ts';
 import { keyHierarchyConfig } from '../../../core/src/keys/l3/key-settings.ts';
+import type { L3LeaseSet } from '../../../core/src/keys/l3-lease-source.ts';
+import type { DevSealProvider } from '../../../core/src/seal/dev/dev-provider.ts';
 import { openSealProvider } from '../../../core/src/seal/open-seal-provider.ts';
 import { openStore } from '../../../core/src/store/open-store.ts';
 import type { TenantRecord } from '../../../core/src/store/records.ts';
@@ -62,17 +64,18 @@ describe('key hierarchy metadata cache', () => {
   it('a warm lease (and keyForEncrypt/keyForDecrypt) makes no store call; with the cache off it does', async () => {
     const c = await counted({ keys: { metadataCacheMs: TTL } });
     f = c.f;
-    await f.keys.tenants.create({ id: 'acme' });
-    await f.keys.services.create('acme', 'orders');
-    await f.keys.services.rotate('acme', 'orders');
-    await f.keys.leaseSet('acme', 'orders', [1]); // warm: handles and metadata
+    const k = c.f.keys;
+    await k.tenants.create({ id: 'acme' });
+    await k.services.create('acme', 'orders');
+    await k.services.rotate('acme', 'orders');
+    await k.leaseSet('acme', 'orders', [1]); // warm: handles and metadata
     c.calls.length = 0;
     for (let i = 0; i < 50; i++) {
-      const set = await f.keys.leaseSet('acme', 'orders', [1], { actor: 'edge-a' });
+      const set: L3LeaseSet = await k.leaseSet('acme', 'orders', [1], { actor: 'edge-a' });
       assert.deepEqual([set.active?.version, set.decryptOnly.map((v) => v.version)], [2, [1]]);
     }
-    await f.keys.services.keyForEncrypt('acme', 'orders');
-    await f.keys.services.keyForDecrypt('acme', 'orders', 1);
+    await k.services.keyForEncrypt('acme', 'orders');
+    await k.services.keyForDecrypt('acme', 'orders', 1);
     assert.deepEqual(c.calls, []);
 
     const off = await counted({ keys: { metadataCacheMs: 0 } });
@@ -95,7 +98,7 @@ describe('key hierarchy metadata cache', () => {
       keys: { metadataCacheMs: 60_000 },
       l1Providers: { dev: { type: 'dev', keyFile: join(dir, 'l1.key') } },
     });
-    const dev = openSealProvider({ type: 'dev', keyFile: join(dir, 'l1.key') }, { devMode: true });
+    const dev = openSealProvider({ type: 'dev', keyFile: join(dir, 'l1.key') }, { devMode: true }) as DevSealProvider;
     const devKeyId = dev.keyId;
     await dev.close();
     const k = f.keys;
