@@ -15,7 +15,7 @@
  *     "autoUnseal": { "attempts": 5, "baseMs": 200, "maxMs": 5000 },
  *     "tickMs": 60000,
  *     "l1Providers": { "<name>": { "type": "awskms" | "pkcs11" | "dev", … } },
- *     "keys": { "l2CacheMax", "l3CacheMax", "service": { "rotatePeriodMs", "encryptionBudget", "expiredRetentionMs" }, "rotationBatch", "l1ProbeMs", "l1ProbeBatch" },
+ *     "keys": { "l2CacheMax", "l3CacheMax", "service": { "rotatePeriodMs", "encryptionBudget", "expiredRetentionMs" }, "rotationBatch", "l1ProbeMs", "l1ProbeBatch", "metadataCacheMs" },
  *     "auditLog": "./data/audit.jsonl",
  *     "audit": { "keyFile", "checkpointEvery", "checkpointIntervalMs", "fsync", "otlpUrl" },
  *     "alerts": { "webhookUrl", "perMinute" },
