@@ -59,6 +59,7 @@ export const ERRORS = {
   sealed: { status: 503, source: 'keys', message: 'the Core is sealed' },
   not_initialized: { status: 503, source: 'keys', message: 'the Core has not been initialised' },
   already_initialized: { status: 409, source: 'client', message: 'the Core is already initialised' },
+  init_not_confirmed: { status: 409, source: 'client', message: 'the init is not confirmed yet' },
   store_conflict: { status: 409, source: 'client', message: 'record already exists' },
   store_not_found: { status: 404, source: 'client', message: 'record not found' },
   store_unavailable: { status: 503, source: 'keys', message: 'the key store is unavailable' },

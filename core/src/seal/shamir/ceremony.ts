@@ -82,8 +82,16 @@ function validate(o: CeremonyOptions): void {
   if (o.masterKey.backend !== o.crypto.backend.name) {
     throw new KcmError('backend_mismatch', 'runCeremony: master key belongs to another crypto backend');
   }
-  const keys = o.holderPublicKeys;
-  if (keys === undefined) return;
+  if (o.holderPublicKeys !== undefined) assertHolderPublicKeys(o.holderPublicKeys, n);
+}
+
+/**
+ * Checks a list of holder keys for an N-share split: exactly `shareCount`
+ * keys, each 32 bytes, a usable X25519 public key, no two equal. Throws
+ * `invalid_shamir_parameters` naming the key by position (never its bytes).
+ */
+export function assertHolderPublicKeys(keys: readonly Uint8Array[], shareCount: number): void {
+  const n = shareCount;
   if (keys.length !== n) bad(`${keys.length} holder public keys for ${n} shares`);
   const seen = new Map<string, number>();
   for (const [i, k] of keys.entries()) {
