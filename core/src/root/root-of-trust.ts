@@ -29,6 +29,7 @@ import { UnsealProgress } from '../seal/shamir/unseal-progress.ts';
 import type { IntegrityStore } from '../store/integrity-store.ts';
 import { RecordMac } from '../store/record-mac.ts';
 import type { ClusterRecord, SealBlobRecord, SealType } from '../store/records.ts';
+import { type RekeyRequest, type RekeyResult, splitAgain } from './share-rekey.ts';
 
 export type CoreState = 'uninitialized' | 'sealed' | 'unsealing' | 'active';
 
@@ -240,6 +241,71 @@ export class RootOfTrust {
     });
   }
 
+  /**
+   * Re-keys the Shamir shares (share-rekey.ts, ADR-404 `shares.rekey`): the
+   * in-memory MasterKey is split again into a new M-of-N split, every share
+   * sealed to its holder's X25519 key, and the cluster record's split
+   * (split id, M, N, ceremony public key, manifest) is replaced in one
+   * transaction, with the audit record `core.shares_rekey` written inside it.
+   * The MasterKey, its check value and the seal blob are unchanged, so this
+   * serves Shamir clusters and the recovery shares of auto-unseal clusters.
+   * From the commit on, old shares are refused (`foreign_share`).
+   *
+   * Returns the sealed shares (each for one holder, once) and the manifest.
+   * Throws `not_initialized`; `sealed` unless active; `init_not_confirmed`
+   * while the init is pending; `store_conflict` while another init, unseal or
+   * re-key runs (or the split changed under it); `invalid_shamir_parameters`
+   * (no holder keys — plain shares are refused —, bad M/N or keys); store and
+   * audit errors. On any throw the old split stays valid.
+   */
+  rekeyShares(req: RekeyRequest): Promise<RekeyResult> {
+    return this.#exclusive('share re-key', async () => {
+      const who = {
+        ...(req.actor ? { actor: req.actor } : {}),
+        ...(req.correlationId ? { correlationId: req.correlationId } : {}),
+      };
+      const resource = this.#cluster?.clusterId ?? '';
+      try {
+        this.ivk();
+        const mk = this.#masterKey;
+        const cluster = this.#cluster;
+        if (!mk || !cluster) throw new KcmError('sealed');
+        const { result, record } = await splitAgain({
+          crypto: this.#o.crypto,
+          store: this.#o.store,
+          masterKey: mk,
+          cluster,
+          request: req,
+          now: this.#now,
+          inTransaction: (r) =>
+            this.#o.audit.record({
+              action: 'core.shares_rekey',
+              outcome: 'success',
+              resource,
+              reason: `new split ${r.threshold}-of-${r.shareCount} ${r.splitId.slice(0, 8)}`,
+              ...who,
+            }),
+        });
+        // The new split is the truth from here on, even if a seal came in meanwhile.
+        this.#cluster = await this.#o.store
+          .getCluster()
+          .catch(() => this.#o.store.readClusterUnverified())
+          .catch(() => undefined)
+          .then((c) => c ?? { ...cluster, ...record });
+        return result;
+      } catch (err) {
+        this.#o.audit.record({
+          action: 'core.shares_rekey',
+          outcome: 'failure',
+          resource,
+          reason: reasonOf(err),
+          ...who,
+        });
+        throw err;
+      }
+    });
+  }
+
   async #confirm(): Promise<void> {
     const c = this.#cluster;
     if (!c || c.initState === 'confirmed') return;
@@ -321,9 +387,11 @@ export class RootOfTrust {
    */
   submitShare(text: string): Promise<CoreStatus> {
     return this.#exclusive('unseal', async () => {
+      if (this.#state === 'active') return this.status();
+      // A new attempt reads the split again: another replica may have re-keyed the shares.
+      if (!this.#progress) this.#cluster = (await this.#readClusterSafely()) ?? this.#cluster;
       const c = this.#cluster;
       if (!c) throw new KcmError('not_initialized');
-      if (this.#state === 'active') return this.status();
       this.#progress ??= new UnsealProgress({ ...c });
       try {
         const p = this.#progress.submit(text);
@@ -341,6 +409,9 @@ export class RootOfTrust {
       try {
         mk = combineShares(this.#o.crypto, shares);
         await this.#activate(mk, c);
+        if (!this.#cluster?.splitId.equals(c.splitId)) {
+          throw new KcmError('foreign_share', 'the shares were re-keyed during this attempt: submit the new shares');
+        }
         await this.#confirm();
         this.#audit('core.unseal', 'success', c.clusterId);
         return this.status();
@@ -354,6 +425,14 @@ export class RootOfTrust {
         for (const s of shares) Buffer.from(s.y.buffer, s.y.byteOffset, s.y.length).fill(0);
       }
     });
+  }
+
+  async #readClusterSafely(): Promise<ClusterRecord | undefined> {
+    try {
+      return await this.#o.store.readClusterUnverified();
+    } catch {
+      return undefined;
+    }
   }
 
   /** Forgets the shares of the current attempt. */
