@@ -117,6 +117,18 @@ export const ERRORS = {
   selector_type_mismatch: { status: 422, source: 'client', message: 'a selected field has a type the policy refuses' },
   field_decryption_failed: { status: 422, source: 'client', message: 'an encrypted field could not be decrypted' },
   tenant_unresolved: { status: 400, source: 'client', message: 'the request does not name its tenant' },
+  // Gateway proxy: the upstream service (gateway/src/upstream).
+  upstream_unavailable: {
+    status: 502,
+    source: 'upstream',
+    message: 'the upstream service could not be reached or broke the connection',
+  },
+  upstream_timeout: { status: 504, source: 'upstream', message: 'the upstream service did not answer in time' },
+  upstream_bad_response: {
+    status: 502,
+    source: 'upstream',
+    message: 'the upstream response could not be processed safely',
+  },
   // Environment.
   native_unavailable: { status: 500, source: 'internal', message: 'native crypto module unavailable' },
   invalid_config: { status: 500, source: 'internal', message: 'invalid configuration' },
