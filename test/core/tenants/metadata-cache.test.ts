@@ -214,7 +214,7 @@ describe('key hierarchy metadata cache', () => {
     }
   });
 
-  it('MetadataCache: reads overtaken by an invalidation are not stored; TTL 0 stores nothing; bounded', async () => {
+  it('MetadataCache: reads overtaken by an invalidation are not stored; TTL 0 stores nothing; bounded; config bounds', async () => {
     const rec = (id: string, state: TenantRecord['state'] = 'ACTIVE') => ({ id, state }) as unknown as TenantRecord;
     const m = new MetadataCache(TTL, 2);
     let release!: () => void;
@@ -245,6 +245,10 @@ describe('key hierarchy metadata cache', () => {
     const off = new MetadataCache(0, 10);
     await off.loadTenant('acme', 0, async () => rec('acme'));
     assert.equal(off.tenant('acme', 0), undefined);
+    assert.equal(keyHierarchyConfig({}).metadataCacheMs, 1000);
+    assert.equal(keyHierarchyConfig({ metadataCacheMs: 0 }).metadataCacheMs, 0);
+    for (const bad of [-1, 60_001, 1.5, '1000'])
+      assert.throws(() => keyHierarchyConfig({ metadataCacheMs: bad }), /keys.metadataCacheMs/);
     assert.throws(() => new MetadataCache(-1, 1), RangeError);
     assert.throws(() => new MetadataCache(1, 0), RangeError);
   });
