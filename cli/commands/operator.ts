@@ -23,6 +23,9 @@ const USAGE = `kcm operator <subcommand> ${ADMIN_USAGE}
   init-confirm                              confirm the init once every holder has their share
   unseal SHARE | --share-file F | --sealed-file F --holder-secret-key F | --reset
   seal                                      wipe every key from the Core's memory
+  rekey --threshold M --shares N --holder-key PUBFILE…
+                                            new sealed shares for the same MasterKey (four eyes: creates
+                                            an approval request; the result holds the sealed shares)
   ivk [list | rotate | revoke N | delete N]
   holder-keygen --out PREFIX                X25519 key pair for a share holder (PREFIX.pub, PREFIX.key)
   share-open --sealed-file F --holder-secret-key F
@@ -117,6 +120,17 @@ export const operatorCommand: Command = {
       case 'seal':
         print(await call(addr, 'POST', '/v1/sys/seal', {}));
         return 0;
+      case 'rekey': {
+        const holderPublicKeys = (p.flags.get('holder-key') ?? []).map(readTrimmed);
+        print(
+          await call(addr, 'POST', '/v1/sys/shares/rekey', {
+            threshold: Number(flag(p, 'threshold')),
+            shares: Number(flag(p, 'shares')),
+            holderPublicKeys,
+          }),
+        );
+        return 0;
+      }
       case 'ivk': {
         const action = arg ?? 'list';
         const n = p.positional[2];

@@ -117,6 +117,7 @@ export async function startCore(config: CoreConfig, o: StartCoreOptions = {}): P
     const registry = coreOperations({
       root,
       keys: keysOf,
+      dataDir: config.dataDir,
       ...(config.authzPolicy ? { authzPolicy: config.authzPolicy } : {}),
     });
     const approvals = new ApprovalService({
@@ -148,6 +149,17 @@ export async function startCore(config: CoreConfig, o: StartCoreOptions = {}): P
         params: () => ({}),
       }),
       routes: [
+        highRiskRoute(highRisk, {
+          method: 'POST',
+          path: '/v1/sys/shares/rekey',
+          action: 'sys.write',
+          operation: 'shares.rekey',
+          params: (ctx) => ({
+            threshold: ctx.body.threshold,
+            shares: ctx.body.shares,
+            holderPublicKeys: ctx.body.holderPublicKeys,
+          }),
+        }),
         ...tenantRoutes(keysOf, (spec) => highRiskRoute(highRisk, spec)),
         ...serviceKeyRoutes(keysOf),
         ...approvalRoutes(approvals),

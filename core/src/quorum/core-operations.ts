@@ -2,15 +2,19 @@
  * The Core's high-risk operations (ADR-404) and their executors, in one
  * registry: tenant revoke (kill switch) and L1 unlink (registered by the
  * tenant routes), emergency IVK rotation, and authorization policy change.
- * Share re-keying registers here too once the root of trust offers it.
+ * and Shamir share re-keying (whose sealed shares are also written to
+ * `<dataDir>/rekeys/` before the new split commits, so a crash between the
+ * commit and the approval result cannot lose them).
  */
 
 import { createHash } from 'node:crypto';
-import { renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parsePolicy } from '../../../common/src/authz/policy-file.ts';
 import { KcmError } from '../../../common/src/errors.ts';
 import { type KeysOf, registerTenantExecutors } from '../api/routes/tenants.ts';
 import type { RootOfTrust } from '../root/root-of-trust.ts';
+import { sharesRekeyExecutor } from '../root/share-rekey.ts';
 import type { JsonValue } from './canonical-params.ts';
 import { ExecutorRegistry } from './executor-registry.ts';
 
@@ -19,6 +23,8 @@ export interface CoreOperationsDeps {
   keys: KeysOf;
   /** The authorization policy file the admin and edge APIs watch; policy changes are refused without one. */
   authzPolicy?: string;
+  /** Where a share re-key writes its sealed shares before committing (`<dataDir>/rekeys/<approval id>.json`). */
+  dataDir: string;
 }
 
 /** Writes `text` to `file` atomically (same directory, then rename): watchers never see half a policy. */
@@ -41,6 +47,17 @@ export function coreOperations(d: CoreOperationsDeps): ExecutorRegistry {
     },
     execute: async () => (await d.root.ivk().rotate('emergency')) as unknown as JsonValue,
   });
+  registry.register(
+    'shares.rekey',
+    sharesRekeyExecutor(d.root, {
+      keep: (approvalId, result) => {
+        const dir = join(d.dataDir, 'rekeys');
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
+        const file = join(dir, `${approvalId.replace(/[^A-Za-z0-9._-]/g, '_')}.json`);
+        writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`, { mode: 0o600, flush: true });
+      },
+    }),
+  );
   registry.register('authz.policy_change', {
     summary: 'replace the authorization policy (who holds which role for which tenants)',
     validate: (p) => {

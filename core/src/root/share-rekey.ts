@@ -211,7 +211,19 @@ export function validateRekeyParams(params: unknown): SharesRekeyParams {
  * another split: re-running is how a lost result is recovered, while the
  * Core is still active.
  */
-export function sharesRekeyExecutor(root: Rekeyable): OperationExecutor<SharesRekeyParams> {
+export function sharesRekeyExecutor(
+  root: Rekeyable,
+  o: {
+    /**
+     * Called with the issued sealed shares before the new split is committed,
+     * e.g. to write them durably beside the store: the approval result is
+     * written only after the commit, and a crash in between must not lose the
+     * only copy of the new shares. Sealed shares are safe at rest (each is a
+     * sealed box to its holder's key). A throw aborts the re-key.
+     */
+    keep?: (approvalId: string, result: RekeyResult) => void;
+  } = {},
+): OperationExecutor<SharesRekeyParams> {
   return {
     summary: 're-key the Shamir shares: a new M-of-N split sealed to the given holder keys; old shares stop working',
     validate: validateRekeyParams,
@@ -224,6 +236,7 @@ export function sharesRekeyExecutor(root: Rekeyable): OperationExecutor<SharesRe
         correlationId: ctx.correlationId,
         beforeCommit: (r) => {
           canonicalParams(r);
+          o.keep?.(ctx.approvalId, r);
         },
       });
       return result as unknown as JsonValue;

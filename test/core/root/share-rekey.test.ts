@@ -517,4 +517,36 @@ describe('shares.rekey executor', () => {
     );
     assert.equal(committed, false);
   });
+
+  it('hands the issued sealed shares to keep() before the commit; a keep() that throws aborts the re-key', async () => {
+    const calls: string[] = [];
+    const fake = {
+      rekeyShares: async (req: { beforeCommit?: (r: RekeyResult) => void }) => {
+        const r: RekeyResult = {
+          clusterId: 'kcm-1',
+          splitId: '00'.repeat(16),
+          threshold: 2,
+          shareCount: 2,
+          sealedShares: [{ index: 1, payload: '{}' }],
+          manifest: {} as RekeyResult['manifest'],
+        };
+        req.beforeCommit?.(r);
+        calls.push('commit');
+        return r;
+      },
+    };
+    const ctx = { approvalId: 'ap-1', operation: 'shares.rekey', proposer: 'x', approvers: ['y'] };
+    const p = validateRekeyParams({ threshold: 2, shares: 2, holderPublicKeys: b64(2) });
+    const kept = sharesRekeyExecutor(fake as never, { keep: (id, r) => calls.push(`keep ${id} ${r.splitId}`) });
+    await kept.execute(p, ctx);
+    assert.deepEqual(calls, [`keep ap-1 ${'00'.repeat(16)}`, 'commit']);
+    calls.length = 0;
+    const failing = sharesRekeyExecutor(fake as never, {
+      keep: () => {
+        throw new Error('disk full');
+      },
+    });
+    await assert.rejects(failing.execute(p, ctx), /disk full/);
+    assert.deepEqual(calls, []);
+  });
 });
