@@ -21,6 +21,13 @@ export interface EdgeAccess {
    * and an edge not connected since the Core started); absent = always true.
    */
   knows?(edgeId: string): boolean;
+  /**
+   * False when the caller is not an edge at all (e.g. an operator, auditor or
+   * app certificate from the same CA): every edge route then answers 403
+   * `forbidden`, so no other identity can follow key events or store acks.
+   * Absent = every identified caller is treated as an edge.
+   */
+  isEdge?(edgeId: string): boolean;
 }
 
 /** The edge id of a certificate identity: its CN, else its first URI SAN, else its SHA-256 fingerprint. */
@@ -45,6 +52,7 @@ export function allowListAccess(allowed: () => Readonly<Record<string, readonly 
       const list = Object.hasOwn(allowed(), edgeId) ? allowed()[edgeId] : undefined;
       return list?.includes(tenant) ?? false;
     },
+    isEdge: (edgeId) => Object.hasOwn(allowed(), edgeId),
   };
 }
 
@@ -67,7 +75,8 @@ export function checkAllowList(list: unknown): Record<string, string[]> {
  * it. The identity of each edge id is remembered from its latest connection
  * (a policy may match by CN, URI SAN or fingerprint), so decisions for
  * streamed events and ack status use the full identity; an edge id not seen
- * since start is refused and reported as unknown (`knows` = false).
+ * since start is refused and reported as unknown (`knows` = false). An
+ * identity the policy grants `lease` for no tenant is not an edge (`isEdge`).
  */
 export function authzEdgeAccess(authz: Authorizer): EdgeAccess {
   const seen = new Map<string, Identity>();
@@ -84,5 +93,11 @@ export function authzEdgeAccess(authz: Authorizer): EdgeAccess {
       return who ? authz.authorize(who, { action: 'lease', tenant }).allowed : false;
     },
     knows: (edgeId) => seen.has(edgeId),
+    // An edge is an identity whose role grants `lease` for some tenant (role edge; never "*").
+    isEdge(edgeId) {
+      const who = seen.get(edgeId);
+      const tenants = who ? authz.tenantsFor(who, 'lease') : [];
+      return tenants === '*' || tenants.length > 0;
+    },
   };
 }

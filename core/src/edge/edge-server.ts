@@ -2,8 +2,9 @@
  * The Core's edge API (ADR-401/602): node:http2 over TLS only (no HTTP/1.1,
  * no cleartext), TLS 1.2 or newer (1.3 preferred by negotiation), client
  * certificates required and verified against the configured CA. The edge id
- * comes from the peer certificate; each request is authorised per tenant
- * (deny by default).
+ * comes from the peer certificate; a caller that is not an edge (EdgeAccess
+ * `isEdge`) is refused 403 `forbidden` on every route, and each request is
+ * authorised per tenant (deny by default).
  *
  *   POST /v1/edge/lease  {tenant, service, versions?, ttlSeconds?}  → lease-route.ts
  *   GET  /v1/edge/events?after=SEQ                                  → event-stream.ts (NDJSON)
@@ -159,6 +160,16 @@ async function route(ctx: Ctx, stream: ServerHttp2Stream, headers: IncomingHttpH
   let tenant: string | undefined;
   try {
     session = edgeSessionOf(stream.session as ServerHttp2Session, ctx.o.access);
+    if (ctx.o.access.isEdge && !ctx.o.access.isEdge(session.edgeId)) {
+      ctx.o.audit?.record({
+        action: 'edge.request',
+        outcome: 'failure',
+        actor: session.edgeId,
+        resource: `${method} ${path}`,
+        reason: 'forbidden: not an edge identity',
+      });
+      throw new KcmError('forbidden', 'not an edge identity');
+    }
     const post = async () => {
       if (method !== 'POST') throw new KcmError('method_not_allowed', `${method} ${path}`);
       return readStreamJson(stream, headers['content-length']);
