@@ -69,6 +69,8 @@ export interface AdminServer {
   /** The reloadable certificate set (TLS only). */
   tls?: ReloadableTls;
   authz: Authorizer;
+  /** The router's route table (method, path, action); /healthz and /readyz are served outside it. */
+  routes: ReturnType<Router['table']>;
   close(): Promise<void>;
 }
 
@@ -196,6 +198,7 @@ export async function startAdminServer(
     url: `${listen.tls ? 'https' : 'http'}://${host}:${port}`,
     ...(tls ? { tls } : {}),
     authz,
+    routes: router.table(),
     close: () =>
       new Promise<void>((resolve) => {
         sec.close();

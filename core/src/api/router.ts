@@ -49,6 +49,11 @@ export class Router {
     this.#routes = routes.map((r) => ({ ...r, parts: r.path.split('/') }));
   }
 
+  /** The route table, in match order (method, path, action): for listings and the authorization matrix test. */
+  table(): { method: Route['method']; path: string; action: Action }[] {
+    return this.#routes.map(({ method, path, action }) => ({ method, path, action }));
+  }
+
   /** Finds the route; throws `not_found` / `method_not_allowed`. */
   match(method: string, path: string): { route: Route; params: Record<string, string> } {
     const parts = path.split('/');
