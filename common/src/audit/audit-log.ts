@@ -174,8 +174,8 @@ export class AuditLog implements AuditSink {
   /**
    * Queues one record for the next group commit (one write per event-loop
    * turn); resolves once it is durable. Rejects with `audit_unavailable` when
-   * that write fails; throws `audit_invalid_record` synchronously-as-rejection
-   * on a bad field.
+   * that write fails or the log is closed, with `audit_invalid_record` on a
+   * malformed field (then nothing is queued).
    */
   append(e: AuditEvent): Promise<void> {
     return new Promise<void>((resolve, reject) => {
