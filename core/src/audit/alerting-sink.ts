@@ -20,9 +20,12 @@ export function alertFor(e: AuditEvent): AlertInput | null {
       summary: what,
       ...who,
     };
-  if (e.outcome === 'failure' && (e.action === 'tls.refused' || /\b(unauthenticated|forbidden)\b/.test(e.reason ?? '')))
+  if (
+    e.outcome === 'failure' &&
+    (e.action === 'tls.refused' || /\b(unauthenticated|forbidden|lease_refused|approval_self)\b/.test(e.reason ?? ''))
+  )
     return { kind: 'auth.unauthorized', severity: 'warning', summary: what, ...who };
-  if (/(^|\.)revoke(d)?($|\.)/.test(e.action) && e.outcome === 'success')
+  if (/(^|\.)revoke(d|_version)?($|\.)/.test(e.action) && e.outcome === 'success')
     return {
       kind: e.action.startsWith('tenant.') ? 'tenant.revoked' : 'key.revoked',
       severity: 'critical',

@@ -34,6 +34,9 @@ describe('Core audit wiring', () => {
     assert.equal(kinds({ action: 'tls.refused', outcome: 'failure' }), 'auth.unauthorized');
     assert.equal(kinds({ action: 'tenant.revoke', outcome: 'success', tenant: 'acme' }), 'tenant.revoked');
     assert.equal(kinds({ action: 'l3.revoke', outcome: 'success' }), 'key.revoked');
+    assert.equal(kinds({ action: 'l3.revoke_version', outcome: 'success', tenant: 'acme' }), 'key.revoked');
+    assert.equal(kinds({ action: 'edge.lease', outcome: 'failure', reason: 'lease_refused' }), 'auth.unauthorized');
+    assert.equal(kinds({ action: 'edge.lease', outcome: 'failure', reason: 'tenant_revoked' }), null);
     assert.equal(
       kinds({ action: 'store.integrity', outcome: 'failure', reason: 'record_tampered' }),
       'store.integrity',
