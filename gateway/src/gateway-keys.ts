@@ -36,14 +36,21 @@ export interface GatewayKeys {
   /**
    * The given L3 version, or undefined when this gateway may not decrypt with
    * it (unknown, revoked, below the minimum version): the API reports that as
-   * the opaque `decryption_failed`. Throws only when the key service cannot be
-   * reached (503 class), which aborts the whole request.
+   * the opaque `decryption_failed`. Throws when the key service cannot be
+   * reached (503 class), or refuses the whole tenant (`tenant_revoked` 410,
+   * `lease_refused` 403, `tenant_grace_ended` 403); either aborts the whole
+   * request.
    */
   decryptionKey(tenant: string, service: string, version: number): Promise<KeyHandle | undefined>;
   /** False while no Core lease is possible and the cache is empty (/readyz answers 503). */
   ready(): boolean;
   /** Cache figures for /metrics. */
   stats(): GatewayKeyStats;
+  /**
+   * Counts `count` encryptions made under an L3 version (the Core enforces
+   * each version's encryption budget, SP 800-38D). Best effort, never throws.
+   */
+  recordEncryptions?(tenant: string, service: string, version: number, count: number): void;
 }
 
 interface LocalKeyRing {

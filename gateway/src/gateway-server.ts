@@ -13,10 +13,25 @@ import { GatewayMetrics } from './metrics/gateway-metrics.ts';
 import { cnIsTenant, loopbackOnly, type PeerTrust } from './pipeline/caller.ts';
 import type { PeerCertificate } from './pipeline/context.ts';
 import { Pipeline } from './pipeline/pipeline.ts';
-import type { Route } from './pipeline/router.ts';
-import { Router } from './pipeline/router.ts';
+import { MatcherChain, type Route, type RouteMatcher, Router } from './pipeline/router.ts';
 import type { PipelineLog } from './pipeline/run.ts';
 import { type AuditSink, buildStages, type TransformHook } from './pipeline/stages.ts';
+import type { PolicySet } from './policy/policy-loader.ts';
+import { type CallerHeaders, proxyMatcher } from './proxy/proxy-routes.ts';
+import { type UpstreamOptions, UpstreamPools, upstreamOptions } from './upstream/upstream-pools.ts';
+
+/** The policy reverse proxy (routes of the policy files, forwarded with undici). */
+export interface ProxyConfig {
+  policies: PolicySet;
+  /** Upstream name → URL, replacing the policy's URL for that name. */
+  upstreamUrls?: ReadonlyMap<string, URL>;
+  /** Timeouts, pool size, response cap, CA (upstream/upstream-pools.ts defaults). */
+  upstream?: Partial<UpstreamOptions>;
+  /** Reader identity/roles headers believed from trusted peers (no certificate). */
+  callerHeaders?: CallerHeaders;
+  /** Roles of a certificate caller for response readers (default none). */
+  rolesForCertificate?: (cert: PeerCertificate) => readonly string[];
+}
 
 export interface GatewayConfig {
   keys: GatewayKeys;
@@ -34,8 +49,10 @@ export interface GatewayConfig {
   trust?: PeerTrust;
   /** Tenants a client certificate may act for (default: its CN, ADR-402). */
   tenantsForCertificate?: (cert: PeerCertificate) => readonly string[];
-  /** Routes tried before the direct API (e.g. policy proxy routes). */
+  /** Routes tried before the direct API. */
   extraRoutes?: readonly Route[];
+  /** The policy reverse proxy, matched after the direct API (whose paths it cannot shadow). */
+  proxy?: ProxyConfig;
   requestTransform?: TransformHook;
   responseTransform?: TransformHook;
   audit?: AuditSink;
@@ -49,8 +66,15 @@ export interface GatewayServer {
   readonly pipeline: Pipeline;
   /** The uWS native binary serving the fast path, when it runs. */
   readonly uwsBinary?: string;
-  /** Closes every listener; idempotent. */
-  close(): Promise<void>;
+  /** Upstream pools of the proxy, when configured. */
+  readonly upstreams?: UpstreamPools;
+  /**
+   * Drains, then closes: new requests get 503 `not_ready`, requests in flight
+   * get up to `drainMs` (default 0) to finish, then every listener and
+   * upstream pool is closed (in-flight upstream requests destroyed).
+   * Idempotent. Does not close the keys (their owner does).
+   */
+  close(o?: { drainMs?: number }): Promise<void>;
 }
 
 const DEFAULT_MAX_BODY = 2 * 1024 * 1024;
@@ -74,9 +98,25 @@ export async function startGateway(c: GatewayConfig): Promise<GatewayServer> {
   const maxBatchItems = positive(c.maxBatchItems, DEFAULT_MAX_BATCH, 'maxBatchItems');
   const metrics = new GatewayMetrics(c.keys);
   const routes = [...(c.extraRoutes ?? []), ...directApiRoutes({ keys: c.keys, metrics, maxBatchItems, maxBodyBytes })];
-  const hardCap = Math.max(maxBodyBytes, ...routes.map((r) => r.bodyLimit ?? 0));
+  let pools: UpstreamPools | undefined;
+  let router: RouteMatcher = new Router(routes);
+  let proxyLimits: number[] = [];
+  if (c.proxy) {
+    pools = new UpstreamPools(upstreamOptions(c.proxy.upstream));
+    const proxy = proxyMatcher({
+      policies: c.proxy.policies,
+      keys: c.keys,
+      pools,
+      ...(c.proxy.upstreamUrls ? { upstreamUrls: c.proxy.upstreamUrls } : {}),
+      ...(c.proxy.callerHeaders ? { callerHeaders: c.proxy.callerHeaders } : {}),
+      ...(c.proxy.rolesForCertificate ? { rolesForCertificate: c.proxy.rolesForCertificate } : {}),
+    });
+    router = new MatcherChain([router, proxy]);
+    proxyLimits = proxy.routes.map((r) => r.bodyLimit ?? 0);
+  }
+  const hardCap = Math.max(maxBodyBytes, ...routes.map((r) => r.bodyLimit ?? 0), ...proxyLimits);
   const stages = buildStages({
-    router: new Router(routes),
+    router,
     maxBodyBytes,
     trust: c.trust ?? loopbackOnly,
     tenantsForCertificate: c.tenantsForCertificate ?? cnIsTenant,
@@ -92,6 +132,7 @@ export async function startGateway(c: GatewayConfig): Promise<GatewayServer> {
   const closeAll = async () => {
     const list = closers.splice(0);
     await Promise.all(list.map((f) => f()));
+    await pools?.close(true);
   };
   try {
     if (c.uws) {
@@ -119,6 +160,11 @@ export async function startGateway(c: GatewayConfig): Promise<GatewayServer> {
     metrics,
     pipeline,
     ...(uwsBinary ? { uwsBinary } : {}),
-    close: closeAll,
+    ...(pools ? { upstreams: pools } : {}),
+    async close(o = {}) {
+      pipeline.drain();
+      if (o.drainMs) await pipeline.whenIdle(o.drainMs);
+      await closeAll();
+    },
   };
 }

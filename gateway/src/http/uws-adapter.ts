@@ -49,7 +49,11 @@ const textDecoder = new TextDecoder();
 /** Writes one response with backpressure; `res` must be corked by the caller. */
 function writeResponse(res: HttpResponse, r: PipelineResponse): void {
   res.writeStatus(statusLine(r.status));
-  for (const name in r.headers) res.writeHeader(name, r.headers[name] as string);
+  for (const name in r.headers) {
+    const v = r.headers[name] as string | string[];
+    if (typeof v === 'string') res.writeHeader(name, v);
+    else for (const one of v) res.writeHeader(name, one);
+  }
   const body = typeof r.body === 'string' ? Buffer.from(r.body) : r.body;
   if (r.close) {
     res.end(body, true);

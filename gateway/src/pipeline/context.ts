@@ -40,7 +40,8 @@ export interface Caller {
 /** A response a stage decided on; the respond stage writes it. */
 export interface PipelineResponse {
   status: number;
-  headers: Record<string, string>;
+  /** Lower-case names; an array writes the header once per value (e.g. set-cookie from an upstream). */
+  headers: Record<string, string | string[]>;
   body: Buffer | string;
   /** Close the connection after responding (e.g. a body left unread). */
   close?: boolean;
@@ -67,8 +68,13 @@ export interface RequestContext {
   readonly startedAt: bigint;
   /** From traceparent / x-correlation-id, or generated. */
   readonly correlationId: string;
-  /** Set by the adapter when the client goes away; stages stop and nothing is written. */
+  /**
+   * Set by the adapter when the client goes away; stages stop and nothing is
+   * written. Setting it to true also aborts {@link signal}.
+   */
   aborted: boolean;
+  /** Aborted when the client goes away: stages pass it to work they start (e.g. the upstream request). */
+  readonly signal: AbortSignal;
   /** Set by the route stage; `unmatched` when no route matched. */
   routeName: string;
   /** The matched route. */
@@ -76,6 +82,8 @@ export interface RequestContext {
   /** Path parameters of the matched route. */
   params: Record<string, string>;
   caller?: Caller;
+  /** The tenant the request acts for, when the route resolves one in the identify stage (proxy routes). */
+  tenant?: string;
   /** The raw body, when the route reads it whole. Passthrough stages forward these bytes untouched. */
   rawBody?: Buffer;
   /** The parsed JSON body, when the route declares `body: 'json'`. */

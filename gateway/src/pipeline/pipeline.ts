@@ -4,8 +4,10 @@
  * and a body sized to the gateway's largest limit).
  */
 import { randomBytes } from 'node:crypto';
+import { KcmError } from '../../../common/src/errors.ts';
 import { type AdapterName, correlationIdOf, type PeerInfo, type RequestContext, type Responder } from './context.ts';
 import { RequestBody } from './request-body.ts';
+import { errorResponse } from './responses.ts';
 import { type PipelineLog, runPipeline } from './run.ts';
 import type { Stage } from './stages.ts';
 
@@ -42,8 +44,22 @@ export class Pipeline {
     return /^[0-9]{1,15}$/.test(v) ? Number(v) : Number.NaN;
   }
 
-  /** A fresh context; `onOverflow` lets the adapter stop reading a body past the hard cap. */
+  /** Requests whose stages have not finished (started by run(), not yet recorded). */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  #inFlight = 0;
+  #idle: (() => void)[] = [];
+
+  /**
+   * A fresh context; `onOverflow` lets the adapter stop reading a body past
+   * the hard cap. `ctx.signal` is made on first use (most requests never
+   * need one) and is aborted when the adapter sets `ctx.aborted = true`.
+   */
   newContext(r: AdapterRequest, declaredLength: number | undefined, onOverflow?: () => void): RequestContext {
+    let aborted = false;
+    let controller: AbortController | undefined;
     return {
       adapter: r.adapter,
       method: r.method,
@@ -55,16 +71,72 @@ export class Pipeline {
       startedAt: r.startedAt,
       correlationId: correlationIdOf(r.headers, () => `${this.#prefix}${(this.#seq++).toString(16)}`),
       body: new RequestBody(declaredLength, this.hardCap, onOverflow),
-      aborted: false,
+      get aborted() {
+        return aborted;
+      },
+      set aborted(v: boolean) {
+        if (aborted || !v) return;
+        aborted = true;
+        controller?.abort();
+      },
+      get signal() {
+        if (!controller) {
+          controller = new AbortController();
+          if (aborted) controller.abort();
+        }
+        return controller.signal;
+      },
       routeName: 'unmatched',
       params: {},
       responded: false,
     };
   }
 
+  #draining = false;
+
+  /** From now on, new requests are answered 503 `not_ready` (connection closed) without running their stages. */
+  drain(): void {
+    this.#draining = true;
+  }
+
   /** Runs the stages; never rejects. */
   run(ctx: RequestContext): void {
+    this.#inFlight++;
+    if (this.#draining) {
+      ctx.error = new KcmError('not_ready', 'the gateway is shutting down');
+      ctx.response = { ...errorResponse(ctx.error), close: true };
+    }
     const p = runPipeline(this.stages, ctx, this.log);
-    if (p) p.catch((err: unknown) => this.log(`pipeline runner failed: ${err instanceof Error ? err.name : 'error'}`));
+    if (!p) {
+      this.#done();
+      return;
+    }
+    p.catch((err: unknown) => this.log(`pipeline runner failed: ${err instanceof Error ? err.name : 'error'}`)).finally(
+      () => this.#done(),
+    );
+  }
+
+  #done(): void {
+    if (--this.#inFlight > 0) return;
+    for (const f of this.#idle.splice(0)) f();
+  }
+
+  /**
+   * Resolves when no request is in flight, or after `timeoutMs` (true when
+   * idle, false on the timeout). Used to drain before closing.
+   */
+  whenIdle(timeoutMs: number): Promise<boolean> {
+    if (this.#inFlight === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#idle = this.#idle.filter((f) => f !== done);
+        resolve(false);
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      this.#idle.push(done);
+    });
   }
 }

@@ -5,12 +5,20 @@
  */
 import type { RequestContext } from './context.ts';
 
-export type BodyMode = 'none' | 'json';
+/**
+ * `none`: the body is not read. `json`: read whole (≤ bodyLimit), JSON
+ * content type required, parsed into ctx.json. `raw`: read whole (≤
+ * bodyLimit, Content-Length first, bytes counted) into ctx.rawBody, with no
+ * content-type check and no parse (proxy routes: a passthrough forwards these
+ * very bytes).
+ */
+export type BodyMode = 'none' | 'json' | 'raw';
 
 export interface Route {
   /** Stable name: the metrics label and the audit action. */
   name: string;
-  method: 'GET' | 'POST' | 'PUT' | 'DELETE' | 'PATCH';
+  /** Upper-case method, or `*` for any (proxy routes). */
+  method: string;
   /** `/segment/:param/…` */
   pattern: string;
   /** `json`: the limits stage reads the whole body (≤ bodyLimit) and parses it into ctx.json. */
@@ -21,6 +29,21 @@ export interface Route {
   auth: boolean;
   /** The route's "upstream": for direct API routes, the local handler; sets ctx.response. */
   handle(ctx: RequestContext): void | Promise<void>;
+  /**
+   * Runs in the identify stage, after the caller is known and before the
+   * body is read: route-specific authorization and tenant resolution (proxy
+   * routes set ctx.tenant). Throws a KcmError to refuse.
+   */
+  authorize?(ctx: RequestContext): void;
+  /** The route's own request-transform hook (after the gateway-wide one). */
+  requestTransform?(ctx: RequestContext): void | Promise<void>;
+  /** The route's own response-transform hook (after the gateway-wide one). */
+  responseTransform?(ctx: RequestContext): void | Promise<void>;
+}
+
+/** Anything that maps method + path to a route: {@link Router}, or a chain of them. */
+export interface RouteMatcher {
+  match(method: string, path: string): RouteMatch;
 }
 
 interface Compiled {
@@ -34,7 +57,7 @@ export type RouteMatch =
   | { kind: 'not_found' };
 
 /** A fixed set of routes, matched in order. Throws at construction on a malformed pattern. */
-export class Router {
+export class Router implements RouteMatcher {
   readonly #compiled: Compiled[];
 
   constructor(routes: readonly Route[]) {
@@ -50,7 +73,7 @@ export class Router {
     for (const c of this.#compiled) {
       const params = matchSegments(c.segments, parts);
       if (!params) continue;
-      if (c.route.method === method) return { kind: 'found', route: c.route, params };
+      if (c.route.method === method || c.route.method === '*') return { kind: 'found', route: c.route, params };
       allowed.push(c.route.method);
     }
     return allowed.length > 0 ? { kind: 'method_not_allowed', allow: allowed.join(', ') } : { kind: 'not_found' };
@@ -71,4 +94,22 @@ function matchSegments(pattern: readonly string[], parts: readonly string[]): Re
     }
   }
   return params;
+}
+
+/**
+ * Tries each matcher in order: the first `found` wins; otherwise a
+ * `method_not_allowed` (with the union of allowed methods) beats `not_found`.
+ */
+export class MatcherChain implements RouteMatcher {
+  constructor(private readonly matchers: readonly RouteMatcher[]) {}
+
+  match(method: string, path: string): RouteMatch {
+    const allow: string[] = [];
+    for (const m of this.matchers) {
+      const r = m.match(method, path);
+      if (r.kind === 'found') return r;
+      if (r.kind === 'method_not_allowed') allow.push(r.allow);
+    }
+    return allow.length > 0 ? { kind: 'method_not_allowed', allow: allow.join(', ') } : { kind: 'not_found' };
+  }
 }

@@ -18,7 +18,7 @@ import type { GatewayMetrics } from '../metrics/gateway-metrics.ts';
 import { identifyCaller, type PeerTrust } from './caller.ts';
 import type { PeerCertificate, RequestContext } from './context.ts';
 import { errorResponse, jsonResponse } from './responses.ts';
-import type { Router } from './router.ts';
+import type { RouteMatcher } from './router.ts';
 
 export type StageName =
   | 'route'
@@ -45,7 +45,7 @@ export interface AuditSink {
 }
 
 export interface StageOptions {
-  router: Router;
+  router: RouteMatcher;
   /** Body limit of routes that name none. */
   maxBodyBytes: number;
   trust: PeerTrust;
@@ -87,12 +87,15 @@ export function identifyStage(o: StageOptions): Stage {
       const caller = identifyCaller(ctx.peer, o.trust, o.tenantsForCertificate);
       if (caller) ctx.caller = caller;
       else if (ctx.route?.auth) throw new KcmError('unauthenticated', 'no client certificate and not a trusted peer');
+      ctx.route?.authorize?.(ctx);
     },
   };
 }
 
 /**
- * limits: for `json` routes, Content-Type must be JSON (415), Content-Length
+ * limits: for `raw` routes (proxy), the body is read whole with
+ * Content-Length checked first and bytes counted (413), nothing else. For
+ * `json` routes, Content-Type must be JSON (415), Content-Length
  * must fit (413, before reading), the bytes are counted while reading (413),
  * and the body must be UTF-8 JSON (400).
  */
@@ -103,11 +106,16 @@ export function limitsStage(o: StageOptions): Stage {
       const route = ctx.route;
       if (!route || route.body === 'none') return;
       if (Number.isNaN(ctx.body.declaredLength)) throw new KcmError('bad_request', 'malformed Content-Length');
+      if (route.body === 'raw') return readRaw(ctx, route.bodyLimit ?? o.maxBodyBytes);
       const type = ctx.headers['content-type'];
       if (!type || !JSON_TYPE.test(type)) throw new KcmError('unsupported_media_type');
       return readJson(ctx, route.bodyLimit ?? o.maxBodyBytes);
     },
   };
+}
+
+async function readRaw(ctx: RequestContext, limit: number): Promise<void> {
+  ctx.rawBody = await ctx.body.readAll(limit);
 }
 
 async function readJson(ctx: RequestContext, limit: number): Promise<void> {
@@ -127,9 +135,27 @@ async function readJson(ctx: RequestContext, limit: number): Promise<void> {
   }
 }
 
-/** A transform stage: the hook when configured, else a no-op. */
+/**
+ * A transform stage: the gateway-wide hook when configured, then the matched
+ * route's own hook (Route.requestTransform / responseTransform); a no-op
+ * when neither exists.
+ */
 export function transformStage(name: 'request-transform' | 'response-transform', hook?: TransformHook): Stage {
-  return { name, run: hook ?? (() => {}) };
+  const own = (ctx: RequestContext) =>
+    name === 'request-transform' ? ctx.route?.requestTransform : ctx.route?.responseTransform;
+  return {
+    name,
+    run(ctx) {
+      const routeHook = own(ctx);
+      if (!hook) return routeHook?.call(ctx.route, ctx);
+      const first = hook(ctx);
+      if (!routeHook) return first;
+      if (!first) return routeHook.call(ctx.route, ctx);
+      return first.then(() => {
+        if (!ctx.aborted && (name === 'response-transform' || !ctx.response)) return routeHook.call(ctx.route, ctx);
+      });
+    },
+  };
 }
 
 /** upstream: the route's handler. */

@@ -1,0 +1,156 @@
+/**
+ * The reverse proxy as pipeline routes: one Route per policy route
+ * (policy/policy-loader.ts PolicySet), matched after the direct API.
+ *
+ *   identify   → the route's tenant source (certificate tenant, a header
+ *                from trusted peers, or a path parameter) → ctx.tenant
+ *   limits     → body read whole up to the route's `limits.bodyBytes`
+ *                (Content-Length first, bytes counted: 413)
+ *   request-transform  → only on routes with `request` rules (encrypt)
+ *   upstream   → undici, one pool per upstream origin (upstream/forward.ts)
+ *   response-transform → only on routes with `response` rules (decrypt,
+ *                ciphertext or mask per the readers)
+ *
+ * A route without rules in a direction forwards the bytes it received (or
+ * the upstream sent) unchanged: no JSON parse, no re-serialisation.
+ */
+import { KcmError } from '../../../common/src/errors.ts';
+import { fieldKeyProvider } from '../field-keys.ts';
+import type { GatewayKeys } from '../gateway-keys.ts';
+import type { PeerCertificate, RequestContext } from '../pipeline/context.ts';
+import type { Route, RouteMatch, RouteMatcher } from '../pipeline/router.ts';
+import type { Caller as ReaderCaller } from '../pipeline/transform-json.ts';
+import type { PolicySet } from '../policy/policy-loader.ts';
+import type { CompiledRoute, Upstream } from '../policy/policy-types.ts';
+import { matchRoutePattern } from '../policy/route-pattern.ts';
+import { resolveTenant } from '../policy/tenant-source.ts';
+import { forward } from '../upstream/forward.ts';
+import type { UpstreamPools } from '../upstream/upstream-pools.ts';
+import { decryptResponseBody, encryptRequestBody, proxyState } from './proxy-transforms.ts';
+
+/** Headers a trusted peer (the gateway's `trust`) may use to name the reader of response fields. */
+export interface CallerHeaders {
+  /** Header holding the caller identity (e.g. `x-okcm-caller`). */
+  identity?: string;
+  /** Header holding comma-separated roles (e.g. `x-okcm-roles`). */
+  roles?: string;
+}
+
+export interface ProxyOptions {
+  policies: PolicySet;
+  keys: GatewayKeys;
+  pools: UpstreamPools;
+  /** Upstream name → URL, replacing the policy's URL for that name (deployment-specific addresses). */
+  upstreamUrls?: ReadonlyMap<string, URL>;
+  /** Reader identity from headers of trusted-peer callers (no certificate); none by default. */
+  callerHeaders?: CallerHeaders;
+  /** Roles of a certificate caller for response readers (default none; its identity is the CN). */
+  rolesForCertificate?: (cert: PeerCertificate) => readonly string[];
+}
+
+const NO_BODY_METHODS = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS']);
+
+function certificateTenant(ctx: RequestContext): string | undefined {
+  const c = ctx.caller;
+  if (c?.kind !== 'certificate' || c.tenants === 'any' || c.tenants.size !== 1) return undefined;
+  const [only] = c.tenants;
+  return only;
+}
+
+/** Who reads response fields: the certificate CN (and roles), or a trusted peer's headers. */
+function readerOf(ctx: RequestContext, o: ProxyOptions): ReaderCaller {
+  const c = ctx.caller;
+  if (c?.kind === 'certificate' && ctx.peer.certificate) {
+    return { identity: c.id, roles: o.rolesForCertificate?.(ctx.peer.certificate) ?? [] };
+  }
+  if (c?.kind === 'trusted-peer' && o.callerHeaders) {
+    const id = o.callerHeaders.identity ? ctx.headers[o.callerHeaders.identity] : undefined;
+    const roles = o.callerHeaders.roles ? ctx.headers[o.callerHeaders.roles] : undefined;
+    return {
+      ...(id ? { identity: id } : {}),
+      roles: roles
+        ? roles
+            .split(',')
+            .map((r) => r.trim())
+            .filter(Boolean)
+        : [],
+    };
+  }
+  return { roles: [] };
+}
+
+/** The route name used as the metrics label and audit action: fixed per policy route. */
+function routeName(r: CompiledRoute): string {
+  return `proxy ${r.policyId} ${r.method} ${r.pattern.text}`;
+}
+
+function proxyRoute(r: CompiledRoute, o: ProxyOptions, upstream: Upstream): Route {
+  const fieldKeys = fieldKeyProvider(o.keys);
+  const route: Route = {
+    name: routeName(r),
+    method: r.method,
+    pattern: r.pattern.text,
+    body: 'raw',
+    bodyLimit: r.limits.bodyBytes,
+    auth: false,
+    authorize(ctx) {
+      const cert = certificateTenant(ctx);
+      ctx.tenant = resolveTenant(r.tenant, {
+        peerAddress: ctx.peer.address,
+        headers: ctx.headers,
+        params: ctx.params,
+        ...(cert !== undefined ? { certificateTenant: cert } : {}),
+      });
+    },
+    async handle(ctx) {
+      const s = proxyState(ctx);
+      let body = s.body ?? ctx.rawBody;
+      const declared = ctx.headers['content-length'] !== undefined || ctx.headers['transfer-encoding'] !== undefined;
+      if (body && body.length === 0 && !declared && NO_BODY_METHODS.has(ctx.method)) body = undefined;
+      const reply = await forward(o.pools, upstream, ctx, body, { identityEncoding: r.response.length > 0 });
+      if (ctx.aborted) return;
+      s.fromUpstream = true;
+      ctx.response = { status: reply.status, headers: reply.headers, body: reply.body };
+    },
+  };
+  if (r.request.length > 0) route.requestTransform = (ctx) => encryptRequestBody(ctx, r, o.keys, fieldKeys);
+  if (r.response.length > 0) {
+    route.responseTransform = (ctx) =>
+      decryptResponseBody(ctx, r, fieldKeys, readerOf(ctx, o), o.pools.options.maxResponseBytes);
+  }
+  return route;
+}
+
+/**
+ * The policy routes as a RouteMatcher for the route stage. Throws
+ * `invalid_config` when `upstreamUrls` names an upstream no policy uses.
+ */
+export function proxyMatcher(o: ProxyOptions): RouteMatcher & { readonly routes: readonly Route[] } {
+  const used = new Set(o.policies.routes.map((r) => r.upstream.name));
+  for (const name of o.upstreamUrls?.keys() ?? []) {
+    if (!used.has(name))
+      throw new KcmError('invalid_config', `upstreams.urls.${name}: no policy route uses this upstream name`);
+  }
+  const byRoute = new Map<CompiledRoute, Route>();
+  for (const r of o.policies.routes) {
+    const url = o.upstreamUrls?.get(r.upstream.name);
+    byRoute.set(r, proxyRoute(r, o, url ? { name: r.upstream.name, url } : r.upstream));
+  }
+  return {
+    routes: [...byRoute.values()],
+    match(method: string, path: string): RouteMatch {
+      try {
+        const m = o.policies.match(method, path);
+        return { kind: 'found', route: byRoute.get(m.route) as Route, params: m.params };
+      } catch (err) {
+        if (err instanceof KcmError && err.code === 'method_not_allowed') {
+          const allow = [
+            ...new Set(o.policies.routes.filter((r) => matchRoutePattern(r.pattern, path)).map((r) => r.method)),
+          ].join(', ');
+          return { kind: 'method_not_allowed', allow };
+        }
+        return { kind: 'not_found' };
+      }
+    },
+  };
+}

@@ -1,0 +1,157 @@
+/**
+ * The two body transforms of a proxy route, run only on routes whose policy
+ * has rules for that direction (a passthrough route's bytes are never
+ * parsed or re-serialised):
+ *
+ * - request: the body must be uncompressed JSON (`Content-Encoding` other
+ *   than identity, or a non-JSON type → 415 `unsupported_media_type`;
+ *   malformed / too deep → 400), the selected fields are encrypted in one
+ *   native call, and the re-serialised document is what goes upstream. Any
+ *   failure answers the client and NOTHING is forwarded. An empty body has
+ *   nothing to encrypt and is forwarded as is.
+ * - response: the upstream body must be uncompressed JSON, else 502
+ *   `upstream_bad_response` (never passed through); the selected fields are
+ *   decrypted for readers, or left as ciphertext / masked for others. On a
+ *   non-2xx answer a selected field that is absent is skipped (error bodies
+ *   rarely carry the record).
+ */
+import { KcmError } from '../../../common/src/errors.ts';
+import type { GatewayKeys } from '../gateway-keys.ts';
+import type { RequestContext } from '../pipeline/context.ts';
+import { parseJsonBody } from '../pipeline/json-body.ts';
+import type { FieldKeyProvider } from '../pipeline/key-provider.ts';
+import {
+  decryptResponseFields,
+  encryptRequestFields,
+  FieldDecryptionError,
+  type Caller as ReaderCaller,
+} from '../pipeline/transform-json.ts';
+import type { CompiledRoute } from '../policy/policy-types.ts';
+
+/** What the proxy keeps per request between its stages. */
+export interface ProxyState {
+  /** The body to send upstream when the request transform replaced it. */
+  body?: Buffer;
+  /** Set when ctx.response is the upstream's answer (the response transform applies only then). */
+  fromUpstream?: boolean;
+}
+
+const state = new WeakMap<RequestContext, ProxyState>();
+
+/** The proxy state of `ctx` (made on first use). */
+export function proxyState(ctx: RequestContext): ProxyState {
+  let s = state.get(ctx);
+  if (!s) {
+    s = {};
+    state.set(ctx, s);
+  }
+  return s;
+}
+
+function isCompressed(encoding: string | string[] | undefined): boolean {
+  if (encoding === undefined) return false;
+  const v = (Array.isArray(encoding) ? encoding.join(',') : encoding).trim().toLowerCase();
+  return v !== '' && v !== 'identity';
+}
+
+function single(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v.join(', ') : v;
+}
+
+/**
+ * Encrypts the selected fields of ctx.rawBody for `route` under ctx.tenant;
+ * stores the new body in the proxy state (unchanged bytes when no field was
+ * present) and reports the one L3 use (one data key wrapped per request) to
+ * `keys.recordEncryptions`. Throws KcmError (415, 400, 413, 422, key errors).
+ */
+export async function encryptRequestBody(
+  ctx: RequestContext,
+  route: CompiledRoute,
+  keys: GatewayKeys,
+  fieldKeys: FieldKeyProvider,
+): Promise<void> {
+  const raw = ctx.rawBody;
+  const tenant = ctx.tenant;
+  if (tenant === undefined) throw new KcmError('internal_error', 'proxy route without a tenant');
+  if (!raw || raw.length === 0) return;
+  if (isCompressed(ctx.headers['content-encoding'])) {
+    throw new KcmError('unsupported_media_type', 'a compressed body cannot be encrypted');
+  }
+  const doc = parseJsonBody(raw, ctx.headers['content-type'], route.limits);
+  let version = 0;
+  const counting: FieldKeyProvider = {
+    async encryptKey(t, k) {
+      const key = await fieldKeys.encryptKey(t, k);
+      version = key.ref.keyVersion;
+      return key;
+    },
+    decryptKey: (ref) => fieldKeys.decryptKey(ref),
+  };
+  const report = await encryptRequestFields(doc, { route, tenant, params: ctx.params, keys: counting });
+  if (report.encrypted === 0) return;
+  proxyState(ctx).body = Buffer.from(JSON.stringify(doc), 'utf8');
+  // The received bytes hold the plaintext: wipe them now that the ciphertext document exists.
+  raw.fill(0);
+  keys.recordEncryptions?.(tenant, route.keyId, version, 1);
+}
+
+/** The route with every response rule's onMissing set to skip (for non-2xx answers), cached. */
+const lenient = new WeakMap<CompiledRoute, CompiledRoute>();
+function skipMissing(route: CompiledRoute): CompiledRoute {
+  let r = lenient.get(route);
+  if (!r) {
+    r = { ...route, response: route.response.map((rule) => ({ ...rule, onMissing: 'skip' as const })) };
+    lenient.set(route, r);
+  }
+  return r;
+}
+
+const NO_BODY_STATUS = new Set([204, 205, 304]);
+
+/**
+ * Transforms the upstream answer in ctx.response for `caller`. Throws
+ * `upstream_bad_response` (502) for a body that is compressed, not JSON,
+ * malformed or too deep; `field_decryption_failed` (422) per the policy;
+ * key errors (503, 410).
+ */
+export async function decryptResponseBody(
+  ctx: RequestContext,
+  route: CompiledRoute,
+  fieldKeys: FieldKeyProvider,
+  caller: ReaderCaller,
+  maxResponseBytes: number,
+): Promise<void> {
+  const res = ctx.response;
+  const tenant = ctx.tenant;
+  if (!res || !proxyState(ctx).fromUpstream) return;
+  if (tenant === undefined) throw new KcmError('internal_error', 'proxy route without a tenant');
+  const body = typeof res.body === 'string' ? Buffer.from(res.body) : res.body;
+  if (body.length === 0 || NO_BODY_STATUS.has(res.status) || ctx.method === 'HEAD') return;
+  if (isCompressed(res.headers['content-encoding'])) {
+    throw new KcmError('upstream_bad_response', 'a compressed response cannot be decrypted');
+  }
+  let doc: unknown;
+  try {
+    doc = parseJsonBody(body, single(res.headers['content-type']), { ...route.limits, bodyBytes: maxResponseBytes });
+  } catch (err) {
+    const code = err instanceof KcmError ? err.code : 'json_malformed';
+    throw new KcmError('upstream_bad_response', `upstream body: ${code}`);
+  }
+  const rules = res.status >= 200 && res.status < 300 ? route : skipMissing(route);
+  let report: Awaited<ReturnType<typeof decryptResponseFields>>;
+  try {
+    report = await decryptResponseFields(doc, { route: rules, tenant, params: ctx.params, keys: fieldKeys, caller });
+  } catch (err) {
+    if (err instanceof FieldDecryptionError) ctx.auditReasons = err.failures.map((f) => `${f.path}: ${f.reason}`);
+    throw err;
+  }
+  if (report.failures.length > 0) ctx.auditReasons = report.failures.map((f) => `${f.path}: ${f.reason}`);
+  if (report.decrypted === 0 && report.masked === 0) return;
+  const headers = { ...res.headers };
+  // The body changed: validators and digests of the stored bytes no longer hold.
+  delete headers.etag;
+  delete headers['content-md5'];
+  delete headers.digest;
+  if (report.decrypted > 0) headers['cache-control'] = 'no-store';
+  ctx.response = { ...res, headers, body: Buffer.from(JSON.stringify(doc), 'utf8') };
+}

@@ -1,0 +1,156 @@
+/**
+ * Forwarding one proxied request to its upstream with undici, and reading
+ * the answer with a size cap. Hop-by-hop headers (RFC 9110 §7.6.1: the fixed
+ * list plus every name the Connection header lists) are dropped both ways;
+ * `x-forwarded-for` gets the peer address appended, `x-forwarded-host` the
+ * original host, `x-correlation-id` the request's correlation id. The
+ * request is aborted when the client goes away (ctx.signal).
+ *
+ * Failures map to table errors and never carry upstream bytes:
+ * refused / reset / truncated → 502 `upstream_unavailable`; connect, headers
+ * or body deadline → 504 `upstream_timeout`; not HTTP or over the size cap →
+ * 502 `upstream_bad_response`; a client abort → ClientAbortedError (nothing
+ * is written).
+ */
+import type { Readable } from 'node:stream';
+import { KcmError } from '../../../common/src/errors.ts';
+import type { RequestContext } from '../pipeline/context.ts';
+import { ClientAbortedError } from '../pipeline/request-body.ts';
+import type { Upstream } from '../policy/policy-types.ts';
+import type { UpstreamPools } from './upstream-pools.ts';
+
+/** Headers that describe one connection, never forwarded (RFC 9110 §7.6.1, plus Host and framing). */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'http2-settings',
+  'host',
+  'content-length',
+  'expect',
+]);
+
+export type HeaderMap = Record<string, string | string[]>;
+
+/** An upstream answer read whole. */
+export interface UpstreamReply {
+  status: number;
+  /** End-to-end headers only (hop-by-hop and content-length removed). */
+  headers: HeaderMap;
+  body: Buffer;
+}
+
+function connectionTokens(value: string | string[] | undefined): Set<string> {
+  const out = new Set<string>();
+  for (const v of Array.isArray(value) ? value : value ? [value] : []) {
+    for (const t of v.split(',')) {
+      const name = t.trim().toLowerCase();
+      if (name) out.add(name);
+    }
+  }
+  return out;
+}
+
+/** `headers` without hop-by-hop headers, nor those the Connection header names, nor `drop`. */
+export function endToEnd(
+  headers: Readonly<Record<string, string | string[] | undefined>>,
+  drop: ReadonlySet<string> = new Set(),
+): HeaderMap {
+  const listed = connectionTokens(headers.connection);
+  const out: HeaderMap = {};
+  for (const name in headers) {
+    const v = headers[name];
+    if (v === undefined || HOP_BY_HOP.has(name) || listed.has(name) || drop.has(name)) continue;
+    out[name] = v;
+  }
+  return out;
+}
+
+/** The request headers sent upstream. */
+export function upstreamRequestHeaders(ctx: RequestContext, o: { identityEncoding: boolean }): HeaderMap {
+  const h = endToEnd(ctx.headers);
+  const prior = ctx.headers['x-forwarded-for'];
+  h['x-forwarded-for'] = prior ? `${prior}, ${ctx.peer.address}` : ctx.peer.address;
+  const host = ctx.headers.host;
+  if (host !== undefined && ctx.headers['x-forwarded-host'] === undefined) h['x-forwarded-host'] = host;
+  h['x-correlation-id'] = ctx.correlationId;
+  // A decrypting route must read the body: ask for it uncompressed (a compressed answer is refused anyway).
+  if (o.identityEncoding) h['accept-encoding'] = 'identity';
+  return h;
+}
+
+/** The upstream path: the upstream URL's path prefix (no trailing /) + the request path + its query. */
+export function upstreamPath(upstream: Upstream, ctx: RequestContext): string {
+  const base = upstream.url.pathname.replace(/\/+$/, '');
+  return `${base}${ctx.path}${ctx.query ? `?${ctx.query}` : ''}`;
+}
+
+const TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+
+/** Maps an undici / socket failure to a table error (or ClientAbortedError after a client abort). */
+export function upstreamError(err: unknown, ctx: RequestContext, upstream: Upstream): Error {
+  if (ctx.aborted) return new ClientAbortedError();
+  if (err instanceof KcmError) return err;
+  const code = String((err as { code?: unknown } | null)?.code ?? '');
+  const where = `upstream ${upstream.name}`;
+  if (TIMEOUTS.has(code)) return new KcmError('upstream_timeout', where);
+  if (code.startsWith('HPE_') || code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_INFO') {
+    return new KcmError('upstream_bad_response', `${where}: not a valid HTTP response`);
+  }
+  if (code === 'UND_ERR_RES_EXCEEDED_MAX_SIZE') return new KcmError('upstream_bad_response', `${where}: too large`);
+  return new KcmError('upstream_unavailable', where);
+}
+
+/** Reads `body` whole, at most `cap` bytes (else destroys it and throws `upstream_bad_response`). */
+function readCapped(body: Readable, cap: number, what: string): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let n = 0;
+    body.on('data', (c: Buffer) => {
+      n += c.length;
+      if (n > cap) {
+        body.destroy();
+        reject(new KcmError('upstream_bad_response', `${what}: response body over ${cap} bytes`));
+        return;
+      }
+      chunks.push(c);
+    });
+    body.once('end', () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, n)));
+    body.once('error', reject);
+  });
+}
+
+/**
+ * Sends `ctx`'s request to `upstream` with `body` (undefined: no body) and
+ * reads the whole answer (≤ `pools.options.maxResponseBytes`). Throws the
+ * errors the file comment lists; never includes upstream bytes in them.
+ */
+export async function forward(
+  pools: UpstreamPools,
+  upstream: Upstream,
+  ctx: RequestContext,
+  body: Buffer | undefined,
+  o: { identityEncoding: boolean },
+): Promise<UpstreamReply> {
+  const signal = ctx.signal;
+  if (signal.aborted) throw new ClientAbortedError();
+  try {
+    const res = await pools.pool(upstream.url.origin).request({
+      method: ctx.method,
+      path: upstreamPath(upstream, ctx),
+      headers: upstreamRequestHeaders(ctx, o),
+      body: body ?? null,
+      signal,
+    });
+    const data = await readCapped(res.body, pools.options.maxResponseBytes, `upstream ${upstream.name}`);
+    return { status: res.statusCode, headers: endToEnd(res.headers), body: data };
+  } catch (err) {
+    throw upstreamError(err, ctx, upstream);
+  }
+}

@@ -1,0 +1,110 @@
+/**
+ * One undici Pool per upstream origin (keep-alive connections reused across
+ * requests), with the connect / headers / body timeouts of the gateway
+ * configuration. Pools are made on first use and closed together.
+ */
+import { readFileSync } from 'node:fs';
+import { Pool } from 'undici';
+import { KcmError } from '../../../common/src/errors.ts';
+
+export interface UpstreamOptions {
+  /** TCP (+TLS) connect deadline (default 2,000 ms). */
+  connectTimeoutMs: number;
+  /** Deadline for the response headers after the request is sent (default 30,000 ms). */
+  headersTimeoutMs: number;
+  /** Longest silence between two body chunks (default 30,000 ms). */
+  bodyTimeoutMs: number;
+  /** Idle keep-alive connections are closed after this (default 4,000 ms). */
+  keepAliveTimeoutMs: number;
+  /** Connections per upstream origin at most (default 128). */
+  connections: number;
+  /** Largest upstream response body the gateway reads (default 8 MiB); past it → 502 `upstream_bad_response`. */
+  maxResponseBytes: number;
+  /** PEM CA bundle for `https:` upstreams (default: Node's bundled roots). */
+  caFile?: string;
+}
+
+export const DEFAULT_UPSTREAM_OPTIONS: UpstreamOptions = {
+  connectTimeoutMs: 2_000,
+  headersTimeoutMs: 30_000,
+  bodyTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 4_000,
+  connections: 128,
+  maxResponseBytes: 8 * 1024 * 1024,
+};
+
+const BOUNDS: { [K in Exclude<keyof UpstreamOptions, 'caFile'>]: readonly [number, number] } = {
+  connectTimeoutMs: [1, 600_000],
+  headersTimeoutMs: [1, 3_600_000],
+  bodyTimeoutMs: [1, 3_600_000],
+  keepAliveTimeoutMs: [1, 600_000],
+  connections: [1, 65_536],
+  maxResponseBytes: [1, 1 << 30],
+};
+
+/**
+ * Defaults applied to `o`, every number checked against its bounds. Throws
+ * KcmError `invalid_config` naming the field (`upstream.<name>`).
+ */
+export function upstreamOptions(o: Partial<UpstreamOptions> = {}): UpstreamOptions {
+  const out: UpstreamOptions = { ...DEFAULT_UPSTREAM_OPTIONS };
+  for (const k of Object.keys(BOUNDS) as (keyof typeof BOUNDS)[]) {
+    const v = o[k];
+    if (v === undefined) continue;
+    const [lo, hi] = BOUNDS[k];
+    if (!Number.isInteger(v) || v < lo || v > hi) {
+      throw new KcmError('invalid_config', `upstream.${k} must be an integer from ${lo} to ${hi}`);
+    }
+    out[k] = v;
+  }
+  if (o.caFile !== undefined) out.caFile = o.caFile;
+  return out;
+}
+
+export class UpstreamPools {
+  readonly #pools = new Map<string, Pool>();
+  readonly #ca: Buffer | undefined;
+  #closed = false;
+
+  /** Throws `invalid_certificate` when `caFile` cannot be read. */
+  constructor(readonly options: UpstreamOptions) {
+    if (options.caFile !== undefined) {
+      try {
+        this.#ca = readFileSync(options.caFile);
+      } catch {
+        throw new KcmError('invalid_certificate', 'cannot read upstream.caFile');
+      }
+    }
+  }
+
+  /** The pool of `origin` (`http(s)://host:port`), made on first use. Throws `upstream_unavailable` after close. */
+  pool(origin: string): Pool {
+    let p = this.#pools.get(origin);
+    if (p) return p;
+    if (this.#closed) throw new KcmError('upstream_unavailable', 'the gateway is shutting down');
+    const o = this.options;
+    p = new Pool(origin, {
+      connections: o.connections,
+      pipelining: 1,
+      keepAliveTimeout: o.keepAliveTimeoutMs,
+      headersTimeout: o.headersTimeoutMs,
+      bodyTimeout: o.bodyTimeoutMs,
+      connect: { timeout: o.connectTimeoutMs, ...(this.#ca ? { ca: this.#ca } : {}) },
+    });
+    this.#pools.set(origin, p);
+    return p;
+  }
+
+  /** Origins with a pool (tests, metrics). */
+  get origins(): string[] {
+    return [...this.#pools.keys()];
+  }
+
+  /** Closes every pool: in-flight requests finish first unless `force`, which destroys them. */
+  async close(force = false): Promise<void> {
+    this.#closed = true;
+    const pools = [...this.#pools.values()];
+    this.#pools.clear();
+    await Promise.all(pools.map((p) => (force ? p.destroy() : p.close()).catch(() => {})));
+  }
+}
