@@ -162,7 +162,10 @@ export async function startCore(config: CoreConfig, o: StartCoreOptions = {}): P
         }),
         ...tenantRoutes(keysOf, (spec) => highRiskRoute(highRisk, spec)),
         ...serviceKeyRoutes(keysOf),
-        ...approvalRoutes(approvals),
+        ...approvalRoutes(approvals, {
+          // An operator scoped to some tenants can act only on requests about those tenants.
+          mayAct: (identity, scope) => admin?.authz.authorize(identity, scope).allowed === true,
+        }),
         ...edgeRoutes(store, () => edge),
       ],
     });

@@ -35,6 +35,7 @@
  * (`audit_unavailable`). Alerts (optional) are best effort.
  */
 import { randomUUID } from 'node:crypto';
+import type { Action } from '../../../common/src/authz/permissions.ts';
 import { KcmError } from '../../../common/src/errors.ts';
 import type { AuditSink } from '../audit/audit-sink.ts';
 import type { ApprovalRecord, ApprovalState } from '../store/records.ts';
@@ -213,6 +214,22 @@ export class ApprovalService {
   }
 
   /** The operations that can be proposed, with their summaries and any higher M. */
+  /**
+   * The permission over its target that acting on `operation` with `params`
+   * needs (the executor's `scope`, default `sys.write` on all tenants); an
+   * unknown operation or unreadable params give the default, which is the
+   * strictest.
+   */
+  scopeOf(operation: string, params: unknown): { action: Action; tenant?: string } {
+    const strictest = { action: 'sys.write' as Action };
+    if (!this.#o.registry.has(operation)) return strictest;
+    try {
+      return this.#o.registry.get(operation).scope?.(params) ?? strictest;
+    } catch {
+      return strictest;
+    }
+  }
+
   operations(): { operation: string; summary: string; required: number }[] {
     return this.#o.registry.list().map((e) => ({
       operation: e.operation,

@@ -5,6 +5,7 @@
  * proposed; the registry is filled at start-up and is read-only afterwards
  * in practice (nothing removes an entry).
  */
+import type { Action } from '../../../common/src/authz/permissions.ts';
 import { KcmError } from '../../../common/src/errors.ts';
 import type { JsonValue } from './canonical-params.ts';
 
@@ -42,6 +43,14 @@ export interface OperationExecutor<P extends JsonValue = JsonValue> {
   required?: number;
   /** One line shown to approvers, e.g. "revoke a tenant (kill switch)". */
   summary?: string;
+  /**
+   * The permission a person needs over the operation's target to propose,
+   * approve, reject or cancel it (e.g. `tenant.write` on the tenant being
+   * revoked), checked by the approval routes with the caller's identity, so an
+   * operator scoped to some tenants cannot act on others' requests. Default:
+   * `sys.write` for all tenants.
+   */
+  scope?(params: unknown): { action: Action; tenant?: string };
 }
 
 /** `tenant.revoke`: dotted lower-case segments (1–64 characters). */

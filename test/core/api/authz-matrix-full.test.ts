@@ -88,7 +88,7 @@ const ADMIN: Record<string, Expect> = {
     body: () => ({ l1: { provider: 'none-configured', keyId: 'k' }, keyMode: 'byok' }),
   },
   'POST /v1/tenants/:tenant/l1/unlink': { who: 'operator', scope: 'tenant' },
-  'POST /v1/tenants/:tenant/l1/probe': { who: 'reader', scope: 'tenant' },
+  'POST /v1/tenants/:tenant/l1/probe': { who: 'operator', scope: 'tenant' },
   'POST /v1/tenants/:tenant/prewarm': { who: 'operator', scope: 'tenant' },
   'GET /v1/tenants/:tenant/keys': { who: 'reader', scope: 'tenant' },
   'POST /v1/tenants/:tenant/keys': { who: 'operator', scope: 'tenant', body: () => ({ service: `svc-${++seq}` }) },
@@ -456,5 +456,30 @@ describe('authorization matrix: every Core endpoint × identity class (mTLS)', (
     // Only the edges ever became edges: refused identities left no edge row and no ack.
     const edges = (await ok('auditor', 'GET', '/v1/edges')).edges.map((x: { edgeId: string }) => x.edgeId).sort();
     assert.deepEqual(edges, [TEST_IDS.edgeA.cn, TEST_IDS.edgeB.cn]);
+  });
+
+  it("keeps a tenant-scoped operator to its tenants' approval requests (propose, approve, reject, cancel)", async () => {
+    const code = async (cls: Cls | ClientCert, method: string, path: string, body?: unknown) => {
+      const r = await admin(cls, method, path, body);
+      return `${r.status} ${r.body?.error?.code ?? ''}`.trim();
+    };
+    // Proposing a revoke of tenant-b through the generic route needs tenant.write on tenant-b.
+    assert.equal(
+      await code('operatorA', 'POST', '/v1/approvals', { operation: 'tenant.revoke', params: { tenant: B } }),
+      '403 forbidden',
+    );
+    assert.equal(
+      (await admin('operatorA', 'POST', '/v1/approvals', { operation: 'tenant.revoke', params: { tenant: A } })).status,
+      201,
+    );
+    // A revoke of tenant-b proposed by operator-2: operator-a may neither approve, reject nor cancel it.
+    const b = await ok(pki.operator2, 'POST', '/v1/approvals', { operation: 'tenant.revoke', params: { tenant: B } });
+    assert.equal(await code('operatorA', 'POST', `/v1/approvals/${b.id}/approve`), '403 forbidden');
+    assert.equal(await code('operatorA', 'POST', `/v1/approvals/${b.id}/reject`, { reason: 'x' }), '403 forbidden');
+    assert.equal(await code('operatorA', 'POST', `/v1/approvals/${b.id}/cancel`), '403 forbidden');
+    assert.equal((await ok('auditor', 'GET', `/v1/approvals/${b.id}`)).state, 'PENDING');
+    // The all-tenants operator may; operator-2 then cancels its own request.
+    assert.equal((await ok(pki.operator2, 'POST', `/v1/approvals/${b.id}/cancel`)).state, 'CANCELLED');
+    assert.equal((await ok('auditor', 'GET', `/v1/tenants/${B}`)).state, 'ACTIVE');
   });
 });

@@ -30,6 +30,13 @@ const STATES: readonly ApprovalState[] = ['PENDING', 'EXECUTED', 'FAILED', 'REJE
 export interface ApprovalRouteOptions {
   /** Whether this caller may cancel requests proposed by others (default: nobody). */
   mayCancelAny?: (identity: Identity) => boolean;
+  /**
+   * Whether the caller holds the operation's scope permission (its executor's
+   * `scope(params)`, default `sys.write` on all tenants) — checked on propose,
+   * approve, reject and cancel; refused with 403 `forbidden`. Without it only
+   * the route permissions apply.
+   */
+  mayAct?: (identity: Identity, scope: { action: Action; tenant?: string }) => boolean;
 }
 
 /** The caller's actor name and correlation id; throws `unauthenticated` when the request has no identity. */
@@ -44,14 +51,29 @@ export function callerOf(ctx: RouteContext): { actor: string; identity: Identity
 
 export function approvalRoutes(service: ApprovalService, o: ApprovalRouteOptions = {}): Route[] {
   const id = (ctx: RouteContext) => ctx.params.id as string;
+  const checkScope = (identity: Identity, operation: string, params: unknown): void => {
+    if (!o.mayAct) return;
+    const scope = service.scopeOf(operation, params);
+    if (!o.mayAct(identity, scope)) {
+      throw new KcmError('forbidden', `${operation} needs ${scope.action}${scope.tenant ? ` on ${scope.tenant}` : ''}`);
+    }
+  };
+  const checkRequest = async (ctx: RouteContext): Promise<void> => {
+    if (!o.mayAct) return;
+    const { identity } = callerOf(ctx);
+    const view = await service.get(id(ctx));
+    checkScope(identity, view.operation, view.params);
+  };
   return [
     {
       method: 'POST',
       path: '/v1/approvals',
       action: 'approval.propose',
       handler: async (ctx) => {
-        const { actor, correlationId } = callerOf(ctx);
-        const view = await service.propose(stringField(ctx.body, 'operation', 64), ctx.body.params ?? {}, actor, {
+        const { actor, identity, correlationId } = callerOf(ctx);
+        const operation = stringField(ctx.body, 'operation', 64);
+        checkScope(identity, operation, ctx.body.params ?? {});
+        const view = await service.propose(operation, ctx.body.params ?? {}, actor, {
           correlationId,
           ttlMs: intField(ctx.body, 'ttlMs', 0, Number.MAX_SAFE_INTEGER),
         });
@@ -96,6 +118,7 @@ export function approvalRoutes(service: ApprovalService, o: ApprovalRouteOptions
       action: 'approval.approve',
       handler: async (ctx) => {
         const { actor, correlationId } = callerOf(ctx);
+        await checkRequest(ctx);
         return [200, await service.approve(id(ctx), actor, { correlationId })];
       },
     },
@@ -105,6 +128,7 @@ export function approvalRoutes(service: ApprovalService, o: ApprovalRouteOptions
       action: 'approval.approve',
       handler: async (ctx) => {
         const { actor, correlationId } = callerOf(ctx);
+        await checkRequest(ctx);
         return [200, await service.reject(id(ctx), actor, stringField(ctx.body, 'reason', 200), { correlationId })];
       },
     },
@@ -115,6 +139,7 @@ export function approvalRoutes(service: ApprovalService, o: ApprovalRouteOptions
       handler: async (ctx) => {
         const { actor, identity, correlationId } = callerOf(ctx);
         const reason = ctx.body.reason === undefined ? undefined : stringField(ctx.body, 'reason', 200);
+        await checkRequest(ctx);
         const privileged = o.mayCancelAny?.(identity) === true;
         return [200, await service.cancel(id(ctx), actor, { correlationId, privileged, reason })];
       },

@@ -68,9 +68,14 @@ export function registerTenantExecutors(registry: ExecutorRegistry, keys: KeysOf
     const reason = typeof o.reason === 'string' ? o.reason.slice(0, 256) : undefined;
     return { tenant: o.tenant, ...(reason ? { reason } : {}) };
   };
+  const scope = (p: unknown) => {
+    const tenant = (p as { tenant?: unknown } | null)?.tenant;
+    return { action: 'tenant.write' as const, ...(typeof tenant === 'string' ? { tenant } : {}) };
+  };
   registry.register('tenant.revoke', {
     summary: 'revoke a tenant (kill switch): its L2 and L3 keys are destroyed everywhere',
     validate: tenantOf,
+    scope,
     execute: async (p, ctx) => {
       const t = await keys().tenants.revoke(
         p.tenant,
@@ -86,6 +91,7 @@ export function registerTenantExecutors(registry: ExecutorRegistry, keys: KeysOf
   registry.register('l1.unlink', {
     summary: "unlink a tenant's customer root key (L1): back to managed keys",
     validate: tenantOf,
+    scope,
     execute: async (p, ctx) => {
       const t = await keys().l1.unlink(p.tenant, { actor: `quorum:${ctx.approvers.join('+')}` });
       return { tenant: t.id, keyMode: t.keyMode };
@@ -169,7 +175,8 @@ export function tenantRoutes(keys: KeysOf, highRisk: (spec: HighRiskRouteSpec) =
     {
       method: 'POST',
       path: '/v1/tenants/:tenant/l1/probe',
-      action: 'tenant.read',
+      // A failed probe suspends the tenant (l1_unreachable): a write, not a read.
+      action: 'tenant.write',
       handler: async (ctx) => [200, await keys().l1.probe(tenantParam(ctx), opCtx(ctx))],
     },
     {
