@@ -1,0 +1,36 @@
+/**
+ * `kcm gateway --config FILE`: runs the Crypto Edge gateway (fronts, direct
+ * API, policy reverse proxy) until SIGTERM/SIGINT, which drain requests in
+ * flight, close the Core client and wipe every leased key before exit.
+ */
+import { loadGatewayConfig } from '../../gateway/src/gateway-config.ts';
+import { startConfiguredGateway } from '../../gateway/src/start-configured-gateway.ts';
+import { flag, parseArgs } from '../args.ts';
+import type { Command } from '../main.ts';
+
+export const gatewayCommand: Command = {
+  name: 'gateway',
+  summary: 'Run the Crypto Edge gateway (direct API and policy reverse proxy)',
+  usage: 'kcm gateway --config FILE   (env: KCM_GATEWAY_CONFIG; KCM_DEV=1 allows "dev": true)',
+  async run(args) {
+    const p = parseArgs(args, { config: true });
+    const file = flag(p, 'config') ?? process.env.KCM_GATEWAY_CONFIG;
+    if (!file) {
+      console.error(`kcm gateway: --config FILE is required\n\nUsage: ${this.usage}`);
+      return 2;
+    }
+    const gw = await startConfiguredGateway(loadGatewayConfig(file));
+    const { ports } = gw.server;
+    const fronts = Object.entries(ports).map(([name, port]) => `${name} :${port}`);
+    console.log(`kcm gateway: serving on ${fronts.join(', ')}`);
+    await new Promise<void>((resolve) => {
+      const stop = (signal: string) => {
+        console.error(`[gateway] ${signal}: draining, closing the Core client, wiping keys`);
+        gw.close().then(resolve, resolve);
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+    return 0;
+  },
+};

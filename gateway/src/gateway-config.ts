@@ -1,0 +1,241 @@
+/**
+ * The `kcm gateway --config FILE` configuration: a JSON file, validated once
+ * with errors that name the field (KcmError `invalid_config`,
+ * `fronts.uws.port: must be an integer from 0 to 65535`). Relative paths are
+ * resolved against the file's directory. docs/gateway.md "Configuration"
+ * shows a complete file.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { KcmError } from '../../common/src/errors.ts';
+import type { H2PlainOptions, H2TlsOptions } from './http/h2-adapter.ts';
+import type { UwsAdapterOptions } from './http/uws-adapter.ts';
+import type { CallerHeaders } from './proxy/proxy-routes.ts';
+import type { UpstreamOptions } from './upstream/upstream-pools.ts';
+
+export interface CoreLink {
+  /** `https://host:port` of the Core edge API. */
+  url: string;
+  certFile: string;
+  keyFile: string;
+  caFile: string;
+  /** Lease TTL to ask for (the Core bounds it; ADR-602: 5–60 min). */
+  leaseTtlSeconds?: number;
+  /** Name to verify in the Core's certificate when it differs from the URL host. */
+  servername?: string;
+}
+
+export interface GatewayFileConfig {
+  /** In-process development keys (LocalGatewayKeys) instead of a Core; only with KCM_DEV=1. */
+  dev: boolean;
+  fronts: { uws?: UwsAdapterOptions; h2Tls?: H2TlsOptions; h2Plain?: H2PlainOptions };
+  /** Addresses / CIDR blocks (besides loopback) whose requests may name their tenant without a certificate. */
+  trust: string[];
+  /** Route policies; absent: the direct API only. */
+  policies?: { dir: string; examples: boolean };
+  core?: CoreLink;
+  upstreams: { urls: Map<string, URL>; options: Partial<UpstreamOptions> };
+  callerHeaders?: CallerHeaders;
+  limits: { maxBodyBytes?: number; maxBatchItems?: number; drainMs: number };
+}
+
+type Json = Record<string, unknown>;
+
+function fail(field: string, why: string): never {
+  throw new KcmError('invalid_config', `${field}: ${why}`);
+}
+
+function obj(v: unknown, field: string, keys: readonly string[]): Json {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(field, 'must be an object');
+  for (const k of Object.keys(v)) if (!keys.includes(k)) fail(`${field}.${k}`, 'unknown field');
+  return v as Json;
+}
+
+function str(v: unknown, field: string): string {
+  if (typeof v !== 'string' || v.length === 0) fail(field, 'must be a non-empty string');
+  return v;
+}
+
+function int(v: unknown, field: string, lo: number, hi: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) {
+    fail(field, `must be an integer from ${lo} to ${hi}`);
+  }
+  return v;
+}
+
+function optInt(v: unknown, field: string, lo: number, hi: number): number | undefined {
+  return v === undefined ? undefined : int(v, field, lo, hi);
+}
+
+function bool(v: unknown, field: string): boolean {
+  if (v === undefined) return false;
+  if (typeof v !== 'boolean') fail(field, 'must be true or false');
+  return v;
+}
+
+function listen(v: Json, field: string): { host: string; port: number } {
+  return {
+    host: v.host === undefined ? '127.0.0.1' : str(v.host, `${field}.host`),
+    port: int(v.port, `${field}.port`, 0, 65535),
+  };
+}
+
+function fronts(v: unknown, path: (p: string) => string): GatewayFileConfig['fronts'] {
+  const f = obj(v, 'fronts', ['uws', 'h2Tls', 'h2Plain']);
+  const out: GatewayFileConfig['fronts'] = {};
+  if (f.uws !== undefined) {
+    const u = obj(f.uws, 'fronts.uws', ['host', 'port', 'tls']);
+    out.uws = listen(u, 'fronts.uws');
+    if (u.tls !== undefined) {
+      const t = obj(u.tls, 'fronts.uws.tls', ['certFile', 'keyFile']);
+      out.uws.tls = {
+        certFile: path(str(t.certFile, 'fronts.uws.tls.certFile')),
+        keyFile: path(str(t.keyFile, 'fronts.uws.tls.keyFile')),
+      };
+    }
+  }
+  if (f.h2Tls !== undefined) {
+    const h = obj(f.h2Tls, 'fronts.h2Tls', ['host', 'port', 'certFile', 'keyFile', 'caFile']);
+    out.h2Tls = {
+      ...listen(h, 'fronts.h2Tls'),
+      certFile: path(str(h.certFile, 'fronts.h2Tls.certFile')),
+      keyFile: path(str(h.keyFile, 'fronts.h2Tls.keyFile')),
+      caFile: path(str(h.caFile, 'fronts.h2Tls.caFile')),
+    };
+  }
+  if (f.h2Plain !== undefined)
+    out.h2Plain = listen(obj(f.h2Plain, 'fronts.h2Plain', ['host', 'port']), 'fronts.h2Plain');
+  if (!out.uws && !out.h2Tls && !out.h2Plain) fail('fronts', 'name at least one of uws, h2Tls, h2Plain');
+  return out;
+}
+
+function core(v: unknown, path: (p: string) => string): CoreLink {
+  const c = obj(v, 'core', ['url', 'certFile', 'keyFile', 'caFile', 'leaseTtlSeconds', 'servername']);
+  const url = str(c.url, 'core.url');
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    fail('core.url', 'must be an https:// URL');
+  }
+  if (u.protocol !== 'https:') fail('core.url', 'must be an https:// URL (the edge API is mTLS only)');
+  const ttl = optInt(c.leaseTtlSeconds, 'core.leaseTtlSeconds', 1, 86_400);
+  return {
+    url: u.origin,
+    certFile: path(str(c.certFile, 'core.certFile')),
+    keyFile: path(str(c.keyFile, 'core.keyFile')),
+    caFile: path(str(c.caFile, 'core.caFile')),
+    ...(ttl !== undefined ? { leaseTtlSeconds: ttl } : {}),
+    ...(c.servername !== undefined ? { servername: str(c.servername, 'core.servername') } : {}),
+  };
+}
+
+const UPSTREAM_NUMBERS = [
+  'connectTimeoutMs',
+  'headersTimeoutMs',
+  'bodyTimeoutMs',
+  'keepAliveTimeoutMs',
+  'connections',
+  'maxResponseBytes',
+] as const;
+
+function upstreams(v: unknown, path: (p: string) => string): GatewayFileConfig['upstreams'] {
+  const out: GatewayFileConfig['upstreams'] = { urls: new Map(), options: {} };
+  if (v === undefined) return out;
+  const u = obj(v, 'upstreams', ['urls', 'caFile', ...UPSTREAM_NUMBERS]);
+  if (u.urls !== undefined) {
+    const urls = obj(u.urls, 'upstreams.urls', Object.keys(u.urls as object));
+    for (const [name, raw] of Object.entries(urls)) {
+      const field = `upstreams.urls.${name}`;
+      let url: URL;
+      try {
+        url = new URL(str(raw, field));
+      } catch {
+        fail(field, 'must be an absolute http:// or https:// URL');
+      }
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') fail(field, 'must be http:// or https://');
+      if (url.username || url.password || url.search || url.hash) fail(field, 'no credentials, query or fragment');
+      out.urls.set(name, url);
+    }
+  }
+  for (const k of UPSTREAM_NUMBERS) {
+    const n = optInt(u[k], `upstreams.${k}`, 1, k === 'maxResponseBytes' ? 1 << 30 : 3_600_000);
+    if (n !== undefined) out.options[k] = n;
+  }
+  if (u.caFile !== undefined) out.options.caFile = path(str(u.caFile, 'upstreams.caFile'));
+  return out;
+}
+
+function headerName(v: unknown, field: string): string {
+  const s = str(v, field);
+  if (!/^[a-z0-9-]{1,64}$/.test(s)) fail(field, 'must be a lower-case header name');
+  return s;
+}
+
+/**
+ * Validates a parsed configuration object. `baseDir` resolves relative file
+ * paths; `env.KCM_DEV === '1'` is required for `dev: true`. Throws KcmError
+ * `invalid_config` naming the first bad field.
+ */
+export function gatewayConfig(doc: unknown, baseDir: string, env: NodeJS.ProcessEnv = process.env): GatewayFileConfig {
+  const c = obj(doc, 'config', ['dev', 'fronts', 'trust', 'policies', 'core', 'upstreams', 'callerHeaders', 'limits']);
+  const path = (p: string) => resolve(baseDir, p);
+  const dev = bool(c.dev, 'dev');
+  if (dev && env.KCM_DEV !== '1')
+    fail('dev', 'in-process development keys are refused outside development mode (KCM_DEV=1)');
+  if (dev && c.core !== undefined) fail('core', 'give either core or dev: true, not both');
+  if (!dev && c.core === undefined)
+    fail('core', 'required (the Core edge API the gateway leases keys from), unless dev: true');
+  const trust: string[] = [];
+  if (c.trust !== undefined) {
+    if (!Array.isArray(c.trust)) fail('trust', 'must be an array of IP addresses or CIDR blocks');
+    for (const [i, t] of c.trust.entries()) trust.push(str(t, `trust[${i}]`));
+  }
+  let policies: GatewayFileConfig['policies'];
+  if (c.policies !== undefined) {
+    const p = typeof c.policies === 'string' ? { dir: c.policies } : obj(c.policies, 'policies', ['dir', 'examples']);
+    policies = { dir: path(str(p.dir, 'policies.dir')), examples: bool(p.examples, 'policies.examples') };
+  }
+  let callerHeaders: CallerHeaders | undefined;
+  if (c.callerHeaders !== undefined) {
+    const h = obj(c.callerHeaders, 'callerHeaders', ['identity', 'roles']);
+    callerHeaders = {
+      ...(h.identity !== undefined ? { identity: headerName(h.identity, 'callerHeaders.identity') } : {}),
+      ...(h.roles !== undefined ? { roles: headerName(h.roles, 'callerHeaders.roles') } : {}),
+    };
+  }
+  const l = c.limits === undefined ? {} : obj(c.limits, 'limits', ['maxBodyBytes', 'maxBatchItems', 'drainMs']);
+  const maxBodyBytes = optInt(l.maxBodyBytes, 'limits.maxBodyBytes', 1, 64 << 20);
+  const maxBatchItems = optInt(l.maxBatchItems, 'limits.maxBatchItems', 1, 100_000);
+  return {
+    dev,
+    fronts: fronts(c.fronts, path),
+    trust,
+    ...(policies ? { policies } : {}),
+    ...(c.core !== undefined ? { core: core(c.core, path) } : {}),
+    upstreams: upstreams(c.upstreams, path),
+    ...(callerHeaders ? { callerHeaders } : {}),
+    limits: {
+      ...(maxBodyBytes !== undefined ? { maxBodyBytes } : {}),
+      ...(maxBatchItems !== undefined ? { maxBatchItems } : {}),
+      drainMs: optInt(l.drainMs, 'limits.drainMs', 0, 600_000) ?? 10_000,
+    },
+  };
+}
+
+/** Reads and validates `file`. Throws `invalid_config` (unreadable, not JSON, or a bad field). */
+export function loadGatewayConfig(file: string, env: NodeJS.ProcessEnv = process.env): GatewayFileConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new KcmError('invalid_config', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    throw new KcmError('invalid_config', `${file} is not valid JSON`);
+  }
+  return gatewayConfig(doc, dirname(resolve(file)), env);
+}

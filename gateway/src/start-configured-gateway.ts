@@ -1,0 +1,122 @@
+/**
+ * Starts `kcm gateway` from its validated configuration (gateway-config.ts):
+ * the keys (CoreGatewayKeys over the Core edge API with mTLS, or
+ * LocalGatewayKeys in development), the route policies, the upstream pools
+ * and the front listeners. `close()` drains (new requests 503, in-flight
+ * ones get `limits.drainMs`), closes listeners and pools, then closes the
+ * keys: pending usage is reported, the Core event stream stops and every
+ * leased key is wiped.
+ */
+import { readFileSync } from 'node:fs';
+import { KcmError } from '../../common/src/errors.ts';
+import { type Crypto, defaultCrypto } from '../../native/index.ts';
+import { CoreGatewayKeys } from './core-gateway-keys.ts';
+import type { GatewayFileConfig } from './gateway-config.ts';
+import { type GatewayKeys, LocalGatewayKeys } from './gateway-keys.ts';
+import { type GatewayServer, startGateway } from './gateway-server.ts';
+import { loopbackOnly, type PeerTrust } from './pipeline/caller.ts';
+import { loadPolicies } from './policy/policy-loader.ts';
+import { TrustedPeers } from './policy/tenant-source.ts';
+
+export interface ConfiguredGateway {
+  server: GatewayServer;
+  keys: GatewayKeys;
+  /** Drains, closes listeners and pools, then closes the keys (wipes them). Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  log?: (msg: string) => void;
+  crypto?: Crypto;
+}
+
+function trustOf(entries: readonly string[]): PeerTrust {
+  if (entries.length === 0) return loopbackOnly;
+  let peers: TrustedPeers;
+  try {
+    peers = new TrustedPeers(entries);
+  } catch (err) {
+    throw new KcmError('invalid_config', `trust: ${(err as Error).message}`);
+  }
+  return (a) => loopbackOnly(a) || peers.has(a);
+}
+
+function readTls(core: NonNullable<GatewayFileConfig['core']>) {
+  try {
+    return {
+      cert: readFileSync(core.certFile),
+      key: readFileSync(core.keyFile),
+      ca: readFileSync(core.caFile),
+      ...(core.servername ? { servername: core.servername } : {}),
+    };
+  } catch {
+    throw new KcmError('invalid_certificate', 'cannot read core.certFile, core.keyFile or core.caFile');
+  }
+}
+
+/**
+ * Starts the gateway. Throws `invalid_config` (bad trust entry, no policy
+ * file, port in use, `dev` without KCM_DEV=1 — checked again here),
+ * `invalid_policy`, `invalid_certificate`, `native_unavailable`. Nothing
+ * stays open after a throw.
+ */
+export async function startConfiguredGateway(c: GatewayFileConfig, o: StartOptions = {}): Promise<ConfiguredGateway> {
+  const log = o.log ?? ((m: string) => console.error(`[gateway] ${m}`));
+  const trust = trustOf(c.trust);
+  const policies = c.policies ? loadPolicies(c.policies.dir, { examples: c.policies.examples }) : undefined;
+  let keys: LocalGatewayKeys | CoreGatewayKeys;
+  if (c.dev) {
+    if (process.env.KCM_DEV !== '1') throw new KcmError('invalid_config', 'dev: refused outside KCM_DEV=1');
+    log(
+      'WARNING: development keys: made in this process, not leased from a Core, lost at exit; never use in production',
+    );
+    keys = new LocalGatewayKeys(o.crypto ?? defaultCrypto());
+  } else {
+    const core = c.core;
+    if (!core) throw new KcmError('invalid_config', 'core: required unless dev: true');
+    keys = new CoreGatewayKeys({
+      url: core.url,
+      tls: readTls(core),
+      crypto: o.crypto ?? defaultCrypto(),
+      ...(core.leaseTtlSeconds ? { ttlSeconds: core.leaseTtlSeconds } : {}),
+      log: (m) => log(`core: ${m}`),
+    });
+    keys.start();
+  }
+  let server: GatewayServer;
+  try {
+    server = await startGateway({
+      keys,
+      ...c.fronts,
+      trust,
+      ...(c.limits.maxBodyBytes ? { maxBodyBytes: c.limits.maxBodyBytes } : {}),
+      ...(c.limits.maxBatchItems ? { maxBatchItems: c.limits.maxBatchItems } : {}),
+      ...(policies
+        ? {
+            proxy: {
+              policies,
+              upstreamUrls: c.upstreams.urls,
+              upstream: c.upstreams.options,
+              ...(c.callerHeaders ? { callerHeaders: c.callerHeaders } : {}),
+            },
+          }
+        : {}),
+      log,
+    });
+  } catch (err) {
+    await keys.close();
+    throw err;
+  }
+  let closing: Promise<void> | undefined;
+  return {
+    server,
+    keys,
+    close() {
+      closing ??= (async () => {
+        await server.close({ drainMs: c.limits.drainMs });
+        await keys.close();
+      })();
+      return closing;
+    },
+  };
+}
