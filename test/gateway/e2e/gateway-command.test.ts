@@ -1,0 +1,125 @@
+/**
+ * `kcm gateway --config FILE`: configuration errors name the field; `dev`
+ * keys are refused outside KCM_DEV=1; a real `kcm gateway` process (dev
+ * keys, the proxy in front of a real upstream) serves, then drains and exits
+ * 0 on SIGTERM.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { request } from 'undici';
+import { gatewayConfig } from '../../../gateway/src/gateway-config.ts';
+import { startUpstreams, testPolicy } from '../proxy/proxy-fixture.ts';
+
+const core = { url: 'https://core:8443', certFile: 'c.pem', keyFile: 'k.pem', caFile: 'ca.pem' };
+const uws = { uws: { port: 0 } };
+
+describe('kcm gateway configuration', () => {
+  it('accepts a full file and resolves paths against its directory', () => {
+    const c = gatewayConfig(
+      {
+        fronts: { ...uws, h2Tls: { port: 8443, certFile: 'g.pem', keyFile: 'g.key', caFile: 'ca.pem' } },
+        trust: ['10.0.0.0/8'],
+        policies: { dir: 'policies', examples: true },
+        core: { ...core, leaseTtlSeconds: 600 },
+        upstreams: { urls: { app: 'http://10.0.0.5:9000' }, connectTimeoutMs: 500, maxResponseBytes: 1024 },
+        callerHeaders: { identity: 'x-okcm-caller' },
+        limits: { maxBodyBytes: 4096, drainMs: 0 },
+      },
+      '/etc/kcm',
+      {},
+    );
+    assert.equal(c.fronts.uws?.host, '127.0.0.1');
+    assert.equal(c.fronts.h2Tls?.certFile, '/etc/kcm/g.pem');
+    assert.deepEqual(c.policies, { dir: '/etc/kcm/policies', examples: true });
+    assert.equal(c.core?.caFile, '/etc/kcm/ca.pem');
+    assert.equal(c.upstreams.urls.get('app')?.href, 'http://10.0.0.5:9000/');
+    assert.deepEqual(c.limits, { maxBodyBytes: 4096, drainMs: 0 });
+  });
+
+  it('names the bad field', () => {
+    const bad: [unknown, RegExp][] = [
+      [{ fronts: uws }, /^invalid configuration: core: required/],
+      [{ core, fronts: {} }, /fronts: name at least one/],
+      [{ core, fronts: { uws: { port: 70000 } } }, /fronts\.uws\.port: must be an integer from 0 to 65535/],
+      [{ core, fronts: { uws: { port: 1, tls: { certFile: 'c' } } } }, /fronts\.uws\.tls\.keyFile/],
+      [{ core, fronts: { h2Tls: { port: 1, certFile: 'c', keyFile: 'k' } } }, /fronts\.h2Tls\.caFile/],
+      [{ core: { ...core, url: 'http://core' }, fronts: uws }, /core\.url: must be an https:\/\/ URL/],
+      [{ core: { ...core, keyFile: '' }, fronts: uws }, /core\.keyFile/],
+      [{ core, fronts: uws, upstreams: { urls: { app: 'ftp://x' } } }, /upstreams\.urls\.app/],
+      [{ core, fronts: uws, upstreams: { urls: { app: 'http://u:p@x' } } }, /upstreams\.urls\.app: no credentials/],
+      [{ core, fronts: uws, upstreams: { headersTimeoutMs: 0 } }, /upstreams\.headersTimeoutMs/],
+      [{ core, fronts: uws, limits: { maxBodyBytes: -1 } }, /limits\.maxBodyBytes/],
+      [{ core, fronts: uws, trust: '10.0.0.0/8' }, /^invalid configuration: trust: must be an array/],
+      [{ core, fronts: uws, callerHeaders: { identity: 'X Caller' } }, /callerHeaders\.identity/],
+      [{ core, fronts: uws, surprise: 1 }, /config\.surprise: unknown field/],
+      [{ dev: true, fronts: uws }, /dev: in-process development keys are refused outside development mode/],
+      [{ dev: true, core, fronts: uws }, /dev: in-process/],
+    ];
+    for (const [doc, re] of bad) {
+      assert.throws(() => gatewayConfig(doc, '/', {}), (e: Error & { code?: string }) => {
+        assert.equal(e.code, 'invalid_config');
+        assert.match(e.message, re, JSON.stringify(doc));
+        return true;
+      });
+    }
+    assert.throws(() => gatewayConfig({ dev: true, core, fronts: uws }, '/', { KCM_DEV: '1' }), /core: give either/);
+    assert.equal(gatewayConfig({ dev: true, fronts: uws }, '/', { KCM_DEV: '1' }).dev, true);
+  });
+
+  it('a kcm gateway process proxies, then drains and exits 0 on SIGTERM', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'okcm-gw-cmd-'));
+    const up = await startUpstreams();
+    try {
+      mkdirSync(join(dir, 'policies'));
+      writeFileSync(join(dir, 'policies', 'test.routes.json'), JSON.stringify(testPolicy()));
+      writeFileSync(
+        join(dir, 'gateway.json'),
+        JSON.stringify({
+          dev: true,
+          fronts: { uws: { port: 0 } },
+          policies: 'policies',
+          upstreams: { urls: { app: `http://127.0.0.1:${up.appPort}` } },
+          limits: { drainMs: 2000 },
+        }),
+      );
+      const child = spawn(process.execPath, ['bin/kcm.mjs', 'gateway', '--config', join(dir, 'gateway.json')], {
+        env: { ...process.env, KCM_DEV: '1' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (d) => {
+        out += d;
+      });
+      child.stderr.on('data', (d) => {
+        err += d;
+      });
+      const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+      const end = Date.now() + 20_000;
+      while (!/uws :(\d+)/.test(out)) {
+        if (Date.now() > end || child.exitCode !== null) throw new Error(`no start line: ${out} ${err}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const port = Number(/uws :(\d+)/.exec(out)?.[1]);
+      const res = await request(`http://127.0.0.1:${port}/orders`, {
+        method: 'POST',
+        headers: { 'x-tenant-id': 't1', 'content-type': 'application/json' },
+        body: JSON.stringify({ card: { number: '4111 1111 1111 1111' } }),
+      });
+      assert.equal(res.statusCode, 201);
+      await res.body.text();
+      assert.ok(!up.received.at(-1)?.body.toString().includes('4111'));
+      assert.match(err, /WARNING: development keys/);
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0);
+      assert.match(err, /SIGTERM: draining, closing the Core client, wiping keys/);
+    } finally {
+      await up.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
