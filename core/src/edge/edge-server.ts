@@ -97,12 +97,29 @@ export async function startEdgeServer(o: EdgeServerOptions): Promise<EdgeServer>
     // from another CA, fails the handshake; guardTlsServer logs it and also refuses a peer without
     // EKU clientAuth or outside its validity period.
     requestCert: true,
-    rejectUnauthorized: true,
+    // The guard below refuses unverified clients with a log line and an audit record (rejectUnauthorized
+    // would drop them silently); every request checks the verified identity again (edgeSessionOf).
+    rejectUnauthorized: false,
     allowHTTP1: false,
     minVersion: 'TLSv1.2',
   });
   if (o.tls instanceof ReloadableTls) o.tls.attach(server);
-  guardTlsServer(server, { log });
+  guardTlsServer(server, {
+    log,
+    onRefused: (socket, check) => {
+      try {
+        o.audit?.record({
+          action: 'tls.refused',
+          outcome: 'failure',
+          actor: socket.getPeerX509Certificate?.()?.subject.replaceAll('\n', ', ') ?? 'anonymous',
+          resource: `edge-api ${socket.remoteAddress ?? '?'}`,
+          reason: `${check.reason} [${check.code}]`,
+        });
+      } catch {
+        // The connection is refused either way; an audit outage is alerted by the sink.
+      }
+    },
+  });
   const sessions = new Set<ServerHttp2Session>();
   // Every socket, also those refused before they became an http2 session: close() must not wait on any.
   const sockets = new Set<Socket>();
