@@ -32,6 +32,15 @@ import {
   tenantOf,
 } from './api-input.ts';
 
+/**
+ * Benchmark fault injection (bench:ci must go red on a slow encrypt path):
+ * when KCM_TEST_HOOKS=1 and KCM_BENCH_INJECT_DELAY_MS=N (N > 0), every encrypt
+ * waits N ms before sealing. Inert otherwise — read once at load, as
+ * core/src/fault/crash-point.ts; a production process never sets both.
+ */
+const injectDelayMs =
+  process.env.KCM_TEST_HOOKS === '1' ? Math.max(0, Number(process.env.KCM_BENCH_INJECT_DELAY_MS ?? 0) || 0) : 0;
+
 async function handleEncrypt(ctx: RequestContext, o: ApiOptions): Promise<void> {
   const body = objectBody(ctx);
   const tenant = tenantOf(ctx, body);
@@ -58,6 +67,7 @@ async function handleEncrypt(ctx: RequestContext, o: ApiOptions): Promise<void> 
     }
   }
   if (slots.length > 0) {
+    if (injectDelayMs > 0) await new Promise((r) => setTimeout(r, injectDelayMs));
     const key = await o.keys.encryptionKey(tenant, keyId);
     if (ctx.aborted) return;
     const ciphertexts = encryptFields(key.handle, { tenant, keyId, keyVersion: key.version }, plaintexts, contexts);
