@@ -6,6 +6,7 @@
 import { approvalCommand } from './commands/approval.ts';
 import { auditCommand } from './commands/audit.ts';
 import { coreCommand } from './commands/core.ts';
+import { devCommand } from './commands/dev.ts';
 import { doctorCommand } from './commands/doctor.ts';
 import { gatewayCommand } from './commands/gateway.ts';
 import { operatorCommand } from './commands/operator.ts';
@@ -22,6 +23,7 @@ export interface Command {
 }
 
 export const COMMANDS: readonly Command[] = [
+  devCommand,
   coreCommand,
   gatewayCommand,
   operatorCommand,
