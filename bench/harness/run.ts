@@ -30,7 +30,7 @@ import { measureNoise, type NoiseWindow, noiseFloor } from './hiccup.ts';
 import { type MeasureConfig, measureScenario, type ScenarioResult } from './measure.ts';
 import { setUpPinning } from './pinning.ts';
 import { type RunData, writeReport } from './report.ts';
-import { nginxBinary, nginxVersion, type RunningServer, startNginx, startServe } from './servers.ts';
+import { nginxBinary, nginxVersion, type RunningServer, startNginx, startServe, stopAll } from './servers.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -257,4 +257,10 @@ async function callOnce(
   }
 }
 
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    log(`${sig}: stopping the servers`);
+    void stopAll().finally(() => process.exit(130));
+  });
+}
 process.exitCode = await main();

@@ -36,6 +36,14 @@ function track(child: ChildProcess, name: string): () => Promise<void> {
     });
 }
 
+/** Every server started and not yet stopped, so a signal can stop them all. */
+const live = new Set<() => Promise<void>>();
+
+/** Stops every server still running (on SIGINT/SIGTERM of the harness). */
+export function stopAll(): Promise<void> {
+  return Promise.all([...live].map((f) => f())).then(() => undefined);
+}
+
 /** Starts `bench/scenarios/serve.ts --kind kind` pinned to `cpu`; resolves once it announced its ports. */
 export function startServe(
   name: string,
@@ -44,9 +52,29 @@ export function startServe(
   opts: { env?: Record<string, string>; tlsDir?: string } = {},
 ): Promise<RunningServer> {
   const args = ['--import', 'tsx', SERVE, '--kind', kind, ...(opts.tlsDir ? ['--tls', opts.tlsDir] : [])];
-  const [cmd, argv] = pinnedCommand(cpu, process.execPath, args);
-  const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...opts.env } });
-  const stop = track(child, name);
+  return startCommand(name, process.execPath, args, cpu, opts.env ?? {}, (line) => JSON.parse(line));
+}
+
+/**
+ * Starts `cmd args` pinned to `cpu`; resolves once a line of its stdout gives
+ * its ports through `parse` (null: not that line yet).
+ */
+export function startCommand(
+  name: string,
+  command: string,
+  args: readonly string[],
+  cpu: number | undefined,
+  env: Record<string, string>,
+  parse: (line: string) => Record<string, number> | null,
+): Promise<RunningServer> {
+  const [cmd, argv] = pinnedCommand(cpu, command, args);
+  const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
+  const tracked = track(child, name);
+  const stop = () => {
+    live.delete(stop);
+    return tracked();
+  };
+  live.add(stop);
   return new Promise((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => {
@@ -58,13 +86,20 @@ export function startServe(
       clearTimeout(timer);
       reject(new Error(`${name} exited before announcing its ports (${code ?? sig})`));
     });
+    let done = false;
     child.stdout?.on('data', (d: Buffer) => {
+      if (done) return;
       out += d.toString();
-      const nl = out.indexOf('\n');
-      if (nl < 0) return;
-      clearTimeout(timer);
-      child.removeAllListeners('exit');
-      resolve({ name, ports: JSON.parse(out.slice(0, nl)) as Record<string, number>, pid: child.pid as number, stop });
+      for (let nl = out.indexOf('\n'); nl >= 0 && !done; nl = out.indexOf('\n')) {
+        const line = out.slice(0, nl);
+        out = out.slice(nl + 1);
+        const ports = parse(line);
+        if (!ports) continue;
+        done = true;
+        clearTimeout(timer);
+        child.removeAllListeners('exit');
+        resolve({ name, ports, pid: child.pid as number, stop });
+      }
     });
   });
 }
@@ -138,7 +173,12 @@ http {
   if (test.status !== 0) throw new Error(`nginx -t failed: ${test.stderr}`);
   const [cmd, argv] = pinnedCommand(cpu, bin, ['-p', dir, '-c', file, '-e', join(dir, 'logs', 'error.log')]);
   const child = spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'inherit'] });
-  const stop = track(child, 'nginx');
+  const tracked = track(child, 'nginx');
+  const stop = () => {
+    live.delete(stop);
+    return tracked();
+  };
+  live.add(stop);
   // nginx prints nothing when ready: poll the port.
   const { connect } = await import('node:net');
   for (let i = 0; i < 100; i++) {

@@ -14,6 +14,7 @@
  */
 import type { RequestSpec } from '../harness/clients.ts';
 import { batchEncryptBody, DATAKEY_BODY, decryptBody, encryptBody, ORDER_FIELDS, sampleOrder } from './payloads.ts';
+import { CALLER_HEADER, READER, STORED_ORDER } from './proxy.ts';
 
 export type Front = 'http1' | 'h2-mtls';
 
@@ -291,8 +292,8 @@ const proxy: Factory[] = [
       ci: false,
       endpoints: proxyTrio('gateway proxy (decrypt response)', {
         method: 'GET',
-        path: '/orders/bench-get',
-        headers: { 'x-tenant-id': 'bench' },
+        path: `/orders/${STORED_ORDER}`,
+        headers: { 'x-tenant-id': 'bench', [CALLER_HEADER]: READER },
       }),
     }),
   async (env) =>

@@ -1,27 +1,27 @@
 /**
  * The gateway's policy proxy as a benchmark server: `kcm gateway --config`
- * in front of the sample app, started pinned to the server CPU.
- *
- * Until the proxy and `kcm gateway --config` exist, {@link startProxy}
- * returns a skip reason and the proxy scenarios appear in the report as
- * skipped with it. What it needs to run (see bench/README.md):
- *  1. `cli/commands/gateway.ts` with `kcm gateway --config FILE`;
- *  2. a config that names a uWS listen port on 127.0.0.1 (the harness picks a
- *     free port) and a policy directory holding {@link benchPolicy};
- *  3. in-process development keys (LocalGatewayKeys, as `--dev`), so no Core;
- *  4. readiness: the harness polls the port, then sends one POST /orders so
- *     that GET /orders/bench-get returns a stored document with ciphertexts;
- *  5. a way for a loopback caller to be a reader of the response fields
- *     (the policy below names the identity `bench-reader`), otherwise the
- *     response scenario measures masking, not decryption.
+ * (KCM_DEV=1, `"dev": true`: in-process LocalGatewayKeys, no Core) in front of
+ * the sample app, started pinned to the server CPU, with the route policy
+ * {@link benchPolicy}. Callers on loopback name their tenant with
+ * `x-tenant-id` and their identity with `x-okcm-caller` (callerHeaders);
+ * `bench-reader` is the reader of the response fields, so the response
+ * scenario measures decryption, not masking.
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { RunningServer } from '../harness/servers.ts';
-import { ORDER_FIELDS } from './payloads.ts';
+import { request } from 'undici';
+import { type RunningServer, startCommand } from '../harness/servers.ts';
+import { ORDER_FIELDS, sampleOrder } from './payloads.ts';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const KCM = fileURLToPath(new URL('../../bin/kcm.mjs', import.meta.url));
+
+/** Header naming the caller identity (config `callerHeaders.identity`). */
+export const CALLER_HEADER = 'x-okcm-caller';
+/** The identity allowed to read the response fields in plaintext. */
+export const READER = 'bench-reader';
+/** Order id stored (with its ciphertexts) in the sample app before measuring. */
+export const STORED_ORDER = 'bench-get';
 
 /** The route policy the proxy scenarios use: 5 fields each way, a pass-through route. */
 export function benchPolicy(appPort: number): Record<string, unknown> {
@@ -32,7 +32,7 @@ export function benchPolicy(appPort: number): Record<string, unknown> {
     upstreams: { app: `http://127.0.0.1:${appPort}` },
     defaults: {
       tenant: { from: 'header', header: 'x-tenant-id', trustedPeers: ['127.0.0.1', '::1'] },
-      readers: { identities: ['bench-reader'], others: 'mask' },
+      readers: { identities: [READER], others: 'mask' },
     },
     routes: [
       { method: 'POST', path: '/orders', upstream: 'app', request: rules },
@@ -47,18 +47,48 @@ export interface ProxyStart {
   skip?: string;
 }
 
-/** Starts the proxy in front of the sample app, or says why it cannot. */
-export async function startProxy(appPort: number, dir: string, _cpu: number | undefined): Promise<ProxyStart> {
-  const cli = join(ROOT, 'cli', 'commands', 'gateway.ts');
-  if (!existsSync(cli)) {
-    return {
-      skip: '`kcm gateway --config` not available yet (cli/commands/gateway.ts missing): the policy proxy is being built',
-    };
-  }
+/**
+ * Starts the proxy in front of the sample app and stores one encrypted order
+ * through it (for the response scenario), or says why it cannot.
+ */
+export async function startProxy(appPort: number, dir: string, cpu: number | undefined): Promise<ProxyStart> {
   const policyDir = join(dir, 'policies');
   mkdirSync(policyDir, { recursive: true });
   writeFileSync(join(policyDir, 'bench.routes.json'), JSON.stringify(benchPolicy(appPort), null, 2));
-  return {
-    skip: '`kcm gateway` exists but the harness does not know its --config format yet: wire bench/scenarios/proxy.ts startProxy()',
+  const config = {
+    dev: true,
+    fronts: { uws: { host: '127.0.0.1', port: 0 } },
+    policies: { dir: policyDir },
+    callerHeaders: { identity: CALLER_HEADER },
+    limits: { drainMs: 1000 },
   };
+  const file = join(dir, 'gateway.json');
+  writeFileSync(file, JSON.stringify(config, null, 2));
+  let server: RunningServer;
+  try {
+    server = await startCommand(
+      'proxy',
+      process.execPath,
+      [KCM, 'gateway', '--config', file],
+      cpu,
+      { KCM_DEV: '1' },
+      (line) => {
+        const m = /uws :(\d+)/.exec(line);
+        return m ? { http: Number(m[1]) } : null;
+      },
+    );
+  } catch (err) {
+    return { skip: `kcm gateway --config did not start: ${(err as Error).message}` };
+  }
+  const r = await request(`http://127.0.0.1:${server.ports.http}/orders`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-tenant-id': 'bench' },
+    body: JSON.stringify(sampleOrder(STORED_ORDER)),
+  });
+  const text = await r.body.text();
+  if (r.statusCode !== 201 || text.includes('4111 1111 1111 1111')) {
+    await server.stop();
+    return { skip: `proxy set-up: POST /orders answered ${r.statusCode} ${text.slice(0, 200)}` };
+  }
+  return { server };
 }
