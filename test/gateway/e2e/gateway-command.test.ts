@@ -60,11 +60,14 @@ describe('kcm gateway configuration', () => {
       [{ dev: true, core, fronts: uws }, /dev: in-process/],
     ];
     for (const [doc, re] of bad) {
-      assert.throws(() => gatewayConfig(doc, '/', {}), (e: Error & { code?: string }) => {
-        assert.equal(e.code, 'invalid_config');
-        assert.match(e.message, re, JSON.stringify(doc));
-        return true;
-      });
+      assert.throws(
+        () => gatewayConfig(doc, '/', {}),
+        (e: Error & { code?: string }) => {
+          assert.equal(e.code, 'invalid_config');
+          assert.match(e.message, re, JSON.stringify(doc));
+          return true;
+        },
+      );
     }
     assert.throws(() => gatewayConfig({ dev: true, core, fronts: uws }, '/', { KCM_DEV: '1' }), /core: give either/);
     assert.equal(gatewayConfig({ dev: true, fronts: uws }, '/', { KCM_DEV: '1' }).dev, true);

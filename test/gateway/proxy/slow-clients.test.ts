@@ -28,7 +28,7 @@ function slowClient(port: number, i: number): Promise<boolean> {
     const timer = setTimeout(() => {
       s.destroy();
       resolve(false);
-    }, 20_000);
+    }, 60_000);
     s.on('error', () => {});
     s.on('data', (d: Buffer) => {
       got = Buffer.concat([got, d]);
