@@ -61,7 +61,9 @@ describe('CoreGatewayKeys', () => {
       clock.now += 60_000;
       await assert.rejects(keys.encryptionKey('tenant-a', 'orders'), { code: 'core_unavailable', status: 503 });
       await assert.rejects(keys.decryptionKey('tenant-a', 'orders', first.version), { code: 'core_unavailable' });
-      await assert.rejects(fieldKeyProvider(keys).encryptKey('tenant-a', 'orders'), { code: 'core_unavailable' });
+      await assert.rejects(async () => fieldKeyProvider(keys).encryptKey('tenant-a', 'orders'), {
+        code: 'core_unavailable',
+      });
       assert.equal(keys.ready(), false, 'Core unreachable and the cache is empty');
     } finally {
       await env.restart({ port });
