@@ -72,6 +72,13 @@ export interface NoiseFloor {
   seconds: number;
 }
 
+/** Largest value (0 for none), without spreading: a window can hold 10^5+ gaps. */
+export function maxOf(xs: readonly number[]): number {
+  let m = 0;
+  for (const x of xs) if (x > m) m = x;
+  return m;
+}
+
 function tailProbability(per: readonly { gaps: readonly number[]; seconds: number }[], d: number): number {
   let p = 0;
   for (const c of per) {
@@ -89,13 +96,13 @@ export function noiseFloor(windows: readonly NoiseWindow[]): NoiseFloor {
     for (const c of w.cpus) {
       const k = String(c.cpu);
       const e = byCpu.get(k) ?? { gaps: [], seconds: 0 };
-      e.gaps.push(...c.gaps);
+      for (const g of c.gaps) e.gaps.push(g);
       e.seconds += c.seconds;
       byCpu.set(k, e);
     }
   }
   const per = [...byCpu.values()];
-  const maxGap = Math.max(0, ...per.flatMap((c) => c.gaps));
+  const maxGap = per.reduce((m, c) => Math.max(m, maxOf(c.gaps)), 0);
   const quantile = (q: number) => {
     let lo = 0;
     let hi = maxGap;
@@ -119,7 +126,7 @@ export function noiseFloor(windows: readonly NoiseWindow[]): NoiseFloor {
       p9999: quantile(0.9999),
     },
     lostFraction: rec((c) => c.gaps.reduce((a, g) => a + g, 0) / (c.seconds * 1e6)),
-    maxGap: rec((c) => Math.max(0, ...c.gaps)),
+    maxGap: rec((c) => maxOf(c.gaps)),
     gapsPerSecond: rec((c) => c.gaps.length / c.seconds),
     seconds: Math.max(0, ...per.map((c) => c.seconds)),
   };

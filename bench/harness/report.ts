@@ -8,7 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MachineFacts } from '../aead/machine.ts';
 import { addedMedian, inconclusive } from './gate.ts';
-import { gapHistogram, type NoiseFloor, type NoiseWindow } from './hiccup.ts';
+import { gapHistogram, maxOf, type NoiseFloor, type NoiseWindow } from './hiccup.ts';
 import { hgrmText, type LatencySummary, ms } from './histogram.ts';
 import { ADR604, absoluteVerdict, addedVerdict, BUCKETS_US, bucketOf, type GateCheck, type Q } from './judge.ts';
 import { type EndpointResult, type MeasureConfig, median, type ScenarioResult } from './measure.ts';
@@ -82,7 +82,7 @@ export function writeReport(d: RunData, outDir: string): string {
     for (const c of w.cpus) {
       const lost = c.gaps.reduce((a, g) => a + g, 0) / (c.seconds * 1e6);
       L.push(
-        `| ${w.label} | ${c.cpu} | ${c.seconds.toFixed(1)} | ${pct(lost)} | ${(c.gaps.length / c.seconds).toFixed(0)} | ${ms(Math.max(0, ...c.gaps))} |`,
+        `| ${w.label} | ${c.cpu} | ${c.seconds.toFixed(1)} | ${pct(lost)} | ${(c.gaps.length / c.seconds).toFixed(0)} | ${ms(maxOf(c.gaps))} |`,
       );
     }
   }
