@@ -108,7 +108,11 @@ export const ERRORS = {
   pki_failed: { status: 500, source: 'internal', message: 'the openssl CLI could not issue the certificate' },
   // Edge leasing.
   lease_refused: { status: 403, source: 'client', message: 'the edge may not lease keys of this tenant' },
-  core_unavailable: { status: 503, source: 'keys', message: 'the Core cannot be reached and no valid key lease is cached' },
+  core_unavailable: {
+    status: 503,
+    source: 'keys',
+    message: 'the Core cannot be reached and no valid key lease is cached',
+  },
   // Gateway proxy: bodies, routes, selectors and field transforms (gateway/src/policy, gateway/src/pipeline).
   json_malformed: { status: 400, source: 'client', message: 'the body is not valid JSON' },
   json_too_deep: { status: 400, source: 'client', message: 'the JSON body nests deeper than the route allows' },

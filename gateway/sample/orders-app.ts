@@ -62,8 +62,10 @@ export async function startOrdersApp(o: { port?: number; host?: string } = {}): 
   const received: Buffer[] = [];
   const ordersOf = (req: IncomingMessage) => {
     const t = String(req.headers['x-tenant-id'] ?? 'default');
-    let m = tenants.get(t);
-    if (!m) tenants.set(t, (m = new Map()));
+    const known = tenants.get(t);
+    if (known) return known;
+    const m = new Map<string, Order>();
+    tenants.set(t, m);
     return m;
   };
   const server = createServer((req, res) => {
