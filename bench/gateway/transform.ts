@@ -27,6 +27,7 @@ import { decryptResponseFields, encryptRequestFields } from '../../gateway/src/p
 import { compilePolicy } from '../../gateway/src/policy/policy-schema.ts';
 import { cryptoFor } from '../../native/index.ts';
 import { machineFacts } from '../aead/machine.ts';
+import { sampleOrder } from '../scenarios/payloads.ts';
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -55,35 +56,9 @@ const policy = {
   ],
 };
 
-/** A ~2 KB order with the five selected string fields and unselected filler. */
+/** The ~2 KB order of the benchmark suite (bench/scenarios/payloads.ts), as text. */
 function sampleDocument(): string {
-  const doc = {
-    id: 'ord_01HZX3K9Q4',
-    status: 'pending',
-    card: { number: '4111 1111 1111 1111', cvv: '737', expiry: '12/29', brand: 'visa' },
-    customer: {
-      name: 'Ada Lovelace',
-      email: 'ada.lovelace@example.com',
-      phone: '+44 20 7946 0958',
-      taxId: 'GB123456789',
-      address: { line1: '12 Analytical Engine Way', city: 'London', postcode: 'N1 9GU', country: 'GB' },
-    },
-    items: [] as { sku: string; name: string; qty: number; price: number; tags: string[] }[],
-    notes: '',
-  };
-  let i = 0;
-  while (JSON.stringify(doc).length < 1900) {
-    doc.items.push({
-      sku: `SKU-${1000 + i}`,
-      name: `Item number ${i}`,
-      qty: (i % 4) + 1,
-      price: 9.99 + i,
-      tags: ['a', 'b'],
-    });
-    i++;
-  }
-  doc.notes = 'x'.repeat(Math.max(0, 2048 - JSON.stringify(doc).length));
-  return JSON.stringify(doc);
+  return JSON.stringify(sampleOrder());
 }
 
 interface Row {

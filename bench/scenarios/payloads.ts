@@ -54,7 +54,7 @@ export const ORDER_FIELDS = [
   '$.customer.taxId',
 ] as const;
 
-/** A ~2 KB order JSON with the five string fields of {@link ORDER_FIELDS} and unselected filler (as bench/gateway/transform.ts). */
+/** A ~2 KB order JSON with the five string fields of {@link ORDER_FIELDS} and unselected filler (also used by bench/gateway/transform.ts). */
 export function sampleOrder(id = 'ord_01HZX3K9Q4'): Record<string, unknown> {
   const doc = {
     id,
