@@ -134,4 +134,35 @@ describe('proxy faults', () => {
     assert.equal(f.up.aborted.length, abortedBefore + 2);
     await until(() => f.gw.pipeline.inFlight === 0, 2000, 'no request in flight');
   });
+
+  it("no log line, answer or upstream request of the hostile-input cases holds an encrypted field's plaintext", async () => {
+    const MARKER = 'PLAINTEXT-MARKER-7f3a9c';
+    const doc = JSON.stringify({ card: { number: MARKER } });
+    const deep = `${'{"a":'.repeat(200)}"${MARKER}"${'}'.repeat(200)}`;
+    const json = { 'content-type': 'application/json' };
+    const cases: [Record<string, string>, string | Buffer][] = [
+      [{ 'content-type': 'text/plain' }, doc],
+      [{ ...json, 'content-encoding': 'gzip' }, gzipSync(doc)],
+      [json, doc.slice(0, -2)],
+      [json, deep],
+      [json, `{"card": {"number": "${MARKER}"}, "pad": "${'x'.repeat(300_000)}"}`],
+      [json, `{"card": {"number": ["${MARKER}"]}}`],
+      [json, `{"card": {"number": "${MARKER}", "x": "\ud800"}}`],
+      [json, doc],
+    ];
+    const answers: string[] = [];
+    for (const base of [f.base.uws, f.base.plain]) {
+      for (const [headers, body] of cases) {
+        const r = await call(f, `${base}/orders`, { headers, body });
+        answers.push(`${r.status} ${JSON.stringify(r.headers)} ${r.body.toString('utf8')}`);
+      }
+    }
+    assert.ok(
+      answers.some((a) => a.startsWith('201')),
+      'the well-formed order went through',
+    );
+    const seen = [...answers, ...f.logs, ...f.up.received.map((x) => `${JSON.stringify(x.headers)} ${x.body}`)];
+    const leaks = seen.filter((t) => t.includes(MARKER));
+    assert.deepEqual(leaks, [], 'the plaintext marker appears nowhere');
+  });
 });
