@@ -39,6 +39,8 @@ async function handleDatakey(ctx: RequestContext, o: ApiOptions): Promise<void> 
   const dataKey = randomFillSync(Buffer.alloc(bits / 8));
   try {
     const [ciphertext] = encryptFields(key.handle, { tenant, keyId, keyVersion: key.version }, [dataKey], [context]);
+    // One L3 use per request (one fresh L4 wraps every field): the Core's encryption budget (ADR-601).
+    o.keys.recordEncryptions?.(tenant, keyId, key.version, 1);
     const data: Record<string, unknown> = { ciphertext, key_version: key.version };
     if (type === 'plaintext') data.plaintext = dataKey.toString('base64');
     ctx.response = jsonResponse(200, { data });

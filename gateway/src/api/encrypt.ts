@@ -72,6 +72,8 @@ async function handleEncrypt(ctx: RequestContext, o: ApiOptions): Promise<void> 
     if (ctx.aborted) return;
     const ciphertexts = encryptFields(key.handle, { tenant, keyId, keyVersion: key.version }, plaintexts, contexts);
     for (const p of plaintexts) p.fill(0);
+    // One L3 use per request (one fresh L4 wraps every field): the Core's encryption budget (ADR-601).
+    o.keys.recordEncryptions?.(tenant, keyId, key.version, 1);
     for (let k = 0; k < slots.length; k++) {
       const i = slots[k] as number;
       results[i] = itemOk(

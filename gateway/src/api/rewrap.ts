@@ -52,6 +52,8 @@ async function handleRewrap(ctx: RequestContext, o: ApiOptions): Promise<void> {
     if (slots.length > 0) {
       const key = await o.keys.encryptionKey(tenant, keyId);
       const ciphertexts = encryptFields(key.handle, { tenant, keyId, keyVersion: key.version }, plaintexts, contexts);
+      // One L3 use per request (one fresh L4 wraps every field): the Core's encryption budget (ADR-601).
+      o.keys.recordEncryptions?.(tenant, keyId, key.version, 1);
       for (let k = 0; k < slots.length; k++) {
         const i = slots[k] as number;
         results[i] = itemOk(

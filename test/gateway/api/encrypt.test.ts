@@ -119,4 +119,25 @@ describe('POST /v1/encrypt', () => {
       f.keys.setReady(true);
     }
   });
+
+  it('reports one L3 use per encrypt, datakey and rewrap request to the key source (the Core budget)', async () => {
+    const uses: string[] = [];
+    const keys = f.keys as unknown as {
+      recordEncryptions?: ((t: string, s: string, v: number, n: number) => void) | undefined;
+    };
+    const saved = keys.recordEncryptions;
+    keys.recordEncryptions = (t, s, v, n) => uses.push(`${t}/${s}/v${v}:${n}`);
+    try {
+      const enc = await postJson(f, `${f.base.uws}/v1/encrypt/orders`, {
+        batch: [{ plaintext: b64('a') }, { plaintext: b64('b') }],
+      });
+      assert.equal(enc.status, 200);
+      assert.equal((await postJson(f, `${f.base.uws}/v1/datakey/wrapped/orders`, {})).status, 200);
+      const ct = enc.json.data.batch_results[0].ciphertext;
+      assert.equal((await postJson(f, `${f.base.uws}/v1/rewrap/orders`, { ciphertext: ct })).status, 200);
+      assert.deepEqual(uses, ['t1/orders/v1:1', 't1/orders/v1:1', 't1/orders/v1:1']);
+    } finally {
+      keys.recordEncryptions = saved;
+    }
+  });
 });
