@@ -24,6 +24,25 @@ export const SEAL_KEY_ID_BYTES = 16;
  * `access_denied` for a wrong PIN, `unavailable` when the token fails.
  */
 export async function createPkcs11SealKey(config: Pkcs11SealConfig): Promise<{ keyLabel: string; keyVersion: string }> {
+  return newPkcs11AesKey(config, 'create key', (lib, session, attrs) =>
+    lib.C_GenerateKeyAsync(session, { mechanism: P.CKM_AES_KEY_GEN }, [...attrs, { type: P.CKA_VALUE_LEN, value: 32 }]),
+  );
+}
+
+/**
+ * The shared part of making a new AES-256 token key (generated here, or
+ * imported by core/src/l1/pkcs11-import-key.ts): logs in, refuses a label
+ * that is already taken, draws the CKA_ID, and hands `make` the attribute
+ * template both use (class, type, token/private/sensitive, never
+ * extractable, encrypt/decrypt only, label, id); `make` adds CKA_VALUE or
+ * CKA_VALUE_LEN and creates the object. `what` names the step in errors.
+ * Throws as createPkcs11SealKey.
+ */
+export async function newPkcs11AesKey(
+  config: Pkcs11SealConfig,
+  what: string,
+  make: (lib: pkcs11js.PKCS11, session: Buffer, attrs: pkcs11js.Template) => unknown,
+): Promise<{ keyLabel: string; keyVersion: string }> {
   const c = validatePkcs11Config(config);
   const mod = acquirePkcs11Module(c.modulePath);
   let slot: Buffer | undefined;
@@ -43,10 +62,9 @@ export async function createPkcs11SealKey(config: Pkcs11SealConfig): Promise<{ k
       throw new SealProviderError('config', 'pkcs11', `a secret key labelled "${c.keyLabel}" already exists`);
     }
     const id = lib.C_GenerateRandom(session, Buffer.alloc(SEAL_KEY_ID_BYTES));
-    await lib.C_GenerateKeyAsync(session, { mechanism: P.CKM_AES_KEY_GEN }, [
+    await make(lib, session, [
       { type: P.CKA_CLASS, value: P.CKO_SECRET_KEY },
       { type: P.CKA_KEY_TYPE, value: P.CKK_AES },
-      { type: P.CKA_VALUE_LEN, value: 32 },
       { type: P.CKA_TOKEN, value: true },
       { type: P.CKA_PRIVATE, value: true },
       { type: P.CKA_SENSITIVE, value: true },
@@ -60,7 +78,7 @@ export async function createPkcs11SealKey(config: Pkcs11SealConfig): Promise<{ k
     ]);
     return { keyLabel: c.keyLabel, keyVersion: id.toString('hex') };
   } catch (err) {
-    throw pkcs11SealError(err, 'create key').error;
+    throw pkcs11SealError(err, what).error;
   } finally {
     if (slot && session) mod.closeSession(slot, session);
     mod.release();
