@@ -21,10 +21,19 @@ export async function readJson(req: IncomingMessage, limit = MAX_BODY_BYTES): Pr
     if (size > limit) throw new KcmError('plaintext_too_large', `body over ${limit} bytes`);
     chunks.push(chunk as Buffer);
   }
+  return jsonObjectOf(chunks, size);
+}
+
+/**
+ * The JSON object a request body of `size` bytes in `chunks` holds ({} when
+ * empty); throws KcmError `bad_request` when it is not JSON or not an object.
+ * Shared by the admin API (node:http) and the edge API (node:http2).
+ */
+export function jsonObjectOf(chunks: readonly Buffer[], size: number): Record<string, unknown> {
   if (size === 0) return {};
   let value: unknown;
   try {
-    value = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    value = JSON.parse(Buffer.concat(chunks as Buffer[], size).toString('utf8'));
   } catch {
     throw new KcmError('bad_request', 'body is not valid JSON');
   }

@@ -6,6 +6,7 @@
  */
 import type { ServerHttp2Stream } from 'node:http2';
 import { KcmError } from '../../../common/src/errors.ts';
+import { jsonObjectOf } from '../api/http-json.ts';
 
 /** Largest edge API request body. */
 export const EDGE_MAX_BODY_BYTES = 16 * 1024;
@@ -41,17 +42,7 @@ export async function readStreamJson(
       if (!ended) reject(new KcmError('bad_request', 'request stream closed before its end'));
     });
   });
-  if (size === 0) return {};
-  let value: unknown;
-  try {
-    value = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch {
-    throw new KcmError('bad_request', 'body is not valid JSON');
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new KcmError('bad_request', 'body must be a JSON object');
-  }
-  return value as Record<string, unknown>;
+  return jsonObjectOf(chunks, size);
 }
 
 /** Sends a complete JSON response (no-op when the stream is already gone). */
