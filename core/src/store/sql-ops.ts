@@ -317,3 +317,36 @@ export class SqlTx extends SqlReader implements StoreTx {
     }
   }
 }
+
+/**
+ * The StoreReader methods of a store, each answered by `reads()` (the store's
+ * SqlReader outside transactions): the SQLite and PostgreSQL stores extend it
+ * instead of repeating the delegations.
+ */
+export abstract class DelegatingReader implements StoreReader {
+  protected abstract reads(): StoreReader;
+
+  getCluster: StoreReader['getCluster'] = () => this.reads().getCluster();
+  listIvks: StoreReader['listIvks'] = () => this.reads().listIvks();
+  getIvk: StoreReader['getIvk'] = (version) => this.reads().getIvk(version);
+  getL2: StoreReader['getL2'] = (tenant, version) => this.reads().getL2(tenant, version);
+  getLatestL2: StoreReader['getLatestL2'] = (tenant) => this.reads().getLatestL2(tenant);
+  countL2ByIvk: StoreReader['countL2ByIvk'] = (ivkVersion) => this.reads().countL2ByIvk(ivkVersion);
+  listL2BelowIvk: StoreReader['listL2BelowIvk'] = (ivkVersion, limit) => this.reads().listL2BelowIvk(ivkVersion, limit);
+  listL2: StoreReader['listL2'] = (tenant) => this.reads().listL2(tenant);
+  getTenant: StoreReader['getTenant'] = (id) => this.reads().getTenant(id);
+  listTenants: StoreReader['listTenants'] = (afterId, limit) => this.reads().listTenants(afterId, limit);
+  getL3Service: StoreReader['getL3Service'] = (tenant, service) => this.reads().getL3Service(tenant, service);
+  listL3Services: StoreReader['listL3Services'] = (tenant) => this.reads().listL3Services(tenant);
+  getL3: StoreReader['getL3'] = (tenant, service, version) => this.reads().getL3(tenant, service, version);
+  listL3: StoreReader['listL3'] = (tenant, service) => this.reads().listL3(tenant, service);
+  listL3ByTenant: StoreReader['listL3ByTenant'] = (tenant) => this.reads().listL3ByTenant(tenant);
+  listL3DueForRotation: StoreReader['listL3DueForRotation'] = (now, limit) =>
+    this.reads().listL3DueForRotation(now, limit);
+  listEventsAfter: StoreReader['listEventsAfter'] = (afterSeq, limit) => this.reads().listEventsAfter(afterSeq, limit);
+  latestEventSeq: StoreReader['latestEventSeq'] = () => this.reads().latestEventSeq();
+  getEdge: StoreReader['getEdge'] = (edgeId) => this.reads().getEdge(edgeId);
+  listEdges: StoreReader['listEdges'] = () => this.reads().listEdges();
+  getApproval: StoreReader['getApproval'] = (id) => this.reads().getApproval(id);
+  listApprovals: StoreReader['listApprovals'] = (state, limit) => this.reads().listApprovals(state, limit);
+}

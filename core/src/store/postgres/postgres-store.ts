@@ -20,8 +20,8 @@ import {
 } from '../migrations.ts';
 import { buildQueries, type Queries } from '../queries.ts';
 import type { Row, SqlValue } from '../row-codec.ts';
-import { SqlReader, SqlTx } from '../sql-ops.ts';
-import type { Store, StoreTx } from '../store.ts';
+import { DelegatingReader, SqlReader, SqlTx } from '../sql-ops.ts';
+import type { Store, StoreReader, StoreTx } from '../store.ts';
 import { storeError } from '../store-error.ts';
 import { assertNotInTransaction, inTransactionScope, type SqlExecutor, TxExecutor } from '../tx-support.ts';
 import { isSerializationFailure, mapPgError } from './pg-errors.ts';
@@ -104,7 +104,7 @@ async function query(client: pg.PoolClient, op: string, sql: string, params: unk
   }
 }
 
-export class PostgresStore implements Store {
+export class PostgresStore extends DelegatingReader implements Store {
   readonly dialect = 'postgres' as const;
   readonly schema: string;
   readonly #pool: pg.Pool;
@@ -117,6 +117,7 @@ export class PostgresStore implements Store {
   #closing: Promise<void> | undefined;
 
   private constructor(pool: pg.Pool, schema: string, maxAttempts: number, migrations: readonly Migration[]) {
+    super();
     this.#pool = pool;
     this.schema = schema;
     this.#quoted = `"${schema}"`;
@@ -258,27 +259,7 @@ export class PostgresStore implements Store {
     await this.#closing;
   }
 
-  getCluster: Store['getCluster'] = () => this.#readOps.getCluster();
-  listIvks: Store['listIvks'] = () => this.#readOps.listIvks();
-  getIvk: Store['getIvk'] = (version) => this.#readOps.getIvk(version);
-  getL2: Store['getL2'] = (tenant, version) => this.#readOps.getL2(tenant, version);
-  getLatestL2: Store['getLatestL2'] = (tenant) => this.#readOps.getLatestL2(tenant);
-  countL2ByIvk: Store['countL2ByIvk'] = (ivkVersion) => this.#readOps.countL2ByIvk(ivkVersion);
-  listL2BelowIvk: Store['listL2BelowIvk'] = (ivkVersion, limit) => this.#readOps.listL2BelowIvk(ivkVersion, limit);
-
-  listL2: Store['listL2'] = (tenant) => this.#readOps.listL2(tenant);
-  getTenant: Store['getTenant'] = (id) => this.#readOps.getTenant(id);
-  listTenants: Store['listTenants'] = (afterId, limit) => this.#readOps.listTenants(afterId, limit);
-  getL3Service: Store['getL3Service'] = (tenant, service) => this.#readOps.getL3Service(tenant, service);
-  listL3Services: Store['listL3Services'] = (tenant) => this.#readOps.listL3Services(tenant);
-  getL3: Store['getL3'] = (tenant, service, version) => this.#readOps.getL3(tenant, service, version);
-  listL3: Store['listL3'] = (tenant, service) => this.#readOps.listL3(tenant, service);
-  listL3ByTenant: Store['listL3ByTenant'] = (tenant) => this.#readOps.listL3ByTenant(tenant);
-  listL3DueForRotation: Store['listL3DueForRotation'] = (now, limit) => this.#readOps.listL3DueForRotation(now, limit);
-  listEventsAfter: Store['listEventsAfter'] = (afterSeq, limit) => this.#readOps.listEventsAfter(afterSeq, limit);
-  latestEventSeq: Store['latestEventSeq'] = () => this.#readOps.latestEventSeq();
-  getEdge: Store['getEdge'] = (edgeId) => this.#readOps.getEdge(edgeId);
-  listEdges: Store['listEdges'] = () => this.#readOps.listEdges();
-  getApproval: Store['getApproval'] = (id) => this.#readOps.getApproval(id);
-  listApprovals: Store['listApprovals'] = (state, limit) => this.#readOps.listApprovals(state, limit);
+  protected reads(): StoreReader {
+    return this.#readOps;
+  }
 }

@@ -28,8 +28,8 @@ import {
 } from '../migrations.ts';
 import { buildQueries } from '../queries.ts';
 import type { Row, SqlValue } from '../row-codec.ts';
-import { SqlReader, SqlTx } from '../sql-ops.ts';
-import type { Store, StoreTx } from '../store.ts';
+import { DelegatingReader, SqlReader, SqlTx } from '../sql-ops.ts';
+import type { Store, StoreReader, StoreTx } from '../store.ts';
 import { storeError } from '../store-error.ts';
 import { AsyncMutex, assertNotInTransaction, inTransactionScope, type SqlExecutor, TxExecutor } from '../tx-support.ts';
 import { mapSqliteError } from './sqlite-errors.ts';
@@ -99,7 +99,7 @@ function openConnection(path: string, busyTimeoutMs: number, role: 'writer' | 'r
   }
 }
 
-export class SqliteStore implements Store {
+export class SqliteStore extends DelegatingReader implements Store {
   readonly dialect = 'sqlite' as const;
   readonly path: string;
   readonly #writer: Database.Database;
@@ -116,6 +116,7 @@ export class SqliteStore implements Store {
     reader: Database.Database,
     migrations: readonly Migration[],
   ) {
+    super();
     this.path = path;
     this.#writer = writer;
     this.#reader = reader;
@@ -229,27 +230,7 @@ export class SqliteStore implements Store {
     }
   }
 
-  getCluster: Store['getCluster'] = () => this.#readOps.getCluster();
-  listIvks: Store['listIvks'] = () => this.#readOps.listIvks();
-  getIvk: Store['getIvk'] = (version) => this.#readOps.getIvk(version);
-  getL2: Store['getL2'] = (tenant, version) => this.#readOps.getL2(tenant, version);
-  getLatestL2: Store['getLatestL2'] = (tenant) => this.#readOps.getLatestL2(tenant);
-  countL2ByIvk: Store['countL2ByIvk'] = (ivkVersion) => this.#readOps.countL2ByIvk(ivkVersion);
-  listL2BelowIvk: Store['listL2BelowIvk'] = (ivkVersion, limit) => this.#readOps.listL2BelowIvk(ivkVersion, limit);
-
-  listL2: Store['listL2'] = (tenant) => this.#readOps.listL2(tenant);
-  getTenant: Store['getTenant'] = (id) => this.#readOps.getTenant(id);
-  listTenants: Store['listTenants'] = (afterId, limit) => this.#readOps.listTenants(afterId, limit);
-  getL3Service: Store['getL3Service'] = (tenant, service) => this.#readOps.getL3Service(tenant, service);
-  listL3Services: Store['listL3Services'] = (tenant) => this.#readOps.listL3Services(tenant);
-  getL3: Store['getL3'] = (tenant, service, version) => this.#readOps.getL3(tenant, service, version);
-  listL3: Store['listL3'] = (tenant, service) => this.#readOps.listL3(tenant, service);
-  listL3ByTenant: Store['listL3ByTenant'] = (tenant) => this.#readOps.listL3ByTenant(tenant);
-  listL3DueForRotation: Store['listL3DueForRotation'] = (now, limit) => this.#readOps.listL3DueForRotation(now, limit);
-  listEventsAfter: Store['listEventsAfter'] = (afterSeq, limit) => this.#readOps.listEventsAfter(afterSeq, limit);
-  latestEventSeq: Store['latestEventSeq'] = () => this.#readOps.latestEventSeq();
-  getEdge: Store['getEdge'] = (edgeId) => this.#readOps.getEdge(edgeId);
-  listEdges: Store['listEdges'] = () => this.#readOps.listEdges();
-  getApproval: Store['getApproval'] = (id) => this.#readOps.getApproval(id);
-  listApprovals: Store['listApprovals'] = (state, limit) => this.#readOps.listApprovals(state, limit);
+  protected reads(): StoreReader {
+    return this.#readOps;
+  }
 }
