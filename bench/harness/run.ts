@@ -114,6 +114,9 @@ async function main(): Promise<number> {
         await start('nginx', () => startNginx(nginx, join(tmp, 'nginx'), app.ports.http as number, cpu));
       else missing.set('nginx', nginx ? 'sample app did not start' : 'nginx not installed (apt-get install nginx)');
       if (app) {
+        await start('node-proxy', () =>
+          startServe('node-proxy', 'node-proxy', cpu, { args: ['--upstream', String(app.ports.http)] }),
+        );
         const p = await startProxy(app.ports.http as number, join(tmp, 'proxy'), cpu);
         if (p.server) servers.set('proxy', p.server);
         else missing.set('proxy', p.skip ?? 'proxy did not start');

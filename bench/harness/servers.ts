@@ -49,9 +49,17 @@ export function startServe(
   name: string,
   kind: string,
   cpu: number | undefined,
-  opts: { env?: Record<string, string>; tlsDir?: string } = {},
+  opts: { env?: Record<string, string>; tlsDir?: string; args?: string[] } = {},
 ): Promise<RunningServer> {
-  const args = ['--import', 'tsx', SERVE, '--kind', kind, ...(opts.tlsDir ? ['--tls', opts.tlsDir] : [])];
+  const args = [
+    '--import',
+    'tsx',
+    SERVE,
+    '--kind',
+    kind,
+    ...(opts.tlsDir ? ['--tls', opts.tlsDir] : []),
+    ...(opts.args ?? []),
+  ];
   return startCommand(name, process.execPath, args, cpu, opts.env ?? {}, (line) => JSON.parse(line));
 }
 

@@ -11,8 +11,10 @@
  *  node-crypto  peer: node:http + node:crypto encrypt service
  *  sample-app   the app behind the proxy  nginx   nginx reverse proxy → sample-app
  *  proxy        the gateway's policy proxy → sample-app (see ./proxy.ts)
+ *  node-proxy   peer: the hand-written node:http + node:crypto + undici encrypting proxy (./node-proxy.ts)
  */
 import type { RequestSpec } from '../harness/clients.ts';
+import { STORED_NODE_ORDER } from './node-proxy.ts';
 import { batchEncryptBody, DATAKEY_BODY, decryptBody, encryptBody, ORDER_FIELDS, sampleOrder } from './payloads.ts';
 import { CALLER_HEADER, READER, STORED_ORDER } from './proxy.ts';
 
@@ -242,8 +244,12 @@ const h2: Factory[] = [
   },
 ];
 
-/** The proxy's scenarios: endpoint 0 the gateway proxy, 1 the sample app called directly, 2 nginx. */
-function proxyTrio(label: string, spec: RequestSpec): Endpoint[] {
+/**
+ * The proxy's scenarios: endpoint 0 the gateway proxy, 1 the sample app called
+ * directly, 2 nginx, 3 the hand-written node:http encrypting proxy (`nodeSpec`:
+ * its request, when it differs from the gateway's).
+ */
+function proxyTrio(label: string, spec: RequestSpec, nodeSpec: RequestSpec = spec): Endpoint[] {
   return [
     { label, role: 'gateway', front: 'http1', server: 'proxy', port: 'http', request: spec },
     {
@@ -261,6 +267,14 @@ function proxyTrio(label: string, spec: RequestSpec): Endpoint[] {
       server: 'nginx',
       port: 'http',
       request: spec,
+    },
+    {
+      label: 'hand-written node:http encrypting proxy (peer)',
+      role: 'peer',
+      front: 'http1',
+      server: 'node-proxy',
+      port: 'http',
+      request: nodeSpec,
     },
   ];
 }
@@ -290,11 +304,15 @@ const proxy: Factory[] = [
       group: 'proxy',
       adr604: false,
       ci: false,
-      endpoints: proxyTrio('gateway proxy (decrypt response)', {
-        method: 'GET',
-        path: `/orders/${STORED_ORDER}`,
-        headers: { 'x-tenant-id': 'bench', [CALLER_HEADER]: READER },
-      }),
+      endpoints: proxyTrio(
+        'gateway proxy (decrypt response)',
+        {
+          method: 'GET',
+          path: `/orders/${STORED_ORDER}`,
+          headers: { 'x-tenant-id': 'bench', [CALLER_HEADER]: READER },
+        },
+        { method: 'GET', path: `/orders/${STORED_NODE_ORDER}`, headers: {} },
+      ),
     }),
   async (env) =>
     skipIfMissing(env, {

@@ -11,6 +11,8 @@
  *                 answers {"data": <the parsed body>} (same front, same body size, no crypto)
  *  - bare-h2      the same on node:http2 with mTLS (the h2 front's baseline)
  *  - node-crypto  peer: a minimal node:http + node:crypto AES-256-GCM encrypt service
+ *  - node-proxy   peer of the policy proxy: the hand-written node:http + node:crypto + undici
+ *                 encrypting proxy of ./node-proxy.ts, in front of --upstream PORT (the sample app)
  *  - sample-app   the sample app behind the proxy: POST /orders stores and echoes the
  *                 order, GET /orders/:id returns the stored one, GET /static/:id a fixed 2 KB JSON
  */
@@ -23,7 +25,9 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { sampleOrder } from './payloads.ts';
 
-const { values } = parseArgs({ options: { kind: { type: 'string' }, tls: { type: 'string' } } });
+const { values } = parseArgs({
+  options: { kind: { type: 'string' }, tls: { type: 'string' }, upstream: { type: 'string' } },
+});
 
 function announce(ports: Record<string, number>): void {
   process.stdout.write(`${JSON.stringify(ports)}\n`);
@@ -159,6 +163,11 @@ switch (values.kind) {
   case 'node-crypto':
     nodeCrypto();
     break;
+  case 'node-proxy': {
+    const { startNodeProxy } = await import('./node-proxy.ts');
+    announce({ http: await startNodeProxy(Number(values.upstream)) });
+    break;
+  }
   case 'sample-app':
     sampleApp();
     break;
