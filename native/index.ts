@@ -27,6 +27,30 @@ export const TAG_BYTES = 16;
 export const SEAL_OVERHEAD = NONCE_BYTES + TAG_BYTES;
 /** Length of a wrapped 256-bit key. */
 export const WRAPPED_KEY_BYTES = NONCE_BYTES + KEY_BYTES + TAG_BYTES;
+/** Length of a 256-bit key wrapped with AES Key Wrap (RFC 3394) for a token. */
+export const TRANSPORT_WRAPPED_KEY_BYTES = KEY_BYTES + 8;
+
+/**
+ * Who runs a handle's envelope operations instead of its backend (see
+ * {@link KeyHandle.withEnvelope}). `kek` is the plain handle of the same key.
+ * Contracts as KeyHandle.dataKeySealBatch / dataKeyOpenBatch: same output
+ * formats byte for byte, `null` per item that fails authentication.
+ */
+export interface EnvelopeEngine {
+  dataKeySealBatch(
+    kek: KeyHandle,
+    wrapAad: Uint8Array,
+    plaintexts: readonly Uint8Array[],
+    aads: readonly Uint8Array[],
+  ): { wrappedKey: Buffer; sealed: Buffer[] };
+  dataKeyOpenBatch(
+    kek: KeyHandle,
+    wrappedKeys: readonly Uint8Array[],
+    wrapAads: readonly Uint8Array[],
+    sealed: readonly Uint8Array[],
+    aads: readonly Uint8Array[],
+  ): (Buffer | null)[];
+}
 
 /** The backends' misuse codes (ts/backend-error.ts) plus the two the face adds. */
 export type CryptoErrorCode = BackendErrorCode | 'decryption_failed' | 'backend_mismatch';
@@ -58,11 +82,29 @@ function decryptionFailed(): CryptoError {
 export class KeyHandle {
   readonly #ref: RawKeyRef;
   readonly #crypto: Crypto;
+  readonly #envelope: EnvelopeEngine | undefined;
 
   /** @internal use Crypto.generateKey / importKey / unwrap / combineShares. */
-  constructor(crypto: Crypto, ref: RawKeyRef) {
+  constructor(crypto: Crypto, ref: RawKeyRef, envelope?: EnvelopeEngine) {
     this.#crypto = crypto;
     this.#ref = ref;
+    this.#envelope = envelope;
+  }
+
+  /**
+   * A handle on this same key whose dataKeySealBatch and dataKeyOpenBatch are
+   * run by `engine` (which receives the plain handle); every other method acts
+   * as on this handle, and destroying either destroys the key. How the
+   * gateway's `pkcs11` backend runs field AEAD inside a token while the
+   * callers of encryptFields / decryptFields keep passing a KeyHandle.
+   */
+  withEnvelope(engine: EnvelopeEngine): KeyHandle {
+    return new KeyHandle(this.#crypto, this.#ref, engine);
+  }
+
+  /** This key without an envelope engine (itself when it has none). */
+  plain(): KeyHandle {
+    return this.#envelope ? new KeyHandle(this.#crypto, this.#ref) : this;
   }
 
   get backend(): BackendName {
@@ -161,6 +203,7 @@ export class KeyHandle {
     plaintexts: readonly Uint8Array[],
     aads: readonly Uint8Array[],
   ): { wrappedKey: Buffer; sealed: Buffer[] } {
+    if (this.#envelope) return this.#envelope.dataKeySealBatch(this.plain(), wrapAad, plaintexts, aads);
     let out: Buffer[];
     try {
       out = this.#crypto.backend.dataKeySealBatch(this.#ref, wrapAad, plaintexts, aads);
@@ -178,8 +221,49 @@ export class KeyHandle {
     sealed: readonly Uint8Array[],
     aads: readonly Uint8Array[],
   ): (Buffer | null)[] {
+    if (this.#envelope) return this.#envelope.dataKeyOpenBatch(this.plain(), wrappedKeys, wrapAads, sealed, aads);
     try {
       return this.#crypto.backend.dataKeyOpenBatch(this.#ref, wrappedKeys, wrapAads, sealed, aads);
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  /**
+   * Key transport (the gateway's `pkcs11` backend): one fresh data key,
+   * returned wrapped under this key exactly as dataKeySealBatch's `wrappedKey`
+   * (AES-256-GCM, `wrapAad`, 60 bytes) and under the transport key with AES
+   * Key Wrap, RFC 3394 (`transportWrapped`, 40 bytes: what the token's
+   * C_UnwrapKey(CKM_AES_KEY_WRAP) takes), then wiped. Throws `invalid_key`
+   * when `transport` is not a transport key (or this one is).
+   */
+  dataKeyForTransport(transport: KeyHandle, wrapAad: Uint8Array): { wrappedKey: Buffer; transportWrapped: Buffer } {
+    let out: Buffer[];
+    try {
+      out = this.#crypto.backend.dataKeyForTransport(this.#ref, this.#crypto.refOf(transport), wrapAad);
+    } catch (err) {
+      rethrow(err);
+    }
+    return { wrappedKey: out[0] as Buffer, transportWrapped: out[1] as Buffer };
+  }
+
+  /**
+   * Re-wraps data keys wrapped under this key (GCM, `wrapAads[i]`) for the
+   * token: item i is the 40-byte AES-KW blob under `transport`, or `null`
+   * when `wrappedKeys[i]` fails authentication. No data key comes back in clear.
+   */
+  dataKeyRewrapForTransport(
+    transport: KeyHandle,
+    wrappedKeys: readonly Uint8Array[],
+    wrapAads: readonly Uint8Array[],
+  ): (Buffer | null)[] {
+    try {
+      return this.#crypto.backend.dataKeyRewrapForTransport(
+        this.#ref,
+        this.#crypto.refOf(transport),
+        wrappedKeys,
+        wrapAads,
+      );
     } catch (err) {
       rethrow(err);
     }
@@ -234,6 +318,22 @@ export class Crypto {
   importKey(bytes: Uint8Array): KeyHandle {
     try {
       return new KeyHandle(this, this.backend.keyImport(bytes));
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  /**
+   * A fresh *transport key* for a PKCS#11 token, and its RSA-OAEP encryption
+   * (SHA-1 / MGF1-SHA-1) under `publicKey` (DER SubjectPublicKeyInfo, RSA
+   * 2048–8192 bits, else `invalid_argument`), for the token's C_UnwrapKey.
+   * The key serves only as the `transport` of dataKeyForTransport /
+   * dataKeyRewrapForTransport; every other use throws `invalid_key`.
+   */
+  generateTransportKey(publicKey: Uint8Array): { key: KeyHandle; wrapped: Buffer } {
+    try {
+      const [ref, wrapped] = this.backend.transportKeyGenerate(publicKey);
+      return { key: new KeyHandle(this, ref), wrapped };
     } catch (err) {
       rethrow(err);
     }

@@ -23,6 +23,7 @@ use crate::napi::{self, Env, RawCallback, RawEnv, RawInfo, RawValue, Tagged, Typ
 use crate::ossl::random_bytes;
 use crate::shamir::{self, SHARE_LEN};
 use crate::sys;
+use crate::transport;
 
 // SAFETY: this tag is used for no other type; it marks externals whose data
 // is a Box<KeyHandle> (see `Env::new_external`).
@@ -38,9 +39,30 @@ fn key<'cb>(env: &Env<'cb>, value: RawValue, what: &str) -> Result<&'cb KeyHandl
 }
 
 /// Like [`key`], and `[key_destroyed]` if the key was destroyed. Checked
-/// before the other arguments, as the node backend does.
+/// before the other arguments, as the node backend does. A transport key is
+/// `[invalid_key]` here: it serves only the `…ForTransport` exports (see
+/// [`KeyHandle`]).
 fn live_key<'cb>(env: &Env<'cb>, value: RawValue, what: &str) -> Result<&'cb KeyHandle> {
     let handle = key(env, value, what)?;
+    if handle.is_transport() {
+        return Err(Error::new(
+            code::INVALID_KEY,
+            format!("{what} is a transport key (it only wraps data keys for the token)"),
+        ));
+    }
+    handle.ensure_live()?;
+    Ok(handle)
+}
+
+/// A live transport key (from `transportKeyGenerate`); any other key is `[invalid_key]`.
+fn transport_key<'cb>(env: &Env<'cb>, value: RawValue, what: &str) -> Result<&'cb KeyHandle> {
+    let handle = key(env, value, what)?;
+    if !handle.is_transport() {
+        return Err(Error::new(
+            code::INVALID_KEY,
+            format!("{what} is not a transport key"),
+        ));
+    }
     handle.ensure_live()?;
     Ok(handle)
 }
@@ -243,7 +265,9 @@ fn insecure_export_key(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
             "key export is for tests only (KCM_INSECURE_KEY_EXPORT=tests)".to_owned(),
         ));
     }
-    let k = live_key(&env, k, "insecureExportKey: key")?;
+    // Transport keys too: tests check what the token receives.
+    let k = key(&env, k, "insecureExportKey: key")?;
+    k.ensure_live()?;
     let (value, out) = env.new_buffer(KEY_LEN)?;
     k.with_key(|kb| {
         out.copy_from_slice(kb);
@@ -442,6 +466,88 @@ fn data_key_open_batch(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
     results_or_null(&env, &values, &ok)
 }
 
+/// `transportKeyGenerate(publicKey)` → `[transportKey, wrapped]`: a fresh
+/// 32-byte key in a locked slot, and its RSA-OAEP-SHA-1 encryption under
+/// `publicKey` (DER SubjectPublicKeyInfo, RSA 2048–8192 bits, else
+/// `[invalid_argument]`), modulus-length bytes. See transport.rs.
+fn transport_key_generate(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
+    let [spki] = *args else {
+        return Err(Error::arg("transportKeyGenerate(publicKey)"));
+    };
+    let spki = env.bytes(spki, "transportKeyGenerate: publicKey")?;
+    let mut slot = Slot::alloc()?;
+    let blob = transport::transport_key_generate(spki, &mut slot)?;
+    let key = env.new_external(Box::new(KeyHandle::new_transport(slot)))?;
+    let (value, out) = env.new_buffer(blob.len())?;
+    out.copy_from_slice(&blob);
+    env.array(&[key, value])
+}
+
+/// `dataKeyForTransport(kek, transport, wrapAad)` → `[wrappedKey (60), transportWrapped (40)]`:
+/// one fresh data key, AES-256-GCM-wrapped under `kek` (as `dataKeySealBatch`)
+/// and AES-KW-wrapped (RFC 3394) under the transport key, then wiped.
+fn data_key_for_transport(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
+    let [kek, transport, wrap_aad] = *args else {
+        return Err(Error::arg("dataKeyForTransport(kek, transport, wrapAad)"));
+    };
+    let kek = live_key(&env, kek, "dataKeyForTransport: kek")?;
+    let transport = transport_key(&env, transport, "dataKeyForTransport: transport")?;
+    let wrap_aad = env.bytes(wrap_aad, "dataKeyForTransport: wrapAad")?;
+    env.public_buffer_array(
+        &[WRAPPED_LEN, transport::KW_LEN],
+        &[wrap_aad],
+        |outs| match outs {
+            [wrapped_out, kw_out] => {
+                kek.count_encryptions(1);
+                kek.with_key(|k| {
+                    transport.with_key(|t| {
+                        transport::data_key_for_transport(k, t, wrap_aad, wrapped_out, kw_out)
+                    })
+                })
+            }
+            _ => Err(Error::internal("dataKeyForTransport: output count")),
+        },
+    )
+}
+
+/// `dataKeyRewrapForTransport(kek, transport, wrappedKeys[], wrapAads[])` →
+/// `(Buffer (40) | null)[]`: each wrapped data key opened under `kek` and
+/// AES-KW-wrapped under the transport key; null when it fails authentication
+/// or is not 60 bytes.
+fn data_key_rewrap_for_transport(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
+    let [kek, transport, wrapped, wrap_aads] = *args else {
+        return Err(Error::arg(
+            "dataKeyRewrapForTransport(kek, transport, wrappedKeys, wrapAads)",
+        ));
+    };
+    let kek = live_key(&env, kek, "dataKeyRewrapForTransport: kek")?;
+    let transport = transport_key(&env, transport, "dataKeyRewrapForTransport: transport")?;
+    let w_items = env.array_items(
+        wrapped,
+        "dataKeyRewrapForTransport: wrappedKeys",
+        code::INVALID_ARGUMENT,
+    )?;
+    let a_items = env.array_items(
+        wrap_aads,
+        "dataKeyRewrapForTransport: wrapAads",
+        code::INVALID_ARGUMENT,
+    )?;
+    same_length(
+        "dataKeyRewrapForTransport",
+        &["wrappedKeys", "wrapAads"],
+        &[w_items.len(), a_items.len()],
+    )?;
+    let wrapped = env.bytes_list(&w_items, "dataKeyRewrapForTransport: wrappedKeys")?;
+    let aads = env.bytes_list(&a_items, "dataKeyRewrapForTransport: wrapAads")?;
+    let items: Vec<(&[u8], &[u8])> = wrapped.iter().copied().zip(aads.iter().copied()).collect();
+    let (values, mut outs) =
+        new_buffers(&env, std::iter::repeat_n(transport::KW_LEN, items.len()))?;
+    let ok = kek.with_key(|k| {
+        transport.with_key(|t| transport::rewrap_for_transport(k, t, &items, &mut outs))
+    })?;
+    results_or_null(&env, &values, &ok)
+}
+
 /// `hmacSha256(key, data)` → 32 bytes.
 fn hmac_sha256(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
     let [k, data] = *args else {
@@ -554,6 +660,9 @@ exports! {
     c"shamirCombine" => js_shamir_combine(1) = shamir_combine,
     c"processHarden" => js_process_harden(0) = process_harden,
     c"insecureExportKey" => js_insecure_export_key(1) = insecure_export_key,
+    c"transportKeyGenerate" => js_transport_key_generate(1) = transport_key_generate,
+    c"dataKeyForTransport" => js_data_key_for_transport(3) = data_key_for_transport,
+    c"dataKeyRewrapForTransport" => js_data_key_rewrap_for_transport(4) = data_key_rewrap_for_transport,
 }
 
 /// Module entry point called by Node when the `.node` file is loaded.

@@ -245,9 +245,16 @@ pub struct KeyInfo {
 
 /// A key as seen from JS: an id, a slot (gone once destroyed) and a counter of
 /// AES-GCM encryptions made under it.
+///
+/// A *transport* key ([`KeyHandle::new_transport`]) left the module once,
+/// RSA-OAEP-encrypted to a caller-supplied public key (transport.rs), so it is
+/// not secret from whoever holds that private key: it may only wrap data keys
+/// for that holder (the `…ForTransport` exports) and is refused as the key of
+/// every other operation, so no long-lived key can ever be wrapped under it.
 pub struct KeyHandle {
     id: u64,
     locked: bool,
+    transport: bool,
     slot: RefCell<Option<Slot>>,
     encryptions: Cell<u64>,
 }
@@ -255,12 +262,27 @@ pub struct KeyHandle {
 impl KeyHandle {
     /// Takes ownership of `slot`; assigns the next process-unique id (1, 2, …).
     pub fn new(slot: Slot) -> Self {
+        KeyHandle::make(slot, false)
+    }
+
+    /// Like [`new`](Self::new), for a transport key (see the type's comment).
+    pub fn new_transport(slot: Slot) -> Self {
+        KeyHandle::make(slot, true)
+    }
+
+    fn make(slot: Slot, transport: bool) -> Self {
         KeyHandle {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             locked: slot.is_locked(),
+            transport,
             slot: RefCell::new(Some(slot)),
             encryptions: Cell::new(0),
         }
+    }
+
+    /// True for a transport key (usable only by the `…ForTransport` exports).
+    pub fn is_transport(&self) -> bool {
+        self.transport
     }
 
     pub fn id(&self) -> u64 {

@@ -25,6 +25,7 @@ pub mod keys;
 pub mod ossl;
 pub mod shamir;
 pub mod sys;
+pub mod transport;
 
 /// Helpers shared by the unit tests.
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 #![allow(non_camel_case_types)]
 
-use std::ffi::{c_char, c_int, c_uint, c_void};
+use std::ffi::{c_char, c_int, c_long, c_uint, c_void};
 use std::marker::{PhantomData, PhantomPinned};
 
 use crate::error::{Error, Result};
@@ -19,10 +19,24 @@ macro_rules! opaque {
         }
     )*};
 }
-opaque!(EVP_CIPHER_CTX, EVP_CIPHER, EVP_MD, ENGINE, OSSL_LIB_CTX);
+opaque!(
+    EVP_CIPHER_CTX,
+    EVP_CIPHER,
+    EVP_MD,
+    ENGINE,
+    OSSL_LIB_CTX,
+    EVP_PKEY,
+    EVP_PKEY_CTX
+);
 
 pub const EVP_CTRL_AEAD_GET_TAG: c_int = 0x10;
 pub const EVP_CTRL_AEAD_SET_TAG: c_int = 0x11;
+/// Lets a cipher context use a key-wrap mode (`EVP_aes_256_wrap`).
+pub const EVP_CIPHER_CTX_FLAG_WRAP_ALLOW: c_int = 0x1;
+/// `RSA_PKCS1_OAEP_PADDING` (rsa.h).
+pub const RSA_PKCS1_OAEP_PADDING: c_int = 4;
+/// `EVP_PKEY_RSA` = `NID_rsaEncryption` (plain RSA, not RSA-PSS).
+pub const EVP_PKEY_RSA: c_int = 6;
 
 extern "C" {
     pub fn EVP_CIPHER_fetch(
@@ -80,6 +94,28 @@ extern "C" {
         md_out: *mut u8,
         md_len: *mut c_uint,
     ) -> *mut u8;
+
+    pub fn EVP_aes_256_wrap() -> *const EVP_CIPHER;
+    pub fn EVP_CIPHER_CTX_set_flags(ctx: *mut EVP_CIPHER_CTX, flags: c_int);
+
+    pub fn EVP_sha1() -> *const EVP_MD;
+    pub fn d2i_PUBKEY(a: *mut *mut EVP_PKEY, pp: *mut *const u8, length: c_long) -> *mut EVP_PKEY;
+    pub fn EVP_PKEY_free(pkey: *mut EVP_PKEY);
+    pub fn EVP_PKEY_get_base_id(pkey: *const EVP_PKEY) -> c_int;
+    pub fn EVP_PKEY_get_bits(pkey: *const EVP_PKEY) -> c_int;
+    pub fn EVP_PKEY_CTX_new(pkey: *mut EVP_PKEY, engine: *mut ENGINE) -> *mut EVP_PKEY_CTX;
+    pub fn EVP_PKEY_CTX_free(ctx: *mut EVP_PKEY_CTX);
+    pub fn EVP_PKEY_encrypt_init(ctx: *mut EVP_PKEY_CTX) -> c_int;
+    pub fn EVP_PKEY_CTX_set_rsa_padding(ctx: *mut EVP_PKEY_CTX, pad_mode: c_int) -> c_int;
+    pub fn EVP_PKEY_CTX_set_rsa_oaep_md(ctx: *mut EVP_PKEY_CTX, md: *const EVP_MD) -> c_int;
+    pub fn EVP_PKEY_CTX_set_rsa_mgf1_md(ctx: *mut EVP_PKEY_CTX, md: *const EVP_MD) -> c_int;
+    pub fn EVP_PKEY_encrypt(
+        ctx: *mut EVP_PKEY_CTX,
+        out: *mut u8,
+        outlen: *mut usize,
+        input: *const u8,
+        inlen: usize,
+    ) -> c_int;
 
     pub fn RAND_bytes(buf: *mut u8, num: c_int) -> c_int;
     pub fn ERR_clear_error();

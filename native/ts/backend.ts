@@ -100,6 +100,36 @@ export interface CryptoBackend {
     aads: readonly Uint8Array[],
   ): (Buffer | null)[];
 
+  /**
+   * Key transport to a PKCS#11 token (the gateway's `pkcs11` field backend).
+   * Makes a fresh 32-byte *transport key* and returns it with its RSA-OAEP
+   * encryption (SHA-1, MGF1-SHA-1: the only OAEP hash SoftHSM2 unwraps) under
+   * `publicKey`, a DER SubjectPublicKeyInfo of an RSA key of 2048–8192 bits
+   * (else `[invalid_argument]`). A transport key is known to whoever holds the
+   * private key, so every operation but the two below, keyInfo, keyDestroy
+   * (and the test-only export) refuses it with `[invalid_key]`; and those two
+   * refuse any other key as their `transport` argument.
+   */
+  transportKeyGenerate(publicKey: Uint8Array): [RawKeyRef, Buffer];
+  /**
+   * One fresh data key, returned wrapped twice and then wiped:
+   * `[wrappedKey, transportWrapped]` = AES-256-GCM under `kek` with `wrapAad`
+   * (60 bytes, exactly as dataKeySealBatch's first output) and AES Key Wrap
+   * (RFC 3394, default IV) under `transport` (40 bytes). Counts one encryption on `kek`.
+   */
+  dataKeyForTransport(kek: RawKeyRef, transport: RawKeyRef, wrapAad: Uint8Array): Buffer[];
+  /**
+   * Item i: the data key in `wrappedKeys[i]` (opened under `kek` with
+   * `wrapAads[i]`) AES-KW-wrapped under `transport` (40 bytes), or `null` when
+   * it is not 60 bytes or fails authentication. The data keys are never returned in clear.
+   */
+  dataKeyRewrapForTransport(
+    kek: RawKeyRef,
+    transport: RawKeyRef,
+    wrappedKeys: readonly Uint8Array[],
+    wrapAads: readonly Uint8Array[],
+  ): (Buffer | null)[];
+
   /** HMAC-SHA-256 keyed by the key's 32 bytes. */
   hmacSha256(key: RawKeyRef, data: Uint8Array): Buffer;
   /** HKDF-SHA-256 (RFC 5869), IKM = the key, salt = `salt` (may be empty), L = 32: a new key. */

@@ -7,7 +7,17 @@
  * (Buffers), are not mlock'ed (`locked: false`) and may appear in a core dump.
  * They are still never returned to callers, and are zero-filled on destroy.
  */
-import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomFillSync } from 'node:crypto';
+import {
+  constants,
+  createCipheriv,
+  createDecipheriv,
+  createHmac,
+  createPublicKey,
+  hkdfSync,
+  type KeyObject,
+  publicEncrypt,
+  randomFillSync,
+} from 'node:crypto';
 import type { BackendStatus, CryptoBackend, RawKeyInfo, RawKeyRef } from './backend.ts';
 import { backendError } from './backend-error.ts';
 import { gfInterpolateAtZero, gfPolyEval } from './gf256.ts';
@@ -19,10 +29,16 @@ const NONCE_LEN = 12;
 const TAG_LEN = 16;
 const WRAPPED_LEN = NONCE_LEN + KEY_LEN + TAG_LEN;
 const SHARE_LEN = 1 + KEY_LEN;
+/** RFC 3394 §2.2.3.1 default initial value. */
+const KW_IV = Buffer.from('a6a6a6a6a6a6a6a6', 'hex');
+const RSA_MIN_BITS = 2048;
+const RSA_MAX_BITS = 8192;
 
 interface KeySlot {
   id: number;
   bytes: Buffer;
+  /** A transport key (transportKeyGenerate): usable only by the …ForTransport functions. */
+  transport: boolean;
   destroyed: boolean;
   encryptions: number;
 }
@@ -36,19 +52,54 @@ const wipeOnGc = new FinalizationRegistry<Buffer>((bytes) => {
 let nextId = 1;
 let liveKeys = 0;
 
-function newKey(bytes: Buffer): RawKeyRef {
+function newKey(bytes: Buffer, transport = false): RawKeyRef {
   const ref = Object.freeze(Object.create(null)) as object;
-  slots.set(ref, { id: nextId++, bytes, destroyed: false, encryptions: 0 });
+  slots.set(ref, { id: nextId++, bytes, transport, destroyed: false, encryptions: 0 });
   wipeOnGc.register(ref, bytes, ref);
   liveKeys++;
   return ref as RawKeyRef;
 }
 
-function slotOf(key: RawKeyRef, allowDestroyed = false): KeySlot {
+/**
+ * The slot of a live key. `kind` says which keys are accepted: ordinary ones
+ * (the default: a transport key is `invalid_key`, as in the native module),
+ * only transport keys, or any (keyInfo, keyDestroy, export: destroyed ones too).
+ */
+function slotOf(key: RawKeyRef, kind: 'key' | 'transport' | 'any' = 'key'): KeySlot {
   const slot = typeof key === 'object' && key !== null ? slots.get(key) : undefined;
   if (!slot) throw backendError('invalid_key', 'argument is not a key handle of the node backend');
-  if (slot.destroyed && !allowDestroyed) throw backendError('key_destroyed', `key ${slot.id} has been destroyed`);
+  if (kind === 'key' && slot.transport) {
+    throw backendError('invalid_key', 'a transport key only wraps data keys for the token');
+  }
+  if (kind === 'transport' && !slot.transport) throw backendError('invalid_key', 'not a transport key');
+  if (slot.destroyed && kind !== 'any') throw backendError('key_destroyed', `key ${slot.id} has been destroyed`);
   return slot;
+}
+
+/** AES-256 Key Wrap (RFC 3394) of a 32-byte key under `kek`: 40 bytes. */
+function kwWrap(kek: Buffer, key: Buffer): Buffer {
+  const c = createCipheriv('id-aes256-wrap', kek, KW_IV);
+  return Buffer.concat([c.update(key), c.final()]);
+}
+
+/** The RSA public key in a DER SubjectPublicKeyInfo of 2048–8192 bits (and nothing else), or `[invalid_argument]`. */
+function rsaPublicKey(der: Uint8Array): KeyObject {
+  const bad = () =>
+    backendError(
+      'invalid_argument',
+      `publicKey must be the DER SubjectPublicKeyInfo of an RSA key of ${RSA_MIN_BITS} to ${RSA_MAX_BITS} bits`,
+    );
+  let key: KeyObject;
+  try {
+    key = createPublicKey({ key: Buffer.from(der), format: 'der', type: 'spki' });
+  } catch {
+    throw bad();
+  }
+  const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
+  // Re-encoding must give the input back: no trailing bytes, no alternative encodings.
+  const exact = Buffer.compare(key.export({ type: 'spki', format: 'der' }), der) === 0;
+  if (key.asymmetricKeyType !== 'rsa' || bits < RSA_MIN_BITS || bits > RSA_MAX_BITS || !exact) throw bad();
+  return key;
 }
 
 function bytesArg(value: unknown, name: string): Uint8Array {
@@ -133,7 +184,7 @@ export const nodeBackend: CryptoBackend = {
   },
 
   keyDestroy(key) {
-    const slot = slotOf(key, true);
+    const slot = slotOf(key, 'any');
     if (slot.destroyed) return;
     slot.bytes.fill(0);
     slot.destroyed = true;
@@ -142,7 +193,7 @@ export const nodeBackend: CryptoBackend = {
   },
 
   keyInfo(key): RawKeyInfo {
-    const slot = slotOf(key, true);
+    const slot = slotOf(key, 'any');
     return { id: slot.id, locked: false, destroyed: slot.destroyed, encryptions: slot.encryptions };
   },
 
@@ -247,6 +298,44 @@ export const nodeBackend: CryptoBackend = {
     return out;
   },
 
+  transportKeyGenerate(publicKey) {
+    const rsa = rsaPublicKey(bytesArg(publicKey, 'publicKey'));
+    const bytes = Buffer.alloc(KEY_LEN);
+    randomFillSync(bytes);
+    // OAEP with SHA-1 / MGF1-SHA-1: see native/src/transport.rs for why.
+    const wrapped = publicEncrypt({ key: rsa, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha1' }, bytes);
+    return [newKey(bytes, true), wrapped];
+  },
+
+  dataKeyForTransport(kek, transport, wrapAad) {
+    const k = slotOf(kek);
+    const t = slotOf(transport, 'transport');
+    const dek = Buffer.alloc(KEY_LEN);
+    randomFillSync(dek);
+    try {
+      const wrapped = sealWith(k.bytes, dek, bytesArg(wrapAad, 'wrapAad'));
+      k.encryptions++;
+      return [wrapped, kwWrap(t.bytes, dek)];
+    } finally {
+      dek.fill(0);
+    }
+  },
+
+  dataKeyRewrapForTransport(kek, transport, wrappedKeys, wrapAads) {
+    const k = slotOf(kek);
+    const t = slotOf(transport, 'transport');
+    sameLength(wrappedKeys, wrapAads, 'dataKeyRewrapForTransport');
+    return wrappedKeys.map((w, i) => {
+      const dek = unwrapBytes(k.bytes, bytesArg(w, `wrappedKeys[${i}]`), bytesArg(wrapAads[i], `wrapAads[${i}]`));
+      if (!dek) return null;
+      try {
+        return kwWrap(t.bytes, dek);
+      } finally {
+        dek.fill(0);
+      }
+    });
+  },
+
   hmacSha256(key, data) {
     return createHmac('sha256', slotOf(key).bytes).update(bytesArg(data, 'data')).digest();
   },
@@ -305,6 +394,9 @@ export const nodeBackend: CryptoBackend = {
   insecureExportKey(key) {
     if (!EXPORT_ENABLED)
       throw backendError('insecure_export_disabled', 'key export is for tests only (KCM_INSECURE_KEY_EXPORT=tests)');
-    return Buffer.from(slotOf(key).bytes);
+    // Transport keys too: tests check what the token receives.
+    const slot = slotOf(key, 'any');
+    if (slot.destroyed) throw backendError('key_destroyed', `key ${slot.id} has been destroyed`);
+    return Buffer.from(slot.bytes);
   },
 };

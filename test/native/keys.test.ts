@@ -3,6 +3,7 @@
  * and the guarantee that key bytes never come back out of a KeyHandle.
  */
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { Crypto, type KeyHandle } from '../../native/index.ts';
 import type { RawKeyRef } from '../../native/ts/backend.ts';
@@ -14,7 +15,9 @@ const empty = new Uint8Array(0);
 const KEY_HANDLE_MEMBERS = [
   'backend',
   'constructor',
+  'dataKeyForTransport',
   'dataKeyOpenBatch',
+  'dataKeyRewrapForTransport',
   'dataKeySealBatch',
   'derive',
   'destroy',
@@ -22,22 +25,26 @@ const KEY_HANDLE_MEMBERS = [
   'info',
   'open',
   'openBatch',
+  'plain',
   'refFor',
   'seal',
   'sealBatch',
   'sealInto',
   'splitRaw',
   'unwrap',
+  'withEnvelope',
   'wrap',
 ];
-const CRYPTO_MEMBERS = ['combineRaw', 'constructor', 'generateKey', 'importKey', 'refOf'];
+const CRYPTO_MEMBERS = ['combineRaw', 'constructor', 'generateKey', 'generateTransportKey', 'importKey', 'refOf'];
 /**
  * The CryptoBackend contract of native/ts/backend.ts; native also has processHarden (ts/load.ts).
  * insecureExportKey is the one member that returns key bytes: test-only, off unless
  * KCM_INSECURE_KEY_EXPORT=tests (test/core/security/no-plaintext-at-rest.test.ts).
  */
 const BACKEND_MEMBERS = [
+  'dataKeyForTransport',
   'dataKeyOpenBatch',
+  'dataKeyRewrapForTransport',
   'dataKeySealBatch',
   'deriveKey',
   'hmacSha256',
@@ -55,6 +62,7 @@ const BACKEND_MEMBERS = [
   'shamirCombine',
   'shamirSplit',
   'status',
+  'transportKeyGenerate',
   'unwrapKey',
   'wrapKey',
 ];
@@ -62,6 +70,8 @@ const BACKEND_MEMBERS = [
 /** Calls every KeyHandle operation that returns bytes or handles, and returns what came out. */
 function everyOutput(key: KeyHandle, crypto: Crypto): Uint8Array[] {
   const other = crypto.generateKey();
+  const spki = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'der' });
+  const transport = crypto.generateTransportKey(spki).key;
   const out: Uint8Array[] = [
     key.seal(empty, empty),
     key.seal(pattern(64), pattern(4)),
@@ -72,6 +82,10 @@ function everyOutput(key: KeyHandle, crypto: Crypto): Uint8Array[] {
     key.hmac(pattern(32)),
     ...key.splitRaw(2, 3),
     ...Object.values(key.dataKeySealBatch(empty, [empty], [empty])).flat(),
+    ...Object.values(key.dataKeyForTransport(transport, empty)),
+    ...key
+      .dataKeyRewrapForTransport(transport, [key.dataKeyForTransport(transport, empty).wrappedKey], [empty])
+      .filter((b): b is Buffer => b !== null),
     Buffer.from(JSON.stringify(key.info())),
     Buffer.from(JSON.stringify(key)),
     Buffer.from(String(key.backend)),
