@@ -133,6 +133,12 @@ export const ERRORS = {
     source: 'upstream',
     message: 'the upstream response could not be processed safely',
   },
+  // Gateway HSM offload (the `pkcs11` field backend, gateway/src/hsm).
+  hsm_unavailable: {
+    status: 503,
+    source: 'keys',
+    message: 'the HSM token of the pkcs11 field backend failed or cannot be reached',
+  },
   // Environment.
   native_unavailable: { status: 500, source: 'internal', message: 'native crypto module unavailable' },
   invalid_config: { status: 500, source: 'internal', message: 'invalid configuration' },

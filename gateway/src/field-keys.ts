@@ -3,10 +3,25 @@
  * {@link GatewayKeys}: the proxy and the direct API share one key cache
  * (the Core lease cache in production, LocalGatewayKeys in development).
  */
+
+import { KcmError } from '../../common/src/errors.ts';
 import type { FieldKeyRef } from '../../common/src/format/envelope.ts';
 import type { KeyHandle } from '../../native/index.ts';
 import type { GatewayKeys } from './gateway-keys.ts';
+import { hsmOf } from './hsm/hsm-gateway-keys.ts';
 import type { EncryptionKey, FieldKeyProvider } from './pipeline/key-provider.ts';
+import type { FieldBackend } from './policy/policy-types.ts';
+
+/** A FieldKeyProvider that can also serve a route's field backend. */
+export interface RoutedFieldKeyProvider extends FieldKeyProvider {
+  /**
+   * This provider for `native` (or absent), or one whose handles run their
+   * field AEAD in the gateway's PKCS#11 token for `pkcs11`. Throws
+   * `invalid_config` for `pkcs11` when `keys` carries no HSM backend
+   * (startGateway refuses such a configuration before any request).
+   */
+  forBackend(backend: FieldBackend | undefined): FieldKeyProvider;
+}
 
 /**
  * A FieldKeyProvider over `keys`. `encryptKey` rejects with what
@@ -15,14 +30,23 @@ import type { EncryptionKey, FieldKeyProvider } from './pipeline/key-provider.ts
  * gateway may not use and rejects only when the key service refuses the
  * whole request (see GatewayKeys.decryptionKey).
  */
-export function fieldKeyProvider(keys: GatewayKeys): FieldKeyProvider {
-  return {
+export function fieldKeyProvider(keys: GatewayKeys): RoutedFieldKeyProvider {
+  const base: FieldKeyProvider = {
     async encryptKey(tenant: string, keyId: string): Promise<EncryptionKey> {
       const k = await keys.encryptionKey(tenant, keyId);
       return { handle: k.handle, ref: { tenant, keyId, keyVersion: k.version } };
     },
     decryptKey(ref: FieldKeyRef): Promise<KeyHandle | undefined> {
       return keys.decryptionKey(ref.tenant, ref.keyId, ref.keyVersion);
+    },
+  };
+  return {
+    ...base,
+    forBackend(backend) {
+      if (backend === undefined || backend === 'native') return base;
+      const hsm = hsmOf(keys);
+      if (!hsm) throw new KcmError('invalid_config', 'a route has backend "pkcs11" but the gateway has no hsm section');
+      return hsm.fieldKeys(base);
     },
   };
 }

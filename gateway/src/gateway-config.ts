@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { KcmError } from '../../common/src/errors.ts';
+import { isKeyId } from '../../common/src/format/ids.ts';
 import type { H2PlainOptions, H2TlsOptions } from './http/h2-adapter.ts';
 import type { UwsAdapterOptions } from './http/uws-adapter.ts';
 import type { CallerHeaders } from './proxy/proxy-routes.ts';
@@ -25,6 +26,26 @@ export interface CoreLink {
   servername?: string;
 }
 
+/**
+ * The PKCS#11 token of the `pkcs11` field backend (gateway/src/hsm/). The PIN
+ * is never in the file: `pinEnv` names the environment variable holding it,
+ * read when the gateway starts.
+ */
+export interface HsmFileConfig {
+  /** Path of the PKCS#11 module (e.g. /usr/lib/softhsm/libsofthsm2.so). */
+  module: string;
+  /** The token, by label (exactly one of tokenLabel and slot). */
+  tokenLabel?: string;
+  /** The token, by index in the list of slots with a token present. */
+  slot?: number;
+  /** Name of the environment variable holding the user PIN. */
+  pinEnv: string;
+  /** Logged-in read-write sessions kept open (default 2). */
+  sessions: number;
+  /** Key names whose direct API requests (/v1/encrypt/:key, decrypt, rewrap, datakey) run in the token. */
+  keys: string[];
+}
+
 export interface GatewayFileConfig {
   /** In-process development keys (LocalGatewayKeys) instead of a Core; only with KCM_DEV=1. */
   dev: boolean;
@@ -37,6 +58,8 @@ export interface GatewayFileConfig {
   upstreams: { urls: Map<string, URL>; options: Partial<UpstreamOptions> };
   callerHeaders?: CallerHeaders;
   limits: { maxBodyBytes?: number; maxBatchItems?: number; drainMs: number };
+  /** The HSM offload backend; absent: every route and key uses the native backend. */
+  hsm?: HsmFileConfig;
 }
 
 type Json = Record<string, unknown>;
@@ -172,13 +195,49 @@ function headerName(v: unknown, field: string): string {
   return s;
 }
 
+function hsm(v: unknown, path: (p: string) => string, env: NodeJS.ProcessEnv): HsmFileConfig {
+  const h = obj(v, 'hsm', ['module', 'tokenLabel', 'slot', 'pinEnv', 'sessions', 'keys']);
+  if ((h.tokenLabel === undefined) === (h.slot === undefined)) fail('hsm', 'give exactly one of tokenLabel and slot');
+  const pinEnv = str(h.pinEnv, 'hsm.pinEnv');
+  if (!/^[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(pinEnv)) fail('hsm.pinEnv', 'must be an environment variable name');
+  // Only whether it is set: the value is a secret and appears in no message.
+  if (!env[pinEnv]) fail('hsm.pinEnv', `environment variable ${pinEnv} is not set or empty`);
+  const keys: string[] = [];
+  if (h.keys !== undefined) {
+    if (!Array.isArray(h.keys)) fail('hsm.keys', 'must be an array of key names');
+    for (const [i, k] of h.keys.entries()) {
+      if (typeof k !== 'string' || !isKeyId(k)) fail(`hsm.keys[${i}]`, 'must be a key id');
+      if (keys.includes(k)) fail(`hsm.keys[${i}]`, `repeats ${k}`);
+      keys.push(k);
+    }
+  }
+  return {
+    module: path(str(h.module, 'hsm.module')),
+    ...(h.tokenLabel !== undefined ? { tokenLabel: str(h.tokenLabel, 'hsm.tokenLabel') } : {}),
+    ...(h.slot !== undefined ? { slot: int(h.slot, 'hsm.slot', 0, 1 << 20) } : {}),
+    pinEnv,
+    sessions: optInt(h.sessions, 'hsm.sessions', 1, 64) ?? 2,
+    keys,
+  };
+}
+
 /**
  * Validates a parsed configuration object. `baseDir` resolves relative file
  * paths; `env.KCM_DEV === '1'` is required for `dev: true`. Throws KcmError
  * `invalid_config` naming the first bad field.
  */
 export function gatewayConfig(doc: unknown, baseDir: string, env: NodeJS.ProcessEnv = process.env): GatewayFileConfig {
-  const c = obj(doc, 'config', ['dev', 'fronts', 'trust', 'policies', 'core', 'upstreams', 'callerHeaders', 'limits']);
+  const c = obj(doc, 'config', [
+    'dev',
+    'fronts',
+    'trust',
+    'policies',
+    'core',
+    'upstreams',
+    'callerHeaders',
+    'limits',
+    'hsm',
+  ]);
   const path = (p: string) => resolve(baseDir, p);
   const dev = bool(c.dev, 'dev');
   if (dev && env.KCM_DEV !== '1')
@@ -220,6 +279,7 @@ export function gatewayConfig(doc: unknown, baseDir: string, env: NodeJS.Process
       ...(maxBatchItems !== undefined ? { maxBatchItems } : {}),
       drainMs: optInt(l.drainMs, 'limits.drainMs', 0, 600_000) ?? 10_000,
     },
+    ...(c.hsm !== undefined ? { hsm: hsm(c.hsm, path, env) } : {}),
   };
 }
 

@@ -7,9 +7,12 @@
 import { KcmError } from '../../common/src/errors.ts';
 import { directApiRoutes } from './api/routes.ts';
 import type { GatewayKeys } from './gateway-keys.ts';
+import type { HsmBackend } from './hsm/hsm-backend.ts';
+import { HsmGatewayKeys } from './hsm/hsm-gateway-keys.ts';
 import { type H2PlainOptions, type H2TlsOptions, startH2PlainAdapter, startH2TlsAdapter } from './http/h2-adapter.ts';
 import { startUwsAdapter, type UwsAdapterOptions } from './http/uws-adapter.ts';
 import { GatewayMetrics } from './metrics/gateway-metrics.ts';
+import { CallbackMetric } from './metrics/registry.ts';
 import { cnIsTenant, loopbackOnly, type PeerTrust } from './pipeline/caller.ts';
 import type { PeerCertificate } from './pipeline/context.ts';
 import { Pipeline } from './pipeline/pipeline.ts';
@@ -53,6 +56,12 @@ export interface GatewayConfig {
   extraRoutes?: readonly Route[];
   /** The policy reverse proxy, matched after the direct API (whose paths it cannot shadow). */
   proxy?: ProxyConfig;
+  /**
+   * The `pkcs11` field backend (HSM offload): used by proxy routes with
+   * `backend: "pkcs11"` and by direct API requests for its `directKeys`.
+   * Its owner closes it (after this server).
+   */
+  hsm?: HsmBackend;
   requestTransform?: TransformHook;
   responseTransform?: TransformHook;
   audit?: AuditSink;
@@ -86,9 +95,38 @@ function positive(v: number | undefined, dflt: number, name: string): number {
   return n;
 }
 
+/** Token operations, errors and open sessions of the pkcs11 backend, read at scrape time. */
+function registerHsmMetrics(metrics: GatewayMetrics, hsm: HsmBackend): void {
+  const r = metrics.registry;
+  r.register(
+    new CallbackMetric(
+      'okcm_gateway_hsm_operations_total',
+      'PKCS#11 token crypto operations (data-key unwraps, field GCM) of the pkcs11 backend.',
+      'counter',
+      () => hsm.stats().operations,
+    ),
+  );
+  r.register(
+    new CallbackMetric(
+      'okcm_gateway_hsm_errors_total',
+      'Token calls of the pkcs11 backend that failed (503 hsm_unavailable; tag failures excluded).',
+      'counter',
+      () => hsm.stats().errors,
+    ),
+  );
+  r.register(
+    new CallbackMetric(
+      'okcm_gateway_hsm_sessions',
+      'PKCS#11 sessions the pkcs11 backend holds open.',
+      'gauge',
+      () => hsm.stats().sessions,
+    ),
+  );
+}
+
 /**
  * Starts the configured listeners (at least one). Throws `invalid_config`
- * (no listener, bad limits, port in use), `native_unavailable` (uWS on its
+ * (no listener, bad limits, port in use, a `pkcs11` policy route without `hsm`), `native_unavailable` (uWS on its
  * fallback), `invalid_certificate` (unreadable TLS files). A listener that
  * fails to start closes those already started.
  */
@@ -96,8 +134,21 @@ export async function startGateway(c: GatewayConfig): Promise<GatewayServer> {
   if (!c.uws && !c.h2Tls && !c.h2Plain) throw new KcmError('invalid_config', 'startGateway: no listener configured');
   const maxBodyBytes = positive(c.maxBodyBytes, DEFAULT_MAX_BODY, 'maxBodyBytes');
   const maxBatchItems = positive(c.maxBatchItems, DEFAULT_MAX_BATCH, 'maxBatchItems');
+  const hsm = c.hsm;
+  for (const r of c.proxy?.policies.routes ?? []) {
+    if (r.backend === 'pkcs11' && !hsm) {
+      throw new KcmError('invalid_config', `${r.source}: backend "pkcs11" needs the gateway config's hsm section`);
+    }
+  }
   const metrics = new GatewayMetrics(c.keys);
-  const routes = [...(c.extraRoutes ?? []), ...directApiRoutes({ keys: c.keys, metrics, maxBatchItems, maxBodyBytes })];
+  if (hsm) registerHsmMetrics(metrics, hsm);
+  // Direct API: the config's hsm.keys run in the token. Proxy: each route's policy chooses.
+  const apiKeys = hsm ? new HsmGatewayKeys(c.keys, hsm, (service) => hsm.directKeys.has(service)) : c.keys;
+  const proxyKeys = hsm ? new HsmGatewayKeys(c.keys, hsm, () => false) : c.keys;
+  const routes = [
+    ...(c.extraRoutes ?? []),
+    ...directApiRoutes({ keys: apiKeys, metrics, maxBatchItems, maxBodyBytes }),
+  ];
   let pools: UpstreamPools | undefined;
   let router: RouteMatcher = new Router(routes);
   let proxyLimits: number[] = [];
@@ -105,7 +156,7 @@ export async function startGateway(c: GatewayConfig): Promise<GatewayServer> {
     pools = new UpstreamPools(upstreamOptions(c.proxy.upstream));
     const proxy = proxyMatcher({
       policies: c.proxy.policies,
-      keys: c.keys,
+      keys: proxyKeys,
       pools,
       ...(c.proxy.upstreamUrls ? { upstreamUrls: c.proxy.upstreamUrls } : {}),
       ...(c.proxy.callerHeaders ? { callerHeaders: c.proxy.callerHeaders } : {}),

@@ -5,7 +5,9 @@
  * and the front listeners. `close()` drains (new requests 503, in-flight
  * ones get `limits.drainMs`), closes listeners and pools, then closes the
  * keys: pending usage is reported, the Core event stream stops and every
- * leased key is wiped.
+ * leased key is wiped. With an `hsm` section the PKCS#11 token of the
+ * `pkcs11` field backend is opened (and its transport key set up) before
+ * any listener, and closed last.
  */
 import { readFileSync } from 'node:fs';
 import { KcmError } from '../../common/src/errors.ts';
@@ -14,6 +16,7 @@ import { CoreGatewayKeys } from './core-gateway-keys.ts';
 import type { GatewayFileConfig } from './gateway-config.ts';
 import { type GatewayKeys, LocalGatewayKeys } from './gateway-keys.ts';
 import { type GatewayServer, startGateway } from './gateway-server.ts';
+import { HsmBackend } from './hsm/hsm-backend.ts';
 import { loopbackOnly, type PeerTrust } from './pipeline/caller.ts';
 import { loadPolicies } from './policy/policy-loader.ts';
 import { TrustedPeers } from './policy/tenant-source.ts';
@@ -21,6 +24,8 @@ import { TrustedPeers } from './policy/tenant-source.ts';
 export interface ConfiguredGateway {
   server: GatewayServer;
   keys: GatewayKeys;
+  /** The pkcs11 field backend, when the config has an `hsm` section. */
+  hsm?: HsmBackend;
   /** Drains, closes listeners and pools, then closes the keys (wipes them). Idempotent. */
   close(): Promise<void>;
 }
@@ -54,6 +59,21 @@ function readTls(core: NonNullable<GatewayFileConfig['core']>) {
   }
 }
 
+/** Opens the token of `hsm` with the PIN from the environment variable it names (read here, kept nowhere). */
+function openHsm(hsm: NonNullable<GatewayFileConfig['hsm']>, crypto: Crypto): HsmBackend {
+  const pin = process.env[hsm.pinEnv];
+  if (!pin) throw new KcmError('invalid_config', `hsm.pinEnv: environment variable ${hsm.pinEnv} is not set or empty`);
+  return HsmBackend.open({
+    module: hsm.module,
+    ...(hsm.tokenLabel !== undefined ? { tokenLabel: hsm.tokenLabel } : {}),
+    ...(hsm.slot !== undefined ? { slot: hsm.slot } : {}),
+    pin,
+    sessions: hsm.sessions,
+    keys: hsm.keys,
+    crypto,
+  });
+}
+
 /**
  * Starts the gateway. Throws `invalid_config` (bad trust entry, no policy
  * file, port in use, `dev` without KCM_DEV=1 — checked again here),
@@ -64,6 +84,11 @@ export async function startConfiguredGateway(c: GatewayFileConfig, o: StartOptio
   const log = o.log ?? ((m: string) => console.error(`[gateway] ${m}`));
   const trust = trustOf(c.trust);
   const policies = c.policies ? loadPolicies(c.policies.dir, { examples: c.policies.examples }) : undefined;
+  const tokenRoute = policies?.routes.find((r) => r.backend === 'pkcs11');
+  if (tokenRoute && !c.hsm) {
+    throw new KcmError('invalid_config', `hsm: required by ${tokenRoute.source} (backend "pkcs11")`);
+  }
+  let hsm: HsmBackend | undefined;
   let keys: LocalGatewayKeys | CoreGatewayKeys;
   if (c.dev) {
     if (process.env.KCM_DEV !== '1') throw new KcmError('invalid_config', 'dev: refused outside KCM_DEV=1');
@@ -85,8 +110,10 @@ export async function startConfiguredGateway(c: GatewayFileConfig, o: StartOptio
   }
   let server: GatewayServer;
   try {
+    hsm = c.hsm ? openHsm(c.hsm, o.crypto ?? defaultCrypto()) : undefined;
     server = await startGateway({
       keys,
+      ...(hsm ? { hsm } : {}),
       ...c.fronts,
       trust,
       ...(c.limits.maxBodyBytes ? { maxBodyBytes: c.limits.maxBodyBytes } : {}),
@@ -105,16 +132,19 @@ export async function startConfiguredGateway(c: GatewayFileConfig, o: StartOptio
     });
   } catch (err) {
     await keys.close();
+    hsm?.close();
     throw err;
   }
   let closing: Promise<void> | undefined;
   return {
     server,
     keys,
+    ...(hsm ? { hsm } : {}),
     close() {
       closing ??= (async () => {
         await server.close({ drainMs: c.limits.drainMs });
         await keys.close();
+        hsm?.close();
       })();
       return closing;
     },

@@ -11,6 +11,8 @@ import {
   type CompiledPolicy,
   type CompiledRoute,
   DEFAULT_LIMITS,
+  FIELD_BACKENDS,
+  type FieldBackend,
   type FieldRule,
   LIMIT_BOUNDS,
   type Readers,
@@ -43,6 +45,7 @@ interface Defaults {
   tenantGiven: boolean;
   limits: BodyLimits;
   readers: Readers | undefined;
+  backend: FieldBackend;
 }
 
 function readTenant(errors: SchemaErrors, node: PositionedNode, path: string): TenantSource | undefined {
@@ -151,7 +154,18 @@ function readRoute(
   path: string,
   ctx: { id: string; keyId: string; file: string; upstreams: Map<string, URL>; defaults: Defaults },
 ): CompiledRoute | undefined {
-  const keys = ['method', 'path', 'upstream', 'tenant', 'limits', 'readers', 'request', 'response', 'description'];
+  const keys = [
+    'method',
+    'path',
+    'upstream',
+    'tenant',
+    'limits',
+    'readers',
+    'backend',
+    'request',
+    'response',
+    'description',
+  ];
   const o = readObject(errors, node, path, keys);
   if (!o) return undefined;
   const m = o.get('method', true);
@@ -170,6 +184,8 @@ function readRoute(
   const limits = l ? readLimits(errors, l, o.pathOf('limits'), ctx.defaults.limits) : ctx.defaults.limits;
   const r = o.get('readers', false);
   const readers = r ? readReaders(errors, r, o.pathOf('readers')) : ctx.defaults.readers;
+  const b = o.get('backend', false);
+  const backend = b ? readEnum(errors, b, o.pathOf('backend'), FIELD_BACKENDS) : ctx.defaults.backend;
   const params = pattern?.params ?? [];
   const reqNode = o.get('request', false);
   const request = reqNode ? readRules(errors, reqNode, o.pathOf('request'), params, undefined) : [];
@@ -179,9 +195,21 @@ function readRoute(
     : [];
   const description = o.get('description', false);
   if (description) readString(errors, description, o.pathOf('description'), { max: 1000 });
-  if (!method || !pattern || !upstream || !tenant) return undefined;
+  if (!method || !pattern || !upstream || !tenant || !backend) return undefined;
   const source = `${ctx.file}:${node.pos.line}:${node.pos.column}`;
-  return { policyId: ctx.id, keyId: ctx.keyId, source, method, pattern, upstream, tenant, limits, request, response };
+  return {
+    policyId: ctx.id,
+    keyId: ctx.keyId,
+    source,
+    method,
+    pattern,
+    upstream,
+    tenant,
+    limits,
+    request,
+    response,
+    backend,
+  };
 }
 
 function readPattern(errors: SchemaErrors, node: PositionedNode, path: string): RoutePattern | undefined {
@@ -197,11 +225,14 @@ function readPattern(errors: SchemaErrors, node: PositionedNode, path: string): 
 
 function readDefaults(errors: SchemaErrors, o: ObjectReader): Defaults {
   const node = o.get('defaults', false);
-  const d = node && readObject(errors, node, o.pathOf('defaults'), ['tenant', 'limits', 'readers']);
+  const d = node && readObject(errors, node, o.pathOf('defaults'), ['tenant', 'limits', 'readers', 'backend']);
   const t = d?.get('tenant', false);
   const l = d?.get('limits', false);
   const r = d?.get('readers', false);
+  const b = d?.get('backend', false);
   return {
+    // A bad defaults.backend is reported once, there; routes then fall back to native (the file fails anyway).
+    backend: (b && d ? readEnum(errors, b, d.pathOf('backend'), FIELD_BACKENDS) : undefined) ?? 'native',
     tenant: t && d ? readTenant(errors, t, d.pathOf('tenant')) : undefined,
     tenantGiven: t !== undefined,
     limits: l && d ? readLimits(errors, l, d.pathOf('limits'), DEFAULT_LIMITS) : { ...DEFAULT_LIMITS },

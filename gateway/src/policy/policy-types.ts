@@ -16,6 +16,14 @@ export type OtherReaders = 'ciphertext' | 'mask';
 /** A response field fails to decrypt: fail the response (opaque 422), or answer the mask. */
 export type OnFailure = 'error' | 'mask';
 
+/**
+ * Where a route's field AEAD runs: in the native module (default), or inside
+ * the PKCS#11 token of the gateway's `hsm` config (gateway/src/hsm/). The
+ * ciphertext format is the same either way.
+ */
+export type FieldBackend = 'native' | 'pkcs11';
+
+export const FIELD_BACKENDS: readonly FieldBackend[] = ['native', 'pkcs11'];
 export const ON_MISSING: readonly OnMissing[] = ['error', 'skip'];
 export const NON_STRING: readonly NonString[] = ['error', 'stringify'];
 export const OTHER_READERS: readonly OtherReaders[] = ['ciphertext', 'mask'];
@@ -85,6 +93,8 @@ export interface CompiledRoute {
   limits: BodyLimits;
   request: readonly FieldRule[];
   response: readonly ResponseFieldRule[];
+  /** Where its fields are encrypted and decrypted; absent means `native` (routes built by hand). */
+  backend?: FieldBackend;
 }
 
 /** One policy file, compiled. */

@@ -1,0 +1,116 @@
+/**
+ * The `pkcs11` field backend of the gateway (HSM offload): a token, its
+ * transport key and the {@link TokenFieldCipher}, opened once per process.
+ * It hands out *token views* of L3 key handles: the same key, whose envelope
+ * operations run in the token (KeyHandle.withEnvelope), so every caller of
+ * encryptFields / decryptFields works unchanged and the ciphertext format is
+ * identical to the native backend's, both ways.
+ *
+ * Which requests use it: proxy routes whose policy says `backend: "pkcs11"`,
+ * and direct API requests for the key names in the config's `hsm.keys`
+ * (see hsm-gateway-keys.ts).
+ */
+import type { Crypto, KeyHandle } from '../../../native/index.ts';
+import type { EncryptionKey, FieldKeyProvider } from '../pipeline/key-provider.ts';
+import { type TokenCounters, TokenFieldCipher } from './token-field-cipher.ts';
+import { type TokenOptions, TokenSessions } from './token-sessions.ts';
+import type { TransportKey } from './transport-key.ts';
+
+export interface HsmBackendOptions extends TokenOptions {
+  /** The backend of the L3 keys the gateway holds (the transport key must share it). */
+  crypto: Crypto;
+  /** Key names whose direct API requests run in the token. */
+  keys?: readonly string[];
+}
+
+/** Figures for /metrics. */
+export interface HsmStats extends TokenCounters {
+  /** Token sessions open now (operation pool and the transport key's owner session). */
+  sessions: number;
+}
+
+export class HsmBackend {
+  /** Key names whose direct API requests run in the token. */
+  readonly directKeys: ReadonlySet<string>;
+  readonly #token: TokenSessions;
+  readonly #cipher: TokenFieldCipher;
+  readonly #views = new WeakMap<KeyHandle, KeyHandle>();
+  readonly #providers = new WeakMap<FieldKeyProvider, FieldKeyProvider>();
+  #closed = false;
+
+  private constructor(token: TokenSessions, cipher: TokenFieldCipher, keys: readonly string[]) {
+    this.#token = token;
+    this.#cipher = cipher;
+    this.directKeys = new Set(keys);
+  }
+
+  /**
+   * Opens the token, logs in and sets up the transport key now, so a wrong
+   * module, token, PIN or an unusable token fails at start-up. Throws KcmError
+   * `invalid_config` (naming the `hsm.*` field) or `hsm_unavailable`.
+   */
+  static open(o: HsmBackendOptions): HsmBackend {
+    const token = TokenSessions.open(o);
+    try {
+      const cipher = new TokenFieldCipher(token, o.crypto);
+      cipher.transport();
+      return new HsmBackend(token, cipher, o.keys ?? []);
+    } catch (err) {
+      token.close();
+      throw err;
+    }
+  }
+
+  /** The open token (tests and diagnostics: session counts, object checks). */
+  get token(): TokenSessions {
+    return this.#token;
+  }
+
+  /** The current transport key (set up again after the token lost it). Throws `hsm_unavailable`. */
+  transportKey(): TransportKey {
+    return this.#cipher.transport();
+  }
+
+  /** The token view of `l3` (cached per handle): same key, field AEAD in the token. */
+  view(l3: KeyHandle): KeyHandle {
+    let v = this.#views.get(l3);
+    if (!v) {
+      v = l3.withEnvelope(this.#cipher);
+      this.#views.set(l3, v);
+    }
+    return v;
+  }
+
+  /** `provider` with every handle it returns replaced by its token view (cached per provider). */
+  fieldKeys(provider: FieldKeyProvider): FieldKeyProvider {
+    let p = this.#providers.get(provider);
+    if (!p) {
+      const toView = (k: EncryptionKey): EncryptionKey => ({ handle: this.view(k.handle), ref: k.ref });
+      const maybeView = (h: KeyHandle | undefined) => (h ? this.view(h) : undefined);
+      p = {
+        encryptKey: (tenant, keyId) => {
+          const k = provider.encryptKey(tenant, keyId);
+          return k instanceof Promise ? k.then(toView) : toView(k);
+        },
+        decryptKey: (ref) => {
+          const h = provider.decryptKey(ref);
+          return h instanceof Promise ? h.then(maybeView) : maybeView(h);
+        },
+      };
+      this.#providers.set(provider, p);
+    }
+    return p;
+  }
+
+  stats(): HsmStats {
+    return { ...this.#cipher.counters, sessions: this.#closed ? 0 : this.#token.openSessions };
+  }
+
+  /** Destroys the transport key (both halves) and closes the token. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#cipher.reset();
+    this.#token.close();
+  }
+}

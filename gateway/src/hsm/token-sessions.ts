@@ -1,0 +1,207 @@
+/**
+ * The PKCS#11 token of the `pkcs11` field backend: the module loaded and
+ * initialised, the slot (by token label or index), the user logged in, and a
+ * small pool of read-write sessions.
+ *
+ * pkcs11js calls are synchronous, and one request's token work (unwrap, GCM
+ * per field, destroy) runs without an await, so on the one JS thread a
+ * session is never shared by two operations; the pool keeps a few sessions
+ * open so a session that fails can be dropped and replaced without touching
+ * the others, and so the owner session of the transport key (see
+ * transport-key.ts) is never used for operations.
+ *
+ * The PIN is passed in, used for C_Login and not kept; no message here holds it.
+ */
+import pkcs11js from 'pkcs11js';
+import { KcmError } from '../../../common/src/errors.ts';
+
+const P = pkcs11js;
+export type Pkcs11Lib = InstanceType<typeof pkcs11js.PKCS11>;
+
+export interface TokenOptions {
+  /** Path of the PKCS#11 module. */
+  module: string;
+  /** The token by label (exactly one of tokenLabel and slot). */
+  tokenLabel?: string;
+  /** The token by index in C_GetSlotList(tokenPresent = true). */
+  slot?: number;
+  /** The user PIN (from the environment variable the config names). */
+  pin: string;
+  /** Idle sessions kept open for operations (≥ 1). */
+  sessions: number;
+}
+
+/** Return values that mean the session (or the login, or the device) is gone: drop the session. */
+export const SESSION_LOST: ReadonlySet<number> = new Set([
+  P.CKR_SESSION_HANDLE_INVALID,
+  P.CKR_SESSION_CLOSED,
+  P.CKR_DEVICE_REMOVED,
+  P.CKR_DEVICE_ERROR,
+  P.CKR_TOKEN_NOT_PRESENT,
+  P.CKR_USER_NOT_LOGGED_IN,
+  P.CKR_CRYPTOKI_NOT_INITIALIZED,
+  P.CKR_KEY_HANDLE_INVALID,
+  P.CKR_OBJECT_HANDLE_INVALID,
+  // KT' is gone (its owner session closed): the transport key must be set up again.
+  P.CKR_UNWRAPPING_KEY_HANDLE_INVALID,
+]);
+
+/** The CK_RV of a pkcs11js error, or undefined for anything else. */
+export function returnValue(err: unknown): number | undefined {
+  if (!(err instanceof Error) || err.name !== 'Pkcs11Error') return undefined;
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'number' ? code : undefined;
+}
+
+/** A KcmError `hsm_unavailable` naming the step and the CKR name (never data or keys). */
+export function tokenError(phase: string, err: unknown): KcmError {
+  if (err instanceof KcmError) return err;
+  const rv = returnValue(err);
+  const what = rv === undefined ? 'not a PKCS#11 error' : (err as Error).message.split('\n')[0];
+  return new KcmError('hsm_unavailable', `${phase}: ${what}`);
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? (err.message.split('\n')[0] ?? '') : String(err);
+}
+
+/** An open token: see the file comment. */
+export class TokenSessions {
+  readonly lib: Pkcs11Lib;
+  readonly slot: Buffer;
+  readonly #ownsInit: boolean;
+  readonly #max: number;
+  readonly #idle: Buffer[] = [];
+  /** Sessions opened here and not closed yet (pool and owner sessions). */
+  readonly #open = new Set<Buffer>();
+  #closed = false;
+
+  private constructor(lib: Pkcs11Lib, ownsInit: boolean, slot: Buffer, max: number) {
+    this.lib = lib;
+    this.#ownsInit = ownsInit;
+    this.slot = slot;
+    this.#max = max;
+  }
+
+  /**
+   * Loads the module, finds the token, opens one session and logs the user in.
+   * Throws KcmError `invalid_config` naming the config field (module not
+   * loadable, no such token, PIN refused) or `hsm_unavailable`.
+   */
+  static open(o: TokenOptions): TokenSessions {
+    const lib = new P.PKCS11();
+    try {
+      lib.load(o.module);
+    } catch (err) {
+      throw new KcmError('invalid_config', `hsm.module: cannot load PKCS#11 module ${o.module}: ${message(err)}`);
+    }
+    let ownsInit = true;
+    try {
+      lib.C_Initialize({ flags: P.CKF_OS_LOCKING_OK });
+    } catch (err) {
+      if (returnValue(err) !== P.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+        lib.close();
+        throw new KcmError('invalid_config', `hsm.module: C_Initialize failed: ${message(err)}`);
+      }
+      // Someone else in this process (e.g. a Core seal provider) initialised it: never finalise it here.
+      ownsInit = false;
+    }
+    let t: TokenSessions | undefined;
+    try {
+      t = new TokenSessions(lib, ownsInit, findSlot(lib, o), o.sessions);
+      const s = t.openSession();
+      try {
+        lib.C_Login(s, P.CKU_USER, o.pin);
+      } catch (err) {
+        const rv = returnValue(err);
+        if (rv === P.CKR_PIN_INCORRECT || rv === P.CKR_PIN_INVALID || rv === P.CKR_PIN_LEN_RANGE) {
+          throw new KcmError('invalid_config', 'hsm.pinEnv: the token refused the PIN');
+        }
+        if (rv !== P.CKR_USER_ALREADY_LOGGED_IN) throw tokenError('login', err);
+      }
+      t.release(s);
+      return t;
+    } catch (err) {
+      if (t) t.close();
+      else {
+        if (ownsInit) lib.C_Finalize();
+        lib.close();
+      }
+      throw err instanceof KcmError ? err : tokenError('open token', err);
+    }
+  }
+
+  /** Opens a logged-in R/W session (login state is per token, shared by all sessions). */
+  openSession(): Buffer {
+    if (this.#closed) throw new KcmError('hsm_unavailable', 'the token is closed');
+    let s: Buffer;
+    try {
+      s = this.lib.C_OpenSession(this.slot, P.CKF_SERIAL_SESSION | P.CKF_RW_SESSION);
+    } catch (err) {
+      throw tokenError('open session', err);
+    }
+    this.#open.add(s);
+    return s;
+  }
+
+  /** Closes a session (its session objects go with it); errors are ignored. */
+  closeSession(s: Buffer): void {
+    if (!this.#open.delete(s)) return;
+    try {
+      this.lib.C_CloseSession(s);
+    } catch {
+      // already gone (device removed, C_CloseAllSessions)
+    }
+  }
+
+  /** An idle session, or a new one. */
+  acquire(): Buffer {
+    return this.#idle.pop() ?? this.openSession();
+  }
+
+  /** Returns a session to the pool (closed when the pool is full or the token closed). */
+  release(s: Buffer): void {
+    if (!this.#closed && this.#idle.length < this.#max && this.#open.has(s)) this.#idle.push(s);
+    else this.closeSession(s);
+  }
+
+  /** Sessions open now (pool and owner sessions). */
+  get openSessions(): number {
+    return this.#open.size;
+  }
+
+  /** Closes every session, then finalises and unloads the module (when this opened it). Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#idle.length = 0;
+    for (const s of [...this.#open]) this.closeSession(s);
+    try {
+      if (this.#ownsInit) this.lib.C_Finalize();
+    } catch {
+      // finalising a module that failed is best effort
+    }
+    this.lib.close();
+  }
+}
+
+function findSlot(lib: Pkcs11Lib, o: TokenOptions): Buffer {
+  let slots: Buffer[];
+  try {
+    slots = lib.C_GetSlotList(true);
+  } catch (err) {
+    throw tokenError('slot list', err);
+  }
+  if (o.slot !== undefined) {
+    const s = slots[o.slot];
+    if (!s)
+      throw new KcmError('invalid_config', `hsm.slot: no token in slot index ${o.slot} (${slots.length} present)`);
+    return s;
+  }
+  const matches = slots.filter((s) => lib.C_GetTokenInfo(s).label.trim() === o.tokenLabel);
+  if (matches.length !== 1) {
+    const why = matches.length === 0 ? 'no token has this label' : `${matches.length} tokens have this label`;
+    throw new KcmError('invalid_config', `hsm.tokenLabel: ${why}`);
+  }
+  return matches[0] as Buffer;
+}

@@ -1,0 +1,132 @@
+/**
+ * Sets up the transport key shared by the native module and the token, once
+ * per gateway process (native/src/transport.rs has the design):
+ *
+ *   1. the token generates an ephemeral RSA-2048 key pair as session objects;
+ *      the private key is sensitive, never extractable, and may only unwrap;
+ *   2. the native module makes a fresh AES-256 key KT in locked memory and
+ *      returns it RSA-OAEP-encrypted under the public key
+ *      (Crypto.generateTransportKey: KT's bytes are never in JS);
+ *   3. the token C_UnwrapKey's it into a session AES key KT' (sensitive,
+ *      non-extractable, CKA_UNWRAP only);
+ *   4. the RSA key pair is destroyed.
+ *
+ * KT' lives in a session of its own (the owner session), never used for
+ * operations, so that dropping a failed operation session cannot destroy it.
+ */
+import { createPublicKey } from 'node:crypto';
+import pkcs11js from 'pkcs11js';
+import type { Crypto, KeyHandle } from '../../../native/index.ts';
+import { type Pkcs11Lib, type TokenSessions, tokenError } from './token-sessions.ts';
+
+const P = pkcs11js;
+const RSA_BITS = 2048;
+/** PKCS#11 CKZ_DATA_SPECIFIED (the OAEP label source; pkcs11js has no constant for it). */
+const CKZ_DATA_SPECIFIED = 1;
+
+/** The two halves of the transport key, and the session that owns the token half. */
+export interface TransportKey {
+  /** KT in the native module (only wraps data keys for the token). */
+  key: KeyHandle;
+  /** KT' in the token: a session object of `owner`. */
+  object: Buffer;
+  owner: Buffer;
+}
+
+/** Template of KT': an AES key that can unwrap data keys and do nothing else, never readable. */
+const TRANSPORT_TEMPLATE: pkcs11js.Template = [
+  { type: P.CKA_CLASS, value: P.CKO_SECRET_KEY },
+  { type: P.CKA_KEY_TYPE, value: P.CKK_AES },
+  { type: P.CKA_TOKEN, value: false },
+  { type: P.CKA_PRIVATE, value: true },
+  { type: P.CKA_SENSITIVE, value: true },
+  { type: P.CKA_EXTRACTABLE, value: false },
+  { type: P.CKA_UNWRAP, value: true },
+  { type: P.CKA_WRAP, value: false },
+  { type: P.CKA_ENCRYPT, value: false },
+  { type: P.CKA_DECRYPT, value: false },
+  { type: P.CKA_SIGN, value: false },
+  { type: P.CKA_VERIFY, value: false },
+  { type: P.CKA_DERIVE, value: false },
+  { type: P.CKA_LABEL, value: 'okcm-gateway-transport' },
+];
+
+/**
+ * RSA-OAEP with SHA-1 and MGF1-SHA-1: SoftHSM2 unwraps with no other OAEP
+ * hash (CKR_ARGUMENTS_BAD), and it suffices for one-time key transport (see
+ * native/src/transport.rs).
+ */
+const OAEP_PARAMS: pkcs11js.RsaOAEP = {
+  type: P.CK_PARAMS_RSA_OAEP,
+  hashAlg: P.CKM_SHA_1,
+  mgf: P.CKG_MGF1_SHA1,
+  source: CKZ_DATA_SPECIFIED,
+};
+const OAEP_SHA1: pkcs11js.Mechanism = { mechanism: P.CKM_RSA_PKCS_OAEP, parameter: OAEP_PARAMS };
+
+function generateRsaPair(lib: Pkcs11Lib, s: Buffer): { publicKey: Buffer; privateKey: Buffer } {
+  return lib.C_GenerateKeyPair(
+    s,
+    { mechanism: P.CKM_RSA_PKCS_KEY_PAIR_GEN },
+    [
+      { type: P.CKA_TOKEN, value: false },
+      { type: P.CKA_MODULUS_BITS, value: RSA_BITS },
+      { type: P.CKA_PUBLIC_EXPONENT, value: Buffer.from([1, 0, 1]) },
+      { type: P.CKA_ENCRYPT, value: false },
+      { type: P.CKA_WRAP, value: false },
+      { type: P.CKA_VERIFY, value: false },
+    ],
+    [
+      { type: P.CKA_TOKEN, value: false },
+      { type: P.CKA_PRIVATE, value: true },
+      { type: P.CKA_SENSITIVE, value: true },
+      { type: P.CKA_EXTRACTABLE, value: false },
+      { type: P.CKA_UNWRAP, value: true },
+      { type: P.CKA_DECRYPT, value: false },
+      { type: P.CKA_SIGN, value: false },
+    ],
+  );
+}
+
+/** The DER SubjectPublicKeyInfo of the token's RSA public key (read from CKA_MODULUS / CKA_PUBLIC_EXPONENT). */
+function publicKeyInfo(lib: Pkcs11Lib, s: Buffer, publicKey: Buffer): Buffer {
+  const [n, e] = lib
+    .C_GetAttributeValue(s, publicKey, [{ type: P.CKA_MODULUS }, { type: P.CKA_PUBLIC_EXPONENT }])
+    .map((a) => a.value as Buffer);
+  if (!n || !e) throw new Error('the token returned no RSA public key');
+  const jwk = { kty: 'RSA', n: n.toString('base64url'), e: e.toString('base64url') };
+  return createPublicKey({ key: jwk, format: 'jwk' }).export({ type: 'spki', format: 'der' });
+}
+
+/**
+ * Runs the set-up above on a new owner session of `token`, with KT made by
+ * `crypto` (the backend of the L3 keys it will serve). Throws KcmError
+ * `hsm_unavailable` when the token refuses a step; nothing is left behind.
+ */
+export function setUpTransportKey(token: TokenSessions, crypto: Crypto): TransportKey {
+  const lib = token.lib;
+  const owner = token.openSession();
+  let pair: { publicKey: Buffer; privateKey: Buffer } | undefined;
+  let key: KeyHandle | undefined;
+  try {
+    pair = generateRsaPair(lib, owner);
+    const made = crypto.generateTransportKey(publicKeyInfo(lib, owner, pair.publicKey));
+    key = made.key;
+    const object = lib.C_UnwrapKey(owner, OAEP_SHA1, pair.privateKey, made.wrapped, TRANSPORT_TEMPLATE);
+    return { key, object, owner };
+  } catch (err) {
+    key?.destroy();
+    token.closeSession(owner);
+    throw tokenError('transport key set-up', err);
+  } finally {
+    if (pair) {
+      for (const h of [pair.privateKey, pair.publicKey]) {
+        try {
+          lib.C_DestroyObject(owner, h);
+        } catch {
+          // gone with the owner session when it was closed above
+        }
+      }
+    }
+  }
+}
