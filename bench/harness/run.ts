@@ -105,6 +105,12 @@ async function main(): Promise<number> {
         startServe('gw-native', 'gateway', cpu, { env: { KCM_CRYPTO_BACKEND: 'native' }, tlsDir }),
       );
       await start('gw-node', () => startServe('gw-node', 'gateway', cpu, { env: { KCM_CRYPTO_BACKEND: 'node' } }));
+      await start('gw-pkcs11', () =>
+        startServe('gw-pkcs11', 'gateway', cpu, {
+          env: { KCM_CRYPTO_BACKEND: 'native' },
+          args: ['--hsm', join(tmp, 'hsm')],
+        }),
+      );
       await start('bare-uws', () => startServe('bare-uws', 'bare-uws', cpu));
       await start('bare-h2', () => startServe('bare-h2', 'bare-h2', cpu, { tlsDir }));
       await start('node-crypto', () => startServe('node-crypto', 'node-crypto', cpu));

@@ -7,6 +7,7 @@
  * Servers (started once per run by bench/harness/run.ts, all on the server CPU):
  *  gw-native  gateway, native backend: uWS (`uws`) and h2 mTLS (`h2Tls`) fronts
  *  gw-node    gateway, node:crypto fallback backend: uWS
+ *  gw-pkcs11  gateway, key `bench` on the pkcs11 backend (SoftHSM2 token, serve.ts --hsm): uWS
  *  bare-uws   bare uWS JSON echo          bare-h2  bare node:http2 mTLS JSON echo
  *  node-crypto  peer: node:http + node:crypto encrypt service
  *  sample-app   the app behind the proxy  nginx   nginx reverse proxy → sample-app
@@ -202,17 +203,25 @@ const backends: Factory[] = [
         post(`/v1/encrypt/${KEY}`, encryptBody(1024)),
       ),
     }),
-  async () => ({
-    id: 'backend-pkcs11-encrypt-1KB',
-    title: 'direct encrypt 1 KB, PKCS#11 (SoftHSM2) backend',
-    group: 'backend',
-    adr604: true,
-    ci: false,
-    endpoints: [],
-    skip:
-      'the gateway has no PKCS#11 crypto backend: KCM_CRYPTO_BACKEND takes native | node (native/ts/load.ts); ' +
-      'PKCS#11/SoftHSM2 holds only the Core seal key (core/src/seal/pkcs11/), never on the request path',
-  }),
+  async (env) =>
+    skipIfMissing(env, {
+      id: 'backend-pkcs11-encrypt-1KB',
+      title: 'direct encrypt 1 KB, pkcs11 backend (HSM offload, SoftHSM2 token; uWS)',
+      group: 'backend',
+      adr604: true,
+      ci: false,
+      endpoints: [
+        ...uwsPair('gateway (pkcs11 backend) encrypt 1 KB', 'gw-pkcs11', post(`/v1/encrypt/${KEY}`, encryptBody(1024))),
+        {
+          label: 'gateway (native backend) encrypt 1 KB (peer)',
+          role: 'peer',
+          front: 'http1',
+          server: 'gw-native',
+          port: 'uws',
+          request: post(`/v1/encrypt/${KEY}`, encryptBody(1024)),
+        },
+      ],
+    }),
 ];
 
 const h2: Factory[] = [

@@ -6,7 +6,9 @@
  * Kinds:
  *  - gateway      the gateway (startGateway + LocalGatewayKeys, in-process keys;
  *                 backend from KCM_CRYPTO_BACKEND): uWS front, plus the h2 mTLS
- *                 front when --tls names the PKI directory
+ *                 front when --tls names the PKI directory; with --hsm DIR a
+ *                 throwaway SoftHSM2 token in DIR serves the pkcs11 field backend
+ *                 for the key `bench` (hsm.keys), so its direct API runs in the token
  *  - bare-uws     the bare baseline of the uWS front: reads the body, JSON.parse,
  *                 answers {"data": <the parsed body>} (same front, same body size, no crypto)
  *  - bare-h2      the same on node:http2 with mTLS (the h2 front's baseline)
@@ -16,8 +18,9 @@
  *  - sample-app   the sample app behind the proxy: POST /orders stores and echoes the
  *                 order, GET /orders/:id returns the stored one, GET /static/:id a fixed 2 KB JSON
  */
+import { execFileSync } from 'node:child_process';
 import { createCipheriv, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { accessSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
@@ -26,7 +29,7 @@ import { parseArgs } from 'node:util';
 import { sampleOrder } from './payloads.ts';
 
 const { values } = parseArgs({
-  options: { kind: { type: 'string' }, tls: { type: 'string' }, upstream: { type: 'string' } },
+  options: { kind: { type: 'string' }, tls: { type: 'string' }, upstream: { type: 'string' }, hsm: { type: 'string' } },
 });
 
 function announce(ports: Record<string, number>): void {
@@ -41,11 +44,53 @@ function tlsFiles(dir: string) {
   };
 }
 
+const SOFTHSM_MODULE = '/usr/lib/softhsm/libsofthsm2.so';
+
+/**
+ * A fresh SoftHSM2 token in `dir` (config + token directory; SOFTHSM2_CONF is
+ * set for this process before the module initialises) and the pkcs11 backend
+ * over it, serving the key `bench`. The PIN is random and printed nowhere.
+ * Throws with the reason when softhsm2 is not installed.
+ */
+async function benchHsm(dir: string) {
+  try {
+    accessSync(SOFTHSM_MODULE);
+    execFileSync('softhsm2-util', ['--version'], { stdio: 'pipe' });
+  } catch {
+    throw new Error('softhsm2 not installed (apt-get install softhsm2)');
+  }
+  mkdirSync(join(dir, 'tokens'), { recursive: true, mode: 0o700 });
+  const conf = join(dir, 'softhsm2.conf');
+  writeFileSync(conf, `directories.tokendir = ${join(dir, 'tokens')}\nobjectstore.backend = file\nlog.level = ERROR\n`);
+  process.env.SOFTHSM2_CONF = conf;
+  const pin = randomBytes(12).toString('hex');
+  const label = `okcm-bench-${process.pid}`;
+  execFileSync(
+    'softhsm2-util',
+    ['--init-token', '--free', '--label', label, '--so-pin', randomBytes(12).toString('hex'), '--pin', pin],
+    {
+      stdio: 'pipe',
+    },
+  );
+  const { HsmBackend } = await import('../../gateway/src/hsm/hsm-backend.ts');
+  const { defaultCrypto } = await import('../../native/index.ts');
+  return HsmBackend.open({
+    module: SOFTHSM_MODULE,
+    tokenLabel: label,
+    pin,
+    sessions: 2,
+    keys: ['bench'],
+    crypto: defaultCrypto(),
+  });
+}
+
 async function gateway(): Promise<void> {
   const { startGateway } = await import('../../gateway/src/gateway-server.ts');
   const { LocalGatewayKeys } = await import('../../gateway/src/gateway-keys.ts');
+  const hsm = values.hsm ? await benchHsm(values.hsm) : undefined;
   const gw = await startGateway({
     keys: new LocalGatewayKeys(),
+    ...(hsm ? { hsm } : {}),
     uws: { host: '127.0.0.1', port: 0 },
     ...(values.tls ? { h2Tls: { host: '127.0.0.1', port: 0, ...tlsFiles(values.tls) } } : {}),
   });
