@@ -73,8 +73,10 @@ export interface RequestContext {
    * written. Setting it to true also aborts {@link signal}.
    */
   aborted: boolean;
-  /** Aborted when the client goes away: stages pass it to work they start (e.g. the upstream request). */
+  /** Aborted when the client goes away: stages pass it to work they start (made on first use). */
   readonly signal: AbortSignal;
+  /** Runs `fn` once when the client goes away (at once if it already has): cheaper than {@link signal}. */
+  onAbort(fn: () => void): void;
   /** Set by the route stage; `unmatched` when no route matched. */
   routeName: string;
   /** The matched route. */

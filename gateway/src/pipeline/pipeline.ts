@@ -60,6 +60,7 @@ export class Pipeline {
   newContext(r: AdapterRequest, declaredLength: number | undefined, onOverflow?: () => void): RequestContext {
     let aborted = false;
     let controller: AbortController | undefined;
+    let hooks: (() => void)[] | undefined;
     return {
       adapter: r.adapter,
       method: r.method,
@@ -78,6 +79,12 @@ export class Pipeline {
         if (aborted || !v) return;
         aborted = true;
         controller?.abort();
+        if (hooks) for (const fn of hooks.splice(0)) fn();
+      },
+      onAbort(fn: () => void) {
+        if (aborted) fn();
+        else if (hooks) hooks.push(fn);
+        else hooks = [fn];
       },
       get signal() {
         if (!controller) {

@@ -1,22 +1,23 @@
 /**
- * Forwarding one proxied request to its upstream with undici, and reading
+ * Forwarding one proxied request to its upstream (h1-client.ts), and reading
  * the answer with a size cap. Hop-by-hop headers (RFC 9110 §7.6.1: the fixed
  * list plus every name the Connection header lists) are dropped both ways;
  * `x-forwarded-for` gets the peer address appended, `x-forwarded-host` the
  * original host, `x-correlation-id` the request's correlation id. The
- * request is aborted when the client goes away (ctx.signal).
+ * request is aborted when the client goes away (ctx.onAbort).
  *
  * Failures map to table errors and never carry upstream bytes:
  * refused / reset / truncated → 502 `upstream_unavailable`; connect, headers
  * or body deadline → 504 `upstream_timeout`; not HTTP or over the size cap →
- * 502 `upstream_bad_response`; a client abort → ClientAbortedError (nothing
- * is written).
+ * 502 `upstream_bad_response`; a request header or target with control
+ * characters → 400 `bad_request` (nothing sent); a client abort →
+ * ClientAbortedError (nothing is written).
  */
-import type { Readable } from 'node:stream';
 import { KcmError } from '../../../common/src/errors.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import { ClientAbortedError } from '../pipeline/request-body.ts';
 import type { Upstream } from '../policy/policy-types.ts';
+import { UpstreamFailure } from './upstream-failure.ts';
 import type { UpstreamPools } from './upstream-pools.ts';
 
 /** Headers that describe one connection, never forwarded (RFC 9110 §7.6.1, plus Host and framing). */
@@ -91,39 +92,26 @@ export function upstreamPath(upstream: Upstream, ctx: RequestContext): string {
   return `${base}${ctx.path}${ctx.query ? `?${ctx.query}` : ''}`;
 }
 
-const TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
-
-/** Maps an undici / socket failure to a table error (or ClientAbortedError after a client abort). */
+/** Maps an upstream failure to a table error (or ClientAbortedError after a client abort). */
 export function upstreamError(err: unknown, ctx: RequestContext, upstream: Upstream): Error {
   if (ctx.aborted) return new ClientAbortedError();
   if (err instanceof KcmError) return err;
-  const code = String((err as { code?: unknown } | null)?.code ?? '');
   const where = `upstream ${upstream.name}`;
-  if (TIMEOUTS.has(code)) return new KcmError('upstream_timeout', where);
-  if (code.startsWith('HPE_') || code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_INFO') {
-    return new KcmError('upstream_bad_response', `${where}: not a valid HTTP response`);
+  if (!(err instanceof UpstreamFailure)) return new KcmError('upstream_unavailable', where);
+  switch (err.kind) {
+    case 'timeout':
+      return new KcmError('upstream_timeout', where);
+    case 'bad_response':
+      return new KcmError('upstream_bad_response', `${where}: not a valid HTTP response`);
+    case 'too_large':
+      return new KcmError('upstream_bad_response', `${where}: too large`);
+    case 'bad_request':
+      return new KcmError('bad_request', err.message);
+    case 'aborted':
+      return new ClientAbortedError();
+    default:
+      return new KcmError('upstream_unavailable', where);
   }
-  if (code === 'UND_ERR_RES_EXCEEDED_MAX_SIZE') return new KcmError('upstream_bad_response', `${where}: too large`);
-  return new KcmError('upstream_unavailable', where);
-}
-
-/** Reads `body` whole, at most `cap` bytes (else destroys it and throws `upstream_bad_response`). */
-function readCapped(body: Readable, cap: number, what: string): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let n = 0;
-    body.on('data', (c: Buffer) => {
-      n += c.length;
-      if (n > cap) {
-        body.destroy();
-        reject(new KcmError('upstream_bad_response', `${what}: response body over ${cap} bytes`));
-        return;
-      }
-      chunks.push(c);
-    });
-    body.once('end', () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, n)));
-    body.once('error', reject);
-  });
 }
 
 /**
@@ -138,18 +126,16 @@ export async function forward(
   body: Buffer | undefined,
   o: { identityEncoding: boolean },
 ): Promise<UpstreamReply> {
-  const signal = ctx.signal;
-  if (signal.aborted) throw new ClientAbortedError();
+  if (ctx.aborted) throw new ClientAbortedError();
   try {
     const res = await pools.pool(upstream.url.origin).request({
       method: ctx.method,
       path: upstreamPath(upstream, ctx),
       headers: upstreamRequestHeaders(ctx, o),
-      body: body ?? null,
-      signal,
+      body,
+      onAbort: (abort) => ctx.onAbort(abort),
     });
-    const data = await readCapped(res.body, pools.options.maxResponseBytes, `upstream ${upstream.name}`);
-    return { status: res.statusCode, headers: endToEnd(res.headers), body: data };
+    return { status: res.status, headers: endToEnd(res.headers), body: res.body };
   } catch (err) {
     throw upstreamError(err, ctx, upstream);
   }

@@ -1,11 +1,12 @@
 /**
- * One undici Pool per upstream origin (keep-alive connections reused across
- * requests), with the connect / headers / body timeouts of the gateway
- * configuration. Pools are made on first use and closed together.
+ * One connection pool per upstream origin (h1-client.ts: keep-alive
+ * connections reused across requests), with the connect / headers / body
+ * timeouts of the gateway configuration. Pools are made on first use and
+ * closed together.
  */
 import { readFileSync } from 'node:fs';
-import { Pool } from 'undici';
 import { KcmError } from '../../../common/src/errors.ts';
+import { H1Pool } from './h1-client.ts';
 
 export interface UpstreamOptions {
   /** TCP (+TLS) connect deadline (default 2,000 ms). */
@@ -62,7 +63,7 @@ export function upstreamOptions(o: Partial<UpstreamOptions> = {}): UpstreamOptio
 }
 
 export class UpstreamPools {
-  readonly #pools = new Map<string, Pool>();
+  readonly #pools = new Map<string, H1Pool>();
   readonly #ca: Buffer | undefined;
   #closed = false;
 
@@ -78,18 +79,19 @@ export class UpstreamPools {
   }
 
   /** The pool of `origin` (`http(s)://host:port`), made on first use. Throws `upstream_unavailable` after close. */
-  pool(origin: string): Pool {
+  pool(origin: string): H1Pool {
     let p = this.#pools.get(origin);
     if (p) return p;
     if (this.#closed) throw new KcmError('upstream_unavailable', 'the gateway is shutting down');
     const o = this.options;
-    p = new Pool(origin, {
+    p = new H1Pool(new URL(origin), {
       connections: o.connections,
-      pipelining: 1,
-      keepAliveTimeout: o.keepAliveTimeoutMs,
-      headersTimeout: o.headersTimeoutMs,
-      bodyTimeout: o.bodyTimeoutMs,
-      connect: { timeout: o.connectTimeoutMs, ...(this.#ca ? { ca: this.#ca } : {}) },
+      connectTimeoutMs: o.connectTimeoutMs,
+      headersTimeoutMs: o.headersTimeoutMs,
+      bodyTimeoutMs: o.bodyTimeoutMs,
+      keepAliveTimeoutMs: o.keepAliveTimeoutMs,
+      maxResponseBytes: o.maxResponseBytes,
+      ...(this.#ca ? { ca: this.#ca } : {}),
     });
     this.#pools.set(origin, p);
     return p;
@@ -105,6 +107,6 @@ export class UpstreamPools {
     this.#closed = true;
     const pools = [...this.#pools.values()];
     this.#pools.clear();
-    await Promise.all(pools.map((p) => (force ? p.destroy() : p.close()).catch(() => {})));
+    await Promise.all(pools.map((p) => p.close(force).catch(() => {})));
   }
 }

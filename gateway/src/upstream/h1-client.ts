@@ -1,0 +1,414 @@
+/**
+ * The gateway's HTTP/1.1 client for one upstream origin: a pool of
+ * keep-alive connections (plain TCP or TLS), one request per connection at a
+ * time (no pipelining), FIFO queue when every connection is busy.
+ *
+ * Why not undici: on the proxy's hot path undici cost about a third of the
+ * gateway's CPU per request (a Request object, a body stream, an AbortSignal
+ * listener, and a setImmediate hop before every write on a reused socket).
+ * This client writes the head and body in one corked write, parses the answer
+ * with h1-parser.ts and hands back one Buffer (bench/README.md has the figures).
+ *
+ * Contract:
+ * - `request()` resolves with the whole response or rejects with
+ *   {@link UpstreamFailure}: `unavailable` (refused, reset, closed early),
+ *   `timeout` (connect / headers / body-idle deadline), `bad_response`,
+ *   `too_large`, `bad_request` (a header or path with control characters:
+ *   nothing is sent), `aborted` (the caller's `onAbort` fired: the connection
+ *   is destroyed).
+ * - A request that fails on a REUSED connection before any response byte
+ *   arrived is retried once on a new connection when its method is
+ *   idempotent (the upstream may have closed the idle connection as we wrote).
+ * - Idle connections are closed after `keepAliveTimeoutMs`, or at once when
+ *   the upstream closes them or sends unsolicited bytes.
+ */
+import net from 'node:net';
+import tls from 'node:tls';
+import { type H1Response, ResponseParser } from './h1-parser.ts';
+import { UpstreamFailure } from './upstream-failure.ts';
+
+export type RequestHeaders = Record<string, string | string[]>;
+
+export interface H1Request {
+  method: string;
+  /** Origin-form target: path and query. */
+  path: string;
+  /** End-to-end headers (no host, content-length, transfer-encoding, connection). */
+  headers: RequestHeaders;
+  body?: Buffer | undefined;
+  /** Registers a callback run if the caller gives up; the client then aborts the request. */
+  onAbort?: (abort: () => void) => void;
+}
+
+export interface H1PoolOptions {
+  connections: number;
+  connectTimeoutMs: number;
+  headersTimeoutMs: number;
+  bodyTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  maxResponseBytes: number;
+  maxHeadBytes?: number;
+  /** PEM CA bundle for https origins (default: Node's roots). */
+  ca?: Buffer;
+}
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const BAD_VALUE = /[\0\r\n]/;
+const BAD_TARGET = /[\0-\x20\x7f]/;
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
+
+/** The request head, or `bad_request` when a name, value or the target could split the message. */
+export function requestHead(r: H1Request, host: string): Buffer {
+  if (BAD_TARGET.test(r.path) || !TOKEN.test(r.method)) {
+    throw new UpstreamFailure('bad_request', 'request target or method not sendable');
+  }
+  let head = `${r.method} ${r.path} HTTP/1.1\r\nhost: ${host}\r\n`;
+  for (const name in r.headers) {
+    const v = r.headers[name] as string | string[];
+    if (!TOKEN.test(name)) throw new UpstreamFailure('bad_request', 'header name not sendable');
+    if (typeof v === 'string') {
+      if (BAD_VALUE.test(v)) throw new UpstreamFailure('bad_request', `header ${name} not sendable`);
+      head += `${name}: ${v}\r\n`;
+    } else {
+      for (const one of v) {
+        if (BAD_VALUE.test(one)) throw new UpstreamFailure('bad_request', `header ${name} not sendable`);
+        head += `${name}: ${one}\r\n`;
+      }
+    }
+  }
+  if (r.body) head += `content-length: ${r.body.length}\r\n`;
+  else if (BODY_METHODS.has(r.method)) head += 'content-length: 0\r\n';
+  head += '\r\n';
+  return Buffer.from(head, 'latin1');
+}
+
+interface Exchange {
+  req: H1Request;
+  head: Buffer;
+  resolve(r: H1Response): void;
+  reject(e: Error): void;
+  retried: boolean;
+  done: boolean;
+}
+
+/** One connection; carries one exchange at a time. */
+class Conn {
+  readonly socket: net.Socket;
+  ready = false;
+  reused = false;
+  idleSince = 0;
+  #x: Exchange | undefined;
+  #parser: ResponseParser | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #timerMs = 0;
+  #phase: 'connect' | 'headers' | 'body' = 'connect';
+
+  constructor(
+    readonly pool: H1Pool,
+    x: Exchange,
+  ) {
+    const o = pool.options;
+    const url = pool.origin;
+    const port = Number(url.port) || (url.protocol === 'https:' ? 443 : 80);
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    this.#x = x;
+    this.socket =
+      url.protocol === 'https:'
+        ? tls.connect({
+            host,
+            port,
+            ...(net.isIP(host) ? {} : { servername: host }),
+            ALPNProtocols: ['http/1.1'],
+            ...(o.ca ? { ca: o.ca } : {}),
+          })
+        : net.connect({ host, port });
+    this.socket.setNoDelay(true);
+    this.#arm(o.connectTimeoutMs);
+    this.socket.once(url.protocol === 'https:' ? 'secureConnect' : 'connect', () => {
+      this.ready = true;
+      const cur = this.#x;
+      if (cur) this.#send(cur);
+    });
+    this.socket.on('data', (chunk: Buffer) => this.#data(chunk));
+    this.socket.on('end', () => this.#ended());
+    this.socket.on('error', () => this.#lost());
+    this.socket.on('close', () => this.#lost());
+  }
+
+  /** Starts `x` on this idle, ready connection. */
+  start(x: Exchange): void {
+    this.reused = true;
+    this.#x = x;
+    this.#send(x);
+  }
+
+  #send(x: Exchange): void {
+    if (x.done) {
+      this.#x = undefined;
+      this.#disarm();
+      this.pool.release(this);
+      return;
+    }
+    this.#parser = new ResponseParser(
+      { maxHeadBytes: this.pool.options.maxHeadBytes ?? 65_536, maxBodyBytes: this.pool.options.maxResponseBytes },
+      x.req.method === 'HEAD',
+    );
+    this.#phase = 'headers';
+    this.#arm(this.pool.options.headersTimeoutMs);
+    const s = this.socket;
+    if (x.req.body && x.req.body.length > 0) {
+      s.cork();
+      s.write(x.head);
+      s.write(x.req.body);
+      s.uncork();
+    } else s.write(x.head);
+  }
+
+  /** (Re)starts the one deadline of this connection: `ms` from now. */
+  #arm(ms: number): void {
+    if (this.#timer && this.#timerMs === ms) {
+      this.#timer.refresh();
+      return;
+    }
+    this.#disarm();
+    this.#timerMs = ms;
+    this.#timer = setTimeout(() => this.#timeout(), ms);
+    this.#timer.unref();
+  }
+
+  #disarm(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #timeout(): void {
+    const x = this.#x;
+    this.#timer = undefined;
+    if (!x) return;
+    this.#fail(new UpstreamFailure('timeout', `upstream ${this.#phase} deadline passed`), false);
+  }
+
+  #data(chunk: Buffer): void {
+    const x = this.#x;
+    const p = this.#parser;
+    if (!x || !p) {
+      // Unsolicited bytes on an idle connection: it cannot be trusted for the next request.
+      this.socket.destroy();
+      return;
+    }
+    let res: H1Response | undefined;
+    try {
+      res = p.feed(chunk);
+    } catch (err) {
+      this.#fail(err as Error, false);
+      return;
+    }
+    if (!res) {
+      if (p.started && this.#phase === 'headers') this.#phase = 'body';
+      this.#arm(this.#phase === 'body' ? this.pool.options.bodyTimeoutMs : this.pool.options.headersTimeoutMs);
+      return;
+    }
+    this.#finish(x, res);
+  }
+
+  #finish(x: Exchange, res: H1Response): void {
+    this.#disarm();
+    this.#x = undefined;
+    this.#parser = undefined;
+    x.done = true;
+    if (res.keepAlive) this.pool.release(this);
+    else this.socket.destroy();
+    x.resolve(res);
+  }
+
+  #ended(): void {
+    const x = this.#x;
+    const p = this.#parser;
+    if (x && p) {
+      let res: H1Response;
+      try {
+        res = p.end();
+      } catch (err) {
+        this.#fail(err as Error, true);
+        return;
+      }
+      this.#finish(x, res);
+      return;
+    }
+    this.socket.destroy();
+  }
+
+  #lost(): void {
+    if (this.#x) this.#fail(new UpstreamFailure('unavailable', 'upstream connection failed or closed'), true);
+    else this.#forget();
+  }
+
+  #forget(): void {
+    this.#disarm();
+    this.pool.forget(this);
+    if (!this.socket.destroyed) this.socket.destroy();
+  }
+
+  /** Fails the current exchange (or retries it once when it may be, see the file comment). */
+  #fail(err: Error, connectionLost: boolean): void {
+    const x = this.#x;
+    const started = this.#parser?.started ?? false;
+    this.#x = undefined;
+    this.#parser = undefined;
+    this.#forget();
+    if (!x || x.done) return;
+    if (connectionLost && this.reused && !started && !x.retried && IDEMPOTENT.has(x.req.method)) {
+      x.retried = true;
+      this.pool.dispatch(x, true);
+      return;
+    }
+    x.done = true;
+    x.reject(err);
+  }
+
+  /** The caller gave up: drop the connection (the upstream may still be sending). */
+  abort(x: Exchange): void {
+    if (this.#x !== x) return;
+    this.#x = undefined;
+    this.#parser = undefined;
+    this.#forget();
+  }
+
+  get current(): Exchange | undefined {
+    return this.#x;
+  }
+}
+
+export class H1Pool {
+  readonly #idle: Conn[] = [];
+  readonly #all = new Set<Conn>();
+  readonly #queue: Exchange[] = [];
+  readonly #host: string;
+  #closed = false;
+  #sweeper: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly origin: URL,
+    readonly options: H1PoolOptions,
+  ) {
+    this.#host = origin.host;
+  }
+
+  /** Connections open now (busy and idle). */
+  get size(): number {
+    return this.#all.size;
+  }
+
+  request(req: H1Request): Promise<H1Response> {
+    if (this.#closed) return Promise.reject(new UpstreamFailure('unavailable', 'the gateway is shutting down'));
+    let head: Buffer;
+    try {
+      head = requestHead(req, this.#host);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return new Promise<H1Response>((resolve, reject) => {
+      const x: Exchange = { req, head, resolve, reject, retried: false, done: false };
+      req.onAbort?.(() => {
+        if (x.done) return;
+        x.done = true;
+        for (const c of this.#all) if (c.current === x) c.abort(x);
+        const i = this.#queue.indexOf(x);
+        if (i >= 0) this.#queue.splice(i, 1);
+        reject(new UpstreamFailure('aborted', 'the caller went away'));
+      });
+      if (!x.done) this.dispatch(x, false);
+    });
+  }
+
+  /** @internal Runs `x` on an idle connection, a new one, or queues it. `fresh`: never reuse (a retry). */
+  dispatch(x: Exchange, fresh: boolean): void {
+    if (this.#closed) {
+      x.done = true;
+      x.reject(new UpstreamFailure('unavailable', 'the gateway is shutting down'));
+      return;
+    }
+    if (!fresh) {
+      let c = this.#idle.pop();
+      while (c?.socket.destroyed) c = this.#idle.pop();
+      if (c) {
+        c.start(x);
+        return;
+      }
+    }
+    if (this.#all.size < this.options.connections) {
+      this.#all.add(new Conn(this, x));
+      return;
+    }
+    this.#queue.push(x);
+  }
+
+  /** @internal A connection finished its exchange and may be reused. */
+  release(c: Conn): void {
+    if (!this.#all.has(c)) return;
+    const next = this.#queue.shift();
+    if (next) {
+      c.start(next);
+      return;
+    }
+    if (this.#closed) {
+      this.forget(c);
+      c.socket.destroy();
+      return;
+    }
+    c.idleSince = Date.now();
+    this.#idle.push(c);
+    this.#sweep();
+  }
+
+  /** @internal A connection is gone. */
+  forget(c: Conn): void {
+    if (!this.#all.delete(c)) return;
+    const i = this.#idle.indexOf(c);
+    if (i >= 0) this.#idle.splice(i, 1);
+    // A queued exchange waits for a connection slot: open one for it.
+    const next = this.#queue.shift();
+    if (next) this.dispatch(next, true);
+  }
+
+  /** Closes idle connections past keepAliveTimeoutMs (a timer runs only while some are idle). */
+  #sweep(): void {
+    if (this.#sweeper) return;
+    const every = Math.max(50, Math.min(1000, Math.floor(this.options.keepAliveTimeoutMs / 2)));
+    this.#sweeper = setInterval(() => {
+      const limit = Date.now() - this.options.keepAliveTimeoutMs;
+      for (const c of [...this.#idle]) {
+        if (c.idleSince <= limit) {
+          this.forget(c);
+          c.socket.destroy();
+        }
+      }
+      if (this.#idle.length === 0 && this.#sweeper) {
+        clearInterval(this.#sweeper);
+        this.#sweeper = undefined;
+      }
+    }, every);
+    this.#sweeper.unref();
+  }
+
+  /** Stops new requests; closes idle connections; busy ones finish unless `force` (destroyed, requests fail). */
+  async close(force = false): Promise<void> {
+    this.#closed = true;
+    if (this.#sweeper) clearInterval(this.#sweeper);
+    this.#sweeper = undefined;
+    for (const x of this.#queue.splice(0)) {
+      x.done = true;
+      x.reject(new UpstreamFailure('unavailable', 'the gateway is shutting down'));
+    }
+    for (const c of this.#idle.splice(0)) {
+      this.#all.delete(c);
+      c.socket.destroy();
+    }
+    const busy = [...this.#all];
+    if (force) for (const c of busy) c.socket.destroy();
+    await Promise.all(
+      busy.map((c) => (c.socket.destroyed ? undefined : new Promise<void>((r) => c.socket.once('close', () => r())))),
+    );
+  }
+}

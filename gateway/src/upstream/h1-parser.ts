@@ -1,0 +1,267 @@
+/**
+ * Incremental parser of ONE HTTP/1.1 response (RFC 9112) read from an
+ * upstream connection, for the gateway's own upstream client (h1-client.ts).
+ *
+ * Contract:
+ * - `feed(chunk)` returns the complete response once its last byte arrived
+ *   (undefined before), `end()` when the connection ended (completes a body
+ *   delimited by the close, else throws). After a response completes, any
+ *   further byte is an error (the client never pipelines).
+ * - Every violation throws {@link UpstreamFailure} `bad_response`; a body
+ *   over `maxBodyBytes` throws `too_large`. No error carries upstream bytes.
+ * - Interim 1xx answers (100, 102, 103) are skipped; 101 is refused (the
+ *   gateway never asks for an upgrade). A response to HEAD, and 204 / 304,
+ *   have no body whatever their headers say. Transfer-Encoding ending in
+ *   `chunked` wins over Content-Length; conflicting Content-Lengths are
+ *   refused; without either the body runs to the close (not reusable).
+ * - Header names are lower-cased; a repeated header becomes an array in
+ *   arrival order. Header bytes are read as Latin-1 (RFC 9110 §5.5).
+ * - A body that arrived in one chunk is a view of that chunk (no copy).
+ */
+import { UpstreamFailure } from './upstream-failure.ts';
+
+export type ResponseHeaders = Record<string, string | string[]>;
+
+export interface H1Response {
+  status: number;
+  headers: ResponseHeaders;
+  body: Buffer;
+  /** The connection may carry another request (no `Connection: close`, not HTTP/1.0 without keep-alive, not close-delimited). */
+  keepAlive: boolean;
+}
+
+export interface ParserLimits {
+  /** Largest status line + headers (bytes). */
+  maxHeadBytes: number;
+  /** Largest body (bytes) → `too_large` past it. */
+  maxBodyBytes: number;
+}
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9][0-9]{2})(?: [^\r\n]*)?$/;
+const CHUNK_SIZE = /^([0-9A-Fa-f]{1,8})[ \t]*(?:;[^\r\n]*)?$/;
+const EMPTY = Buffer.alloc(0);
+
+enum State {
+  Head,
+  Fixed,
+  ChunkSize,
+  ChunkData,
+  ChunkEnd,
+  Trailers,
+  UntilClose,
+  Done,
+}
+
+function bad(what: string): UpstreamFailure {
+  return new UpstreamFailure('bad_response', `not a valid HTTP response: ${what}`);
+}
+
+/** Lines of a head (no final CRLF CRLF), Latin-1. */
+function parseHead(text: string): { version: 0 | 1; status: number; headers: ResponseHeaders } {
+  const lines = text.split('\r\n');
+  const m = STATUS_LINE.exec(lines[0] as string);
+  if (!m) throw bad('status line');
+  const headers: ResponseHeaders = {};
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i] as string;
+    const colon = line.indexOf(':');
+    if (colon <= 0) throw bad('header line');
+    const name = line.slice(0, colon);
+    if (!TOKEN.test(name)) throw bad('header name');
+    const value = line.slice(colon + 1).trim();
+    if (value.includes('\0') || value.includes('\r') || value.includes('\n')) throw bad('header value');
+    const key = name.toLowerCase();
+    const prev = headers[key];
+    if (prev === undefined) headers[key] = value;
+    else if (typeof prev === 'string') headers[key] = [prev, value];
+    else prev.push(value);
+  }
+  return { version: m[1] === '0' ? 0 : 1, status: Number(m[2]), headers };
+}
+
+function tokens(v: string | string[] | undefined): string[] {
+  if (v === undefined) return [];
+  return (typeof v === 'string' ? v : v.join(','))
+    .split(',')
+    .map((t) => t.trim().toLowerCase())
+    .filter(Boolean);
+}
+
+function contentLength(v: string | string[] | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const values = (typeof v === 'string' ? [v] : v).flatMap((x) => x.split(',').map((t) => t.trim()));
+  const first = values[0] as string;
+  if (!/^[0-9]{1,15}$/.test(first) || values.some((x) => x !== first)) throw bad('Content-Length');
+  return Number(first);
+}
+
+export class ResponseParser {
+  #state = State.Head;
+  /** Bytes of the head (or of a chunk-size / trailer line) not yet complete. */
+  #pending: Buffer = EMPTY;
+  #parts: Buffer[] = [];
+  #bodyBytes = 0;
+  #remaining = 0;
+  #status = 0;
+  #headers: ResponseHeaders = {};
+  #keepAlive = true;
+
+  constructor(
+    readonly limits: ParserLimits,
+    /** The request was HEAD: the response has no body. */
+    readonly headRequest: boolean,
+  ) {}
+
+  /** True once any byte of a response arrived (the request cannot be retried safely after that). */
+  get started(): boolean {
+    return this.#state !== State.Head || this.#pending.length > 0;
+  }
+
+  feed(chunk: Buffer): H1Response | undefined {
+    let buf = chunk;
+    while (buf.length > 0) {
+      switch (this.#state) {
+        case State.Head: {
+          const rest = this.#head(buf);
+          if (rest === undefined) return undefined;
+          buf = rest;
+          break;
+        }
+        case State.Fixed: {
+          const n = Math.min(this.#remaining, buf.length);
+          this.#body(buf.subarray(0, n));
+          this.#remaining -= n;
+          buf = buf.subarray(n);
+          if (this.#remaining === 0) this.#state = State.Done;
+          break;
+        }
+        case State.ChunkSize:
+        case State.Trailers: {
+          const line = this.#line(buf);
+          if (line === undefined) return undefined;
+          buf = line.rest;
+          if (this.#state === State.Trailers) {
+            if (line.text === '') this.#state = State.Done;
+            break;
+          }
+          const m = CHUNK_SIZE.exec(line.text);
+          if (!m) throw bad('chunk size');
+          this.#remaining = Number.parseInt(m[1] as string, 16);
+          this.#state = this.#remaining === 0 ? State.Trailers : State.ChunkData;
+          break;
+        }
+        case State.ChunkData: {
+          const n = Math.min(this.#remaining, buf.length);
+          this.#body(buf.subarray(0, n));
+          this.#remaining -= n;
+          buf = buf.subarray(n);
+          if (this.#remaining === 0) this.#state = State.ChunkEnd;
+          break;
+        }
+        case State.ChunkEnd: {
+          const line = this.#line(buf);
+          if (line === undefined) return undefined;
+          if (line.text !== '') throw bad('chunk end');
+          buf = line.rest;
+          this.#state = State.ChunkSize;
+          break;
+        }
+        case State.UntilClose:
+          this.#body(buf);
+          buf = EMPTY;
+          break;
+        case State.Done:
+          throw bad('bytes after the response');
+      }
+      if (this.#state === State.Done) {
+        if (buf.length > 0) throw bad('bytes after the response');
+        return this.#done();
+      }
+    }
+    return undefined;
+  }
+
+  /** The connection ended: the response if its body runs to the close, else `bad_response` (truncated). */
+  end(): H1Response {
+    if (this.#state === State.UntilClose) {
+      this.#state = State.Done;
+      return this.#done();
+    }
+    throw new UpstreamFailure('unavailable', 'the upstream closed the connection before the response ended');
+  }
+
+  #done(): H1Response {
+    const parts = this.#parts;
+    const body = parts.length === 0 ? EMPTY : parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
+    return { status: this.#status, headers: this.#headers, body, keepAlive: this.#keepAlive };
+  }
+
+  #body(b: Buffer): void {
+    if (b.length === 0) return;
+    this.#bodyBytes += b.length;
+    if (this.#bodyBytes > this.limits.maxBodyBytes) {
+      throw new UpstreamFailure('too_large', `response body over ${this.limits.maxBodyBytes} bytes`);
+    }
+    this.#parts.push(b);
+  }
+
+  /** One CRLF-terminated line (chunk size, chunk end, trailer), buffered across chunks. */
+  #line(buf: Buffer): { text: string; rest: Buffer } | undefined {
+    const all = this.#pending.length > 0 ? Buffer.concat([this.#pending, buf]) : buf;
+    const at = all.indexOf('\r\n', 0, 'latin1');
+    if (at < 0) {
+      if (all.length > 4096) throw bad('line too long');
+      this.#pending = all;
+      return undefined;
+    }
+    this.#pending = EMPTY;
+    return { text: all.toString('latin1', 0, at), rest: all.subarray(at + 2) };
+  }
+
+  /** Consumes head bytes; returns the bytes after the head once it is complete. */
+  #head(buf: Buffer): Buffer | undefined {
+    const all = this.#pending.length > 0 ? Buffer.concat([this.#pending, buf]) : buf;
+    const at = all.indexOf('\r\n\r\n', 0, 'latin1');
+    if (at < 0) {
+      if (all.length > this.limits.maxHeadBytes) throw bad('head too large');
+      // A byte stream that does not start like a status line is refused at once.
+      if (all.length >= 5 && all.toString('latin1', 0, 5) !== 'HTTP/') throw bad('status line');
+      this.#pending = all;
+      return undefined;
+    }
+    if (at > this.limits.maxHeadBytes) throw bad('head too large');
+    this.#pending = EMPTY;
+    const { version, status, headers } = parseHead(all.toString('latin1', 0, at));
+    const rest = all.subarray(at + 4);
+    if (status === 101) throw bad('unexpected protocol switch');
+    // An interim answer: the real head follows.
+    if (status < 200) return rest.length > 0 ? this.#head(rest) : undefined;
+    this.#status = status;
+    this.#headers = headers;
+    const conn = tokens(headers.connection);
+    this.#keepAlive = version === 1 ? !conn.includes('close') : conn.includes('keep-alive');
+    const te = tokens(headers['transfer-encoding']);
+    if (this.headRequest || status === 204 || status === 304) {
+      this.#state = State.Done;
+    } else if (te.length > 0) {
+      if (te[te.length - 1] === 'chunked') this.#state = State.ChunkSize;
+      else {
+        this.#state = State.UntilClose;
+        this.#keepAlive = false;
+      }
+    } else {
+      const n = contentLength(headers['content-length']);
+      if (n === undefined) {
+        this.#state = State.UntilClose;
+        this.#keepAlive = false;
+      } else if (n > this.limits.maxBodyBytes) {
+        throw new UpstreamFailure('too_large', `response body over ${this.limits.maxBodyBytes} bytes`);
+      } else {
+        this.#remaining = n;
+        this.#state = n === 0 ? State.Done : State.Fixed;
+      }
+    }
+    return rest;
+  }
+}

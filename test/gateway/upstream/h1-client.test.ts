@@ -1,0 +1,289 @@
+/**
+ * The gateway's upstream HTTP/1.1 client (gateway/src/upstream/h1-client.ts)
+ * against real servers on loopback: node:http (keep-alive, close, slow),
+ * raw net servers (stale keep-alive, garbage), and node:https with a test
+ * PKI made here.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { makeTestPki } from '../../../common/src/pki/index.ts';
+import { H1Pool, type H1PoolOptions } from '../../../gateway/src/upstream/h1-client.ts';
+import { UpstreamFailure } from '../../../gateway/src/upstream/upstream-failure.ts';
+
+const OPTS: H1PoolOptions = {
+  connections: 4,
+  connectTimeoutMs: 2000,
+  headersTimeoutMs: 2000,
+  bodyTimeoutMs: 2000,
+  keepAliveTimeoutMs: 4000,
+  maxResponseBytes: 1 << 20,
+};
+
+const closers: (() => unknown)[] = [];
+after(async () => {
+  for (const c of closers.reverse()) await c();
+});
+
+async function listen(server: net.Server): Promise<number> {
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const open = new Set<net.Socket>();
+  server.on('connection', (s: net.Socket) => open.add(s.on('close', () => open.delete(s))));
+  closers.push(() => {
+    for (const s of open) s.destroy();
+    return new Promise((r) => server.close(r));
+  });
+  return (server.address() as AddressInfo).port;
+}
+
+function pool(port: number, o: Partial<H1PoolOptions> = {}, scheme = 'http'): H1Pool {
+  const p = new H1Pool(new URL(`${scheme}://127.0.0.1:${port}`), { ...OPTS, ...o });
+  closers.push(() => p.close(true));
+  return p;
+}
+
+async function until(f: () => boolean, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!f()) {
+    if (Date.now() > end) assert.fail('condition not reached in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+async function kindOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'ok';
+  } catch (err) {
+    assert.ok(err instanceof UpstreamFailure, String(err));
+    return err.kind;
+  }
+}
+
+function echoServer(seen: {
+  sockets: Set<net.Socket>;
+  requests: { method: string; url: string; headers: http.IncomingHttpHeaders; body: string }[];
+}) {
+  const server = http.createServer((req, res) => {
+    seen.sockets.add(req.socket);
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString();
+      seen.requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body });
+      if (req.url === '/close') res.setHeader('connection', 'close');
+      if (req.url === '/chunked') {
+        res.write('a'.repeat(3000));
+        res.end('b');
+        return;
+      }
+      if (req.url?.startsWith('/slow')) {
+        setTimeout(() => res.end('late'), 300);
+        return;
+      }
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ method: req.method, url: req.url, body }));
+    });
+  });
+  server.keepAliveTimeout = 10_000;
+  return server;
+}
+
+describe('upstream HTTP/1.1 client', () => {
+  it('sends method, target, host and headers; body with its length; reuses one keep-alive connection', async () => {
+    const seen = {
+      sockets: new Set<net.Socket>(),
+      requests: [] as { method: string; url: string; headers: http.IncomingHttpHeaders; body: string }[],
+    };
+    const port = await listen(echoServer(seen));
+    const p = pool(port);
+    for (let i = 0; i < 5; i++) {
+      const r = await p.request({
+        method: 'POST',
+        path: `/a?i=${i}`,
+        headers: { 'x-a': 'v', 'x-multi': ['1', '2'] },
+        body: Buffer.from('{"k":1}'),
+      });
+      assert.equal(r.status, 200);
+      assert.deepEqual(JSON.parse(r.body.toString()), { method: 'POST', url: `/a?i=${i}`, body: '{"k":1}' });
+    }
+    assert.equal(seen.sockets.size, 1, 'one connection reused');
+    const h = seen.requests[0]?.headers;
+    assert.equal(h?.host, `127.0.0.1:${port}`);
+    assert.equal(h?.['x-a'], 'v');
+    assert.equal(h?.['x-multi'], '1, 2');
+    assert.equal(h?.['content-length'], '7');
+    const empty = await p.request({ method: 'POST', path: '/e', headers: {} });
+    assert.equal(empty.status, 200);
+    assert.equal(seen.requests.at(-1)?.headers['content-length'], '0');
+  });
+
+  it('chunked answers are read whole; Connection: close answers drop the connection', async () => {
+    const seen = { sockets: new Set<net.Socket>(), requests: [] as never[] };
+    const port = await listen(echoServer(seen as never));
+    const p = pool(port);
+    const r = await p.request({ method: 'GET', path: '/chunked', headers: {} });
+    assert.equal(r.body.toString(), `${'a'.repeat(3000)}b`);
+    // The idle connection is reused for /close, which then drops it; the next request opens a new one.
+    await p.request({ method: 'GET', path: '/close', headers: {} });
+    await until(() => p.size === 0);
+    assert.equal((await p.request({ method: 'GET', path: '/again', headers: {} })).status, 200);
+    assert.equal(seen.sockets.size, 2);
+  });
+
+  it('at most `connections` at once; the rest wait in order and all complete', async () => {
+    const seen = { sockets: new Set<net.Socket>(), requests: [] as never[] };
+    const port = await listen(echoServer(seen as never));
+    const p = pool(port, { connections: 2 });
+    const all = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => p.request({ method: 'GET', path: `/slow/${i}`, headers: {} })),
+    );
+    assert.ok(all.every((r) => r.body.toString() === 'late'));
+    assert.equal(seen.sockets.size, 2);
+  });
+
+  it('a stale idle connection closed by the upstream: an idempotent request is retried on a new one', async () => {
+    let n = 0;
+    // Answers one request per connection, then closes it without saying so (no Connection: close).
+    const server = net.createServer((s) => {
+      n++;
+      s.once('data', () => {
+        s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+        setTimeout(() => s.destroy(), 5);
+      });
+    });
+    const port = await listen(server);
+    const p = pool(port);
+    assert.equal((await p.request({ method: 'GET', path: '/', headers: {} })).body.toString(), 'ok');
+    await new Promise((r) => setTimeout(r, 30));
+    assert.equal((await p.request({ method: 'GET', path: '/', headers: {} })).body.toString(), 'ok');
+    assert.equal(n, 2);
+  });
+
+  it('failures are typed: refused, reset mid-answer, garbage, too large, headers and body deadlines', async () => {
+    const free = await listen(net.createServer());
+    await new Promise<void>((r) => setTimeout(r, 0));
+    const refusedPort = await new Promise<number>((resolve) => {
+      const s = net.createServer().listen(0, '127.0.0.1', () => {
+        const port = (s.address() as AddressInfo).port;
+        s.close(() => resolve(port));
+      });
+    });
+    void free;
+    assert.equal(await kindOf(pool(refusedPort).request({ method: 'GET', path: '/', headers: {} })), 'unavailable');
+
+    const reset = await listen(
+      net.createServer((s) =>
+        s.once('data', () => {
+          s.write('HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial');
+          setTimeout(() => s.resetAndDestroy(), 10);
+        }),
+      ),
+    );
+    assert.equal(
+      await kindOf(pool(reset).request({ method: 'POST', path: '/', headers: {}, body: Buffer.from('x') })),
+      'unavailable',
+    );
+
+    const garbage = await listen(net.createServer((s) => s.once('data', () => s.end('SSH-2.0-nope\r\n\r\n'))));
+    assert.equal(await kindOf(pool(garbage).request({ method: 'GET', path: '/', headers: {} })), 'bad_response');
+
+    const big = await listen(
+      net.createServer((s) =>
+        s.once('data', () => s.end(`HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n${'x'.repeat(100)}`)),
+      ),
+    );
+    assert.equal(
+      await kindOf(pool(big, { maxResponseBytes: 10 }).request({ method: 'GET', path: '/', headers: {} })),
+      'too_large',
+    );
+
+    const silent = await listen(net.createServer(() => {}));
+    const t0 = Date.now();
+    assert.equal(
+      await kindOf(pool(silent, { headersTimeoutMs: 150 }).request({ method: 'GET', path: '/', headers: {} })),
+      'timeout',
+    );
+    assert.ok(Date.now() - t0 < 1500);
+
+    const stalls = await listen(
+      net.createServer((s) => s.once('data', () => s.write('HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n12'))),
+    );
+    assert.equal(
+      await kindOf(pool(stalls, { bodyTimeoutMs: 150 }).request({ method: 'GET', path: '/', headers: {} })),
+      'timeout',
+    );
+  });
+
+  it('a header value or target with CR/LF is refused before anything is sent', async () => {
+    let connections = 0;
+    const port = await listen(net.createServer(() => connections++));
+    const p = pool(port);
+    assert.equal(
+      await kindOf(p.request({ method: 'GET', path: '/', headers: { 'x-a': 'v\r\nx-injected: 1' } })),
+      'bad_request',
+    );
+    assert.equal(await kindOf(p.request({ method: 'GET', path: '/a b', headers: {} })), 'bad_request');
+    assert.equal(await kindOf(p.request({ method: 'GET', path: '/', headers: { 'bad name': 'v' } })), 'bad_request');
+    assert.equal(connections, 0);
+  });
+
+  it('the caller giving up aborts the request and destroys its connection', async () => {
+    let closed = false;
+    const port = await listen(
+      net.createServer((s) =>
+        s.resume().on('close', () => {
+          closed = true;
+        }),
+      ),
+    );
+    const p = pool(port);
+    let abort: (() => void) | undefined;
+    const pending = p.request({
+      method: 'GET',
+      path: '/',
+      headers: {},
+      onAbort: (fn) => {
+        abort = fn;
+      },
+    });
+    await new Promise((r) => setTimeout(r, 50));
+    abort?.();
+    assert.equal(await kindOf(pending), 'aborted');
+    await until(() => closed);
+    assert.equal(p.size, 0);
+  });
+
+  it('idle connections close after keepAliveTimeoutMs; close() refuses new requests', async () => {
+    const seen = { sockets: new Set<net.Socket>(), requests: [] as never[] };
+    const port = await listen(echoServer(seen as never));
+    const p = pool(port, { keepAliveTimeoutMs: 100 });
+    await p.request({ method: 'GET', path: '/', headers: {} });
+    assert.equal(p.size, 1);
+    await until(() => p.size === 0);
+    await p.close();
+    assert.equal(await kindOf(p.request({ method: 'GET', path: '/', headers: {} })), 'unavailable');
+  });
+
+  it('https upstream verified against the configured CA; an unknown CA is refused', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'okcm-h1-'));
+    closers.push(() => rmSync(dir, { recursive: true, force: true }));
+    const pki = makeTestPki(dir);
+    const server = https.createServer({ cert: pki.core.certPem, key: pki.core.keyPem }, (_req, res) =>
+      res.end('tls ok'),
+    );
+    const port = await listen(server);
+    const good = pool(port, { ca: Buffer.from(pki.ca.certPem) }, 'https');
+    assert.equal((await good.request({ method: 'GET', path: '/', headers: {} })).body.toString(), 'tls ok');
+    assert.equal(
+      await kindOf(pool(port, {}, 'https').request({ method: 'GET', path: '/', headers: {} })),
+      'unavailable',
+    );
+  });
+});
