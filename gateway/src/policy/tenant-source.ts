@@ -54,8 +54,20 @@ export class TrustedPeers {
     this.entries = [...entries];
   }
 
+  /** Answers per address already checked (bounded; peers are few, and the check allocates). */
+  readonly #seen = new Map<string, boolean>();
+
   /** True when `address` is in the set (IPv4-mapped IPv6 addresses are checked as IPv4). */
   has(address: string): boolean {
+    const known = this.#seen.get(address);
+    if (known !== undefined) return known;
+    const answer = this.#check(address);
+    if (this.#seen.size >= 4096) this.#seen.clear();
+    this.#seen.set(address, answer);
+    return answer;
+  }
+
+  #check(address: string): boolean {
     const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
     const a = mapped ? (mapped[1] as string) : address;
     const family = isIP(a);
