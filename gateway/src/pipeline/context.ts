@@ -88,6 +88,8 @@ export interface RequestContext {
   tenant?: string;
   /** The raw body, when the route reads it whole. Passthrough stages forward these bytes untouched. */
   rawBody?: Buffer;
+  /** What the matched route keeps between its own stages (e.g. the proxy's ProxyState); owned by the route. */
+  routeState?: object;
   /** The parsed JSON body, when the route declares `body: 'json'`. */
   json?: unknown;
   /** The answer, once a stage has one; stages after that (up to respond) are skipped. */

@@ -40,14 +40,12 @@ export interface ProxyState {
   fromUpstream?: boolean;
 }
 
-const state = new WeakMap<RequestContext, ProxyState>();
-
-/** The proxy state of `ctx` (made on first use). */
+/** The proxy state of `ctx` (made on first use; kept in ctx.routeState, which proxy routes own). */
 export function proxyState(ctx: RequestContext): ProxyState {
-  let s = state.get(ctx);
+  let s = ctx.routeState as ProxyState | undefined;
   if (!s) {
     s = {};
-    state.set(ctx, s);
+    ctx.routeState = s;
   }
   return s;
 }
