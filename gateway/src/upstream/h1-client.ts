@@ -102,6 +102,8 @@ class Conn {
   #parser: ResponseParser | undefined;
   #timer: NodeJS.Timeout | undefined;
   #timerMs = 0;
+  /** Counts reads, so a deadline can tell whether bytes arrived meanwhile. */
+  #progress = 0;
   #phase: 'connect' | 'headers' | 'body' = 'connect';
 
   constructor(
@@ -182,14 +184,24 @@ class Conn {
     this.#timer = undefined;
   }
 
+  /**
+   * The deadline passed. It is judged after the poll phase that follows, so
+   * bytes already waiting in the socket (a busy event loop runs timers
+   * first) count as progress rather than as a timeout.
+   */
   #timeout(): void {
     const x = this.#x;
     this.#timer = undefined;
     if (!x) return;
-    this.#fail(new UpstreamFailure('timeout', `upstream ${this.#phase} deadline passed`), false);
+    const seen = this.#progress;
+    setImmediate(() => {
+      if (this.#x !== x || this.#progress !== seen || this.#timer) return;
+      this.#fail(new UpstreamFailure('timeout', `upstream ${this.#phase} deadline passed`), false);
+    });
   }
 
   #data(chunk: Buffer): void {
+    this.#progress++;
     const x = this.#x;
     const p = this.#parser;
     if (!x || !p) {
