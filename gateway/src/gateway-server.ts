@@ -23,7 +23,7 @@ import type { PolicySet } from './policy/policy-loader.ts';
 import { type CallerHeaders, proxyMatcher } from './proxy/proxy-routes.ts';
 import { type UpstreamOptions, UpstreamPools, upstreamOptions } from './upstream/upstream-pools.ts';
 
-/** The policy reverse proxy (routes of the policy files, forwarded with undici). */
+/** The policy reverse proxy (routes of the policy files, forwarded by upstream/h1-client.ts). */
 export interface ProxyConfig {
   policies: PolicySet;
   /** Upstream name → URL, replacing the policy's URL for that name. */

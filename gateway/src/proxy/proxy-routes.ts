@@ -7,7 +7,7 @@
  *   limits     → body read whole up to the route's `limits.bodyBytes`
  *                (Content-Length first, bytes counted: 413)
  *   request-transform  → only on routes with `request` rules (encrypt)
- *   upstream   → undici, one pool per upstream origin (upstream/forward.ts)
+ *   upstream   → upstream/forward.ts over h1-client.ts, one keep-alive pool per upstream origin
  *   response-transform → only on routes with `response` rules (decrypt,
  *                ciphertext or mask per the readers)
  *
