@@ -75,8 +75,13 @@ export interface RequestContext {
   aborted: boolean;
   /** Aborted when the client goes away: stages pass it to work they start (made on first use). */
   readonly signal: AbortSignal;
-  /** Runs `fn` once when the client goes away (at once if it already has): cheaper than {@link signal}. */
-  onAbort(fn: () => void): void;
+  /**
+   * Runs `fn` once when the client goes away (at once if it already has):
+   * cheaper than {@link signal}. Returns the function that unregisters `fn`;
+   * call it when the work `fn` would cancel is over, so nothing it holds
+   * outlives that work.
+   */
+  onAbort(fn: () => void): () => void;
   /** Set by the route stage; `unmatched` when no route matched. */
   routeName: string;
   /** The matched route. */

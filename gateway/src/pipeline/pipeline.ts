@@ -23,6 +23,8 @@ export interface AdapterRequest {
   startedAt: bigint;
 }
 
+const noop = (): void => {};
+
 export class Pipeline {
   readonly #prefix = randomBytes(6).toString('hex');
   #seq = 0;
@@ -82,9 +84,16 @@ export class Pipeline {
         if (hooks) for (const fn of hooks.splice(0)) fn();
       },
       onAbort(fn: () => void) {
-        if (aborted) fn();
-        else if (hooks) hooks.push(fn);
+        if (aborted) {
+          fn();
+          return noop;
+        }
+        if (hooks) hooks.push(fn);
         else hooks = [fn];
+        return () => {
+          const i = hooks ? hooks.indexOf(fn) : -1;
+          if (i >= 0) hooks?.splice(i, 1);
+        };
       },
       get signal() {
         if (!controller) {

@@ -127,16 +127,24 @@ export async function forward(
   o: { identityEncoding: boolean },
 ): Promise<UpstreamReply> {
   if (ctx.aborted) throw new ClientAbortedError();
+  let stop: (() => void) | undefined;
+  // Registered for the exchange only, and unregistered after it: nothing of it outlives the request.
+  const off = ctx.onAbort(() => stop?.());
   try {
     const res = await pools.pool(upstream.url.origin).request({
       method: ctx.method,
       path: upstreamPath(upstream, ctx),
       headers: upstreamRequestHeaders(ctx, o),
       body,
-      onAbort: (abort) => ctx.onAbort(abort),
+      onAbort: (abort) => {
+        stop = abort;
+      },
     });
     return { status: res.status, headers: endToEnd(res.headers), body: res.body };
   } catch (err) {
     throw upstreamError(err, ctx, upstream);
+  } finally {
+    off();
+    stop = undefined;
   }
 }
