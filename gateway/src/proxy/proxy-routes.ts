@@ -85,7 +85,8 @@ function routeName(r: CompiledRoute): string {
 }
 
 function proxyRoute(r: CompiledRoute, o: ProxyOptions, upstream: Upstream): Route {
-  const fieldKeys = fieldKeyProvider(o.keys);
+  // The route's field backend (policy `backend`), chosen once here: throws invalid_config for pkcs11 without an HSM.
+  const fieldKeys = fieldKeyProvider(o.keys).forBackend(r.backend);
   const route: Route = {
     name: routeName(r),
     method: r.method,

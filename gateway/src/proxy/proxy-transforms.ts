@@ -4,7 +4,8 @@
  * parsed or re-serialised):
  *
  * Both run in the route's field backend (policy `backend`: native, or the
- * PKCS#11 token of gateway/src/hsm/); the envelope format is the same.
+ * PKCS#11 token of gateway/src/hsm/), whose key provider the caller passes
+ * (proxy-routes.ts picks it once per route); the envelope format is the same.
  *
  * - request: the body must be uncompressed JSON (`Content-Encoding` other
  *   than identity, or a non-JSON type → 415 `unsupported_media_type`;
@@ -19,7 +20,6 @@
  *   rarely carry the record).
  */
 import { KcmError } from '../../../common/src/errors.ts';
-import type { RoutedFieldKeyProvider } from '../field-keys.ts';
 import type { GatewayKeys } from '../gateway-keys.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import { parseJsonBody } from '../pipeline/json-body.ts';
@@ -56,18 +56,6 @@ function isCompressed(encoding: string | string[] | undefined): boolean {
   return v !== '' && v !== 'identity';
 }
 
-/**
- * The key provider of `route`'s field backend (policy `backend`): `fieldKeys`
- * for native, token views for pkcs11 (field-keys.ts). A provider that cannot
- * route backends serves native routes only.
- */
-function routeKeys(route: CompiledRoute, fieldKeys: FieldKeyProvider): FieldKeyProvider {
-  const routed = fieldKeys as Partial<RoutedFieldKeyProvider>;
-  if (typeof routed.forBackend === 'function') return routed.forBackend(route.backend);
-  if (route.backend === 'pkcs11') throw new KcmError('invalid_config', `${route.source}: backend pkcs11 unavailable`);
-  return fieldKeys;
-}
-
 function single(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v.join(', ') : v;
 }
@@ -82,9 +70,8 @@ export async function encryptRequestBody(
   ctx: RequestContext,
   route: CompiledRoute,
   keys: GatewayKeys,
-  routeFieldKeys: FieldKeyProvider,
+  fieldKeys: FieldKeyProvider,
 ): Promise<void> {
-  const fieldKeys = routeKeys(route, routeFieldKeys);
   const raw = ctx.rawBody;
   const tenant = ctx.tenant;
   if (tenant === undefined) throw new KcmError('internal_error', 'proxy route without a tenant');
@@ -132,11 +119,10 @@ const NO_BODY_STATUS = new Set([204, 205, 304]);
 export async function decryptResponseBody(
   ctx: RequestContext,
   route: CompiledRoute,
-  routeFieldKeys: FieldKeyProvider,
+  fieldKeys: FieldKeyProvider,
   caller: ReaderCaller,
   maxResponseBytes: number,
 ): Promise<void> {
-  const fieldKeys = routeKeys(route, routeFieldKeys);
   const res = ctx.response;
   const tenant = ctx.tenant;
   if (!res || !proxyState(ctx).fromUpstream) return;
