@@ -23,7 +23,14 @@
 import pkcs11js from 'pkcs11js';
 import { KcmError } from '../../../common/src/errors.ts';
 import type { Crypto, EnvelopeEngine, KeyHandle } from '../../../native/index.ts';
-import { type Pkcs11Lib, returnValue, SESSION_LOST, type TokenSessions, tokenError } from './token-sessions.ts';
+import {
+  type Pkcs11Lib,
+  returnValue,
+  SESSION_LOST,
+  sessionAesKey,
+  type TokenSessions,
+  tokenError,
+} from './token-sessions.ts';
 import { setUpTransportKey, type TransportKey } from './transport-key.ts';
 
 const P = pkcs11js;
@@ -34,21 +41,7 @@ const TAG_BYTES = 16;
 const AES_KW: pkcs11js.Mechanism = { mechanism: P.CKM_AES_KEY_WRAP };
 
 /** A per-request data key in the token: usable for GCM only, never readable, gone with its session at the latest. */
-const DATA_KEY_TEMPLATE: pkcs11js.Template = [
-  { type: P.CKA_CLASS, value: P.CKO_SECRET_KEY },
-  { type: P.CKA_KEY_TYPE, value: P.CKK_AES },
-  { type: P.CKA_TOKEN, value: false },
-  { type: P.CKA_PRIVATE, value: true },
-  { type: P.CKA_SENSITIVE, value: true },
-  { type: P.CKA_EXTRACTABLE, value: false },
-  { type: P.CKA_ENCRYPT, value: true },
-  { type: P.CKA_DECRYPT, value: true },
-  { type: P.CKA_WRAP, value: false },
-  { type: P.CKA_UNWRAP, value: false },
-  { type: P.CKA_SIGN, value: false },
-  { type: P.CKA_VERIFY, value: false },
-  { type: P.CKA_DERIVE, value: false },
-];
+const DATA_KEY_TEMPLATE = sessionAesKey({ encrypt: true, decrypt: true });
 
 /** What a token reports for a GCM tag mismatch (SoftHSM2 uses the first). */
 const TAG_FAILURE: ReadonlySet<number> = new Set([

@@ -66,6 +66,36 @@ function message(err: unknown): string {
 }
 
 /** An open token: see the file comment. */
+/** What a session AES key in {@link sessionAesKey} may be used for; every other use is off. */
+export interface AesKeyUses {
+  encrypt?: boolean;
+  decrypt?: boolean;
+  unwrap?: boolean;
+}
+
+/**
+ * The template of an AES key the gateway brings into the token by C_UnwrapKey:
+ * a session object (gone with its session at the latest), private, sensitive
+ * and non-extractable (CKA_VALUE never readable), usable only for `uses`.
+ */
+export function sessionAesKey(uses: AesKeyUses): pkcs11js.Template {
+  return [
+    { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+    { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
+    { type: pkcs11js.CKA_TOKEN, value: false },
+    { type: pkcs11js.CKA_PRIVATE, value: true },
+    { type: pkcs11js.CKA_SENSITIVE, value: true },
+    { type: pkcs11js.CKA_EXTRACTABLE, value: false },
+    { type: pkcs11js.CKA_ENCRYPT, value: uses.encrypt === true },
+    { type: pkcs11js.CKA_DECRYPT, value: uses.decrypt === true },
+    { type: pkcs11js.CKA_WRAP, value: false },
+    { type: pkcs11js.CKA_UNWRAP, value: uses.unwrap === true },
+    { type: pkcs11js.CKA_SIGN, value: false },
+    { type: pkcs11js.CKA_VERIFY, value: false },
+    { type: pkcs11js.CKA_DERIVE, value: false },
+  ];
+}
+
 export class TokenSessions {
   readonly lib: Pkcs11Lib;
   readonly slot: Buffer;

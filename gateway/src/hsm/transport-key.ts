@@ -17,7 +17,7 @@
 import { createPublicKey } from 'node:crypto';
 import pkcs11js from 'pkcs11js';
 import type { Crypto, KeyHandle } from '../../../native/index.ts';
-import { type Pkcs11Lib, type TokenSessions, tokenError } from './token-sessions.ts';
+import { type Pkcs11Lib, sessionAesKey, type TokenSessions, tokenError } from './token-sessions.ts';
 
 const P = pkcs11js;
 const RSA_BITS = 2048;
@@ -34,22 +34,7 @@ export interface TransportKey {
 }
 
 /** Template of KT': an AES key that can unwrap data keys and do nothing else, never readable. */
-const TRANSPORT_TEMPLATE: pkcs11js.Template = [
-  { type: P.CKA_CLASS, value: P.CKO_SECRET_KEY },
-  { type: P.CKA_KEY_TYPE, value: P.CKK_AES },
-  { type: P.CKA_TOKEN, value: false },
-  { type: P.CKA_PRIVATE, value: true },
-  { type: P.CKA_SENSITIVE, value: true },
-  { type: P.CKA_EXTRACTABLE, value: false },
-  { type: P.CKA_UNWRAP, value: true },
-  { type: P.CKA_WRAP, value: false },
-  { type: P.CKA_ENCRYPT, value: false },
-  { type: P.CKA_DECRYPT, value: false },
-  { type: P.CKA_SIGN, value: false },
-  { type: P.CKA_VERIFY, value: false },
-  { type: P.CKA_DERIVE, value: false },
-  { type: P.CKA_LABEL, value: 'okcm-gateway-transport' },
-];
+const TRANSPORT_TEMPLATE = sessionAesKey({ unwrap: true });
 
 /**
  * RSA-OAEP with SHA-1 and MGF1-SHA-1: SoftHSM2 unwraps with no other OAEP
