@@ -70,16 +70,14 @@ export interface RequestContext {
   readonly correlationId: string;
   /**
    * Set by the adapter when the client goes away; stages stop and nothing is
-   * written. Setting it to true also aborts {@link signal}.
+   * written. Setting it to true runs the {@link onAbort} hooks.
    */
   aborted: boolean;
-  /** Aborted when the client goes away: stages pass it to work they start (made on first use). */
-  readonly signal: AbortSignal;
   /**
    * Runs `fn` once when the client goes away (at once if it already has):
-   * cheaper than {@link signal}. Returns the function that unregisters `fn`;
-   * call it when the work `fn` would cancel is over, so nothing it holds
-   * outlives that work.
+   * stages use it to cancel work they start (the upstream request). Returns
+   * the function that unregisters `fn`; call it when the work `fn` would
+   * cancel is over, so nothing it holds outlives that work.
    */
   onAbort(fn: () => void): () => void;
   /** Set by the route stage; `unmatched` when no route matched. */

@@ -56,12 +56,11 @@ export class Pipeline {
 
   /**
    * A fresh context; `onOverflow` lets the adapter stop reading a body past
-   * the hard cap. `ctx.signal` is made on first use (most requests never
-   * need one) and is aborted when the adapter sets `ctx.aborted = true`.
+   * the hard cap. `ctx.onAbort` hooks run when the adapter sets
+   * `ctx.aborted = true`.
    */
   newContext(r: AdapterRequest, declaredLength: number | undefined, onOverflow?: () => void): RequestContext {
     let aborted = false;
-    let controller: AbortController | undefined;
     let hooks: (() => void)[] | undefined;
     return {
       adapter: r.adapter,
@@ -80,7 +79,6 @@ export class Pipeline {
       set aborted(v: boolean) {
         if (aborted || !v) return;
         aborted = true;
-        controller?.abort();
         if (hooks) for (const fn of hooks.splice(0)) fn();
       },
       onAbort(fn: () => void) {
@@ -94,13 +92,6 @@ export class Pipeline {
           const i = hooks ? hooks.indexOf(fn) : -1;
           if (i >= 0) hooks?.splice(i, 1);
         };
-      },
-      get signal() {
-        if (!controller) {
-          controller = new AbortController();
-          if (aborted) controller.abort();
-        }
-        return controller.signal;
       },
       routeName: 'unmatched',
       params: {},

@@ -90,6 +90,8 @@ interface Exchange {
   reject(e: Error): void;
   retried: boolean;
   done: boolean;
+  /** The connection carrying it now, if any. */
+  conn?: Conn;
 }
 
 /** One connection; carries one exchange at a time. */
@@ -115,6 +117,7 @@ class Conn {
     const port = Number(url.port) || (url.protocol === 'https:' ? 443 : 80);
     const host = url.hostname.replace(/^\[|\]$/g, '');
     this.#x = x;
+    x.conn = this;
     this.socket =
       url.protocol === 'https:'
         ? tls.connect({
@@ -142,6 +145,7 @@ class Conn {
   start(x: Exchange): void {
     this.reused = true;
     this.#x = x;
+    x.conn = this;
     this.#send(x);
   }
 
@@ -286,10 +290,6 @@ class Conn {
     this.#parser = undefined;
     this.#forget();
   }
-
-  get current(): Exchange | undefined {
-    return this.#x;
-  }
 }
 
 export class H1Pool {
@@ -325,7 +325,7 @@ export class H1Pool {
       req.onAbort?.(() => {
         if (x.done) return;
         x.done = true;
-        for (const c of this.#all) if (c.current === x) c.abort(x);
+        x.conn?.abort(x);
         const i = this.#queue.indexOf(x);
         if (i >= 0) this.#queue.splice(i, 1);
         reject(new UpstreamFailure('aborted', 'the caller went away'));
