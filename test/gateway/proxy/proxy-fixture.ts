@@ -19,6 +19,7 @@ import { Agent, request } from 'undici';
 import { LocalGatewayKeys } from '../../../gateway/src/gateway-keys.ts';
 import { type GatewayConfig, type GatewayServer, startGateway } from '../../../gateway/src/gateway-server.ts';
 import { loadPolicies } from '../../../gateway/src/policy/policy-loader.ts';
+import type { UpstreamOptions } from '../../../gateway/src/upstream/upstream-pools.ts';
 
 export interface Received {
   method: string;
@@ -179,7 +180,14 @@ export interface ProxyFixture {
   close(): Promise<void>;
 }
 
-export async function startProxyFixture(extra: Partial<GatewayConfig> = {}): Promise<ProxyFixture> {
+/**
+ * Starts the fixture. `o.upstream` replaces the upstream deadlines the fault
+ * tests use (300 ms headers and body, 500 ms connect).
+ */
+export async function startProxyFixture(
+  extra: Partial<GatewayConfig> = {},
+  o: { upstream?: Partial<UpstreamOptions> } = {},
+): Promise<ProxyFixture> {
   const up = await startUpstreams();
   const dir = mkdtempSync(join(tmpdir(), 'okcm-proxy-'));
   writeFileSync(join(dir, 'test.routes.json'), JSON.stringify(testPolicy()));
@@ -199,7 +207,7 @@ export async function startProxyFixture(extra: Partial<GatewayConfig> = {}): Pro
         ['raw', new URL(`http://127.0.0.1:${up.rawPort}`)],
         ['refused', new URL(`http://127.0.0.1:${up.refusedPort}`)],
       ]),
-      upstream: { headersTimeoutMs: 300, bodyTimeoutMs: 300, connectTimeoutMs: 500 },
+      upstream: { headersTimeoutMs: 300, bodyTimeoutMs: 300, connectTimeoutMs: 500, ...o.upstream },
       callerHeaders: { identity: 'x-okcm-caller', roles: 'x-okcm-roles' },
     },
     ...extra,
