@@ -116,6 +116,11 @@ export const ERRORS = {
   // Gateway proxy: bodies, routes, selectors and field transforms (gateway/src/policy, gateway/src/pipeline).
   json_malformed: { status: 400, source: 'client', message: 'the body is not valid JSON' },
   json_too_deep: { status: 400, source: 'client', message: 'the JSON body nests deeper than the route allows' },
+  json_duplicate_key: {
+    status: 400,
+    source: 'client',
+    message: 'the JSON body repeats a member name on a path the policy selects',
+  },
   too_many_fields: { status: 413, source: 'client', message: 'the body selects more fields than the route allows' },
   selector_missing: { status: 422, source: 'client', message: 'a field the policy requires is absent' },
   selector_type_mismatch: { status: 422, source: 'client', message: 'a selected field has a type the policy refuses' },

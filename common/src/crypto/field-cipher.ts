@@ -76,9 +76,24 @@ export function decryptFields(
   ciphertexts: readonly string[],
   contexts: readonly Uint8Array[],
 ): FieldOpenResult[] {
-  if (ciphertexts.length !== contexts.length) {
-    throw new KcmError('invalid_argument', 'ciphertexts and contexts differ in length');
-  }
+  return openParsedFields(parseFieldCiphertexts(expectedTenant, ciphertexts), resolve, contexts);
+}
+
+/** Ciphertexts parsed for opening: per-item format/tenant failures, the rest grouped by L3 key version. */
+export interface ParsedFields {
+  /** Results so far: set for the items that already failed. */
+  results: FieldOpenResult[];
+  envelopes: FieldEnvelope[];
+  /** Item indices per L3 key version; the first item's envelope names the version. */
+  groups: Map<string, number[]>;
+}
+
+/**
+ * The first half of {@link decryptFields}: parses every ciphertext once, so a
+ * caller can look up the keys of `groups` (perhaps asynchronously) before
+ * {@link openParsedFields}.
+ */
+export function parseFieldCiphertexts(expectedTenant: string, ciphertexts: readonly string[]): ParsedFields {
   const results: FieldOpenResult[] = new Array(ciphertexts.length);
   const envelopes: FieldEnvelope[] = new Array(ciphertexts.length);
   const groups = new Map<string, number[]>();
@@ -99,6 +114,19 @@ export function decryptFields(
     const group = groups.get(id);
     if (group) group.push(i);
     else groups.set(id, [i]);
+  }
+  return { results, envelopes, groups };
+}
+
+/** The second half of {@link decryptFields}: opens each group of `parsed` with the key `resolve` names. */
+export function openParsedFields(
+  parsed: ParsedFields,
+  resolve: FieldKeyResolver,
+  contexts: readonly Uint8Array[],
+): FieldOpenResult[] {
+  const { results, envelopes, groups } = parsed;
+  if (results.length !== contexts.length) {
+    throw new KcmError('invalid_argument', 'ciphertexts and contexts differ in length');
   }
   for (const items of groups.values()) openGroup(resolve, envelopes, items, contexts, results);
   return results;

@@ -1,5 +1,7 @@
 /**
- * Finds the values a route's selectors name in a parsed JSON document.
+ * Finds the values a route's selectors name in a scanned JSON body (the
+ * skeleton of json-scan.ts, whose plan must include every selector given
+ * here).
  *
  * Shape rules (policies/README.md "Selecting fields"):
  * - A member step reads only an object's own member (never the prototype:
@@ -16,22 +18,28 @@
 import { KcmError } from '../../../common/src/errors.ts';
 import type { FieldRule } from '../policy/policy-types.ts';
 import { formatSegments, type Selector, type SelectorSegment } from '../policy/selector.ts';
+import type { JsonNode } from './json-scan.ts';
 
-export type JsonContainer = Record<string, unknown> | unknown[];
-
-/** One selected place: `parent[key]` holds `value` (never undefined or null). */
+/** One selected value (never absent or null) and its place in the body. */
 export interface FieldTarget {
   /** Index of the rule in the list given to {@link collectTargets}. */
   rule: number;
-  parent: JsonContainer;
-  key: string | number;
-  value: unknown;
+  node: JsonNode;
   /** The array index taken at each `[*]`, in order. */
   indices: number[];
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
+/** The text of a value's bytes. */
+function textOf(body: Uint8Array, node: JsonNode): string {
+  return Buffer.from(body.buffer, body.byteOffset + node.start, node.end - node.start).toString('utf8');
+}
+
+/** The JavaScript value of a scanned node, as JSON.parse would give it. */
+export function nodeValue(body: Uint8Array, node: JsonNode): unknown {
+  if (node.type === 'string' && node.escaped !== true) {
+    return Buffer.from(body.buffer, body.byteOffset + node.start + 1, node.end - node.start - 2).toString('utf8');
+  }
+  return JSON.parse(textOf(body, node));
 }
 
 /** The selector with each `[*]` replaced by the index taken there, e.g. `$.items[3].card`. */
@@ -51,25 +59,25 @@ class Walker {
     private readonly maxFields: number,
   ) {}
 
-  walk(rule: number, node: unknown, depth: number, indices: number[]): void {
+  walk(rule: number, node: JsonNode, depth: number, indices: number[]): void {
     const { selector, onMissing } = this.rules[rule] as FieldRule;
     const seg = selector.segments[depth] as SelectorSegment;
     const last = depth === selector.segments.length - 1;
     if (seg.kind === 'member') {
-      if (!isObject(node)) this.mismatch(selector, indices, depth);
-      const has = Object.hasOwn(node, seg.name);
-      const child = has ? node[seg.name] : undefined;
-      if (child === undefined || child === null) this.missing(selector, indices, depth + 1, onMissing);
-      else if (last) this.add({ rule, parent: node, key: seg.name, value: child, indices });
+      if (node.type !== 'object') this.mismatch(selector, indices, depth);
+      const child = node.members?.get(seg.name);
+      if (child === undefined || child.type === 'null') this.missing(selector, indices, depth + 1, onMissing);
+      else if (last) this.add({ rule, node: child, indices });
       else this.walk(rule, child, depth + 1, indices);
       return;
     }
-    if (!Array.isArray(node)) this.mismatch(selector, indices, depth);
-    for (let i = 0; i < node.length; i++) {
-      const child = node[i];
+    if (node.type !== 'array') this.mismatch(selector, indices, depth);
+    const items = node.items ?? [];
+    for (let i = 0; i < items.length; i++) {
+      const child = items[i] as JsonNode;
       const at = [...indices, i];
-      if (child === undefined || child === null) this.missing(selector, at, depth + 1, onMissing);
-      else if (last) this.add({ rule, parent: node, key: i, value: child, indices: at });
+      if (child.type === 'null') this.missing(selector, at, depth + 1, onMissing);
+      else if (last) this.add({ rule, node: child, indices: at });
       else this.walk(rule, child, depth + 1, at);
     }
   }
@@ -94,9 +102,9 @@ class Walker {
  * KcmError `selector_missing`, `selector_type_mismatch` (see the module doc),
  * `too_many_fields` past `maxFields` targets.
  */
-export function collectTargets(doc: unknown, rules: readonly FieldRule[], maxFields: number): FieldTarget[] {
+export function collectTargets(root: JsonNode, rules: readonly FieldRule[], maxFields: number): FieldTarget[] {
   const w = new Walker(rules, maxFields);
-  for (let r = 0; r < rules.length; r++) w.walk(r, doc, 0, []);
+  for (let r = 0; r < rules.length; r++) w.walk(r, root, 0, []);
   return w.targets;
 }
 
@@ -106,19 +114,22 @@ export function collectTargets(doc: unknown, rules: readonly FieldRule[], maxFie
  * they are, finite numbers in JavaScript's canonical form) or undefined when
  * absent or of another type.
  */
-export function readRecordId(doc: unknown, selector: Selector, indices: readonly number[]): string | undefined {
-  let node: unknown = doc;
+export function readRecordId(
+  body: Uint8Array,
+  root: JsonNode,
+  selector: Selector,
+  indices: readonly number[],
+): string | undefined {
+  let node: JsonNode | undefined = root;
   let k = 0;
   for (const seg of selector.segments) {
-    if (seg.kind === 'member') {
-      if (!isObject(node) || !Object.hasOwn(node, seg.name)) return undefined;
-      node = node[seg.name];
-    } else {
-      if (!Array.isArray(node)) return undefined;
-      node = node[indices[k++] as number];
-    }
+    if (seg.kind === 'member') node = node.type === 'object' ? node.members?.get(seg.name) : undefined;
+    else node = node.type === 'array' ? node.items?.[indices[k++] as number] : undefined;
+    if (node === undefined) return undefined;
   }
-  if (typeof node === 'string' && node.length > 0) return node;
-  if (typeof node === 'number' && Number.isFinite(node)) return String(node);
+  if (node.type !== 'string' && node.type !== 'number') return undefined;
+  const value = nodeValue(body, node);
+  if (typeof value === 'string' && value.length > 0) return value;
+  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
   return undefined;
 }

@@ -1,15 +1,15 @@
 /**
- * The only way a request or response body becomes a JSON value in the proxy:
- * media type, size, UTF-8, nesting depth and syntax are checked, in that
- * order, and every failure is a typed 4xx KcmError. Nothing is ever passed
- * through because it could not be parsed (ANCHORS.md, the Acra lesson).
- * Error details never quote the body (V8's JSON.parse messages do, so they
- * are dropped).
+ * The only way a request or response body is read as JSON in the proxy:
+ * media type, size and UTF-8 are checked, in that order, then one scan
+ * (json-scan.ts) checks syntax and nesting depth and keeps the selected
+ * values' places. Every failure is a typed 4xx KcmError. Nothing is ever
+ * passed through because it could not be parsed (ANCHORS.md, the Acra
+ * lesson). Error details never quote the body.
  */
+import { isUtf8 } from 'node:buffer';
 import { KcmError } from '../../../common/src/errors.ts';
 import type { BodyLimits } from '../policy/policy-types.ts';
-
-const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+import { type JsonNode, type PlanNode, scanJson } from './json-scan.ts';
 
 /**
  * True for `application/json` and `application/<x>+json`, with no parameter
@@ -18,49 +18,46 @@ const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
  */
 export function isJsonMediaType(contentType: string | undefined): boolean {
   if (contentType === undefined) return false;
+  let known = mediaTypes.get(contentType);
+  if (known === undefined) {
+    known = judgeMediaType(contentType);
+    if (mediaTypes.size >= MEDIA_TYPE_CACHE) mediaTypes.clear();
+    mediaTypes.set(contentType, known);
+  }
+  return known;
+}
+
+/** Content-Type values already judged (a client sends the same few again and again); bounded. */
+const mediaTypes = new Map<string, boolean>();
+const MEDIA_TYPE_CACHE = 64;
+
+function judgeMediaType(contentType: string): boolean {
   const [type, ...params] = contentType.split(';').map((s) => s.trim().toLowerCase());
   if (type === undefined || !/^application\/(?:[a-z0-9.+-]+\+)?json$/.test(type)) return false;
   return params.every((p) => /^charset="?utf-8"?$/.test(p));
 }
 
-/**
- * Throws KcmError `json_too_deep` when arrays/objects nest deeper than
- * `maxDepth`. A linear scan that skips strings, run before JSON.parse so no
- * later recursive walk can exhaust the stack.
- */
-export function assertJsonDepth(text: string, maxDepth: number): void {
-  let depth = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c) i++;
-      else if (c === 0x22) inString = false;
-    } else if (c === 0x22) inString = true;
-    else if (c === 0x7b || c === 0x5b) {
-      if (++depth > maxDepth) throw new KcmError('json_too_deep', `more than ${maxDepth} levels`);
-    } else if (c === 0x7d || c === 0x5d) depth--;
-  }
+/** A body checked as one JSON value, with the skeleton of the values its plan selects. */
+export interface ScannedJson {
+  bytes: Uint8Array;
+  /** The root of the skeleton (json-scan.ts). */
+  root: JsonNode;
 }
 
 /**
- * Parses a whole body. Throws KcmError: `unsupported_media_type` (not JSON
- * per {@link isJsonMediaType}), `body_too_large` (over `limits.bodyBytes`),
- * `json_malformed` (not UTF-8, or not one JSON value), `json_too_deep`.
+ * Checks a whole body and scans it for `plan`. Throws KcmError:
+ * `unsupported_media_type` (not JSON per {@link isJsonMediaType}),
+ * `body_too_large` (over `limits.bodyBytes`), `json_malformed` (not UTF-8, or
+ * not one JSON value), `json_too_deep`, `json_duplicate_key` (json-scan.ts).
  */
-export function parseJsonBody(body: Uint8Array, contentType: string | undefined, limits: BodyLimits): unknown {
+export function scanJsonBody(
+  body: Uint8Array,
+  contentType: string | undefined,
+  limits: BodyLimits,
+  plan: PlanNode,
+): ScannedJson {
   if (!isJsonMediaType(contentType)) throw new KcmError('unsupported_media_type');
   if (body.length > limits.bodyBytes) throw new KcmError('body_too_large', `limit ${limits.bodyBytes} bytes`);
-  let text: string;
-  try {
-    text = utf8.decode(body);
-  } catch {
-    throw new KcmError('json_malformed', 'not UTF-8');
-  }
-  assertJsonDepth(text, limits.maxDepth);
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new KcmError('json_malformed');
-  }
+  if (!isUtf8(body)) throw new KcmError('json_malformed', 'not UTF-8');
+  return { bytes: body, root: scanJson(body, plan, limits.maxDepth) as JsonNode };
 }

@@ -1,8 +1,10 @@
 /**
  * The field transforms of the proxy: encrypt the selected fields of a request
  * body, decrypt (or mask, or pass as ciphertext) those of a response body.
- * Each works in place on a parsed document (pipeline/json-body.ts) and makes
- * ONE native call for all fields of the body under one L3 key version
+ * Each reads a scanned body (json-body.ts, json-scan.ts), never a parsed
+ * document, and answers the new body with only the selected values replaced
+ * (json-splice.ts): every other byte is passed as it came. Each makes ONE
+ * native call for all fields of the body under one L3 key version
  * (encryptFields: one fresh L4 data key per request; decryptFields: one call
  * per L3 version present, normally one).
  *
@@ -13,20 +15,25 @@
  * log. Nothing here ever puts a field's plaintext into an error.
  */
 import {
-  decryptFields,
   encryptFields,
   type FieldFailureReason,
   type FieldOpenResult,
+  openParsedFields,
+  parseFieldCiphertexts,
 } from '../../../common/src/crypto/field-cipher.ts';
 import { KcmError } from '../../../common/src/errors.ts';
 import { type FieldKeyRef, parseEnvelope } from '../../../common/src/format/envelope.ts';
 import type { KeyHandle } from '../../../native/index.ts';
 import type { CompiledRoute, FieldRule, ResponseFieldRule } from '../policy/policy-types.ts';
+import type { Selector } from '../policy/selector.ts';
 import { fieldContext } from './field-context.ts';
-import { collectTargets, concretePath, type FieldTarget, readRecordId } from './field-targets.ts';
+import { collectTargets, concretePath, type FieldTarget, nodeValue, readRecordId } from './field-targets.ts';
+import type { ScannedJson } from './json-body.ts';
+import { compilePlan, type PlanNode } from './json-scan.ts';
+import { type JsonEdit, spliceJson } from './json-splice.ts';
 import type { FieldKeyProvider } from './key-provider.ts';
 
-/** What one request's transform needs besides the document. */
+/** What one request's transform needs besides the body. */
 export interface TransformRequest {
   route: CompiledRoute;
   /** The resolved tenant (policy/tenant-source.ts). */
@@ -53,6 +60,8 @@ export interface FieldAuditEntry {
 }
 
 export interface TransformReport {
+  /** The new body, or undefined when no value changed. */
+  body: Buffer | undefined;
   encrypted: number;
   decrypted: number;
   /** Fields replaced by a mask (non-reader, or onFailure "mask"). */
@@ -77,26 +86,43 @@ function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
 }
 
 function emptyReport(): TransformReport {
-  return { encrypted: 0, decrypted: 0, masked: 0, ciphertext: 0, failures: [] };
+  return { body: undefined, encrypted: 0, decrypted: 0, masked: 0, ciphertext: 0, failures: [] };
 }
 
-function typeName(v: unknown): string {
-  return Array.isArray(v) ? 'array' : v === null ? 'null' : typeof v;
+const plans = new WeakMap<readonly FieldRule[], PlanNode>();
+
+/** The scan plan of one direction's rules: their selectors and their record id selectors (cached). */
+export function planFor(rules: readonly FieldRule[]): PlanNode {
+  let plan = plans.get(rules);
+  if (!plan) {
+    const selectors: Selector[] = [];
+    for (const r of rules) {
+      selectors.push(r.selector);
+      if (r.recordId?.from === 'selector') selectors.push(r.recordId.selector);
+    }
+    plan = compilePlan(selectors);
+    plans.set(rules, plan);
+  }
+  return plan;
 }
 
 /** The plaintext bytes of a selected value, per the rule's `nonString` (see field-context.ts codecs). */
-function encodeValue(rule: FieldRule, t: FieldTarget): Buffer {
-  if (rule.nonString === 'stringify') return Buffer.from(JSON.stringify(t.value), 'utf8');
-  if (typeof t.value !== 'string') {
-    throw new KcmError('selector_type_mismatch', `${concretePath(rule.selector, t.indices)} is a ${typeName(t.value)}`);
+function encodeValue(body: Uint8Array, rule: FieldRule, t: FieldTarget): Buffer {
+  const { node } = t;
+  if (rule.nonString === 'stringify') return Buffer.from(JSON.stringify(nodeValue(body, node)), 'utf8');
+  if (node.type !== 'string') {
+    throw new KcmError('selector_type_mismatch', `${concretePath(rule.selector, t.indices)} is a ${node.type}`);
   }
-  if (LONE_SURROGATE.test(t.value)) {
+  // Unescaped, the bytes between the quotes are the value's UTF-8 (the body is valid UTF-8).
+  if (node.escaped !== true) return Buffer.from(body.subarray(node.start + 1, node.end - 1));
+  const value = nodeValue(body, node) as string;
+  if (LONE_SURROGATE.test(value)) {
     throw new KcmError(
       'selector_type_mismatch',
       `${concretePath(rule.selector, t.indices)} is not well-formed Unicode`,
     );
   }
-  return Buffer.from(t.value, 'utf8');
+  return Buffer.from(value, 'utf8');
 }
 
 function decodeValue(rule: FieldRule, plaintext: Buffer): unknown {
@@ -106,14 +132,15 @@ function decodeValue(rule: FieldRule, plaintext: Buffer): unknown {
 
 /** The record id a target binds to, or undefined when its rule binds none. Throws `selector_missing`. */
 function recordIdOf(
-  doc: unknown,
+  body: ScannedJson,
   rule: FieldRule,
   t: FieldTarget,
   params: TransformRequest['params'],
 ): string | undefined {
   const src = rule.recordId;
   if (!src) return undefined;
-  const id = src.from === 'pathParam' ? params[src.param] : readRecordId(doc, src.selector, t.indices);
+  const id =
+    src.from === 'pathParam' ? params[src.param] : readRecordId(body.bytes, body.root, src.selector, t.indices);
   if (id === undefined || id === '') {
     const where = src.from === 'pathParam' ? `:${src.param}` : concretePath(src.selector, t.indices);
     throw new KcmError('selector_missing', `record id ${where}`);
@@ -121,22 +148,28 @@ function recordIdOf(
   return id;
 }
 
-function contextOf(doc: unknown, req: TransformRequest, rule: FieldRule, t: FieldTarget): Buffer {
-  return fieldContext(req.route.policyId, rule, recordIdOf(doc, rule, t, req.params));
+function contextOf(body: ScannedJson, req: TransformRequest, rule: FieldRule, t: FieldTarget): Buffer {
+  return fieldContext(req.route.policyId, rule, recordIdOf(body, rule, t, req.params));
+}
+
+/** A value's replacement: `text` (one JSON value) over the node's bytes. */
+function edit(t: FieldTarget, text: string): JsonEdit {
+  return { start: t.node.start, end: t.node.end, text };
 }
 
 /**
- * Encrypts, in place, every field `req.route.request` selects in `doc`, with
- * one encryptFields call. Returns the report (`encrypted` = fields done).
- * Throws KcmError: `selector_missing`, `selector_type_mismatch`,
- * `too_many_fields` (field-targets.ts), `plaintext_too_large`, and whatever
- * the key provider throws; on any throw `doc` is unchanged.
+ * Encrypts every field `req.route.request` selects in `body` (scanned with
+ * {@link planFor}`(route.request)`), with one encryptFields call. Returns the
+ * report (`encrypted` = fields done) with the new body. Throws KcmError:
+ * `selector_missing`, `selector_type_mismatch`, `too_many_fields`
+ * (field-targets.ts), `plaintext_too_large`, and whatever the key provider
+ * throws.
  */
-export async function encryptRequestFields(doc: unknown, req: TransformRequest): Promise<TransformReport> {
+export async function encryptRequestFields(body: ScannedJson, req: TransformRequest): Promise<TransformReport> {
   const report = emptyReport();
   const { route } = req;
   if (route.request.length === 0) return report;
-  const targets = collectTargets(doc, route.request, route.limits.maxFields);
+  const targets = collectTargets(body.root, route.request, route.limits.maxFields);
   if (targets.length === 0) return report;
   const plaintexts: Buffer[] = new Array(targets.length);
   const contexts: Buffer[] = new Array(targets.length);
@@ -144,8 +177,8 @@ export async function encryptRequestFields(doc: unknown, req: TransformRequest):
     for (let i = 0; i < targets.length; i++) {
       const t = targets[i] as FieldTarget;
       const rule = route.request[t.rule] as FieldRule;
-      plaintexts[i] = encodeValue(rule, t);
-      contexts[i] = contextOf(doc, req, rule, t);
+      plaintexts[i] = encodeValue(body.bytes, rule, t);
+      contexts[i] = contextOf(body, req, rule, t);
     }
     const pending = req.keys.encryptKey(req.tenant, route.keyId);
     const key = isPromise(pending) ? await pending : pending;
@@ -153,10 +186,11 @@ export async function encryptRequestFields(doc: unknown, req: TransformRequest):
       throw new KcmError('internal_error', 'the key provider returned a key of another tenant or key id');
     }
     const sealed = encryptFields(key.handle, key.ref, plaintexts, contexts);
-    for (let i = 0; i < targets.length; i++) {
-      const t = targets[i] as FieldTarget;
-      (t.parent as Record<string | number, unknown>)[t.key] = sealed[i];
-    }
+    // Envelopes are "okcm:" plus base64url: nothing in them needs a JSON escape.
+    report.body = spliceJson(
+      body.bytes,
+      targets.map((t, i) => edit(t, `"${sealed[i]}"`)),
+    );
   } finally {
     for (const p of plaintexts) p?.fill(0);
   }
@@ -165,41 +199,24 @@ export async function encryptRequestFields(doc: unknown, req: TransformRequest):
 }
 
 /**
- * Opens ciphertexts with one decryptFields pass. Key versions the provider
- * answers synchronously are used at once; those it answers with a promise
- * are awaited and their items opened in a second pass (cache misses only).
+ * Opens ciphertexts: each is parsed once, the key of every L3 version present
+ * is resolved (awaited only when the provider answers with a promise, i.e. a
+ * cache miss), then each version's items are opened in one backend call.
  * Keys of another tenant or key id than the route's are never resolved.
  */
 async function openAll(req: TransformRequest, ciphertexts: string[], contexts: Buffer[]): Promise<FieldOpenResult[]> {
   const { tenant, keys } = req;
   const keyId = req.route.keyId;
-  const pending = new Map<number, Promise<KeyHandle | undefined>>();
-  const results = decryptFields(
-    tenant,
-    (ref: FieldKeyRef) => {
-      if (ref.tenant !== tenant || ref.keyId !== keyId) return undefined;
-      const h = keys.decryptKey(ref);
-      if (!isPromise(h)) return h;
-      pending.set(ref.keyVersion, h);
-      return undefined;
-    },
-    ciphertexts,
-    contexts,
-  );
-  if (pending.size === 0) return results;
-  const resolved = new Map<number, KeyHandle | undefined>();
-  for (const [version, p] of pending) resolved.set(version, await p);
-  const redo = results.flatMap((r, i) => (!r.ok && r.reason === 'unknown_key' ? [i] : []));
-  const again = decryptFields(
-    tenant,
-    (ref) => (ref.tenant === tenant && ref.keyId === keyId ? resolved.get(ref.keyVersion) : undefined),
-    redo.map((i) => ciphertexts[i] as string),
-    redo.map((i) => contexts[i] as Buffer),
-  );
-  redo.forEach((i, k) => {
-    results[i] = again[k] as FieldOpenResult;
-  });
-  return results;
+  const parsed = parseFieldCiphertexts(tenant, ciphertexts);
+  const handles = new Map<number, KeyHandle | undefined>();
+  for (const items of parsed.groups.values()) {
+    const ref = parsed.envelopes[items[0] as number] as FieldKeyRef;
+    if (ref.keyId !== keyId) continue;
+    const h = keys.decryptKey(ref);
+    handles.set(ref.keyVersion, isPromise(h) ? await h : h);
+  }
+  // Every group is of `tenant` (parseFieldCiphertexts fails the others); only the route's key id has handles.
+  return openParsedFields(parsed, (ref) => (ref.keyId === keyId ? handles.get(ref.keyVersion) : undefined), contexts);
 }
 
 function mayRead(rule: ResponseFieldRule, caller: Caller): boolean {
@@ -221,32 +238,34 @@ function ciphertextProblem(value: unknown, tenant: string): FieldAuditReason | u
 }
 
 /**
- * Transforms, in place, every field `req.route.response` selects in `doc`
- * for `caller`: readers (by identity or role) get plaintext; others get the
- * ciphertext unchanged (checked to be an envelope of the tenant) or the mask,
- * per the rule's readers, without any decryption. A field that fails
- * (not a string, not an envelope, another tenant/key/field/record, bad tag)
- * is masked when its rule says `onFailure: "mask"`, else the whole body
- * fails with {@link FieldDecryptionError} (422, opaque) and `doc` is unchanged.
- * Also throws `selector_missing`, `selector_type_mismatch`, `too_many_fields`.
+ * Transforms every field `req.route.response` selects in `body` (scanned with
+ * {@link planFor}`(route.response)`) for `caller`: readers (by identity or
+ * role) get plaintext; others get the ciphertext unchanged (checked to be an
+ * envelope of the tenant) or the mask, per the rule's readers, without any
+ * decryption. A field that fails (not a string, not an envelope, another
+ * tenant/key/field/record, bad tag) is masked when its rule says
+ * `onFailure: "mask"`, else the whole body fails with
+ * {@link FieldDecryptionError} (422, opaque). Returns the report with the new
+ * body. Also throws `selector_missing`, `selector_type_mismatch`,
+ * `too_many_fields`.
  */
 export async function decryptResponseFields(
-  doc: unknown,
+  body: ScannedJson,
   req: TransformRequest & { caller: Caller },
 ): Promise<TransformReport> {
   const report = emptyReport();
   const { route } = req;
   if (route.response.length === 0) return report;
-  const targets = collectTargets(doc, route.response, route.limits.maxFields);
+  const targets = collectTargets(body.root, route.response, route.limits.maxFields);
   const reads = route.response.map((rule) => mayRead(rule, req.caller));
-  const writes: { t: FieldTarget; value: unknown }[] = [];
+  const writes: JsonEdit[] = [];
   const failed: FieldAuditEntry[] = [];
   const fail = (t: FieldTarget, rule: ResponseFieldRule, reason: FieldAuditReason): void => {
     const entry = { path: concretePath(rule.selector, t.indices), field: rule.field, reason };
     if (rule.onFailure === 'mask') {
       report.failures.push(entry);
       report.masked++;
-      writes.push({ t, value: rule.readers.mask });
+      writes.push(edit(t, JSON.stringify(rule.readers.mask)));
     } else failed.push(entry);
   };
   const open: FieldTarget[] = [];
@@ -257,17 +276,18 @@ export async function decryptResponseFields(
     if (!reads[t.rule]) {
       if (rule.readers.others === 'mask') {
         report.masked++;
-        writes.push({ t, value: rule.readers.mask });
+        writes.push(edit(t, JSON.stringify(rule.readers.mask)));
       } else {
-        const problem = ciphertextProblem(t.value, req.tenant);
+        const problem =
+          t.node.type === 'string' ? ciphertextProblem(nodeValue(body.bytes, t.node), req.tenant) : 'not_ciphertext';
         if (problem) fail(t, rule, problem);
         else report.ciphertext++;
       }
-    } else if (typeof t.value !== 'string') fail(t, rule, 'not_ciphertext');
+    } else if (t.node.type !== 'string') fail(t, rule, 'not_ciphertext');
     else {
       open.push(t);
-      ciphertexts.push(t.value);
-      contexts.push(contextOf(doc, req, rule, t));
+      ciphertexts.push(nodeValue(body.bytes, t.node) as string);
+      contexts.push(contextOf(body, req, rule, t));
     }
   }
   if (open.length > 0) {
@@ -277,13 +297,13 @@ export async function decryptResponseFields(
       const r = results[i] as FieldOpenResult;
       if (!r.ok) fail(t, rule, r.reason);
       else {
-        writes.push({ t, value: decodeValue(rule, r.plaintext) });
+        writes.push(edit(t, JSON.stringify(decodeValue(rule, r.plaintext))));
         r.plaintext.fill(0);
         report.decrypted++;
       }
     });
   }
   if (failed.length > 0) throw new FieldDecryptionError([...failed, ...report.failures]);
-  for (const { t, value } of writes) (t.parent as Record<string | number, unknown>)[t.key] = value;
+  if (writes.length > 0) report.body = spliceJson(body.bytes, writes);
   return report;
 }

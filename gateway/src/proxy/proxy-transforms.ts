@@ -9,10 +9,11 @@
  *
  * - request: the body must be uncompressed JSON (`Content-Encoding` other
  *   than identity, or a non-JSON type → 415 `unsupported_media_type`;
- *   malformed / too deep → 400), the selected fields are encrypted in one
- *   native call, and the re-serialised document is what goes upstream. Any
- *   failure answers the client and NOTHING is forwarded. An empty body has
- *   nothing to encrypt and is forwarded as is.
+ *   malformed / too deep / a repeated member on a selected path → 400), the
+ *   selected fields are encrypted in one native call, and the body with only
+ *   those values replaced is what goes upstream (every other byte as the
+ *   client sent it). Any failure answers the client and NOTHING is
+ *   forwarded. An empty body has nothing to encrypt and is forwarded as is.
  * - response: the upstream body must be uncompressed JSON, else 502
  *   `upstream_bad_response` (never passed through); the selected fields are
  *   decrypted for readers, or left as ciphertext / masked for others. On a
@@ -22,12 +23,13 @@
 import { KcmError } from '../../../common/src/errors.ts';
 import type { GatewayKeys } from '../gateway-keys.ts';
 import type { RequestContext } from '../pipeline/context.ts';
-import { parseJsonBody } from '../pipeline/json-body.ts';
+import { scanJsonBody } from '../pipeline/json-body.ts';
 import type { FieldKeyProvider } from '../pipeline/key-provider.ts';
 import {
   decryptResponseFields,
   encryptRequestFields,
   FieldDecryptionError,
+  planFor,
   type Caller as ReaderCaller,
 } from '../pipeline/transform-json.ts';
 import type { CompiledRoute } from '../policy/policy-types.ts';
@@ -79,20 +81,26 @@ export async function encryptRequestBody(
   if (isCompressed(ctx.headers['content-encoding'])) {
     throw new KcmError('unsupported_media_type', 'a compressed body cannot be encrypted');
   }
-  const doc = parseJsonBody(raw, ctx.headers['content-type'], route.limits);
+  const body = scanJsonBody(raw, ctx.headers['content-type'], route.limits, planFor(route.request));
   let version = 0;
   const counting: FieldKeyProvider = {
-    async encryptKey(t, k) {
-      const key = await fieldKeys.encryptKey(t, k);
-      version = key.ref.keyVersion;
-      return key;
+    encryptKey(t, k) {
+      const key = fieldKeys.encryptKey(t, k);
+      if (!('then' in key)) {
+        version = key.ref.keyVersion;
+        return key;
+      }
+      return key.then((resolved) => {
+        version = resolved.ref.keyVersion;
+        return resolved;
+      });
     },
     decryptKey: (ref) => fieldKeys.decryptKey(ref),
   };
-  const report = await encryptRequestFields(doc, { route, tenant, params: ctx.params, keys: counting });
-  if (report.encrypted === 0) return;
-  proxyState(ctx).body = Buffer.from(JSON.stringify(doc), 'utf8');
-  // The received bytes hold the plaintext: wipe them now that the ciphertext document exists.
+  const report = await encryptRequestFields(body, { route, tenant, params: ctx.params, keys: counting });
+  if (report.body === undefined) return;
+  proxyState(ctx).body = report.body;
+  // The received bytes hold the plaintext: wipe them now that the ciphertext body exists.
   raw.fill(0);
   keys.recordEncryptions?.(tenant, route.keyId, version, 1);
 }
@@ -132,28 +140,35 @@ export async function decryptResponseBody(
   if (isCompressed(res.headers['content-encoding'])) {
     throw new KcmError('upstream_bad_response', 'a compressed response cannot be decrypted');
   }
-  let doc: unknown;
+  const rules = res.status >= 200 && res.status < 300 ? route : skipMissing(route);
+  let scanned: ReturnType<typeof scanJsonBody>;
   try {
-    doc = parseJsonBody(body, single(res.headers['content-type']), { ...route.limits, bodyBytes: maxResponseBytes });
+    const limits = { ...route.limits, bodyBytes: maxResponseBytes };
+    scanned = scanJsonBody(body, single(res.headers['content-type']), limits, planFor(rules.response));
   } catch (err) {
     const code = err instanceof KcmError ? err.code : 'json_malformed';
     throw new KcmError('upstream_bad_response', `upstream body: ${code}`);
   }
-  const rules = res.status >= 200 && res.status < 300 ? route : skipMissing(route);
   let report: Awaited<ReturnType<typeof decryptResponseFields>>;
   try {
-    report = await decryptResponseFields(doc, { route: rules, tenant, params: ctx.params, keys: fieldKeys, caller });
+    report = await decryptResponseFields(scanned, {
+      route: rules,
+      tenant,
+      params: ctx.params,
+      keys: fieldKeys,
+      caller,
+    });
   } catch (err) {
     if (err instanceof FieldDecryptionError) ctx.auditReasons = err.failures.map((f) => `${f.path}: ${f.reason}`);
     throw err;
   }
   if (report.failures.length > 0) ctx.auditReasons = report.failures.map((f) => `${f.path}: ${f.reason}`);
-  if (report.decrypted === 0 && report.masked === 0) return;
+  if (report.body === undefined) return;
   const headers = { ...res.headers };
   // The body changed: validators and digests of the stored bytes no longer hold.
   delete headers.etag;
   delete headers['content-md5'];
   delete headers.digest;
   if (report.decrypted > 0) headers['cache-control'] = 'no-store';
-  ctx.response = { ...res, headers, body: Buffer.from(JSON.stringify(doc), 'utf8') };
+  ctx.response = { ...res, headers, body: report.body };
 }

@@ -1,10 +1,18 @@
 /** Shared fixtures of the pipeline tests: routes compiled from policy objects, native keys, a plaintext marker. */
 import assert from 'node:assert/strict';
 import { KcmError } from '../../../common/src/errors.ts';
+import { scanJsonBody } from '../../../gateway/src/pipeline/json-body.ts';
 import { StaticKeyProvider } from '../../../gateway/src/pipeline/key-provider.ts';
-import type { Caller, TransformRequest } from '../../../gateway/src/pipeline/transform-json.ts';
+import {
+  type Caller,
+  decryptResponseFields,
+  encryptRequestFields,
+  planFor,
+  type TransformReport,
+  type TransformRequest,
+} from '../../../gateway/src/pipeline/transform-json.ts';
 import { compilePolicy } from '../../../gateway/src/policy/policy-schema.ts';
-import type { CompiledRoute } from '../../../gateway/src/policy/policy-types.ts';
+import type { CompiledRoute, FieldRule } from '../../../gateway/src/policy/policy-types.ts';
 import { type Crypto, cryptoFor } from '../../../native/index.ts';
 import { nativeLoadError } from '../../native/backends.ts';
 
@@ -57,4 +65,62 @@ export function assertNoMarker(value: unknown): void {
   const parts = [JSON.stringify(value) ?? ''];
   if (value instanceof Error) parts.push(value.message, value.stack ?? '');
   for (const p of parts) assert.ok(!p.includes(MARKER), 'plaintext reached an error or report');
+}
+
+/** Makes `target` hold what `source` holds (own members defined, never set: an own "__proto__" stays a member). */
+function replaceContents(target: object, source: unknown): void {
+  if (Array.isArray(target)) {
+    target.length = 0;
+    target.push(...(source as unknown[]));
+    return;
+  }
+  for (const k of Reflect.ownKeys(target)) Reflect.deleteProperty(target, k);
+  for (const [k, v] of Object.entries(source as object)) {
+    Object.defineProperty(target, k, { value: v, enumerable: true, writable: true, configurable: true });
+  }
+}
+
+/** What a body transform made of a JSON value: its report, and the value its output body holds. */
+export interface ValueTransform {
+  report: TransformReport;
+  value: unknown;
+}
+
+/** Runs a body transform on the JSON text of `value` and parses what it answers (the value itself when unchanged). */
+async function onValue(
+  value: unknown,
+  route: CompiledRoute,
+  rules: readonly FieldRule[],
+  run: (body: ReturnType<typeof scanJsonBody>) => Promise<TransformReport>,
+): Promise<ValueTransform> {
+  const bytes = Buffer.from(JSON.stringify(value), 'utf8');
+  const report = await run(scanJsonBody(bytes, 'application/json', route.limits, planFor(rules)));
+  return { report, value: report.body === undefined ? value : JSON.parse(report.body.toString('utf8')) };
+}
+
+/** encryptRequestFields on the JSON text of a value. */
+export function encryptValue(value: unknown, req: TransformRequest): Promise<ValueTransform> {
+  return onValue(value, req.route, req.route.request, (body) => encryptRequestFields(body, req));
+}
+
+/** decryptResponseFields on the JSON text of a value. */
+export function decryptValue(value: unknown, req: TransformRequest & { caller: Caller }): Promise<ValueTransform> {
+  return onValue(value, req.route, req.route.response, (body) => decryptResponseFields(body, req));
+}
+
+/**
+ * encryptRequestFields on a document, written back into it in place when the
+ * body changed: the tests read documents, the transforms read and write bytes.
+ */
+export async function encryptDoc(doc: object, req: TransformRequest): Promise<TransformReport> {
+  const { report, value } = await encryptValue(doc, req);
+  if (report.body !== undefined) replaceContents(doc, value);
+  return report;
+}
+
+/** decryptResponseFields on a document, in place (see {@link encryptDoc}). */
+export async function decryptDoc(doc: object, req: TransformRequest & { caller: Caller }): Promise<TransformReport> {
+  const { report, value } = await decryptValue(doc, req);
+  if (report.body !== undefined) replaceContents(doc, value);
+  return report;
 }

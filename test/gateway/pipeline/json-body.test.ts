@@ -1,14 +1,24 @@
-/** Body parsing: media type, size, UTF-8, depth and syntax are typed 4xx errors that never quote the body. */
+/** Body checks: media type, size, UTF-8, depth and syntax are typed 4xx errors that never quote the body. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { KcmError } from '../../../common/src/errors.ts';
-import { isJsonMediaType, parseJsonBody } from '../../../gateway/src/pipeline/json-body.ts';
+import { nodeValue } from '../../../gateway/src/pipeline/field-targets.ts';
+import { isJsonMediaType, scanJsonBody } from '../../../gateway/src/pipeline/json-body.ts';
+import { compilePlan } from '../../../gateway/src/pipeline/json-scan.ts';
+import type { BodyLimits } from '../../../gateway/src/policy/policy-types.ts';
 import { DEFAULT_LIMITS } from '../../../gateway/src/policy/policy-types.ts';
 import { MARKER } from './helpers.ts';
 
 const JSON_TYPE = 'application/json';
 const body = (s: string) => Buffer.from(s, 'utf8');
+const NO_PLAN = compilePlan([]);
+
+/** The whole body's value, through the checks and the scan. */
+function parseJsonBody(bytes: Uint8Array, type: string | undefined, limits: BodyLimits): unknown {
+  const scanned = scanJsonBody(bytes, type, limits, NO_PLAN);
+  return nodeValue(scanned.bytes, scanned.root);
+}
 
 function code(fn: () => unknown): string {
   try {

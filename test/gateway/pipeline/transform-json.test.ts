@@ -2,14 +2,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseEnvelope } from '../../../common/src/format/envelope.ts';
-import {
-  decryptResponseFields,
-  encryptRequestFields,
-  type FieldDecryptionError,
-} from '../../../gateway/src/pipeline/transform-json.ts';
+import type { FieldDecryptionError } from '../../../gateway/src/pipeline/transform-json.ts';
 import type { KeyHandle } from '../../../native/index.ts';
 import {
   assertNoMarker,
+  decryptDoc,
+  encryptDoc,
   keysFor,
   MARKER,
   nativeCrypto,
@@ -106,7 +104,7 @@ describe('JSON field transform', () => {
     const keys = keysFor(crypto);
     const calls = countCalls(keys);
     const doc = order();
-    const enc = await encryptRequestFields(doc, request(orderRoute, keys, { params }));
+    const enc = await encryptDoc(doc, request(orderRoute, keys, { params }));
     assert.equal(enc.encrypted, 6);
     assert.equal(calls.seal, 1);
     assert.ok(!JSON.stringify(doc).includes(MARKER), 'no plaintext left in the forwarded body');
@@ -114,7 +112,7 @@ describe('JSON field transform', () => {
     assert.deepEqual(doc.items[1], { sku: 'x' });
     assert.equal(doc.items[2], null);
     assert.equal(parseEnvelope(doc.card.number).tenant, 'acme');
-    const dec = await decryptResponseFields(doc, { ...request(orderRoute, keys, { params }), caller: READER });
+    const dec = await decryptDoc(doc, { ...request(orderRoute, keys, { params }), caller: READER });
     assert.equal(dec.decrypted, 6);
     assert.equal(calls.open, 1);
     assert.deepEqual(doc, order());
@@ -123,10 +121,10 @@ describe('JSON field transform', () => {
   it('masks for callers who may not read, without decrypting, or passes the ciphertext where the rule says so', async () => {
     const keys = keysFor(crypto);
     const doc = order();
-    await encryptRequestFields(doc, request(orderRoute, keys, { params }));
+    await encryptDoc(doc, request(orderRoute, keys, { params }));
     const emailCt = doc.email;
     const calls = countCalls(keys);
-    const rep = await decryptResponseFields(doc, { ...request(orderRoute, keys, { params }), caller: STRANGER });
+    const rep = await decryptDoc(doc, { ...request(orderRoute, keys, { params }), caller: STRANGER });
     assert.equal(calls.open, 0, 'no decryption for a caller who gets masks and ciphertext');
     assert.deepEqual({ masked: rep.masked, ciphertext: rep.ciphertext }, { masked: 5, ciphertext: 1 });
     assert.equal(doc.card.number, '####');
@@ -142,8 +140,8 @@ describe('JSON field transform', () => {
     });
     if (!route) throw new Error('route');
     const doc = { card: { number: `4111-${MARKER}` } };
-    await encryptRequestFields(doc, request(route, keys, { params }));
-    await decryptResponseFields(doc, { ...request(route, keys, { params }), caller: { roles: ['viewer', 'ops'] } });
+    await encryptDoc(doc, request(route, keys, { params }));
+    await decryptDoc(doc, { ...request(route, keys, { params }), caller: { roles: ['viewer', 'ops'] } });
     assert.equal(doc.card.number, `4111-${MARKER}`);
   });
 
@@ -151,7 +149,7 @@ describe('JSON field transform', () => {
     const keys = keysFor(crypto);
     const doc = { card: { number: 'x' }, email: `clear ${MARKER}` };
     const err = await rejectsCode(
-      decryptResponseFields(doc, { ...request(orderRoute, keys, { params }), caller: STRANGER }),
+      decryptDoc(doc, { ...request(orderRoute, keys, { params }), caller: STRANGER }),
       'field_decryption_failed',
     );
     assert.deepEqual((err as FieldDecryptionError).failures, [
@@ -163,11 +161,11 @@ describe('JSON field transform', () => {
   it('refuses a ciphertext moved to another tenant, field or record, opaquely, with the reason for the audit log', async () => {
     const keys = keysFor(crypto);
     const a = order();
-    await encryptRequestFields(a, request(orderRoute, keys, { params }));
+    await encryptDoc(a, request(orderRoute, keys, { params }));
     const g = order();
-    await encryptRequestFields(g, request(orderRoute, keys, { params, tenant: 'globex' }));
+    await encryptDoc(g, request(orderRoute, keys, { params, tenant: 'globex' }));
     const b = order();
-    await encryptRequestFields(b, request(orderRoute, keys, { params: { id: 'o-2' } }));
+    await encryptDoc(b, request(orderRoute, keys, { params: { id: 'o-2' } }));
     const swaps: [string, (d: ReturnType<typeof order>) => void, string][] = [
       ['tenant', (d) => (d.card.number = g.card.number), 'wrong_tenant'],
       ['field', (d) => (d.card.number = a.email), 'auth_failed'],
@@ -178,7 +176,7 @@ describe('JSON field transform', () => {
       const d = structuredClone(a);
       swap(d);
       const err = await rejectsCode(
-        decryptResponseFields(d, { ...request(orderRoute, keys, { params }), caller: READER }),
+        decryptDoc(d, { ...request(orderRoute, keys, { params }), caller: READER }),
         'field_decryption_failed',
       );
       assert.equal(err.status, 422);
@@ -198,50 +196,47 @@ describe('JSON field transform', () => {
         { id: 7, ssn: `222-${MARKER}` },
       ],
     };
-    await encryptRequestFields(doc, request(peopleRoute, keys));
+    await encryptDoc(doc, request(peopleRoute, keys));
     const reordered = { people: [doc.people[1], doc.people[0]] };
-    await decryptResponseFields(reordered, { ...request(peopleRoute, keys), caller: READER });
+    await decryptDoc(reordered, { ...request(peopleRoute, keys), caller: READER });
     assert.deepEqual(
       reordered.people.map((p) => p?.ssn),
       [`222-${MARKER}`, `111-${MARKER}`],
     );
-    await encryptRequestFields(doc, request(peopleRoute, keys));
+    await encryptDoc(doc, request(peopleRoute, keys));
     const [p0, p1] = doc.people;
     if (!p0 || !p1) throw new Error('fixture');
     [p0.ssn, p1.ssn] = [p1.ssn, p0.ssn];
     const err = await rejectsCode(
-      decryptResponseFields(doc, { ...request(peopleRoute, keys), caller: READER }),
+      decryptDoc(doc, { ...request(peopleRoute, keys), caller: READER }),
       'field_decryption_failed',
     );
     assert.deepEqual(
       (err as FieldDecryptionError).failures.map((f) => f.path),
       ['$.people[0].ssn', '$.people[1].ssn'],
     );
-    await rejectsCode(
-      encryptRequestFields({ people: [{ ssn: MARKER }] }, request(peopleRoute, keys)),
-      'selector_missing',
-    );
+    await rejectsCode(encryptDoc({ people: [{ ssn: MARKER }] }, request(peopleRoute, keys)), 'selector_missing');
   });
 
   it('decrypts a field written by one route through another route of the same policy', async () => {
     const keys = keysFor(crypto);
     const one = { card: { number: `4111-${MARKER}` } };
-    await encryptRequestFields(one, request(orderRoute, keys, { params }));
+    await encryptDoc(one, request(orderRoute, keys, { params }));
     const list: { orders: { card: { number?: string } }[] } = {
       orders: [one, { card: {} }, { card: { number: one.card.number } }],
     };
-    await decryptResponseFields(list, { ...request(listRoute, keys), caller: READER });
+    await decryptDoc(list, { ...request(listRoute, keys), caller: READER });
     assert.equal(list.orders[2]?.card.number, `4111-${MARKER}`);
   });
 
   it('masks a failed field where the rule says onFailure "mask", and reports it', async () => {
     const keys = keysFor(crypto);
     const doc = order();
-    await encryptRequestFields(doc, request(orderRoute, keys, { params }));
+    await encryptDoc(doc, request(orderRoute, keys, { params }));
     const note = doc.items[0];
     if (!note?.note) throw new Error('fixture');
     note.note = doc.email;
-    const rep = await decryptResponseFields(doc, { ...request(orderRoute, keys, { params }), caller: READER });
+    const rep = await decryptDoc(doc, { ...request(orderRoute, keys, { params }), caller: READER });
     assert.equal(doc.items[0]?.note, '####');
     assert.deepEqual(rep.failures, [{ path: '$.items[0].note', field: 'note', reason: 'auth_failed' }]);
     assert.equal(doc.items[3]?.note, `second ${MARKER}`);
@@ -250,19 +245,16 @@ describe('JSON field transform', () => {
   it('applies onMissing and nonString, and refuses unexpected shapes whatever onMissing says', async () => {
     const keys = keysFor(crypto);
     const req = request(orderRoute, keys, { params });
-    await rejectsCode(encryptRequestFields({ card: {} }, req), 'selector_missing');
-    await rejectsCode(encryptRequestFields({ card: { number: null } }, req), 'selector_missing');
-    const e1 = await rejectsCode(encryptRequestFields({ card: { number: 4111 } }, req), 'selector_type_mismatch');
+    await rejectsCode(encryptDoc({ card: {} }, req), 'selector_missing');
+    await rejectsCode(encryptDoc({ card: { number: null } }, req), 'selector_missing');
+    const e1 = await rejectsCode(encryptDoc({ card: { number: 4111 } }, req), 'selector_type_mismatch');
     assert.equal(e1.detail, '$.card.number is a number');
-    await rejectsCode(encryptRequestFields({ card: `4111 ${MARKER}` }, req), 'selector_type_mismatch');
-    await rejectsCode(
-      encryptRequestFields({ card: { number: 'x' }, items: { note: MARKER } }, req),
-      'selector_type_mismatch',
-    );
-    await rejectsCode(encryptRequestFields([MARKER], req), 'selector_type_mismatch');
-    await rejectsCode(encryptRequestFields({ card: { number: `\ud800${MARKER}` } }, req), 'selector_type_mismatch');
+    await rejectsCode(encryptDoc({ card: `4111 ${MARKER}` }, req), 'selector_type_mismatch');
+    await rejectsCode(encryptDoc({ card: { number: 'x' }, items: { note: MARKER } }, req), 'selector_type_mismatch');
+    await rejectsCode(encryptDoc([MARKER], req), 'selector_type_mismatch');
+    await rejectsCode(encryptDoc({ card: { number: `\ud800${MARKER}` } }, req), 'selector_type_mismatch');
     const skipped = { card: { number: 'x' }, items: [] };
-    assert.equal((await encryptRequestFields(skipped, req)).encrypted, 1);
+    assert.equal((await encryptDoc(skipped, req)).encrypted, 1);
   });
 
   it('selects own members only: never the prototype, always an own "__proto__"', async () => {
@@ -285,7 +277,7 @@ describe('JSON field transform', () => {
     });
     if (!route) throw new Error('route');
     const doc = JSON.parse(`{"__proto__": "${MARKER}"}`) as Record<string, unknown>;
-    const rep = await encryptRequestFields(doc, request(route, keys));
+    const rep = await encryptDoc(doc, request(route, keys));
     assert.equal(rep.encrypted, 1);
     assert.ok(Object.hasOwn(doc, '__proto__'));
     assert.ok(!JSON.stringify(doc).includes(MARKER));
@@ -301,14 +293,14 @@ describe('JSON field transform', () => {
       routes: [{ method: 'POST', path: '/', upstream: 'http://h', request: [{ select: '$[*]' }] }],
     });
     if (!route) throw new Error('route');
-    await rejectsCode(encryptRequestFields([MARKER, MARKER, MARKER, MARKER], request(route, keys)), 'too_many_fields');
-    assert.equal((await encryptRequestFields(['a', 'b', 'c'], request(route, keys))).encrypted, 3);
+    await rejectsCode(encryptDoc([MARKER, MARKER, MARKER, MARKER], request(route, keys)), 'too_many_fields');
+    assert.equal((await encryptDoc(['a', 'b', 'c'], request(route, keys))).encrypted, 3);
   });
 
   it('awaits a key provider that answers with promises (a cold lease cache)', async () => {
     const keys = keysFor(crypto);
     const doc = order();
-    await encryptRequestFields(doc, request(orderRoute, keys, { params }));
+    await encryptDoc(doc, request(orderRoute, keys, { params }));
     let asked = 0;
     const cold = {
       encryptKey: async (t: string, k: string) => keys.encryptKey(t, k),
@@ -317,11 +309,11 @@ describe('JSON field transform', () => {
         return keys.decryptKey(ref);
       },
     };
-    await decryptResponseFields(doc, { route: orderRoute, tenant: 'acme', params, keys: cold, caller: READER });
+    await decryptDoc(doc, { route: orderRoute, tenant: 'acme', params, keys: cold, caller: READER });
     assert.equal(asked, 1, 'one lookup per key version');
     assert.deepEqual(doc, order());
     const again = order();
-    await encryptRequestFields(again, { route: orderRoute, tenant: 'acme', params, keys: cold });
+    await encryptDoc(again, { route: orderRoute, tenant: 'acme', params, keys: cold });
     assert.equal(parseEnvelope(again.card.number).keyId, 'k');
   });
 
@@ -330,9 +322,9 @@ describe('JSON field transform', () => {
     const [otherRoute] = routesOf({ ...policy, key: 'other' });
     if (!otherRoute) throw new Error('route');
     const doc = { card: { number: MARKER } };
-    await encryptRequestFields(doc, request(otherRoute, keys, { params }));
+    await encryptDoc(doc, request(otherRoute, keys, { params }));
     const err = await rejectsCode(
-      decryptResponseFields(doc, { ...request(orderRoute, keys, { params }), caller: READER }),
+      decryptDoc(doc, { ...request(orderRoute, keys, { params }), caller: READER }),
       'field_decryption_failed',
     );
     assert.equal((err as FieldDecryptionError).failures[0]?.reason, 'unknown_key');

@@ -148,6 +148,8 @@ describe('proxy faults', () => {
       [json, `{"card": {"number": "${MARKER}"}, "pad": "${'x'.repeat(300_000)}"}`],
       [json, `{"card": {"number": ["${MARKER}"]}}`],
       [json, `{"card": {"number": "${MARKER}", "x": "\ud800"}}`],
+      [json, `{"card": {"number": "${MARKER}", "number": "x"}}`],
+      [json, `{"card": {"number": "x", "\\u006eumber": "${MARKER}"}}`],
       [json, doc],
     ];
     const answers: string[] = [];

@@ -2,7 +2,8 @@
  * The policy reverse proxy against a real upstream: passthrough byte
  * identity (no parse, no re-serialisation, hop-by-hop headers dropped,
  * x-forwarded-for and the correlation id added), encryption on the way in
- * (the upstream never sees the plaintext), decryption on the way out for an
+ * (the upstream never sees the plaintext; only the selected values change,
+ * a repeated selected member is refused), decryption on the way out for an
  * allowed reader vs mask / ciphertext for others, tenant sources, body limits.
  */
 import assert from 'node:assert/strict';
@@ -73,6 +74,47 @@ describe('proxy routes', () => {
     const env = parseEnvelope(stored.card.number);
     assert.deepEqual([env.tenant, env.keyId], ['t1', 'orders']);
     assert.equal(got.headers['content-length'], String(got.body.length), 'length of the new body');
+  });
+
+  it('changes only the selected values, both ways: every other byte goes through as it was sent', async () => {
+    // A 20-digit id (beyond 2^53), 1.50 and -0, spacing, key order, escapes elsewhere: a parse and
+    // re-serialisation would change each of them.
+    const head = '{ "id" : 12345678901234567890, "price": 1.50, "z": -0,\n  "card" : {"brand":"vi\\u0073a", "number":  ';
+    const tail = ' },\t"note": "caf\\u00e9 \\/" }\n';
+    const created = await call(f, `${f.base.uws}/orders`, {
+      headers: { 'content-type': 'application/json' },
+      body: `${head}"${CARD}"${tail}`,
+    });
+    assert.equal(created.status, 201);
+    const id = created.json().id as string;
+    const stored = f.up.orders.get(id) as string;
+    assert.ok(stored.startsWith(head) && stored.endsWith(tail), 'only the card number changed on the way in');
+    const envelope = stored.slice(head.length + 1, stored.length - tail.length - 1);
+    assert.equal(parseEnvelope(envelope).tenant, 't1');
+
+    const reader = await call(f, `${f.base.uws}/orders/${id}`, { headers: { 'x-okcm-caller': 'billing' } });
+    assert.equal(reader.body.toString('utf8'), `${head}"${CARD}"${tail}`, 'and only it changed on the way out');
+  });
+
+  it('refuses a body that repeats a selected member: no consumer may read a clear duplicate', async () => {
+    const before = f.up.received.length;
+    for (const body of [
+      `{"card": {"number": "x", "number": "${CARD}"}}`,
+      `{"card": {"number": "${CARD}"}, "card": {"number": "x"}}`,
+      `{"card": {"number": "x", "\\u006eumber": "${CARD}"}}`,
+    ]) {
+      const r = await call(f, `${f.base.uws}/orders`, { headers: { 'content-type': 'application/json' }, body });
+      assert.equal(r.status, 400, body);
+      assert.equal(r.json().error.code, 'json_duplicate_key');
+      assert.ok(!r.body.toString().includes('4111'));
+    }
+    assert.equal(f.up.received.length, before, 'nothing was forwarded');
+    // A repeat off the selected paths is the upstream's business.
+    const ok = await call(f, `${f.base.uws}/orders`, {
+      headers: { 'content-type': 'application/json' },
+      body: `{"card": {"number": "${CARD}", "brand": "a", "brand": "b"}, "x": 1, "x": 2}`,
+    });
+    assert.equal(ok.status, 201);
   });
 
   it('decrypts for an allowed reader; masks or passes ciphertext for others', async () => {
