@@ -143,7 +143,6 @@ impl Slab {
         }) else {
             return;
         };
-        let can_release = self.pages.len() > 1;
         let Some(page) = self.pages.get_mut(index) else {
             return;
         };
@@ -152,7 +151,10 @@ impl Slab {
             page.used &= !(1u128 << slot);
             self.live -= 1;
         }
-        if page.used == 0 && can_release {
+        // Keep one empty page: with every other page full, a transient data key
+        // would otherwise map, lock, unlock and unmap a page on every call.
+        let empty = self.pages.iter().filter(|p| p.used == 0).count();
+        if empty > 1 {
             let page = self.pages.swap_remove(index);
             let p = page.base.as_ptr().cast::<c_void>();
             // SAFETY: the page is our own PAGE_LEN mapping, every slot on it is
@@ -371,6 +373,28 @@ mod tests {
         }
         // SAFETY: geteuid has no preconditions and cannot fail.
         unsafe { geteuid() == 0 }
+    }
+
+    #[test]
+    fn slab_keeps_one_empty_page() {
+        let mut slab = Slab {
+            pages: Vec::new(),
+            live: 0,
+            lock_error: None,
+        };
+        let full: Vec<NonNull<u8>> = (0..128).map(|_| slab.alloc().unwrap().0).collect();
+        assert_eq!(slab.pages.len(), 1);
+        // A transient slot past a full page maps a second page once and keeps it.
+        for _ in 0..3 {
+            let (t, _) = slab.alloc().unwrap();
+            slab.free(t);
+            assert_eq!(slab.pages.len(), 2);
+        }
+        // Emptying the first page too leaves two empty pages: one is released.
+        for a in full {
+            slab.free(a);
+        }
+        assert_eq!((slab.pages.len(), slab.live), (1, 0));
     }
 
     #[test]
