@@ -24,6 +24,8 @@ export const CODEC_STRING = 1;
 export const CODEC_JSON = 2;
 
 const prefixes = new WeakMap<FieldRule, Buffer>();
+/** The whole context of rules that bind no record id (it never varies). */
+const unbound = new WeakMap<FieldRule, Buffer>();
 
 /** The fixed part of a rule's context (cached per rule object). */
 function prefixOf(policyId: string, rule: FieldRule): Buffer {
@@ -46,12 +48,20 @@ function prefixOf(policyId: string, rule: FieldRule): Buffer {
 
 /**
  * The context for a field of `rule` in policy `policyId`, bound to
- * `recordId` when the rule names one. Throws KcmError
+ * `recordId` when the rule names one. The buffer may be shared between
+ * calls: callers must not write to it. Throws KcmError
  * `selector_type_mismatch` for a record id over {@link MAX_RECORD_ID_BYTES}.
  */
 export function fieldContext(policyId: string, rule: FieldRule, recordId: string | undefined): Buffer {
+  if (recordId === undefined) {
+    let ctx = unbound.get(rule);
+    if (!ctx) {
+      ctx = Buffer.concat([prefixOf(policyId, rule), Buffer.from([0])]);
+      unbound.set(rule, ctx);
+    }
+    return ctx;
+  }
   const prefix = prefixOf(policyId, rule);
-  if (recordId === undefined) return Buffer.concat([prefix, Buffer.from([0])]);
   const id = Buffer.from(recordId, 'utf8');
   if (id.length > MAX_RECORD_ID_BYTES) {
     throw new KcmError('selector_type_mismatch', `record id longer than ${MAX_RECORD_ID_BYTES} bytes`);
