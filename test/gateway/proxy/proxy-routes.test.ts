@@ -79,7 +79,8 @@ describe('proxy routes', () => {
   it('changes only the selected values, both ways: every other byte goes through as it was sent', async () => {
     // A 20-digit id (beyond 2^53), 1.50 and -0, spacing, key order, escapes elsewhere: a parse and
     // re-serialisation would change each of them.
-    const head = '{ "id" : 12345678901234567890, "price": 1.50, "z": -0,\n  "card" : {"brand":"vi\\u0073a", "number":  ';
+    const head =
+      '{ "id" : 12345678901234567890, "price": 1.50, "z": -0,\n  "card" : {"brand":"vi\\u0073a", "number":  ';
     const tail = ' },\t"note": "caf\\u00e9 \\/" }\n';
     const created = await call(f, `${f.base.uws}/orders`, {
       headers: { 'content-type': 'application/json' },
