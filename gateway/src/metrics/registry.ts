@@ -24,7 +24,11 @@ function labelKey(labelNames: readonly string[], labels: Labels): string {
   return key.slice(0, -1);
 }
 
+const NEEDS_ESCAPE = /[\\\n"]/;
+
 function escapeLabel(v: string): string {
+  // Label values are route names and status codes: almost never anything to escape (one test, no copies).
+  if (!NEEDS_ESCAPE.test(v)) return v;
   return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
 }
 
