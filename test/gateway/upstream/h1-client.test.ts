@@ -122,6 +122,15 @@ describe('upstream HTTP/1.1 client', () => {
     const empty = await p.request({ method: 'POST', path: '/e', headers: {} });
     assert.equal(empty.status, 200);
     assert.equal(seen.requests.at(-1)?.headers['content-length'], '0');
+    // Bodies on both sides of the one-buffer limit (16 KB) arrive whole, on the same connection.
+    for (const size of [16 * 1024, 16 * 1024 + 1, 200_000]) {
+      const body = Buffer.alloc(size, 'x');
+      const r = await p.request({ method: 'PUT', path: `/big/${size}`, headers: {}, body });
+      assert.equal(r.status, 200);
+      assert.equal(seen.requests.at(-1)?.body, body.toString(), `${size} bytes`);
+      assert.equal(seen.requests.at(-1)?.headers['content-length'], String(size));
+    }
+    assert.equal(seen.sockets.size, 1, 'still one connection');
   });
 
   it('chunked answers are read whole; Connection: close answers drop the connection', async () => {
