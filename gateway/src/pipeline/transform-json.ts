@@ -63,6 +63,8 @@ export interface TransformReport {
   /** The new body, or undefined when no value changed. */
   body: Buffer | undefined;
   encrypted: number;
+  /** The L3 key version the encrypted fields are sealed under (when `encrypted` > 0). */
+  keyVersion?: number;
   decrypted: number;
   /** Fields replaced by a mask (non-reader, or onFailure "mask"). */
   masked: number;
@@ -186,6 +188,7 @@ export async function encryptRequestFields(body: ScannedJson, req: TransformRequ
       throw new KcmError('internal_error', 'the key provider returned a key of another tenant or key id');
     }
     const sealed = encryptFields(key.handle, key.ref, plaintexts, contexts);
+    report.keyVersion = key.ref.keyVersion;
     // Envelopes are "okcm:" plus base64url: nothing in them needs a JSON escape.
     report.body = spliceJson(
       body.bytes,

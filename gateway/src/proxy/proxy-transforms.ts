@@ -82,27 +82,12 @@ export async function encryptRequestBody(
     throw new KcmError('unsupported_media_type', 'a compressed body cannot be encrypted');
   }
   const body = scanJsonBody(raw, ctx.headers['content-type'], route.limits, planFor(route.request));
-  let version = 0;
-  const counting: FieldKeyProvider = {
-    encryptKey(t, k) {
-      const key = fieldKeys.encryptKey(t, k);
-      if (!('then' in key)) {
-        version = key.ref.keyVersion;
-        return key;
-      }
-      return key.then((resolved) => {
-        version = resolved.ref.keyVersion;
-        return resolved;
-      });
-    },
-    decryptKey: (ref) => fieldKeys.decryptKey(ref),
-  };
-  const report = await encryptRequestFields(body, { route, tenant, params: ctx.params, keys: counting });
-  if (report.body === undefined) return;
+  const report = await encryptRequestFields(body, { route, tenant, params: ctx.params, keys: fieldKeys });
+  if (report.body === undefined || report.keyVersion === undefined) return;
   proxyState(ctx).body = report.body;
   // The received bytes hold the plaintext: wipe them now that the ciphertext body exists.
   raw.fill(0);
-  keys.recordEncryptions?.(tenant, route.keyId, version, 1);
+  keys.recordEncryptions?.(tenant, route.keyId, report.keyVersion, 1);
 }
 
 /** The route with every response rule's onMissing set to skip (for non-2xx answers), cached. */

@@ -106,6 +106,7 @@ describe('JSON field transform', () => {
     const doc = order();
     const enc = await encryptDoc(doc, request(orderRoute, keys, { params }));
     assert.equal(enc.encrypted, 6);
+    assert.equal(enc.keyVersion, 1, 'the version the proxy reports as one L3 use');
     assert.equal(calls.seal, 1);
     assert.ok(!JSON.stringify(doc).includes(MARKER), 'no plaintext left in the forwarded body');
     assert.equal(doc.total, 17);
