@@ -18,7 +18,7 @@
 import { KcmError } from '../../../common/src/errors.ts';
 import type { FieldRule } from '../policy/policy-types.ts';
 import { formatSegments, type Selector, type SelectorSegment } from '../policy/selector.ts';
-import type { JsonNode } from './json-scan.ts';
+import { type JsonNode, utf8Text } from './json-scan.ts';
 
 /** One selected value (never absent or null) and its place in the body. */
 export interface FieldTarget {
@@ -29,17 +29,12 @@ export interface FieldTarget {
   indices: number[];
 }
 
-/** The text of a value's bytes. */
-function textOf(body: Uint8Array, node: JsonNode): string {
-  return Buffer.from(body.buffer, body.byteOffset + node.start, node.end - node.start).toString('utf8');
-}
-
 /** The JavaScript value of a scanned node, as JSON.parse would give it. */
 export function nodeValue(body: Uint8Array, node: JsonNode): unknown {
   if (node.type === 'string' && node.escaped !== true) {
-    return Buffer.from(body.buffer, body.byteOffset + node.start + 1, node.end - node.start - 2).toString('utf8');
+    return utf8Text(body, node.start + 1, node.end - 1);
   }
-  return JSON.parse(textOf(body, node));
+  return JSON.parse(utf8Text(body, node.start, node.end));
 }
 
 /** The selector with each `[*]` replaced by the index taken there, e.g. `$.items[3].card`. */

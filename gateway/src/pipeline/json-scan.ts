@@ -110,6 +110,11 @@ function isDigit(c: number | undefined): boolean {
   return c !== undefined && c >= ZERO && c <= NINE;
 }
 
+/** The UTF-8 text of `b[start, end)` (a view, no copy of the bytes). */
+export function utf8Text(b: Uint8Array, start: number, end: number): string {
+  return Buffer.from(b.buffer, b.byteOffset + start, end - start).toString('utf8');
+}
+
 /** The planned name whose UTF-8 bytes are exactly `b[from, to)`, if any. */
 function matchName(b: Uint8Array, from: number, to: number, names: NonNullable<PlanNode['names']>) {
   const n = to - from;
@@ -226,7 +231,7 @@ class Scanner {
     if (plan?.names !== undefined) {
       let name: string | undefined;
       if (this.escaped) {
-        name = JSON.parse(Buffer.from(b.buffer, b.byteOffset + i, end - i).toString('utf8')) as string;
+        name = JSON.parse(utf8Text(b, i, end)) as string;
         childPlan = plan.members?.get(name);
       } else {
         const found = matchName(b, i + 1, end - 1, plan.names);
