@@ -128,14 +128,9 @@ export class ResponseParser {
           buf = rest;
           break;
         }
-        case State.Fixed: {
-          const n = Math.min(this.#remaining, buf.length);
-          this.#body(buf.subarray(0, n));
-          this.#remaining -= n;
-          buf = buf.subarray(n);
-          if (this.#remaining === 0) this.#state = State.Done;
+        case State.Fixed:
+          buf = this.#counted(buf, State.Done);
           break;
-        }
         case State.ChunkSize:
         case State.Trailers: {
           const line = this.#line(buf);
@@ -151,14 +146,9 @@ export class ResponseParser {
           this.#state = this.#remaining === 0 ? State.Trailers : State.ChunkData;
           break;
         }
-        case State.ChunkData: {
-          const n = Math.min(this.#remaining, buf.length);
-          this.#body(buf.subarray(0, n));
-          this.#remaining -= n;
-          buf = buf.subarray(n);
-          if (this.#remaining === 0) this.#state = State.ChunkEnd;
+        case State.ChunkData:
+          buf = this.#counted(buf, State.ChunkEnd);
           break;
-        }
         case State.ChunkEnd: {
           const line = this.#line(buf);
           if (line === undefined) return undefined;
@@ -195,6 +185,15 @@ export class ResponseParser {
     const parts = this.#parts;
     const body = parts.length === 0 ? EMPTY : parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
     return { status: this.#status, headers: this.#headers, body, keepAlive: this.#keepAlive };
+  }
+
+  /** Takes up to #remaining body bytes from `buf` (moving to `then` when none remain); returns the rest. */
+  #counted(buf: Buffer, then: State): Buffer {
+    const n = Math.min(this.#remaining, buf.length);
+    this.#body(buf.subarray(0, n));
+    this.#remaining -= n;
+    if (this.#remaining === 0) this.#state = then;
+    return buf.subarray(n);
   }
 
   #body(b: Buffer): void {
