@@ -21,7 +21,14 @@
  *   arrived is retried once on a new connection when its method is
  *   idempotent (the upstream may have closed the idle connection as we wrote).
  * - Idle connections are closed after `keepAliveTimeoutMs`, or at once when
- *   the upstream closes them or sends unsolicited bytes.
+ *   the upstream closes them or sends unsolicited bytes. An upstream that
+ *   announces its own idle limit (`Keep-Alive: timeout=N`, RFC 9112 §9.3 /
+ *   the Keep-Alive header of RFC 2068) shortens it to N s less
+ *   {@link KEEP_ALIVE_MARGIN_MS}; with N ≤ 1 the connection is not reused.
+ *   A connection is never taken from the idle list past its limit, so a
+ *   request (POST included, which is not retried) is not written onto a
+ *   connection the upstream is about to close: e.g. Gunicorn closes after 2 s,
+ *   Node's http server after 5 s.
  */
 import net from 'node:net';
 import tls from 'node:tls';
@@ -56,6 +63,22 @@ export interface H1PoolOptions {
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const BAD_VALUE = /[\0\r\n]/;
 const BAD_TARGET = /[\0-\x20\x7f]/;
+/** How long before an upstream's announced keep-alive timeout the gateway stops reusing the connection. */
+export const KEEP_ALIVE_MARGIN_MS = 1000;
+const KEEP_ALIVE_TIMEOUT = /(?:^|[,;\s])timeout\s*=\s*"?(\d{1,9})/i;
+
+/**
+ * How long a connection may stay idle after this answer: `defaultMs`, or less
+ * when the upstream announced `Keep-Alive: timeout=N` (N s − the margin; 0:
+ * do not reuse). Malformed or absent values leave `defaultMs`.
+ */
+export function idleLimitMs(keepAlive: string | string[] | undefined, defaultMs: number): number {
+  if (keepAlive === undefined) return defaultMs;
+  const m = KEEP_ALIVE_TIMEOUT.exec(typeof keepAlive === 'string' ? keepAlive : keepAlive.join(','));
+  if (!m) return defaultMs;
+  return Math.max(0, Math.min(defaultMs, Number(m[1]) * 1000 - KEEP_ALIVE_MARGIN_MS));
+}
+
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
 
@@ -104,6 +127,8 @@ class Conn {
   ready = false;
   reused = false;
   idleSince = 0;
+  /** Idle time after which this connection is not reused (idleLimitMs of its last answer). */
+  idleLimit = 0;
   #x: Exchange | undefined;
   #parser: ResponseParser | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -117,6 +142,7 @@ class Conn {
     x: Exchange,
   ) {
     const o = pool.options;
+    this.idleLimit = o.keepAliveTimeoutMs;
     const url = pool.origin;
     const port = Number(url.port) || (url.protocol === 'https:' ? 443 : 80);
     const host = url.hostname.replace(/^\[|\]$/g, '');
@@ -242,7 +268,8 @@ class Conn {
     this.#x = undefined;
     this.#parser = undefined;
     x.done = true;
-    if (res.keepAlive) this.pool.release(this);
+    this.idleLimit = res.keepAlive ? idleLimitMs(res.headers['keep-alive'], this.pool.options.keepAliveTimeoutMs) : 0;
+    if (this.idleLimit > 0) this.pool.release(this);
     else this.socket.destroy();
     x.resolve(res);
   }
@@ -351,8 +378,7 @@ export class H1Pool {
       return;
     }
     if (!fresh) {
-      let c = this.#idle.pop();
-      while (c?.socket.destroyed) c = this.#idle.pop();
+      const c = this.#takeIdle();
       if (c) {
         c.start(x);
         return;
@@ -363,6 +389,18 @@ export class H1Pool {
       return;
     }
     this.#queue.push(x);
+  }
+
+  /** The most recently used idle connection still within its idle limit; stale ones are closed on the way. */
+  #takeIdle(): Conn | undefined {
+    if (this.#idle.length === 0) return undefined;
+    const now = Date.now();
+    for (let c = this.#idle.pop(); c; c = this.#idle.pop()) {
+      if (!c.socket.destroyed && now - c.idleSince < c.idleLimit) return c;
+      this.forget(c);
+      c.socket.destroy();
+    }
+    return undefined;
   }
 
   /** @internal A connection finished its exchange and may be reused. */
@@ -393,14 +431,18 @@ export class H1Pool {
     if (next) this.dispatch(next, true);
   }
 
-  /** Closes idle connections past keepAliveTimeoutMs (a timer runs only while some are idle). */
+  /**
+   * Closes idle connections past their idle limit (a timer runs only while
+   * some are idle). Only frees them: #takeIdle never hands out a stale one,
+   * whenever the sweep runs.
+   */
   #sweep(): void {
     if (this.#sweeper) return;
     const every = Math.max(50, Math.min(1000, Math.floor(this.options.keepAliveTimeoutMs / 2)));
     this.#sweeper = setInterval(() => {
-      const limit = Date.now() - this.options.keepAliveTimeoutMs;
+      const now = Date.now();
       for (const c of [...this.#idle]) {
-        if (c.idleSince <= limit) {
+        if (now - c.idleSince >= c.idleLimit) {
           this.forget(c);
           c.socket.destroy();
         }

@@ -14,7 +14,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { makeTestPki } from '../../../common/src/pki/index.ts';
-import { H1Pool, type H1PoolOptions } from '../../../gateway/src/upstream/h1-client.ts';
+import {
+  H1Pool,
+  type H1PoolOptions,
+  idleLimitMs,
+  KEEP_ALIVE_MARGIN_MS,
+} from '../../../gateway/src/upstream/h1-client.ts';
 import { UpstreamFailure } from '../../../gateway/src/upstream/upstream-failure.ts';
 
 const OPTS: H1PoolOptions = {
@@ -278,6 +283,48 @@ describe('upstream HTTP/1.1 client', () => {
     await until(() => p.size === 0);
     await p.close();
     assert.equal(await kindOf(p.request({ method: 'GET', path: '/', headers: {} })), 'unavailable');
+  });
+
+  it("the upstream's Keep-Alive timeout bounds reuse: never reused past it less a margin, not reused at ≤ 1 s", async () => {
+    // Node's http server announces `Keep-Alive: timeout=N` (N = keepAliveTimeout in whole seconds) and closes then.
+    const seen = { sockets: new Set<net.Socket>(), requests: [] as never[] };
+    const server = echoServer(seen as never);
+    server.keepAliveTimeout = 2000;
+    const port = await listen(server);
+    const p = pool(port);
+    const post = () => p.request({ method: 'POST', path: '/', headers: {}, body: Buffer.from('{}') });
+    assert.equal((await post()).status, 200);
+    assert.equal((await post()).status, 200);
+    assert.equal(seen.sockets.size, 1, 'reused within the announced timeout');
+    // Past 2 s − margin the connection is not taken again (the sweeper may not have run yet).
+    await new Promise((r) => setTimeout(r, 2000 - KEEP_ALIVE_MARGIN_MS + 50));
+    assert.equal((await post()).status, 200);
+    assert.equal(seen.sockets.size, 2, 'a new connection, not the one the upstream closes at 2 s');
+
+    // An upstream announcing timeout=1 (or less) gets a new connection per request.
+    const seen1 = { sockets: new Set<net.Socket>(), requests: [] as never[] };
+    const short = echoServer(seen1 as never);
+    short.keepAliveTimeout = 1500;
+    const p1 = pool(await listen(short));
+    for (let i = 0; i < 3; i++) assert.equal((await p1.request({ method: 'GET', path: '/', headers: {} })).status, 200);
+    assert.equal(seen1.sockets.size, 3);
+  });
+
+  it('idleLimitMs reads timeout=N from Keep-Alive and never exceeds the configured limit', () => {
+    assert.equal(idleLimitMs(undefined, 4000), 4000);
+    assert.equal(idleLimitMs('timeout=5', 4000), 4000);
+    assert.equal(idleLimitMs('timeout=3', 4000), 2000);
+    assert.equal(idleLimitMs('max=100, timeout=2', 4000), 1000);
+    assert.equal(idleLimitMs('Timeout = 3 , max=5', 4000), 2000);
+    assert.equal(idleLimitMs(['max=5', 'timeout=3'], 4000), 2000);
+    assert.equal(idleLimitMs('timeout=1', 4000), 0);
+    assert.equal(idleLimitMs('timeout=0', 4000), 0);
+    assert.equal(idleLimitMs('timeout="3"', 4000), 2000);
+    // Not a timeout parameter, malformed, or absurd: the configured limit stands.
+    assert.equal(idleLimitMs('max=3', 4000), 4000);
+    assert.equal(idleLimitMs('xtimeout=1', 4000), 4000);
+    assert.equal(idleLimitMs('timeout=abc', 4000), 4000);
+    assert.equal(idleLimitMs('timeout=99999999999', 4000), 4000);
   });
 
   it('https upstream verified against the configured CA; an unknown CA is refused', async () => {
