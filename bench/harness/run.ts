@@ -123,6 +123,9 @@ async function main(): Promise<number> {
         await start('node-proxy', () =>
           startServe('node-proxy', 'node-proxy', cpu, { args: ['--upstream', String(app.ports.http)] }),
         );
+        await start('bare-forward', () =>
+          startServe('bare-forward', 'bare-forward', cpu, { args: ['--upstream', String(app.ports.http)] }),
+        );
         const p = await startProxy(app.ports.http as number, join(tmp, 'proxy'), cpu);
         if (p.server) servers.set('proxy', p.server);
         else missing.set('proxy', p.skip ?? 'proxy did not start');

@@ -13,6 +13,7 @@
  *  sample-app   the app behind the proxy  nginx   nginx reverse proxy → sample-app
  *  proxy        the gateway's policy proxy → sample-app (see ./proxy.ts)
  *  node-proxy   peer: the hand-written node:http + node:crypto + undici encrypting proxy (./node-proxy.ts)
+ *  bare-forward floor: uWS front + net.Socket to sample-app, no pipeline, no crypto (./bare-forward.ts)
  */
 import type { RequestSpec } from '../harness/clients.ts';
 import { STORED_NODE_ORDER } from './node-proxy.ts';
@@ -256,7 +257,9 @@ const h2: Factory[] = [
 /**
  * The proxy's scenarios: endpoint 0 the gateway proxy, 1 the sample app called
  * directly, 2 nginx, 3 the hand-written node:http encrypting proxy (`nodeSpec`:
- * its request, when it differs from the gateway's).
+ * its request, when it differs from the gateway's), 4 the bare uWS forwarder
+ * (./bare-forward.ts: the floor of a JavaScript proxy on the gateway's front,
+ * no crypto, the same bytes forwarded).
  */
 function proxyTrio(label: string, spec: RequestSpec, nodeSpec: RequestSpec = spec): Endpoint[] {
   return [
@@ -284,6 +287,14 @@ function proxyTrio(label: string, spec: RequestSpec, nodeSpec: RequestSpec = spe
       server: 'node-proxy',
       port: 'http',
       request: nodeSpec,
+    },
+    {
+      label: 'bare uWS forwarder, no crypto (floor)',
+      role: 'peer',
+      front: 'http1',
+      server: 'bare-forward',
+      port: 'http',
+      request: spec,
     },
   ];
 }

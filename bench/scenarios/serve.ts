@@ -15,6 +15,8 @@
  *  - node-crypto  peer: a minimal node:http + node:crypto AES-256-GCM encrypt service
  *  - node-proxy   peer of the policy proxy: the hand-written node:http + node:crypto + undici
  *                 encrypting proxy of ./node-proxy.ts, in front of --upstream PORT (the sample app)
+ *  - bare-forward the floor of the proxy rows (./bare-forward.ts): uWS front + keep-alive
+ *                 net.Socket to --upstream PORT, no pipeline, no crypto
  *  - sample-app   the sample app behind the proxy: POST /orders stores and echoes the
  *                 order, GET /orders/:id returns the stored one, GET /static/:id a fixed 2 KB JSON
  */
@@ -211,6 +213,11 @@ switch (values.kind) {
   case 'node-proxy': {
     const { startNodeProxy } = await import('./node-proxy.ts');
     announce({ http: await startNodeProxy(Number(values.upstream)) });
+    break;
+  }
+  case 'bare-forward': {
+    const { startBareForward } = await import('./bare-forward.ts');
+    announce({ http: await startBareForward(Number(values.upstream)) });
     break;
   }
   case 'sample-app':
