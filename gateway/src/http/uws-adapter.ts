@@ -45,6 +45,17 @@ export function requireNativeUws(): { uws: Uws; binary: string } {
 }
 
 const textDecoder = new TextDecoder();
+const NON_ASCII = /[^\x00-\x7f]/;
+
+/**
+ * uWS hands header values over decoded as UTF-8; the pipeline's convention
+ * (node:http's and node:http2's) is one char per byte, so the value is
+ * re-encoded to its bytes: what the upstream client writes is then exactly
+ * what the client sent, and no char can carry a CR or LF in its low byte.
+ */
+function byteString(v: string): string {
+  return Buffer.from(v, 'utf8').toString('latin1');
+}
 
 /** Writes one response with backpressure; `res` must be corked by the caller. */
 function writeResponse(res: HttpResponse, r: PipelineResponse): void {
@@ -79,7 +90,8 @@ function handle(pipeline: Pipeline, res: HttpResponse, req: HttpRequest): void {
     }
   });
   const headers: Record<string, string> = {};
-  req.forEach((k, v) => {
+  req.forEach((k, v0) => {
+    const v = NON_ASCII.test(v0) ? byteString(v0) : v0;
     const prev = headers[k];
     headers[k] = prev === undefined ? v : `${prev}, ${v}`;
   });

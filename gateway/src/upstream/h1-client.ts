@@ -61,8 +61,16 @@ export interface H1PoolOptions {
 }
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const BAD_VALUE = /[\0\r\n]/;
-const BAD_TARGET = /[\0-\x20\x7f]/;
+/**
+ * Header values are byte strings (one char per byte, as node:http and
+ * node:http2 give them and the uWS adapter makes them): a control other than
+ * HTAB, or a char above 0xFF (which the Latin-1 encoding of the head would
+ * truncate to its low byte: U+010D U+010A would become CR LF), is refused.
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is what this pattern is for
+const BAD_VALUE = /[\0-\x08\x0a-\x1f\x7f\u0100-\uffff]/;
+/** The request target is visible ASCII only (RFC 9112 §3.2); percent-encode anything else. */
+const BAD_TARGET = /[^\x21-\x7e]/;
 /** How long before an upstream's announced keep-alive timeout the gateway stops reusing the connection. */
 export const KEEP_ALIVE_MARGIN_MS = 1000;
 const KEEP_ALIVE_TIMEOUT = /(?:^|[,;\s])timeout\s*=\s*"?(\d{1,9})/i;
