@@ -45,7 +45,7 @@ export function requireNativeUws(): { uws: Uws; binary: string } {
 }
 
 const textDecoder = new TextDecoder();
-const NON_ASCII = /[^\x00-\x7f]/;
+const NON_ASCII = /[^\t\x20-\x7e]/;
 
 /**
  * uWS hands header values over decoded as UTF-8; the pipeline's convention
