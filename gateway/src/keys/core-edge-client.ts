@@ -9,13 +9,28 @@
  *   await core.close();
  *
  * Leases are cached per tenant (ADR-103) until their TTL, refreshed in the
- * background from `refreshFraction` of it, and fetched once for any number
- * of concurrent misses (singleflight). While the Core is unreachable the
- * cache keeps serving until the TTL ends; then calls fail closed with KcmError
- * `core_unavailable` (503) — never plaintext passthrough. Key events apply at
- * once: a revocation destroys the tenant's handles, then is acknowledged.
+ * background from `refreshFraction` of it. One lease request per (tenant,
+ * service) is in flight at a time: concurrent misses it covers share it
+ * (singleflight), a miss for a version it did not ask for waits for it and
+ * then asks again with every version cached so far, so each lease holds what
+ * the one before held and adopts its handles (lease-cache.ts): a request that
+ * needs several versions keeps the first one's key while fetching the next.
  *
- * Handles must be used synchronously (not kept across an `await`).
+ * Versions the Core did not return when asked (revoked, never made, forged)
+ * are remembered per lease and not asked for again; a version above the
+ * active one (a rotation this edge has not heard of yet) is asked for at most
+ * once a second per service. So made-up versions in ciphertexts cost no Core
+ * round trip beyond that. At most {@link MAX_VERSIONS_ASKED} versions are
+ * asked for (the edge API's limit), the wanted one first, then the newest.
+ *
+ * While the Core is unreachable, or answers with something this edge cannot
+ * use, the cache keeps serving until the TTL ends; then calls fail closed with
+ * KcmError `core_unavailable` (503), whose message says nothing about the
+ * network (the detail goes to the log) — never plaintext passthrough. Key
+ * events apply at once: a revocation destroys the tenant's handles, then is
+ * acknowledged.
+ *
+ * Handles must be used without delay: a revocation or the TTL destroys them.
  */
 import { KcmError } from '../../../common/src/errors.ts';
 import { EDGE_PATHS, parseWireLease, type WireEvent } from '../../../common/src/format/edge-wire.ts';
@@ -24,7 +39,6 @@ import { type BackoffPolicy, DEFAULT_BACKOFF } from './backoff.ts';
 import { CoreSession, type EdgeClientTls } from './core-session.ts';
 import { EventSubscription } from './event-subscription.ts';
 import { type Applied, type CachedLease, TenantLeaseMaps, unwrapLease } from './lease-cache.ts';
-import { Singleflight } from './singleflight.ts';
 import { UsageReporter } from './usage-reporter.ts';
 
 export type { EdgeClientTls } from './core-session.ts';
@@ -54,6 +68,11 @@ export interface CoreEdgeClientOptions {
   onAck?: (seq: number) => void;
 }
 
+/** Most versions one lease request names (the edge API refuses more). */
+export const MAX_VERSIONS_ASKED = 64;
+/** A version above the active one is asked for at most this often per (tenant, service). */
+const FUTURE_VERSION_INTERVAL_MS = 1_000;
+
 /** The active version to encrypt with. */
 export interface EncryptionKey {
   version: number;
@@ -63,7 +82,8 @@ export interface EncryptionKey {
 export class CoreEdgeClient {
   readonly #session: CoreSession;
   readonly #maps = new TenantLeaseMaps();
-  readonly #flights = new Singleflight<CachedLease>();
+  /** The lease request in flight per (tenant, service), and the versions it asked for. */
+  readonly #flights = new Map<string, { asked: ReadonlySet<number>; done: Promise<CachedLease> }>();
   readonly #events: EventSubscription;
   readonly #usage: UsageReporter;
   readonly #now: () => number;
@@ -137,8 +157,7 @@ export class CoreEdgeClient {
     if (this.#maps.isRevoked(tenant)) throw new KcmError('tenant_revoked', `tenant ${tenant}`);
     const cached = this.#maps.get(tenant, service);
     const now = this.#now();
-    const usable = cached && now < cached.expiresAt && (version === undefined || cached.versions.has(version));
-    if (usable && !cached.stale) {
+    if (cached && now < cached.expiresAt && !cached.stale && this.#answers(cached, version, now)) {
       if (now >= cached.refreshAt) this.#refreshSoon(tenant, service, now);
       return cached;
     }
@@ -151,10 +170,27 @@ export class CoreEdgeClient {
         if (version === undefined || still.versions.has(version)) return still;
       }
       if (err instanceof KcmError && err.code === 'core_unavailable') {
-        throw new KcmError('core_unavailable', `${tenant}/${service}: no unexpired lease cached (${err.detail ?? ''})`);
+        this.#log(`no lease for ${tenant}/${service}: ${err.detail ?? err.message}`);
+        throw new KcmError('core_unavailable', 'the key service cannot be reached and no unexpired lease is cached');
       }
       throw err;
     }
+  }
+
+  /**
+   * True when `lease` settles a lookup of `version` without asking the Core:
+   * it holds the version, or the version is below the minimum, or the Core
+   * already said it has no such version, or it is above the active version
+   * and was asked for less than a second ago (the callers then find no key).
+   */
+  #answers(lease: CachedLease, version: number | undefined, now: number): boolean {
+    if (version === undefined || lease.versions.has(version)) return true;
+    if (version < lease.minDecryptVersion || lease.missing.has(version)) return true;
+    if (lease.active && version > lease.active.version) {
+      if (now - lease.futureAskedAt < FUTURE_VERSION_INTERVAL_MS) return true;
+      lease.futureAskedAt = now;
+    }
+    return false;
   }
 
   /** Leases (tenant, service) from the Core now, replacing the cached lease; same errors as lease(). */
@@ -218,50 +254,92 @@ export class CoreEdgeClient {
     );
   }
 
-  /** One lease request per key and wanted version at a time; installs the result. */
+  /**
+   * The versions a lease request names: `version` first, then the cached
+   * ones newest first (not the active one, which always comes back), at most
+   * MAX_VERSIONS_ASKED.
+   */
+  #versionsToAsk(tenant: string, service: string, version: number | undefined): number[] {
+    const old = this.#maps.get(tenant, service);
+    const out: number[] = version === undefined ? [] : [version];
+    const cached = old ? [...old.versions.keys()].sort((a, b) => b - a) : [];
+    for (const v of cached) {
+      if (out.length >= MAX_VERSIONS_ASKED) break;
+      if (v !== version && v !== old?.active?.version) out.push(v);
+    }
+    return out;
+  }
+
+  /**
+   * One lease request per (tenant, service) at a time. A caller the request
+   * in flight covers shares its result; any other waits for it, then asks
+   * again (the cache may answer by then).
+   */
   #fetch(tenant: string, service: string, version: number | undefined): Promise<CachedLease> {
-    const flight = `${tenant}\0${service}${version === undefined ? '' : `\0${version}`}`;
-    return this.#flights.run(flight, async () => {
-      for (let attempt = 0; attempt < 3; attempt++) {
-        const old = this.#maps.get(tenant, service);
-        const versions = new Set<number>(old ? [...old.versions.keys()] : []);
-        if (version !== undefined) versions.add(version);
-        if (old?.active) versions.delete(old.active.version);
-        const generation = this.#maps.generation(tenant);
-        const sentAt = this.#now();
-        let reply: Awaited<ReturnType<CoreSession['json']>>;
-        this.leaseRequests++;
-        try {
-          reply = await this.#session.json('POST', EDGE_PATHS.lease, {
-            tenant,
-            service,
-            ...(versions.size > 0 ? { versions: [...versions] } : {}),
-            ...(this.o.ttlSeconds ? { ttlSeconds: this.o.ttlSeconds } : {}),
-          });
-        } catch (err) {
-          this.#refused(tenant, service, err);
-          throw err;
-        }
+    const k = `${tenant}\0${service}`;
+    const flying = this.#flights.get(k);
+    if (flying) {
+      if (version === undefined || flying.asked.has(version)) return flying.done;
+      return flying.done.then(
+        (l) => (l.versions.has(version) || l.missing.has(version) ? l : this.#fetch(tenant, service, version)),
+        () => this.#fetch(tenant, service, version),
+      );
+    }
+    const asked = new Set(this.#versionsToAsk(tenant, service, version));
+    const done = this.#leaseNow(tenant, service, version).finally(() => {
+      if (this.#flights.get(k)?.done === done) this.#flights.delete(k);
+    });
+    this.#flights.set(k, { asked, done });
+    return done;
+  }
+
+  /** Asks the Core for a lease of (tenant, service) naming `version`; installs and returns it. */
+  async #leaseNow(tenant: string, service: string, version: number | undefined): Promise<CachedLease> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const old = this.#maps.get(tenant, service);
+      const versions = this.#versionsToAsk(tenant, service, version);
+      const generation = this.#maps.generation(tenant);
+      const sentAt = this.#now();
+      let reply: Awaited<ReturnType<CoreSession['json']>>;
+      this.leaseRequests++;
+      try {
+        reply = await this.#session.json('POST', EDGE_PATHS.lease, {
+          tenant,
+          service,
+          ...(versions.length > 0 ? { versions } : {}),
+          ...(this.o.ttlSeconds ? { ttlSeconds: this.o.ttlSeconds } : {}),
+        });
+      } catch (err) {
+        this.#refused(tenant, service, err);
+        throw err;
+      }
+      let lease: CachedLease;
+      try {
         const wire = parseWireLease(reply.body);
         const ttlMs = wire.ttlSeconds * 1000;
-        const lease = unwrapLease(reply.live.transportKey(), wire, tenant, service, {
+        lease = unwrapLease(reply.live.transportKey(), wire, tenant, service, {
           expiresAt: sentAt + ttlMs,
           refreshAt: sentAt + ttlMs * this.#refreshFraction,
         });
-        if (this.#maps.isRevoked(tenant) || this.#closed) {
-          lease.destroy();
-          throw new KcmError(this.#closed ? 'core_unavailable' : 'tenant_revoked', `tenant ${tenant}`);
-        }
-        if (generation !== this.#maps.generation(tenant)) {
-          // A key event for the tenant arrived while this lease was in flight: it may predate it.
-          lease.destroy();
-          continue;
-        }
-        this.#maps.put(lease, this.#now());
-        return lease;
+      } catch (err) {
+        // The Core's answer is not one this edge can use: like an outage, not the caller's fault.
+        const why = err instanceof KcmError ? `${err.code}: ${err.message}` : 'unreadable';
+        throw new KcmError('core_unavailable', `lease answer for ${tenant}/${service} unusable (${why})`);
       }
-      throw new KcmError('core_unavailable', `tenant ${tenant}: key events kept changing the lease`);
-    });
+      lease.rememberMissing(versions, old);
+      if (this.#maps.isRevoked(tenant) || this.#closed) {
+        lease.destroy();
+        throw new KcmError(this.#closed ? 'core_unavailable' : 'tenant_revoked', `tenant ${tenant}`);
+      }
+      if (generation !== this.#maps.generation(tenant)) {
+        // A key event for the tenant arrived while this lease was in flight: it may predate it.
+        lease.destroy();
+        continue;
+      }
+      this.#maps.put(lease, this.#now());
+      return lease;
+    }
+    throw new KcmError('core_unavailable', `tenant ${tenant}: key events kept changing the lease`);
   }
 
   /** A definite refusal from the Core wipes what is cached for it (fail closed). */

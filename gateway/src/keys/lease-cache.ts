@@ -4,14 +4,23 @@
  * Entries are wiped (handles destroyed) when they expire, are replaced, or a
  * key event says so: a revocation destroys every handle of the tenant at once.
  *
- * Handles returned by the cache must be used synchronously: after an `await`
- * they may have been destroyed by a revocation (then the native call throws
- * `key_destroyed`, i.e. the edge fails closed).
+ * A lease that replaces another (refresh, a decrypt-only version fetched on
+ * demand) adopts the handles of the versions both hold: key versions are
+ * immutable, so a handle a request obtained before the replacement stays
+ * valid, and a batch naming several versions does not lose the first one's
+ * key while it fetches the next. Only versions the new lease lacks are wiped.
+ *
+ * Handles returned by the cache must still be used without delay: after an
+ * `await` they may have been destroyed by a revocation or by the TTL (then
+ * the native call throws `key_destroyed`, i.e. the edge fails closed).
  */
 import { leaseKey, leaseWrapAad } from '../../../common/src/crypto/lease-transport.ts';
 import { KcmError } from '../../../common/src/errors.ts';
 import type { WireEvent, WireLease } from '../../../common/src/format/edge-wire.ts';
 import type { KeyHandle } from '../../../native/index.ts';
+
+/** Most missing versions a lease remembers. */
+export const MAX_MISSING = 256;
 
 export interface CachedVersion {
   version: number;
@@ -28,6 +37,15 @@ export class CachedLease {
   stale = false;
   suspended: boolean;
   minDecryptVersion: number;
+  /**
+   * Versions up to the active one that the Core did not return when asked
+   * (revoked, never made, or forged in a ciphertext): not asked for again
+   * while this lease and its successors live. At most MAX_MISSING, oldest
+   * forgotten first.
+   */
+  readonly missing = new Set<number>();
+  /** Client clock of the last request for a version above the active one (core-edge-client.ts). */
+  futureAskedAt = 0;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -62,6 +80,42 @@ export class CachedLease {
     if (this.active?.version === version) {
       this.active = null;
       this.stale = true;
+    }
+  }
+
+  /**
+   * Records which of the `asked` versions this answer lacks, on top of what
+   * `old` (the lease it replaces) had recorded; versions above the active one
+   * are left to the once-a-second rule instead (a rotation not heard of yet).
+   */
+  rememberMissing(asked: readonly number[], old: CachedLease | undefined): void {
+    const top = this.active?.version ?? Number.POSITIVE_INFINITY;
+    const add = (v: number) => {
+      if (v > top || this.versions.has(v)) return;
+      this.missing.delete(v);
+      this.missing.add(v);
+      if (this.missing.size > MAX_MISSING) this.missing.delete(this.missing.values().next().value as number);
+    };
+    for (const v of old?.missing ?? []) add(v);
+    for (const v of asked) add(v);
+    if (old) this.futureAskedAt = old.futureAskedAt;
+  }
+
+  /**
+   * Takes over `old`'s handle of every version both leases hold (this
+   * lease's own handle of it is wiped), so holders of the old handle keep a
+   * live key; those versions leave `old`, whose remaining handles its
+   * destroy() then wipes.
+   */
+  adopt(old: CachedLease): void {
+    for (const [version, mine] of this.versions) {
+      const theirs = old.versions.get(version);
+      if (!theirs || theirs.key === mine.key) continue;
+      mine.key.destroy();
+      const kept: CachedVersion = { version, state: mine.state, key: theirs.key };
+      this.versions.set(version, kept);
+      if (this.active === mine) this.active = kept;
+      old.versions.delete(version);
     }
   }
 
@@ -148,7 +202,7 @@ export class TenantLeaseMaps {
     return this.#generation.get(tenant) ?? 0;
   }
 
-  /** Installs a lease, wiping the one it replaces. */
+  /** Installs a lease; it adopts the shared versions' handles of the unexpired lease it replaces, which is then wiped. */
   put(lease: CachedLease, now: number): void {
     let m = this.#tenants.get(lease.tenant);
     if (!m) {
@@ -156,7 +210,11 @@ export class TenantLeaseMaps {
       this.#tenants.set(lease.tenant, m);
     }
     const old = m.get(lease.service);
-    if (old && old !== lease) old.destroy();
+    if (old && old !== lease) {
+      // An expired lease's handles are not adopted: nobody may be holding them, and they are wiped.
+      if (now < old.expiresAt) lease.adopt(old);
+      old.destroy();
+    }
     m.set(lease.service, lease);
     lease.expireAfter(lease.expiresAt - now, () => this.remove(lease));
   }
