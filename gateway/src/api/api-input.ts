@@ -13,6 +13,7 @@ import type { GatewayKeys } from '../gateway-keys.ts';
 import type { GatewayMetrics } from '../metrics/gateway-metrics.ts';
 import { resolveTenant, TENANT_HEADER } from '../pipeline/caller.ts';
 import type { RequestContext } from '../pipeline/context.ts';
+import { isReservedContext } from '../pipeline/context-domains.ts';
 import { errorBody, jsonResponse, toKcmError } from '../pipeline/responses.ts';
 
 export interface ApiOptions {
@@ -122,7 +123,11 @@ export function ciphertextOf(item: Item): string {
 
 const EMPTY = Buffer.alloc(0);
 
-/** An item's context (base64, ≤ 4 KiB), or empty. Throws `invalid_context`. */
+/**
+ * An item's context (base64, ≤ 4 KiB), or empty. Throws `invalid_context`,
+ * also for a context in a reserved domain (the proxy's field contexts,
+ * context-domains.ts): proxied fields are read only through their route.
+ */
 export function contextOf(item: Item): Buffer {
   const v = (item as Item | null)?.context;
   if (v === undefined) return EMPTY;
@@ -130,6 +135,7 @@ export function contextOf(item: Item): Buffer {
   if (!c) throw new KcmError('invalid_context', 'context must be base64');
   if (c.length > MAX_CONTEXT_BYTES)
     throw new KcmError('invalid_context', `context longer than ${MAX_CONTEXT_BYTES} bytes`);
+  if (isReservedContext(c)) throw new KcmError('invalid_context', 'this context prefix is reserved for proxied fields');
   return c;
 }
 
