@@ -75,7 +75,9 @@ export class CoreGatewayKeys implements GatewayKeys {
     if (this.#closed) throw new KcmError('core_unavailable', 'the gateway is shutting down');
     this.#lookups++;
     const before = this.client.leaseRequests;
-    const lease = await this.client.lease(tenant, service, version);
+    const lease = await (version === undefined
+      ? this.client.encryptionLease(tenant, service)
+      : this.client.lease(tenant, service, version));
     if (this.client.leaseRequests !== before) this.#misses++;
     const k = `${tenant}\0${service}`;
     if (this.#seen.get(k)?.lease !== lease) this.#seen.set(k, { lease, at: this.#now() });

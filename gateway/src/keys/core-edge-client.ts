@@ -199,11 +199,30 @@ export class CoreEdgeClient {
     return this.#fetch(tenant, service, undefined);
   }
 
-  /** The active L3 version of (tenant, service); throws `tenant_suspended` (403) while suspended. */
+  /**
+   * The active L3 version of (tenant, service); throws `tenant_suspended`
+   * (403) while suspended, `key_usage_exhausted` (503) when the active
+   * version has used its encryption budget (the lease's `activeBudgetLeft`
+   * less the encryptions recorded here since) and a fresh lease brings no
+   * other (the Core rotates at 90 % of the budget, so normally it does).
+   */
   async encryptionKey(tenant: string, service: string): Promise<EncryptionKey> {
-    const l = await this.lease(tenant, service);
+    const l = await this.encryptionLease(tenant, service);
     if (l.suspended || !l.active) throw new KcmError('tenant_suspended', `tenant ${tenant}`);
     return { version: l.active.version, key: l.active.key };
+  }
+
+  /** The lease to encrypt with: {@link lease}, after the budget rule of {@link encryptionKey}. */
+  async encryptionLease(tenant: string, service: string): Promise<CachedLease> {
+    let l = await this.lease(tenant, service);
+    if (l.active && l.budgetLeft !== null && l.budgetLeft <= 0) {
+      l.stale = true;
+      l = await this.lease(tenant, service);
+      if (l.active && l.budgetLeft !== null && l.budgetLeft <= 0) {
+        throw new KcmError('key_usage_exhausted', `${tenant}/${service} v${l.active.version}`);
+      }
+    }
+    return l;
   }
 
   /**
@@ -221,6 +240,8 @@ export class CoreEdgeClient {
 
   /** Counts encryptions made under a version; reported to the Core in batches. */
   recordEncryptions(tenant: string, service: string, version: number, count: number): void {
+    const l = this.#maps.get(tenant, service);
+    if (l?.active?.version === version && l.budgetLeft !== null) l.budgetLeft -= count;
     this.#usage.add(tenant, service, version, count);
   }
 

@@ -46,6 +46,11 @@ export class CachedLease {
   readonly missing = new Set<number>();
   /** Client clock of the last request for a version above the active one (core-edge-client.ts). */
   futureAskedAt = 0;
+  /**
+   * Encryptions the active version may still make (the Core's
+   * `activeBudgetLeft` less what this edge made since), or null: no budget.
+   */
+  budgetLeft: number | null = null;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -164,7 +169,7 @@ export function unwrapLease(
   } finally {
     key.destroy();
   }
-  return new CachedLease(
+  const lease = new CachedLease(
     tenant,
     service,
     made,
@@ -174,6 +179,8 @@ export function unwrapLease(
     times.expiresAt,
     times.refreshAt,
   );
+  lease.budgetLeft = wire.activeBudgetLeft;
+  return lease;
 }
 
 /** What applying an event did. */

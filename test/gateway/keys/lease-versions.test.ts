@@ -129,6 +129,33 @@ describe('edge key versions', () => {
     assert.ok(Math.max(...asked) <= MAX_VERSIONS_ASKED, `asked ${Math.max(...asked)}`);
   });
 
+  it("stops at the lease's encryption budget: asks the Core again, then refuses with key_usage_exhausted", async () => {
+    const orig = env.source.leaseSet.bind(env.source);
+    let budget = 2;
+    env.source.leaseSet = async (t, s, w) => ({ ...(await orig(t, s, w)), activeBudgetLeft: budget });
+    try {
+      const keys = gatewayKeys();
+      const before = env.source.calls;
+      for (let i = 0; i < 2; i++) {
+        const k = await keys.encryptionKey('tenant-a', 'orders');
+        keys.recordEncryptions('tenant-a', 'orders', k.version, 1);
+      }
+      assert.equal(env.source.calls - before, 1, 'within the budget: the cached lease');
+      budget = 0; // the Core has nothing left either (it would have rotated at 90 %)
+      await assert.rejects(keys.encryptionKey('tenant-a', 'orders'), (e: unknown) => {
+        assert.ok(e instanceof KcmError);
+        assert.equal(e.code, 'key_usage_exhausted');
+        assert.equal(e.status, 503);
+        return true;
+      });
+      assert.equal(env.source.calls - before, 2, 'the exhausted lease was asked for again first');
+      budget = 5;
+      assert.equal((await keys.encryptionKey('tenant-a', 'orders')).version, 2, 'a fresh budget serves again');
+    } finally {
+      env.source.leaseSet = orig;
+    }
+  });
+
   it('a lease answer the edge cannot use is an outage: 503 with no detail for the caller, the detail logged', async () => {
     const logs: string[] = [];
     const keys = gatewayKeys(logs);
