@@ -117,6 +117,7 @@ export class CoreEdgeClient {
         const applied = this.#maps.apply(e);
         o.onEvent?.(e, applied);
       },
+      forget: (tenant) => this.#maps.forget(tenant),
       log: this.#log,
       ...(o.onAck ? { onAck: o.onAck } : {}),
       ...(o.random ? { random: o.random } : {}),

@@ -6,9 +6,19 @@
  * dropped and the subscription reconnects with exponential backoff and full
  * jitter, resuming after the last applied seq (the Core replays what was
  * missed). The backoff resets once a stream opens.
+ *
+ * A line this edge cannot read (an event type from a newer Core, a damaged
+ * line) must neither be skipped silently nor stop the stream for good (the
+ * replay would send it again and again, and block every later revocation):
+ * the edge fails closed instead. `forget` drops the cached keys of the
+ * tenant the line names, or of every tenant when it names none readable, so
+ * they are leased again from the Core, which enforces whatever the event
+ * said; then the event counts as applied (and is acknowledged when it has a
+ * seq) and the stream goes on.
  */
 import type { ClientHttp2Stream, IncomingHttpHeaders } from 'node:http2';
 import { EDGE_PATHS, parseWireLine, type WireEvent } from '../../../common/src/format/edge-wire.ts';
+import { isTenantId } from '../../../common/src/format/ids.ts';
 import { type BackoffPolicy, backoffDelay } from './backoff.ts';
 import type { CoreSession, LiveSession } from './core-session.ts';
 
@@ -19,6 +29,8 @@ export interface EventSubscriptionOptions {
   afterSeq: number;
   /** Applies one event synchronously (destroying keys as it says). */
   apply: (e: WireEvent) => void;
+  /** Drops the cached keys of `tenant`, or of every tenant when undefined (an unreadable line). */
+  forget: (tenant: string | undefined) => void;
   log: (msg: string) => void;
   /** Called when a stream opens (hello received) or ends. */
   onLink?: (up: boolean) => void;
@@ -152,9 +164,7 @@ export class EventSubscription {
               this.#event(l);
             }
           } catch (err) {
-            this.o.log(`event stream: ${err instanceof Error ? err.message : String(err)}; reconnecting`);
-            stream.close();
-            return;
+            this.#unreadable(line, err);
           }
         }
       });
@@ -164,6 +174,28 @@ export class EventSubscription {
       stream.on('error', () => {});
       stream.on('close', finish);
     });
+  }
+
+  /** An event stream line that does not parse: fail closed (file comment), then go on. */
+  #unreadable(line: string, err: unknown): void {
+    let v: { kind?: unknown; seq?: unknown; tenant?: unknown } | undefined;
+    try {
+      v = JSON.parse(line);
+    } catch {
+      v = undefined;
+    }
+    const seq = typeof v?.seq === 'number' && Number.isSafeInteger(v.seq) && v.seq > 0 ? v.seq : undefined;
+    if (v?.kind === 'heartbeat' || (seq !== undefined && seq <= this.#lastSeq)) return;
+    const tenant = typeof v?.tenant === 'string' && isTenantId(v.tenant) ? v.tenant : undefined;
+    const what = err instanceof Error ? err.message : 'unreadable';
+    this.o.log(
+      `event stream: unreadable line${seq === undefined ? '' : ` (seq ${seq})`}: ${what}; cached keys of ${tenant ?? 'every tenant'} dropped`,
+    );
+    this.o.forget(tenant);
+    if (seq !== undefined) {
+      this.#lastSeq = seq;
+      this.#ack(seq);
+    }
   }
 
   #event(e: WireEvent): void {

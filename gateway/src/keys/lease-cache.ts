@@ -247,6 +247,19 @@ export class TenantLeaseMaps {
     return n;
   }
 
+  /**
+   * Drops the leases of `tenant` (every tenant when undefined) without
+   * revoking it: the next call leases again. A lease in flight for it is
+   * discarded (the change counter moves).
+   */
+  forget(tenant: string | undefined): void {
+    const tenants = tenant === undefined ? [...this.#tenants.keys()] : [tenant];
+    for (const t of tenants) {
+      this.#generation.set(t, this.generation(t) + 1);
+      this.dropTenant(t);
+    }
+  }
+
   /** Applies one key event to the cache (docs/core.md "Edge API", events). */
   apply(e: WireEvent): Applied {
     this.#generation.set(e.tenant, this.generation(e.tenant) + 1);
