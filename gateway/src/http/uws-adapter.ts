@@ -57,15 +57,58 @@ function byteString(v: string): string {
   return Buffer.from(v, 'utf8').toString('latin1');
 }
 
-/** Writes one response with backpressure; `res` must be corked by the caller. */
-function writeResponse(res: HttpResponse, r: PipelineResponse): void {
+const EMPTY = Buffer.alloc(0);
+const BEYOND_LATIN1 = /[\u0100-\uffff]/;
+const DECIMAL = /^[0-9]{1,15}$/;
+
+/**
+ * A response header value as uWS should write it. Header strings hold one
+ * byte per char (h1-parser.ts reads upstream heads as Latin-1, RFC 9110
+ * §5.5), but uWS writes a string as UTF-8: a value with chars 0x80–0xFF goes
+ * as its Latin-1 bytes, so the client gets the upstream's bytes (é stays E9,
+ * not C3 A9). Visible ASCII (nearly every value) goes as the string, with no
+ * allocation. A char past 0xFF is no byte (only our own code could make one):
+ * it stays UTF-8, whose bytes are never CR, LF or NUL, where truncating it
+ * to Latin-1 could turn U+010D U+010A into CR LF.
+ */
+function headerValue(v: string): string | Buffer {
+  if (!NON_ASCII.test(v) || BEYOND_LATIN1.test(v)) return v;
+  return Buffer.from(v, 'latin1');
+}
+
+/**
+ * Writes one response with backpressure; `res` must be corked by the caller.
+ * `head`: the request was HEAD. uWS frames the body itself (it writes
+ * Content-Length), so a `content-length` in r.headers is never copied,
+ * except as the reported length of an answer without content:
+ *
+ * - 204: no Content-Length at all (RFC 9110 §8.6);
+ * - HEAD and 304: the length a GET would have got (RFC 9110 §8.6, §15.4.5):
+ *   a valid `content-length` of the answer (the upstream's, when forwarded),
+ *   else for HEAD the body's own length (our error answers), else none. The
+ *   body is never sent.
+ *
+ * Such a length is written as a header, then `endWithoutBody()`: in uWS.js
+ * 20.30 `endWithoutBody(n)` with n > 0 leaves the response pending (the
+ * next request on the connection closes it) and `endWithoutBody(undefined,
+ * true)` writes a bogus length. So an answer without content that must
+ * close the connection (`r.close`: an error that left the request body
+ * unread) ends with `end(empty, true)`, i.e. `Content-Length: 0`: uWS cannot
+ * both close and omit the length (test/gateway/http/uws-response.test.ts).
+ */
+export function writeResponse(res: HttpResponse, r: PipelineResponse, head: boolean): void {
   res.writeStatus(statusLine(r.status));
   for (const name in r.headers) {
+    if (name === 'content-length') continue;
     const v = r.headers[name] as string | string[];
-    if (typeof v === 'string') res.writeHeader(name, v);
-    else for (const one of v) res.writeHeader(name, one);
+    if (typeof v === 'string') res.writeHeader(name, headerValue(v));
+    else for (const one of v) res.writeHeader(name, headerValue(one));
   }
   const body = typeof r.body === 'string' ? Buffer.from(r.body) : r.body;
+  if (head || r.status === 204 || r.status === 304) {
+    endWithoutContent(res, r, head ? body.length : 0);
+    return;
+  }
   if (r.close) {
     res.end(body, true);
     return;
@@ -77,6 +120,20 @@ function writeResponse(res: HttpResponse, r: PipelineResponse): void {
     const [ok2] = res.tryEnd(body.subarray(offset - start), body.length);
     return ok2;
   });
+}
+
+/** Ends an answer that carries no content (HEAD, 204, 304), see writeResponse. `own`: the body's length. */
+function endWithoutContent(res: HttpResponse, r: PipelineResponse, own: number): void {
+  if (r.close) {
+    res.end(EMPTY, true);
+    return;
+  }
+  if (r.status !== 204) {
+    const declared = r.headers['content-length'];
+    const length = typeof declared === 'string' && DECIMAL.test(declared) ? declared : own > 0 ? String(own) : '';
+    if (length !== '') res.writeHeader('content-length', length);
+  }
+  res.endWithoutBody();
 }
 
 function handle(pipeline: Pipeline, res: HttpResponse, req: HttpRequest): void {
@@ -95,9 +152,11 @@ function handle(pipeline: Pipeline, res: HttpResponse, req: HttpRequest): void {
     const prev = headers[k];
     headers[k] = prev === undefined ? v : `${prev}, ${v}`;
   });
+  const method = req.getMethod().toUpperCase();
+  const head = method === 'HEAD';
   const init: AdapterRequest = {
     adapter: 'uws',
-    method: req.getMethod().toUpperCase(),
+    method,
     path: req.getUrl(),
     query: req.getQuery() ?? '',
     headers,
@@ -106,7 +165,7 @@ function handle(pipeline: Pipeline, res: HttpResponse, req: HttpRequest): void {
     responder: {
       send(r) {
         if (gone) return;
-        res.cork(() => writeResponse(res, r));
+        res.cork(() => writeResponse(res, r, head));
       },
     },
   };

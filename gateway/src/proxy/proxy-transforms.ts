@@ -18,9 +18,16 @@
  *   `upstream_bad_response` (never passed through); the selected fields are
  *   decrypted for readers, or left as ciphertext / masked for others. On a
  *   non-2xx answer a selected field that is absent is skipped (error bodies
- *   rarely carry the record).
+ *   rarely carry the record). The body is the upstream's, so a body the
+ *   policy does not fit (a required field absent, a wrong shape, more
+ *   selected values than `maxFields`) is the upstream's fault: 502
+ *   `upstream_bad_response` naming the precise code, the path in the audit
+ *   reasons, never a 4xx. Decryption failures keep their policy status (422
+ *   `field_decryption_failed`, policies/README.md). Only an empty answer
+ *   passes untransformed: content in a HEAD, 204, 205 or 304 answer (which
+ *   h1-parser.ts never yields) is refused like any other unreadable body.
  */
-import { KcmError } from '../../../common/src/errors.ts';
+import { type ErrorCode, KcmError } from '../../../common/src/errors.ts';
 import type { GatewayKeys } from '../gateway-keys.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import { scanJsonBody } from '../pipeline/json-body.ts';
@@ -101,13 +108,25 @@ function skipMissing(route: CompiledRoute): CompiledRoute {
   return r;
 }
 
+/** Statuses whose answers have no content (RFC 9110 §15.3.5, §15.3.6, §15.4.5). */
 const NO_BODY_STATUS = new Set([204, 205, 304]);
+
+/** Errors of the transform that describe the body it read: from the upstream, they are the upstream's fault. */
+const BODY_SHAPE_ERRORS = new Set<ErrorCode>(['selector_missing', 'selector_type_mismatch', 'too_many_fields']);
+
+/** `upstream_bad_response` for a body that failed with `code`; `detail` (paths, never values) goes to the audit. */
+function badUpstreamBody(ctx: RequestContext, code: string, detail?: string): KcmError {
+  ctx.auditReasons = [detail ? `upstream body: ${code}: ${detail}` : `upstream body: ${code}`];
+  return new KcmError('upstream_bad_response', `upstream body: ${code}`);
+}
 
 /**
  * Transforms the upstream answer in ctx.response for `caller`. Throws
  * `upstream_bad_response` (502) for a body that is compressed, not JSON,
- * malformed or too deep; `field_decryption_failed` (422) per the policy;
- * key errors (503, 410).
+ * malformed or too deep, that the policy's selectors do not fit
+ * (`selector_missing`, `selector_type_mismatch`, `too_many_fields` named in
+ * the message), or content in a HEAD / 204 / 205 / 304 answer;
+ * `field_decryption_failed` (422) per the policy; key errors (503, 410).
  */
 export async function decryptResponseBody(
   ctx: RequestContext,
@@ -121,7 +140,11 @@ export async function decryptResponseBody(
   if (!res || !proxyState(ctx).fromUpstream) return;
   if (tenant === undefined) throw new KcmError('internal_error', 'proxy route without a tenant');
   const body = typeof res.body === 'string' ? Buffer.from(res.body) : res.body;
-  if (body.length === 0 || NO_BODY_STATUS.has(res.status) || ctx.method === 'HEAD') return;
+  if (body.length === 0) return;
+  // Fail closed: content where none may be is never passed on untransformed.
+  if (NO_BODY_STATUS.has(res.status) || ctx.method === 'HEAD') {
+    throw badUpstreamBody(ctx, 'content_not_allowed', `status ${res.status} to ${ctx.method}`);
+  }
   if (isCompressed(res.headers['content-encoding'])) {
     throw new KcmError('upstream_bad_response', 'a compressed response cannot be decrypted');
   }
@@ -131,8 +154,7 @@ export async function decryptResponseBody(
     const limits = { ...route.limits, bodyBytes: maxResponseBytes };
     scanned = scanJsonBody(body, single(res.headers['content-type']), limits, planFor(rules.response));
   } catch (err) {
-    const code = err instanceof KcmError ? err.code : 'json_malformed';
-    throw new KcmError('upstream_bad_response', `upstream body: ${code}`);
+    throw badUpstreamBody(ctx, err instanceof KcmError ? err.code : 'json_malformed');
   }
   let report: Awaited<ReturnType<typeof decryptResponseFields>>;
   try {
@@ -145,6 +167,8 @@ export async function decryptResponseBody(
     });
   } catch (err) {
     if (err instanceof FieldDecryptionError) ctx.auditReasons = err.failures.map((f) => `${f.path}: ${f.reason}`);
+    else if (err instanceof KcmError && BODY_SHAPE_ERRORS.has(err.code))
+      throw badUpstreamBody(ctx, err.code, err.detail);
     throw err;
   }
   if (report.failures.length > 0) ctx.auditReasons = report.failures.map((f) => `${f.path}: ${f.reason}`);

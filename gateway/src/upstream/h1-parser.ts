@@ -11,9 +11,21 @@
  *   over `maxBodyBytes` throws `too_large`. No error carries upstream bytes.
  * - Interim 1xx answers (100, 102, 103) are skipped; 101 is refused (the
  *   gateway never asks for an upgrade). A response to HEAD, and 204 / 304,
- *   have no body whatever their headers say. Transfer-Encoding ending in
- *   `chunked` wins over Content-Length; conflicting Content-Lengths are
- *   refused; without either the body runs to the close (not reusable).
+ *   have no body whatever their headers say (RFC 9112 §6.3). A 205 is framed
+ *   like any response (§6.3 does not exempt it: `Content-Length: 0`, an
+ *   empty chunked body and a close are all valid, RFC 9110 §15.3.6) but MUST
+ *   NOT carry content: a declared length over 0 or any body byte is
+ *   `bad_response`. So every bodiless status reaches the proxy empty, and the
+ *   response transform, which skips them, never lets content through
+ *   unmasked. Transfer-Encoding ending in `chunked` wins over
+ *   Content-Length; conflicting Content-Lengths are refused; without either
+ *   the body runs to the close (not reusable).
+ * - A response with both Transfer-Encoding and Content-Length is read by
+ *   Transfer-Encoding and is not reusable (`keepAlive` false): RFC 9112 §6.1
+ *   says to close the connection after it: the two headers together are
+ *   the mark of a smuggling or desync attempt, and what follows on that
+ *   connection cannot be trusted. It is not refused: RFC 9112 lets the
+ *   recipient read it by Transfer-Encoding, and some honest servers send both.
  * - Header names are lower-cased; a repeated header becomes an array in
  *   arrival order. Header bytes are read as Latin-1 (RFC 9110 §5.5).
  * - A body that arrived in one chunk is a view of that chunk (no copy).
@@ -198,6 +210,8 @@ export class ResponseParser {
 
   #body(b: Buffer): void {
     if (b.length === 0) return;
+    // RFC 9110 §15.3.6: a 205 has no content (its framing may still be chunked or close-delimited).
+    if (this.#status === 205) throw bad('content in a 205 response');
     this.#bodyBytes += b.length;
     if (this.#bodyBytes > this.limits.maxBodyBytes) {
       throw new UpstreamFailure('too_large', `response body over ${this.limits.maxBodyBytes} bytes`);
@@ -244,6 +258,8 @@ export class ResponseParser {
     if (this.headRequest || status === 204 || status === 304) {
       this.#state = State.Done;
     } else if (te.length > 0) {
+      // Both framing headers (RFC 9112 §6.1): Transfer-Encoding wins, and the connection ends after this answer.
+      if (headers['content-length'] !== undefined) this.#keepAlive = false;
       if (te[te.length - 1] === 'chunked') this.#state = State.ChunkSize;
       else {
         this.#state = State.UntilClose;
@@ -254,6 +270,8 @@ export class ResponseParser {
       if (n === undefined) {
         this.#state = State.UntilClose;
         this.#keepAlive = false;
+      } else if (n > 0 && status === 205) {
+        throw bad('content in a 205 response');
       } else if (n > this.limits.maxBodyBytes) {
         throw new UpstreamFailure('too_large', `response body over ${this.limits.maxBodyBytes} bytes`);
       } else {

@@ -1,6 +1,7 @@
 /**
  * The upstream response parser (gateway/src/upstream/h1-parser.ts): framing
- * by Content-Length, chunked and close; interim answers; bodiless statuses;
+ * by Content-Length, chunked and close; interim answers; bodiless statuses
+ * and 205 (never any content); Transfer-Encoding with Content-Length not reusable;
  * every malformed input a typed `bad_response`; any split of the bytes
  * into chunks parses to the same response (property).
  */
@@ -88,11 +89,39 @@ describe('upstream response parser', () => {
     assert.equal(parse('HTTP/1.1 304 Not Modified\r\ncontent-length: 50\r\n\r\n').body.length, 0);
   });
 
-  it('chunked wins over Content-Length; extensions and trailers are accepted', () => {
-    const r = parse(
-      `HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n${chunked(Buffer.from('hello world'), [4]).toString('latin1')}`,
+  it('205 has no content: empty by length, chunked or close is accepted; any content is bad_response', () => {
+    const empty = [
+      parse('HTTP/1.1 205 Reset Content\r\ncontent-length: 0\r\n\r\n'),
+      parse('HTTP/1.1 205 Reset Content\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n', { splits: [40, 44] }),
+      parse('HTTP/1.1 205 Reset Content\r\n\r\n', { close: true }),
+    ];
+    assert.deepEqual(
+      empty.map((r) => [r.status, r.body.length, r.keepAlive]),
+      [
+        [205, 0, true],
+        [205, 0, true],
+        [205, 0, false],
+      ],
     );
+    const card = '{"card":{"number":"4111 1111 1111 111"}}';
+    for (const bad of [
+      `HTTP/1.1 205 Reset Content\r\ncontent-type: application/json\r\ncontent-length: ${card.length}\r\n\r\n${card}`,
+      `HTTP/1.1 205 Reset Content\r\ntransfer-encoding: chunked\r\n\r\n${card.length.toString(16)}\r\n${card}\r\n0\r\n\r\n`,
+      `HTTP/1.1 205 Reset Content\r\n\r\n${card}`,
+    ]) {
+      failure(() => parse(bad, { close: true }), 'bad_response');
+    }
+    // A declared length is refused at the head, without waiting for the body.
+    const p = new ResponseParser(LIMITS, false);
+    failure(() => p.feed(Buffer.from('HTTP/1.1 205 Reset Content\r\ncontent-length: 40\r\n\r\n')), 'bad_response');
+  });
+
+  it('chunked wins over Content-Length, and such an answer is not reusable; extensions and trailers are accepted', () => {
+    const body = chunked(Buffer.from('hello world'), [4]).toString('latin1');
+    const r = parse(`HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n${body}`);
     assert.equal(r.body.toString(), 'hello world');
+    assert.equal(r.keepAlive, false, 'RFC 9112 §6.1: close the connection after a response with both');
+    assert.equal(parse(`HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n${body}`).keepAlive, true);
   });
 
   it('malformed answers are bad_response, never a crash', () => {
