@@ -18,6 +18,7 @@ export class UsageReporter {
   readonly #pending = new Map<string, UsageItem>();
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> | null = null;
+  #stopped = false;
 
   constructor(
     private readonly send: (u: UsageItem) => Promise<void>,
@@ -32,7 +33,7 @@ export class UsageReporter {
     const item = this.#pending.get(k);
     if (item) item.count += count;
     else this.#pending.set(k, { tenant, service, version, count });
-    if (!this.#timer) {
+    if (!this.#timer && !this.#stopped) {
       this.#timer = setTimeout(() => {
         this.#timer = undefined;
         void this.flush();
@@ -75,8 +76,13 @@ export class UsageReporter {
     }
   }
 
-  /** Stops the timer (call flush() first to send what is pending). */
+  /**
+   * Stops the timer for good: later counts, and counts a failed flush keeps,
+   * wait for an explicit flush() (close() makes one last attempt) instead of
+   * being retried on a timer after shutdown.
+   */
   stop(): void {
+    this.#stopped = true;
     clearTimeout(this.#timer);
     this.#timer = undefined;
   }
