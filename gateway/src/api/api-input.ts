@@ -107,6 +107,8 @@ export function plaintextOf(item: Item, encoding: Encoding): Buffer {
   const v = item.plaintext;
   if (encoding === 'utf8') {
     if (typeof v !== 'string') throw new KcmError('bad_request', 'plaintext must be a string');
+    // A lone surrogate has no UTF-8 form: it would be sealed as U+FFFD, i.e. not what was sent.
+    if (LONE_SURROGATE.test(v)) throw new KcmError('bad_request', 'plaintext is not well-formed Unicode');
     return Buffer.from(v, 'utf8');
   }
   return decodeBase64(v, 'plaintext');
@@ -122,6 +124,7 @@ export function ciphertextOf(item: Item): string {
 }
 
 const EMPTY = Buffer.alloc(0);
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /**
  * An item's context (base64, ≤ 4 KiB), or empty. Throws `invalid_context`,

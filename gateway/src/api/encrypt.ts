@@ -67,19 +67,23 @@ async function handleEncrypt(ctx: RequestContext, o: ApiOptions): Promise<void> 
     }
   }
   if (slots.length > 0) {
-    if (injectDelayMs > 0) await new Promise((r) => setTimeout(r, injectDelayMs));
-    const key = await o.keys.encryptionKey(tenant, keyId);
-    if (ctx.aborted) return;
-    const ciphertexts = encryptFields(key.handle, { tenant, keyId, keyVersion: key.version }, plaintexts, contexts);
-    for (const p of plaintexts) p.fill(0);
+    let ciphertexts: string[];
+    let version: number;
+    try {
+      if (injectDelayMs > 0) await new Promise((r) => setTimeout(r, injectDelayMs));
+      const key = await o.keys.encryptionKey(tenant, keyId);
+      if (ctx.aborted) return;
+      version = key.version;
+      ciphertexts = encryptFields(key.handle, { tenant, keyId, keyVersion: version }, plaintexts, contexts);
+    } finally {
+      // Wiped on every path: sealed, aborted, or failed (key service, limits).
+      for (const p of plaintexts) p.fill(0);
+    }
     // One L3 use per request (one fresh L4 wraps every field): the Core's encryption budget (ADR-601).
-    o.keys.recordEncryptions?.(tenant, keyId, key.version, 1);
+    o.keys.recordEncryptions?.(tenant, keyId, version, 1);
     for (let k = 0; k < slots.length; k++) {
       const i = slots[k] as number;
-      results[i] = itemOk(
-        { ciphertext: ciphertexts[k], key_version: key.version },
-        referenceOf(items[i] as ItemResult),
-      );
+      results[i] = itemOk({ ciphertext: ciphertexts[k], key_version: version }, referenceOf(items[i] as ItemResult));
     }
   }
   respondItems(ctx, o, results, batch);

@@ -34,6 +34,19 @@ describe('POST /v1/encrypt', () => {
     assert.deepEqual([env.tenant, env.keyId], ['t2', 'k']);
   });
 
+  it('refuses UTF-8 plaintext with a lone surrogate (it has no UTF-8 form) instead of sealing U+FFFD', async () => {
+    for (const plaintext of ['a\ud800b', 'x\udc00', '\ud83d']) {
+      const r = await postJson(f, `${f.base.uws}/v1/encrypt/orders`, { plaintext, encoding: 'utf8' });
+      assert.equal(r.status, 400, JSON.stringify(plaintext));
+      assert.equal(r.json.error.code, 'bad_request');
+    }
+    const ok = await postJson(f, `${f.base.uws}/v1/encrypt/orders`, {
+      plaintext: 'emoji \ud83d\ude00',
+      encoding: 'utf8',
+    });
+    assert.equal(ok.status, 200, 'a surrogate pair is fine');
+  });
+
   it('seals a whole batch in one native call (one L3 wrap) with per-item errors', async () => {
     const { handle } = await f.keys.encryptionKey('t1', 'batch');
     const before = handle.info().encryptions;
