@@ -18,7 +18,10 @@
 import { KcmError } from '../../../common/src/errors.ts';
 import type { FieldRule } from '../policy/policy-types.ts';
 import { formatSegments, type Selector, type SelectorSegment } from '../policy/selector.ts';
+import type { RecordId } from './field-context.ts';
 import { type JsonNode, utf8Text } from './json-scan.ts';
+
+const LONE_SURROGATE = /\p{Surrogate}/u;
 
 /** One selected value (never absent or null) and its place in the body. */
 export interface FieldTarget {
@@ -104,17 +107,20 @@ export function collectTargets(root: JsonNode, rules: readonly FieldRule[], maxF
 }
 
 /**
- * The value a record id selector names for a target with `indices` (its
- * `[*]` steps take the target's indices). Returns the id as text (strings as
- * they are, finite numbers in JavaScript's canonical form) or undefined when
- * absent or of another type.
+ * The record id a record id selector names for a target with `indices` (its
+ * `[*]` steps take the target's indices): a string as its UTF-8 (the bytes
+ * of the body when unescaped), a number as its JSON text exactly as written
+ * (never through a double). Returns undefined when it is absent, an empty
+ * string, or of another type. Throws KcmError `selector_type_mismatch` for a
+ * string that is not well-formed Unicode (a lone surrogate has no UTF-8
+ * form: bound as U+FFFD it would equal another id).
  */
 export function readRecordId(
   body: Uint8Array,
   root: JsonNode,
   selector: Selector,
   indices: readonly number[],
-): string | undefined {
+): RecordId | undefined {
   let node: JsonNode | undefined = root;
   let k = 0;
   for (const seg of selector.segments) {
@@ -122,9 +128,16 @@ export function readRecordId(
     else node = node.type === 'array' ? node.items?.[indices[k++] as number] : undefined;
     if (node === undefined) return undefined;
   }
-  if (node.type !== 'string' && node.type !== 'number') return undefined;
-  const value = nodeValue(body, node);
-  if (typeof value === 'string' && value.length > 0) return value;
-  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
-  return undefined;
+  if (node.type === 'number') return { kind: 'number', bytes: body.subarray(node.start, node.end) };
+  if (node.type !== 'string' || node.end - node.start === 2) return undefined;
+  if (node.escaped !== true) return { kind: 'string', bytes: body.subarray(node.start + 1, node.end - 1) };
+  const value = nodeValue(body, node) as string;
+  if (value === '') return undefined;
+  if (LONE_SURROGATE.test(value)) {
+    throw new KcmError(
+      'selector_type_mismatch',
+      `record id ${concretePath(selector, indices)} is not well-formed Unicode`,
+    );
+  }
+  return { kind: 'string', bytes: Buffer.from(value, 'utf8') };
 }

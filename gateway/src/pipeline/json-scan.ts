@@ -14,6 +14,16 @@
  * (`json_duplicate_key`), so no consumer can read a clear duplicate of a field
  * the gateway encrypted. Repeats elsewhere are left alone.
  *
+ * Case variants: Go's encoding/json, .NET's System.Text.Json with
+ * PropertyNameCaseInsensitive and Jackson with ACCEPT_CASE_INSENSITIVE_PROPERTIES
+ * bind a member whose name differs from the expected one only in letter case
+ * (Go also folds `ſ` to `s` and the Kelvin sign to `k`). In an object the plan
+ * steps into, a member whose name equals a planned name under
+ * {@link foldName} but not exactly is refused like a duplicate
+ * (`json_duplicate_key`): `{"card":{"Number":"4111"}}` would otherwise pass
+ * in clear to such an upstream as `card.number`. Objects off the plan are not
+ * checked.
+ *
  * The body must already be valid UTF-8 (json-body.ts checks it first); bytes
  * ≥ 0x80 are then only ever inside strings or a syntax error.
  * Errors never quote the body.
@@ -27,6 +37,10 @@ export interface PlanNode {
   members?: Map<string, PlanNode>;
   /** The same names as UTF-8 bytes (those that have a UTF-8 form), to match unescaped member names without decoding them. */
   names?: { name: string; bytes: Buffer; next: PlanNode }[];
+  /** {@link foldName} of every name of `members`: a member that is not one of them but folds to one is refused. */
+  folds?: Set<string>;
+  /** The folds of `folds` that are ASCII, as bytes, to check ASCII member names without decoding them. */
+  asciiFolds?: Buffer[];
   /** Where `[*]` leads from an array here. */
   each?: PlanNode;
 }
@@ -47,6 +61,30 @@ export interface JsonNode {
 }
 
 const LONE_SURROGATE = /\p{Surrogate}/u;
+const NON_ASCII = /[^\0-\x7f]/;
+
+/** One code point's case fold: upper then lower case (single code points only), İ as i. */
+function foldChar(ch: string): string {
+  if (ch === '\u0130') return 'i'; // İ: lower case "i̇" (two code points); Jackson under a Turkish locale binds it as i.
+  const upper = ch.toUpperCase();
+  const base = upper.length === ch.length ? upper : ch; // ß → "SS" is not a simple mapping
+  const lower = base.toLowerCase();
+  return lower.length === base.length ? lower : base;
+}
+
+/**
+ * A member name's case fold, code point by code point (upper case, then lower
+ * case, where each is one code point). Two names that any of Go's
+ * `bytes.EqualFold` (simple Unicode folding: S s ſ, K k K), .NET's
+ * `OrdinalIgnoreCase` (ı ~ I) or Jackson's `toLowerCase` treat as equal get
+ * the same fold. ASCII names fold to their ASCII lower case.
+ */
+export function foldName(name: string): string {
+  if (!NON_ASCII.test(name)) return name.toLowerCase();
+  let out = '';
+  for (const ch of name) out += foldChar(ch);
+  return out;
+}
 
 /** Compiles selectors into one trie (shared prefixes share nodes). */
 export function compilePlan(selectors: readonly Selector[]): PlanNode {
@@ -60,6 +98,8 @@ export function compilePlan(selectors: readonly Selector[]): PlanNode {
       } else {
         node.members ??= new Map();
         node.names ??= [];
+        node.folds ??= new Set();
+        node.asciiFolds ??= [];
         let next = node.members.get(seg.name);
         if (!next) {
           next = {};
@@ -67,6 +107,11 @@ export function compilePlan(selectors: readonly Selector[]): PlanNode {
           // A name with a lone surrogate has no UTF-8 form: only an escaped member name can equal it.
           if (!LONE_SURROGATE.test(seg.name))
             node.names.push({ name: seg.name, bytes: Buffer.from(seg.name, 'utf8'), next });
+          const fold = foldName(seg.name);
+          if (!node.folds.has(fold)) {
+            node.folds.add(fold);
+            if (!NON_ASCII.test(fold)) node.asciiFolds.push(Buffer.from(fold, 'latin1'));
+          }
         }
         node = next;
       }
@@ -125,6 +170,32 @@ function matchName(b: Uint8Array, from: number, to: number, names: NonNullable<P
     return entry;
   }
   return undefined;
+}
+
+/**
+ * True when the member name `b[from, to)` (unescaped, not a planned name)
+ * folds to a planned name: ASCII names are compared byte by byte with the
+ * ASCII folds, others are decoded and folded.
+ */
+function isCaseVariant(b: Uint8Array, from: number, to: number, plan: PlanNode): boolean {
+  const n = to - from;
+  let any = 0;
+  for (let k = from; k < to; k++) any |= b[k] as number;
+  if (any >= 0x80) return (plan.folds as Set<string>).has(foldName(utf8Text(b, from, to)));
+  outer: for (const fold of plan.asciiFolds as Buffer[]) {
+    if (fold.length !== n) continue;
+    for (let k = 0; k < n; k++) {
+      let c = b[from + k] as number;
+      if (c >= 0x41 && c <= 0x5a) c |= 0x20;
+      if (c !== fold[k]) continue outer;
+    }
+    return true;
+  }
+  return false;
+}
+
+function caseVariant(): never {
+  throw new KcmError('json_duplicate_key', 'a member name differs only in letter case from one the policy selects');
 }
 
 /** One open array or object. Frames off the plan are shared constants (nothing to record). */
@@ -233,12 +304,13 @@ class Scanner {
       if (this.escaped) {
         name = JSON.parse(utf8Text(b, i, end)) as string;
         childPlan = plan.members?.get(name);
+        if (childPlan === undefined && plan.folds?.has(foldName(name))) caseVariant();
       } else {
         const found = matchName(b, i + 1, end - 1, plan.names);
         if (found !== undefined) {
           name = found.name;
           childPlan = found.next;
-        }
+        } else if (isCaseVariant(b, i + 1, end - 1, plan)) caseVariant();
       }
       if (childPlan !== undefined) {
         if ((frame.node as JsonNode).members?.has(name as string)) throw new KcmError('json_duplicate_key');
@@ -340,7 +412,8 @@ class Scanner {
  * Scans `body` (valid UTF-8) as one JSON value and returns the skeleton of
  * the values on `plan`'s paths (the root node; undefined when `plan` is
  * undefined). Throws KcmError `json_malformed`, `json_too_deep` (more than
- * `maxDepth` nested arrays/objects), `json_duplicate_key`. Iterative: no
+ * `maxDepth` nested arrays/objects), `json_duplicate_key` (a planned member
+ * repeated, or a case variant of one). Iterative: no
  * input can exhaust the stack.
  */
 export function scanJson(body: Uint8Array, plan: PlanNode | undefined, maxDepth: number): JsonNode | undefined {

@@ -12,8 +12,12 @@
  * (pipeline/field-context.ts). Decryption failures are opaque to the caller
  * (`field_decryption_failed`, 422); the precise reason of every failed field
  * is in the report or in {@link FieldDecryptionError.failures} for the audit
- * log. Nothing here ever puts a field's plaintext into an error.
+ * log. Nothing here ever puts a field's plaintext into an error, and every
+ * plaintext buffer is zeroed once used, whether the transform succeeds or
+ * throws.
  */
+
+import { isUtf8 } from 'node:buffer';
 import {
   encryptFields,
   type FieldFailureReason,
@@ -26,11 +30,11 @@ import { type FieldKeyRef, parseEnvelope } from '../../../common/src/format/enve
 import type { KeyHandle } from '../../../native/index.ts';
 import type { CompiledRoute, FieldRule, ResponseFieldRule } from '../policy/policy-types.ts';
 import type { Selector } from '../policy/selector.ts';
-import { fieldContext } from './field-context.ts';
+import { fieldContext, type RecordId } from './field-context.ts';
 import { collectTargets, concretePath, type FieldTarget, nodeValue, readRecordId } from './field-targets.ts';
 import type { ScannedJson } from './json-body.ts';
-import { compilePlan, type PlanNode } from './json-scan.ts';
-import { type JsonEdit, spliceJson } from './json-splice.ts';
+import { compilePlan, type PlanNode, scanJson } from './json-scan.ts';
+import { type JsonEdit, jsonStringBytes, spliceJson } from './json-splice.ts';
 import type { FieldKeyProvider } from './key-provider.ts';
 
 /** What one request's transform needs besides the body. */
@@ -49,8 +53,14 @@ export interface Caller {
   roles: readonly string[];
 }
 
-/** Why a response field was not decrypted: field-cipher's reasons, or a non-string/non-envelope value. */
-export type FieldAuditReason = FieldFailureReason | 'not_ciphertext';
+/**
+ * Why a response field was not decrypted: field-cipher's reasons, a
+ * non-string/non-envelope value (`not_ciphertext`), or a plaintext that is
+ * not what its codec holds (`value_encoding`: not UTF-8, or under
+ * `nonString: "stringify"` not one JSON value; only a ciphertext sealed
+ * outside the proxy under a proxy field's context can be one).
+ */
+export type FieldAuditReason = FieldFailureReason | 'not_ciphertext' | 'value_encoding';
 
 /** One failed field, for the audit log: where (policy paths and indices only) and why. */
 export interface FieldAuditEntry {
@@ -108,10 +118,15 @@ export function planFor(rules: readonly FieldRule[]): PlanNode {
   return plan;
 }
 
-/** The plaintext bytes of a selected value, per the rule's `nonString` (see field-context.ts codecs). */
+/**
+ * The plaintext bytes of a selected value, per the rule's `nonString` (see
+ * field-context.ts codecs): a string's UTF-8, or under "stringify" the
+ * value's JSON text exactly as the body spells it (`12345678901234567891.50`
+ * stays so; decryption splices back these very bytes).
+ */
 function encodeValue(body: Uint8Array, rule: FieldRule, t: FieldTarget): Buffer {
   const { node } = t;
-  if (rule.nonString === 'stringify') return Buffer.from(JSON.stringify(nodeValue(body, node)), 'utf8');
+  if (rule.nonString === 'stringify') return Buffer.from(body.subarray(node.start, node.end));
   if (node.type !== 'string') {
     throw new KcmError('selector_type_mismatch', `${concretePath(rule.selector, t.indices)} is a ${node.type}`);
   }
@@ -127,23 +142,52 @@ function encodeValue(body: Uint8Array, rule: FieldRule, t: FieldTarget): Buffer 
   return Buffer.from(value, 'utf8');
 }
 
-function decodeValue(rule: FieldRule, plaintext: Buffer): unknown {
-  const text = plaintext.toString('utf8');
-  return rule.nonString === 'stringify' ? JSON.parse(text) : text;
+/**
+ * The JSON text that replaces a decrypted field, as bytes, or undefined when
+ * the plaintext is not what the rule's codec holds: not UTF-8, or under
+ * "stringify" not one JSON value within `maxDepth` (checked by the strict
+ * scanner, whose errors never quote the input). Codec 2 answers `plaintext`
+ * itself; codec 1 a new buffer the caller must zero too. Never throws and
+ * never makes a JavaScript string of the plaintext.
+ */
+function decodeValue(rule: FieldRule, plaintext: Buffer, maxDepth: number): Buffer | undefined {
+  if (!isUtf8(plaintext)) return undefined;
+  if (rule.nonString !== 'stringify') return jsonStringBytes(plaintext);
+  try {
+    scanJson(plaintext, undefined, maxDepth);
+  } catch {
+    return undefined;
+  }
+  return plaintext;
 }
 
-/** The record id a target binds to, or undefined when its rule binds none. Throws `selector_missing`. */
+/**
+ * The record id a target binds to, or undefined when its rule binds none.
+ * A path parameter is a string id. Throws `selector_missing` (absent, empty,
+ * or neither a string nor a number), `selector_type_mismatch` (not
+ * well-formed Unicode).
+ */
 function recordIdOf(
   body: ScannedJson,
   rule: FieldRule,
   t: FieldTarget,
   params: TransformRequest['params'],
-): string | undefined {
+): RecordId | undefined {
   const src = rule.recordId;
   if (!src) return undefined;
-  const id =
-    src.from === 'pathParam' ? params[src.param] : readRecordId(body.bytes, body.root, src.selector, t.indices);
-  if (id === undefined || id === '') {
+  let id: RecordId | undefined;
+  if (src.from === 'selector') id = readRecordId(body.bytes, body.root, src.selector, t.indices);
+  else {
+    const param = params[src.param];
+    if (param !== undefined && param !== '') {
+      // decodeURIComponent never yields a lone surrogate; checked anyway, the binding depends on it.
+      if (LONE_SURROGATE.test(param)) {
+        throw new KcmError('selector_type_mismatch', `record id :${src.param} is not well-formed Unicode`);
+      }
+      id = { kind: 'string', bytes: Buffer.from(param, 'utf8') };
+    }
+  }
+  if (id === undefined) {
     const where = src.from === 'pathParam' ? `:${src.param}` : concretePath(src.selector, t.indices);
     throw new KcmError('selector_missing', `record id ${where}`);
   }
@@ -155,7 +199,7 @@ function contextOf(body: ScannedJson, req: TransformRequest, rule: FieldRule, t:
 }
 
 /** A value's replacement: `text` (one JSON value) over the node's bytes. */
-function edit(t: FieldTarget, text: string): JsonEdit {
+function edit(t: FieldTarget, text: string | Uint8Array): JsonEdit {
   return { start: t.node.start, end: t.node.end, text };
 }
 
@@ -205,7 +249,9 @@ export async function encryptRequestFields(body: ScannedJson, req: TransformRequ
  * Opens ciphertexts: each is parsed once, the key of every L3 version present
  * is resolved (awaited only when the provider answers with a promise, i.e. a
  * cache miss), then each version's items are opened in one backend call.
- * Keys of another tenant or key id than the route's are never resolved.
+ * Keys of another tenant or key id than the route's are never resolved. When
+ * a backend call throws, the plaintexts of the versions already opened are
+ * zeroed before the error goes on.
  */
 async function openAll(req: TransformRequest, ciphertexts: string[], contexts: Buffer[]): Promise<FieldOpenResult[]> {
   const { tenant, keys } = req;
@@ -219,7 +265,19 @@ async function openAll(req: TransformRequest, ciphertexts: string[], contexts: B
     handles.set(ref.keyVersion, isPromise(h) ? await h : h);
   }
   // Every group is of `tenant` (parseFieldCiphertexts fails the others); only the route's key id has handles.
-  return openParsedFields(parsed, (ref) => (ref.keyId === keyId ? handles.get(ref.keyVersion) : undefined), contexts);
+  const resolve = (ref: FieldKeyRef) => (ref.keyId === keyId ? handles.get(ref.keyVersion) : undefined);
+  if (parsed.groups.size <= 1) return openParsedFields(parsed, resolve, contexts);
+  try {
+    for (const group of parsed.groups) openParsedFields({ ...parsed, groups: new Map([group]) }, resolve, contexts);
+  } catch (err) {
+    zeroPlaintexts(parsed.results);
+    throw err;
+  }
+  return parsed.results;
+}
+
+function zeroPlaintexts(results: readonly (FieldOpenResult | undefined)[]): void {
+  for (const r of results) if (r?.ok) r.plaintext.fill(0);
 }
 
 function mayRead(rule: ResponseFieldRule, caller: Caller): boolean {
@@ -246,7 +304,8 @@ function ciphertextProblem(value: unknown, tenant: string): FieldAuditReason | u
  * role) get plaintext; others get the ciphertext unchanged (checked to be an
  * envelope of the tenant) or the mask, per the rule's readers, without any
  * decryption. A field that fails (not a string, not an envelope, another
- * tenant/key/field/record, bad tag) is masked when its rule says
+ * tenant/key/field/record, bad tag, a plaintext its codec cannot hold) is
+ * masked when its rule says
  * `onFailure: "mask"`, else the whole body fails with
  * {@link FieldDecryptionError} (422, opaque). Returns the report with the new
  * body. Also throws `selector_missing`, `selector_type_mismatch`,
@@ -293,20 +352,27 @@ export async function decryptResponseFields(
       contexts.push(contextOf(body, req, rule, t));
     }
   }
-  if (open.length > 0) {
-    const results = await openAll(req, ciphertexts, contexts);
-    open.forEach((t, i) => {
+  const results = open.length > 0 ? await openAll(req, ciphertexts, contexts) : [];
+  const decoded: Buffer[] = [];
+  try {
+    for (let i = 0; i < open.length; i++) {
+      const t = open[i] as FieldTarget;
       const rule = route.response[t.rule] as ResponseFieldRule;
       const r = results[i] as FieldOpenResult;
+      const json = r.ok ? decodeValue(rule, r.plaintext, route.limits.maxDepth) : undefined;
       if (!r.ok) fail(t, rule, r.reason);
+      else if (json === undefined) fail(t, rule, 'value_encoding');
       else {
-        writes.push(edit(t, JSON.stringify(decodeValue(rule, r.plaintext))));
-        r.plaintext.fill(0);
+        if (json !== r.plaintext) decoded.push(json);
+        writes.push(edit(t, json));
         report.decrypted++;
       }
-    });
+    }
+    if (failed.length > 0) throw new FieldDecryptionError([...failed, ...report.failures]);
+    if (writes.length > 0) report.body = spliceJson(body.bytes, writes);
+  } finally {
+    zeroPlaintexts(results);
+    for (const d of decoded) d.fill(0);
   }
-  if (failed.length > 0) throw new FieldDecryptionError([...failed, ...report.failures]);
-  if (writes.length > 0) report.body = spliceJson(body.bytes, writes);
   return report;
 }

@@ -1,4 +1,4 @@
-/** The strict JSON scanner: accepts exactly what JSON.parse accepts, bounds depth, refuses planned duplicate members, and returns exact skeleton spans. */
+/** The strict JSON scanner: accepts exactly what JSON.parse accepts, bounds depth, refuses planned duplicate members and their case variants, and returns exact skeleton spans. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
@@ -116,13 +116,25 @@ function depthOf(t: Tree): number {
   return 0;
 }
 
-/** True when an object reached along the plan repeats a member name the plan steps into. */
+/**
+ * The reference case fold of the generators' alphabet: what Go's
+ * bytes.EqualFold, .NET's OrdinalIgnoreCase or Jackson's toLowerCase
+ * treat as one letter (ſ and S, the Kelvin sign and K, ı and I).
+ */
+const FOLD_SPECIAL: Record<string, string> = { ſ: 's', '\u212a': 'k', ı: 'i', İ: 'i' };
+const refFold = (s: string): string => Array.from(s, (c) => FOLD_SPECIAL[c] ?? c.toLowerCase()).join('');
+
+/** True when an object reached along the plan repeats a member name the plan steps into, or has a case variant of one. */
 function dupOnPlan(t: Tree, plan: PlanNode): boolean {
   if (t.kind === 'object' && plan.members !== undefined) {
     const seen = new Set<string>();
+    const planned = [...plan.members.keys()];
     for (const [k, v] of t.entries) {
       const p = plan.members.get(k);
-      if (p === undefined) continue;
+      if (p === undefined) {
+        if (planned.some((name) => refFold(name) === refFold(k))) return true;
+        continue;
+      }
       if (seen.has(k)) return true;
       seen.add(k);
       if (dupOnPlan(v, p)) return true;
@@ -219,6 +231,7 @@ const UNIT = fc.oneof(
     arbitrary: fc.constantFrom('"', '\\', '/', '\n', '\t', '\x00', '\x01', '\x1f', '\x7f', ' ', '_', 'é', '\u2028'),
   },
   { weight: 1, arbitrary: fc.constantFrom('😀', '\ud800', '\udfff', '\ufffd', '\u00ff', '\uffff', '__proto__') },
+  { weight: 1, arbitrary: fc.constantFrom('A', 'B', 'ſ', '\u212a', 'ı', 'É', '__PROTO__') },
 );
 const jsonDoc = fc.jsonValue({ maxDepth: 4, stringUnit: UNIT }) as fc.Arbitrary<Json>;
 
@@ -723,6 +736,11 @@ describe('JSON scanner: skeleton', () => {
           const text = renderTop(doc, picker(cs));
           const bytes = Buffer.from(text, 'utf8');
           const r = scan(bytes, plan);
+          if (dupOnPlan(parseTree(text), plan)) {
+            // A member beside a case variant of it (`a` and `A`) where only one is selected.
+            assert.deepEqual(r, { ok: false, code: 'json_duplicate_key' }, text);
+            return;
+          }
           assert.ok(r.ok, `refused ${text}`);
           checkSkeleton(bytes, r.root, JSON.parse(text) as Json, plan);
         },
@@ -836,6 +854,33 @@ describe('JSON scanner: duplicate member names', () => {
     ['{"constructor":1,"constructor":2}', ['$.constructor'], 'json_duplicate_key'],
     ['{"a":1,"b":2}', ['$.a', '$.b'], 'ok'],
     ['{"a":1,"A":2}', ['$.a', '$.A'], 'ok'],
+    // Case variants of a planned name, alone or beside it, in either order, raw or escaped.
+    ['{"card":{"number":"x","Number":"4111"}}', ['$.card.number'], 'json_duplicate_key'],
+    ['{"card":{"Number":"4111","number":"x"}}', ['$.card.number'], 'json_duplicate_key'],
+    ['{"card":{"Number":"4111"}}', ['$.card.number'], 'json_duplicate_key'],
+    ['{"card":{"NUMBER":"4111"}}', ['$.card.number'], 'json_duplicate_key'],
+    ['{"card":{"\\u004eumber":"4111"}}', ['$.card.number'], 'json_duplicate_key'],
+    ['{"Card":{"number":"4111"}}', ['$.card.number'], 'json_duplicate_key'],
+    ['[{"ID":1}]', ['$[*].id'], 'json_duplicate_key'],
+    ['{"a":1,"A":2}', ['$.a'], 'json_duplicate_key'],
+    ['{"A":1}', ['$.a'], 'json_duplicate_key'],
+    ['{"a":1}', ['$.A'], 'json_duplicate_key'],
+    ['{"é":1,"É":2}', ['$["é"]'], 'json_duplicate_key'],
+    // Go folds ſ to s and the Kelvin sign to k; .NET upper-cases ı to I; Jackson under a Turkish locale lower-cases İ to i.
+    ['{"ſsn":"123"}', ['$.ssn'], 'json_duplicate_key'],
+    ['{"\\u017fsn":"123"}', ['$.ssn'], 'json_duplicate_key'],
+    ['{"\u212aey":"k"}', ['$.key'], 'json_duplicate_key'],
+    ['{"ıd":1}', ['$.id'], 'json_duplicate_key'],
+    ['{"İD":1}', ['$.id'], 'json_duplicate_key'],
+    ['{"ssn":"x"}', ['$["ſsn"]'], 'json_duplicate_key'],
+    // Not variants: other names, other objects, names off the plan.
+    ['{"card":{"numbers":"x","numbe":"y","nümber":"z"}}', ['$.card.number'], 'ok'],
+    ['{"card":{"number":"x"},"other":{"Number":"y","NUMBER":"z"}}', ['$.card.number'], 'ok'],
+    ['{"card":{"number":"x"},"CARDS":1}', ['$.card.number'], 'ok'],
+    ['{"x":{"A":1}}', ['$.a'], 'ok'],
+    ['{"card":[{"Number":1}]}', ['$.card.number'], 'ok'],
+    ['{"ss":2,"SS":3}', ['$["ẞ"]'], 'ok'],
+    ['{"ß":1}', ['$["ẞ"]'], 'json_duplicate_key'],
   ];
 
   it('refuses a repeated member exactly where the plan steps into it', () => {
@@ -845,9 +890,22 @@ describe('JSON scanner: duplicate member names', () => {
     }
   });
 
+  it('says why it refuses a case variant, without quoting the name', () => {
+    const err = (() => {
+      try {
+        scanJson(Buffer.from(`{"${MARKER.toUpperCase()}":1}`), planOf(`$["${MARKER.toLowerCase()}"]`), BIG);
+      } catch (e) {
+        return e as KcmError;
+      }
+      assert.fail('accepted');
+    })();
+    assert.equal(err.code, 'json_duplicate_key');
+    assert.equal(err.detail, 'a member name differs only in letter case from one the policy selects');
+  });
+
   it('agrees with the reference on random objects with repeated names', () => {
     const value = fc.oneof(fc.constant('1'), fc.constant('[]'), fc.constant('{"a":1,"a":2}'), fc.constant('[{"b":1}]'));
-    const name = fc.constantFrom('"a"', '"b"', '"\\u0061"', '"\\u0062"', '"c"');
+    const name = fc.constantFrom('"a"', '"b"', '"\\u0061"', '"\\u0062"', '"c"', '"A"', '"\\u0042"', '"ſ"', '"B"');
     const obj = fc
       .array(fc.tuple(name, value), { maxLength: 5 })
       .map((es) => `{${es.map(([k, v]) => `${k}:${v}`).join(',')}}`);
