@@ -119,7 +119,7 @@ export const ERRORS = {
   json_duplicate_key: {
     status: 400,
     source: 'client',
-    message: 'the JSON body repeats a member name on a path the policy selects',
+    message: 'the JSON body repeats a member name, or a case variant of one, on a path the policy selects',
   },
   too_many_fields: { status: 413, source: 'client', message: 'the body selects more fields than the route allows' },
   selector_missing: { status: 422, source: 'client', message: 'a field the policy requires is absent' },
