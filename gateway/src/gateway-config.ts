@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { KcmError } from '../../common/src/errors.ts';
 import { isKeyId } from '../../common/src/format/ids.ts';
+import type { Unlisted } from './gateway-identities.ts';
 import type { H2PlainOptions, H2TlsOptions } from './http/h2-adapter.ts';
 import type { UwsAdapterOptions } from './http/uws-adapter.ts';
 import type { CallerHeaders } from './proxy/proxy-routes.ts';
@@ -46,6 +47,20 @@ export interface HsmFileConfig {
   keys: string[];
 }
 
+/**
+ * The certificate identity file (gateway-identities.ts, policies/gateway-identities.example.json):
+ * tenants and reader roles per client certificate. Absent: a certificate acts
+ * for the tenant its CN names and holds no roles.
+ */
+export interface IdentitiesFileConfig {
+  /** Absolute path of the identity file (loaded and validated at start). */
+  file: string;
+  /** Certificates the file does not name: `refuse` (no tenant, no role; default) or `cn` (their CN as tenant). */
+  unlisted: Unlisted;
+  /** Reload the file when it changes (default true). */
+  watch: boolean;
+}
+
 export interface GatewayFileConfig {
   /** In-process development keys (LocalGatewayKeys) instead of a Core; only with KCM_DEV=1. */
   dev: boolean;
@@ -57,6 +72,8 @@ export interface GatewayFileConfig {
   core?: CoreLink;
   upstreams: { urls: Map<string, URL>; options: Partial<UpstreamOptions> };
   callerHeaders?: CallerHeaders;
+  /** Tenants and roles of client certificates; absent: CN = tenant, no roles. */
+  identities?: IdentitiesFileConfig;
   limits: { maxBodyBytes?: number; maxBatchItems?: number; drainMs: number };
   /** The HSM offload backend; absent: every route and key uses the native backend. */
   hsm?: HsmFileConfig;
@@ -221,6 +238,20 @@ function hsm(v: unknown, path: (p: string) => string, env: NodeJS.ProcessEnv): H
   };
 }
 
+function identities(v: unknown, path: (p: string) => string): IdentitiesFileConfig {
+  const i = typeof v === 'string' ? { file: v } : obj(v, 'identities', ['file', 'unlisted', 'watch']);
+  let unlisted: Unlisted = 'refuse';
+  if (i.unlisted !== undefined) {
+    if (i.unlisted !== 'refuse' && i.unlisted !== 'cn') fail('identities.unlisted', 'must be "refuse" or "cn"');
+    unlisted = i.unlisted;
+  }
+  return {
+    file: path(str(i.file, 'identities.file')),
+    unlisted,
+    watch: i.watch === undefined ? true : bool(i.watch, 'identities.watch'),
+  };
+}
+
 /**
  * Validates a parsed configuration object. `baseDir` resolves relative file
  * paths; `env.KCM_DEV === '1'` is required for `dev: true`. Throws KcmError
@@ -235,6 +266,7 @@ export function gatewayConfig(doc: unknown, baseDir: string, env: NodeJS.Process
     'core',
     'upstreams',
     'callerHeaders',
+    'identities',
     'limits',
     'hsm',
   ]);
@@ -274,6 +306,7 @@ export function gatewayConfig(doc: unknown, baseDir: string, env: NodeJS.Process
     ...(c.core !== undefined ? { core: core(c.core, path) } : {}),
     upstreams: upstreams(c.upstreams, path),
     ...(callerHeaders ? { callerHeaders } : {}),
+    ...(c.identities !== undefined ? { identities: identities(c.identities, path) } : {}),
     limits: {
       ...(maxBodyBytes !== undefined ? { maxBodyBytes } : {}),
       ...(maxBatchItems !== undefined ? { maxBatchItems } : {}),

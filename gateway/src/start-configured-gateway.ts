@@ -7,13 +7,18 @@
  * keys: pending usage is reported, the Core event stream stops and every
  * leased key is wiped. With an `hsm` section the PKCS#11 token of the
  * `pkcs11` field backend is opened (and its transport key set up) before
- * any listener, and closed last.
+ * any listener, and closed last. With an `identities` section the
+ * certificate identity file (gateway-identities.ts) gives every client
+ * certificate its tenants (`tenantsForCertificate`) and reader roles
+ * (`rolesForCertificate`); it is loaded before anything opens and, unless
+ * `watch: false`, reloaded when it changes.
  */
 import { readFileSync } from 'node:fs';
 import { KcmError } from '../../common/src/errors.ts';
 import { type Crypto, defaultCrypto } from '../../native/index.ts';
 import { CoreGatewayKeys } from './core-gateway-keys.ts';
 import type { GatewayFileConfig } from './gateway-config.ts';
+import { CertificateIdentities } from './gateway-identities.ts';
 import { type GatewayKeys, LocalGatewayKeys } from './gateway-keys.ts';
 import { type GatewayServer, startGateway } from './gateway-server.ts';
 import { HsmBackend } from './hsm/hsm-backend.ts';
@@ -26,6 +31,8 @@ export interface ConfiguredGateway {
   keys: GatewayKeys;
   /** The pkcs11 field backend, when the config has an `hsm` section. */
   hsm?: HsmBackend;
+  /** The certificate identity file, when the config has an `identities` section. */
+  identities?: CertificateIdentities;
   /** Drains, closes listeners and pools, then closes the keys (wipes them). Idempotent. */
   close(): Promise<void>;
 }
@@ -76,7 +83,8 @@ function openHsm(hsm: NonNullable<GatewayFileConfig['hsm']>, crypto: Crypto): Hs
 
 /**
  * Starts the gateway. Throws `invalid_config` (bad trust entry, no policy
- * file, port in use, `dev` without KCM_DEV=1 — checked again here),
+ * file, port in use, `dev` without KCM_DEV=1 — checked again here, a bad
+ * identity file: the message names the file and the field),
  * `invalid_policy`, `invalid_certificate`, `native_unavailable`. Nothing
  * stays open after a throw.
  */
@@ -88,6 +96,10 @@ export async function startConfiguredGateway(c: GatewayFileConfig, o: StartOptio
   if (tokenRoute && !c.hsm) {
     throw new KcmError('invalid_config', `hsm: required by ${tokenRoute.source} (backend "pkcs11")`);
   }
+  // Loaded (and refused) before anything opens; watched once the gateway serves.
+  const identities = c.identities
+    ? new CertificateIdentities(c.identities.file, { unlisted: c.identities.unlisted, log })
+    : undefined;
   let hsm: HsmBackend | undefined;
   let keys: LocalGatewayKeys | CoreGatewayKeys;
   if (c.dev) {
@@ -116,6 +128,7 @@ export async function startConfiguredGateway(c: GatewayFileConfig, o: StartOptio
       ...(hsm ? { hsm } : {}),
       ...c.fronts,
       trust,
+      ...(identities ? { tenantsForCertificate: identities.tenantsFor } : {}),
       ...(c.limits.maxBodyBytes ? { maxBodyBytes: c.limits.maxBodyBytes } : {}),
       ...(c.limits.maxBatchItems ? { maxBatchItems: c.limits.maxBatchItems } : {}),
       ...(policies
@@ -125,6 +138,7 @@ export async function startConfiguredGateway(c: GatewayFileConfig, o: StartOptio
               upstreamUrls: c.upstreams.urls,
               upstream: c.upstreams.options,
               ...(c.callerHeaders ? { callerHeaders: c.callerHeaders } : {}),
+              ...(identities ? { rolesForCertificate: identities.rolesFor } : {}),
             },
           }
         : {}),
@@ -135,14 +149,17 @@ export async function startConfiguredGateway(c: GatewayFileConfig, o: StartOptio
     hsm?.close();
     throw err;
   }
+  if (identities && c.identities?.watch) identities.watch();
   let closing: Promise<void> | undefined;
   return {
     server,
     keys,
     ...(hsm ? { hsm } : {}),
+    ...(identities ? { identities } : {}),
     close() {
       closing ??= (async () => {
         await server.close({ drainMs: c.limits.drainMs });
+        identities?.close();
         await keys.close();
         hsm?.close();
       })();

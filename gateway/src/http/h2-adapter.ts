@@ -3,7 +3,9 @@
  *
  * - a TLS port serving h2 and HTTP/1.1 by ALPN, with mTLS enforced (a client
  *   without a certificate from the configured CA is refused in the
- *   handshake); the caller identity is the verified peer certificate;
+ *   handshake); the caller identity is the verified peer certificate, and
+ *   only it (one without exactly one subject CN is refused with 401, never
+ *   identified by its address);
  * - a plaintext port serving h2c (prior knowledge) and HTTP/1.1 on the same
  *   socket, told apart by the 24-byte HTTP/2 connection preface
  *   (sniff-port.ts). Node does not support the h2c Upgrade header.
@@ -16,7 +18,7 @@ import http2, { type Http2ServerRequest, type Http2ServerResponse } from 'node:h
 import type { AddressInfo, Server, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { KcmError } from '../../../common/src/errors.ts';
-import type { AdapterName, PeerCertificate, PipelineResponse } from '../pipeline/context.ts';
+import type { AdapterName, PipelineResponse, PresentedCertificate } from '../pipeline/context.ts';
 import { Pipeline } from '../pipeline/pipeline.ts';
 import { createSniffServer } from './sniff-port.ts';
 
@@ -43,16 +45,28 @@ export interface NodeListener {
 type AnyRequest = IncomingMessage | Http2ServerRequest;
 type AnyResponse = ServerResponse | Http2ServerResponse;
 
-function peerCertificate(socket: TLSSocket | undefined): PeerCertificate | undefined {
-  if (!socket || typeof socket.getPeerCertificate !== 'function' || !socket.authorized) return undefined;
-  const c = socket.getPeerCertificate();
-  const cn = c?.subject?.CN;
-  if (!c || typeof cn !== 'string') return undefined;
+const ONE_CN = 'the client certificate must name exactly one CN';
+
+/**
+ * The client certificate of a request: undefined on the plaintext listener
+ * (no TLS, no certificate); on the mTLS listener, always set, since every
+ * connection there presented a verified certificate. A certificate that
+ * cannot name a caller (no CN, an empty CN, several CNs; or, defensively, no
+ * verified certificate at all) is returned as unusable, so the request is
+ * refused instead of being identified by its address.
+ */
+function presentedCertificate(socket: TLSSocket | undefined): PresentedCertificate | undefined {
+  if (socket?.encrypted !== true) return undefined;
+  const c = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate() : undefined;
+  const fingerprint256 = typeof c?.fingerprint256 === 'string' ? c.fingerprint256 : '';
+  if (!socket.authorized || !c) return { unusable: 'no verified client certificate', fingerprint256 };
+  const cn: unknown = c.subject?.CN;
+  if (typeof cn !== 'string' || cn.length === 0) return { unusable: ONE_CN, fingerprint256 };
   const uris = (c.subjectaltname ?? '')
     .split(', ')
     .filter((s) => s.startsWith('URI:'))
     .map((s) => s.slice(4));
-  return { cn, uris, fingerprint256: c.fingerprint256 };
+  return { cn, uris, fingerprint256 };
 }
 
 function copyHeaders(req: AnyRequest): Record<string, string> {
@@ -81,7 +95,7 @@ export function nodeHandler(pipeline: Pipeline, adapterOf: (req: AnyRequest) => 
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const socket = ((req as Http2ServerRequest).stream?.session?.socket ?? req.socket) as TLSSocket | undefined;
-    const certificate = peerCertificate(socket);
+    const certificate = presentedCertificate(socket);
     const declared = Pipeline.declaredLength(headers);
     const ctx = pipeline.newContext(
       {

@@ -1,31 +1,67 @@
 /**
  * Caller identity and tenant resolution (ADR-402: fail closed).
  *
- * - A verified client certificate (mTLS listeners) identifies the caller; the
- *   tenants it may act for come from `tenantsForCertificate` (default: the
- *   certificate CN, as ADR-402's public code does).
+ * - A verified client certificate (mTLS listeners) identifies the caller, and
+ *   nothing else does: its address is never looked at. The tenants it may act
+ *   for come from `tenantsForCertificate` (default: the certificate CN, as
+ *   ADR-402's public code does). A certificate without exactly one CN is
+ *   refused with 401 `unauthenticated`.
  * - Without a certificate, only a trusted peer (loopback, or an address the
  *   configuration lists) is accepted, and it names its tenant with the
  *   `x-okcm-tenant` header or the body field `tenant`.
  * - Anyone else is refused with 401 `unauthenticated`.
  */
+import { isIP, SocketAddress } from 'node:net';
 import { KcmError } from '../../../common/src/errors.ts';
 import { isTenantId } from '../../../common/src/format/ids.ts';
-import type { Caller, PeerCertificate, PeerInfo } from './context.ts';
+import { type Caller, isUsableCertificate, type PeerCertificate, type PeerInfo } from './context.ts';
 
 export const TENANT_HEADER = 'x-okcm-tenant';
 
 /** Which addresses count as trusted peers for header-named tenants. */
 export type PeerTrust = (address: string) => boolean;
 
-/** Loopback only: 127.0.0.0/8, ::1 and IPv4-mapped loopback. */
-export const loopbackOnly: PeerTrust = (address) =>
-  address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');
+/** IPv6 text → canonical text, per address seen (bounded: peers are few, and parsing allocates). */
+const canonicalIpv6 = new Map<string, string | null>();
 
-/** Trusts exactly the listed addresses (plus loopback when `withLoopback`). */
+/**
+ * The canonical text of an IP address: IPv4 dotted quad as is, IPv6 in its
+ * RFC 5952 form, IPv4-mapped IPv6 (`::ffff:7f00:1`, `0000:…:ffff:7f00:0001`)
+ * as the plain IPv4 address. Undefined when `address` is not an IP address.
+ */
+export function canonicalAddress(address: string): string | undefined {
+  const family = isIP(address);
+  // isIP accepts only the four-decimal dotted quad without leading zeros: already canonical.
+  if (family === 4) return address;
+  if (family === 0) return undefined;
+  let c = canonicalIpv6.get(address);
+  if (c === undefined) {
+    try {
+      const text = new SocketAddress({ address, family: 'ipv6' }).address;
+      const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+      c = mapped ? (mapped[1] as string) : text;
+    } catch {
+      c = null;
+    }
+    if (canonicalIpv6.size >= 4096) canonicalIpv6.clear();
+    canonicalIpv6.set(address, c);
+  }
+  return c ?? undefined;
+}
+
+/** Loopback only: 127.0.0.0/8 and ::1, in any textual form (expanded, IPv4-mapped). */
+export const loopbackOnly: PeerTrust = (address) => {
+  const a = canonicalAddress(address);
+  return a !== undefined && (a === '::1' || a.startsWith('127.'));
+};
+
+/** Trusts exactly the listed addresses, compared canonically (plus loopback when `withLoopback`). */
 export function trustAddresses(addresses: readonly string[], withLoopback = true): PeerTrust {
-  const set = new Set(addresses);
-  return (a) => set.has(a) || (withLoopback && loopbackOnly(a));
+  const set = new Set(addresses.map((a) => canonicalAddress(a) ?? a));
+  return (a) => {
+    const c = canonicalAddress(a);
+    return (c !== undefined && set.has(c)) || (withLoopback && loopbackOnly(a));
+  };
 }
 
 /** ADR-402 default: a certificate may act for the tenant its CN names. */
@@ -33,17 +69,31 @@ export function cnIsTenant(cert: PeerCertificate): readonly string[] {
   return isTenantId(cert.cn) ? [cert.cn] : [];
 }
 
-/** The caller of a request, or undefined when it is neither certified nor a trusted peer. */
+/**
+ * The caller of a request, or undefined when it is neither certified nor a
+ * trusted peer. A request with a client certificate is identified by it
+ * alone: throws `unauthenticated` when that certificate cannot name a caller
+ * (not exactly one CN; the message never quotes the subject).
+ */
 export function identifyCaller(
   peer: PeerInfo,
   trust: PeerTrust,
   tenantsForCertificate: (cert: PeerCertificate) => readonly string[],
 ): Caller | undefined {
-  if (peer.certificate) {
-    return { kind: 'certificate', id: peer.certificate.cn, tenants: new Set(tenantsForCertificate(peer.certificate)) };
+  const cert = peer.certificate;
+  if (cert !== undefined) {
+    if (!isUsableCertificate(cert)) throw new KcmError('unauthenticated', cert.unusable);
+    return { kind: 'certificate', id: cert.cn, tenants: new Set(tenantsForCertificate(cert)) };
   }
   if (trust(peer.address)) return { kind: 'trusted-peer', id: peer.address, tenants: 'any' };
   return undefined;
+}
+
+/** Throws `forbidden` unless `caller` may act for `tenant` (trusted peers may act for any). */
+export function assertMayActFor(caller: Caller, tenant: string): void {
+  if (caller.tenants !== 'any' && !caller.tenants.has(tenant)) {
+    throw new KcmError('forbidden', 'the caller may not act for this tenant');
+  }
 }
 
 /**
@@ -66,8 +116,6 @@ export function resolveTenant(caller: Caller | undefined, header: string | undef
     else throw new KcmError('bad_request', `name the tenant with ${TENANT_HEADER} or the body field tenant`);
   }
   if (!isTenantId(tenant as string)) throw new KcmError('invalid_tenant_id');
-  if (caller.tenants !== 'any' && !caller.tenants.has(tenant as string)) {
-    throw new KcmError('forbidden', 'the caller may not act for this tenant');
-  }
+  assertMayActFor(caller, tenant as string);
   return tenant as string;
 }

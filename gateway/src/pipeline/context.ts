@@ -11,21 +11,46 @@ import type { Route } from './router.ts';
 /** Which front adapter accepted the request. */
 export type AdapterName = 'uws' | 'h2' | 'h2c' | 'http1' | 'https1';
 
-/** What the transport knows about the peer. */
+/**
+ * What the transport knows about the peer. A request that arrived with a
+ * verified client certificate (`certificate` set) is identified by that
+ * certificate only, never by `address` (caller.ts identifyCaller): an
+ * {@link UnusableCertificate} is refused, it never falls back to the address.
+ */
 export interface PeerInfo {
   /** Remote address as text (IPv4, or IPv6 without brackets). */
   address: string;
-  /** The verified client certificate (mTLS listeners only). */
-  certificate?: PeerCertificate;
+  /**
+   * Set when, and only when, the peer presented a client certificate the
+   * listener verified (mTLS listeners; every request there has one).
+   */
+  certificate?: PresentedCertificate;
 }
+
+/** A verified client certificate, usable as an identity or not. */
+export type PresentedCertificate = PeerCertificate | UnusableCertificate;
 
 /** The identity parts of a verified client certificate. */
 export interface PeerCertificate {
-  /** Subject CN. */
+  /** Subject CN: exactly one, non-empty. */
   cn: string;
   /** URI SANs (e.g. SPIFFE ids). */
   uris: readonly string[];
   fingerprint256: string;
+  unusable?: undefined;
+}
+
+/** A verified client certificate that cannot name a caller (its subject has no CN, an empty one, or several). */
+export interface UnusableCertificate {
+  /** Why, for logs and the audit; never quotes the subject. */
+  unusable: string;
+  fingerprint256: string;
+  cn?: undefined;
+}
+
+/** True when `c` names a caller (exactly one CN). */
+export function isUsableCertificate(c: PresentedCertificate): c is PeerCertificate {
+  return c.unusable === undefined;
 }
 
 /** Who is calling, as the identity stage decided. */

@@ -80,8 +80,10 @@ export class TrustedPeers {
  * The tenant of a request. Throws KcmError:
  * `unauthenticated` (cert source, no certificate tenant), `forbidden` (header
  * sent by a peer outside trustedPeers), `tenant_unresolved` (header or path
- * parameter absent or repeated), `invalid_tenant_id` (not 1–40 of
- * `A-Z a-z 0-9 - . _ ~`).
+ * parameter absent, or header repeated: sent twice, or a comma-separated
+ * list), `invalid_tenant_id` (not 1–40 of `A-Z a-z 0-9 - . _ ~`). Whether the
+ * caller may act for the tenant is checked by the caller of this function
+ * (proxy-routes.ts), whatever the source.
  */
 export function resolveTenant(source: TenantSource, facts: TenantFacts): string {
   let tenant: string | undefined;
@@ -97,7 +99,10 @@ export function resolveTenant(source: TenantSource, facts: TenantFacts): string 
       if (!source.trustedPeers.has(facts.peerAddress)) {
         throw new KcmError('forbidden', `${source.header} is accepted only from trusted peers`);
       }
-      if (typeof value !== 'string') throw new KcmError('tenant_unresolved', `${source.header} sent more than once`);
+      // Both adapters join a repeated header with ", "; a tenant id never holds a comma (ids.ts).
+      if (typeof value !== 'string' || value.includes(',')) {
+        throw new KcmError('tenant_unresolved', `${source.header} sent more than once`);
+      }
       tenant = value;
       break;
     }

@@ -2,8 +2,11 @@
  * The reverse proxy as pipeline routes: one Route per policy route
  * (policy/policy-loader.ts PolicySet), matched after the direct API.
  *
- *   identify   → the route's tenant source (certificate tenant, a header
- *                from trusted peers, or a path parameter) → ctx.tenant
+ *   identify   → a caller is required (verified certificate or trusted
+ *                peer: else 401); the route's tenant source (certificate
+ *                tenant, a header from trusted peers, or a path parameter)
+ *                → ctx.tenant, which a certificate caller must be allowed to
+ *                act for, whatever the source (else 403)
  *   limits     → body read whole up to the route's `limits.bodyBytes`
  *                (Content-Length first, bytes counted: 413)
  *   request-transform  → only on routes with `request` rules (encrypt)
@@ -17,18 +20,24 @@
 import { KcmError } from '../../../common/src/errors.ts';
 import { fieldKeyProvider } from '../field-keys.ts';
 import type { GatewayKeys } from '../gateway-keys.ts';
-import type { PeerCertificate, RequestContext } from '../pipeline/context.ts';
+import { assertMayActFor } from '../pipeline/caller.ts';
+import { isUsableCertificate, type PeerCertificate, type RequestContext } from '../pipeline/context.ts';
 import type { Route, RouteMatch, RouteMatcher } from '../pipeline/router.ts';
 import type { Caller as ReaderCaller } from '../pipeline/transform-json.ts';
 import type { PolicySet } from '../policy/policy-loader.ts';
 import type { CompiledRoute, Upstream } from '../policy/policy-types.ts';
 import { matchRoutePattern } from '../policy/route-pattern.ts';
 import { resolveTenant } from '../policy/tenant-source.ts';
-import { forward } from '../upstream/forward.ts';
+import { type CallerHeaderPolicy, callerHeaderPolicy, forward } from '../upstream/forward.ts';
 import type { UpstreamPools } from '../upstream/upstream-pools.ts';
 import { decryptResponseBody, encryptRequestBody, proxyState } from './proxy-transforms.ts';
 
-/** Headers a trusted peer (the gateway's `trust`) may use to name the reader of response fields. */
+/**
+ * Headers a trusted peer (the gateway's `trust`) may use to name the reader
+ * of response fields. Forwarded upstream as the gateway vouches for them
+ * (upstream/forward.ts): as sent from a trusted peer; for a certificate
+ * caller its CN and known roles replace whatever the client sent.
+ */
 export interface CallerHeaders {
   /** Header holding the caller identity (e.g. `x-okcm-caller`). */
   identity?: string;
@@ -60,8 +69,9 @@ function certificateTenant(ctx: RequestContext): string | undefined {
 /** Who reads response fields: the certificate CN (and roles), or a trusted peer's headers. */
 function readerOf(ctx: RequestContext, o: ProxyOptions): ReaderCaller {
   const c = ctx.caller;
-  if (c?.kind === 'certificate' && ctx.peer.certificate) {
-    return { identity: c.id, roles: o.rolesForCertificate?.(ctx.peer.certificate) ?? [] };
+  const cert = ctx.peer.certificate;
+  if (c?.kind === 'certificate' && cert && isUsableCertificate(cert)) {
+    return { identity: c.id, roles: o.rolesForCertificate?.(cert) ?? [] };
   }
   if (c?.kind === 'trusted-peer' && o.callerHeaders) {
     const id = o.callerHeaders.identity ? ctx.headers[o.callerHeaders.identity] : undefined;
@@ -84,7 +94,12 @@ function routeName(r: CompiledRoute): string {
   return `proxy ${r.policyId} ${r.method} ${r.pattern.text}`;
 }
 
-function proxyRoute(r: CompiledRoute, o: ProxyOptions, upstream: Upstream): Route {
+function proxyRoute(
+  r: CompiledRoute,
+  o: ProxyOptions,
+  upstream: Upstream,
+  callerHeaders: CallerHeaderPolicy | undefined,
+): Route {
   // The route's field backend (policy `backend`), chosen once here: throws invalid_config for pkcs11 without an HSM.
   const fieldKeys = fieldKeyProvider(o.keys).forBackend(r.backend);
   const route: Route = {
@@ -94,21 +109,29 @@ function proxyRoute(r: CompiledRoute, o: ProxyOptions, upstream: Upstream): Rout
     body: 'raw',
     bodyLimit: r.limits.bodyBytes,
     auth: false,
+    // Every proxied request has a caller; a certificate acts only for its own tenants, whatever the source.
     authorize(ctx) {
+      const caller = ctx.caller;
+      if (!caller) throw new KcmError('unauthenticated', 'no client certificate and not a trusted peer');
       const cert = certificateTenant(ctx);
-      ctx.tenant = resolveTenant(r.tenant, {
+      const tenant = resolveTenant(r.tenant, {
         peerAddress: ctx.peer.address,
         headers: ctx.headers,
         params: ctx.params,
         ...(cert !== undefined ? { certificateTenant: cert } : {}),
       });
+      assertMayActFor(caller, tenant);
+      ctx.tenant = tenant;
     },
     async handle(ctx) {
       const s = proxyState(ctx);
       let body = s.body ?? ctx.rawBody;
       const declared = ctx.headers['content-length'] !== undefined || ctx.headers['transfer-encoding'] !== undefined;
       if (body && body.length === 0 && !declared && NO_BODY_METHODS.has(ctx.method)) body = undefined;
-      const reply = await forward(o.pools, upstream, ctx, body, { identityEncoding: r.response.length > 0 });
+      const reply = await forward(o.pools, upstream, ctx, body, {
+        identityEncoding: r.response.length > 0,
+        callerHeaders,
+      });
       if (ctx.aborted) return;
       s.fromUpstream = true;
       ctx.response = { status: reply.status, headers: reply.headers, body: reply.body };
@@ -125,6 +148,9 @@ function proxyRoute(r: CompiledRoute, o: ProxyOptions, upstream: Upstream): Rout
 /**
  * The policy routes as a RouteMatcher for the route stage. Throws
  * `invalid_config` when `upstreamUrls` names an upstream no policy uses.
+ * Its `match` answers not found / method not allowed, and throws what else
+ * `PolicySet.match` throws (KcmError `bad_request` for an ambiguous
+ * spelling), which the route stage answers.
  */
 export function proxyMatcher(o: ProxyOptions): RouteMatcher & { readonly routes: readonly Route[] } {
   const used = new Set(o.policies.routes.map((r) => r.upstream.name));
@@ -133,9 +159,10 @@ export function proxyMatcher(o: ProxyOptions): RouteMatcher & { readonly routes:
       throw new KcmError('invalid_config', `upstreams.urls.${name}: no policy route uses this upstream name`);
   }
   const byRoute = new Map<CompiledRoute, Route>();
+  const callerHeaders = callerHeaderPolicy(o.callerHeaders, o.rolesForCertificate);
   for (const r of o.policies.routes) {
     const url = o.upstreamUrls?.get(r.upstream.name);
-    byRoute.set(r, proxyRoute(r, o, url ? { name: r.upstream.name, url } : r.upstream));
+    byRoute.set(r, proxyRoute(r, o, url ? { name: r.upstream.name, url } : r.upstream, callerHeaders));
   }
   return {
     routes: [...byRoute.values()],
@@ -150,7 +177,8 @@ export function proxyMatcher(o: ProxyOptions): RouteMatcher & { readonly routes:
           ].join(', ');
           return { kind: 'method_not_allowed', allow };
         }
-        return { kind: 'not_found' };
+        if (err instanceof KcmError && err.code === 'not_found') return { kind: 'not_found' };
+        throw err; // `bad_request` (an ambiguous spelling): the route stage answers it, 400
       }
     },
   };

@@ -4,6 +4,10 @@
  * list plus every name the Connection header lists) are dropped both ways;
  * `x-forwarded-for` gets the peer address appended, `x-forwarded-host` the
  * original host, `x-correlation-id` the request's correlation id. The
+ * configured caller headers (gateway `callerHeaders`) reach the upstream only
+ * as the gateway vouches for them: a trusted peer's as sent; for a
+ * certificate caller the identity header is its CN and the roles header its
+ * roles when the gateway knows them, whatever the client sent. The
  * request is aborted when the client goes away (ctx.onAbort).
  *
  * Failures map to table errors and never carry upstream bytes:
@@ -11,10 +15,11 @@
  * or body deadline → 504 `upstream_timeout`; not HTTP or over the size cap →
  * 502 `upstream_bad_response`; a request header or target with control
  * characters → 400 `bad_request` (nothing sent); a client abort →
- * ClientAbortedError (nothing is written).
+ * ClientAbortedError (nothing is written). Their messages name the upstream
+ * only by its configured name, never by its URL.
  */
 import { KcmError } from '../../../common/src/errors.ts';
-import type { RequestContext } from '../pipeline/context.ts';
+import { isUsableCertificate, type PeerCertificate, type RequestContext } from '../pipeline/context.ts';
 import { ClientAbortedError } from '../pipeline/request-body.ts';
 import type { Upstream } from '../policy/policy-types.ts';
 import { UpstreamFailure } from './upstream-failure.ts';
@@ -73,9 +78,64 @@ export function endToEnd(
   return out;
 }
 
-/** The request headers sent upstream. */
-export function upstreamRequestHeaders(ctx: RequestContext, o: { identityEncoding: boolean }): HeaderMap {
-  const h = endToEnd(ctx.headers);
+/**
+ * The gateway's caller headers (config `callerHeaders`), built once by
+ * {@link callerHeaderPolicy} and applied per request by
+ * {@link upstreamRequestHeaders}.
+ */
+export interface CallerHeaderPolicy {
+  readonly identity: string | undefined;
+  readonly roles: string | undefined;
+  /** Both names: what a certificate caller's request loses before the gateway's values are set. */
+  readonly names: ReadonlySet<string>;
+  /** Roles of a certificate caller, when the gateway knows them (`rolesForCertificate`). */
+  readonly rolesForCertificate: ((cert: PeerCertificate) => readonly string[]) | undefined;
+}
+
+/** The policy for the configured header names (lower-case), or undefined when none is configured. */
+export function callerHeaderPolicy(
+  headers: { identity?: string; roles?: string } | undefined,
+  rolesForCertificate?: (cert: PeerCertificate) => readonly string[],
+): CallerHeaderPolicy | undefined {
+  const identity = headers?.identity?.toLowerCase();
+  const roles = headers?.roles?.toLowerCase();
+  if (identity === undefined && roles === undefined) return undefined;
+  const names = new Set([identity, roles].filter((n): n is string => n !== undefined));
+  return { identity, roles, names, rolesForCertificate };
+}
+
+const NOTHING = new Set<string>();
+
+/**
+ * The request headers sent upstream; throws `bad_request` for a method
+ * override header (X-HTTP-Method-Override, X-HTTP-Method, X-Method-Override:
+ * a GET to a pass-through route must not become a POST the policy would
+ * have encrypted). With `callerHeaders`: a trusted peer's
+ * caller headers go as sent (it is the source of identity); otherwise the
+ * client's values are dropped, and for a certificate caller the identity
+ * header is set to its CN and the roles header (`, `-separated) to the roles
+ * the gateway knows for it, if any.
+ */
+export function upstreamRequestHeaders(
+  ctx: RequestContext,
+  o: { identityEncoding: boolean; callerHeaders?: CallerHeaderPolicy | undefined },
+): HeaderMap {
+  const hd = ctx.headers;
+  if (hd['x-http-method-override'] ?? hd['x-http-method'] ?? hd['x-method-override']) {
+    // The policy matched the request's own method: an upstream honouring an override would run another route.
+    throw new KcmError('bad_request', 'method override headers are not accepted');
+  }
+  const policy = o.callerHeaders;
+  const vouch = policy !== undefined && ctx.caller?.kind !== 'trusted-peer';
+  const h = endToEnd(ctx.headers, vouch ? policy.names : NOTHING);
+  if (vouch && ctx.caller?.kind === 'certificate') {
+    if (policy.identity) h[policy.identity] = ctx.caller.id;
+    const cert = ctx.peer.certificate;
+    if (policy.roles && policy.rolesForCertificate && cert && isUsableCertificate(cert)) {
+      const roles = policy.rolesForCertificate(cert);
+      if (roles.length > 0) h[policy.roles] = roles.join(', ');
+    }
+  }
   const prior = ctx.headers['x-forwarded-for'];
   h['x-forwarded-for'] = prior ? `${prior}, ${ctx.peer.address}` : ctx.peer.address;
   const host = ctx.headers.host;
@@ -92,11 +152,19 @@ export function upstreamPath(upstream: Upstream, ctx: RequestContext): string {
   return `${base}${ctx.path}${ctx.query ? `?${ctx.query}` : ''}`;
 }
 
+/** Names of the policy's `upstreams` (policy-schema.ts); an upstream given inline is named by its URL. */
+const CONFIGURED_NAME = /^[A-Za-z0-9._~-]{1,64}$/;
+
+/** How errors name an upstream: `upstream <name>` for a configured name, never its (internal) URL. */
+export function upstreamLabel(upstream: Upstream): string {
+  return CONFIGURED_NAME.test(upstream.name) ? `upstream ${upstream.name}` : 'upstream';
+}
+
 /** Maps an upstream failure to a table error (or ClientAbortedError after a client abort). */
 export function upstreamError(err: unknown, ctx: RequestContext, upstream: Upstream): Error {
   if (ctx.aborted) return new ClientAbortedError();
   if (err instanceof KcmError) return err;
-  const where = `upstream ${upstream.name}`;
+  const where = upstreamLabel(upstream);
   if (!(err instanceof UpstreamFailure)) return new KcmError('upstream_unavailable', where);
   switch (err.kind) {
     case 'timeout':
@@ -124,7 +192,7 @@ export async function forward(
   upstream: Upstream,
   ctx: RequestContext,
   body: Buffer | undefined,
-  o: { identityEncoding: boolean },
+  o: { identityEncoding: boolean; callerHeaders?: CallerHeaderPolicy | undefined },
 ): Promise<UpstreamReply> {
   if (ctx.aborted) throw new ClientAbortedError();
   let stop: (() => void) | undefined;

@@ -4,11 +4,14 @@
  * client certificate's CN) and once over h2c (the reader comes from the
  * caller header of a trusted peer). The app must never see the plaintext;
  * reading back gives plaintext to `billing-service` and the mask to others.
+ * Over mTLS the certificates are services, not tenants: a gateway identity
+ * file (config `identities`) lets `billing-service` and `reporting-service`
+ * act for tenant `acme`, as a user would configure it.
  * Keys: LocalGatewayKeys (dev: true); leasing from a Core is tested in
  * gateway-core.test.ts.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { type ClientHttp2Session, connect } from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -64,6 +67,16 @@ describe('gateway proxy over h2 (mTLS) and h2c → sample app', () => {
     other = issueCert(pki.ca, { kind: 'client', cn: 'reporting-service', name: 'reporting' });
     app = await startOrdersApp();
     process.env.KCM_DEV = '1';
+    writeFileSync(
+      join(dir, 'gateway-identities.json'),
+      JSON.stringify({
+        version: 1,
+        identities: [
+          { match: { cn: 'billing-service' }, tenants: ['acme'] },
+          { match: { cn: 'reporting-service' }, tenants: ['acme'] },
+        ],
+      }),
+    );
     const config = gatewayConfig(
       {
         dev: true,
@@ -74,6 +87,7 @@ describe('gateway proxy over h2 (mTLS) and h2c → sample app', () => {
         policies: { dir: POLICIES, examples: true },
         upstreams: { urls: { 'orders-app': app.url } },
         callerHeaders: { identity: 'x-okcm-caller' },
+        identities: { file: 'gateway-identities.json' },
       },
       dir,
       process.env,

@@ -10,7 +10,7 @@ import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { requestHead } from '../../../gateway/src/upstream/h1-client.ts';
 import { UpstreamFailure } from '../../../gateway/src/upstream/upstream-failure.ts';
-import { type ProxyFixture, startProxyFixture } from './proxy-fixture.ts';
+import { call, type ProxyFixture, startProxyFixture } from './proxy-fixture.ts';
 
 /** Writes `bytes` to the port and returns what came back before the server closed or `ms` passed. */
 function rawSend(port: number, bytes: Buffer, ms = 1500): Promise<string> {
@@ -80,6 +80,18 @@ describe('proxy: non-ASCII header bytes and targets', () => {
       assert.equal(f.up.received.length, before);
     });
   }
+
+  it('a method override header is refused (400), never forwarded: a GET to a pass-through route cannot act as a POST', async () => {
+    for (const name of ['x-http-method-override', 'X-HTTP-Method', 'x-method-override']) {
+      const before = f.up.received.length;
+      const r = await call(f, `${f.base.uws}/raw/echo`, {
+        method: 'GET',
+        headers: { [name]: 'POST', 'content-type': 'application/json' },
+      });
+      assert.equal(r.status, 400, name);
+      assert.equal(f.up.received.length, before);
+    }
+  });
 
   it('requestHead refuses chars above 0xFF and controls in values, and anything but visible ASCII in the target', () => {
     const ok = requestHead({ method: 'GET', path: '/a?b=c', headers: { 'x-a': 'caf\u00e9\tx' } }, 'h');
