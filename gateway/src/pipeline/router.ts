@@ -2,6 +2,13 @@
  * Routes: method + path pattern (`/v1/encrypt/:key`) → a named handler with
  * its body needs. Matching splits the path on `/`; `:name` segments capture
  * one non-empty segment. No regular expressions run on request paths.
+ *
+ * Paths reach a matcher only once the route stage has checked them
+ * (`isCanonicalPath`, policy/route-pattern.ts: no dot or empty segment, no
+ * `\`, `;`, `%2F`, …). The direct API routes here match exactly
+ * (case-sensitive, no trailing slash): they answer locally and forward
+ * nothing, so no upstream reading of the path matters. Policy routes match
+ * leniently (policy/route-pattern.ts).
  */
 import type { RequestContext } from './context.ts';
 

@@ -15,6 +15,7 @@
  */
 import { KcmError } from '../../../common/src/errors.ts';
 import type { GatewayMetrics } from '../metrics/gateway-metrics.ts';
+import { isCanonicalPath } from '../policy/route-pattern.ts';
 import { identifyCaller, type PeerTrust } from './caller.ts';
 import type { PeerCertificate, RequestContext } from './context.ts';
 import { errorResponse, jsonResponse } from './responses.ts';
@@ -59,11 +60,22 @@ export interface StageOptions {
 const JSON_TYPE = /^application\/(?:[a-z0-9.+-]+\+)?json\s*(?:;.*)?$/i;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-/** route: matches method + path, or answers 404 / 405. */
+/**
+ * route: refuses a path not in canonical form (400 `bad_request`, whatever
+ * the route: `isCanonicalPath` in policy/route-pattern.ts says why), then
+ * matches method + path, or answers 404 / 405.
+ */
 export function routeStage(o: StageOptions): Stage {
   return {
     name: 'route',
     run(ctx) {
+      if (!isCanonicalPath(ctx.path)) {
+        // The detail never holds the path: it is the client's, of any length.
+        const err = new KcmError('bad_request', 'path is not in canonical form');
+        ctx.error = err;
+        ctx.response = errorResponse(err);
+        return;
+      }
       const m = o.router.match(ctx.method, ctx.path);
       if (m.kind === 'found') {
         ctx.routeName = m.route.name;

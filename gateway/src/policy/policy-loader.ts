@@ -4,12 +4,13 @@
  * policies/, such as authorization maps, are not route policies);
  * `*.routes.example.json` are read only when asked (tests, `kcm dev`).
  */
+import { isUtf8 } from 'node:buffer';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KcmError } from '../../../common/src/errors.ts';
 import { compilePolicy } from './policy-schema.ts';
 import type { CompiledPolicy, CompiledRoute } from './policy-types.ts';
-import { comparePatterns, matchRoutePattern, patternShape } from './route-pattern.ts';
+import { comparePatterns, matchesExactly, matchRoutePattern, patternShape } from './route-pattern.ts';
 
 export const ROUTE_POLICY_SUFFIX = '.routes.json';
 export const ROUTE_POLICY_EXAMPLE_SUFFIX = '.routes.example.json';
@@ -55,26 +56,81 @@ export class PolicySet {
   }
 
   /**
-   * The route for a request. `path` is the URL path without the query string.
+   * The route for a request. `path` is the URL path without the query string,
+   * in canonical form (`isCanonicalPath`). Literals match leniently (case,
+   * escapes, one trailing slash: route-pattern.ts). When the chosen route
+   * does not match `path` as written, an upstream that routes exactly may
+   * read it as another route: if the most specific route of a compatible
+   * method that `path` spells exactly (as is, or without its one trailing
+   * slash) is another route with `request` or `response` rules, the request
+   * is refused. A path that spells its route exactly costs one walk of that
+   * route's pattern, no second scan of the table.
    * Throws KcmError `not_found` when no pattern matches, `method_not_allowed`
-   * when patterns match but none for this method.
+   * when patterns match but none for this method, `bad_request` ("path is
+   * ambiguous"; the path is not echoed) for the case above.
    */
   match(method: string, path: string): RouteMatch {
     let pathMatched = false;
     for (const route of this.routes) {
       const params = matchRoutePattern(route.pattern, path);
       if (!params) continue;
-      if (route.method === method || route.method === '*') return { route, params };
-      pathMatched = true;
+      if (route.method !== method && route.method !== '*') {
+        pathMatched = true;
+        continue;
+      }
+      if (!matchesExactly(route.pattern, path)) this.#refuseIfAmbiguous(route, method, path);
+      return { route, params };
     }
     throw new KcmError(pathMatched ? 'method_not_allowed' : 'not_found');
   }
+
+  /**
+   * Throws `bad_request` when an exact reading of `path` (as is; without its
+   * one trailing slash, as Spring 5 or Express with `caseSensitive` read it)
+   * takes a route with rules other than `chosen`. Only for lenient matches.
+   */
+  #refuseIfAmbiguous(chosen: CompiledRoute, method: string, path: string): void {
+    const n = path.length;
+    const trimmed = n > 1 && path.charCodeAt(n - 1) === 0x2f ? path.slice(0, -1) : undefined;
+    for (const reading of trimmed === undefined ? [path] : [path, trimmed]) {
+      const exact = this.#mostSpecificExact(method, reading);
+      if (exact && exact !== chosen && (exact.request.length > 0 || exact.response.length > 0)) {
+        throw new KcmError('bad_request', 'path is ambiguous');
+      }
+    }
+  }
+
+  /** The most specific route of `method` (or `*`) whose pattern `path` spells exactly. */
+  #mostSpecificExact(method: string, path: string): CompiledRoute | undefined {
+    for (const route of this.routes) {
+      if ((route.method === method || route.method === '*') && matchesExactly(route.pattern, path)) return route;
+    }
+    return undefined;
+  }
+}
+
+/**
+ * The text of one policy file. Throws KcmError `invalid_policy` naming the
+ * file when it cannot be read (a directory, no permission) or is not UTF-8:
+ * decoding would turn bad bytes into U+FFFD, and a selector could then name
+ * another field than the one written.
+ */
+function readPolicyText(file: string): string {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(file);
+  } catch (err) {
+    throw new KcmError('invalid_policy', `${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  if (!isUtf8(bytes)) throw new KcmError('invalid_policy', `${file}: not valid UTF-8`);
+  return bytes.toString('utf8');
 }
 
 /**
  * Reads and compiles every `*.routes.json` in `dir` (and `*.routes.example.json`
  * when `examples`), in file-name order. Throws KcmError `invalid_policy` with
- * every error of every file (`file:line:column: field.path: reason`), or
+ * every error of every file (`file:line:column: field.path: reason`; a file
+ * that cannot be read, e.g. a directory, or is not UTF-8: `file: reason`), or
  * `invalid_config` when the directory cannot be read or holds no policy.
  */
 export function loadPolicies(dir: string, options: { examples?: boolean } = {}): PolicySet {
@@ -96,7 +152,7 @@ export function loadPolicies(dir: string, options: { examples?: boolean } = {}):
   for (const name of wanted) {
     const file = join(dir, name);
     try {
-      policies.push(compilePolicy(file, readFileSync(file, 'utf8')));
+      policies.push(compilePolicy(file, readPolicyText(file)));
     } catch (err) {
       if (!(err instanceof KcmError) || err.code !== 'invalid_policy') throw err;
       errors.push(err.detail ?? err.message);
