@@ -4,12 +4,13 @@
  * it holds. Certificates are matched exactly as the Core's identity policy
  * matches them (common/src/authz/policy-file.ts): by CN, by any URI SAN or by
  * SHA-256 fingerprint; a certificate named by several entries holds the
- * union of what each grants.
+ * union of what each grants (`"*"`, every tenant, wins over lists).
  *
  *   { "version": 1,
  *     "identities": [
  *       { "name": "billing", "match": { "cn": "billing-service" }, "tenants": ["acme", "globex"], "roles": ["billing"] },
- *       { "match": { "uri": "spiffe://example/ns/reports" }, "tenants": ["acme"] } ] }
+ *       { "match": { "uri": "spiffe://example/ns/reports" }, "tenants": ["acme"] },
+ *       { "name": "ops", "match": { "cn": "ops-console" }, "tenants": "*" } ] }
  *
  * Not the Core's file: its roles are a closed set (operator, auditor, edge,
  * app) with Core meanings, while reader roles here are free names the route
@@ -25,7 +26,7 @@ import { KcmError } from '../../common/src/errors.ts';
 import { isTenantId } from '../../common/src/format/ids.ts';
 import { type FileWatch, watchFiles } from '../../common/src/tls/watch-files.ts';
 import { cnIsTenant } from './pipeline/caller.ts';
-import type { PeerCertificate } from './pipeline/context.ts';
+import type { CertificateTenants, PeerCertificate } from './pipeline/context.ts';
 
 export type MatchKind = 'cn' | 'uri' | 'fingerprint';
 
@@ -33,7 +34,8 @@ export interface CertificateBinding {
   /** For logs: the entry's name, else `<kind>:<value>`. */
   name: string;
   match: { kind: MatchKind; value: string };
-  tenants: readonly string[];
+  /** The listed tenants, or 'any' for `"*"` (every tenant, present and future). */
+  tenants: CertificateTenants;
   roles: readonly string[];
 }
 
@@ -97,18 +99,23 @@ function parseBinding(v: unknown, source: string, field: string): CertificateBin
     fail(source, `${field}.description`, 'must be a string');
   }
   const match = parseMatch(b.match, source, `${field}.match`);
-  if (b.tenants === '*') {
-    // A certificate caller holds a set of tenants (pipeline/caller.ts); "every tenant" exists only for trusted peers.
-    fail(source, `${field}.tenants`, '"*" (every tenant) is not supported for certificates: list the tenants');
+  if (b.tenants !== '*' && !Array.isArray(b.tenants)) {
+    fail(source, `${field}.tenants`, 'must be "*" (every tenant) or an array of tenant ids');
   }
-  const tenants = list(b.tenants, source, `${field}.tenants`, isTenantId, 'tenant id (1-40 of A-Z a-z 0-9 - . _ ~)');
+  const tenants: CertificateTenants =
+    b.tenants === '*'
+      ? 'any'
+      : Object.freeze(
+          list(b.tenants, source, `${field}.tenants`, isTenantId, 'tenant id (1-40 of A-Z a-z 0-9 - . _ ~)'),
+        );
   const roles =
     b.roles === undefined
       ? []
       : list(b.roles, source, `${field}.roles`, (r) => ROLE.test(r), 'role name (1-256 printable ASCII, no comma)');
-  if (tenants.length === 0 && roles.length === 0) fail(source, field, 'grants no tenant and no role');
+  if (tenants !== 'any' && tenants.length === 0 && roles.length === 0)
+    fail(source, field, 'grants no tenant and no role');
   const name = typeof b.name === 'string' ? b.name : `${match.kind}:${match.value}`;
-  return { name, match, tenants: Object.freeze(tenants), roles: Object.freeze(roles) };
+  return { name, match, tenants, roles: Object.freeze(roles) };
 }
 
 /**
@@ -171,9 +178,17 @@ class IdentityTable {
   }
 }
 
+/** The union of what `pick` gives for each entry (one entry: its list as is, nothing allocated). */
 function union(bindings: readonly CertificateBinding[], pick: (b: CertificateBinding) => readonly string[]) {
   if (bindings.length === 1) return pick(bindings[0] as CertificateBinding);
   return [...new Set(bindings.flatMap(pick))];
+}
+
+/** The union of the entries' tenants; 'any' when one of them says `"*"`. */
+function tenantsOf(bindings: readonly CertificateBinding[]): CertificateTenants {
+  if (bindings.length === 1) return (bindings[0] as CertificateBinding).tenants;
+  if (bindings.some((b) => b.tenants === 'any')) return 'any';
+  return union(bindings, (b) => b.tenants as readonly string[]);
 }
 
 export interface CertificateIdentitiesOptions {
@@ -227,11 +242,14 @@ export class CertificateIdentities {
     return this.#table.bindingsOf(cert);
   }
 
-  /** Tenants `cert` may act for: the union of its entries; unlisted: none, or its CN with `unlisted: "cn"`. */
-  readonly tenantsFor = (cert: PeerCertificate): readonly string[] => {
+  /**
+   * Tenants `cert` may act for: the union of its entries, or 'any' when one
+   * of them says `"*"`; unlisted: none, or its CN with `unlisted: "cn"`.
+   */
+  readonly tenantsFor = (cert: PeerCertificate): CertificateTenants => {
     const bindings = this.#table.bindingsOf(cert);
     if (bindings.length === 0) return this.unlisted === 'cn' ? cnIsTenant(cert) : [];
-    return union(bindings, (b) => b.tenants);
+    return tenantsOf(bindings);
   };
 
   /** Reader roles of `cert`: the union of its entries' roles (none when unlisted). */

@@ -14,7 +14,7 @@ import { startUwsAdapter, type UwsAdapterOptions } from './http/uws-adapter.ts';
 import { GatewayMetrics } from './metrics/gateway-metrics.ts';
 import { CallbackMetric } from './metrics/registry.ts';
 import { cnIsTenant, loopbackOnly, type PeerTrust } from './pipeline/caller.ts';
-import type { PeerCertificate } from './pipeline/context.ts';
+import type { CertificateTenants, PeerCertificate } from './pipeline/context.ts';
 import { Pipeline } from './pipeline/pipeline.ts';
 import { MatcherChain, type Route, type RouteMatcher, Router } from './pipeline/router.ts';
 import type { PipelineLog } from './pipeline/run.ts';
@@ -50,8 +50,8 @@ export interface GatewayConfig {
   maxBatchItems?: number;
   /** Peers that may name their tenant without a certificate (default: loopback only). */
   trust?: PeerTrust;
-  /** Tenants a client certificate may act for (default: its CN, ADR-402). */
-  tenantsForCertificate?: (cert: PeerCertificate) => readonly string[];
+  /** Tenants a client certificate may act for: a list or 'any' (default: its CN, ADR-402). */
+  tenantsForCertificate?: (cert: PeerCertificate) => CertificateTenants;
   /** Routes tried before the direct API. */
   extraRoutes?: readonly Route[];
   /** The policy reverse proxy, matched after the direct API (whose paths it cannot shadow). */

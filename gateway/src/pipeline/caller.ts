@@ -4,8 +4,8 @@
  * - A verified client certificate (mTLS listeners) identifies the caller, and
  *   nothing else does: its address is never looked at. The tenants it may act
  *   for come from `tenantsForCertificate` (default: the certificate CN, as
- *   ADR-402's public code does). A certificate without exactly one CN is
- *   refused with 401 `unauthenticated`.
+ *   ADR-402's public code does; a list, or 'any' for every tenant). A
+ *   certificate without exactly one CN is refused with 401 `unauthenticated`.
  * - Without a certificate, only a trusted peer (loopback, or an address the
  *   configuration lists) is accepted, and it names its tenant with the
  *   `x-okcm-tenant` header or the body field `tenant`.
@@ -14,7 +14,13 @@
 import { isIP, SocketAddress } from 'node:net';
 import { KcmError } from '../../../common/src/errors.ts';
 import { isTenantId } from '../../../common/src/format/ids.ts';
-import { type Caller, isUsableCertificate, type PeerCertificate, type PeerInfo } from './context.ts';
+import {
+  type Caller,
+  type CertificateTenants,
+  isUsableCertificate,
+  type PeerCertificate,
+  type PeerInfo,
+} from './context.ts';
 
 export const TENANT_HEADER = 'x-okcm-tenant';
 
@@ -64,7 +70,7 @@ export function trustAddresses(addresses: readonly string[], withLoopback = true
   };
 }
 
-/** ADR-402 default: a certificate may act for the tenant its CN names. */
+/** ADR-402 default: a certificate may act for the tenant its CN names (never 'any'). */
 export function cnIsTenant(cert: PeerCertificate): readonly string[] {
   return isTenantId(cert.cn) ? [cert.cn] : [];
 }
@@ -73,23 +79,25 @@ export function cnIsTenant(cert: PeerCertificate): readonly string[] {
  * The caller of a request, or undefined when it is neither certified nor a
  * trusted peer. A request with a client certificate is identified by it
  * alone: throws `unauthenticated` when that certificate cannot name a caller
- * (not exactly one CN; the message never quotes the subject).
+ * (not exactly one CN; the message never quotes the subject). Its tenants
+ * are what `tenantsForCertificate` returns: a set of that list, or 'any'.
  */
 export function identifyCaller(
   peer: PeerInfo,
   trust: PeerTrust,
-  tenantsForCertificate: (cert: PeerCertificate) => readonly string[],
+  tenantsForCertificate: (cert: PeerCertificate) => CertificateTenants,
 ): Caller | undefined {
   const cert = peer.certificate;
   if (cert !== undefined) {
     if (!isUsableCertificate(cert)) throw new KcmError('unauthenticated', cert.unusable);
-    return { kind: 'certificate', id: cert.cn, tenants: new Set(tenantsForCertificate(cert)) };
+    const tenants = tenantsForCertificate(cert);
+    return { kind: 'certificate', id: cert.cn, tenants: tenants === 'any' ? 'any' : new Set(tenants) };
   }
   if (trust(peer.address)) return { kind: 'trusted-peer', id: peer.address, tenants: 'any' };
   return undefined;
 }
 
-/** Throws `forbidden` unless `caller` may act for `tenant` (trusted peers may act for any). */
+/** Throws `forbidden` unless `caller` may act for `tenant` (a caller with tenants 'any' may act for any). */
 export function assertMayActFor(caller: Caller, tenant: string): void {
   if (caller.tenants !== 'any' && !caller.tenants.has(tenant)) {
     throw new KcmError('forbidden', 'the caller may not act for this tenant');
@@ -99,8 +107,10 @@ export function assertMayActFor(caller: Caller, tenant: string): void {
 /**
  * The tenant a request acts for: the header and the body field must agree
  * when both are given; a certificate caller with exactly one tenant may omit
- * both. Throws `unauthenticated` (no caller), `bad_request` (missing or
- * conflicting), `invalid_tenant_id`, `forbidden` (not one of the caller's).
+ * both, while a caller with tenants 'any' (trusted peer, or a certificate
+ * listed with `"*"`) must always name it. Throws `unauthenticated` (no
+ * caller), `bad_request` (missing or conflicting), `invalid_tenant_id`,
+ * `forbidden` (not one of the caller's).
  */
 export function resolveTenant(caller: Caller | undefined, header: string | undefined, bodyField: unknown): string {
   if (!caller) throw new KcmError('unauthenticated');
@@ -112,6 +122,7 @@ export function resolveTenant(caller: Caller | undefined, header: string | undef
   }
   let tenant = header ?? bodyField;
   if (tenant === undefined) {
+    // 'any' has no single tenant to default to, whatever the caller's kind.
     if (caller.tenants !== 'any' && caller.tenants.size === 1) [tenant] = caller.tenants;
     else throw new KcmError('bad_request', `name the tenant with ${TENANT_HEADER} or the body field tenant`);
   }

@@ -53,12 +53,22 @@ export function isUsableCertificate(c: PresentedCertificate): c is PeerCertifica
   return c.unusable === undefined;
 }
 
+/**
+ * What `tenantsForCertificate` says a client certificate may act for: a list
+ * of tenant ids (none: no tenant), or 'any' (every tenant, present and
+ * future: an operations tool, a multi-tenant platform service).
+ */
+export type CertificateTenants = readonly string[] | 'any';
+
 /** Who is calling, as the identity stage decided. */
 export interface Caller {
   kind: 'certificate' | 'trusted-peer';
   /** CN for certificates, the address for trusted peers. */
   id: string;
-  /** Tenants the caller may act for; 'any' for trusted peers (loopback / configured networks). */
+  /**
+   * Tenants the caller may act for; 'any' for trusted peers (loopback /
+   * configured networks) and for certificates mapped to 'any' (identity file `"*"`).
+   */
   tenants: ReadonlySet<string> | 'any';
 }
 

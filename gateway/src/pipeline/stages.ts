@@ -17,7 +17,7 @@ import { KcmError } from '../../../common/src/errors.ts';
 import type { GatewayMetrics } from '../metrics/gateway-metrics.ts';
 import { isCanonicalPath } from '../policy/route-pattern.ts';
 import { identifyCaller, type PeerTrust } from './caller.ts';
-import type { PeerCertificate, RequestContext } from './context.ts';
+import type { CertificateTenants, PeerCertificate, RequestContext } from './context.ts';
 import { errorResponse, jsonResponse } from './responses.ts';
 import type { RouteMatcher } from './router.ts';
 
@@ -50,7 +50,7 @@ export interface StageOptions {
   /** Body limit of routes that name none. */
   maxBodyBytes: number;
   trust: PeerTrust;
-  tenantsForCertificate: (cert: PeerCertificate) => readonly string[];
+  tenantsForCertificate: (cert: PeerCertificate) => CertificateTenants;
   metrics: GatewayMetrics;
   requestTransform?: TransformHook;
   responseTransform?: TransformHook;

@@ -1,7 +1,8 @@
 /**
  * The gateway config option `identities` (gateway/src/gateway-identities.ts):
  * a file mapping client certificates (by CN, URI SAN or fingerprint, as the
- * Core's identity policy matches) to tenants and reader roles. Validated at
+ * Core's identity policy matches) to tenants (a list, or "*": every tenant)
+ * and reader roles. Validated at
  * start-up with errors naming the file and the field; listed mode fails
  * closed (a certificate the file does not name acts for no tenant, unless
  * `unlisted: "cn"`); a changed file is applied without a restart, a bad one
@@ -80,6 +81,37 @@ describe('gateway config: identities', () => {
     const ids = new CertificateIdentities(EXAMPLE);
     assert.deepEqual(ids.tenantsFor(cert('billing-service')), ['acme', 'globex']);
     assert.deepEqual(ids.rolesFor(cert('desk', ['spiffe://kcm.example/ns/support/sa/desk'])), ['support-lead']);
+    assert.equal(ids.tenantsFor(cert('ops-console')), 'any');
+  });
+
+  it('accepts "*" (every tenant), alone or with roles, and still refuses a bad tenant id in a list', () => {
+    const file = write('any.json', {
+      version: 1,
+      identities: [
+        { match: { cn: 'ops-console' }, tenants: '*' },
+        { match: { uri: 'spiffe://x/platform' }, tenants: '*', roles: ['support-lead'] },
+      ],
+    });
+    const ids = new CertificateIdentities(file);
+    assert.equal(ids.tenantsFor(cert('ops-console')), 'any');
+    assert.deepEqual(ids.rolesFor(cert('ops-console')), []);
+    assert.equal(ids.tenantsFor(cert('other', ['spiffe://x/platform'])), 'any');
+    assert.deepEqual(ids.rolesFor(cert('other', ['spiffe://x/platform'])), ['support-lead']);
+    const ok = { match: { cn: 'svc' }, tenants: ['acme'] };
+    const bad: [unknown, RegExp][] = [
+      [
+        [ok, { match: { cn: 'b' }, tenants: ['acme', 'bad tenant'] }],
+        /identities\[1\]\.tenants\[1\]: must be a tenant id/,
+      ],
+      [[{ ...ok, tenants: ['*'] }], /identities\[0\]\.tenants\[0\]: must be a tenant id/],
+      [[{ ...ok, tenants: ['acme', '*'] }], /identities\[0\]\.tenants\[1\]: must be a tenant id/],
+      [[{ ...ok, tenants: '**' }], /identities\[0\]\.tenants: must be "\*" \(every tenant\) or an array/],
+      [[{ ...ok, tenants: 'any' }], /identities\[0\]\.tenants: must be "\*" \(every tenant\) or an array/],
+    ];
+    for (const [i, [identities, re]] of bad.entries()) {
+      const f = write(`bad-any-${i}.json`, { version: 1, identities });
+      assert.throws(() => new CertificateIdentities(f), invalidConfig(re));
+    }
   });
 
   it('refuses a bad file at load, naming the file and the field', () => {
@@ -96,8 +128,11 @@ describe('gateway config: identities', () => {
         { version: 1, identities: [{ ...ok, tenants: ['acme', 'acme'] }] },
         /identities\[0\]\.tenants\[1\]: repeats acme/,
       ],
-      [{ version: 1, identities: [{ ...ok, tenants: '*' }] }, /identities\[0\]\.tenants: "\*" \(every tenant\) is not/],
-      [{ version: 1, identities: [{ ...ok, tenants: 'acme' }] }, /identities\[0\]\.tenants: must be an array/],
+      [
+        { version: 1, identities: [{ ...ok, tenants: 'acme' }] },
+        /identities\[0\]\.tenants: must be "\*" \(every tenant\) or an array of tenant ids/,
+      ],
+      [{ version: 1, identities: [{ match: { cn: 'svc' } }] }, /identities\[0\]\.tenants: must be "\*"/],
       [{ version: 1, identities: [{ ...ok, roles: ['a,b'] }] }, /identities\[0\]\.roles\[0\]: must be a role name/],
       [{ version: 1, identities: [{ ...ok, tenants: [] }] }, /identities\[0\]: grants no tenant and no role/],
       [
@@ -162,6 +197,34 @@ describe('gateway config: identities', () => {
     assert.deepEqual(ids.tenantsFor(cert('Billing-Service', ['spiffe://x/billing/2'])), []);
   });
 
+  it('"*" wins over lists when several entries name the certificate; roles are still the union', () => {
+    const file = write('any-union.json', {
+      version: 1,
+      identities: [
+        { match: { cn: 'platform' }, tenants: ['acme'], roles: ['billing'] },
+        { match: { uri: 'spiffe://x/platform' }, tenants: '*', roles: ['support-lead'] },
+      ],
+    });
+    const ids = new CertificateIdentities(file);
+    assert.deepEqual(ids.tenantsFor(cert('platform')), ['acme']);
+    const both = cert('platform', ['spiffe://x/platform']);
+    assert.equal(ids.tenantsFor(both), 'any');
+    assert.deepEqual([...ids.rolesFor(both)].sort(), ['billing', 'support-lead']);
+    const reversed = new CertificateIdentities(
+      write('any-union-2.json', {
+        version: 1,
+        identities: [
+          { match: { uri: 'spiffe://x/platform' }, tenants: '*' },
+          { match: { cn: 'platform' }, tenants: ['acme'] },
+        ],
+      }),
+    );
+    assert.equal(reversed.tenantsFor(both), 'any', 'whatever the order of the entries');
+    // "*" in the file never reaches certificates it does not name, even with unlisted: "cn".
+    const open = new CertificateIdentities(file, { unlisted: 'cn' });
+    assert.deepEqual(open.tenantsFor(cert('acme')), ['acme']);
+  });
+
   it('a certificate the file does not name acts for no tenant (listed mode), or for its CN with unlisted: "cn"', () => {
     const file = write('listed.json', { version: 1, identities: [{ match: { cn: 'svc' }, tenants: ['globex'] }] });
     const closed = new CertificateIdentities(file);
@@ -184,6 +247,7 @@ describe('gateway identities end to end (h2 mTLS, dev keys, sample orders app)',
   let dir: string;
   let pki: TestPki;
   let billing: IssuedCert;
+  let platform: IssuedCert;
   let tenantNamed: IssuedCert;
   let app: OrdersApp;
   let gw: ConfiguredGateway;
@@ -197,6 +261,7 @@ describe('gateway identities end to end (h2 mTLS, dev keys, sample orders app)',
       { name: 'billing', match: { cn: 'billing-service' }, tenants: billingTenants },
       { name: 'support', match: { uri: TEST_IDS.app.uri }, tenants: ['acme'], roles: ['support-lead'] },
       { name: 'ops', match: { fingerprint: pki.operator.fingerprint256 }, tenants: ['globex'] },
+      { name: 'platform', match: { cn: 'platform-service' }, tenants: '*' },
     ],
   });
 
@@ -204,6 +269,7 @@ describe('gateway identities end to end (h2 mTLS, dev keys, sample orders app)',
     dir = mkdtempSync(join(tmpdir(), 'okcm-gw-ids-e2e-'));
     pki = makeTestPki(join(dir, 'pki'));
     billing = issueCert(pki.ca, { kind: 'client', cn: 'billing-service', name: 'billing' });
+    platform = issueCert(pki.ca, { kind: 'client', cn: 'platform-service', name: 'platform' });
     // Its CN is a tenant id: without the file it would act for acme.
     tenantNamed = issueCert(pki.ca, { kind: 'client', cn: 'acme', name: 'acme' });
     idsFile = join(dir, 'gateway-identities.json');
@@ -275,6 +341,46 @@ describe('gateway identities end to end (h2 mTLS, dev keys, sample orders app)',
     assert.equal((await encrypt(billing, 'globex')).status, 200);
     assert.equal((await encrypt(billing, 'initech')).status, 403);
     assert.equal((await encrypt(billing)).status, 400, 'two tenants: the request must name one');
+  });
+
+  it('a certificate listed with "*" acts for any tenant on the direct API, and must name it', async () => {
+    for (const tenant of ['acme', 'globex']) {
+      const r = await encrypt(platform, tenant);
+      assert.equal(r.status, 200, r.text);
+      const ciphertext = (JSON.parse(r.text) as { data: { ciphertext: string } }).data.ciphertext;
+      // Sealed for that tenant: billing (acme and globex) opens it under the same tenant, and no other.
+      const opened = await h2(billing, 'POST', '/v1/decrypt/orders', { 'x-okcm-tenant': tenant }, { ciphertext });
+      assert.equal(opened.status, 200, opened.text);
+      assert.equal(JSON.parse(opened.text).data.plaintext, Buffer.from('x').toString('base64'));
+      const other = tenant === 'acme' ? 'globex' : 'acme';
+      const wrong = await h2(platform, 'POST', '/v1/decrypt/orders', { 'x-okcm-tenant': other }, { ciphertext });
+      assert.equal(wrong.status, 400);
+      assert.equal(JSON.parse(wrong.text).error.code, 'decryption_failed');
+    }
+    const unnamed = await encrypt(platform);
+    assert.equal(unnamed.status, 400, 'every tenant: the request must name one');
+    assert.equal(JSON.parse(unnamed.text).error.code, 'bad_request');
+    assert.equal((await encrypt(platform, 'not a tenant')).status, 400);
+  });
+
+  it('a certificate listed with "*" acts for any tenant on a proxy route', async () => {
+    for (const tenant of ['acme', 'globex']) {
+      const created = await h2(
+        platform,
+        'POST',
+        '/orders',
+        { 'x-tenant-id': tenant },
+        { card: { number: CARD, cvv: '123' }, items: [] },
+      );
+      assert.equal(created.status, 201, created.text);
+      assert.ok(!app.received.at(-1)?.toString('utf8').includes(CARD), 'the card reached the app encrypted');
+      const id = (JSON.parse(created.text) as { id: string }).id;
+      const read = await h2(platform, 'GET', `/orders/${id}`, { 'x-tenant-id': tenant });
+      assert.equal(read.status, 200, read.text);
+      assert.notEqual(JSON.parse(read.text).card.number, CARD, '"*" grants tenants, not the reader role');
+      const byBilling = await h2(billing, 'GET', `/orders/${id}`, { 'x-tenant-id': tenant });
+      assert.equal(JSON.parse(byBilling.text).card.number, CARD, 'sealed under that tenant');
+    }
   });
 
   it('matches a URI SAN and a fingerprint; roles from the file make a reader on proxy routes', async () => {
