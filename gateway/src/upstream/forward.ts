@@ -208,7 +208,11 @@ export async function forward(
         stop = abort;
       },
     });
-    return { status: res.status, headers: endToEnd(res.headers), body: res.body };
+    const headers = endToEnd(res.headers);
+    // An answer without content (HEAD, 304) reports the length a GET would get: the front writes it (uws-adapter.ts).
+    const length = res.headers['content-length'];
+    if ((ctx.method === 'HEAD' || res.status === 304) && typeof length === 'string') headers['content-length'] = length;
+    return { status: res.status, headers, body: res.body };
   } catch (err) {
     throw upstreamError(err, ctx, upstream);
   } finally {
