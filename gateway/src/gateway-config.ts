@@ -135,12 +135,14 @@ function fronts(v: unknown, path: (p: string) => string): GatewayFileConfig['fro
     }
   }
   if (f.h2Tls !== undefined) {
-    const h = obj(f.h2Tls, 'fronts.h2Tls', ['host', 'port', 'certFile', 'keyFile', 'caFile']);
+    const h = obj(f.h2Tls, 'fronts.h2Tls', ['host', 'port', 'certFile', 'keyFile', 'caFile', 'crlFile']);
     out.h2Tls = {
       ...listen(h, 'fronts.h2Tls'),
       certFile: path(str(h.certFile, 'fronts.h2Tls.certFile')),
       keyFile: path(str(h.keyFile, 'fronts.h2Tls.keyFile')),
       caFile: path(str(h.caFile, 'fronts.h2Tls.caFile')),
+      // Read and checked (PEM CRLs, one per CA) when the front starts: h2-adapter.ts.
+      ...(h.crlFile !== undefined ? { crlFile: path(str(h.crlFile, 'fronts.h2Tls.crlFile')) } : {}),
     };
   }
   if (f.h2Plain !== undefined)

@@ -16,6 +16,10 @@
  * A client (gateway → Core): `new ReloadableTls(files, { role: 'client' })`,
  * `contextOptions()` for the connector, `onReload(fn)` to rebuild the agent.
  *
+ * Revocation: `new ReloadableCrl(crlFile, { caCerts, log })`, its `pems` as
+ * the `crl` server option, `attach(server, context)` for reloads (see
+ * crl-files.ts for what OpenSSL does with CRLs).
+ *
  * Errors: `invalid_certificate` (at construction only; reloads never throw).
  */
 export {
@@ -29,6 +33,14 @@ export {
   usageProblem,
   validityProblem,
 } from './cert-files.ts';
+export {
+  type Crl,
+  crlTimeProblem,
+  type LoadedCrls,
+  loadCrlFile,
+  parsePemCrls,
+  revokedInChain,
+} from './crl-files.ts';
 export { DEV_LOOPBACK_IDENTITY, describeIdentity, type Identity, identityOf } from './identity.ts';
 export {
   checkPeer,
@@ -38,4 +50,5 @@ export {
   type PeerCheck,
   peerIdentity,
 } from './peer-check.ts';
+export { ReloadableCrl, type ReloadableCrlOptions } from './reloadable-crl.ts';
 export { ReloadableTls, type ReloadableTlsOptions, type ReloadListener } from './reloadable-tls.ts';

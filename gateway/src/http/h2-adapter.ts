@@ -5,7 +5,9 @@
  *   without a certificate from the configured CA is refused in the
  *   handshake); the caller identity is the verified peer certificate, and
  *   only it (one without exactly one subject CN is refused with 401, never
- *   identified by its address);
+ *   identified by its address); with a `crlFile`, a client certificate
+ *   revoked by a CRL of its chain is refused in the handshake too, and the
+ *   file is reloaded when it changes (common/src/tls/reloadable-crl.ts);
  * - a plaintext port serving h2c (prior knowledge) and HTTP/1.1 on the same
  *   socket, told apart by the 24-byte HTTP/2 connection preface
  *   (sniff-port.ts). Node does not support the h2c Upgrade header.
@@ -16,8 +18,12 @@ import { readFileSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import http2, { type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import type { AddressInfo, Server, Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
+import type { SecureContextOptions, TLSSocket } from 'node:tls';
 import { KcmError } from '../../../common/src/errors.ts';
+import { parsePemCertificates } from '../../../common/src/tls/cert-files.ts';
+import { revokedInChain } from '../../../common/src/tls/crl-files.ts';
+import { describePeer } from '../../../common/src/tls/peer-check.ts';
+import { ReloadableCrl } from '../../../common/src/tls/reloadable-crl.ts';
 import type { AdapterName, PipelineResponse, PresentedCertificate } from '../pipeline/context.ts';
 import { Pipeline } from '../pipeline/pipeline.ts';
 import { createSniffServer } from './sniff-port.ts';
@@ -29,6 +35,12 @@ export interface H2TlsOptions {
   keyFile: string;
   /** CA bundle that client certificates must chain to (mTLS is always on). */
   caFile: string;
+  /**
+   * PEM CRLs (one per CA of the chain, each CA of caFile included; OpenSSL
+   * checks the whole chain). Checked at start, reloaded on change; a CRL
+   * past its nextUpdate refuses every client under its CA until replaced.
+   */
+  crlFile?: string;
 }
 
 export interface H2PlainOptions {
@@ -156,7 +168,35 @@ function track(server: Server): Set<Socket> {
   return sockets;
 }
 
-/** Starts the mTLS port (h2 + HTTP/1.1 by ALPN). Throws `invalid_config` / `invalid_certificate`. */
+/**
+ * The CRL file of `o`, loaded and checked against the CAs of `ca`, watched;
+ * undefined without one. Throws `invalid_config` naming fronts.h2Tls.crlFile
+ * (or `invalid_certificate` when the CA file holds no parsable certificate).
+ */
+function loadCrl(o: H2TlsOptions, ca: Buffer, log: (msg: string) => void): ReloadableCrl | undefined {
+  if (o.crlFile === undefined) return undefined;
+  const caCerts = parsePemCertificates(ca.toString('utf8'), o.caFile);
+  try {
+    return new ReloadableCrl(o.crlFile, { caCerts, log });
+  } catch (err) {
+    throw new KcmError('invalid_config', `fronts.h2Tls.crlFile: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+/** Ends the open connections whose client certificate (or a CA of its chain) `crl` now revokes. */
+function endRevoked(crl: ReloadableCrl, sockets: Set<TLSSocket>, log: (msg: string) => void): void {
+  for (const s of sockets) {
+    if (!revokedInChain(s.getPeerX509Certificate(), crl.current.crls)) continue;
+    log(`tls: closed the connection of ${describePeer(s)}: its certificate is revoked by ${crl.file}`);
+    s.destroy();
+  }
+}
+
+/**
+ * Starts the mTLS port (h2 + HTTP/1.1 by ALPN). Throws `invalid_certificate`
+ * (unreadable certificate, key or CA file) or `invalid_config` (a bad
+ * crlFile, naming the field; the port in use).
+ */
 export async function startH2TlsAdapter(pipeline: Pipeline, o: H2TlsOptions): Promise<NodeListener> {
   let key: Buffer;
   let cert: Buffer;
@@ -168,27 +208,53 @@ export async function startH2TlsAdapter(pipeline: Pipeline, o: H2TlsOptions): Pr
   } catch {
     throw new KcmError('invalid_certificate', 'cannot read the gateway TLS certificate, key or CA file');
   }
+  const crl = loadCrl(o, ca, pipeline.log);
+  try {
+    return await serveTls(pipeline, o, { key, cert, ca, minVersion: 'TLSv1.2' }, crl);
+  } catch (err) {
+    crl?.close();
+    throw err;
+  }
+}
+
+/** The TLS server of {@link startH2TlsAdapter} with `context` (the whole secure context) and `crl`, listening. */
+async function serveTls(
+  pipeline: Pipeline,
+  o: H2TlsOptions,
+  context: SecureContextOptions,
+  crl: ReloadableCrl | undefined,
+): Promise<NodeListener> {
   const server = http2.createSecureServer(
     {
-      key,
-      cert,
-      ca,
+      ...context,
+      ...(crl ? { crl: crl.pems } : {}),
       requestCert: true,
       rejectUnauthorized: true,
       allowHTTP1: true,
       ALPNProtocols: ['h2', 'http/1.1'],
-      minVersion: 'TLSv1.2',
     },
     nodeHandler(pipeline, (req) => (req.httpVersionMajor === 2 ? 'h2' : 'https1')),
   );
-  const sockets = new Set<Socket>();
-  server.on('secureConnection', (s: Socket) => {
+  const sockets = new Set<TLSSocket>();
+  server.on('secureConnection', (s: TLSSocket) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
   server.on('tlsClientError', () => {});
+  if (crl) {
+    // setSecureContext resets what it is not given: the reload passes the whole context again.
+    crl.attach(server, context);
+    crl.onReload(() => endRevoked(crl, sockets, pipeline.log));
+  }
   const port = await listen(server as unknown as Server, o.host, o.port, 'h2 TLS');
-  return { port, close: closer(server as unknown as Server, sockets) };
+  const close = closer(server as unknown as Server, sockets as Set<Socket>);
+  return {
+    port,
+    close: () => {
+      crl?.close();
+      return close();
+    },
+  };
 }
 
 /** Starts the plaintext port: h2c by prior knowledge and HTTP/1.1, sniffed per connection. */
