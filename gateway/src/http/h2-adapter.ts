@@ -90,14 +90,34 @@ function copyHeaders(req: AnyRequest): Record<string, string> {
   return out;
 }
 
+const DECIMAL = /^[0-9]{1,15}$/;
+
+/**
+ * Writes one answer. Framing as on the uWS front (uws-adapter.ts
+ * writeResponse): a 204 has no Content-Length (RFC 9110 §8.6); HEAD and 304
+ * answers report the length a GET would get (the answer's own valid
+ * `content-length`, else for HEAD the body's length) and send no content;
+ * every other answer's length is its body's.
+ */
 function send(req: AnyRequest, res: AnyResponse, r: PipelineResponse): void {
   if (res.writableEnded || res.destroyed) return;
   const body = typeof r.body === 'string' ? Buffer.from(r.body) : r.body;
-  const headers: Record<string, string | number> = { ...r.headers, 'content-length': body.length };
+  const headers: Record<string, string | string[] | number> = { ...r.headers };
+  const head = req.method === 'HEAD';
+  const noContent = head || r.status === 204 || r.status === 304;
+  if (r.status === 204) delete headers['content-length'];
+  else if (noContent) {
+    const declared = headers['content-length'];
+    if (typeof declared !== 'string' || !DECIMAL.test(declared)) {
+      if (head && body.length > 0) headers['content-length'] = body.length;
+      else delete headers['content-length'];
+    }
+  } else headers['content-length'] = body.length;
   // HTTP/1.1 only: h2 has no Connection header; an unread h2 body ends with the stream.
   if (r.close && req.httpVersionMajor === 1) headers.connection = 'close';
   (res as ServerResponse).writeHead(r.status, headers);
-  (res as ServerResponse).end(body);
+  if (noContent) (res as ServerResponse).end();
+  else (res as ServerResponse).end(body);
 }
 
 /** The request handler both listeners share. */

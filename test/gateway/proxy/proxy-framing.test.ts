@@ -145,6 +145,7 @@ describe('proxy: upstream answer framing and fit', () => {
     gw = await startGateway({
       keys,
       uws: { host: '127.0.0.1', port: 0 },
+      h2Plain: { host: '127.0.0.1', port: 0 },
       log: () => {},
       audit: { record: (ctx) => audited.set(ctx.path, ctx.auditReasons) },
       proxy: {
@@ -188,6 +189,17 @@ describe('proxy: upstream answer framing and fit', () => {
     const h = await rawSend(front(), ask('HEAD', '/raw/head'));
     assert.equal(statusOf(h), 200);
     // The upstream's length of the HEAD answer (what a GET would get), never a false 0.
+    assert.deepEqual(headerOf(h, 'content-length'), ['1234']);
+    assert.equal(bodyOf(h), '');
+  });
+
+  it('plaintext node front (HTTP/1.1): the same framing: no Content-Length on 204, the upstream length on HEAD, no body', async () => {
+    const plain = gw.ports.h2Plain as number;
+    const a = await rawSend(plain, ask('GET', '/raw/204'));
+    assert.equal(statusOf(a), 204);
+    assert.deepEqual(headerOf(a, 'content-length'), []);
+    const h = await rawSend(plain, ask('HEAD', '/raw/head'));
+    assert.equal(statusOf(h), 200);
     assert.deepEqual(headerOf(h, 'content-length'), ['1234']);
     assert.equal(bodyOf(h), '');
   });
