@@ -66,15 +66,17 @@ function readTls(core: NonNullable<GatewayFileConfig['core']>) {
   }
 }
 
-/** Opens the token of `hsm` with the PIN from the environment variable it names (read here, kept nowhere). */
+/** Opens the token of `hsm` with the PIN from the environment variable it names (read when logging in, kept nowhere). */
 function openHsm(hsm: NonNullable<GatewayFileConfig['hsm']>, crypto: Crypto): HsmBackend {
-  const pin = process.env[hsm.pinEnv];
-  if (!pin) throw new KcmError('invalid_config', `hsm.pinEnv: environment variable ${hsm.pinEnv} is not set or empty`);
+  if (!process.env[hsm.pinEnv]) {
+    throw new KcmError('invalid_config', `hsm.pinEnv: environment variable ${hsm.pinEnv} is not set or empty`);
+  }
   return HsmBackend.open({
     module: hsm.module,
     ...(hsm.tokenLabel !== undefined ? { tokenLabel: hsm.tokenLabel } : {}),
     ...(hsm.slot !== undefined ? { slot: hsm.slot } : {}),
-    pin,
+    // Read again only if the token logs out and the gateway must log in again.
+    pin: () => process.env[hsm.pinEnv],
     sessions: hsm.sessions,
     keys: hsm.keys,
     crypto,

@@ -87,10 +87,11 @@ export class TokenFieldCipher implements EnvelopeEngine {
     this.#crypto = crypto;
   }
 
-  /** The transport key, set up on first use. Throws `hsm_unavailable`. */
+  /** The transport key, set up on first use (logging in again if the token logged out). Throws `hsm_unavailable`. */
   transport(): TransportKey {
     if (!this.#transport) {
       try {
+        this.#token.ensureLogin();
         this.#transport = setUpTransportKey(this.#token, this.#crypto);
       } catch (err) {
         this.counters.errors++;

@@ -10,7 +10,18 @@
  * the others, and so the owner session of the transport key (see
  * transport-key.ts) is never used for operations.
  *
- * The PIN is passed in, used for C_Login and not kept; no message here holds it.
+ * The session that logged in (the anchor) stays open, unused for
+ * operations, until close(): PKCS#11 logs the user out when an
+ * application's last session closes, and a failing request closes the
+ * sessions it used, so without it one token error could log the gateway out
+ * for good. {@link TokenSessions.ensureLogin} reopens the anchor and logs in
+ * again when the token lost the session or the login anyway (device reset,
+ * another user of the module calling C_Logout), with the PIN read again from
+ * the `pin` callback.
+ *
+ * The PIN is used for C_Login and not kept (a `pin` callback re-reads its
+ * source, e.g. the environment variable, only when it must log in again); no
+ * message here holds it.
  */
 import pkcs11js from 'pkcs11js';
 import { KcmError } from '../../../common/src/errors.ts';
@@ -25,8 +36,11 @@ export interface TokenOptions {
   tokenLabel?: string;
   /** The token by index in C_GetSlotList(tokenPresent = true). */
   slot?: number;
-  /** The user PIN (from the environment variable the config names). */
-  pin: string;
+  /**
+   * The user PIN, or a function returning it (from the environment variable
+   * the config names), which lets the token log in again after a logout.
+   */
+  pin: string | (() => string | undefined);
   /** Idle sessions kept open for operations (≥ 1). */
   sessions: number;
 }
@@ -96,12 +110,18 @@ export function sessionAesKey(uses: AesKeyUses): pkcs11js.Template {
   ];
 }
 
+/** PKCS#11 session states in which the user is logged in (CKS_RO_USER_FUNCTIONS, CKS_RW_USER_FUNCTIONS). */
+const USER_STATES: ReadonlySet<number> = new Set([1, 3]);
+
 export class TokenSessions {
   readonly lib: Pkcs11Lib;
   readonly slot: Buffer;
   readonly #ownsInit: boolean;
   readonly #max: number;
   readonly #idle: Buffer[] = [];
+  /** The logged-in session kept open so the login lasts (see the file comment). */
+  #anchor: Buffer | undefined;
+  #pin: (() => string | undefined) | undefined;
   /** Sessions opened here and not closed yet (pool and owner sessions). */
   readonly #open = new Set<Buffer>();
   #closed = false;
@@ -141,7 +161,7 @@ export class TokenSessions {
       t = new TokenSessions(lib, ownsInit, findSlot(lib, o), o.sessions);
       const s = t.openSession();
       try {
-        lib.C_Login(s, P.CKU_USER, o.pin);
+        lib.C_Login(s, P.CKU_USER, typeof o.pin === 'string' ? o.pin : (o.pin() ?? ''));
       } catch (err) {
         const rv = returnValue(err);
         if (rv === P.CKR_PIN_INCORRECT || rv === P.CKR_PIN_INVALID || rv === P.CKR_PIN_LEN_RANGE) {
@@ -149,7 +169,8 @@ export class TokenSessions {
         }
         if (rv !== P.CKR_USER_ALREADY_LOGGED_IN) throw tokenError('login', err);
       }
-      t.release(s);
+      t.#anchor = s;
+      if (typeof o.pin === 'function') t.#pin = o.pin;
       return t;
     } catch (err) {
       if (t) t.close();
@@ -184,6 +205,32 @@ export class TokenSessions {
     }
   }
 
+  /**
+   * Makes sure the user is logged in: reopens the anchor session when the
+   * token lost it, and logs in again (the PIN read again from the `pin`
+   * callback) when the token logged out. Throws `hsm_unavailable`.
+   */
+  ensureLogin(): void {
+    let a = this.#anchor;
+    if (a) {
+      try {
+        if (USER_STATES.has(this.lib.C_GetSessionInfo(a).state)) return;
+      } catch {
+        this.closeSession(a);
+        a = undefined;
+      }
+    }
+    a ??= this.openSession();
+    this.#anchor = a;
+    const pin = this.#pin?.();
+    if (!pin) throw new KcmError('hsm_unavailable', 'the token logged out and the PIN cannot be read again');
+    try {
+      this.lib.C_Login(a, P.CKU_USER, pin);
+    } catch (err) {
+      if (returnValue(err) !== P.CKR_USER_ALREADY_LOGGED_IN) throw tokenError('login', err);
+    }
+  }
+
   /** An idle session, or a new one. */
   acquire(): Buffer {
     return this.#idle.pop() ?? this.openSession();
@@ -205,6 +252,8 @@ export class TokenSessions {
     if (this.#closed) return;
     this.#closed = true;
     this.#idle.length = 0;
+    this.#anchor = undefined;
+    this.#pin = undefined;
     for (const s of [...this.#open]) this.closeSession(s);
     try {
       if (this.#ownsInit) this.lib.C_Finalize();

@@ -49,14 +49,18 @@ function assertNotReadable(hsm: HsmBackend, s: Buffer, object: Buffer, what: str
 
 describe('pkcs11 field backend (SoftHSM2)', { skip: softHsmSkip() }, () => {
   let token: SoftHsmToken;
+  /** A second token for the test that needs a backend alone on its token (made before the module initialises). */
+  let own: SoftHsmToken;
   const backends = new Map<BackendName, HsmBackend>();
 
   before(() => {
     token = createSoftHsmToken();
+    own = createSoftHsmToken();
   });
   after(() => {
     for (const b of backends.values()) b.close();
     token?.cleanup();
+    own?.cleanup();
   });
 
   const open = (name: BackendName): HsmBackend => {
@@ -193,5 +197,39 @@ describe('pkcs11 field backend (SoftHSM2)', { skip: softHsmSkip() }, () => {
     assert.equal(hsm.stats().errors, errors + 1);
     const [ct] = encryptFields(view, REF, [Buffer.from('again')], [ctx('c')]);
     assert.equal(decryptFields('t1', () => l3, [ct as string], [ctx('c')])[0]?.ok, true);
+  });
+  it('a token failure that closes every session logs in again; so does a lost login (one backend on its token)', () => {
+    // Its own token: no other backend keeps the login alive.
+    const hsm = HsmBackend.open({
+      module: own.modulePath,
+      tokenLabel: own.tokenLabel,
+      pin: () => own.pin,
+      sessions: 2,
+      crypto: cryptoFor('native'),
+    });
+    try {
+      const l3: KeyHandle = cryptoFor('native').generateKey();
+      const view = hsm.view(l3);
+      const seal = (text: string) => encryptFields(view, REF, [Buffer.from(text)], [ctx('c')])[0] as string;
+      const opens = (ct: string) => decryptFields('t1', () => l3, [ct], [ctx('c')])[0]?.ok === true;
+      assert.ok(opens(seal('first')));
+      // KT' gone from the token: the failing request closes its session and the owner session.
+      const kt = hsm.transportKey();
+      hsm.token.lib.C_DestroyObject(kt.owner, kt.object);
+      assert.throws(
+        () => seal('x'),
+        (e: unknown) => e instanceof KcmError && e.code === 'hsm_unavailable',
+      );
+      assert.ok(opens(seal('after the failure')), 'the login survived the closed sessions');
+      // The login itself lost (another user of the module logs out): one request fails, the next logs in again.
+      hsm.token.lib.C_Logout(hsm.transportKey().owner);
+      assert.throws(
+        () => seal('x'),
+        (e: unknown) => e instanceof KcmError && e.code === 'hsm_unavailable',
+      );
+      assert.ok(opens(seal('after the logout')), 'logged in again with the PIN read again');
+    } finally {
+      hsm.close();
+    }
   });
 });
