@@ -41,11 +41,29 @@ export interface H2TlsOptions {
    * past its nextUpdate refuses every client under its CA until replaced.
    */
   crlFile?: string;
+  /** The slow-client limits (defaults: {@link FRONT_LIMITS}); tests shorten them. */
+  limits?: Partial<FrontLimits>;
 }
 
 export interface H2PlainOptions {
   host: string;
   port: number;
+  /** The slow-client limits (defaults: {@link FRONT_LIMITS}); tests shorten them. */
+  limits?: Partial<FrontLimits>;
+}
+
+/** Limits against slow and greedy clients on the node fronts (see {@link FRONT_LIMITS}). */
+export interface FrontLimits {
+  /** h2: concurrent streams per connection. */
+  maxStreams: number;
+  /** h2: a stream without progress for this long is reset. */
+  streamIdleMs: number;
+  /** h2: a session without any frame for this long is closed. */
+  sessionIdleMs: number;
+  /** HTTP/1.1: the request headers must arrive within this (else 408, closed). */
+  headersMs: number;
+  /** HTTP/1.1: the whole request must arrive within this (else 408, closed). */
+  requestMs: number;
 }
 
 export interface NodeListener {
@@ -120,8 +138,31 @@ function send(req: AnyRequest, res: AnyResponse, r: PipelineResponse): void {
   else (res as ServerResponse).end(body);
 }
 
+/**
+ * An h2 request body that makes no progress for `ms` (no DATA while it is
+ * still open) gets its stream reset (CANCEL): the client cannot hold a
+ * stream, and what its body buffered, by sending nothing. The timer is
+ * refreshed by each chunk and gone once the body ends or the stream closes.
+ */
+function resetWhenStalled(req: Http2ServerRequest, ms: number): void {
+  const stream = req.stream;
+  if (stream.readableEnded || stream.closed) return;
+  const timer = setTimeout(() => {
+    if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
+  }, ms);
+  timer.unref();
+  const stop = () => clearTimeout(timer);
+  req.on('data', () => timer.refresh());
+  req.once('end', stop);
+  stream.once('close', stop);
+}
+
 /** The request handler both listeners share. */
-export function nodeHandler(pipeline: Pipeline, adapterOf: (req: AnyRequest) => AdapterName) {
+export function nodeHandler(
+  pipeline: Pipeline,
+  adapterOf: (req: AnyRequest) => AdapterName,
+  limits: Pick<FrontLimits, 'streamIdleMs'> = FRONT_LIMITS,
+) {
   return (req: AnyRequest, res: AnyResponse): void => {
     const headers = copyHeaders(req);
     const url = req.url ?? '/';
@@ -147,6 +188,7 @@ export function nodeHandler(pipeline: Pipeline, adapterOf: (req: AnyRequest) => 
     );
     req.on('data', (chunk: Buffer) => ctx.body.push(chunk));
     req.on('end', () => ctx.body.end());
+    if (req.httpVersionMajor === 2) resetWhenStalled(req as Http2ServerRequest, limits.streamIdleMs);
     const onGone = () => {
       if (ctx.responded && res.writableFinished) return;
       ctx.aborted = !ctx.responded;
@@ -237,6 +279,31 @@ export async function startH2TlsAdapter(pipeline: Pipeline, o: H2TlsOptions): Pr
   }
 }
 
+/**
+ * The defaults of {@link FrontLimits} (the uWS front closes a connection idle
+ * for 10 s by itself): 100 h2 streams per connection, an h2 stream without
+ * progress for 10 s is reset, an h2 session without any frame for 30 s is
+ * closed; HTTP/1.1 headers within 10 s and the whole request within 60 s
+ * (408 and close), checked every second.
+ */
+export const FRONT_LIMITS: Readonly<FrontLimits> = {
+  maxStreams: 100,
+  streamIdleMs: 10_000,
+  sessionIdleMs: 30_000,
+  headersMs: 10_000,
+  requestMs: 60_000,
+};
+
+/** Applies the HTTP/1.1 limits to `server` (a node:http server, or an h2 TLS server with allowHTTP1). */
+function limitHttp1(
+  server: { headersTimeout: number; requestTimeout: number; connectionsCheckingInterval?: number },
+  l: FrontLimits,
+): void {
+  server.headersTimeout = l.headersMs;
+  server.requestTimeout = l.requestMs;
+  server.connectionsCheckingInterval = Math.min(1000, l.headersMs);
+}
+
 /** The TLS server of {@link startH2TlsAdapter} with `context` (the whole secure context) and `crl`, listening. */
 async function serveTls(
   pipeline: Pipeline,
@@ -244,6 +311,7 @@ async function serveTls(
   context: SecureContextOptions,
   crl: ReloadableCrl | undefined,
 ): Promise<NodeListener> {
+  const limits = { ...FRONT_LIMITS, ...o.limits };
   const server = http2.createSecureServer(
     {
       ...context,
@@ -252,9 +320,12 @@ async function serveTls(
       rejectUnauthorized: true,
       allowHTTP1: true,
       ALPNProtocols: ['h2', 'http/1.1'],
+      settings: { maxConcurrentStreams: limits.maxStreams },
     },
-    nodeHandler(pipeline, (req) => (req.httpVersionMajor === 2 ? 'h2' : 'https1')),
+    nodeHandler(pipeline, (req) => (req.httpVersionMajor === 2 ? 'h2' : 'https1'), limits),
   );
+  server.setTimeout(limits.sessionIdleMs);
+  limitHttp1(server as unknown as Parameters<typeof limitHttp1>[0], limits);
   const sockets = new Set<TLSSocket>();
   server.on('secureConnection', (s: TLSSocket) => {
     sockets.add(s);
@@ -279,9 +350,15 @@ async function serveTls(
 
 /** Starts the plaintext port: h2c by prior knowledge and HTTP/1.1, sniffed per connection. */
 export async function startH2PlainAdapter(pipeline: Pipeline, o: H2PlainOptions): Promise<NodeListener> {
-  const handler = nodeHandler(pipeline, (req) => (req.httpVersionMajor === 2 ? 'h2c' : 'http1'));
-  const h2c = http2.createServer({}, handler);
+  const limits = { ...FRONT_LIMITS, ...o.limits };
+  const handler = nodeHandler(pipeline, (req) => (req.httpVersionMajor === 2 ? 'h2c' : 'http1'), limits);
+  const h2c = http2.createServer({ settings: { maxConcurrentStreams: limits.maxStreams } }, handler);
+  h2c.setTimeout(limits.sessionIdleMs);
   const h1 = http.createServer(handler);
+  limitHttp1(h1, limits);
+  // h1 never listens (the sniffer hands it sockets), and node:http starts checking headersTimeout and
+  // requestTimeout on 'listening': without this, a client trickling its headers would hold its socket forever.
+  h1.emit('listening');
   const server = createSniffServer({ h2: h2c, http1: h1 });
   const sockets = track(server);
   const port = await listen(server, o.host, o.port, 'h2c/HTTP/1.1');

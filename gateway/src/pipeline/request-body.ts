@@ -96,6 +96,17 @@ export class RequestBody {
   }
 
   /**
+   * Adapter / respond stage: the answer was given without reading the body
+   * (an early answer): nothing more of it is kept, and the adapter stops
+   * reading (`onOverflow`). No effect on a body read, ended or failed.
+   */
+  discard(): void {
+    if (this.#ended || this.#failure || this.#consumed) return;
+    this.#fail(new KcmError('bad_request', 'body not read: the request was answered before'));
+    this.onOverflow();
+  }
+
+  /**
    * The whole body, at most `limit` bytes (≤ the hard cap). Rejects with
    * `body_too_large` when Content-Length or the bytes counted pass `limit`,
    * with ClientAbortedError when the client went away. Call once.
@@ -105,7 +116,10 @@ export class RequestBody {
     this.#consumed = true;
     const cap = Math.min(limit, this.hardCap);
     if (this.declaredLength !== undefined && this.declaredLength > cap) {
-      return Promise.reject(new KcmError('body_too_large', `Content-Length over ${cap} bytes`));
+      // Refused by its declared length: nothing more of it is kept, and the adapter stops reading.
+      this.#fail(new KcmError('body_too_large', `Content-Length over ${cap} bytes`));
+      this.onOverflow();
+      return Promise.reject(this.#failure);
     }
     if (this.#failure) return Promise.reject(this.#failure);
     if (this.#received > cap) {

@@ -187,8 +187,11 @@ export const respondStage: Stage = {
     if (ctx.aborted || ctx.responded) return;
     const res = ctx.response ?? jsonResponse(500, { error: { code: 'internal_error', message: 'internal error' } });
     res.headers['x-correlation-id'] = ctx.correlationId;
-    // A body left unread (early answer, overflow) cannot be skipped safely: close.
-    if (!ctx.body.ended) res.close = true;
+    // A body left unread (early answer, overflow) cannot be skipped safely: close, and keep none of it.
+    if (!ctx.body.ended) {
+      res.close = true;
+      ctx.body.discard();
+    }
     ctx.responded = true;
     ctx.responder.send(res);
   },
