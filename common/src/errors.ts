@@ -133,6 +133,11 @@ export const ERRORS = {
     message: 'the upstream service could not be reached or broke the connection',
   },
   upstream_timeout: { status: 504, source: 'upstream', message: 'the upstream service did not answer in time' },
+  upstream_busy: {
+    status: 503,
+    source: 'upstream',
+    message: 'the upstream service has too many requests waiting; retry later',
+  },
   upstream_bad_response: {
     status: 502,
     source: 'upstream',

@@ -178,6 +178,8 @@ const UPSTREAM_NUMBERS = [
   'bodyTimeoutMs',
   'keepAliveTimeoutMs',
   'connections',
+  'maxQueue',
+  'queueTimeoutMs',
   'maxResponseBytes',
 ] as const;
 
@@ -201,7 +203,8 @@ function upstreams(v: unknown, path: (p: string) => string): GatewayFileConfig['
     }
   }
   for (const k of UPSTREAM_NUMBERS) {
-    const n = optInt(u[k], `upstreams.${k}`, 1, k === 'maxResponseBytes' ? 1 << 30 : 3_600_000);
+    // maxQueue 0: no request waits for a busy upstream (503 upstream_busy at once).
+    const n = optInt(u[k], `upstreams.${k}`, k === 'maxQueue' ? 0 : 1, k === 'maxResponseBytes' ? 1 << 30 : 3_600_000);
     if (n !== undefined) out.options[k] = n;
   }
   if (u.caFile !== undefined) out.options.caFile = path(str(u.caFile, 'upstreams.caFile'));

@@ -11,8 +11,9 @@
  * request is aborted when the client goes away (ctx.onAbort).
  *
  * Failures map to table errors and never carry upstream bytes:
- * refused / reset / truncated → 502 `upstream_unavailable`; connect, headers
- * or body deadline → 504 `upstream_timeout`; not HTTP or over the size cap →
+ * refused / reset / truncated → 502 `upstream_unavailable`; connect, headers,
+ * body or queue-wait deadline → 504 `upstream_timeout`; every connection busy
+ * and the wait queue full → 503 `upstream_busy`; not HTTP or over the size cap →
  * 502 `upstream_bad_response`; a request header or target with control
  * characters → 400 `bad_request` (nothing sent); a client abort →
  * ClientAbortedError (nothing is written). Their messages name the upstream
@@ -169,6 +170,8 @@ export function upstreamError(err: unknown, ctx: RequestContext, upstream: Upstr
   switch (err.kind) {
     case 'timeout':
       return new KcmError('upstream_timeout', where);
+    case 'busy':
+      return new KcmError('upstream_busy', where);
     case 'bad_response':
       return new KcmError('upstream_bad_response', `${where}: not a valid HTTP response`);
     case 'too_large':

@@ -6,8 +6,10 @@
 export type UpstreamFailureKind =
   /** Refused, reset, closed early, or the pool is closed. */
   | 'unavailable'
-  /** Connect, response-headers or body deadline passed. */
+  /** Connect, response-headers, body or queue-wait deadline passed. */
   | 'timeout'
+  /** Every connection of the origin is busy and its wait queue is full: nothing was sent. */
+  | 'busy'
   /** The bytes are not an HTTP/1.1 response. */
   | 'bad_response'
   /** The response body is over the size cap. */

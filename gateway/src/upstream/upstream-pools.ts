@@ -1,8 +1,8 @@
 /**
  * One connection pool per upstream origin (h1-client.ts: keep-alive
  * connections reused across requests), with the connect / headers / body
- * timeouts of the gateway configuration. Pools are made on first use and
- * closed together.
+ * timeouts and the wait-queue bounds of the gateway configuration. Pools are
+ * made on first use and closed together.
  */
 import { readFileSync } from 'node:fs';
 import { KcmError } from '../../../common/src/errors.ts';
@@ -19,6 +19,18 @@ export interface UpstreamOptions {
   keepAliveTimeoutMs: number;
   /** Connections per upstream origin at most (default 128). */
   connections: number;
+  /**
+   * Requests per origin that may wait for a connection when all are busy
+   * (default 8 × `connections`, 1,024 with the default; 0: none wait).
+   * Past it → 503 `upstream_busy` at once. Each waiter holds its body, so
+   * this bounds memory; 8 rounds of the pool is more than a burst needs.
+   */
+  maxQueue: number;
+  /**
+   * Longest wait for a free connection (default 5,000 ms); past it → 504
+   * `upstream_timeout`. The upstream deadlines start after the wait.
+   */
+  queueTimeoutMs: number;
   /** Largest upstream response body the gateway reads (default 8 MiB); past it → 502 `upstream_bad_response`. */
   maxResponseBytes: number;
   /** PEM CA bundle for `https:` upstreams (default: Node's bundled roots). */
@@ -31,6 +43,8 @@ export const DEFAULT_UPSTREAM_OPTIONS: UpstreamOptions = {
   bodyTimeoutMs: 30_000,
   keepAliveTimeoutMs: 4_000,
   connections: 128,
+  maxQueue: 8 * 128,
+  queueTimeoutMs: 5_000,
   maxResponseBytes: 8 * 1024 * 1024,
 };
 
@@ -40,15 +54,21 @@ const BOUNDS: { [K in Exclude<keyof UpstreamOptions, 'caFile'>]: readonly [numbe
   bodyTimeoutMs: [1, 3_600_000],
   keepAliveTimeoutMs: [1, 600_000],
   connections: [1, 65_536],
+  maxQueue: [0, 1_048_576],
+  queueTimeoutMs: [1, 600_000],
   maxResponseBytes: [1, 1 << 30],
 };
 
 /**
- * Defaults applied to `o`, every number checked against its bounds. Throws
- * KcmError `invalid_config` naming the field (`upstream.<name>`).
+ * Defaults applied to `o` (`maxQueue`: 8 × the `connections` given), every
+ * number checked against its bounds. Throws KcmError `invalid_config` naming
+ * the field (`upstream.<name>`).
  */
 export function upstreamOptions(o: Partial<UpstreamOptions> = {}): UpstreamOptions {
   const out: UpstreamOptions = { ...DEFAULT_UPSTREAM_OPTIONS };
+  if (o.maxQueue === undefined && o.connections !== undefined && Number.isInteger(o.connections)) {
+    out.maxQueue = Math.min(BOUNDS.maxQueue[1], 8 * o.connections);
+  }
   for (const k of Object.keys(BOUNDS) as (keyof typeof BOUNDS)[]) {
     const v = o[k];
     if (v === undefined) continue;
@@ -86,6 +106,8 @@ export class UpstreamPools {
     const o = this.options;
     p = new H1Pool(new URL(origin), {
       connections: o.connections,
+      maxQueue: o.maxQueue,
+      queueTimeoutMs: o.queueTimeoutMs,
       connectTimeoutMs: o.connectTimeoutMs,
       headersTimeoutMs: o.headersTimeoutMs,
       bodyTimeoutMs: o.bodyTimeoutMs,

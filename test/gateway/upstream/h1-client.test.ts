@@ -24,6 +24,8 @@ import { UpstreamFailure } from '../../../gateway/src/upstream/upstream-failure.
 
 const OPTS: H1PoolOptions = {
   connections: 4,
+  maxQueue: 64,
+  queueTimeoutMs: 2000,
   connectTimeoutMs: 2000,
   headersTimeoutMs: 2000,
   bodyTimeoutMs: 2000,
@@ -325,6 +327,130 @@ describe('upstream HTTP/1.1 client', () => {
     assert.equal(idleLimitMs('xtimeout=1', 4000), 4000);
     assert.equal(idleLimitMs('timeout=abc', 4000), 4000);
     assert.equal(idleLimitMs('timeout=99999999999', 4000), 4000);
+  });
+
+  describe('wait queue when every connection is busy', () => {
+    /** A node:http upstream that holds every answer until `release()`; `urls` in arrival order. */
+    async function heldServer() {
+      const urls: string[] = [];
+      const held: http.ServerResponse[] = [];
+      const server = http.createServer((req, res) => {
+        req.resume();
+        req.on('end', () => {
+          urls.push(req.url ?? '');
+          held.push(res);
+        });
+      });
+      const port = await listen(server);
+      return {
+        port,
+        urls,
+        /** Answers the requests held so far. */
+        release() {
+          for (const r of held.splice(0)) r.end(`ok ${r.req.url}`);
+        },
+      };
+    }
+    const get = (p: H1Pool, path: string, onAbort?: (abort: () => void) => void) =>
+      p.request({
+        method: 'POST',
+        path,
+        headers: {},
+        body: Buffer.alloc(60 * 1024, 'a'),
+        ...(onAbort ? { onAbort } : {}),
+      });
+
+    it('a full queue refuses the next request at once with `busy`; nothing of it is sent', async () => {
+      const up = await heldServer();
+      const p = pool(up.port, { connections: 1, maxQueue: 2, headersTimeoutMs: 5000, queueTimeoutMs: 5000 });
+      const admitted = [0, 1, 2].map((i) => get(p, `/a/${i}`));
+      assert.equal(p.waiting, 2);
+      const t0 = performance.now();
+      assert.equal(await kindOf(get(p, '/a/3')), 'busy');
+      assert.ok(performance.now() - t0 < 100, 'refused at once');
+      const none = pool(up.port, { connections: 1, maxQueue: 0 });
+      const first = get(none, '/b/0');
+      assert.equal(await kindOf(get(none, '/b/1')), 'busy', 'maxQueue 0: nothing waits');
+      await until(() => up.urls.length === 2);
+      up.release();
+      assert.equal(await kindOf(first), 'ok');
+      for (let i = 0; i < 2; i++) {
+        await until(() => up.urls.length === 3 + i);
+        up.release();
+      }
+      assert.deepEqual(
+        (await Promise.all(admitted)).map((r) => r.body.toString()),
+        ['ok /a/0', 'ok /a/1', 'ok /a/2'],
+      );
+      assert.ok(!up.urls.includes('/a/3') && !up.urls.includes('/b/1'), 'refused requests never sent');
+    });
+
+    it('a request waiting queueTimeoutMs fails with `timeout` and leaves the queue', async () => {
+      const up = await heldServer();
+      const p = pool(up.port, { connections: 1, headersTimeoutMs: 5000, queueTimeoutMs: 200 });
+      const first = get(p, '/q/0');
+      const t0 = performance.now();
+      const waiting = [1, 2].map((i) => get(p, `/q/${i}`));
+      assert.deepEqual(await Promise.all(waiting.map(kindOf)), ['timeout', 'timeout']);
+      const ms = performance.now() - t0;
+      assert.ok(ms >= 180 && ms < 1500, `${ms} ms`);
+      assert.equal(p.waiting, 0);
+      // A later waiter gets its own full wait, and the connection still serves the next request.
+      const late = get(p, '/q/3');
+      up.release();
+      assert.equal(await kindOf(first), 'ok');
+      await until(() => up.urls.length === 2);
+      up.release();
+      assert.equal(await kindOf(late), 'ok');
+      assert.deepEqual(up.urls, ['/q/0', '/q/3']);
+    });
+
+    it('waiters are served in arrival order as connections free up', async () => {
+      const up = await heldServer();
+      const p = pool(up.port, { connections: 2, maxQueue: 6, headersTimeoutMs: 5000 });
+      const all = Array.from({ length: 8 }, (_, i) => get(p, `/o/${i}`));
+      assert.equal(p.waiting, 6);
+      for (let n = 2; n <= 8; n += 2) {
+        await until(() => up.urls.length === n);
+        up.release();
+      }
+      const bodies = (await Promise.all(all)).map((r) => r.body.toString());
+      assert.deepEqual(
+        bodies,
+        Array.from({ length: 8 }, (_, i) => `ok /o/${i}`),
+      );
+      assert.deepEqual(
+        up.urls,
+        Array.from({ length: 8 }, (_, i) => `/o/${i}`),
+      );
+      assert.equal(p.size, 2);
+    });
+
+    it('an aborted waiter is skipped, never sent; many aborts leave the rest in order', async () => {
+      const up = await heldServer();
+      const p = pool(up.port, { connections: 1, maxQueue: 300, headersTimeoutMs: 5000 });
+      const first = get(p, '/x/first');
+      const aborts: (() => void)[] = [];
+      const queued = Array.from({ length: 200 }, (_, i) =>
+        get(p, `/x/${i}`, (fn) => {
+          aborts[i] = fn;
+        }),
+      );
+      assert.equal(p.waiting, 200);
+      // Abort all but every 50th: the queue compacts, the rest keep their order.
+      for (let i = 0; i < 200; i++) if (i % 50 !== 0) aborts[i]?.();
+      assert.equal(p.waiting, 4);
+      const kinds = await Promise.all(queued.map((q, i) => (i % 50 !== 0 ? kindOf(q) : Promise.resolve('kept'))));
+      assert.ok(kinds.every((k) => k === 'aborted' || k === 'kept'));
+      for (let n = 1; n <= 5; n++) {
+        await until(() => up.urls.length === n);
+        up.release();
+      }
+      assert.equal(await kindOf(first), 'ok');
+      for (const i of [0, 50, 100, 150]) assert.equal(await kindOf(queued[i] as Promise<unknown>), 'ok');
+      assert.deepEqual(up.urls, ['/x/first', '/x/0', '/x/50', '/x/100', '/x/150']);
+      assert.equal(p.waiting, 0);
+    });
   });
 
   it('https upstream verified against the configured CA; an unknown CA is refused', async () => {
