@@ -22,18 +22,22 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import {
+  CertificateIndex,
+  type CertificateMatch,
+  certificateMatchOf,
+  MATCH_KEYS,
+} from '../../common/src/authz/certificate-match.ts';
 import { KcmError } from '../../common/src/errors.ts';
 import { isTenantId } from '../../common/src/format/ids.ts';
 import { type FileWatch, watchFiles } from '../../common/src/tls/watch-files.ts';
 import { cnIsTenant } from './pipeline/caller.ts';
 import type { CertificateTenants, PeerCertificate } from './pipeline/context.ts';
 
-export type MatchKind = 'cn' | 'uri' | 'fingerprint';
-
 export interface CertificateBinding {
   /** For logs: the entry's name, else `<kind>:<value>`. */
   name: string;
-  match: { kind: MatchKind; value: string };
+  match: CertificateMatch;
   /** The listed tenants, or 'any' for `"*"` (every tenant, present and future). */
   tenants: CertificateTenants;
   roles: readonly string[];
@@ -48,7 +52,6 @@ export interface IdentityFile {
 export type Unlisted = 'refuse' | 'cn';
 
 const MAX_BINDINGS = 10_000;
-const FINGERPRINT = /^([0-9A-F]{2}:){31}[0-9A-F]{2}$/;
 /** Printable ASCII without comma: roles travel upstream as `a, b` (callerHeaders.roles). */
 const ROLE = /^[\x21-\x2b\x2d-\x7e]{1,256}$/;
 
@@ -64,19 +67,8 @@ function object(v: unknown, source: string, field: string, keys: readonly string
   return v as Json;
 }
 
-function parseMatch(v: unknown, source: string, field: string): CertificateBinding['match'] {
-  const m = object(v, source, field, ['cn', 'uri', 'fingerprint']);
-  const keys = Object.keys(m) as MatchKind[];
-  if (keys.length !== 1) fail(source, field, 'must have exactly one of cn, uri, fingerprint');
-  const kind = keys[0] as MatchKind;
-  const value = m[kind];
-  if (typeof value !== 'string' || value.length === 0 || value.length > 1024) {
-    fail(source, `${field}.${kind}`, 'must be a non-empty string of at most 1024 characters');
-  }
-  if (kind === 'fingerprint' && !FINGERPRINT.test(value)) {
-    fail(source, `${field}.fingerprint`, 'must be a SHA-256 fingerprint as AB:CD:… (32 upper-case hex pairs)');
-  }
-  return { kind, value };
+function parseMatch(v: unknown, source: string, field: string): CertificateMatch {
+  return certificateMatchOf(object(v, source, field, MATCH_KEYS), field, (f, why) => fail(source, f, why));
 }
 
 function list(v: unknown, source: string, field: string, ok: (s: string) => boolean, what: string): string[] {
@@ -155,26 +147,9 @@ function readIdentityFile(file: string): { parsed: IdentityFile; digest: string 
 }
 
 /** Lookup tables of one identity file, immutable (a reload builds new ones). */
-class IdentityTable {
-  readonly byKind: Record<MatchKind, Map<string, CertificateBinding>> = {
-    cn: new Map(),
-    uri: new Map(),
-    fingerprint: new Map(),
-  };
+class IdentityTable extends CertificateIndex<CertificateBinding> {
   constructor(readonly file: IdentityFile) {
-    for (const b of file.bindings) this.byKind[b.match.kind].set(b.match.value, b);
-  }
-  bindingsOf(cert: PeerCertificate): CertificateBinding[] {
-    const out = new Set<CertificateBinding>();
-    const byCn = this.byKind.cn.get(cert.cn);
-    if (byCn) out.add(byCn);
-    for (const u of cert.uris) {
-      const b = this.byKind.uri.get(u);
-      if (b) out.add(b);
-    }
-    const byFp = this.byKind.fingerprint.get(cert.fingerprint256);
-    if (byFp) out.add(byFp);
-    return [...out];
+    super(file.bindings);
   }
 }
 

@@ -8,6 +8,7 @@
  */
 import { isTenantId } from '../format/ids.ts';
 import type { Identity } from '../tls/identity.ts';
+import { CertificateIndex } from './certificate-match.ts';
 import { type Action, isAction, ROLE_PERMISSIONS, type Role, TENANT_SCOPED } from './permissions.ts';
 import type { Binding, Policy } from './policy-file.ts';
 
@@ -45,17 +46,12 @@ const DEV_BINDING: Binding = {
 export class AuthzEngine {
   readonly policy: Policy;
   readonly #devLoopback: boolean;
-  readonly #byCn = new Map<string, Binding>();
-  readonly #byUri = new Map<string, Binding>();
-  readonly #byFingerprint = new Map<string, Binding>();
+  readonly #index: CertificateIndex<Binding>;
 
   constructor(policy: Policy, o: EngineOptions = {}) {
     this.policy = policy;
     this.#devLoopback = o.devLoopbackOperator === true;
-    for (const b of policy.bindings) {
-      const map = { cn: this.#byCn, uri: this.#byUri, fingerprint: this.#byFingerprint }[b.match.kind];
-      map.set(b.match.value, b);
-    }
+    this.#index = new CertificateIndex(policy.bindings);
   }
 
   /** The bindings naming `identity` (by CN, any URI SAN, or fingerprint). */
@@ -63,16 +59,7 @@ export class AuthzEngine {
     if (!identity) return [];
     if (identity.source === 'dev-loopback') return this.#devLoopback ? [DEV_BINDING] : [];
     if (identity.source !== 'certificate') return [];
-    const out = new Set<Binding>();
-    const byCn = identity.cn === null ? undefined : this.#byCn.get(identity.cn);
-    if (byCn) out.add(byCn);
-    for (const u of identity.uris) {
-      const b = this.#byUri.get(u);
-      if (b) out.add(b);
-    }
-    const byFp = this.#byFingerprint.get(identity.fingerprint256);
-    if (byFp) out.add(byFp);
-    return [...out];
+    return this.#index.bindingsOf(identity);
   }
 
   /** Decides `request` for `identity` (null = no verified certificate). Never throws. */

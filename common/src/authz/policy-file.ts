@@ -14,14 +14,15 @@
 import { readFileSync } from 'node:fs';
 import { KcmError } from '../errors.ts';
 import { isTenantId } from '../format/ids.ts';
+import { type CertificateMatch, certificateMatchOf, MATCH_KEYS } from './certificate-match.ts';
 import { ALL_TENANT_ROLES, isRole, ROLES, type Role } from './permissions.ts';
 
-export type MatchKind = 'cn' | 'uri' | 'fingerprint';
+export type { MatchKind } from './certificate-match.ts';
 
 export interface Binding {
   /** For logs and audit: the policy's name, else `<kind>:<value>`. */
   name: string;
-  match: { kind: MatchKind; value: string };
+  match: CertificateMatch;
   roles: Role[];
   tenants: '*' | string[];
 }
@@ -32,7 +33,6 @@ export interface Policy {
 }
 
 const MAX_BINDINGS = 10_000;
-const FINGERPRINT = /^([0-9A-F]{2}:){31}[0-9A-F]{2}$/;
 
 type Json = Record<string, unknown>;
 
@@ -46,19 +46,8 @@ function object(v: unknown, source: string, field: string, allowed: readonly str
   return v as Json;
 }
 
-function parseMatch(v: unknown, source: string, field: string): Binding['match'] {
-  const m = object(v, source, field, ['cn', 'uri', 'fingerprint']);
-  const keys = Object.keys(m) as MatchKind[];
-  if (keys.length !== 1) fail(source, field, 'must have exactly one of cn, uri, fingerprint');
-  const kind = keys[0] as MatchKind;
-  const value = m[kind];
-  if (typeof value !== 'string' || value.length === 0 || value.length > 1024) {
-    fail(source, `${field}.${kind}`, 'must be a non-empty string of at most 1024 characters');
-  }
-  if (kind === 'fingerprint' && !FINGERPRINT.test(value)) {
-    fail(source, `${field}.fingerprint`, 'must be a SHA-256 fingerprint as AB:CD:… (32 upper-case hex pairs)');
-  }
-  return { kind, value };
+function parseMatch(v: unknown, source: string, field: string): CertificateMatch {
+  return certificateMatchOf(object(v, source, field, MATCH_KEYS), field, (f, why) => fail(source, f, why));
 }
 
 function parseBinding(v: unknown, source: string, field: string): Binding {

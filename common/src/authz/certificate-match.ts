@@ -1,0 +1,70 @@
+/**
+ * How identity files name a client certificate, shared by the Core's
+ * identity policy (policy-file.ts, engine.ts) and the gateway's identity file
+ * (gateway/src/gateway-identities.ts): exactly one of its CN, one of its URI
+ * SANs, or its SHA-256 fingerprint, compared exactly.
+ */
+
+export type MatchKind = 'cn' | 'uri' | 'fingerprint';
+
+export interface CertificateMatch {
+  kind: MatchKind;
+  value: string;
+}
+
+/** The members a `match` object may have. */
+export const MATCH_KEYS: readonly MatchKind[] = ['cn', 'uri', 'fingerprint'];
+
+const FINGERPRINT = /^([0-9A-F]{2}:){31}[0-9A-F]{2}$/;
+
+/**
+ * The match of `m` (an object whose keys the caller already checked against
+ * {@link MATCH_KEYS}); `fail(field, why)` reports what is wrong with it.
+ */
+export function certificateMatchOf(
+  m: Record<string, unknown>,
+  field: string,
+  fail: (field: string, why: string) => never,
+): CertificateMatch {
+  const keys = Object.keys(m) as MatchKind[];
+  if (keys.length !== 1) fail(field, 'must have exactly one of cn, uri, fingerprint');
+  const kind = keys[0] as MatchKind;
+  const value = m[kind];
+  if (typeof value !== 'string' || value.length === 0 || value.length > 1024) {
+    fail(`${field}.${kind}`, 'must be a non-empty string of at most 1024 characters');
+  }
+  if (kind === 'fingerprint' && !FINGERPRINT.test(value)) {
+    fail(`${field}.fingerprint`, 'must be a SHA-256 fingerprint as AB:CD:… (32 upper-case hex pairs)');
+  }
+  return { kind, value };
+}
+
+/** What of a certificate a match can name. */
+export interface MatchableCertificate {
+  cn: string | null;
+  uris: readonly string[];
+  fingerprint256: string;
+}
+
+/** Bindings indexed by what they match; a certificate's bindings in one lookup per name it has. */
+export class CertificateIndex<B extends { match: CertificateMatch }> {
+  readonly #byKind: Record<MatchKind, Map<string, B>> = { cn: new Map(), uri: new Map(), fingerprint: new Map() };
+
+  constructor(bindings: readonly B[]) {
+    for (const b of bindings) this.#byKind[b.match.kind].set(b.match.value, b);
+  }
+
+  /** The bindings naming `cert` (by CN, any URI SAN, or fingerprint), each once. */
+  bindingsOf(cert: MatchableCertificate): B[] {
+    const out = new Set<B>();
+    const byCn = cert.cn === null ? undefined : this.#byKind.cn.get(cert.cn);
+    if (byCn) out.add(byCn);
+    for (const u of cert.uris) {
+      const b = this.#byKind.uri.get(u);
+      if (b) out.add(b);
+    }
+    const byFp = this.#byKind.fingerprint.get(cert.fingerprint256);
+    if (byFp) out.add(byFp);
+    return [...out];
+  }
+}
