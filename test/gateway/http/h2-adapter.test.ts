@@ -5,62 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import http2 from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Agent, request } from 'undici';
 import { parseEnvelope } from '../../../common/src/format/envelope.ts';
 import { makeTestPki, type TestPki } from '../../../common/src/pki/index.ts';
+import { h2Request } from '../../support/h2-request.ts';
 import { b64, type Fixture, startFixture } from '../api/gateway-fixture.ts';
-
-interface H2Reply {
-  status: number;
-  body: string;
-  alpn: string | false | undefined;
-}
-
-function h2Request(
-  url: string,
-  path: string,
-  o: { tls?: { ca: string; cert?: string; key?: string }; body?: unknown; headers?: Record<string, string> } = {},
-): Promise<H2Reply> {
-  return new Promise((resolve, reject) => {
-    const session = http2.connect(url, o.tls ? { ...o.tls, servername: 'localhost' } : {});
-    session.on('error', (err) => {
-      session.destroy();
-      reject(err);
-    });
-    const headers: http2.OutgoingHttpHeaders = {
-      ':path': path,
-      ':method': o.body === undefined ? 'GET' : 'POST',
-      ...o.headers,
-    };
-    if (o.body !== undefined) headers['content-type'] = 'application/json';
-    const req = session.request(headers);
-    let status = 0;
-    let body = '';
-    req.on('response', (h) => {
-      status = Number(h[':status']);
-    });
-    req.setEncoding('utf8');
-    req.on('data', (d: string) => {
-      body += d;
-    });
-    req.on('error', (err) => {
-      session.destroy();
-      reject(err);
-    });
-    req.on('end', () => {
-      const alpn = session.alpnProtocol;
-      session.close();
-      // A refused handshake can end the stream with no response at all.
-      if (status === 0) reject(new Error(`no response (stream reset ${req.rstCode})`));
-      else resolve({ status, body, alpn });
-    });
-    req.end(o.body === undefined ? undefined : JSON.stringify(o.body));
-  });
-}
 
 describe('node:http2 adapter', () => {
   let dir: string;

@@ -8,7 +8,6 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import http2 from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -17,6 +16,7 @@ import { KcmError } from '../../../common/src/errors.ts';
 import { makeTestPki, type TestPki } from '../../../common/src/pki/index.ts';
 import { openssl } from '../../../common/src/pki/openssl.ts';
 import { cnIsTenant, identifyCaller, loopbackOnly } from '../../../gateway/src/pipeline/caller.ts';
+import { h2Request } from '../../support/h2-request.ts';
 import { b64, type Fixture, startFixture } from '../api/gateway-fixture.ts';
 
 interface Pem {
@@ -51,31 +51,7 @@ function h2(
   path: string,
   o: { body?: unknown; headers?: Record<string, string> } = {},
 ): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const session = http2.connect(url, { ...tls, servername: 'localhost' });
-    session.on('error', reject);
-    const req = session.request({
-      ':path': path,
-      ':method': o.body === undefined ? 'GET' : 'POST',
-      ...(o.body === undefined ? {} : { 'content-type': 'application/json' }),
-      ...o.headers,
-    });
-    let status = 0;
-    let body = '';
-    req.on('response', (h) => {
-      status = Number(h[':status']);
-    });
-    req.setEncoding('utf8');
-    req.on('data', (d: string) => {
-      body += d;
-    });
-    req.on('error', reject);
-    req.on('end', () => {
-      session.close();
-      resolve({ status, body });
-    });
-    req.end(o.body === undefined ? undefined : JSON.stringify(o.body));
-  });
+  return h2Request(url, path, { tls, ...o });
 }
 
 describe('mTLS identity: the certificate, never the address', () => {

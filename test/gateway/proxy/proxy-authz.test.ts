@@ -18,7 +18,6 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import http2 from 'node:http2';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,6 +28,7 @@ import { LocalGatewayKeys } from '../../../gateway/src/gateway-keys.ts';
 import { type GatewayServer, startGateway } from '../../../gateway/src/gateway-server.ts';
 import { loopbackOnly } from '../../../gateway/src/pipeline/caller.ts';
 import { loadPolicies } from '../../../gateway/src/policy/policy-loader.ts';
+import { h2Request } from '../../support/h2-request.ts';
 
 interface Seen {
   method: string;
@@ -146,30 +146,11 @@ describe('proxy routes: caller and tenant authorization', () => {
     body?: string,
   ): Promise<Reply> {
     const c = pki[who];
-    return new Promise((resolve, reject) => {
-      const s = http2.connect(`https://127.0.0.1:${gw.ports.h2Tls}`, {
-        ca: pki.ca.certPem,
-        cert: c.certPem,
-        key: c.keyPem,
-        servername: 'localhost',
-      });
-      s.on('error', reject);
-      const q = s.request({ ':method': method, ':path': path, 'content-type': 'application/json', ...headers });
-      let status = 0;
-      let b = '';
-      q.on('response', (h) => {
-        status = Number(h[':status']);
-      });
-      q.setEncoding('utf8');
-      q.on('data', (d: string) => {
-        b += d;
-      });
-      q.on('error', reject);
-      q.on('end', () => {
-        s.close();
-        resolve({ status, body: b });
-      });
-      q.end(body);
+    return h2Request(`https://127.0.0.1:${gw.ports.h2Tls}`, path, {
+      tls: { ca: pki.ca.certPem, cert: c.certPem, key: c.keyPem },
+      method,
+      headers: { 'content-type': 'application/json', ...headers },
+      ...(body === undefined ? {} : { body }),
     });
   }
 
