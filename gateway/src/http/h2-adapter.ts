@@ -26,6 +26,7 @@ import { describePeer } from '../../../common/src/tls/peer-check.ts';
 import { ReloadableCrl } from '../../../common/src/tls/reloadable-crl.ts';
 import type { AdapterName, PipelineResponse, PresentedCertificate } from '../pipeline/context.ts';
 import { Pipeline } from '../pipeline/pipeline.ts';
+import { reportedLength, withoutContent } from './framing.ts';
 import { createSniffServer } from './sniff-port.ts';
 
 export interface H2TlsOptions {
@@ -108,13 +109,9 @@ function copyHeaders(req: AnyRequest): Record<string, string> {
   return out;
 }
 
-const DECIMAL = /^[0-9]{1,15}$/;
-
 /**
- * Writes one answer. Framing as on the uWS front (uws-adapter.ts
- * writeResponse): a 204 has no Content-Length (RFC 9110 §8.6); HEAD and 304
- * answers report the length a GET would get (the answer's own valid
- * `content-length`, else for HEAD the body's length) and send no content;
+ * Writes one answer, framed as on the uWS front (framing.ts): an answer
+ * without content (HEAD, 204, 304) sends none and reports `reportedLength`;
  * every other answer's length is its body's.
  */
 function send(req: AnyRequest, res: AnyResponse, r: PipelineResponse): void {
@@ -122,14 +119,11 @@ function send(req: AnyRequest, res: AnyResponse, r: PipelineResponse): void {
   const body = typeof r.body === 'string' ? Buffer.from(r.body) : r.body;
   const headers: Record<string, string | string[] | number> = { ...r.headers };
   const head = req.method === 'HEAD';
-  const noContent = head || r.status === 204 || r.status === 304;
-  if (r.status === 204) delete headers['content-length'];
-  else if (noContent) {
-    const declared = headers['content-length'];
-    if (typeof declared !== 'string' || !DECIMAL.test(declared)) {
-      if (head && body.length > 0) headers['content-length'] = body.length;
-      else delete headers['content-length'];
-    }
+  const noContent = withoutContent(r.status, head);
+  if (noContent) {
+    const length = reportedLength(r, head, body.length);
+    if (length === undefined) delete headers['content-length'];
+    else headers['content-length'] = length;
   } else headers['content-length'] = body.length;
   // HTTP/1.1 only: h2 has no Connection header; an unread h2 body ends with the stream.
   if (r.close && req.httpVersionMajor === 1) headers.connection = 'close';

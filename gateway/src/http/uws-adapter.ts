@@ -14,6 +14,7 @@ import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from '
 import { KcmError } from '../../../common/src/errors.ts';
 import type { PipelineResponse, RequestContext } from '../pipeline/context.ts';
 import { type AdapterRequest, Pipeline } from '../pipeline/pipeline.ts';
+import { reportedLength, withoutContent } from './framing.ts';
 import { statusLine } from './status-line.ts';
 import { loadUws } from './uws-load.ts';
 
@@ -59,7 +60,6 @@ function byteString(v: string): string {
 
 const EMPTY = Buffer.alloc(0);
 const BEYOND_LATIN1 = /[\u0100-\uffff]/;
-const DECIMAL = /^[0-9]{1,15}$/;
 
 /**
  * A response header value as uWS should write it. Header strings hold one
@@ -105,8 +105,8 @@ export function writeResponse(res: HttpResponse, r: PipelineResponse, head: bool
     else for (const one of v) res.writeHeader(name, headerValue(one));
   }
   const body = typeof r.body === 'string' ? Buffer.from(r.body) : r.body;
-  if (head || r.status === 204 || r.status === 304) {
-    endWithoutContent(res, r, head ? body.length : 0);
+  if (withoutContent(r.status, head)) {
+    endWithoutContent(res, r, head, body.length);
     return;
   }
   if (r.close) {
@@ -123,16 +123,13 @@ export function writeResponse(res: HttpResponse, r: PipelineResponse, head: bool
 }
 
 /** Ends an answer that carries no content (HEAD, 204, 304), see writeResponse. `own`: the body's length. */
-function endWithoutContent(res: HttpResponse, r: PipelineResponse, own: number): void {
+function endWithoutContent(res: HttpResponse, r: PipelineResponse, head: boolean, own: number): void {
   if (r.close) {
     res.end(EMPTY, true);
     return;
   }
-  if (r.status !== 204) {
-    const declared = r.headers['content-length'];
-    const length = typeof declared === 'string' && DECIMAL.test(declared) ? declared : own > 0 ? String(own) : '';
-    if (length !== '') res.writeHeader('content-length', length);
-  }
+  const length = reportedLength(r, head, own);
+  if (length !== undefined) res.writeHeader('content-length', length);
   res.endWithoutBody();
 }
 
