@@ -9,6 +9,7 @@
 import { KcmError } from '../../../common/src/errors.ts';
 import { MAX_CONTEXT_BYTES } from '../../../common/src/format/envelope.ts';
 import { assertKeyId } from '../../../common/src/format/ids.ts';
+import { hasLoneSurrogate } from '../../../common/src/format/unicode.ts';
 import type { GatewayKeys } from '../gateway-keys.ts';
 import type { GatewayMetrics } from '../metrics/gateway-metrics.ts';
 import { resolveTenant, TENANT_HEADER } from '../pipeline/caller.ts';
@@ -108,7 +109,7 @@ export function plaintextOf(item: Item, encoding: Encoding): Buffer {
   if (encoding === 'utf8') {
     if (typeof v !== 'string') throw new KcmError('bad_request', 'plaintext must be a string');
     // A lone surrogate has no UTF-8 form: it would be sealed as U+FFFD, i.e. not what was sent.
-    if (LONE_SURROGATE.test(v)) throw new KcmError('bad_request', 'plaintext is not well-formed Unicode');
+    if (hasLoneSurrogate(v)) throw new KcmError('bad_request', 'plaintext is not well-formed Unicode');
     return Buffer.from(v, 'utf8');
   }
   return decodeBase64(v, 'plaintext');
@@ -124,7 +125,6 @@ export function ciphertextOf(item: Item): string {
 }
 
 const EMPTY = Buffer.alloc(0);
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /**
  * An item's context (base64, ≤ 4 KiB), or empty. Throws `invalid_context`,

@@ -16,12 +16,11 @@
  * comes from the policy and array indices, never from document content.
  */
 import { KcmError } from '../../../common/src/errors.ts';
+import { hasLoneSurrogate } from '../../../common/src/format/unicode.ts';
 import type { FieldRule } from '../policy/policy-types.ts';
 import { formatSegments, type Selector, type SelectorSegment } from '../policy/selector.ts';
 import type { RecordId } from './field-context.ts';
 import { type JsonNode, utf8Text } from './json-scan.ts';
-
-const LONE_SURROGATE = /\p{Surrogate}/u;
 
 /** One selected value (never absent or null) and its place in the body. */
 export interface FieldTarget {
@@ -133,7 +132,7 @@ export function readRecordId(
   if (node.escaped !== true) return { kind: 'string', bytes: body.subarray(node.start + 1, node.end - 1) };
   const value = nodeValue(body, node) as string;
   if (value === '') return undefined;
-  if (LONE_SURROGATE.test(value)) {
+  if (hasLoneSurrogate(value)) {
     throw new KcmError(
       'selector_type_mismatch',
       `record id ${concretePath(selector, indices)} is not well-formed Unicode`,

@@ -29,6 +29,7 @@
  * Errors never quote the body.
  */
 import { KcmError } from '../../../common/src/errors.ts';
+import { hasLoneSurrogate } from '../../../common/src/format/unicode.ts';
 import type { Selector } from '../policy/selector.ts';
 
 /** The selectors of one direction compiled into a trie of steps. */
@@ -60,7 +61,6 @@ export interface JsonNode {
   escaped?: boolean;
 }
 
-const LONE_SURROGATE = /\p{Surrogate}/u;
 const NON_ASCII = /[^\0-\x7f]/;
 
 /** One code point's case fold: upper then lower case (single code points only), İ as i. */
@@ -105,7 +105,7 @@ export function compilePlan(selectors: readonly Selector[]): PlanNode {
           next = {};
           node.members.set(seg.name, next);
           // A name with a lone surrogate has no UTF-8 form: only an escaped member name can equal it.
-          if (!LONE_SURROGATE.test(seg.name))
+          if (!hasLoneSurrogate(seg.name))
             node.names.push({ name: seg.name, bytes: Buffer.from(seg.name, 'utf8'), next });
           const fold = foldName(seg.name);
           if (!node.folds.has(fold)) {

@@ -27,6 +27,7 @@ import {
 } from '../../../common/src/crypto/field-cipher.ts';
 import { KcmError } from '../../../common/src/errors.ts';
 import { type FieldKeyRef, parseEnvelope } from '../../../common/src/format/envelope.ts';
+import { hasLoneSurrogate } from '../../../common/src/format/unicode.ts';
 import type { KeyHandle } from '../../../native/index.ts';
 import type { CompiledRoute, FieldRule, ResponseFieldRule } from '../policy/policy-types.ts';
 import type { Selector } from '../policy/selector.ts';
@@ -91,8 +92,6 @@ export class FieldDecryptionError extends KcmError {
   }
 }
 
-const LONE_SURROGATE = /\p{Surrogate}/u;
-
 function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
   return typeof (v as { then?: unknown })?.then === 'function';
 }
@@ -133,7 +132,7 @@ function encodeValue(body: Uint8Array, rule: FieldRule, t: FieldTarget): Buffer 
   // Unescaped, the bytes between the quotes are the value's UTF-8 (the body is valid UTF-8).
   if (node.escaped !== true) return Buffer.from(body.subarray(node.start + 1, node.end - 1));
   const value = nodeValue(body, node) as string;
-  if (LONE_SURROGATE.test(value)) {
+  if (hasLoneSurrogate(value)) {
     throw new KcmError(
       'selector_type_mismatch',
       `${concretePath(rule.selector, t.indices)} is not well-formed Unicode`,
@@ -181,7 +180,7 @@ function recordIdOf(
     const param = params[src.param];
     if (param !== undefined && param !== '') {
       // decodeURIComponent never yields a lone surrogate; checked anyway, the binding depends on it.
-      if (LONE_SURROGATE.test(param)) {
+      if (hasLoneSurrogate(param)) {
         throw new KcmError('selector_type_mismatch', `record id :${src.param} is not well-formed Unicode`);
       }
       id = { kind: 'string', bytes: Buffer.from(param, 'utf8') };
