@@ -9,13 +9,13 @@
 use std::cell::RefCell;
 use std::ffi::{c_int, c_void};
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use crate::error::{Error, Result};
+use crate::fork;
+use crate::key_pool;
 use crate::keys::{wipe, Slot, KEY_LEN};
 use crate::ossl::{self, random_bytes};
-use crate::sys;
 
 pub const NONCE_LEN: usize = 12;
 pub const TAG_LEN: usize = 16;
@@ -85,10 +85,9 @@ const POOL_LEN: usize = POOL_NONCES * NONCE_LEN;
 /// - a failed refill leaves the pool empty (the error reaches the caller);
 /// - the pool is per thread (`thread_local!`), so two threads never share a
 ///   block (the JS thread is the only caller today; workers get their own);
-/// - after `fork()` the child's copy of the pool is discarded: a
-///   `pthread_atfork` child handler bumps [`FORK_EPOCH`], and a block drawn
-///   under another epoch is dropped unused. If the handler cannot be
-///   registered, the pool is bypassed (one `RAND_bytes` per request).
+/// - after `fork()` the child's copy of the pool is discarded: a block drawn
+///   under another [`fork::epoch`] is dropped unused. If forks cannot be
+///   tracked, the pool is bypassed (one `RAND_bytes` per request).
 ///
 /// Nonces are public (they head every sealed blob), and GCM needs them
 /// unique, not secret, so the pool lives in ordinary memory (no `mlock`).
@@ -97,23 +96,8 @@ struct NoncePool {
     bytes: [u8; POOL_LEN],
     /// Index of the first unused byte; `POOL_LEN` = empty.
     next: usize,
-    /// [`FORK_EPOCH`] when `bytes` were drawn.
+    /// [`fork::epoch`] when `bytes` were drawn.
     epoch: u64,
-}
-
-/// Bumped in the child after every `fork()` (see [`NoncePool`]).
-static FORK_EPOCH: AtomicU64 = AtomicU64::new(0);
-
-extern "C" fn bump_fork_epoch() {
-    FORK_EPOCH.fetch_add(1, Ordering::Relaxed);
-}
-
-fn fork_handler_registered() -> bool {
-    static REGISTERED: OnceLock<bool> = OnceLock::new();
-    // SAFETY: registers a child handler that only increments an atomic
-    // (async-signal-safe, as a post-fork child handler must be).
-    *REGISTERED
-        .get_or_init(|| unsafe { sys::pthread_atfork(None, None, Some(bump_fork_epoch)) } == 0)
 }
 
 thread_local! {
@@ -124,8 +108,7 @@ thread_local! {
 
 impl NoncePool {
     /// Moves `out.len()` unused bytes into `out`, refilling as needed.
-    fn take(&mut self, mut out: &mut [u8]) -> Result<()> {
-        let epoch = FORK_EPOCH.load(Ordering::Relaxed);
+    fn take(&mut self, mut out: &mut [u8], epoch: u64) -> Result<()> {
         if self.epoch != epoch {
             self.discard();
         }
@@ -161,10 +144,11 @@ impl NoncePool {
 /// Fills `out` with fresh random bytes for nonces (see [`NoncePool`]).
 /// Requests of a whole block or more go straight to `RAND_bytes`.
 fn nonce_bytes(out: &mut [u8]) -> Result<()> {
-    if out.len() >= POOL_LEN || !fork_handler_registered() {
-        return random_bytes(out);
-    }
-    match NONCE_POOL.try_with(|pool| pool.try_borrow_mut().map(|mut p| p.take(out))) {
+    let epoch = match fork::epoch() {
+        Some(epoch) if out.len() < POOL_LEN => epoch,
+        _ => return random_bytes(out),
+    };
+    match NONCE_POOL.try_with(|pool| pool.try_borrow_mut().map(|mut p| p.take(out, epoch))) {
         Ok(Ok(result)) => result,
         // Thread teardown or re-entry (neither happens today): no pool.
         _ => random_bytes(out),
@@ -498,7 +482,7 @@ pub fn unwrap(
     open(kek, wrapped, aad, out)
 }
 
-/// Envelope sealing: a fresh random data key in a locked slot, wrapped under
+/// Envelope sealing: a fresh random data key (from [`key_pool`]) in a locked slot, wrapped under
 /// `kek` with `wrap_aad` into `wrapped_out` (60 bytes), then every item sealed
 /// under it with one context (as [`seal_batch`]). The data key is wiped.
 pub fn data_key_seal_batch(
@@ -510,7 +494,7 @@ pub fn data_key_seal_batch(
     outs: &mut [&mut [u8]],
 ) -> Result<()> {
     let mut data_key = Slot::alloc()?;
-    random_bytes(data_key.bytes_mut())?;
+    key_pool::fresh_data_key(data_key.bytes_mut())?;
     wrap(kek, data_key.bytes(), wrap_aad, wrapped_out)?;
     seal_batch(data_key.bytes(), plaintexts, aads, outs)
     // `data_key` drops here: wiped and freed.
@@ -829,13 +813,13 @@ mod tests {
         });
         assert!(next < POOL_LEN - NONCE_LEN);
         // What the child handler of pthread_atfork does in a forked child.
-        bump_fork_epoch();
+        fork::bump_fork_epoch();
         nonce_bytes(&mut n).unwrap();
         assert_ne!(n.to_vec(), upcoming, "pre-fork block reused");
         NONCE_POOL.with(|p| {
             let p = p.borrow();
             assert_eq!(p.next, NONCE_LEN, "a fresh block was drawn");
-            assert_eq!(p.epoch, FORK_EPOCH.load(Ordering::Relaxed));
+            assert_eq!(Some(p.epoch), fork::epoch());
         });
     }
 }

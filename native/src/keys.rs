@@ -22,7 +22,7 @@ use crate::sys;
 
 /// Length of every key: AES-256 / HMAC-SHA-256 key material.
 pub const KEY_LEN: usize = 32;
-const PAGE_LEN: usize = 4096;
+pub(crate) const PAGE_LEN: usize = 4096;
 const SLOTS_PER_PAGE: usize = PAGE_LEN / KEY_LEN;
 const _: () = assert!(SLOTS_PER_PAGE == 128);
 
@@ -65,47 +65,70 @@ fn slab() -> MutexGuard<'static, Slab> {
     SLAB.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// One private anonymous page, `madvise(MADV_DONTDUMP)`ed and `mlock`ed:
+/// its base, and what went wrong with the two protections (`None` when both
+/// held). Only mapping failure is an error: unprotected memory is still used.
+pub(crate) fn map_locked_page() -> Result<(NonNull<u8>, Option<String>)> {
+    // SAFETY: requests a fresh private anonymous mapping; no existing
+    // memory is affected.
+    let p = unsafe {
+        sys::mmap(
+            ptr::null_mut(),
+            PAGE_LEN,
+            sys::PROT_READ | sys::PROT_WRITE,
+            sys::MAP_PRIVATE | sys::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    let base = match NonNull::new(p.cast::<u8>()) {
+        Some(base) if p != sys::MAP_FAILED => base,
+        _ => {
+            let msg = format!("mmap of key memory failed: {}", io::Error::last_os_error());
+            return Err(Error::new(code::KEY_MEMORY, msg));
+        }
+    };
+    let mut problems = Vec::new();
+    // SAFETY: `p` is the start of the PAGE_LEN-byte mapping just created.
+    if unsafe { sys::madvise(p, PAGE_LEN, sys::MADV_DONTDUMP) } != 0 {
+        problems.push(format!(
+            "madvise(MADV_DONTDUMP): {}",
+            io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: as above; mlock only pins the pages of our own mapping.
+    if unsafe { sys::mlock(p, PAGE_LEN) } != 0 {
+        problems.push(format!("mlock: {}", io::Error::last_os_error()));
+    }
+    Ok((base, (!problems.is_empty()).then(|| problems.join("; "))))
+}
+
+/// Unmaps a page of [`map_locked_page`].
+///
+/// # Safety
+/// `base` came from [`map_locked_page`], is unmapped only once, its bytes
+/// are already wiped, and no reference into the page remains.
+pub(crate) unsafe fn unmap_locked_page(base: NonNull<u8>) {
+    let p = base.as_ptr().cast::<c_void>();
+    // SAFETY: per the contract, `p` is our own live PAGE_LEN mapping.
+    unsafe {
+        sys::munlock(p, PAGE_LEN);
+        sys::munmap(p, PAGE_LEN);
+    }
+}
+
 impl Slab {
     /// Maps, `madvise`s and `mlock`s a new page; returns its index.
     fn new_page(&mut self) -> Result<usize> {
-        // SAFETY: requests a fresh private anonymous mapping; no existing
-        // memory is affected.
-        let p = unsafe {
-            sys::mmap(
-                ptr::null_mut(),
-                PAGE_LEN,
-                sys::PROT_READ | sys::PROT_WRITE,
-                sys::MAP_PRIVATE | sys::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        let base = match NonNull::new(p.cast::<u8>()) {
-            Some(base) if p != sys::MAP_FAILED => base,
-            _ => {
-                let msg = format!("mmap of key memory failed: {}", io::Error::last_os_error());
-                self.lock_error = Some(msg.clone());
-                return Err(Error::new(code::KEY_MEMORY, msg));
+        let (base, problem) = match map_locked_page() {
+            Ok(page) => page,
+            Err(err) => {
+                self.lock_error = Some(err.message.clone());
+                return Err(err);
             }
         };
-        let mut problems = Vec::new();
-        // SAFETY: `p` is the start of the PAGE_LEN-byte mapping just created.
-        if unsafe { sys::madvise(p, PAGE_LEN, sys::MADV_DONTDUMP) } != 0 {
-            problems.push(format!(
-                "madvise(MADV_DONTDUMP): {}",
-                io::Error::last_os_error()
-            ));
-        }
-        // SAFETY: as above; mlock only pins the pages of our own mapping.
-        if unsafe { sys::mlock(p, PAGE_LEN) } != 0 {
-            problems.push(format!("mlock: {}", io::Error::last_os_error()));
-        }
-        let locked = problems.is_empty();
-        self.lock_error = if locked {
-            None
-        } else {
-            Some(problems.join("; "))
-        };
+        let locked = problem.is_none();
+        self.lock_error = problem;
         self.pages.push(Page {
             base,
             used: 0,
@@ -156,13 +179,10 @@ impl Slab {
         let empty = self.pages.iter().filter(|p| p.used == 0).count();
         if empty > 1 {
             let page = self.pages.swap_remove(index);
-            let p = page.base.as_ptr().cast::<c_void>();
-            // SAFETY: the page is our own PAGE_LEN mapping, every slot on it is
-            // free (and was wiped), and no reference into it remains.
-            unsafe {
-                sys::munlock(p, PAGE_LEN);
-                sys::munmap(p, PAGE_LEN);
-            }
+            // SAFETY: the page came from map_locked_page, leaves the slab
+            // here, every slot on it is free (and was wiped), and no
+            // reference into it remains.
+            unsafe { unmap_locked_page(page.base) };
         }
     }
 }

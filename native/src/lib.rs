@@ -17,10 +17,12 @@ compile_error!("openkcm-native targets Linux (mmap/mlock/madvise constants are L
 
 pub mod aead;
 pub mod error;
+mod fork;
 pub mod gf256;
 #[cfg(test)]
 mod golden;
 pub mod kdf;
+pub mod key_pool;
 pub mod keys;
 pub mod ossl;
 pub mod shamir;

@@ -118,6 +118,7 @@ extern "C" {
     ) -> c_int;
 
     pub fn RAND_bytes(buf: *mut u8, num: c_int) -> c_int;
+    pub fn RAND_priv_bytes(buf: *mut u8, num: c_int) -> c_int;
     pub fn ERR_clear_error();
 }
 
@@ -130,14 +131,28 @@ pub fn clear_errors() {
 
 /// Fills `buf` from OpenSSL's CSPRNG (`RAND_bytes`).
 pub fn random_bytes(buf: &mut [u8]) -> Result<()> {
+    fill(buf, RAND_bytes, "RAND_bytes")
+}
+
+/// Fills `buf` from OpenSSL's private DRBG (`RAND_priv_bytes`), the one
+/// OpenSSL reserves for secret values such as keys.
+pub fn private_random_bytes(buf: &mut [u8]) -> Result<()> {
+    fill(buf, RAND_priv_bytes, "RAND_priv_bytes")
+}
+
+fn fill(
+    buf: &mut [u8],
+    draw: unsafe extern "C" fn(*mut u8, c_int) -> c_int,
+    what: &str,
+) -> Result<()> {
     for chunk in buf.chunks_mut(1 << 30) {
         // chunk.len() <= 2^30 always fits in c_int.
         let len =
             c_int::try_from(chunk.len()).map_err(|_| Error::internal("random chunk too large"))?;
         // SAFETY: `chunk` is a valid writable region of exactly `len` bytes.
-        if unsafe { RAND_bytes(chunk.as_mut_ptr(), len) } != 1 {
+        if unsafe { draw(chunk.as_mut_ptr(), len) } != 1 {
             clear_errors();
-            return Err(Error::crypto("RAND_bytes"));
+            return Err(Error::crypto(what));
         }
     }
     Ok(())
