@@ -32,6 +32,28 @@ export type FieldOpenResult = { ok: true; plaintext: Buffer } | { ok: false; rea
 /** Finds the L3 key version a ciphertext names, or undefined when this caller cannot have it. */
 export type FieldKeyResolver = (ref: FieldKeyRef) => KeyHandle | undefined;
 
+/** The field header and data-key wrap AAD of key references in use (see refBytes). */
+const refCache = new Map<string, { header: Buffer; wrapAad: Buffer }>();
+const REF_CACHE_MAX = 1024;
+
+/**
+ * encodeFieldHeader(ref) and dataKeyWrapAad(ref), which depend on nothing
+ * but the reference: built (and so validated) once per reference, not once
+ * per request. The cache key is length-prefixed, so no two references share
+ * one; past REF_CACHE_MAX references it starts over. The buffers are shared:
+ * callers read them, never write them.
+ */
+function refBytes(ref: FieldKeyRef): { header: Buffer; wrapAad: Buffer } {
+  const id = `${ref.tenant.length}:${ref.tenant}${ref.keyId.length}:${ref.keyId}${ref.keyVersion}`;
+  let bytes = refCache.get(id);
+  if (!bytes) {
+    bytes = { header: encodeFieldHeader(ref), wrapAad: dataKeyWrapAad(ref) };
+    if (refCache.size >= REF_CACHE_MAX) refCache.clear();
+    refCache.set(id, bytes);
+  }
+  return bytes;
+}
+
 /**
  * Encrypts every plaintext under one fresh data key wrapped by `l3` (which must
  * be the key `ref` names), binding each to its context. One backend call.
@@ -46,7 +68,7 @@ export function encryptFields(
   if (plaintexts.length !== contexts.length) {
     throw new KcmError('invalid_argument', 'plaintexts and contexts differ in length');
   }
-  const header = encodeFieldHeader(ref);
+  const { header, wrapAad } = refBytes(ref);
   const aads: Buffer[] = new Array(plaintexts.length);
   for (let i = 0; i < plaintexts.length; i++) {
     if ((plaintexts[i] as Uint8Array).length > MAX_FIELD_PLAINTEXT) {
@@ -54,7 +76,7 @@ export function encryptFields(
     }
     aads[i] = fieldAad(header, contexts[i] as Uint8Array);
   }
-  const { wrappedKey, sealed } = l3.dataKeySealBatch(dataKeyWrapAad(ref), plaintexts, aads);
+  const { wrappedKey, sealed } = l3.dataKeySealBatch(wrapAad, plaintexts, aads);
   return sealed.map((s) => serializeEnvelope(header, wrappedKey, s));
 }
 
@@ -146,7 +168,7 @@ function openGroup(
     for (const i of items) results[i] = { ok: false, reason: 'unknown_key' };
     return;
   }
-  const wrapAad = dataKeyWrapAad(first);
+  const { wrapAad } = refBytes(first);
   const n = items.length;
   const wrappedKeys: Uint8Array[] = new Array(n);
   const wrapAads: Uint8Array[] = new Array(n).fill(wrapAad);

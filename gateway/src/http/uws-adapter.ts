@@ -45,7 +45,6 @@ export function requireNativeUws(): { uws: Uws; binary: string } {
   return { uws: loaded.uws as Uws, binary: loaded.binary };
 }
 
-const textDecoder = new TextDecoder();
 const NON_ASCII = /[^\t\x20-\x7e]/;
 
 /**
@@ -59,6 +58,11 @@ function byteString(v: string): string {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** uWS's peer address text (ASCII, at most 45 bytes) as a string, without a TextDecoder call. */
+function addressText(ab: ArrayBuffer): string {
+  return String.fromCharCode.apply(null, new Uint8Array(ab) as unknown as number[]);
+}
 const BEYOND_LATIN1 = /[\u0100-\uffff]/;
 
 /**
@@ -104,9 +108,12 @@ export function writeResponse(res: HttpResponse, r: PipelineResponse, head: bool
     if (typeof v === 'string') res.writeHeader(name, headerValue(v));
     else for (const one of v) res.writeHeader(name, headerValue(one));
   }
-  const body = typeof r.body === 'string' ? Buffer.from(r.body) : r.body;
+  // A string body goes to uWS as it is (uWS writes it as UTF-8, the bytes
+  // Buffer.byteLength counts): no Buffer is made unless the socket pushes back.
+  const body = r.body;
+  const length = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
   if (withoutContent(r.status, head)) {
-    endWithoutContent(res, r, head, body.length);
+    endWithoutContent(res, r, head, length);
     return;
   }
   if (r.close) {
@@ -114,10 +121,11 @@ export function writeResponse(res: HttpResponse, r: PipelineResponse, head: bool
     return;
   }
   const start = res.getWriteOffset();
-  const [ok, done] = res.tryEnd(body, body.length);
+  const [ok, done] = res.tryEnd(body, length);
   if (ok || done) return;
+  const bytes = typeof body === 'string' ? Buffer.from(body) : body;
   res.onWritable((offset) => {
-    const [ok2] = res.tryEnd(body.subarray(offset - start), body.length);
+    const [ok2] = res.tryEnd(bytes.subarray(offset - start), length);
     return ok2;
   });
 }
@@ -157,7 +165,7 @@ function handle(pipeline: Pipeline, res: HttpResponse, req: HttpRequest): void {
     path: req.getUrl(),
     query: req.getQuery() ?? '',
     headers,
-    peer: { address: textDecoder.decode(res.getRemoteAddressAsText()) },
+    peer: { address: addressText(res.getRemoteAddressAsText()) },
     startedAt: process.hrtime.bigint(),
     responder: {
       send(r) {

@@ -118,8 +118,12 @@ export class Pipeline {
       this.#done();
       return;
     }
-    p.catch((err: unknown) => this.log(`pipeline runner failed: ${err instanceof Error ? err.name : 'error'}`)).finally(
+    p.then(
       () => this.#done(),
+      (err: unknown) => {
+        this.log(`pipeline runner failed: ${err instanceof Error ? err.name : 'error'}`);
+        this.#done();
+      },
     );
   }
 
