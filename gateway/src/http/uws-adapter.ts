@@ -32,7 +32,7 @@ export interface UwsListener {
   readonly port: number;
   /** Path of the native binary that serves (for /metrics and doctor). */
   readonly binary: string;
-  /** Stops accepting; open keep-alive connections end when their clients close them. */
+  /** Stops accepting and closes every connection (call it after draining: answers still pending are cut). */
   close(): void;
 }
 
@@ -212,6 +212,10 @@ export function startUwsAdapter(pipeline: Pipeline, o: UwsAdapterOptions): Promi
           if (!open) return;
           open = false;
           uws.us_listen_socket_close(socket);
+          // Then every connection, idle keep-alive ones included: without
+          // this, the process waits out uWS's 10 s idle timeout per client.
+          // Answers still pending get onAborted (nothing more is written).
+          (app as TemplatedApp & { close?: () => void }).close?.();
         },
       });
     });

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -73,7 +74,7 @@ describe('kcm gateway configuration', () => {
     assert.equal(gatewayConfig({ dev: true, fronts: uws }, '/', { KCM_DEV: '1' }).dev, true);
   });
 
-  it('a kcm gateway process proxies, then drains and exits 0 on SIGTERM', async () => {
+  it('a kcm gateway process proxies, then drains and exits 0 on SIGTERM, at once with an idle keep-alive client', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'okcm-gw-cmd-'));
     const up = await startUpstreams();
     try {
@@ -117,8 +118,21 @@ describe('kcm gateway configuration', () => {
       await res.body.text();
       assert.ok(!up.received.at(-1)?.body.toString().includes('4111'));
       assert.match(err, /WARNING: development keys/);
+      // A client that keeps its connection open and idle (uWS's idle timeout is 10 s).
+      const idle = connect(port, '127.0.0.1');
+      let answered = '';
+      idle.on('data', (d) => {
+        answered += d;
+      });
+      const idleClosed = new Promise<void>((r) => idle.on('close', () => r()));
+      idle.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+      while (!answered.includes('\r\n\r\n')) await new Promise((r) => setTimeout(r, 20));
+      const killedAt = Date.now();
       child.kill('SIGTERM');
       assert.equal(await exited, 0);
+      await idleClosed;
+      const took = Date.now() - killedAt;
+      assert.ok(took < 5_000, `exit took ${took} ms with an idle keep-alive connection`);
       assert.match(err, /SIGTERM: draining, closing the Core client, wiping keys/);
     } finally {
       await up.close();
