@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { requestHead } from '../../../gateway/src/upstream/h1-client.ts';
+import { requestHead } from '../../../gateway/src/upstream/h1-request-head.ts';
 import { UpstreamFailure } from '../../../gateway/src/upstream/upstream-failure.ts';
 import { call, type ProxyFixture, startProxyFixture } from './proxy-fixture.ts';
 

@@ -14,12 +14,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { makeTestPki } from '../../../common/src/pki/index.ts';
-import {
-  H1Pool,
-  type H1PoolOptions,
-  idleLimitMs,
-  KEEP_ALIVE_MARGIN_MS,
-} from '../../../gateway/src/upstream/h1-client.ts';
+import { H1Pool, type H1PoolOptions } from '../../../gateway/src/upstream/h1-client.ts';
+import { idleLimitMs, KEEP_ALIVE_MARGIN_MS } from '../../../gateway/src/upstream/h1-connection.ts';
 import { UpstreamFailure } from '../../../gateway/src/upstream/upstream-failure.ts';
 
 const OPTS: H1PoolOptions = {
