@@ -781,6 +781,9 @@ mod tests {
 
     #[test]
     fn nonce_pool_hands_out_each_byte_once() {
+        let _epochs = fork::TEST_EPOCH_LOCK
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         use std::collections::HashSet;
         // Several refills' worth, in odd-sized requests that straddle blocks.
         let mut seen = HashSet::new();
@@ -805,6 +808,9 @@ mod tests {
 
     #[test]
     fn nonce_pool_discards_its_block_after_fork() {
+        let _epochs = fork::TEST_EPOCH_LOCK
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let mut n = [0u8; NONCE_LEN];
         nonce_bytes(&mut n).unwrap();
         let (next, upcoming) = NONCE_POOL.with(|p| {

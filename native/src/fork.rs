@@ -32,3 +32,8 @@ fn handler_registered() -> bool {
 pub(crate) fn epoch() -> Option<u64> {
     handler_registered().then(|| FORK_EPOCH.load(Ordering::Relaxed))
 }
+
+/// Held by every test that bumps the epoch or depends on it staying put
+/// (the epoch is process-wide and tests run in parallel).
+#[cfg(test)]
+pub(crate) static TEST_EPOCH_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());

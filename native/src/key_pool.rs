@@ -13,10 +13,14 @@
 //!   handed out exactly once: the bytes are copied into the caller's slot
 //!   and wiped here before the call returns;
 //! - the block lives in its own `mlock`ed, `MADV_DONTDUMP` page (never in
-//!   ordinary memory), wiped when the thread's pool drops, after a failed
-//!   refill and after `fork()` (a block drawn under another
-//!   [`fork::epoch`] is wiped unused); if forks cannot be tracked, or the
-//!   page cannot be mapped, every key is drawn by its own call;
+//!   ordinary memory), wiped when the thread's pool drops and after a failed
+//!   refill; if forks cannot be tracked, or the page cannot be mapped and
+//!   locked, every key is drawn by its own call;
+//! - after `fork()` the child never uses the parent's block: the page is
+//!   `MADV_WIPEONFORK` (the kernel hands the child zeros, where supported),
+//!   and a block mapped under another [`fork::epoch`] is wiped and unmapped
+//!   unused, and a new page is mapped and locked (a child does not inherit
+//!   `mlock`, so the old page is not reused);
 //! - the pool is per thread (`thread_local!`), so two threads never share a
 //!   block.
 //!
@@ -30,6 +34,7 @@ use crate::error::{Error, Result};
 use crate::fork;
 use crate::keys::{map_locked_page, unmap_locked_page, wipe, KEY_LEN, PAGE_LEN};
 use crate::ossl::private_random_bytes;
+use crate::sys;
 
 /// Keys per block: one page.
 #[cfg(test)]
@@ -39,20 +44,29 @@ struct KeyBlock {
     base: NonNull<u8>,
     /// Index of the first unused byte; `PAGE_LEN` = empty.
     next: usize,
-    /// [`fork::epoch`] when the bytes were drawn.
+    /// [`fork::epoch`] when the page was mapped (and locked).
     epoch: u64,
 }
 
 impl KeyBlock {
-    fn map() -> Result<KeyBlock> {
+    fn map(epoch: u64) -> Result<KeyBlock> {
+        #[cfg(test)]
+        MAPS.with(|m| m.set(m.get() + 1));
         // Unlocked pages are refused here (unlike key slots, which report
         // `locked = false`): the caller then draws each key on its own.
         match map_locked_page()? {
-            (base, None) => Ok(KeyBlock {
-                base,
-                next: PAGE_LEN,
-                epoch: 0,
-            }),
+            (base, None) => {
+                // Best effort (Linux 4.14+): a forked child's copy reads as
+                // zeros. The epoch check below does not depend on it.
+                // SAFETY: `base` is the start of the PAGE_LEN mapping just
+                // made; the advice only changes how a child sees it.
+                unsafe { sys::madvise(base.as_ptr().cast(), PAGE_LEN, sys::MADV_WIPEONFORK) };
+                Ok(KeyBlock {
+                    base,
+                    next: PAGE_LEN,
+                    epoch,
+                })
+            }
             (base, Some(problem)) => {
                 // SAFETY: just mapped by map_locked_page, never written.
                 unsafe { unmap_locked_page(base) };
@@ -78,10 +92,8 @@ impl KeyBlock {
     }
 
     /// Moves one unused key into `out`, refilling the block when empty.
-    fn take(&mut self, out: &mut [u8; KEY_LEN], epoch: u64) -> Result<()> {
-        if self.epoch != epoch {
-            self.discard();
-        }
+    /// The caller has checked that the block belongs to this fork epoch.
+    fn take(&mut self, out: &mut [u8; KEY_LEN]) -> Result<()> {
         if self.next >= PAGE_LEN {
             self.next = PAGE_LEN;
             if let Err(err) = private_random_bytes(self.bytes()) {
@@ -90,7 +102,6 @@ impl KeyBlock {
                 return Err(err);
             }
             self.next = 0;
-            self.epoch = epoch;
         }
         let next = self.next;
         let src = self
@@ -126,6 +137,12 @@ thread_local! {
     static POOL: RefCell<Pool> = const { RefCell::new(Pool::Unmapped) };
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Pages this thread's pool has mapped.
+    static MAPS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
 /// Fills `out` with a fresh random data key (see the module docs).
 pub fn fresh_data_key(out: &mut [u8; KEY_LEN]) -> Result<()> {
     let Some(epoch) = fork::epoch() else {
@@ -133,11 +150,19 @@ pub fn fresh_data_key(out: &mut [u8; KEY_LEN]) -> Result<()> {
     };
     let pooled = POOL.try_with(|cell| {
         let mut pool = cell.try_borrow_mut().ok()?;
+        if let Pool::Ready(block) = &mut *pool {
+            if block.epoch != epoch {
+                // A block of the parent process: wiped and unmapped (Drop),
+                // never used; the child maps and locks its own page.
+                block.discard();
+                *pool = Pool::Unmapped;
+            }
+        }
         if matches!(*pool, Pool::Unmapped) {
-            *pool = KeyBlock::map().map_or(Pool::Unavailable, Pool::Ready);
+            *pool = KeyBlock::map(epoch).map_or(Pool::Unavailable, Pool::Ready);
         }
         match &mut *pool {
-            Pool::Ready(block) => Some(block.take(out, epoch)),
+            Pool::Ready(block) => Some(block.take(out)),
             _ => None,
         }
     });
@@ -151,6 +176,7 @@ pub fn fresh_data_key(out: &mut [u8; KEY_LEN]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::Cell;
     use std::collections::HashSet;
 
     fn state() -> (usize, u64, Vec<u8>) {
@@ -165,6 +191,9 @@ mod tests {
 
     #[test]
     fn hands_out_each_key_once_and_wipes_it() {
+        let _epochs = fork::TEST_EPOCH_LOCK
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let mut seen = HashSet::new();
         let mut key = [0u8; KEY_LEN];
         for _ in 0..(2 * BLOCK_KEYS + 5) {
@@ -186,8 +215,12 @@ mod tests {
 
     #[test]
     fn a_block_drawn_before_fork_is_wiped_unused() {
+        let _epochs = fork::TEST_EPOCH_LOCK
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let mut key = [0u8; KEY_LEN];
         fresh_data_key(&mut key).unwrap();
+        let maps = MAPS.with(Cell::get);
         let (next, _, bytes) = state();
         assert!(next < PAGE_LEN - KEY_LEN);
         let upcoming = bytes[next..next + KEY_LEN].to_vec();
@@ -198,5 +231,7 @@ mod tests {
         let (next, epoch, _) = state();
         assert_eq!(next, KEY_LEN, "a fresh block was drawn");
         assert_eq!(Some(epoch), fork::epoch());
+        // Into a newly mapped (and so newly locked) page, not the old one.
+        assert_eq!(MAPS.with(Cell::get), maps + 1);
     }
 }

@@ -8,6 +8,7 @@ pub const PROT_WRITE: c_int = 0x2;
 pub const MAP_PRIVATE: c_int = 0x02;
 pub const MAP_ANONYMOUS: c_int = 0x20;
 pub const MADV_DONTDUMP: c_int = 16;
+pub const MADV_WIPEONFORK: c_int = 18;
 pub const RLIMIT_CORE: c_int = 4;
 pub const MAP_FAILED: *mut c_void = usize::MAX as *mut c_void;
 

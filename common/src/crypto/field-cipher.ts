@@ -44,6 +44,8 @@ const REF_CACHE_MAX = 1024;
  * callers read them, never write them.
  */
 function refBytes(ref: FieldKeyRef): { header: Buffer; wrapAad: Buffer } {
+  // Only a number may share a cache entry: '1' must fail validation, not find 1's bytes.
+  if (typeof ref.keyVersion !== 'number') return { header: encodeFieldHeader(ref), wrapAad: dataKeyWrapAad(ref) };
   const id = `${ref.tenant.length}:${ref.tenant}${ref.keyId.length}:${ref.keyId}${ref.keyVersion}`;
   let bytes = refCache.get(id);
   if (!bytes) {

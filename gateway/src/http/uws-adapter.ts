@@ -108,9 +108,11 @@ export function writeResponse(res: HttpResponse, r: PipelineResponse, head: bool
     if (typeof v === 'string') res.writeHeader(name, headerValue(v));
     else for (const one of v) res.writeHeader(name, headerValue(one));
   }
-  // A string body goes to uWS as it is (uWS writes it as UTF-8, the bytes
-  // Buffer.byteLength counts): no Buffer is made unless the socket pushes back.
-  const body = r.body;
+  // A well-formed string body goes to uWS as it is (uWS writes it as UTF-8,
+  // the bytes Buffer.byteLength counts): no Buffer unless the socket pushes
+  // back. A lone surrogate would go out as its invalid 3-byte form (ED A0 80)
+  // where Buffer.from writes U+FFFD, so such a string is converted whole.
+  const body = typeof r.body === 'string' && !isWellFormed(r.body) ? Buffer.from(r.body) : r.body;
   const length = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
   if (withoutContent(r.status, head)) {
     endWithoutContent(res, r, head, length);
@@ -128,6 +130,11 @@ export function writeResponse(res: HttpResponse, r: PipelineResponse, head: bool
     const [ok2] = res.tryEnd(bytes.subarray(offset - start), length);
     return ok2;
   });
+}
+
+/** String.prototype.isWellFormed (Node 20; not in the ES2023 lib types). */
+function isWellFormed(s: string): boolean {
+  return (s as string & { isWellFormed(): boolean }).isWellFormed();
 }
 
 /** Ends an answer that carries no content (HEAD, 204, 304), see writeResponse. `own`: the body's length. */

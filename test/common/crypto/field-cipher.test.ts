@@ -47,6 +47,20 @@ for (const name of BACKENDS) {
       assert.notDeepEqual(Buffer.from(a.sealed.subarray(0, 12)), Buffer.from(b.sealed.subarray(0, 12)));
     });
 
+    it('key references are validated on every call, cached bytes or not', () => {
+      const l3 = crypto().generateKey();
+      const valid = { tenant: 'acme', keyId: 'cache', keyVersion: 7 };
+      encryptFields(l3, valid, [ctx('x')], [ctx('c')]); // its header and wrap AAD are now cached
+      const loose = { ...valid, keyVersion: '7' as unknown as number };
+      assert.throws(() => encryptFields(l3, loose, [ctx('x')], [ctx('c')]), KcmError);
+      assert.throws(() => encryptFields(l3, { ...valid, keyVersion: 7.5 }, [ctx('x')], [ctx('c')]), KcmError);
+      // Length-prefixed cache ids: these two never share an entry.
+      const a = encryptFields(l3, { tenant: 'ab', keyId: 'c1', keyVersion: 1 }, [ctx('x')], [ctx('c')]);
+      const b = encryptFields(l3, { tenant: 'a', keyId: 'bc1', keyVersion: 1 }, [ctx('x')], [ctx('c')]);
+      assert.equal(parseEnvelope(a[0] as string).tenant, 'ab');
+      assert.equal(parseEnvelope(b[0] as string).tenant, 'a');
+    });
+
     it('a ciphertext moved to another field, tenant or key version does not decrypt', () => {
       const l3 = crypto().generateKey();
       const [ct] = encryptFields(l3, ref, [ctx('secret')], [ctx('policy:p#/card')]);

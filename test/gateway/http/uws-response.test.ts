@@ -32,6 +32,8 @@ const ANSWERS: Record<string, PipelineResponse> = {
   '/wide': { status: 200, headers: { 'x-wide': 'a\u010d\u010ax-injected: yes' }, body: 'ok' },
   '/close-head': { status: 413, headers: {}, body: ERROR_BODY, close: true },
   '/close-204': { status: 204, headers: {}, body: '', close: true },
+  '/text': { status: 200, headers: {}, body: 'caf\u00e9 \u{1f511} \u20ac' },
+  '/lone': { status: 200, headers: {}, body: 'a\ud800b\udc00c' },
 };
 
 interface Exchange {
@@ -181,6 +183,16 @@ describe('uWS front: writeResponse framing and header bytes', () => {
     assert.ok(!lines.some(([n]) => n === 'x-injected'), 'no injected header line');
     const raw = Buffer.from(x.answers[0] as string, 'latin1');
     assert.ok(raw.includes(Buffer.from('x-wide: a\u010d\u010ax-injected: yes\r\n', 'utf8')));
+  });
+
+  it('a string body goes out as Buffer.from would write it: UTF-8, lone surrogates as U+FFFD, the right length', async () => {
+    for (const path of ['/text', '/lone']) {
+      const { answers } = await exchange(port, [req('GET', path)]);
+      const answer = answers[0] as string;
+      const expected = Buffer.from((ANSWERS[path] as PipelineResponse).body as string);
+      assert.deepEqual(lengths(answer), [String(expected.length)], path);
+      assert.equal(Buffer.from(bodyOf(answer), 'latin1').toString('hex'), expected.toString('hex'), path);
+    }
   });
 
   it('a closing answer to HEAD or a closing 204 closes the connection without a body (Content-Length: 0, uWS limit)', async () => {
