@@ -166,7 +166,10 @@ describe('field transform property', () => {
       }),
       { numRuns: 400 },
     );
-    assert.ok(outcomes.roundTrips >= 180, `too few round trips: ${JSON.stringify(outcomes)}`);
-    assert.ok(outcomes.fieldsEncrypted >= 250, `too few fields encrypted: ${JSON.stringify(outcomes)}`);
+    // The generators must not be degenerate (everything refused, nothing selected). Over 25
+    // seeds: round trips 214–254 (mean 232), fields encrypted 246–343 (mean 293, sd ~25);
+    // the old bounds (180 / 250) failed about one run in twenty. These sit 5+ sd below.
+    assert.ok(outcomes.roundTrips >= 150, `too few round trips: ${JSON.stringify(outcomes)}`);
+    assert.ok(outcomes.fieldsEncrypted >= 150, `too few fields encrypted: ${JSON.stringify(outcomes)}`);
   });
 });
