@@ -2,13 +2,17 @@
  * Opening direct-API ciphertexts for decrypt and rewrap: validates items,
  * fetches each distinct L3 version the ciphertexts name (tenant checked
  * first, so no key of another tenant is ever looked up), then opens them
- * with decryptFields (one native call per L3 version; one for the usual
- * single-version request). Every failure is the opaque `decryption_failed`;
+ * (one native call per L3 version; one for the usual single-version
+ * request). Each ciphertext is parsed once. Every failure is the opaque `decryption_failed`;
  * the precise reasons are kept for the audit record.
  */
-import { decryptFields, type FieldOpenResult } from '../../../common/src/crypto/field-cipher.ts';
+import {
+  type FieldOpenResult,
+  openParsedFields,
+  parseFieldCiphertexts,
+} from '../../../common/src/crypto/field-cipher.ts';
 import { KcmError } from '../../../common/src/errors.ts';
-import { type FieldKeyRef, parseEnvelope } from '../../../common/src/format/envelope.ts';
+import type { FieldKeyRef } from '../../../common/src/format/envelope.ts';
 import type { KeyHandle } from '../../../native/index.ts';
 import type { GatewayKeys } from '../gateway-keys.ts';
 import { ciphertextOf, contextOf, type Item, type ItemResult, itemError, referenceOf } from './api-input.ts';
@@ -44,7 +48,6 @@ export async function openItems(
   const ciphertexts: string[] = [];
   const contexts: Buffer[] = [];
   const slots: number[] = [];
-  const wanted = new Map<string, FieldKeyRef>();
   for (let i = 0; i < n; i++) {
     const item = items[i] as Item;
     try {
@@ -54,14 +57,14 @@ export async function openItems(
       slots.push(i);
     } catch (err) {
       errors[i] = itemError(err, referenceOf(item));
-      continue;
     }
-    try {
-      const env = parseEnvelope(ciphertexts[ciphertexts.length - 1] as string);
-      if (env.tenant === tenant && (keyId === undefined || env.keyId === keyId)) wanted.set(refId(env), env);
-    } catch {
-      // decryptFields reports the format reason for this item.
-    }
+  }
+  // Each ciphertext is parsed once: the parse names the keys to fetch and is what gets opened.
+  const parsed = parseFieldCiphertexts(tenant, ciphertexts);
+  const wanted = new Map<string, FieldKeyRef>();
+  for (const group of parsed.groups.values()) {
+    const env = parsed.envelopes[group[0] as number] as FieldKeyRef;
+    if (keyId === undefined || env.keyId === keyId) wanted.set(refId(env), env);
   }
   const handles = new Map<string, KeyHandle>();
   await Promise.all(
@@ -70,8 +73,7 @@ export async function openItems(
       if (h) handles.set(id, h);
     }),
   );
-  const opened: FieldOpenResult[] =
-    slots.length > 0 ? decryptFields(tenant, (ref) => handles.get(refId(ref)), ciphertexts, contexts) : [];
+  const opened = openParsedFields(parsed, (ref) => handles.get(refId(ref)), contexts);
   for (let k = 0; k < slots.length; k++) {
     const i = slots[k] as number;
     const r = opened[k] as FieldOpenResult;
