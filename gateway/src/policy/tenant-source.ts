@@ -7,6 +7,7 @@
 import { BlockList, isIP } from 'node:net';
 import { KcmError } from '../../../common/src/errors.ts';
 import { isTenantId } from '../../../common/src/format/ids.ts';
+import { canonicalAddress } from '../pipeline/caller.ts';
 
 export type TenantSource =
   /** The tenant the authentication stage derived from the caller's client certificate. */
@@ -28,9 +29,22 @@ export interface TenantFacts {
   certificateTenant?: string;
 }
 
-/** A set of addresses and CIDR blocks; built once at load. */
+/** The IPv4-mapped IPv6 block (RFC 4291 §2.5.5.2): its entries are IPv4 addresses written as IPv6. */
+const MAPPED = new BlockList();
+MAPPED.addSubnet('::ffff:0:0', 96, 'ipv6');
+
+/**
+ * A set of addresses and CIDR blocks; built once at load. IPv4 peers match
+ * IPv4 entries and IPv4-mapped entries (`::ffff:10.0.0.0/104`); IPv6 peers
+ * match IPv6 entries. So `::/0` is every IPv6 peer and no IPv4 one (Node's
+ * BlockList alone would let an IPv6 block that covers `::ffff:0:0/96`, such
+ * as `::/0` or `::/64`, trust every IPv4 peer too).
+ */
 export class TrustedPeers {
-  private readonly list = new BlockList();
+  /** IPv4 entries, and IPv6 entries inside ::ffff:0:0/96 (checked for IPv4 peers). */
+  private readonly v4 = new BlockList();
+  /** IPv6 entries (checked for IPv6 peers). */
+  private readonly v6 = new BlockList();
   /** The entries as written, for error messages and docs. */
   readonly entries: readonly string[];
 
@@ -42,13 +56,16 @@ export class TrustedPeers {
       if (family === 0 || extra !== undefined)
         throw new Error(`${JSON.stringify(e)} is not an IP address or CIDR block`);
       const type = family === 4 ? 'ipv4' : 'ipv6';
-      if (bits === undefined) this.list.addAddress(addr as string, type);
-      else {
-        const prefix = Number(bits);
-        if (!/^[0-9]{1,3}$/.test(bits) || prefix > (family === 4 ? 32 : 128)) {
-          throw new Error(`${JSON.stringify(e)} has a bad prefix length`);
-        }
-        this.list.addSubnet(addr as string, prefix, type);
+      const prefix = bits === undefined ? (family === 4 ? 32 : 128) : Number(bits);
+      if (bits !== undefined && (!/^[0-9]{1,3}$/.test(bits) || prefix > (family === 4 ? 32 : 128))) {
+        throw new Error(`${JSON.stringify(e)} has a bad prefix length`);
+      }
+      const lists = family === 4 ? [this.v4] : [this.v6];
+      // An IPv6 entry counts for IPv4 peers only when it lies inside the mapped block.
+      if (family === 6 && prefix >= 96 && MAPPED.check(addr as string, 'ipv6')) lists.push(this.v4);
+      for (const list of lists) {
+        if (bits === undefined) list.addAddress(addr as string, type);
+        else list.addSubnet(addr as string, prefix, type);
       }
     }
     this.entries = [...entries];
@@ -68,11 +85,14 @@ export class TrustedPeers {
   }
 
   #check(address: string): boolean {
-    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-    const a = mapped ? (mapped[1] as string) : address;
+    // Canonical text: an IPv4-mapped peer in any spelling (`::ffff:10.1.2.3`,
+    // `0000:…:ffff:0a01:0203` as uWS bound to `::` reports it) is its IPv4 address.
+    const a = canonicalAddress(address);
+    if (a === undefined) return false;
     const family = isIP(a);
-    if (family === 0) return false;
-    return this.list.check(a, family === 4 ? 'ipv4' : 'ipv6');
+    if (family === 4) return this.v4.check(a, 'ipv4');
+    if (family === 6) return this.v6.check(a, 'ipv6');
+    return false;
   }
 }
 

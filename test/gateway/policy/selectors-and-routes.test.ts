@@ -129,6 +129,22 @@ describe('tenant sources', () => {
     );
   });
 
+  it('trusted peers: IPv6 blocks trust IPv6 peers only, IPv4-mapped blocks and IPv4 blocks trust IPv4 peers in any spelling', () => {
+    const uwsMapped = '0000:0000:0000:0000:0000:ffff:0a01:0203'; // 10.1.2.3 as uWS bound to :: reports it
+    const cases: [string, Record<string, boolean>][] = [
+      ['::/0', { '10.1.2.3': false, [uwsMapped]: false, '2001:db8::1': true, '0:0:0:0:0:0:0:1': true }],
+      ['::/64', { '10.1.2.3': false, '::ffff:10.1.2.3': false, '::1': true }],
+      ['::ffff:10.0.0.0/104', { '10.1.2.3': true, [uwsMapped]: true, '11.0.0.1': false, '2001:db8::1': false }],
+      ['::ffff:0:0/96', { '10.1.2.3': true, '11.0.0.1': true, '::1': false }],
+      ['10.0.0.0/8', { '10.1.2.3': true, '::ffff:a01:203': true, [uwsMapped]: true, '::1': false }],
+      ['2001:db8::/32', { '2001:DB8::1': true, '2001:db9::1': false, '10.1.2.3': false }],
+    ];
+    for (const [entry, peers] of cases) {
+      const trusted = new TrustedPeers([entry]);
+      for (const [peer, want] of Object.entries(peers)) assert.equal(trusted.has(peer), want, `${entry} ∋ ${peer}`);
+    }
+  });
+
   it('refuses malformed peer entries', () => {
     for (const bad of ['host.example', '10.0.0.0/33', '10.0.0.1/8/1', '::1/129', ''])
       assert.throws(() => new TrustedPeers([bad]), Error, bad);
