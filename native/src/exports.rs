@@ -427,19 +427,24 @@ fn data_key_open_batch(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
     };
     let kek = live_key(&env, kek, "dataKeyOpenBatch: kek")?;
     let names = ["wrappedKeys", "wrapAads", "sealed", "aads"];
+    // Argument names for errors, spelled out: no string is built per call.
+    let whats = [
+        "dataKeyOpenBatch: wrappedKeys",
+        "dataKeyOpenBatch: wrapAads",
+        "dataKeyOpenBatch: sealed",
+        "dataKeyOpenBatch: aads",
+    ];
     let items = [wrapped, wrap_aads, sealed, aads]
         .iter()
-        .zip(names)
-        .map(|(&v, n)| {
-            env.array_items(v, &format!("dataKeyOpenBatch: {n}"), code::INVALID_ARGUMENT)
-        })
+        .zip(whats)
+        .map(|(&v, what)| env.array_items(v, what, code::INVALID_ARGUMENT))
         .collect::<Result<Vec<_>>>()?;
     let lens: Vec<usize> = items.iter().map(Vec::len).collect();
     same_length("dataKeyOpenBatch", &names, &lens)?;
     let lists = items
         .iter()
-        .zip(names)
-        .map(|(v, n)| env.bytes_list(v, &format!("dataKeyOpenBatch: {n}")))
+        .zip(whats)
+        .map(|(v, what)| env.bytes_list(v, what))
         .collect::<Result<Vec<_>>>()?;
     let [wrapped, wrap_aads, sealed, aads] = lists.as_slice() else {
         return Err(Error::internal("dataKeyOpenBatch: list count"));
