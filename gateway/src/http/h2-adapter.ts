@@ -248,6 +248,58 @@ function endRevoked(crl: ReloadableCrl, sockets: Set<TLSSocket>, log: (msg: stri
   }
 }
 
+/** Lines {@link tlsRefusalLog} writes per window before it only counts. */
+const REFUSAL_LINES = 20;
+const REFUSAL_WINDOW_MS = 10_000;
+
+/**
+ * The `tlsClientError` listener of the mTLS port: says why a client was
+ * refused, so operators can tell an expired or foreign client certificate
+ * from a network fault. Node destroys a client whose certificate does not
+ * verify (`rejectUnauthorized`) without an event of its own; it reports the
+ * close as `tlsClientError` (ECONNRESET) on the socket, whose
+ * `authorizationError` holds OpenSSL's reason (its address is gone by then).
+ * A client without a certificate fails the handshake itself (the client gets
+ * the `certificate required` alert). A client that left mid-handshake is not
+ * logged. At most {@link REFUSAL_LINES} lines per 10 s; the rest are counted
+ * in one line when the next window opens. Public data only: codes and
+ * addresses, never certificate contents.
+ */
+export function tlsRefusalLog(
+  log: (msg: string) => void,
+  now: () => number = Date.now,
+): (err: Error & { code?: string }, socket: TLSSocket) => void {
+  let windowStart = Number.NEGATIVE_INFINITY;
+  let lines = 0;
+  let untold = 0;
+  return (err, socket) => {
+    const from = socket.remoteAddress ? ` from ${socket.remoteAddress}` : '';
+    let line: string;
+    if (socket.authorizationError) {
+      line = `tls: refused a client certificate${from}: ${String(socket.authorizationError)}`;
+    } else if (err.code === 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE') {
+      line = `tls: refused a client${from}: no client certificate`;
+    } else if (err.code === 'ECONNRESET') {
+      return;
+    } else {
+      line = `tls: handshake failed${from}: ${err.code ?? 'TLS error'}`;
+    }
+    const t = now();
+    if (t - windowStart >= REFUSAL_WINDOW_MS) {
+      if (untold > 0) log(`tls: ${untold} more refused or failed handshakes not logged in the last window`);
+      windowStart = t;
+      lines = 0;
+      untold = 0;
+    }
+    if (lines < REFUSAL_LINES) {
+      lines++;
+      log(line);
+    } else {
+      untold++;
+    }
+  };
+}
+
 /**
  * Starts the mTLS port (h2 + HTTP/1.1 by ALPN). Throws `invalid_certificate`
  * (unreadable certificate, key or CA file) or `invalid_config` (a bad
@@ -325,7 +377,7 @@ async function serveTls(
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
-  server.on('tlsClientError', () => {});
+  server.on('tlsClientError', tlsRefusalLog(pipeline.log));
   if (crl) {
     // setSecureContext resets what it is not given: the reload passes the whole context again.
     crl.attach(server, context);

@@ -145,6 +145,23 @@ describe('h2 mTLS front: client certificate revocation (crlFile)', () => {
     assert.equal(h1.status, 0, 'HTTP/1.1 over the same port: refused too');
     assert.equal((await mtlsRequest({ url: `${url}/healthz`, ca: pki.ca.certPem, client: good })).status, 200);
     assert.ok(f.logs.some((l) => /^tls: loaded CRL file .*clients\.crl: CN=OpenKCM Test CA.*1 revoked/.test(l)));
+    // Refusals are logged with OpenSSL's reason (Node itself drops them without a word).
+    await waitFor('the refusal log line', () =>
+      f.logs.some((l) => l === 'tls: refused a client certificate: CERT_REVOKED'),
+    );
+    const bare = await new Promise<string>((resolve) => {
+      const s = tls.connect({ port, host: '127.0.0.1', servername: 'localhost', ca: pki.ca.certPem });
+      s.on('error', (e) => resolve(e.message));
+      s.on('close', () => resolve('closed'));
+    });
+    assert.match(
+      bare,
+      /certificate required|handshake failure|closed|socket/,
+      'a client without a certificate is refused',
+    );
+    await waitFor('the no-certificate log line', () =>
+      f.logs.some((l) => /^tls: refused a client from [0-9a-f:.]+: no client certificate$/.test(l)),
+    );
   });
 
   it('applies a CRL written while running: new handshakes, open connections and resumed sessions', async () => {
