@@ -338,12 +338,13 @@ fn open_batch(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
     )?;
     let sealed = env.bytes_list(&sealed_items, "openBatch: sealed")?;
     let aads = env.bytes_list(&aad_items, "openBatch: aads")?;
-    let (values, mut outs) = new_buffers(
-        &env,
-        sealed.iter().map(|s| s.len().saturating_sub(OVERHEAD)),
-    )?;
-    let ok = k.with_key(|kb| aead::open_batch(kb, &sealed, &aads, &mut outs))?;
-    results_or_null(&env, &values, &ok)
+    let lens: Vec<usize> = sealed
+        .iter()
+        .map(|s| s.len().saturating_sub(OVERHEAD))
+        .collect();
+    env.secret_buffer_array(&lens, |outs| {
+        k.with_key(|kb| aead::open_batch(kb, &sealed, &aads, outs))
+    })
 }
 
 /// `wrapKey(kek, target, aad)` → 60 bytes.
@@ -463,12 +464,13 @@ fn data_key_open_batch(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
             },
         )
         .collect();
-    let (values, mut outs) = new_buffers(
-        &env,
-        sealed.iter().map(|s| s.len().saturating_sub(OVERHEAD)),
-    )?;
-    let ok = kek.with_key(|k| aead::data_key_open_batch(k, &envelope, &mut outs))?;
-    results_or_null(&env, &values, &ok)
+    let lens: Vec<usize> = sealed
+        .iter()
+        .map(|s| s.len().saturating_sub(OVERHEAD))
+        .collect();
+    env.secret_buffer_array(&lens, |outs| {
+        kek.with_key(|k| aead::data_key_open_batch(k, &envelope, outs))
+    })
 }
 
 /// `transportKeyGenerate(publicKey)` → `[transportKey, wrapped]`: a fresh

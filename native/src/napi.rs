@@ -300,8 +300,9 @@ pub unsafe fn register(
 //   other sealed blobs and zeros, never stale heap memory;
 // - chunks are marked untransferable (`worker_threads.markAsUntransferable`)
 //   so transferring one blob's `.buffer` cannot detach its neighbours;
-// - plaintexts, keys, MACs and shares never go here: `open*` and the other
-//   exports keep one Buffer (one backing store) per output.
+// - plaintexts, keys, MACs and shares never go here: the open batches put
+//   their plaintexts in one backing store made for that call alone
+//   (`secret_buffer_array`), the other exports keep one Buffer per output.
 // Outputs longer than [`LARGE_ITEM_MAX`] get their own Buffer. A retained
 // view keeps its whole chunk alive, as with Node's pool: up to 16 KB for a
 // blob of at most 2 KB, up to 124 KB for a longer one (see the constants).
@@ -685,6 +686,113 @@ impl<'cb> Env<'cb> {
                         offset,
                         len,
                     } => args.extend([buffer, self.uint32(offset)?, self.uint32(len)?]),
+                }
+            }
+            self.call(inst.views, &args)?;
+        }
+        Ok(array)
+    }
+
+    /// A JS array of the **secret** outputs of one call (plaintexts of an
+    /// open batch): `fill` writes every output and says which succeeded;
+    /// item i is a Buffer of `lens[i]` bytes, or null where `fill` said
+    /// false (its region must already be wiped: `Gcm::open` does).
+    ///
+    /// With two or more outputs they share ONE backing store made for this
+    /// call alone, zero-filled first and packed without gaps, so `.buffer`
+    /// of a plaintext shows only this call's other plaintexts (the same
+    /// caller's, wiped together) and zeros, never another call's data or
+    /// stale heap memory; it is never pooled or reused. One Buffer per
+    /// output cost a malloc, a BackingStore and GC sweeping each: about a
+    /// quarter of a 5-field `dataKeyOpenBatch`. If `fill` fails, the store is
+    /// wiped. One output (or no helper instance): a Buffer of its own.
+    pub fn secret_buffer_array(
+        &self,
+        lens: &[usize],
+        fill: impl FnOnce(&mut [&mut [u8]]) -> Result<Vec<bool>>,
+    ) -> Result<RawValue> {
+        let instance = self.instance();
+        let Some(inst) = instance.filter(|_| lens.len() > 1) else {
+            let mut values = Vec::with_capacity(lens.len());
+            let mut outs = Vec::with_capacity(lens.len());
+            for &len in lens {
+                let (v, b) = self.new_buffer(len)?;
+                values.push(v);
+                outs.push(b);
+            }
+            let ok = fill(&mut outs)?;
+            let null = self.null()?;
+            let items: Vec<RawValue> = values
+                .iter()
+                .zip(&ok)
+                .map(|(&v, &ok)| if ok { v } else { null })
+                .collect();
+            return self.array(&items);
+        };
+        let total = lens
+            .iter()
+            .try_fold(0usize, |acc, &l| acc.checked_add(l))
+            .ok_or_else(|| Error::arg("outputs too large"))?;
+        let (buffer, store) = self.new_buffer(total)?;
+        store.fill(0);
+        let ok = {
+            let mut outs: Vec<&mut [u8]> = Vec::with_capacity(lens.len());
+            let mut rest = &mut *store;
+            for &len in lens {
+                let (head, tail) = std::mem::take(&mut rest).split_at_mut(len);
+                outs.push(head);
+                rest = tail;
+            }
+            match fill(&mut outs) {
+                Ok(ok) if ok.len() == lens.len() => ok,
+                Ok(_) => {
+                    crate::keys::wipe(store);
+                    return Err(Error::internal("secret_buffer_array: result count"));
+                }
+                Err(e) => {
+                    crate::keys::wipe(store);
+                    return Err(e);
+                }
+            }
+        };
+        // No Rust slice of the store exists past this point: JS runs below.
+        let (mut kind, mut len, mut data, mut ab, mut offset) =
+            (-1, 0usize, null_mut(), null_mut(), 0usize);
+        // SAFETY: `buffer` is the Buffer (a Uint8Array) just made; all out
+        // pointers are valid.
+        let st = unsafe {
+            napi_get_typedarray_info(
+                self.raw,
+                buffer,
+                &mut kind,
+                &mut len,
+                &mut data,
+                &mut ab,
+                &mut offset,
+            )
+        };
+        self.check(st, "napi_get_typedarray_info")?;
+        let mut array = null_mut();
+        // SAFETY: valid env and out pointer.
+        let st = unsafe { napi_create_array_with_length(self.raw, lens.len(), &mut array) };
+        self.check(st, "napi_create_array_with_length")?;
+        let null = self.null()?;
+        let skip = self.number(-1.0)?;
+        let zero = self.uint32(0)?;
+        let mut at = offset;
+        let mut triples = Vec::with_capacity(lens.len());
+        for (&len, &ok) in lens.iter().zip(&ok) {
+            triples.push(if ok { Some((at, len)) } else { None });
+            at += len;
+        }
+        for (group, items) in triples.chunks(VIEWS_PER_CALL).enumerate() {
+            let mut args = Vec::with_capacity(2 + 3 * items.len());
+            args.push(array);
+            args.push(self.uint32(group * VIEWS_PER_CALL)?);
+            for item in items {
+                match *item {
+                    Some((off, len)) => args.extend([ab, self.uint32(off)?, self.uint32(len)?]),
+                    None => args.extend([null, skip, zero]),
                 }
             }
             self.call(inst.views, &args)?;

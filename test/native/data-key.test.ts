@@ -136,3 +136,25 @@ for (const name of BACKENDS) {
     });
   });
 }
+
+describe('plaintext outputs of the native open batches', { skip: skipFor('native') }, () => {
+  it("share one backing store per call, holding only that call's plaintexts (failed items null and wiped)", () => {
+    const kek = cryptoOf('native').generateKey();
+    const { pts, aads } = items(5, 7);
+    const { wrappedKey, sealed } = kek.dataKeySealBatch(wrapAad, pts, aads);
+    const bad = [...sealed];
+    bad[2] = flipBit(sealed[2] as Buffer, 20);
+    const opened = kek.dataKeyOpenBatch(Array(5).fill(wrappedKey), Array(5).fill(wrapAad), bad, aads);
+    assert.equal(opened[2], null);
+    const store = (opened[0] as Buffer).buffer;
+    const expected = Buffer.concat(pts.map((p, i) => (i === 2 ? Buffer.alloc(p.length) : p)));
+    assert.equal(store.byteLength, expected.length, 'a store made for this call alone, exactly its outputs');
+    assert.deepEqual(Buffer.from(store), expected, "this call's plaintexts in order; the failed item's bytes zero");
+    for (const [i, p] of opened.entries()) if (p) assert.equal(p.buffer, store, `item ${i} is a view of it`);
+    const again = kek.dataKeyOpenBatch(Array(5).fill(wrappedKey), Array(5).fill(wrapAad), sealed, aads);
+    assert.notEqual((again[0] as Buffer).buffer, store, 'another call, another store');
+    const plain = kek.openBatch([kek.seal(pattern(9), wrapAad), kek.seal(pattern(4), wrapAad)], [wrapAad, wrapAad]);
+    assert.equal((plain[0] as Buffer).buffer, (plain[1] as Buffer).buffer);
+    assert.equal((plain[0] as Buffer).buffer.byteLength, 13);
+  });
+});
