@@ -116,6 +116,11 @@ export class KeyHandle {
     return this.#crypto.backend.keyInfo(this.#ref);
   }
 
+  /** False once the key is destroyed (info().destroyed, cheaper: for per-request checks). */
+  get live(): boolean {
+    return this.#crypto.backend.keyLive(this.#ref);
+  }
+
   /** Wipes the key now. Idempotent; every later use throws `key_destroyed`. */
   destroy(): void {
     this.#crypto.backend.keyDestroy(this.#ref);

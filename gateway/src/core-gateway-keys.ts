@@ -105,7 +105,7 @@ export class CoreGatewayKeys implements GatewayKeys {
     }
     if (version < l.minDecryptVersion) return undefined;
     const v = l.versions.get(version);
-    return v && !v.key.info().destroyed ? v.key : undefined;
+    return v?.key.live ? v.key : undefined;
   }
 
   recordEncryptions(tenant: string, service: string, version: number, count: number): void {

@@ -100,7 +100,7 @@ export class LocalGatewayKeys implements GatewayKeys {
   async decryptionKey(tenant: string, service: string, version: number): Promise<KeyHandle | undefined> {
     if (!this.#ready) throw new KcmError('not_ready');
     const handle = this.#ring(tenant, service, false)?.versions[version - 1];
-    if (!handle || handle.info().destroyed) return undefined;
+    if (!handle?.live) return undefined;
     return handle;
   }
 

@@ -182,6 +182,15 @@ fn key_destroy(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
     env.undefined()
 }
 
+/// `keyLive(key)` → false once the key is destroyed (`keyInfo`'s `destroyed`, no object built).
+fn key_live(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
+    let [k] = *args else {
+        return Err(Error::arg("keyLive(key)"));
+    };
+    let live = !key(&env, k, "keyLive: key")?.info().destroyed;
+    env.boolean(live)
+}
+
 /// `keyInfo(key)` → `{id, locked, destroyed, encryptions}` (also for destroyed keys).
 fn key_info(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
     let [k] = *args else {
@@ -652,6 +661,7 @@ exports! {
     c"keyImport" => js_key_import(1) = key_import,
     c"keyDestroy" => js_key_destroy(1) = key_destroy,
     c"keyInfo" => js_key_info(1) = key_info,
+    c"keyLive" => js_key_live(1) = key_live,
     c"seal" => js_seal(3) = seal,
     c"sealInto" => js_seal_into(5) = seal_into,
     c"open" => js_open(3) = open,

@@ -55,6 +55,8 @@ export interface CryptoBackend {
   /** Wipes the key. Idempotent. */
   keyDestroy(key: RawKeyRef): void;
   keyInfo(key: RawKeyRef): RawKeyInfo;
+  /** False once the key is destroyed (or wiped): keyInfo's `destroyed`, without building an object. */
+  keyLive(key: RawKeyRef): boolean;
 
   /** AES-256-GCM with a fresh 96-bit random nonce; returns nonce ‖ ct ‖ tag. */
   seal(key: RawKeyRef, plaintext: Uint8Array, aad: Uint8Array): Buffer;

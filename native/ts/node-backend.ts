@@ -192,6 +192,10 @@ export const nodeBackend: CryptoBackend = {
     liveKeys--;
   },
 
+  keyLive(key) {
+    return !slotOf(key, 'any').destroyed;
+  },
+
   keyInfo(key): RawKeyInfo {
     const slot = slotOf(key, 'any');
     return { id: slot.id, locked: false, destroyed: slot.destroyed, encryptions: slot.encryptions };

@@ -23,6 +23,7 @@ const KEY_HANDLE_MEMBERS = [
   'destroy',
   'hmac',
   'info',
+  'live',
   'open',
   'openBatch',
   'plain',
@@ -53,6 +54,7 @@ const BACKEND_MEMBERS = [
   'keyGenerate',
   'keyImport',
   'keyInfo',
+  'keyLive',
   'name',
   'open',
   'openBatch',
@@ -156,11 +158,14 @@ for (const name of BACKENDS) {
       const sealed = k.seal(pattern(4), empty);
       const wrapped = k.wrap(live, empty);
       const id = k.info().id;
+      assert.equal(k.live, true);
       k.destroy();
       k.destroy();
       const after = k.info();
       assert.equal(after.id, id);
       assert.equal(after.destroyed, true);
+      assert.equal(k.live, false, 'live says what info().destroyed says');
+      assert.equal(k.withEnvelope({} as never).live, false, 'for every handle on the key');
       const uses: [string, () => unknown][] = [
         ['seal', () => k.seal(empty, empty)],
         ['open', () => k.open(sealed, empty)],
@@ -177,6 +182,7 @@ for (const name of BACKENDS) {
       ];
       for (const [what, use] of uses) throwsCode(use, 'key_destroyed', what);
       assert.equal(live.info().destroyed, false, 'other keys are untouched');
+      assert.equal(live.live, true);
       live.seal(empty, empty);
     });
 
