@@ -15,8 +15,7 @@
 //! - the block lives in its own `mlock`ed, `MADV_DONTDUMP` page (never in
 //!   ordinary memory), wiped when the thread's pool drops and after a failed
 //!   refill; if forks cannot be tracked, or the page cannot be mapped and
-//!   locked, every key is drawn by its own call (mapping is tried again
-//!   every [`RETRY_AFTER`] keys);
+//!   locked, every key is drawn by its own call;
 //! - after `fork()` the child never uses the parent's block: the page is
 //!   `MADV_WIPEONFORK` (the kernel hands the child zeros, where supported),
 //!   and a block mapped under another [`fork::epoch`] is wiped and unmapped
@@ -129,17 +128,10 @@ impl Drop for KeyBlock {
 enum Pool {
     /// Not used yet on this thread.
     Unmapped,
-    /// No locked page could be had (e.g. `RLIMIT_MEMLOCK` used up by key
-    /// slots): keys are drawn one call each, and mapping is tried again
-    /// after this many more keys (the limit may have room by then).
-    Unavailable {
-        retry_in: u32,
-    },
+    /// No locked page could be had: every key is drawn by its own call.
+    Unavailable,
     Ready(KeyBlock),
 }
-
-/// Keys drawn one call each before an unavailable pool tries to map again.
-const RETRY_AFTER: u32 = 1024;
 
 thread_local! {
     static POOL: RefCell<Pool> = const { RefCell::new(Pool::Unmapped) };
@@ -166,19 +158,8 @@ pub fn fresh_data_key(out: &mut [u8; KEY_LEN]) -> Result<()> {
                 *pool = Pool::Unmapped;
             }
         }
-        if let Pool::Unavailable { retry_in } = &mut *pool {
-            *retry_in = retry_in.saturating_sub(1);
-            if *retry_in == 0 {
-                *pool = Pool::Unmapped;
-            }
-        }
         if matches!(*pool, Pool::Unmapped) {
-            *pool = KeyBlock::map(epoch).map_or(
-                Pool::Unavailable {
-                    retry_in: RETRY_AFTER,
-                },
-                Pool::Ready,
-            );
+            *pool = KeyBlock::map(epoch).map_or(Pool::Unavailable, Pool::Ready);
         }
         match &mut *pool {
             Pool::Ready(block) => Some(block.take(out)),
@@ -230,21 +211,6 @@ mod tests {
             bytes[next..].iter().any(|&b| b != 0),
             "the rest of the block is drawn"
         );
-    }
-
-    #[test]
-    fn an_unavailable_pool_tries_to_map_again() {
-        let _epochs = fork::TEST_EPOCH_LOCK
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        POOL.with(|cell| *cell.borrow_mut() = Pool::Unavailable { retry_in: 3 });
-        let mut key = [0u8; KEY_LEN];
-        for _ in 0..2 {
-            fresh_data_key(&mut key).unwrap();
-            POOL.with(|cell| assert!(matches!(*cell.borrow(), Pool::Unavailable { .. })));
-        }
-        fresh_data_key(&mut key).unwrap();
-        POOL.with(|cell| assert!(matches!(*cell.borrow(), Pool::Ready(_)), "mapped again"));
     }
 
     #[test]
