@@ -128,7 +128,10 @@ impl Drop for KeyBlock {
 enum Pool {
     /// Not used yet on this thread.
     Unmapped,
-    /// No locked page could be had: every key is drawn by its own call.
+    /// No locked page could be had: every key is drawn by its own call, for
+    /// the thread's life. Not retried on purpose: locked memory is short
+    /// (`RLIMIT_MEMLOCK`) and belongs to long-lived keys first; a pool that
+    /// came back would take a page the key slab then goes without.
     Unavailable,
     Ready(KeyBlock),
 }
