@@ -702,10 +702,11 @@ impl<'cb> Env<'cb> {
     /// call alone, zero-filled first and packed without gaps, so `.buffer`
     /// of a plaintext shows only this call's other plaintexts (the same
     /// caller's, wiped together) and zeros, never another call's data or
-    /// stale heap memory; it is never pooled or reused. One Buffer per
+    /// stale heap memory; it is never pooled or reused, and it is marked
+    /// untransferable as the public chunks are. One Buffer per
     /// output cost a malloc, a BackingStore and GC sweeping each: about a
-    /// quarter of a 5-field `dataKeyOpenBatch`. If `fill` fails, the store is
-    /// wiped. One output (or no helper instance): a Buffer of its own.
+    /// quarter of a 5-field `dataKeyOpenBatch`. If `fill` fails, or making
+    /// the views does, the store is wiped. One output (or no helper instance): a Buffer of its own.
     pub fn secret_buffer_array(
         &self,
         lens: &[usize],
@@ -732,6 +733,7 @@ impl<'cb> Env<'cb> {
         let total = lens
             .iter()
             .try_fold(0usize, |acc, &l| acc.checked_add(l))
+            .filter(|&t| u32::try_from(t).is_ok())
             .ok_or_else(|| Error::arg("outputs too large"))?;
         let (buffer, store) = self.new_buffer(total)?;
         store.fill(0);
@@ -756,6 +758,21 @@ impl<'cb> Env<'cb> {
             }
         };
         // No Rust slice of the store exists past this point: JS runs below.
+        // Any failure from here on wipes the store (read again: JS may run).
+        self.secret_views(buffer, lens, &ok, inst)
+            .inspect_err(|_| self.wipe_buffer(buffer))
+    }
+
+    /// The views of [`secret_buffer_array`](Self::secret_buffer_array): one
+    /// Buffer per successful output over `buffer`'s store (marked
+    /// untransferable, like the public chunks), null for the others.
+    fn secret_views(
+        &self,
+        buffer: RawValue,
+        lens: &[usize],
+        ok: &[bool],
+        inst: &Instance,
+    ) -> Result<RawValue> {
         let (mut kind, mut len, mut data, mut ab, mut offset) =
             (-1, 0usize, null_mut(), null_mut(), 0usize);
         // SAFETY: `buffer` is the Buffer (a Uint8Array) just made; all out
@@ -772,6 +789,7 @@ impl<'cb> Env<'cb> {
             )
         };
         self.check(st, "napi_get_typedarray_info")?;
+        self.call(inst.mark, &[ab])?;
         let mut array = null_mut();
         // SAFETY: valid env and out pointer.
         let st = unsafe { napi_create_array_with_length(self.raw, lens.len(), &mut array) };
@@ -781,7 +799,7 @@ impl<'cb> Env<'cb> {
         let zero = self.uint32(0)?;
         let mut at = offset;
         let mut triples = Vec::with_capacity(lens.len());
-        for (&len, &ok) in lens.iter().zip(&ok) {
+        for (&len, &ok) in lens.iter().zip(ok) {
             triples.push(if ok { Some((at, len)) } else { None });
             at += len;
         }
@@ -798,6 +816,19 @@ impl<'cb> Env<'cb> {
             self.call(inst.views, &args)?;
         }
         Ok(array)
+    }
+
+    /// Wipes the bytes of the Buffer `buffer` (best effort: nothing when it
+    /// is no longer a typed array or was detached).
+    fn wipe_buffer(&self, buffer: RawValue) {
+        if let Ok(Some((data, len))) = self.typed_bytes(buffer) {
+            if !data.is_null() && len > 0 {
+                // SAFETY: `data`/`len` were just read from the live typed
+                // array `buffer` (held by this callback's handle scope); no
+                // JS runs while the slice exists.
+                crate::keys::wipe(unsafe { std::slice::from_raw_parts_mut(data, len) });
+            }
+        }
     }
 
     /// Reserves the outputs (pooled up to [`LARGE_ITEM_MAX`] bytes when the

@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { MessageChannel } from 'node:worker_threads';
 import { WRAPPED_KEY_BYTES } from '../../native/index.ts';
 import { BACKENDS, cryptoOf, flipBit, pattern, skipFor, throwsCode } from './backends.ts';
 
@@ -156,5 +157,12 @@ describe('plaintext outputs of the native open batches', { skip: skipFor('native
     const plain = kek.openBatch([kek.seal(pattern(9), wrapAad), kek.seal(pattern(4), wrapAad)], [wrapAad, wrapAad]);
     assert.equal((plain[0] as Buffer).buffer, (plain[1] as Buffer).buffer);
     assert.equal((plain[0] as Buffer).buffer.byteLength, 13);
+    // Marked untransferable: transferring one plaintext's store copies it and never detaches its siblings.
+    const { port1, port2 } = new MessageChannel();
+    port1.postMessage(store, [store as ArrayBuffer]);
+    port1.close();
+    port2.close();
+    assert.equal(store.byteLength, expected.length);
+    assert.deepEqual(opened[1], pts[1]);
   });
 });

@@ -262,16 +262,22 @@ const REFUSAL_WINDOW_MS = 10_000;
  * A client without a certificate fails the handshake itself (the client gets
  * the `certificate required` alert). A client that left mid-handshake is not
  * logged. At most {@link REFUSAL_LINES} lines per 10 s; the rest are counted
- * in one line when the next window opens. Public data only: codes and
+ * in one line when the window ends. Public data only: codes and
  * addresses, never certificate contents.
  */
 export function tlsRefusalLog(
   log: (msg: string) => void,
-  now: () => number = Date.now,
+  now: () => number = () => performance.now(),
 ): (err: Error & { code?: string }, socket: TLSSocket) => void {
   let windowStart = Number.NEGATIVE_INFINITY;
   let lines = 0;
   let untold = 0;
+  let flush: NodeJS.Timeout | undefined;
+  const tellUntold = () => {
+    flush = undefined;
+    if (untold > 0) log(`tls: ${untold} more refused or failed handshakes not logged in the last window`);
+    untold = 0;
+  };
   return (err, socket) => {
     const from = socket.remoteAddress ? ` from ${socket.remoteAddress}` : '';
     let line: string;
@@ -286,16 +292,21 @@ export function tlsRefusalLog(
     }
     const t = now();
     if (t - windowStart >= REFUSAL_WINDOW_MS) {
-      if (untold > 0) log(`tls: ${untold} more refused or failed handshakes not logged in the last window`);
+      if (flush) clearTimeout(flush);
+      tellUntold();
       windowStart = t;
       lines = 0;
-      untold = 0;
     }
     if (lines < REFUSAL_LINES) {
       lines++;
       log(line);
-    } else {
-      untold++;
+      return;
+    }
+    untold++;
+    // The count is told when the window ends, even if no refusal follows.
+    if (!flush) {
+      flush = setTimeout(tellUntold, Math.max(0, windowStart + REFUSAL_WINDOW_MS - t));
+      flush.unref();
     }
   };
 }

@@ -42,4 +42,18 @@ describe('mTLS refusal log', () => {
     assert.equal(lines[20], 'tls: 31 more refused or failed handshakes not logged in the last window');
     assert.equal(lines[21], 'tls: refused a client certificate: CERT_REVOKED');
   });
+
+  it('tells the count when the window ends, even when no refusal follows', async () => {
+    const lines: string[] = [];
+    const start = performance.now();
+    // A clock 9.95 s into the window: it ends 50 ms from now.
+    const onError = tlsRefusalLog(
+      (l) => lines.push(l),
+      () => performance.now() - start + (lines.length === 0 ? 0 : 9_950),
+    );
+    for (let i = 0; i < 22; i++) onError(err('ERR_SSL_WRONG_VERSION_NUMBER'), sock({ remoteAddress: '10.0.0.1' }));
+    assert.equal(lines.length, 20);
+    await new Promise((r) => setTimeout(r, 150));
+    assert.equal(lines[20], 'tls: 2 more refused or failed handshakes not logged in the last window');
+  });
 });
