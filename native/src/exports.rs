@@ -93,34 +93,6 @@ fn same_length(fn_name: &str, names: &[&str], lens: &[usize]) -> Result<()> {
     }
 }
 
-/// Fresh Buffers of the given lengths, each with its own backing store, plus
-/// writable views of them: for plaintexts and other secrets. (Sealed blobs go
-/// through [`Env::public_buffer_array`], which may share one.)
-fn new_buffers<'cb>(
-    env: &Env<'cb>,
-    lens: impl Iterator<Item = usize>,
-) -> Result<(Vec<RawValue>, Vec<&'cb mut [u8]>)> {
-    let mut values = Vec::with_capacity(lens.size_hint().0);
-    let mut views = Vec::with_capacity(lens.size_hint().0);
-    for len in lens {
-        let (v, b) = env.new_buffer(len)?;
-        values.push(v);
-        views.push(b);
-    }
-    Ok((values, views))
-}
-
-/// `[Buffer | null]`: item i is `values[i]` when `ok[i]`, else null.
-fn results_or_null(env: &Env<'_>, values: &[RawValue], ok: &[bool]) -> Result<RawValue> {
-    let null = env.null()?;
-    let items: Vec<RawValue> = values
-        .iter()
-        .zip(ok)
-        .map(|(&v, &ok)| if ok { v } else { null })
-        .collect();
-    env.array(&items)
-}
-
 fn key_info_object(env: &Env<'_>, info: keys::KeyInfo) -> Result<RawValue> {
     env.object(&[
         (c"id", env.number(info.id as f64)?),
@@ -557,11 +529,11 @@ fn data_key_rewrap_for_transport(env: Env<'_>, args: &[RawValue]) -> Result<RawV
     let aads = env.bytes_list(&a_items, "dataKeyRewrapForTransport: wrapAads")?;
     let items: Vec<(&[u8], &[u8])> = wrapped.iter().copied().zip(aads.iter().copied()).collect();
     let (values, mut outs) =
-        new_buffers(&env, std::iter::repeat_n(transport::KW_LEN, items.len()))?;
+        env.new_buffers(std::iter::repeat_n(transport::KW_LEN, items.len()))?;
     let ok = kek.with_key(|k| {
         transport.with_key(|t| transport::rewrap_for_transport(k, t, &items, &mut outs))
     })?;
-    results_or_null(&env, &values, &ok)
+    env.values_or_null(&values, &ok)
 }
 
 /// `hmacSha256(key, data)` → 32 bytes.
@@ -603,7 +575,7 @@ fn shamir_split(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
     let m = env.number_or_nan(m)?;
     let n = env.number_or_nan(n)?;
     let (m, n) = shamir::check_params(m, n)?;
-    let (values, mut outs) = new_buffers(&env, std::iter::repeat_n(SHARE_LEN, n as usize))?;
+    let (values, mut outs) = env.new_buffers(std::iter::repeat_n(SHARE_LEN, n as usize))?;
     k.with_key(|kb| shamir::split(kb, m, &mut outs, &mut random_bytes))?;
     env.array(&values)
 }

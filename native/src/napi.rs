@@ -385,10 +385,12 @@ struct Chunk {
     used: usize,
 }
 
-/// Where an output of [`Env::public_buffer_array`] lives.
+/// Where an output of [`Env::public_buffer_array`] or
+/// [`Env::secret_buffer_array`] lives: a value of its own (a Buffer, or null
+/// for a failed item), or part of a shared ArrayBuffer to make a view of.
 enum Place {
     Own(RawValue),
-    Pooled {
+    View {
         buffer: RawValue,
         offset: usize,
         len: usize,
@@ -616,6 +618,34 @@ impl<'cb> Env<'cb> {
         }))
     }
 
+    /// Fresh Buffers of the given lengths, each with its own backing store,
+    /// plus writable views of them: for secrets (sealed blobs go through
+    /// [`public_buffer_array`](Self::public_buffer_array), which may share one).
+    pub fn new_buffers(
+        &self,
+        lens: impl Iterator<Item = usize>,
+    ) -> Result<(Vec<RawValue>, Vec<&'cb mut [u8]>)> {
+        let mut values = Vec::with_capacity(lens.size_hint().0);
+        let mut views = Vec::with_capacity(lens.size_hint().0);
+        for len in lens {
+            let (v, b) = self.new_buffer(len)?;
+            values.push(v);
+            views.push(b);
+        }
+        Ok((values, views))
+    }
+
+    /// `[Buffer | null]`: item i is `values[i]` when `ok[i]`, else null.
+    pub fn values_or_null(&self, values: &[RawValue], ok: &[bool]) -> Result<RawValue> {
+        let null = self.null()?;
+        let items: Vec<RawValue> = values
+            .iter()
+            .zip(ok)
+            .map(|(&v, &ok)| if ok { v } else { null })
+            .collect();
+        self.array(&items)
+    }
+
     /// A new Buffer of `len` bytes for a **public** output (a sealed blob),
     /// written by `fill`; see [`public_buffer_array`](Self::public_buffer_array).
     pub fn public_buffer(
@@ -630,7 +660,7 @@ impl<'cb> Env<'cb> {
         })?;
         match places.as_slice() {
             [Place::Own(value)] => Ok(*value),
-            [Place::Pooled {
+            [Place::View {
                 buffer,
                 offset,
                 len,
@@ -658,12 +688,19 @@ impl<'cb> Env<'cb> {
         fill: impl FnOnce(&mut [&mut [u8]]) -> Result<()>,
     ) -> Result<RawValue> {
         let places = self.place_and_fill(lens, inputs, fill)?;
+        self.places_array(&places)
+    }
+
+    /// A JS array of `places`: own values as they are, views made by the
+    /// `views` helper (one call into JS per [`VIEWS_PER_CALL`] items).
+    /// Without the helper instance only own values are possible.
+    fn places_array(&self, places: &[Place]) -> Result<RawValue> {
         let Some(inst) = self.instance() else {
             let values: Vec<RawValue> = places
                 .iter()
                 .map(|p| match p {
                     Place::Own(value) => Ok(*value),
-                    Place::Pooled { .. } => Err(Error::internal("pool without instance")),
+                    Place::View { .. } => Err(Error::internal("view without instance")),
                 })
                 .collect::<Result<_>>()?;
             return self.array(&values);
@@ -681,7 +718,7 @@ impl<'cb> Env<'cb> {
             for place in items {
                 match *place {
                     Place::Own(value) => args.extend([value, own_marker, zero]),
-                    Place::Pooled {
+                    Place::View {
                         buffer,
                         offset,
                         len,
@@ -712,23 +749,10 @@ impl<'cb> Env<'cb> {
         lens: &[usize],
         fill: impl FnOnce(&mut [&mut [u8]]) -> Result<Vec<bool>>,
     ) -> Result<RawValue> {
-        let instance = self.instance();
-        let Some(inst) = instance.filter(|_| lens.len() > 1) else {
-            let mut values = Vec::with_capacity(lens.len());
-            let mut outs = Vec::with_capacity(lens.len());
-            for &len in lens {
-                let (v, b) = self.new_buffer(len)?;
-                values.push(v);
-                outs.push(b);
-            }
+        let Some(inst) = self.instance().filter(|_| lens.len() > 1) else {
+            let (values, mut outs) = self.new_buffers(lens.iter().copied())?;
             let ok = fill(&mut outs)?;
-            let null = self.null()?;
-            let items: Vec<RawValue> = values
-                .iter()
-                .zip(&ok)
-                .map(|(&v, &ok)| if ok { v } else { null })
-                .collect();
-            return self.array(&items);
+            return self.values_or_null(&values, &ok);
         };
         let total = lens
             .iter()
@@ -790,32 +814,22 @@ impl<'cb> Env<'cb> {
         };
         self.check(st, "napi_get_typedarray_info")?;
         self.call(inst.mark, &[ab])?;
-        let mut array = null_mut();
-        // SAFETY: valid env and out pointer.
-        let st = unsafe { napi_create_array_with_length(self.raw, lens.len(), &mut array) };
-        self.check(st, "napi_create_array_with_length")?;
         let null = self.null()?;
-        let skip = self.number(-1.0)?;
-        let zero = self.uint32(0)?;
         let mut at = offset;
-        let mut triples = Vec::with_capacity(lens.len());
+        let mut places = Vec::with_capacity(lens.len());
         for (&len, &ok) in lens.iter().zip(ok) {
-            triples.push(if ok { Some((at, len)) } else { None });
+            places.push(if ok {
+                Place::View {
+                    buffer: ab,
+                    offset: at,
+                    len,
+                }
+            } else {
+                Place::Own(null)
+            });
             at += len;
         }
-        for (group, items) in triples.chunks(VIEWS_PER_CALL).enumerate() {
-            let mut args = Vec::with_capacity(2 + 3 * items.len());
-            args.push(array);
-            args.push(self.uint32(group * VIEWS_PER_CALL)?);
-            for item in items {
-                match *item {
-                    Some((off, len)) => args.extend([ab, self.uint32(off)?, self.uint32(len)?]),
-                    None => args.extend([null, skip, zero]),
-                }
-            }
-            self.call(inst.views, &args)?;
-        }
-        Ok(array)
+        self.places_array(&places)
     }
 
     /// Wipes the bytes of the Buffer `buffer` (best effort: nothing when it
@@ -864,7 +878,7 @@ impl<'cb> Env<'cb> {
                         // <=` the chunk's length, never hands out overlapping
                         // regions, and never a chunk that holds any input.
                         outs.push(unsafe { std::slice::from_raw_parts_mut(data.add(offset), len) });
-                        places.push(Place::Pooled {
+                        places.push(Place::View {
                             buffer,
                             offset,
                             len,
@@ -879,7 +893,7 @@ impl<'cb> Env<'cb> {
             }
             if let Err(e) = fill(&mut outs) {
                 for (out, place) in outs.iter_mut().zip(&places) {
-                    if matches!(place, Place::Pooled { .. }) {
+                    if matches!(place, Place::View { .. }) {
                         crate::keys::wipe(out);
                     }
                 }
