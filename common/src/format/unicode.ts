@@ -4,10 +4,7 @@
  * compared as bytes without becoming another string.
  */
 
-/** A surrogate code point, i.e. one not paired (with the `u` flag a pair is one astral code point). */
-const LONE_SURROGATE = /\p{Surrogate}/u;
-
-/** True when `s` holds a lone surrogate. */
+/** True when `s` holds a lone surrogate (String.prototype.isWellFormed, V8's own scan; not in the ES2023 lib types). */
 export function hasLoneSurrogate(s: string): boolean {
-  return LONE_SURROGATE.test(s);
+  return !(s as string & { isWellFormed(): boolean }).isWellFormed();
 }

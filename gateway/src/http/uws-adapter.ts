@@ -12,6 +12,7 @@
  */
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from '@trufflesuite/uws-js-unofficial';
 import { KcmError } from '../../../common/src/errors.ts';
+import { hasLoneSurrogate } from '../../../common/src/format/unicode.ts';
 import type { PipelineResponse, RequestContext } from '../pipeline/context.ts';
 import { type AdapterRequest, Pipeline } from '../pipeline/pipeline.ts';
 import { reportedLength, withoutContent } from './framing.ts';
@@ -112,7 +113,7 @@ export function writeResponse(res: HttpResponse, r: PipelineResponse, head: bool
   // the bytes Buffer.byteLength counts): no Buffer unless the socket pushes
   // back. A lone surrogate would go out as its invalid 3-byte form (ED A0 80)
   // where Buffer.from writes U+FFFD, so such a string is converted whole.
-  const body = typeof r.body === 'string' && !isWellFormed(r.body) ? Buffer.from(r.body) : r.body;
+  const body = typeof r.body === 'string' && hasLoneSurrogate(r.body) ? Buffer.from(r.body) : r.body;
   const length = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
   if (withoutContent(r.status, head)) {
     endWithoutContent(res, r, head, length);
@@ -130,11 +131,6 @@ export function writeResponse(res: HttpResponse, r: PipelineResponse, head: bool
     const [ok2] = res.tryEnd(bytes.subarray(offset - start), length);
     return ok2;
   });
-}
-
-/** String.prototype.isWellFormed (Node 20; not in the ES2023 lib types). */
-function isWellFormed(s: string): boolean {
-  return (s as string & { isWellFormed(): boolean }).isWellFormed();
 }
 
 /** Ends an answer that carries no content (HEAD, 204, 304), see writeResponse. `own`: the body's length. */
