@@ -5,8 +5,10 @@
  */
 import net from 'node:net';
 import { Agent, request } from 'undici';
+import type { TestPki } from '../../../common/src/pki/index.ts';
 import { LocalGatewayKeys } from '../../../gateway/src/gateway-keys.ts';
 import { type GatewayConfig, type GatewayServer, startGateway } from '../../../gateway/src/gateway-server.ts';
+import type { H2TlsOptions } from '../../../gateway/src/http/h2-adapter.ts';
 
 export interface Fixture {
   gw: GatewayServer;
@@ -15,6 +17,18 @@ export interface Fixture {
   agent: Agent;
   base: { uws: string; plain: string };
   close(): Promise<void>;
+}
+
+/** The mTLS front on a free loopback port with the test PKI's edge-a certificate, trusting its CA; `extra` adds or overrides. */
+export function h2TlsFront(pki: TestPki, extra: Partial<H2TlsOptions> = {}): H2TlsOptions {
+  return {
+    host: '127.0.0.1',
+    port: 0,
+    certFile: pki.edgeA.certFile,
+    keyFile: pki.edgeA.keyFile,
+    caFile: pki.ca.certFile,
+    ...extra,
+  };
 }
 
 export async function startFixture(extra: Partial<GatewayConfig> = {}): Promise<Fixture> {

@@ -12,7 +12,7 @@ import { Agent, request } from 'undici';
 import { parseEnvelope } from '../../../common/src/format/envelope.ts';
 import { makeTestPki, type TestPki } from '../../../common/src/pki/index.ts';
 import { h2Request } from '../../support/h2-request.ts';
-import { b64, type Fixture, startFixture } from '../api/gateway-fixture.ts';
+import { b64, type Fixture, h2TlsFront, startFixture } from '../api/gateway-fixture.ts';
 
 describe('node:http2 adapter', () => {
   let dir: string;
@@ -23,13 +23,7 @@ describe('node:http2 adapter', () => {
     dir = mkdtempSync(join(tmpdir(), 'okcm-gw-h2-'));
     pki = makeTestPki(dir);
     f = await startFixture({
-      h2Tls: {
-        host: '127.0.0.1',
-        port: 0,
-        certFile: pki.edgeA.certFile,
-        keyFile: pki.edgeA.keyFile,
-        caFile: pki.ca.certFile,
-      },
+      h2Tls: h2TlsFront(pki),
     });
     tlsUrl = `https://127.0.0.1:${f.gw.ports.h2Tls}`;
   });

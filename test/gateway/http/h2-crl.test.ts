@@ -22,7 +22,7 @@ import { gatewayConfig } from '../../../gateway/src/gateway-config.ts';
 import { startConfiguredGateway } from '../../../gateway/src/start-configured-gateway.ts';
 import { mtlsRequest } from '../../support/mtls-request.ts';
 import { revoke, writeCrl } from '../../support/test-crl.ts';
-import { type Fixture, startFixture } from '../api/gateway-fixture.ts';
+import { type Fixture, h2TlsFront, startFixture } from '../api/gateway-fixture.ts';
 
 const HOUR = 3_600_000;
 
@@ -117,14 +117,7 @@ describe('h2 mTLS front: client certificate revocation (crlFile)', () => {
     crlFile = join(dir, 'crl', 'clients.crl');
     writeCrl(pki.ca, crlFile);
     f = await startFixture({
-      h2Tls: {
-        host: '127.0.0.1',
-        port: 0,
-        certFile: pki.edgeA.certFile,
-        keyFile: pki.edgeA.keyFile,
-        caFile: pki.ca.certFile,
-        crlFile,
-      },
+      h2Tls: h2TlsFront(pki, { crlFile }),
     });
     port = f.gw.ports.h2Tls as number;
   });

@@ -17,7 +17,7 @@ import { makeTestPki, type TestPki } from '../../../common/src/pki/index.ts';
 import { openssl } from '../../../common/src/pki/openssl.ts';
 import { cnIsTenant, identifyCaller, loopbackOnly } from '../../../gateway/src/pipeline/caller.ts';
 import { h2Request } from '../../support/h2-request.ts';
-import { b64, type Fixture, startFixture } from '../api/gateway-fixture.ts';
+import { b64, type Fixture, h2TlsFront, startFixture } from '../api/gateway-fixture.ts';
 
 interface Pem {
   cert: string;
@@ -68,13 +68,7 @@ describe('mTLS identity: the certificate, never the address', () => {
     odd['a multi-valued CN RDN'] = issueSubject(pki, 'mvcn', '/CN=tenant-a+CN=tenant-b', true);
     // The default trust (loopback) applies: every client below connects from 127.0.0.1.
     f = await startFixture({
-      h2Tls: {
-        host: '127.0.0.1',
-        port: 0,
-        certFile: pki.edgeA.certFile,
-        keyFile: pki.edgeA.keyFile,
-        caFile: pki.ca.certFile,
-      },
+      h2Tls: h2TlsFront(pki),
     });
     url = `https://127.0.0.1:${f.gw.ports.h2Tls}`;
   });

@@ -29,6 +29,7 @@ import { type GatewayServer, startGateway } from '../../../gateway/src/gateway-s
 import { loopbackOnly } from '../../../gateway/src/pipeline/caller.ts';
 import { loadPolicies } from '../../../gateway/src/policy/policy-loader.ts';
 import { h2Request } from '../../support/h2-request.ts';
+import { h2TlsFront } from '../api/gateway-fixture.ts';
 
 interface Seen {
   method: string;
@@ -114,13 +115,7 @@ describe('proxy routes: caller and tenant authorization', () => {
       trust: (a) => trusted && loopbackOnly(a),
       uws: { host: '127.0.0.1', port: 0 },
       h2Plain: { host: '127.0.0.1', port: 0 },
-      h2Tls: {
-        host: '127.0.0.1',
-        port: 0,
-        certFile: pki.edgeA.certFile,
-        keyFile: pki.edgeA.keyFile,
-        caFile: pki.ca.certFile,
-      },
+      h2Tls: h2TlsFront(pki),
       proxy: {
         policies: loadPolicies(dir),
         callerHeaders: { identity: 'x-okcm-caller', roles: 'x-okcm-roles' },
