@@ -11,7 +11,6 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -22,6 +21,7 @@ import { type OrdersApp, startOrdersApp } from '../../../gateway/sample/orders-a
 import { gatewayConfig } from '../../../gateway/src/gateway-config.ts';
 import { CertificateIdentities } from '../../../gateway/src/gateway-identities.ts';
 import { type ConfiguredGateway, startConfiguredGateway } from '../../../gateway/src/start-configured-gateway.ts';
+import { h2Request } from '../../support/h2-request.ts';
 
 const POLICIES = fileURLToPath(new URL('../../../policies', import.meta.url));
 const EXAMPLE = join(POLICIES, 'gateway-identities.example.json');
@@ -298,37 +298,20 @@ describe('gateway identities end to end (h2 mTLS, dev keys, sample orders app)',
     rmSync(dir, { recursive: true, force: true });
   });
 
-  function h2(c: { certPem: string; keyPem: string }, method: string, path: string, headers = {}, body?: unknown) {
-    return new Promise<Reply>((resolve, reject) => {
-      const s = connect(`https://127.0.0.1:${gw.server.ports.h2Tls}`, {
-        ca: pki.ca.certPem,
-        cert: c.certPem,
-        key: c.keyPem,
-        servername: 'localhost',
-      });
-      s.on('error', reject);
-      const req = s.request({
-        ':method': method,
-        ':path': path,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-        ...headers,
-      });
-      let status = 0;
-      let text = '';
-      req.on('response', (h) => {
-        status = Number(h[':status']);
-      });
-      req.setEncoding('utf8');
-      req.on('data', (d: string) => {
-        text += d;
-      });
-      req.on('error', reject);
-      req.on('end', () => {
-        s.close();
-        resolve({ status, text });
-      });
-      req.end(body === undefined ? undefined : JSON.stringify(body));
+  async function h2(
+    c: { certPem: string; keyPem: string },
+    method: string,
+    path: string,
+    headers: Record<string, string> = {},
+    body?: unknown,
+  ): Promise<Reply> {
+    const r = await h2Request(`https://127.0.0.1:${gw.server.ports.h2Tls}`, path, {
+      tls: { ca: pki.ca.certPem, cert: c.certPem, key: c.keyPem },
+      method,
+      headers,
+      ...(body === undefined ? {} : { body }),
     });
+    return { status: r.status, text: r.body };
   }
 
   const encrypt = (c: { certPem: string; keyPem: string }, tenant?: string) =>
