@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { KcmError } from '../../common/src/errors.ts';
 import { isKeyId } from '../../common/src/format/ids.ts';
+import { strictObject } from '../../common/src/format/strict-object.ts';
 import type { Unlisted } from './gateway-identities.ts';
 import type { H2PlainOptions, H2TlsOptions } from './http/h2-adapter.ts';
 import type { UwsAdapterOptions } from './http/uws-adapter.ts';
@@ -86,9 +87,7 @@ function fail(field: string, why: string): never {
 }
 
 function obj(v: unknown, field: string, keys: readonly string[]): Json {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(field, 'must be an object');
-  for (const k of Object.keys(v)) if (!keys.includes(k)) fail(`${field}.${k}`, 'unknown field');
-  return v as Json;
+  return strictObject(v, field, keys, fail);
 }
 
 function str(v: unknown, field: string): string {

@@ -26,10 +26,10 @@ import {
   CertificateIndex,
   type CertificateMatch,
   certificateMatchOf,
-  MATCH_KEYS,
 } from '../../common/src/authz/certificate-match.ts';
 import { KcmError } from '../../common/src/errors.ts';
 import { isTenantId } from '../../common/src/format/ids.ts';
+import { strictObject } from '../../common/src/format/strict-object.ts';
 import { type FileWatch, watchFiles } from '../../common/src/tls/watch-files.ts';
 import { cnIsTenant } from './pipeline/caller.ts';
 import type { CertificateTenants, PeerCertificate } from './pipeline/context.ts';
@@ -62,13 +62,7 @@ function fail(source: string, field: string, why: string): never {
 }
 
 function object(v: unknown, source: string, field: string, keys: readonly string[]): Json {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(source, field, 'must be an object');
-  for (const k of Object.keys(v)) if (!keys.includes(k)) fail(source, `${field}.${k}`, 'unknown field');
-  return v as Json;
-}
-
-function parseMatch(v: unknown, source: string, field: string): CertificateMatch {
-  return certificateMatchOf(object(v, source, field, MATCH_KEYS), field, (f, why) => fail(source, f, why));
+  return strictObject(v, field, keys, (f, why) => fail(source, f, why));
 }
 
 function list(v: unknown, source: string, field: string, ok: (s: string) => boolean, what: string): string[] {
@@ -90,7 +84,7 @@ function parseBinding(v: unknown, source: string, field: string): CertificateBin
   if (b.description !== undefined && typeof b.description !== 'string') {
     fail(source, `${field}.description`, 'must be a string');
   }
-  const match = parseMatch(b.match, source, `${field}.match`);
+  const match = certificateMatchOf(b.match, `${field}.match`, (f, why) => fail(source, f, why));
   if (b.tenants !== '*' && !Array.isArray(b.tenants)) {
     fail(source, `${field}.tenants`, 'must be "*" (every tenant) or an array of tenant ids');
   }

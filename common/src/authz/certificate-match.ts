@@ -5,6 +5,8 @@
  * SANs, or its SHA-256 fingerprint, compared exactly.
  */
 
+import { type FieldFail, strictObject } from '../format/strict-object.ts';
+
 export type MatchKind = 'cn' | 'uri' | 'fingerprint';
 
 export interface CertificateMatch {
@@ -18,14 +20,12 @@ export const MATCH_KEYS: readonly MatchKind[] = ['cn', 'uri', 'fingerprint'];
 const FINGERPRINT = /^([0-9A-F]{2}:){31}[0-9A-F]{2}$/;
 
 /**
- * The match of `m` (an object whose keys the caller already checked against
- * {@link MATCH_KEYS}); `fail(field, why)` reports what is wrong with it.
+ * The match `v` describes: an object with exactly one of {@link MATCH_KEYS};
+ * `fail(field, why)` reports what is wrong with it (`unknownWhy` for a key
+ * that is not one of them, in the caller's wording).
  */
-export function certificateMatchOf(
-  m: Record<string, unknown>,
-  field: string,
-  fail: (field: string, why: string) => never,
-): CertificateMatch {
+export function certificateMatchOf(v: unknown, field: string, fail: FieldFail, unknownWhy?: string): CertificateMatch {
+  const m = strictObject(v, field, MATCH_KEYS, fail, unknownWhy);
   const keys = Object.keys(m) as MatchKind[];
   if (keys.length !== 1) fail(field, 'must have exactly one of cn, uri, fingerprint');
   const kind = keys[0] as MatchKind;

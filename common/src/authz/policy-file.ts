@@ -14,7 +14,8 @@
 import { readFileSync } from 'node:fs';
 import { KcmError } from '../errors.ts';
 import { isTenantId } from '../format/ids.ts';
-import { type CertificateMatch, certificateMatchOf, MATCH_KEYS } from './certificate-match.ts';
+import { strictObject } from '../format/strict-object.ts';
+import { type CertificateMatch, certificateMatchOf } from './certificate-match.ts';
 import { ALL_TENANT_ROLES, isRole, ROLES, type Role } from './permissions.ts';
 
 export type { MatchKind } from './certificate-match.ts';
@@ -40,14 +41,10 @@ function fail(source: string, field: string, rule: string): never {
   throw new KcmError('invalid_policy', `${source}: ${field} ${rule}`);
 }
 
-function object(v: unknown, source: string, field: string, allowed: readonly string[]): Json {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(source, field, 'must be an object');
-  for (const k of Object.keys(v)) if (!allowed.includes(k)) fail(source, `${field}.${k}`, 'is not a known field');
-  return v as Json;
-}
+const UNKNOWN = 'is not a known field';
 
-function parseMatch(v: unknown, source: string, field: string): CertificateMatch {
-  return certificateMatchOf(object(v, source, field, MATCH_KEYS), field, (f, why) => fail(source, f, why));
+function object(v: unknown, source: string, field: string, allowed: readonly string[]): Json {
+  return strictObject(v, field, allowed, (f, why) => fail(source, f, why), UNKNOWN);
 }
 
 function parseBinding(v: unknown, source: string, field: string): Binding {
@@ -57,7 +54,7 @@ function parseBinding(v: unknown, source: string, field: string): Binding {
   }
   if (b.description !== undefined && typeof b.description !== 'string')
     fail(source, `${field}.description`, 'must be a string');
-  const match = parseMatch(b.match, source, `${field}.match`);
+  const match = certificateMatchOf(b.match, `${field}.match`, (f, why) => fail(source, f, why), UNKNOWN);
   if (!Array.isArray(b.roles) || b.roles.length === 0)
     fail(source, `${field}.roles`, `must be a non-empty array of ${ROLES.join(', ')}`);
   const roles: Role[] = [];
