@@ -18,9 +18,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseEnvelope } from '../../../common/src/format/envelope.ts';
-import { LocalGatewayKeys } from '../../../gateway/src/gateway-keys.ts';
-import { type GatewayServer, startGateway } from '../../../gateway/src/gateway-server.ts';
 import { loadPolicies } from '../../../gateway/src/policy/policy-loader.ts';
+import { type Fixture, startFixture } from '../api/gateway-fixture.ts';
 import { startUpstreams, type Upstreams } from './proxy-fixture.ts';
 
 const CARD = '4111111111111111';
@@ -136,8 +135,7 @@ function rawH2(port: number, method: string, target: string, body = BODY): Promi
 
 describe('odd paths of an encrypting route', () => {
   let up: Upstreams;
-  let gw: GatewayServer;
-  let keys: LocalGatewayKeys;
+  let f: Fixture;
   let fronts: [string, (method: string, target: string) => Promise<Answer>][];
 
   before(async () => {
@@ -162,16 +160,9 @@ describe('odd paths of an encrypting route', () => {
     );
     const policies = loadPolicies(dir);
     rmSync(dir, { recursive: true, force: true });
-    keys = new LocalGatewayKeys();
-    gw = await startGateway({
-      keys,
-      uws: { host: '127.0.0.1', port: 0 },
-      h2Plain: { host: '127.0.0.1', port: 0 },
-      log: () => {},
-      proxy: { policies },
-    });
-    const uws = gw.ports.uws as number;
-    const plain = gw.ports.h2Plain as number;
+    f = await startFixture({ log: () => {}, proxy: { policies } });
+    const uws = f.gw.ports.uws as number;
+    const plain = f.gw.ports.h2Plain as number;
     fronts = [
       ['uws', (m, t) => rawH1(uws, m, t)],
       ['http/1.1', (m, t) => rawH1(plain, m, t)],
@@ -180,8 +171,7 @@ describe('odd paths of an encrypting route', () => {
   });
 
   after(async () => {
-    await gw.close();
-    keys.close();
+    await f.close();
     await up.close();
   });
 
@@ -241,7 +231,7 @@ describe('odd paths of an encrypting route', () => {
   });
 
   it('checks the direct API paths too', async () => {
-    const plain = gw.ports.h2Plain as number;
+    const plain = f.gw.ports.h2Plain as number;
     assert.equal((await rawH1(plain, 'GET', '/healthz', '')).status, 200);
     for (const target of ['/healthz/.', '/x/../healthz', '/v1/encrypt/%2e%2e', '/v1//encrypt', '/v1/encrypt;x']) {
       const a = await rawH1(plain, 'POST', target, '{}');

@@ -22,12 +22,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { KcmError } from '../../../common/src/errors.ts';
-import { LocalGatewayKeys } from '../../../gateway/src/gateway-keys.ts';
-import { type GatewayServer, startGateway } from '../../../gateway/src/gateway-server.ts';
 import type { RequestContext } from '../../../gateway/src/pipeline/context.ts';
 import { StaticKeyProvider } from '../../../gateway/src/pipeline/key-provider.ts';
 import { loadPolicies, type PolicySet } from '../../../gateway/src/policy/policy-loader.ts';
 import { decryptResponseBody } from '../../../gateway/src/proxy/proxy-transforms.ts';
+import { type Fixture, startFixture } from '../api/gateway-fixture.ts';
 
 const CARD = '{"card":{"number":"4111 1111 1111 111"}}';
 const json = (status: string, body: string) =>
@@ -134,18 +133,13 @@ const bodyOf = (answer: string) => answer.slice(answer.indexOf('\r\n\r\n') + 4);
 
 describe('proxy: upstream answer framing and fit', () => {
   let up: Awaited<ReturnType<typeof rawUpstream>>;
-  let gw: GatewayServer;
-  let keys: LocalGatewayKeys;
+  let f: Fixture;
   const audited = new Map<string, string[] | undefined>();
-  const front = () => gw.ports.uws as number;
+  const front = () => f.gw.ports.uws as number;
 
   before(async () => {
     up = await rawUpstream();
-    keys = new LocalGatewayKeys();
-    gw = await startGateway({
-      keys,
-      uws: { host: '127.0.0.1', port: 0 },
-      h2Plain: { host: '127.0.0.1', port: 0 },
+    f = await startFixture({
       log: () => {},
       audit: { record: (ctx) => audited.set(ctx.path, ctx.auditReasons) },
       proxy: {
@@ -157,8 +151,7 @@ describe('proxy: upstream answer framing and fit', () => {
     });
   });
   after(async () => {
-    await gw.close();
-    keys.close();
+    await f.close();
     await new Promise<void>((r) => up.server.close(() => r()));
   });
 
@@ -194,7 +187,7 @@ describe('proxy: upstream answer framing and fit', () => {
   });
 
   it('plaintext node front (HTTP/1.1): the same framing: no Content-Length on 204, the upstream length on HEAD, no body', async () => {
-    const plain = gw.ports.h2Plain as number;
+    const plain = f.gw.ports.h2Plain as number;
     const a = await rawSend(plain, ask('GET', '/raw/204'));
     assert.equal(statusOf(a), 204);
     assert.deepEqual(headerOf(a, 'content-length'), []);
