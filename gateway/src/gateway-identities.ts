@@ -23,6 +23,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import {
+  bindingsOf,
   CertificateIndex,
   type CertificateMatch,
   certificateMatchOf,
@@ -51,7 +52,6 @@ export interface IdentityFile {
 /** What certificates the file does not name get: nothing (`refuse`), or their CN as tenant (`cn`). */
 export type Unlisted = 'refuse' | 'cn';
 
-const MAX_BINDINGS = 10_000;
 /** Printable ASCII without comma: roles travel upstream as `a, b` (callerHeaders.roles). */
 const ROLE = /^[\x21-\x2b\x2d-\x7e]{1,256}$/;
 
@@ -109,18 +109,11 @@ function parseBinding(v: unknown, source: string, field: string): CertificateBin
  * Throws KcmError `invalid_config` naming the field (`identities[1].tenants[0]`).
  */
 export function parseIdentityFile(doc: unknown, source: string): IdentityFile {
-  const d = object(doc, source, '(top level)', ['version', 'description', 'identities']);
-  if (d.version !== 1) fail(source, 'version', 'must be 1');
-  if (!Array.isArray(d.identities)) fail(source, 'identities', 'must be an array');
-  if (d.identities.length > MAX_BINDINGS) fail(source, 'identities', `has more than ${MAX_BINDINGS} entries`);
-  const bindings = d.identities.map((b, i) => parseBinding(b, source, `identities[${i}]`));
-  const seen = new Map<string, number>();
-  for (const [i, b] of bindings.entries()) {
-    const key = `${b.match.kind}\0${b.match.value}`;
-    const first = seen.get(key);
-    if (first !== undefined) fail(source, `identities[${i}].match`, `repeats identities[${first}].match`);
-    seen.set(key, i);
-  }
+  const bindings = bindingsOf(
+    doc,
+    (f, why) => fail(source, f, why),
+    (b, field) => parseBinding(b, source, field),
+  );
   return { source, bindings };
 }
 

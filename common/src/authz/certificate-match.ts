@@ -39,6 +39,39 @@ export function certificateMatchOf(v: unknown, field: string, fail: FieldFail, u
   return { kind, value };
 }
 
+/** Bindings a document may hold (Core policy files, gateway identity files). */
+export const MAX_BINDINGS = 10_000;
+
+/**
+ * The document both identity formats share (`{ version: 1, description?,
+ * identities: [...] }`): checks the top level, parses each binding with
+ * `parseBinding(v, field)`, and refuses a match named twice. `fail` reports
+ * in the caller's words (`unknownWhy` for an unknown key); `repeatDetail`
+ * adds to the repeat message what the caller shows of the match.
+ */
+export function bindingsOf<B extends { match: CertificateMatch }>(
+  doc: unknown,
+  fail: FieldFail,
+  parseBinding: (v: unknown, field: string) => B,
+  o: { unknownWhy?: string; repeatDetail?: (b: B) => string } = {},
+): B[] {
+  const d = strictObject(doc, '(top level)', ['version', 'description', 'identities'], fail, o.unknownWhy);
+  if (d.version !== 1) fail('version', 'must be 1');
+  if (!Array.isArray(d.identities)) fail('identities', 'must be an array');
+  if (d.identities.length > MAX_BINDINGS) fail('identities', `has more than ${MAX_BINDINGS} entries`);
+  const bindings = d.identities.map((b, i) => parseBinding(b, `identities[${i}]`));
+  const seen = new Map<string, number>();
+  for (const [i, b] of bindings.entries()) {
+    const key = `${b.match.kind}\0${b.match.value}`;
+    const first = seen.get(key);
+    if (first !== undefined) {
+      fail(`identities[${i}].match`, `repeats identities[${first}].match${o.repeatDetail?.(b) ?? ''}`);
+    }
+    seen.set(key, i);
+  }
+  return bindings;
+}
+
 /** What of a certificate a match can name. */
 export interface MatchableCertificate {
   cn: string | null;

@@ -15,7 +15,7 @@ import { readFileSync } from 'node:fs';
 import { KcmError } from '../errors.ts';
 import { isTenantId } from '../format/ids.ts';
 import { strictObject } from '../format/strict-object.ts';
-import { type CertificateMatch, certificateMatchOf } from './certificate-match.ts';
+import { bindingsOf, type CertificateMatch, certificateMatchOf } from './certificate-match.ts';
 import { ALL_TENANT_ROLES, isRole, ROLES, type Role } from './permissions.ts';
 
 export type { MatchKind } from './certificate-match.ts';
@@ -32,8 +32,6 @@ export interface Policy {
   source: string;
   bindings: Binding[];
 }
-
-const MAX_BINDINGS = 10_000;
 
 type Json = Record<string, unknown>;
 
@@ -88,20 +86,12 @@ function parseBinding(v: unknown, source: string, field: string): Binding {
 
 /** Validates a parsed policy document; `source` names it in errors. Throws `invalid_policy`. */
 export function parsePolicy(doc: unknown, source: string): Policy {
-  const d = object(doc, source, '(top level)', ['version', 'description', 'identities']);
-  if (d.version !== 1) fail(source, 'version', 'must be 1');
-  if (!Array.isArray(d.identities)) fail(source, 'identities', 'must be an array');
-  if (d.identities.length > MAX_BINDINGS) fail(source, 'identities', `has more than ${MAX_BINDINGS} entries`);
-  const bindings = d.identities.map((b, i) => parseBinding(b, source, `identities[${i}]`));
-  const seen = new Map<string, number>();
-  bindings.forEach((b, i) => {
-    const key = `${b.match.kind}\0${b.match.value}`;
-    const first = seen.get(key);
-    if (first !== undefined) {
-      fail(source, `identities[${i}].match`, `repeats identities[${first}].match (${b.match.kind} ${b.match.value})`);
-    }
-    seen.set(key, i);
-  });
+  const bindings = bindingsOf(
+    doc,
+    (f, why) => fail(source, f, why),
+    (b, field) => parseBinding(b, source, field),
+    { unknownWhy: UNKNOWN, repeatDetail: (b) => ` (${b.match.kind} ${b.match.value})` },
+  );
   return { source, bindings };
 }
 
