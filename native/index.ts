@@ -14,6 +14,7 @@
 import type { CryptoBackend, RawKeyInfo, RawKeyRef } from './ts/backend.ts';
 import type { BackendErrorCode } from './ts/backend-error.ts';
 import { type BackendName, backendByName, selectBackend } from './ts/load.ts';
+import { checkSpliceSpans, type SealBatch, sealSpliceVia } from './ts/seal-splice.ts';
 
 export type { RawKeyInfo as KeyInfo } from './ts/backend.ts';
 export type { BackendName } from './ts/load.ts';
@@ -217,6 +218,49 @@ export class KeyHandle {
     }
     const wrappedKey = out[0] as Buffer;
     return { wrappedKey, sealed: out.slice(1) };
+  }
+
+  /**
+   * dataKeySealBatch of spans of `body`, written into a new body in one call
+   * (contract: ts/seal-splice.ts): each value span replaced by the JSON
+   * string `"` ‖ textHead ‖ base64url(header ‖ wrapped ‖ sealed) ‖ `"`. The
+   * plaintexts are read in place. With an envelope engine, runs through its
+   * dataKeySealBatch.
+   */
+  dataKeySealSplice(
+    wrapAad: Uint8Array,
+    body: Uint8Array,
+    spans: Uint32Array,
+    contexts: readonly Uint8Array[],
+    heads: { aadHead: Uint8Array; textHead: Uint8Array; header: Uint8Array },
+  ): Buffer {
+    const { aadHead, textHead, header } = heads;
+    if (this.#envelope) {
+      try {
+        checkSpliceSpans(body.length, spans, contexts);
+      } catch (err) {
+        rethrow(err);
+      }
+      // The engine's own errors pass as they are, as in dataKeySealBatch.
+      const engine = this.#envelope;
+      const plain = this.plain();
+      const seal: SealBatch = (w, pts, aads) => engine.dataKeySealBatch(plain, w, pts, aads);
+      return sealSpliceVia(seal, wrapAad, body, spans, contexts, aadHead, textHead, header);
+    }
+    try {
+      return this.#crypto.backend.dataKeySealSplice(
+        this.#ref,
+        wrapAad,
+        body,
+        spans,
+        contexts,
+        aadHead,
+        textHead,
+        header,
+      );
+    } catch (err) {
+      rethrow(err);
+    }
   }
 
   /** Inverse of dataKeySealBatch over items that may carry different wrapped data keys; `null` per failed item. */

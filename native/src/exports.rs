@@ -21,6 +21,7 @@ use crate::kdf;
 use crate::keys::{self, KeyHandle, Slot, KEY_LEN};
 use crate::napi::{self, Env, RawCallback, RawEnv, RawInfo, RawValue, Tagged, TypeTag};
 use crate::ossl::random_bytes;
+use crate::seal_splice;
 use crate::shamir::{self, SHARE_LEN};
 use crate::sys;
 use crate::transport;
@@ -400,6 +401,38 @@ fn data_key_seal_batch(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
     })
 }
 
+/// `dataKeySealSplice(kek, wrapAad, body, spans, contexts[], aadHead, textHead, header)` → Buffer:
+/// the body with each span's value replaced by its envelope text (see [`seal_splice`]).
+/// The output has a backing store of its own: it holds the body's other bytes.
+fn data_key_seal_splice(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
+    let [kek, wrap_aad, body, spans, contexts, aad_head, text_head, header] = *args else {
+        return Err(Error::arg(
+            "dataKeySealSplice(kek, wrapAad, body, spans, contexts, aadHead, textHead, header)",
+        ));
+    };
+    let kek = live_key(&env, kek, "dataKeySealSplice: kek")?;
+    let wrap_aad = env.bytes(wrap_aad, "dataKeySealSplice: wrapAad")?;
+    let body = env.bytes(body, "dataKeySealSplice: body")?;
+    let items =
+        seal_splice::items_from_spans(&env.u32s(spans, "dataKeySealSplice: spans")?, body.len())?;
+    let ctx_items = env.array_items(
+        contexts,
+        "dataKeySealSplice: contexts",
+        code::INVALID_ARGUMENT,
+    )?;
+    let contexts = env.bytes_list(&ctx_items, "dataKeySealSplice: contexts")?;
+    let heads = seal_splice::SpliceHeads {
+        aad_head: env.bytes(aad_head, "dataKeySealSplice: aadHead")?,
+        text_head: env.bytes(text_head, "dataKeySealSplice: textHead")?,
+        header: env.bytes(header, "dataKeySealSplice: header")?,
+    };
+    let len = seal_splice::output_len(body.len(), &items, &heads)?;
+    let (value, out) = env.new_buffer(len)?;
+    kek.count_encryptions(1);
+    kek.with_key(|k| seal_splice::seal_splice(k, wrap_aad, body, &items, &contexts, &heads, out))?;
+    Ok(value)
+}
+
 /// `dataKeyOpenBatch(kek, wrappedKeys[], wrapAads[], sealed[], aads[])` → (Buffer | null)[].
 fn data_key_open_batch(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
     let [kek, wrapped, wrap_aads, sealed, aads] = *args else {
@@ -643,6 +676,7 @@ exports! {
     c"unwrapKey" => js_unwrap_key(3) = unwrap_key,
     c"dataKeySealBatch" => js_data_key_seal_batch(4) = data_key_seal_batch,
     c"dataKeyOpenBatch" => js_data_key_open_batch(5) = data_key_open_batch,
+    c"dataKeySealSplice" => js_data_key_seal_splice(8) = data_key_seal_splice,
     c"hmacSha256" => js_hmac_sha256(2) = hmac_sha256,
     c"deriveKey" => js_derive_key(3) = derive_key,
     c"shamirSplit" => js_shamir_split(3) = shamir_split,

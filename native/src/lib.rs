@@ -25,6 +25,7 @@ pub mod kdf;
 pub mod key_pool;
 pub mod keys;
 pub mod ossl;
+pub mod seal_splice;
 pub mod shamir;
 pub mod sys;
 pub mod transport;

@@ -30,6 +30,7 @@ const VT_NUMBER: c_int = 3;
 const VT_EXTERNAL: c_int = 8;
 const TA_UINT8: c_int = 1;
 const TA_UINT8_CLAMPED: c_int = 2;
+const TA_UINT32: c_int = 6;
 /// Most arguments any export takes.
 const MAX_ARGS: usize = 8;
 
@@ -482,6 +483,12 @@ impl<'cb> Env<'cb> {
     /// Pointer and length of a Uint8Array (Buffer included) or
     /// Uint8ClampedArray; `None` for any other value.
     fn typed_bytes(&self, value: RawValue) -> Result<Option<(*mut u8, usize)>> {
+        self.typed_view(value, &[TA_UINT8, TA_UINT8_CLAMPED])
+    }
+
+    /// Pointer and element count of a typed array whose element type is one
+    /// of `kinds`; `None` for any other value.
+    fn typed_view(&self, value: RawValue, kinds: &[c_int]) -> Result<Option<(*mut u8, usize)>> {
         let mut is = false;
         // SAFETY: valid env and out pointer.
         let st = unsafe { napi_is_typedarray(self.raw, value, &mut is) };
@@ -504,7 +511,7 @@ impl<'cb> Env<'cb> {
             )
         };
         self.check(st, "napi_get_typedarray_info")?;
-        if kind != TA_UINT8 && kind != TA_UINT8_CLAMPED {
+        if !kinds.contains(&kind) {
             return Ok(None);
         }
         // Node-API's `data` already includes `byte_offset` (it points at the
@@ -578,6 +585,27 @@ impl<'cb> Env<'cb> {
         // does not move). The view is held by this callback's handle scope and
         // no JS runs until the callback returns, so the bytes stay valid for 'cb.
         Ok(unsafe { std::slice::from_raw_parts(data, len) })
+    }
+
+    /// The elements of a Uint32Array argument, copied (a few per call).
+    pub fn u32s(&self, value: RawValue, what: &str) -> Result<Vec<u32>> {
+        let (data, len) = self
+            .typed_view(value, &[TA_UINT32])?
+            .ok_or_else(|| Error::arg(format!("{what} must be a Uint32Array")))?;
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let bytes = len
+            .checked_mul(4)
+            .ok_or_else(|| Error::internal("Uint32Array length"))?;
+        // SAFETY: Node-API reported `len` 4-byte elements at `data`, the
+        // view's live, non-shared backing store (see `bytes`); read as bytes,
+        // so no alignment is assumed, and copied before any JS runs.
+        let raw = unsafe { std::slice::from_raw_parts(data, bytes) };
+        Ok(raw
+            .chunks_exact(4)
+            .map(|c| u32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
     }
 
     /// The writable bytes of a Uint8Array argument as a raw range, valid for

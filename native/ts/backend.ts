@@ -90,6 +90,25 @@ export interface CryptoBackend {
     aads: readonly Uint8Array[],
   ): Buffer[];
   /**
+   * Envelope encryption of spans of a text body, spliced into a new body in
+   * one call (ts/seal-splice.ts states the contract; src/seal_splice.rs is
+   * the native one): one fresh data key wrapped under `kek` with `wrapAad`,
+   * `body[plaintext span]` of each item sealed under it, each value span
+   * replaced by `"` ‖ textHead ‖ base64url(header ‖ wrapped ‖ sealed) ‖ `"`.
+   * `spans` holds 4 numbers per item (value start/end, plaintext start/end),
+   * values in order and not overlapping; one context per item, ≤ 4096 bytes.
+   */
+  dataKeySealSplice(
+    kek: RawKeyRef,
+    wrapAad: Uint8Array,
+    body: Uint8Array,
+    spans: Uint32Array,
+    contexts: readonly Uint8Array[],
+    aadHead: Uint8Array,
+    textHead: Uint8Array,
+    header: Uint8Array,
+  ): Buffer;
+  /**
    * The inverse: item i is opened with the data key unwrapped from `wrappedKeys[i]`
    * (under `kek`, AAD `wrapAads[i]`); consecutive identical wrapped keys are unwrapped once.
    * `null` for an item whose data key or ciphertext fails authentication.

@@ -21,6 +21,7 @@ import {
 import type { BackendStatus, CryptoBackend, RawKeyInfo, RawKeyRef } from './backend.ts';
 import { backendError } from './backend-error.ts';
 import { gfInterpolateAtZero, gfPolyEval } from './gf256.ts';
+import { checkSpliceSpans, type SealBatch, sealSpliceVia } from './seal-splice.ts';
 
 const KEY_LEN = 32;
 /** Read once at start-up, like the native module: a later change of the environment cannot enable it. */
@@ -278,6 +279,16 @@ export const nodeBackend: CryptoBackend = {
     } finally {
       dek.fill(0);
     }
+  },
+
+  dataKeySealSplice(kek, wrapAad, body, spans, contexts, aadHead, textHead, header) {
+    slotOf(kek); // the key first, as the native module does
+    checkSpliceSpans(bytesArg(body, 'body').length, spans, contexts);
+    const sealBatch: SealBatch = (w, pts, aads) => {
+      const [wrappedKey, ...sealed] = this.dataKeySealBatch(kek, w, pts, aads);
+      return { wrappedKey: wrappedKey as Buffer, sealed };
+    };
+    return sealSpliceVia(sealBatch, wrapAad, body, spans, contexts, aadHead, textHead, header);
   },
 
   dataKeyOpenBatch(kek, wrappedKeys, wrapAads, sealed, aads) {

@@ -19,6 +19,7 @@ const KEY_HANDLE_MEMBERS = [
   'dataKeyOpenBatch',
   'dataKeyRewrapForTransport',
   'dataKeySealBatch',
+  'dataKeySealSplice',
   'derive',
   'destroy',
   'hmac',
@@ -47,6 +48,7 @@ const BACKEND_MEMBERS = [
   'dataKeyOpenBatch',
   'dataKeyRewrapForTransport',
   'dataKeySealBatch',
+  'dataKeySealSplice',
   'deriveKey',
   'hmacSha256',
   'insecureExportKey',
@@ -176,6 +178,11 @@ for (const name of BACKENDS) {
         ['unwrap', () => k.unwrap(wrapped, empty)],
         ['dataKeySealBatch', () => k.dataKeySealBatch(empty, [], [])],
         ['dataKeyOpenBatch', () => k.dataKeyOpenBatch([], [], [], [])],
+        // The key is checked before the (here invalid) spans.
+        [
+          'dataKeySealSplice',
+          () => k.dataKeySealSplice(empty, empty, new Uint32Array(0), [], { aadHead: empty, textHead: empty, header: empty }),
+        ],
         ['hmac', () => k.hmac(empty)],
         ['derive', () => k.derive(empty, empty)],
         ['splitRaw', () => k.splitRaw(2, 3)],

@@ -7,10 +7,13 @@ import type { KeyHandle } from '../../../native/index.ts';
 import { KcmError } from '../errors.ts';
 import {
   dataKeyWrapAad,
+  ENVELOPE_TEXT_HEAD,
   encodeFieldHeader,
   type FieldEnvelope,
   type FieldKeyRef,
   fieldAad,
+  fieldAadHead,
+  MAX_CONTEXT_BYTES,
   MAX_FIELD_PLAINTEXT,
   parseEnvelope,
   serializeEnvelope,
@@ -32,8 +35,20 @@ export type FieldOpenResult = { ok: true; plaintext: Buffer } | { ok: false; rea
 /** Finds the L3 key version a ciphertext names, or undefined when this caller cannot have it. */
 export type FieldKeyResolver = (ref: FieldKeyRef) => KeyHandle | undefined;
 
+interface RefBytes {
+  header: Buffer;
+  wrapAad: Buffer;
+  /** fieldAadHead(header): the AADs' common start, for encryptFieldsInto. */
+  aadHead: Buffer;
+}
+
+function newRefBytes(ref: FieldKeyRef): RefBytes {
+  const header = encodeFieldHeader(ref);
+  return { header, wrapAad: dataKeyWrapAad(ref), aadHead: fieldAadHead(header) };
+}
+
 /** The field header and data-key wrap AAD of key references in use (see refBytes). */
-const refCache = new Map<string, { header: Buffer; wrapAad: Buffer }>();
+const refCache = new Map<string, RefBytes>();
 const REF_CACHE_MAX = 1024;
 
 /**
@@ -43,13 +58,13 @@ const REF_CACHE_MAX = 1024;
  * one; past REF_CACHE_MAX references it starts over. The buffers are shared:
  * callers read them, never write them.
  */
-function refBytes(ref: FieldKeyRef): { header: Buffer; wrapAad: Buffer } {
+function refBytes(ref: FieldKeyRef): RefBytes {
   // Only a number may share a cache entry: '1' must fail validation, not find 1's bytes.
-  if (typeof ref.keyVersion !== 'number') return { header: encodeFieldHeader(ref), wrapAad: dataKeyWrapAad(ref) };
+  if (typeof ref.keyVersion !== 'number') return newRefBytes(ref);
   const id = `${ref.tenant.length}:${ref.tenant}${ref.keyId.length}:${ref.keyId}${ref.keyVersion}`;
   let bytes = refCache.get(id);
   if (!bytes) {
-    bytes = { header: encodeFieldHeader(ref), wrapAad: dataKeyWrapAad(ref) };
+    bytes = newRefBytes(ref);
     if (refCache.size >= REF_CACHE_MAX) refCache.clear();
     refCache.set(id, bytes);
   }
@@ -80,6 +95,38 @@ export function encryptFields(
   }
   const { wrappedKey, sealed } = l3.dataKeySealBatch(wrapAad, plaintexts, aads);
   return sealed.map((s) => serializeEnvelope(header, wrappedKey, s));
+}
+
+/**
+ * encryptFields over spans of a body, written into a new body in one backend
+ * call: item i seals `body[spans[4i+2], spans[4i+3])` bound to `contexts[i]`
+ * and replaces `body[spans[4i], spans[4i+1])` with the JSON string of its
+ * envelope (the text encryptFields answers, in quotes; envelopes need no JSON
+ * escape). Every other byte is copied. Value spans must be in ascending
+ * order and must not overlap. The plaintexts are read in place, never
+ * copied. Throws KcmError `plaintext_too_large`, `invalid_context`,
+ * `format_header` (bad ref); CryptoError `invalid_argument` for bad spans.
+ */
+export function encryptFieldsInto(
+  l3: KeyHandle,
+  ref: FieldKeyRef,
+  body: Uint8Array,
+  spans: Uint32Array,
+  contexts: readonly Uint8Array[],
+): Buffer {
+  if (spans.length !== 4 * contexts.length) {
+    throw new KcmError('invalid_argument', 'spans and contexts differ in length');
+  }
+  for (let i = 0; i < contexts.length; i++) {
+    if ((spans[4 * i + 3] as number) - (spans[4 * i + 2] as number) > MAX_FIELD_PLAINTEXT) {
+      throw new KcmError('plaintext_too_large', `item ${i} exceeds ${MAX_FIELD_PLAINTEXT} bytes`);
+    }
+    if ((contexts[i] as Uint8Array).length > MAX_CONTEXT_BYTES) {
+      throw new KcmError('invalid_context', `context longer than ${MAX_CONTEXT_BYTES} bytes`);
+    }
+  }
+  const { header, wrapAad, aadHead } = refBytes(ref);
+  return l3.dataKeySealSplice(wrapAad, body, spans, contexts, { aadHead, textHead: ENVELOPE_TEXT_HEAD, header });
 }
 
 function formatReason(err: unknown): FieldFailureReason {

@@ -72,6 +72,14 @@ export function dataKeyWrapAad(ref: FieldKeyRef): Buffer {
   return wrapAad(serviceKeyRef(ref), { kind: KeyKind.data, tenant: ref.tenant, keyId: '', version: 0 });
 }
 
+/** What every field AAD under `header` starts with, before the context's length: "okcm/field/v1\0" ‖ header (see fieldAad). */
+export function fieldAadHead(header: Uint8Array): Buffer {
+  return Buffer.concat([FIELD_DOMAIN, header]);
+}
+
+/** The envelope text's first characters ("okcm:1:"), as bytes: what serializeEnvelope writes before the base64url. */
+export const ENVELOPE_TEXT_HEAD: Readonly<Buffer> = Buffer.from(PREFIX_V1, 'latin1');
+
 /** AAD of a field: "okcm/field/v1\0" ‖ header ‖ u32be(len(context)) ‖ context. Throws `invalid_context` past 4 KiB. */
 export function fieldAad(header: Uint8Array, context: Uint8Array): Buffer {
   if (context.length > MAX_CONTEXT_BYTES) {

@@ -20,6 +20,7 @@
 import { isUtf8 } from 'node:buffer';
 import {
   encryptFields,
+  encryptFieldsInto,
   type FieldFailureReason,
   type FieldOpenResult,
   openParsedFields,
@@ -203,12 +204,32 @@ function edit(t: FieldTarget, text: string | Uint8Array): JsonEdit {
 }
 
 /**
+ * The bytes of `body` a target's plaintext is, as a range, or undefined when
+ * they are not in the body as they are (an escaped string, whose value must
+ * be decoded: {@link encodeValue}). Throws as encodeValue does.
+ */
+function plaintextSpan(rule: FieldRule, t: FieldTarget): [number, number] | undefined {
+  const { node } = t;
+  if (rule.nonString === 'stringify') return [node.start, node.end];
+  if (node.type !== 'string') {
+    throw new KcmError('selector_type_mismatch', `${concretePath(rule.selector, t.indices)} is a ${node.type}`);
+  }
+  return node.escaped === true ? undefined : [node.start + 1, node.end - 1];
+}
+
+/**
  * Encrypts every field `req.route.request` selects in `body` (scanned with
- * {@link planFor}`(route.request)`), with one encryptFields call. Returns the
+ * {@link planFor}`(route.request)`), with one backend call. Returns the
  * report (`encrypted` = fields done) with the new body. Throws KcmError:
  * `selector_missing`, `selector_type_mismatch`, `too_many_fields`
  * (field-targets.ts), `plaintext_too_large`, and whatever the key provider
  * throws.
+ *
+ * When every plaintext lies in the body as it is (no escaped string, the
+ * usual case), the backend seals the spans in place and writes the new body
+ * itself (encryptFieldsInto: no plaintext copied, no envelope string made);
+ * otherwise the decoded values are sealed (encryptFields) and spliced here.
+ * Both check the targets in the same order and give the same errors.
  */
 export async function encryptRequestFields(body: ScannedJson, req: TransformRequest): Promise<TransformReport> {
   const report = emptyReport();
@@ -216,20 +237,68 @@ export async function encryptRequestFields(body: ScannedJson, req: TransformRequ
   if (route.request.length === 0) return report;
   const targets = collectTargets(body.root, route.request, route.limits.maxFields);
   if (targets.length === 0) return report;
+  const n = targets.length;
+  const contexts: Buffer[] = new Array(n);
+  // Item k: value start, value end, plaintext start, plaintext end; in target order, then in body order.
+  let spans: Uint32Array = new Uint32Array(4 * n);
+  let sorted = true;
+  for (let i = 0; i < n; i++) {
+    const t = targets[i] as FieldTarget;
+    const rule = route.request[t.rule] as FieldRule;
+    const pt = plaintextSpan(rule, t);
+    // Started over on the decoding path, which checks every target again in the same order.
+    if (pt === undefined) return encryptDecoded(body, req, targets);
+    contexts[i] = contextOf(body, req, rule, t);
+    spans[4 * i] = t.node.start;
+    spans[4 * i + 1] = t.node.end;
+    spans[4 * i + 2] = pt[0];
+    spans[4 * i + 3] = pt[1];
+    if (i > 0 && t.node.start < (spans[4 * i - 4] as number)) sorted = false;
+  }
+  const pending = req.keys.encryptKey(req.tenant, route.keyId);
+  const key = checkedKey(req, isPromise(pending) ? await pending : pending);
+  let ordered = contexts;
+  if (!sorted) [spans, ordered] = inBodyOrder(spans, contexts);
+  report.body = encryptFieldsInto(key.handle, key.ref, body.bytes, spans, ordered);
+  report.keyVersion = key.ref.keyVersion;
+  report.encrypted = n;
+  return report;
+}
+
+/** The items of `spans` (4 numbers each) and their contexts, sorted by value start. */
+function inBodyOrder(spans: Uint32Array, contexts: readonly Buffer[]): [Uint32Array, Buffer[]] {
+  const order = contexts.map((_, i) => i).sort((a, b) => (spans[4 * a] as number) - (spans[4 * b] as number));
+  const out = new Uint32Array(spans.length);
+  order.forEach((i, k) => out.set(spans.subarray(4 * i, 4 * i + 4), 4 * k));
+  return [out, order.map((i) => contexts[i] as Buffer)];
+}
+
+/** `key`, checked to be of the tenant and key id the request asked for. */
+function checkedKey<K extends { ref: FieldKeyRef }>(req: TransformRequest, key: K): K {
+  if (key.ref.tenant !== req.tenant || key.ref.keyId !== req.route.keyId) {
+    throw new KcmError('internal_error', 'the key provider returned a key of another tenant or key id');
+  }
+  return key;
+}
+
+/** encryptRequestFields for targets some of which must be decoded (escaped strings). */
+async function encryptDecoded(
+  body: ScannedJson,
+  req: TransformRequest,
+  targets: readonly FieldTarget[],
+): Promise<TransformReport> {
+  const report = emptyReport();
   const plaintexts: Buffer[] = new Array(targets.length);
   const contexts: Buffer[] = new Array(targets.length);
   try {
     for (let i = 0; i < targets.length; i++) {
       const t = targets[i] as FieldTarget;
-      const rule = route.request[t.rule] as FieldRule;
+      const rule = req.route.request[t.rule] as FieldRule;
       plaintexts[i] = encodeValue(body.bytes, rule, t);
       contexts[i] = contextOf(body, req, rule, t);
     }
-    const pending = req.keys.encryptKey(req.tenant, route.keyId);
-    const key = isPromise(pending) ? await pending : pending;
-    if (key.ref.tenant !== req.tenant || key.ref.keyId !== route.keyId) {
-      throw new KcmError('internal_error', 'the key provider returned a key of another tenant or key id');
-    }
+    const pending = req.keys.encryptKey(req.tenant, req.route.keyId);
+    const key = checkedKey(req, isPromise(pending) ? await pending : pending);
     const sealed = encryptFields(key.handle, key.ref, plaintexts, contexts);
     report.keyVersion = key.ref.keyVersion;
     // Envelopes are "okcm:" plus base64url: nothing in them needs a JSON escape.

@@ -82,14 +82,20 @@ function order() {
 
 /** Counts the native batch calls made through every handle of `keys`. */
 function countCalls(keys: ReturnType<typeof keysFor>) {
-  const counts = { seal: 0, open: 0 };
+  const counts = { seal: 0, open: 0, spliced: 0 };
   for (const tenant of ['acme', 'globex']) {
     const h = keys.decryptKey({ tenant, keyId: 'k', keyVersion: 1 }) as KeyHandle;
     const seal = h.dataKeySealBatch.bind(h);
+    const splice = h.dataKeySealSplice.bind(h);
     const open = h.dataKeyOpenBatch.bind(h);
     h.dataKeySealBatch = (...a: Parameters<KeyHandle['dataKeySealBatch']>) => {
       counts.seal++;
       return seal(...a);
+    };
+    h.dataKeySealSplice = (...a: Parameters<KeyHandle['dataKeySealSplice']>) => {
+      counts.seal++;
+      counts.spliced++;
+      return splice(...a);
     };
     h.dataKeyOpenBatch = (...a: Parameters<KeyHandle['dataKeyOpenBatch']>) => {
       counts.open++;
@@ -117,6 +123,27 @@ describe('JSON field transform', () => {
     assert.equal(dec.decrypted, 6);
     assert.equal(calls.open, 1);
     assert.deepEqual(doc, order());
+  });
+
+  it('seals in place when no value needs decoding, in any member order; an escaped value takes the decoding path', async () => {
+    const keys = keysFor(crypto);
+    const calls = countCalls(keys);
+    // Members in another order than the rules: the spans are sorted before the call.
+    const { card, meta, email, ...rest } = order();
+    const reordered = { meta, email, ...rest, card };
+    const enc = await encryptDoc(reordered, request(orderRoute, keys, { params }));
+    assert.equal(enc.encrypted, 6);
+    assert.deepEqual([calls.seal, calls.spliced], [1, 1]);
+    assertNoMarker(JSON.stringify(reordered));
+    await decryptDoc(reordered, { ...request(orderRoute, keys, { params }), caller: READER });
+    assert.deepEqual(reordered, { meta, email, ...rest, card });
+    // A quote and a newline are escaped in the body: that value is decoded, then sealed.
+    const escaped = { ...order(), email: `"a"\n@${MARKER}` };
+    await encryptDoc(escaped, request(orderRoute, keys, { params }));
+    assert.deepEqual([calls.seal, calls.spliced], [2, 1]);
+    assertNoMarker(JSON.stringify(escaped));
+    await decryptDoc(escaped, { ...request(orderRoute, keys, { params }), caller: READER });
+    assert.equal(escaped.email, `"a"\n@${MARKER}`);
   });
 
   it('masks for callers who may not read, without decrypting, or passes the ciphertext where the rule says so', async () => {

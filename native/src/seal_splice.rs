@@ -1,0 +1,419 @@
+//! Envelope encryption of spans of a text body, written straight into a new
+//! body: the gateway's request transform in one native call.
+//!
+//! Item i names two byte ranges of `body`: `value` (the JSON value to
+//! replace) and `plaintext` (the bytes to seal; usually inside `value`). One
+//! fresh data key is wrapped under the KEK ([`aead::data_key_seal_batch`]),
+//! item i is sealed under it with AAD `aad_head ‖ u32be(len context_i) ‖
+//! context_i`, and the output is `body` with every `value` range replaced by
+//!
+//! ```text
+//! '"' ‖ text_head ‖ base64url(header ‖ wrapped data key ‖ nonce ‖ ct ‖ tag) ‖ '"'
+//! ```
+//!
+//! (RFC 4648 §5, unpadded). Every other byte is copied as it is. With the
+//! envelope's prefix as `text_head` and its field header as `header`, each
+//! replacement is the JSON string of a field envelope (SPEC §5), exactly what
+//! `serializeEnvelope` writes. Nothing here knows JSON: the caller's scanner
+//! chose the ranges. Plaintexts are read in place from `body`, never copied;
+//! the AADs and sealed bytes (public) go through one scratch allocation each.
+
+use crate::aead::{self, OVERHEAD, WRAPPED_LEN};
+use crate::error::{Error, Result};
+use crate::keys::KEY_LEN;
+
+/// One item: byte ranges of the body, `start..end`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpliceItem {
+    pub value: (usize, usize),
+    pub plaintext: (usize, usize),
+}
+
+/// The fixed parts of every replacement and AAD.
+pub struct SpliceHeads<'a> {
+    /// Start of every AAD (for fields: the field domain and header).
+    pub aad_head: &'a [u8],
+    /// Written after the opening quote (for fields: `okcm:1:`).
+    pub text_head: &'a [u8],
+    /// First bytes of every encoded envelope (for fields: the field header).
+    pub header: &'a [u8],
+}
+
+/// Longest context, as the field AAD allows (SPEC §5.3).
+pub const MAX_CONTEXT: usize = 4096;
+
+const BASE64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// Length of the unpadded base64url text of `n` bytes.
+pub fn base64url_len(n: usize) -> usize {
+    n / 3 * 4 + [0, 2, 3][n % 3]
+}
+
+/// Writes the unpadded base64url text of `src` into `dst`, which must be
+/// exactly [`base64url_len`]`(src.len())` bytes.
+pub fn base64url_into(src: &[u8], dst: &mut [u8]) -> Result<()> {
+    if dst.len() != base64url_len(src.len()) {
+        return Err(Error::internal("base64url: output length"));
+    }
+    let sym = |v: u32| BASE64URL[(v & 63) as usize];
+    let mut chunks = src.chunks_exact(3);
+    let mut out = dst.chunks_mut(4);
+    for (c, o) in (&mut chunks).zip(&mut out) {
+        let v = u32::from(c[0]) << 16 | u32::from(c[1]) << 8 | u32::from(c[2]);
+        o.copy_from_slice(&[sym(v >> 18), sym(v >> 12), sym(v >> 6), sym(v)]);
+    }
+    match (chunks.remainder(), out.next()) {
+        ([], None) => {}
+        ([a], Some(o)) => {
+            let v = u32::from(*a) << 16;
+            o.copy_from_slice(&[sym(v >> 18), sym(v >> 12)]);
+        }
+        ([a, b], Some(o)) => {
+            let v = u32::from(*a) << 16 | u32::from(*b) << 8;
+            o.copy_from_slice(&[sym(v >> 18), sym(v >> 12), sym(v >> 6)]);
+        }
+        _ => return Err(Error::internal("base64url: output length")),
+    }
+    Ok(())
+}
+
+/// Items from `spans` (4 per item: value start, value end, plaintext start,
+/// plaintext end), checked against a body of `body_len` bytes: every range
+/// inside the body, values in ascending order and not overlapping, at least
+/// one item. `[invalid_argument]` otherwise.
+pub fn items_from_spans(spans: &[u32], body_len: usize) -> Result<Vec<SpliceItem>> {
+    if spans.is_empty() || spans.len() % 4 != 0 {
+        return Err(Error::arg(
+            "dataKeySealSplice: spans must hold 4 numbers per item, at least one item",
+        ));
+    }
+    let range = |s: u32, e: u32| {
+        let (s, e) = (s as usize, e as usize);
+        if s <= e && e <= body_len {
+            Ok((s, e))
+        } else {
+            Err(Error::arg(
+                "dataKeySealSplice: a span lies outside the body",
+            ))
+        }
+    };
+    let mut items = Vec::with_capacity(spans.len() / 4);
+    let mut previous_end = 0;
+    for s in spans.chunks_exact(4) {
+        let value = range(s[0], s[1])?;
+        if value.0 < previous_end {
+            return Err(Error::arg(
+                "dataKeySealSplice: value spans must be in order and must not overlap",
+            ));
+        }
+        previous_end = value.1;
+        items.push(SpliceItem {
+            value,
+            plaintext: range(s[2], s[3])?,
+        });
+    }
+    Ok(items)
+}
+
+/// Length of the encoded envelope of a plaintext of `len` bytes (before base64url).
+fn envelope_len(heads: &SpliceHeads<'_>, len: usize) -> Option<usize> {
+    heads
+        .header
+        .len()
+        .checked_add(WRAPPED_LEN)?
+        .checked_add(len)?
+        .checked_add(OVERHEAD)
+}
+
+/// Length of the output body; `[invalid_argument]` when it would overflow.
+pub fn output_len(body_len: usize, items: &[SpliceItem], heads: &SpliceHeads<'_>) -> Result<usize> {
+    let mut total = body_len;
+    for it in items {
+        let text = envelope_len(heads, it.plaintext.1 - it.plaintext.0)
+            .map(base64url_len)
+            .and_then(|b| b.checked_add(2 + heads.text_head.len()));
+        total = text
+            .and_then(|t| total.checked_sub(it.value.1 - it.value.0)?.checked_add(t))
+            .ok_or_else(|| Error::arg("dataKeySealSplice: output too large"))?;
+    }
+    Ok(total)
+}
+
+/// Seals the items (see the module notes) under a fresh data key wrapped by
+/// `kek` with `wrap_aad` and writes the new body into `out`, which must be
+/// [`output_len`] bytes. `items` from [`items_from_spans`]; one context per
+/// item, each at most [`MAX_CONTEXT`] bytes.
+pub fn seal_splice(
+    kek: &[u8; KEY_LEN],
+    wrap_aad: &[u8],
+    body: &[u8],
+    items: &[SpliceItem],
+    contexts: &[&[u8]],
+    heads: &SpliceHeads<'_>,
+    out: &mut [u8],
+) -> Result<()> {
+    if contexts.len() != items.len() {
+        return Err(Error::arg(
+            "dataKeySealSplice: one context per item (spans.length / 4)",
+        ));
+    }
+    if contexts.iter().any(|c| c.len() > MAX_CONTEXT) {
+        return Err(Error::arg(
+            "dataKeySealSplice: a context is longer than 4096 bytes",
+        ));
+    }
+    if out.len() != output_len(body.len(), items, heads)? {
+        return Err(Error::internal("dataKeySealSplice: output length"));
+    }
+    // All AADs in one buffer, then sliced.
+    let aad_lens: Vec<usize> = contexts
+        .iter()
+        .map(|c| heads.aad_head.len() + 4 + c.len())
+        .collect();
+    let mut aad_buf = Vec::with_capacity(aad_lens.iter().sum());
+    for c in contexts {
+        aad_buf.extend_from_slice(heads.aad_head);
+        aad_buf.extend_from_slice(&(c.len() as u32).to_be_bytes());
+        aad_buf.extend_from_slice(c);
+    }
+    let aads = split_lens(&aad_buf, &aad_lens);
+    let plaintexts = items
+        .iter()
+        .map(|it| slice(body, it.plaintext))
+        .collect::<Result<Vec<&[u8]>>>()?;
+    // Each envelope in place: header ‖ wrapped ‖ sealed, the sealed part written by the batch.
+    let env_lens = items
+        .iter()
+        .map(|it| envelope_len(heads, it.plaintext.1 - it.plaintext.0))
+        .collect::<Option<Vec<usize>>>()
+        .ok_or_else(|| Error::arg("dataKeySealSplice: output too large"))?;
+    let mut envelopes = vec![0u8; env_lens.iter().sum()];
+    let prefix = heads.header.len() + WRAPPED_LEN;
+    let mut wrapped = [0u8; WRAPPED_LEN];
+    {
+        let mut sealed_outs: Vec<&mut [u8]> = split_lens_mut(&mut envelopes, &env_lens)
+            .into_iter()
+            .map(|e| &mut e[prefix..])
+            .collect();
+        aead::data_key_seal_batch(
+            kek,
+            wrap_aad,
+            &plaintexts,
+            &aads,
+            &mut wrapped,
+            &mut sealed_outs,
+        )?;
+    }
+    let mut at = 0;
+    let mut from = 0;
+    for (it, env) in items.iter().zip(split_lens_mut(&mut envelopes, &env_lens)) {
+        env[..heads.header.len()].copy_from_slice(heads.header);
+        env[heads.header.len()..prefix].copy_from_slice(&wrapped);
+        at = copy_at(out, at, slice(body, (from, it.value.0))?)?;
+        at = copy_at(out, at, b"\"")?;
+        at = copy_at(out, at, heads.text_head)?;
+        let b64 = base64url_len(env.len());
+        let dst = out
+            .get_mut(at..at + b64)
+            .ok_or_else(|| Error::internal("dataKeySealSplice: output length"))?;
+        base64url_into(env, dst)?;
+        at = copy_at(out, at + b64, b"\"")?;
+        from = it.value.1;
+    }
+    at = copy_at(out, at, slice(body, (from, body.len()))?)?;
+    if at != out.len() {
+        return Err(Error::internal("dataKeySealSplice: output length"));
+    }
+    Ok(())
+}
+
+fn slice(body: &[u8], (start, end): (usize, usize)) -> Result<&[u8]> {
+    body.get(start..end)
+        .ok_or_else(|| Error::arg("dataKeySealSplice: a span lies outside the body"))
+}
+
+fn copy_at(out: &mut [u8], at: usize, src: &[u8]) -> Result<usize> {
+    let end = at + src.len();
+    out.get_mut(at..end)
+        .ok_or_else(|| Error::internal("dataKeySealSplice: output length"))?
+        .copy_from_slice(src);
+    Ok(end)
+}
+
+/// `buf` cut into consecutive slices of `lens` (which must sum to its length).
+fn split_lens<'a>(mut buf: &'a [u8], lens: &[usize]) -> Vec<&'a [u8]> {
+    lens.iter()
+        .map(|&n| {
+            let (head, rest) = buf.split_at(n);
+            buf = rest;
+            head
+        })
+        .collect()
+}
+
+fn split_lens_mut<'a>(mut buf: &'a mut [u8], lens: &[usize]) -> Vec<&'a mut [u8]> {
+    lens.iter()
+        .map(|&n| {
+            let (head, rest) = std::mem::take(&mut buf).split_at_mut(n);
+            buf = rest;
+            head
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aead::{data_key_open_batch, EnvelopeItem};
+
+    fn b64_decode(text: &[u8]) -> Vec<u8> {
+        let val = |c: u8| BASE64URL.iter().position(|&s| s == c).unwrap() as u32;
+        let mut out = Vec::new();
+        for chunk in text.chunks(4) {
+            let mut v = 0u32;
+            for (k, &c) in chunk.iter().enumerate() {
+                v |= val(c) << (18 - 6 * k);
+            }
+            let bytes = [(v >> 16) as u8, (v >> 8) as u8, v as u8];
+            out.extend_from_slice(&bytes[..chunk.len() - 1]);
+        }
+        out
+    }
+
+    #[test]
+    fn base64url_matches_rfc4648_vectors() {
+        for (src, want) in [
+            (&b""[..], ""),
+            (b"f", "Zg"),
+            (b"fo", "Zm8"),
+            (b"foo", "Zm9v"),
+            (b"foob", "Zm9vYg"),
+            (b"fooba", "Zm9vYmE"),
+            (b"foobar", "Zm9vYmFy"),
+            (&[0xfb, 0xff, 0xbf], "-_-_"),
+        ] {
+            let mut dst = vec![0u8; base64url_len(src.len())];
+            base64url_into(src, &mut dst).unwrap();
+            assert_eq!(std::str::from_utf8(&dst).unwrap(), want);
+            assert_eq!(b64_decode(&dst), src);
+        }
+        assert!(base64url_into(b"ab", &mut [0u8; 4]).is_err());
+    }
+
+    #[test]
+    fn spans_are_checked() {
+        assert!(items_from_spans(&[], 10).is_err());
+        assert!(items_from_spans(&[0, 1, 0], 10).is_err());
+        assert!(items_from_spans(&[0, 11, 0, 1], 10).is_err()); // past the end
+        assert!(items_from_spans(&[2, 1, 0, 1], 10).is_err()); // reversed
+        assert!(items_from_spans(&[0, 1, 5, 4], 10).is_err());
+        assert!(items_from_spans(&[4, 6, 4, 6, 5, 8, 5, 8], 10).is_err()); // overlap
+        assert!(items_from_spans(&[4, 6, 4, 6, 0, 2, 0, 2], 10).is_err()); // out of order
+        let items = items_from_spans(&[0, 2, 1, 1, 2, 2, 2, 2, 2, 10, 3, 9], 10).unwrap();
+        assert_eq!(items.len(), 3);
+        assert_eq!(items[2].value, (2, 10));
+    }
+
+    #[test]
+    fn replaces_each_value_with_an_envelope_that_opens() {
+        let kek = [7u8; KEY_LEN];
+        let body = br#"{"a":"secret one","n":1,"b":"two","c":"","d":12.50}"#;
+        let find = |s: &str| {
+            let i = body
+                .windows(s.len())
+                .position(|w| w == s.as_bytes())
+                .unwrap();
+            (i, i + s.len())
+        };
+        let (a, b, c, d) = (
+            find("\"secret one\""),
+            find("\"two\""),
+            find("\"\""),
+            find("12.50"),
+        );
+        let spans: Vec<u32> = [a, b, c]
+            .iter()
+            .flat_map(|&(s, e)| [s, e, s + 1, e - 1])
+            .chain([d.0, d.1, d.0, d.1])
+            .map(|v| v as u32)
+            .collect();
+        let items = items_from_spans(&spans, body.len()).unwrap();
+        let heads = SpliceHeads {
+            aad_head: b"domain|hdr",
+            text_head: b"okcm:1:",
+            header: b"HDR",
+        };
+        let contexts: [&[u8]; 4] = [b"ctx-a", b"ctx-b", b"", b"ctx-d"];
+        let mut out = vec![0u8; output_len(body.len(), &items, &heads).unwrap()];
+        seal_splice(&kek, b"wrap", body, &items, &contexts, &heads, &mut out).unwrap();
+        let text = std::str::from_utf8(&out).unwrap();
+        // The bytes between the replacements are the body's.
+        let parts: Vec<&str> = text.split('"').collect();
+        assert_eq!(parts[0], "{");
+        assert_eq!(parts[1], "a");
+        assert_eq!(parts[2], ":");
+        assert!(text.contains(r#"","n":1,"b":"#));
+        assert!(text.ends_with("\"}"));
+        let envelopes: Vec<&str> = parts
+            .iter()
+            .copied()
+            .filter(|p| p.starts_with("okcm:1:"))
+            .collect();
+        assert_eq!(envelopes.len(), 4);
+        let decoded: Vec<Vec<u8>> = envelopes
+            .iter()
+            .map(|e| b64_decode(&e.as_bytes()["okcm:1:".len()..]))
+            .collect();
+        let aads: Vec<Vec<u8>> = contexts
+            .iter()
+            .map(|c| [&b"domain|hdr"[..], &(c.len() as u32).to_be_bytes(), c].concat())
+            .collect();
+        let envs: Vec<EnvelopeItem<'_>> = decoded
+            .iter()
+            .zip(&aads)
+            .map(|(d, aad)| {
+                assert_eq!(&d[..3], b"HDR");
+                EnvelopeItem {
+                    wrapped_key: &d[3..3 + WRAPPED_LEN],
+                    wrap_aad: b"wrap",
+                    sealed: &d[3 + WRAPPED_LEN..],
+                    aad,
+                }
+            })
+            .collect();
+        // One data key for all items.
+        assert!(envs.iter().all(|e| e.wrapped_key == envs[0].wrapped_key));
+        let lens: Vec<usize> = envs.iter().map(|e| e.sealed.len() - OVERHEAD).collect();
+        let mut bufs: Vec<Vec<u8>> = lens.iter().map(|&n| vec![0u8; n]).collect();
+        let mut outs: Vec<&mut [u8]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
+        let ok = data_key_open_batch(&kek, &envs, &mut outs).unwrap();
+        assert_eq!(ok, vec![true; 4]);
+        assert_eq!(bufs[0], b"secret one");
+        assert_eq!(bufs[1], b"two");
+        assert_eq!(bufs[2], b"");
+        assert_eq!(bufs[3], b"12.50");
+        // A context is bound: the first item under the second's AAD fails.
+        let mut swapped = envs.clone();
+        swapped[0].aad = envs[1].aad;
+        let mut outs: Vec<&mut [u8]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
+        assert!(!data_key_open_batch(&kek, &swapped, &mut outs).unwrap()[0]);
+    }
+
+    #[test]
+    fn refuses_mismatched_contexts_and_long_contexts() {
+        let kek = [1u8; KEY_LEN];
+        let body = b"\"x\"";
+        let items = items_from_spans(&[0, 3, 1, 2], 3).unwrap();
+        let heads = SpliceHeads {
+            aad_head: b"",
+            text_head: b"",
+            header: b"",
+        };
+        let mut out = vec![0u8; output_len(3, &items, &heads).unwrap()];
+        assert!(seal_splice(&kek, b"", body, &items, &[], &heads, &mut out).is_err());
+        let long = vec![0u8; MAX_CONTEXT + 1];
+        assert!(seal_splice(&kek, b"", body, &items, &[&long], &heads, &mut out).is_err());
+        assert!(seal_splice(&kek, b"", body, &items, &[b"c"], &heads, &mut out[1..]).is_err());
+        seal_splice(&kek, b"", body, &items, &[b"c"], &heads, &mut out).unwrap();
+    }
+}
