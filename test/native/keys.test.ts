@@ -181,7 +181,12 @@ for (const name of BACKENDS) {
         // The key is checked before the (here invalid) spans.
         [
           'dataKeySealSplice',
-          () => k.dataKeySealSplice(empty, empty, new Uint32Array(0), [], { aadHead: empty, textHead: empty, header: empty }),
+          () =>
+            k.dataKeySealSplice(empty, empty, new Uint32Array(0), [], {
+              aadHead: empty,
+              textHead: empty,
+              header: empty,
+            }),
         ],
         ['hmac', () => k.hmac(empty)],
         ['derive', () => k.derive(empty, empty)],

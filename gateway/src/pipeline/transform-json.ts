@@ -269,7 +269,7 @@ export async function encryptRequestFields(body: ScannedJson, req: TransformRequ
 function inBodyOrder(spans: Uint32Array, contexts: readonly Buffer[]): [Uint32Array, Buffer[]] {
   const order = contexts.map((_, i) => i).sort((a, b) => (spans[4 * a] as number) - (spans[4 * b] as number));
   const out = new Uint32Array(spans.length);
-  order.forEach((i, k) => out.set(spans.subarray(4 * i, 4 * i + 4), 4 * k));
+  for (const [k, i] of order.entries()) out.set(spans.subarray(4 * i, 4 * i + 4), 4 * k);
   return [out, order.map((i) => contexts[i] as Buffer)];
 }
 
