@@ -14,6 +14,7 @@
 import type { CryptoBackend, RawKeyInfo, RawKeyRef } from './ts/backend.ts';
 import type { BackendErrorCode } from './ts/backend-error.ts';
 import { type BackendName, backendByName, selectBackend } from './ts/load.ts';
+import { checkOpenSpans, type OpenBatch, openSpliceVia } from './ts/open-splice.ts';
 import { checkSpliceSpans, type SealBatch, sealSpliceVia } from './ts/seal-splice.ts';
 
 export type { RawKeyInfo as KeyInfo } from './ts/backend.ts';
@@ -263,6 +264,49 @@ export class KeyHandle {
     }
   }
 
+  /**
+   * The inverse of dataKeySealSplice, all or nothing (contract:
+   * ts/open-splice.ts): the body with every value span (`spans`: start, end
+   * per item) replaced by the JSON string of its plaintext, or null when any
+   * item is not an envelope under `heads.header` that opens and holds UTF-8.
+   * Null says nothing of which or why: dataKeyOpenBatch does. With an
+   * envelope engine, runs through its dataKeyOpenBatch.
+   */
+  dataKeyOpenSplice(
+    wrapAad: Uint8Array,
+    body: Uint8Array,
+    spans: Uint32Array,
+    contexts: readonly Uint8Array[],
+    heads: { aadHead: Uint8Array; textHead: Uint8Array; header: Uint8Array },
+  ): Buffer | null {
+    const { aadHead, textHead, header } = heads;
+    if (this.#envelope) {
+      try {
+        checkOpenSpans(body.length, spans, contexts);
+      } catch (err) {
+        rethrow(err);
+      }
+      const engine = this.#envelope;
+      const plain = this.plain();
+      const open: OpenBatch = (w, wa, s, a) => engine.dataKeyOpenBatch(plain, w, wa, s, a);
+      return openSpliceVia(open, wrapAad, body, spans, contexts, aadHead, textHead, header);
+    }
+    try {
+      return this.#crypto.backend.dataKeyOpenSplice(
+        this.#ref,
+        wrapAad,
+        body,
+        spans,
+        contexts,
+        aadHead,
+        textHead,
+        header,
+      );
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
   /** Inverse of dataKeySealBatch over items that may carry different wrapped data keys; `null` per failed item. */
   dataKeyOpenBatch(
     wrappedKeys: readonly Uint8Array[],
@@ -419,3 +463,5 @@ export function cryptoFor(name: BackendName): Crypto {
 export function defaultCrypto(): Crypto {
   return cryptoFor(selectBackend().name);
 }
+
+export { jsonStringBytes } from './ts/json-string.ts';

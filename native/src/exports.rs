@@ -20,6 +20,7 @@ use crate::error::{code, Error, Result};
 use crate::kdf;
 use crate::keys::{self, KeyHandle, Slot, KEY_LEN};
 use crate::napi::{self, Env, RawCallback, RawEnv, RawInfo, RawValue, Tagged, TypeTag};
+use crate::open_splice;
 use crate::ossl::random_bytes;
 use crate::seal_splice;
 use crate::shamir::{self, SHARE_LEN};
@@ -433,6 +434,42 @@ fn data_key_seal_splice(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
     Ok(value)
 }
 
+/// `dataKeyOpenSplice(kek, wrapAad, body, spans, contexts[], aadHead, textHead, header)` →
+/// Buffer | null: the body with each value span replaced by its plaintext's JSON
+/// string, or null when any item falls short (see [`open_splice`]). The output has
+/// a backing store of its own; the plaintexts' scratch is wiped.
+fn data_key_open_splice(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
+    let [kek, wrap_aad, body, spans, contexts, aad_head, text_head, header] = *args else {
+        return Err(Error::arg(
+            "dataKeyOpenSplice(kek, wrapAad, body, spans, contexts, aadHead, textHead, header)",
+        ));
+    };
+    let kek = live_key(&env, kek, "dataKeyOpenSplice: kek")?;
+    let body = env.bytes(body, "dataKeyOpenSplice: body")?;
+    let values =
+        open_splice::values_from_spans(&env.u32s(spans, "dataKeyOpenSplice: spans")?, body.len())?;
+    let ctx_items = env.array_items(
+        contexts,
+        "dataKeyOpenSplice: contexts",
+        code::INVALID_ARGUMENT,
+    )?;
+    let contexts = env.bytes_list(&ctx_items, "dataKeyOpenSplice: contexts")?;
+    let heads = open_splice::OpenHeads {
+        wrap_aad: env.bytes(wrap_aad, "dataKeyOpenSplice: wrapAad")?,
+        aad_head: env.bytes(aad_head, "dataKeyOpenSplice: aadHead")?,
+        text_head: env.bytes(text_head, "dataKeyOpenSplice: textHead")?,
+        header: env.bytes(header, "dataKeyOpenSplice: header")?,
+    };
+    let Some(opened) =
+        kek.with_key(|k| open_splice::open_items(k, body, &values, &contexts, &heads))?
+    else {
+        return env.null();
+    };
+    let (value, out) = env.new_buffer(opened.out_len(body.len(), &values)?)?;
+    opened.write(body, &values, out)?;
+    Ok(value)
+}
+
 /// `dataKeyOpenBatch(kek, wrappedKeys[], wrapAads[], sealed[], aads[])` → (Buffer | null)[].
 fn data_key_open_batch(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
     let [kek, wrapped, wrap_aads, sealed, aads] = *args else {
@@ -677,6 +714,7 @@ exports! {
     c"dataKeySealBatch" => js_data_key_seal_batch(4) = data_key_seal_batch,
     c"dataKeyOpenBatch" => js_data_key_open_batch(5) = data_key_open_batch,
     c"dataKeySealSplice" => js_data_key_seal_splice(8) = data_key_seal_splice,
+    c"dataKeyOpenSplice" => js_data_key_open_splice(8) = data_key_open_splice,
     c"hmacSha256" => js_hmac_sha256(2) = hmac_sha256,
     c"deriveKey" => js_derive_key(3) = derive_key,
     c"shamirSplit" => js_shamir_split(3) = shamir_split,

@@ -16,6 +16,7 @@
 compile_error!("openkcm-native targets Linux (mmap/mlock/madvise constants are Linux values)");
 
 pub mod aead;
+pub mod base64url;
 pub mod error;
 mod fork;
 pub mod gf256;
@@ -24,6 +25,7 @@ mod golden;
 pub mod kdf;
 pub mod key_pool;
 pub mod keys;
+pub mod open_splice;
 pub mod ossl;
 pub mod seal_splice;
 pub mod shamir;

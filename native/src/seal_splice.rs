@@ -19,6 +19,7 @@
 //! the AADs and sealed bytes (public) go through one scratch allocation each.
 
 use crate::aead::{self, OVERHEAD, WRAPPED_LEN};
+use crate::base64url;
 use crate::error::{Error, Result};
 use crate::keys::KEY_LEN;
 
@@ -41,41 +42,6 @@ pub struct SpliceHeads<'a> {
 
 /// Longest context, as the field AAD allows (SPEC §5.3).
 pub const MAX_CONTEXT: usize = 4096;
-
-const BASE64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/// Length of the unpadded base64url text of `n` bytes.
-pub fn base64url_len(n: usize) -> usize {
-    n / 3 * 4 + [0, 2, 3][n % 3]
-}
-
-/// Writes the unpadded base64url text of `src` into `dst`, which must be
-/// exactly [`base64url_len`]`(src.len())` bytes.
-pub fn base64url_into(src: &[u8], dst: &mut [u8]) -> Result<()> {
-    if dst.len() != base64url_len(src.len()) {
-        return Err(Error::internal("base64url: output length"));
-    }
-    let sym = |v: u32| BASE64URL[(v & 63) as usize];
-    let mut chunks = src.chunks_exact(3);
-    let mut out = dst.chunks_mut(4);
-    for (c, o) in (&mut chunks).zip(&mut out) {
-        let v = u32::from(c[0]) << 16 | u32::from(c[1]) << 8 | u32::from(c[2]);
-        o.copy_from_slice(&[sym(v >> 18), sym(v >> 12), sym(v >> 6), sym(v)]);
-    }
-    match (chunks.remainder(), out.next()) {
-        ([], None) => {}
-        ([a], Some(o)) => {
-            let v = u32::from(*a) << 16;
-            o.copy_from_slice(&[sym(v >> 18), sym(v >> 12)]);
-        }
-        ([a, b], Some(o)) => {
-            let v = u32::from(*a) << 16 | u32::from(*b) << 8;
-            o.copy_from_slice(&[sym(v >> 18), sym(v >> 12), sym(v >> 6)]);
-        }
-        _ => return Err(Error::internal("base64url: output length")),
-    }
-    Ok(())
-}
 
 /// Items from `spans` (4 per item: value start, value end, plaintext start,
 /// plaintext end), checked against a body of `body_len` bytes: every range
@@ -130,7 +96,7 @@ pub fn output_len(body_len: usize, items: &[SpliceItem], heads: &SpliceHeads<'_>
     let mut total = body_len;
     for it in items {
         let text = envelope_len(heads, it.plaintext.1 - it.plaintext.0)
-            .map(base64url_len)
+            .map(base64url::encoded_len)
             .and_then(|b| b.checked_add(2 + heads.text_head.len()));
         total = text
             .and_then(|t| total.checked_sub(it.value.1 - it.value.0)?.checked_add(t))
@@ -212,11 +178,11 @@ pub fn seal_splice(
         at = copy_at(out, at, slice(body, (from, it.value.0))?)?;
         at = copy_at(out, at, b"\"")?;
         at = copy_at(out, at, heads.text_head)?;
-        let b64 = base64url_len(env.len());
+        let b64 = base64url::encoded_len(env.len());
         let dst = out
             .get_mut(at..at + b64)
             .ok_or_else(|| Error::internal("dataKeySealSplice: output length"))?;
-        base64url_into(env, dst)?;
+        base64url::encode_into(env, dst)?;
         at = copy_at(out, at + b64, b"\"")?;
         from = it.value.1;
     }
@@ -267,37 +233,9 @@ mod tests {
     use crate::aead::{data_key_open_batch, EnvelopeItem};
 
     fn b64_decode(text: &[u8]) -> Vec<u8> {
-        let val = |c: u8| BASE64URL.iter().position(|&s| s == c).unwrap() as u32;
-        let mut out = Vec::new();
-        for chunk in text.chunks(4) {
-            let mut v = 0u32;
-            for (k, &c) in chunk.iter().enumerate() {
-                v |= val(c) << (18 - 6 * k);
-            }
-            let bytes = [(v >> 16) as u8, (v >> 8) as u8, v as u8];
-            out.extend_from_slice(&bytes[..chunk.len() - 1]);
-        }
+        let mut out = vec![0u8; base64url::decoded_len(text.len()).unwrap()];
+        assert!(base64url::decode_into(text, &mut out));
         out
-    }
-
-    #[test]
-    fn base64url_matches_rfc4648_vectors() {
-        for (src, want) in [
-            (&b""[..], ""),
-            (b"f", "Zg"),
-            (b"fo", "Zm8"),
-            (b"foo", "Zm9v"),
-            (b"foob", "Zm9vYg"),
-            (b"fooba", "Zm9vYmE"),
-            (b"foobar", "Zm9vYmFy"),
-            (&[0xfb, 0xff, 0xbf], "-_-_"),
-        ] {
-            let mut dst = vec![0u8; base64url_len(src.len())];
-            base64url_into(src, &mut dst).unwrap();
-            assert_eq!(std::str::from_utf8(&dst).unwrap(), want);
-            assert_eq!(b64_decode(&dst), src);
-        }
-        assert!(base64url_into(b"ab", &mut [0u8; 4]).is_err());
     }
 
     #[test]

@@ -109,6 +109,23 @@ export interface CryptoBackend {
     header: Uint8Array,
   ): Buffer;
   /**
+   * The inverse of dataKeySealSplice, all or nothing (ts/open-splice.ts states
+   * the contract; src/open_splice.rs is the native one): when every value span
+   * (`spans`: start, end per item) is exactly the JSON string of an envelope
+   * under `header` that opens and holds UTF-8, the body with each value
+   * replaced by its plaintext's JSON string; else null (no reason given).
+   */
+  dataKeyOpenSplice(
+    kek: RawKeyRef,
+    wrapAad: Uint8Array,
+    body: Uint8Array,
+    spans: Uint32Array,
+    contexts: readonly Uint8Array[],
+    aadHead: Uint8Array,
+    textHead: Uint8Array,
+    header: Uint8Array,
+  ): Buffer | null;
+  /**
    * The inverse: item i is opened with the data key unwrapped from `wrappedKeys[i]`
    * (under `kek`, AAD `wrapAads[i]`); consecutive identical wrapped keys are unwrapped once.
    * `null` for an item whose data key or ciphertext fails authentication.

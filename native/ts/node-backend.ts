@@ -21,6 +21,7 @@ import {
 import type { BackendStatus, CryptoBackend, RawKeyInfo, RawKeyRef } from './backend.ts';
 import { backendError } from './backend-error.ts';
 import { gfInterpolateAtZero, gfPolyEval } from './gf256.ts';
+import { checkOpenSpans, type OpenBatch, openSpliceVia } from './open-splice.ts';
 import { checkSpliceSpans, type SealBatch, sealSpliceVia } from './seal-splice.ts';
 
 const KEY_LEN = 32;
@@ -289,6 +290,13 @@ export const nodeBackend: CryptoBackend = {
       return { wrappedKey: wrappedKey as Buffer, sealed };
     };
     return sealSpliceVia(sealBatch, wrapAad, body, spans, contexts, aadHead, textHead, header);
+  },
+
+  dataKeyOpenSplice(kek, wrapAad, body, spans, contexts, aadHead, textHead, header) {
+    slotOf(kek); // the key first, as the native module does
+    checkOpenSpans(bytesArg(body, 'body').length, spans, contexts);
+    const openBatch: OpenBatch = (w, wa, s, a) => this.dataKeyOpenBatch(kek, w, wa, s, a);
+    return openSpliceVia(openBatch, wrapAad, body, spans, contexts, aadHead, textHead, header);
   },
 
   dataKeyOpenBatch(kek, wrappedKeys, wrapAads, sealed, aads) {

@@ -17,6 +17,7 @@ const KEY_HANDLE_MEMBERS = [
   'constructor',
   'dataKeyForTransport',
   'dataKeyOpenBatch',
+  'dataKeyOpenSplice',
   'dataKeyRewrapForTransport',
   'dataKeySealBatch',
   'dataKeySealSplice',
@@ -46,6 +47,7 @@ const CRYPTO_MEMBERS = ['combineRaw', 'constructor', 'generateKey', 'generateTra
 const BACKEND_MEMBERS = [
   'dataKeyForTransport',
   'dataKeyOpenBatch',
+  'dataKeyOpenSplice',
   'dataKeyRewrapForTransport',
   'dataKeySealBatch',
   'dataKeySealSplice',
@@ -178,6 +180,15 @@ for (const name of BACKENDS) {
         ['unwrap', () => k.unwrap(wrapped, empty)],
         ['dataKeySealBatch', () => k.dataKeySealBatch(empty, [], [])],
         ['dataKeyOpenBatch', () => k.dataKeyOpenBatch([], [], [], [])],
+        [
+          'dataKeyOpenSplice',
+          () =>
+            k.dataKeyOpenSplice(empty, empty, new Uint32Array(0), [], {
+              aadHead: empty,
+              textHead: empty,
+              header: empty,
+            }),
+        ],
         // The key is checked before the (here invalid) spans.
         [
           'dataKeySealSplice',

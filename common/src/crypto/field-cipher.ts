@@ -129,6 +129,30 @@ export function encryptFieldsInto(
   return l3.dataKeySealSplice(wrapAad, body, spans, contexts, { aadHead, textHead: ENVELOPE_TEXT_HEAD, header });
 }
 
+/**
+ * decryptFields for a body, all or nothing, in one backend call: when every
+ * value span (`spans`: start, end per item, ascending) is exactly the JSON
+ * string of an envelope of `ref` that opens under `l3` with its context and
+ * holds UTF-8, the body with each value replaced by the JSON string of its
+ * plaintext; otherwise null, with no reason: decryptFields on the same items
+ * says which failed and why. Never throws for what the items hold; a context
+ * over 4 KiB is also a null (decryptFields throws `invalid_context` for it).
+ */
+export function openFieldsInto(
+  l3: KeyHandle,
+  ref: FieldKeyRef,
+  body: Uint8Array,
+  spans: Uint32Array,
+  contexts: readonly Uint8Array[],
+): Buffer | null {
+  if (spans.length !== 2 * contexts.length) {
+    throw new KcmError('invalid_argument', 'spans and contexts differ in length');
+  }
+  for (const c of contexts) if (c.length > MAX_CONTEXT_BYTES) return null;
+  const { header, wrapAad, aadHead } = refBytes(ref);
+  return l3.dataKeyOpenSplice(wrapAad, body, spans, contexts, { aadHead, textHead: ENVELOPE_TEXT_HEAD, header });
+}
+
 function formatReason(err: unknown): FieldFailureReason {
   if (err instanceof KcmError && err.code.startsWith('format_')) return err.code as FieldFailureReason;
   throw err;

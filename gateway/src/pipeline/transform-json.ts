@@ -23,20 +23,21 @@ import {
   encryptFieldsInto,
   type FieldFailureReason,
   type FieldOpenResult,
+  openFieldsInto,
   openParsedFields,
   parseFieldCiphertexts,
 } from '../../../common/src/crypto/field-cipher.ts';
 import { KcmError } from '../../../common/src/errors.ts';
 import { type FieldKeyRef, parseEnvelope } from '../../../common/src/format/envelope.ts';
 import { hasLoneSurrogate } from '../../../common/src/format/unicode.ts';
-import type { KeyHandle } from '../../../native/index.ts';
+import { jsonStringBytes, type KeyHandle } from '../../../native/index.ts';
 import type { CompiledRoute, FieldRule, ResponseFieldRule } from '../policy/policy-types.ts';
 import type { Selector } from '../policy/selector.ts';
 import { fieldContext, type RecordId } from './field-context.ts';
 import { collectTargets, concretePath, type FieldTarget, nodeValue, readRecordId } from './field-targets.ts';
 import type { ScannedJson } from './json-body.ts';
 import { compilePlan, type PlanNode, scanJson } from './json-scan.ts';
-import { type JsonEdit, jsonStringBytes, spliceJson } from './json-splice.ts';
+import { type JsonEdit, spliceJson } from './json-splice.ts';
 import type { FieldKeyProvider } from './key-provider.ts';
 
 /** What one request's transform needs besides the body. */
@@ -258,18 +259,18 @@ export async function encryptRequestFields(body: ScannedJson, req: TransformRequ
   const pending = req.keys.encryptKey(req.tenant, route.keyId);
   const key = checkedKey(req, isPromise(pending) ? await pending : pending);
   let ordered = contexts;
-  if (!sorted) [spans, ordered] = inBodyOrder(spans, contexts);
+  if (!sorted) [spans, ordered] = inBodyOrder(spans, 4, contexts);
   report.body = encryptFieldsInto(key.handle, key.ref, body.bytes, spans, ordered);
   report.keyVersion = key.ref.keyVersion;
   report.encrypted = n;
   return report;
 }
 
-/** The items of `spans` (4 numbers each) and their contexts, sorted by value start. */
-function inBodyOrder(spans: Uint32Array, contexts: readonly Buffer[]): [Uint32Array, Buffer[]] {
-  const order = contexts.map((_, i) => i).sort((a, b) => (spans[4 * a] as number) - (spans[4 * b] as number));
+/** The items of `spans` (`width` numbers each, the value start first) and their contexts, sorted by value start. */
+function inBodyOrder(spans: Uint32Array, width: number, contexts: readonly Buffer[]): [Uint32Array, Buffer[]] {
+  const order = contexts.map((_, i) => i).sort((a, b) => (spans[width * a] as number) - (spans[width * b] as number));
   const out = new Uint32Array(spans.length);
-  for (const [k, i] of order.entries()) out.set(spans.subarray(4 * i, 4 * i + 4), 4 * k);
+  for (const [k, i] of order.entries()) out.set(spans.subarray(width * i, width * i + width), width * k);
   return [out, order.map((i) => contexts[i] as Buffer)];
 }
 
@@ -367,6 +368,60 @@ function ciphertextProblem(value: unknown, tenant: string): FieldAuditReason | u
 }
 
 /**
+ * The response body with every target decrypted in one backend call
+ * (openFieldsInto), or undefined when that cannot be done here: a field the
+ * caller may not read, a JSON-codec (`stringify`) field, a value that is not
+ * an unescaped string, a record id that cannot be read, envelopes of another
+ * tenant, key or L3 version than the first one's, a key that cannot be had,
+ * or any field that fails. decryptResponseFields then does everything again
+ * on its general path, which finds and reports what failed, so the two paths
+ * cannot answer differently; only a successful body comes from here. The key
+ * version is the first ciphertext's.
+ */
+async function openInPlace(
+  body: ScannedJson,
+  req: TransformRequest & { caller: Caller },
+  targets: readonly FieldTarget[],
+  reads: readonly boolean[],
+): Promise<Buffer | undefined> {
+  const n = targets.length;
+  if (n === 0) return undefined;
+  const { route } = req;
+  let spans: Uint32Array = new Uint32Array(2 * n);
+  let contexts: Buffer[] = new Array(n);
+  let sorted = true;
+  let ref: FieldKeyRef;
+  try {
+    for (let i = 0; i < n; i++) {
+      const t = targets[i] as FieldTarget;
+      const rule = route.response[t.rule] as ResponseFieldRule;
+      const { node } = t;
+      if (!reads[t.rule] || rule.nonString === 'stringify' || node.type !== 'string' || node.escaped === true) {
+        return undefined;
+      }
+      contexts[i] = contextOf(body, req, rule, t);
+      spans[2 * i] = node.start;
+      spans[2 * i + 1] = node.end;
+      if (i > 0 && node.start < (spans[2 * i - 2] as number)) sorted = false;
+    }
+    ref = parseEnvelope(nodeValue(body.bytes, (targets[0] as FieldTarget).node) as string);
+  } catch {
+    return undefined; // fails again, with its reason, on the general path
+  }
+  if (ref.tenant !== req.tenant || ref.keyId !== route.keyId) return undefined;
+  // The general path would ask for this same key first (item 0's group): its error is the answer on both.
+  const pending = req.keys.decryptKey(ref);
+  const handle = isPromise(pending) ? await pending : pending;
+  if (handle === undefined) return undefined;
+  if (!sorted) [spans, contexts] = inBodyOrder(spans, 2, contexts);
+  try {
+    return openFieldsInto(handle, ref, body.bytes, spans, contexts) ?? undefined;
+  } catch {
+    return undefined; // e.g. the version revoked meanwhile: the general path says so
+  }
+}
+
+/**
  * Transforms every field `req.route.response` selects in `body` (scanned with
  * {@link planFor}`(route.response)`) for `caller`: readers (by identity or
  * role) get plaintext; others get the ciphertext unchanged (checked to be an
@@ -388,6 +443,12 @@ export async function decryptResponseFields(
   if (route.response.length === 0) return report;
   const targets = collectTargets(body.root, route.response, route.limits.maxFields);
   const reads = route.response.map((rule) => mayRead(rule, req.caller));
+  const opened = await openInPlace(body, req, targets, reads);
+  if (opened !== undefined) {
+    report.body = opened;
+    report.decrypted = targets.length;
+    return report;
+  }
   const writes: JsonEdit[] = [];
   const failed: FieldAuditEntry[] = [];
   const fail = (t: FieldTarget, rule: ResponseFieldRule, reason: FieldAuditReason): void => {

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { KcmError } from '../../../common/src/errors.ts';
 import { scanJsonBody } from '../../../gateway/src/pipeline/json-body.ts';
-import { StaticKeyProvider } from '../../../gateway/src/pipeline/key-provider.ts';
+import { type FieldKeyProvider, StaticKeyProvider } from '../../../gateway/src/pipeline/key-provider.ts';
 import {
   type Caller,
   decryptResponseFields,
@@ -13,7 +13,7 @@ import {
 } from '../../../gateway/src/pipeline/transform-json.ts';
 import { compilePolicy } from '../../../gateway/src/policy/policy-schema.ts';
 import type { CompiledRoute, FieldRule } from '../../../gateway/src/policy/policy-types.ts';
-import { type Crypto, cryptoFor } from '../../../native/index.ts';
+import { type Crypto, cryptoFor, type KeyHandle } from '../../../native/index.ts';
 import { nativeLoadError } from '../../native/backends.ts';
 
 /** Every test value that must never surface in an error carries this. */
@@ -42,6 +42,31 @@ export function request(
   more: Partial<TransformRequest> = {},
 ): TransformRequest {
   return { route, tenant: 'acme', params: {}, keys, ...more };
+}
+
+/**
+ * `keys` with every decryption key made to decline dataKeyOpenSplice (same
+ * key, through an envelope engine that is the plain handle's own batch
+ * calls): the response transform then always takes its general path, to
+ * compare the two.
+ */
+export function generalPathKeys(keys: FieldKeyProvider): FieldKeyProvider {
+  const general = (h: KeyHandle): KeyHandle => {
+    const g = h.withEnvelope({
+      dataKeySealBatch: (k, w, p, a) => k.dataKeySealBatch(w, p, a),
+      dataKeyOpenBatch: (k, w, wa, s, a) => k.dataKeyOpenBatch(w, wa, s, a),
+    });
+    g.dataKeyOpenSplice = () => null;
+    return g;
+  };
+  return {
+    encryptKey: (tenant, keyId) => keys.encryptKey(tenant, keyId),
+    decryptKey: (ref) => {
+      const h = keys.decryptKey(ref);
+      if (h instanceof Promise) return h.then((k) => (k === undefined ? k : general(k)));
+      return h === undefined ? h : general(h);
+    },
+  };
 }
 
 export const READER: Caller = { identity: 'billing', roles: [] };

@@ -2,7 +2,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { jsonStringBytes, spliceJson } from '../../../gateway/src/pipeline/json-splice.ts';
+import { spliceJson } from '../../../gateway/src/pipeline/json-splice.ts';
+import { jsonStringBytes } from '../../../native/index.ts';
 
 describe('JSON splice', () => {
   it('replaces spans with strings and with bytes, in any order, copying every other byte', () => {

@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import { KcmError } from '../../../common/src/errors.ts';
 import { parseEnvelope } from '../../../common/src/format/envelope.ts';
 import { parseSelector, type Selector, selectorsOverlap } from '../../../gateway/src/policy/selector.ts';
-import { decryptValue, encryptValue, keysFor, nativeCrypto, routesOf } from './helpers.ts';
+import { decryptValue, encryptValue, generalPathKeys, keysFor, nativeCrypto, routesOf } from './helpers.ts';
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 type Step = { name: string } | '*';
@@ -159,8 +159,12 @@ describe('field transform property', () => {
         assert.equal(encrypted.report.encrypted, selected.size);
         const working = encrypted.value as Json;
         differsOnlyAt(original, working, selected);
-        const decrypted = await decryptValue(working, { ...req, caller: { identity: 'reader', roles: [] } });
+        const caller = { identity: 'reader', roles: [] };
+        const decrypted = await decryptValue(working, { ...req, caller });
         assert.deepEqual(decrypted.value, original);
+        // The one-call path and the general path write the same bytes and the same report.
+        const general = await decryptValue(working, { ...req, keys: generalPathKeys(keys), caller });
+        assert.deepEqual(general.report, decrypted.report);
         outcomes.roundTrips++;
         outcomes.fieldsEncrypted += selected.size;
       }),

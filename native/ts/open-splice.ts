@@ -1,0 +1,120 @@
+/**
+ * `dataKeyOpenSplice` built from a `dataKeyOpenBatch`: what the node backend
+ * runs, and what a KeyHandle with an envelope engine runs. Same contract and
+ * output as the native export (src/open_splice.rs): every value span
+ * (`spans`: start, end per item) must be exactly `"` ‖ textHead ‖ canonical
+ * base64url(header ‖ wrapped data key (60) ‖ nonce ‖ ct ‖ tag) ‖ `"` with at
+ * most 1 MiB of plaintext, must open (data key under `kek` with `wrapAad`,
+ * item AAD `aadHead ‖ u32be(len context) ‖ context`), and its plaintext must
+ * be UTF-8; then the body comes back with each value replaced by its
+ * plaintext's JSON string (json-string.ts). When any item falls short the
+ * answer is null and nothing says why: the caller opens the items with
+ * dataKeyOpenBatch to learn that. Plaintexts are zeroed once written. Throws
+ * `invalid_argument` (backendError) for bad spans or contexts.
+ */
+import { isUtf8 } from 'node:buffer';
+import { backendError } from './backend-error.ts';
+import { jsonStringBytes } from './json-string.ts';
+import { MAX_SPLICE_CONTEXT } from './seal-splice.ts';
+
+const WRAPPED = 60;
+const OVERHEAD = 28;
+const MAX_PLAINTEXT = 1 << 20;
+const BASE64URL = /^[A-Za-z0-9_-]*$/;
+
+export type OpenBatch = (
+  wrappedKeys: readonly Uint8Array[],
+  wrapAads: readonly Uint8Array[],
+  sealed: readonly Uint8Array[],
+  aads: readonly Uint8Array[],
+) => (Buffer | null)[];
+
+function invalid(detail: string): never {
+  throw backendError('invalid_argument', `dataKeyOpenSplice: ${detail}`);
+}
+
+/** Checks `spans` (2 per item) and `contexts` as the native export does; answers the item count. */
+export function checkOpenSpans(bodyLength: number, spans: Uint32Array, contexts: readonly Uint8Array[]): number {
+  if (!(spans instanceof Uint32Array)) invalid('spans must be a Uint32Array');
+  const n = spans.length / 2;
+  if (n < 1 || !Number.isInteger(n)) invalid('spans must hold 2 numbers per item, at least one item');
+  let previousEnd = 0;
+  for (let i = 0; i < spans.length; i += 2) {
+    const start = spans[i] as number;
+    const end = spans[i + 1] as number;
+    if (start > end || end > bodyLength) invalid('a span lies outside the body');
+    if (start < previousEnd) invalid('spans must be in order and must not overlap');
+    previousEnd = end;
+  }
+  if (!Array.isArray(contexts) || contexts.length !== n) invalid('one context per item (spans.length / 2)');
+  for (const c of contexts) {
+    if (!(c instanceof Uint8Array)) invalid('contexts must be Uint8Arrays');
+    if (c.length > MAX_SPLICE_CONTEXT) invalid('a context is longer than 4096 bytes');
+  }
+  return n;
+}
+
+/** The envelope bytes of a value span of the required shape, or undefined. */
+function envelopeOf(value: Uint8Array, textHead: Uint8Array, header: Uint8Array): Buffer | undefined {
+  const h = textHead.length;
+  if (value.length < 2 + h || value[0] !== 0x22 || value[value.length - 1] !== 0x22) return undefined;
+  if (!Buffer.from(value.buffer, value.byteOffset + 1, h).equals(textHead)) return undefined;
+  const text = Buffer.from(value.buffer, value.byteOffset + 1 + h, value.length - 2 - h).toString('latin1');
+  if (!BASE64URL.test(text)) return undefined;
+  const bytes = Buffer.from(text, 'base64url');
+  if (bytes.toString('base64url') !== text) return undefined; // not canonical
+  const min = header.length + WRAPPED + OVERHEAD;
+  if (bytes.length < min || bytes.length > min + MAX_PLAINTEXT) return undefined;
+  return bytes.subarray(0, header.length).equals(header) ? bytes : undefined;
+}
+
+export function openSpliceVia(
+  openBatch: OpenBatch,
+  wrapAad: Uint8Array,
+  body: Uint8Array,
+  spans: Uint32Array,
+  contexts: readonly Uint8Array[],
+  aadHead: Uint8Array,
+  textHead: Uint8Array,
+  header: Uint8Array,
+): Buffer | null {
+  const n = checkOpenSpans(body.length, spans, contexts);
+  const envelopes: Buffer[] = [];
+  for (let i = 0; i < n; i++) {
+    const env = envelopeOf(body.subarray(spans[2 * i], spans[2 * i + 1]), textHead, header);
+    if (env === undefined) return null;
+    envelopes.push(env);
+  }
+  const h = header.length;
+  const aads = contexts.map((c) => {
+    const aad = Buffer.allocUnsafe(aadHead.length + 4 + c.length);
+    aad.set(aadHead, 0);
+    aad.writeUInt32BE(c.length, aadHead.length);
+    aad.set(c, aadHead.length + 4);
+    return aad;
+  });
+  const plaintexts = openBatch(
+    envelopes.map((e) => e.subarray(h, h + WRAPPED)),
+    envelopes.map(() => wrapAad),
+    envelopes.map((e) => e.subarray(h + WRAPPED)),
+    aads,
+  );
+  const strings: Buffer[] = [];
+  try {
+    for (const p of plaintexts) {
+      if (p === null || !isUtf8(p)) return null;
+      strings.push(jsonStringBytes(p));
+    }
+    const parts: Uint8Array[] = [];
+    let from = 0;
+    for (let i = 0; i < n; i++) {
+      parts.push(body.subarray(from, spans[2 * i]), strings[i] as Buffer);
+      from = spans[2 * i + 1] as number;
+    }
+    parts.push(body.subarray(from));
+    return Buffer.concat(parts);
+  } finally {
+    for (const p of plaintexts) p?.fill(0);
+    for (const s of strings) s.fill(0);
+  }
+}
