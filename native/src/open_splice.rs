@@ -430,6 +430,54 @@ mod tests {
         assert!(open_all(&kek, &bad_utf8, &bad_spans, &[b"c0"]).is_none());
     }
 
+    const MUTATIONS: &[u8; 11] = b"\"A_-=\\\x00\xffo:1";
+
+    /// Random bodies, spans and mutations of a sealed body: never a panic
+    /// (the crate aborts on one), only an error, a decline or a body.
+    #[test]
+    fn hostile_inputs_never_panic() {
+        let kek = [4u8; KEY_LEN];
+        let contexts: [&[u8]; 2] = [b"c0", b"c1"];
+        let (sealed, spans) = sealed_doc(&kek, &[b"alpha", b"beta"], &contexts);
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let (_, oh) = heads();
+        for round in 0..3000 {
+            let mut body = sealed.clone();
+            // Mutate a few bytes (often inside the envelopes), sometimes truncate.
+            for _ in 0..(next() % 4) {
+                let i = (next() as usize) % body.len();
+                body[i] = MUTATIONS[(next() % 11) as usize];
+            }
+            if round % 7 == 0 {
+                body.truncate((next() as usize) % (body.len() + 1));
+            }
+            let raw: Vec<u32> = if round % 3 == 0 {
+                spans
+                    .iter()
+                    .flat_map(|&(s, e)| [s as u32, e as u32])
+                    .collect()
+            } else {
+                (0..(next() % 6))
+                    .map(|_| (next() % (body.len() as u64 + 3)) as u32)
+                    .collect()
+            };
+            let Ok(values) = values_from_spans(&raw, body.len()) else {
+                continue;
+            };
+            let ctx: Vec<&[u8]> = (0..values.len()).map(|i| contexts[i % 2]).collect();
+            if let Ok(Some(opened)) = open_items(&kek, &body, &values, &ctx, &oh) {
+                let mut out = vec![0u8; opened.out_len(body.len(), &values).unwrap()];
+                opened.write(&body, &values, &mut out).unwrap();
+            }
+        }
+    }
+
     #[test]
     fn spans_and_contexts_are_checked() {
         assert!(values_from_spans(&[], 10).is_err());
