@@ -108,6 +108,20 @@ function skipMissing(route: CompiledRoute): CompiledRoute {
   return r;
 }
 
+/** Headers about the upstream's exact bytes, dropped when the transform changed the body. */
+const STALE_AFTER_CHANGE = new Set(['etag', 'content-md5', 'digest']);
+
+/** The route's limits with the response size limit, per route and limit (the same object every time). */
+const responseLimits = new WeakMap<CompiledRoute, { max: number; limits: CompiledRoute['limits'] }>();
+function limitsForResponse(route: CompiledRoute, maxResponseBytes: number): CompiledRoute['limits'] {
+  let l = responseLimits.get(route);
+  if (l?.max !== maxResponseBytes) {
+    l = { max: maxResponseBytes, limits: { ...route.limits, bodyBytes: maxResponseBytes } };
+    responseLimits.set(route, l);
+  }
+  return l.limits;
+}
+
 /** Statuses whose answers have no content (RFC 9110 §15.3.5, §15.3.6, §15.4.5). */
 const NO_BODY_STATUS = new Set([204, 205, 304]);
 
@@ -151,7 +165,7 @@ export async function decryptResponseBody(
   const rules = res.status >= 200 && res.status < 300 ? route : skipMissing(route);
   let scanned: ReturnType<typeof scanJsonBody>;
   try {
-    const limits = { ...route.limits, bodyBytes: maxResponseBytes };
+    const limits = limitsForResponse(route, maxResponseBytes);
     scanned = scanJsonBody(body, single(res.headers['content-type']), limits, planFor(rules.response));
   } catch (err) {
     throw badUpstreamBody(ctx, err instanceof KcmError ? err.code : 'json_malformed');
@@ -173,11 +187,12 @@ export async function decryptResponseBody(
   }
   if (report.failures.length > 0) ctx.auditReasons = report.failures.map((f) => `${f.path}: ${f.reason}`);
   if (report.body === undefined) return;
-  const headers = { ...res.headers };
   // The body changed: validators and digests of the stored bytes no longer hold.
-  delete headers.etag;
-  delete headers['content-md5'];
-  delete headers.digest;
+  // (A copy without them, not `delete`, which would turn the object into a slow dictionary.)
+  const headers: typeof res.headers = {};
+  for (const name of Object.keys(res.headers)) {
+    if (!STALE_AFTER_CHANGE.has(name)) headers[name] = res.headers[name] as string | string[];
+  }
   if (report.decrypted > 0) headers['cache-control'] = 'no-store';
   ctx.response = { ...res, headers, body: report.body };
 }
