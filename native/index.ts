@@ -15,7 +15,7 @@ import type { CryptoBackend, RawKeyInfo, RawKeyRef } from './ts/backend.ts';
 import type { BackendErrorCode } from './ts/backend-error.ts';
 import { type BackendName, backendByName, selectBackend } from './ts/load.ts';
 import { checkOpenSpans, type OpenBatch, openSpliceVia } from './ts/open-splice.ts';
-import { checkSpliceSpans, type SealBatch, sealSpliceVia } from './ts/seal-splice.ts';
+import { checkSpliceHeads, checkSpliceSpans, type SealBatch, sealSpliceVia } from './ts/seal-splice.ts';
 
 export type { RawKeyInfo as KeyInfo } from './ts/backend.ts';
 export type { BackendName } from './ts/load.ts';
@@ -237,8 +237,11 @@ export class KeyHandle {
   ): Buffer {
     const { aadHead, textHead, header } = heads;
     if (this.#envelope) {
+      // The key first, as the backends do.
+      if (!this.live) throw new CryptoError('key_destroyed', 'the key has been destroyed');
       try {
         checkSpliceSpans(body.length, spans, contexts);
+        checkSpliceHeads(wrapAad, body, heads);
       } catch (err) {
         rethrow(err);
       }
@@ -281,8 +284,11 @@ export class KeyHandle {
   ): Buffer | null {
     const { aadHead, textHead, header } = heads;
     if (this.#envelope) {
+      // The key first, as the backends do.
+      if (!this.live) throw new CryptoError('key_destroyed', 'the key has been destroyed');
       try {
         checkOpenSpans(body.length, spans, contexts);
+        checkSpliceHeads(wrapAad, body, heads);
       } catch (err) {
         rethrow(err);
       }

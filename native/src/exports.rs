@@ -412,15 +412,16 @@ fn data_key_seal_splice(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
         ));
     };
     let kek = live_key(&env, kek, "dataKeySealSplice: kek")?;
-    let wrap_aad = env.bytes(wrap_aad, "dataKeySealSplice: wrapAad")?;
-    let body = env.bytes(body, "dataKeySealSplice: body")?;
-    let items =
-        seal_splice::items_from_spans(&env.u32s(spans, "dataKeySealSplice: spans")?, body.len())?;
+    // Element getters may run JS (and detach or resize `body`): before any byte slice is taken.
     let ctx_items = env.array_items(
         contexts,
         "dataKeySealSplice: contexts",
         code::INVALID_ARGUMENT,
     )?;
+    let wrap_aad = env.bytes(wrap_aad, "dataKeySealSplice: wrapAad")?;
+    let body = env.bytes(body, "dataKeySealSplice: body")?;
+    let items =
+        seal_splice::items_from_spans(&env.u32s(spans, "dataKeySealSplice: spans")?, body.len())?;
     let contexts = env.bytes_list(&ctx_items, "dataKeySealSplice: contexts")?;
     let heads = seal_splice::SpliceHeads {
         aad_head: env.bytes(aad_head, "dataKeySealSplice: aadHead")?,
@@ -445,14 +446,15 @@ fn data_key_open_splice(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
         ));
     };
     let kek = live_key(&env, kek, "dataKeyOpenSplice: kek")?;
-    let body = env.bytes(body, "dataKeyOpenSplice: body")?;
-    let values =
-        open_splice::values_from_spans(&env.u32s(spans, "dataKeyOpenSplice: spans")?, body.len())?;
+    // Element getters may run JS (and detach or resize `body`): before any byte slice is taken.
     let ctx_items = env.array_items(
         contexts,
         "dataKeyOpenSplice: contexts",
         code::INVALID_ARGUMENT,
     )?;
+    let body = env.bytes(body, "dataKeyOpenSplice: body")?;
+    let values =
+        open_splice::values_from_spans(&env.u32s(spans, "dataKeyOpenSplice: spans")?, body.len())?;
     let contexts = env.bytes_list(&ctx_items, "dataKeyOpenSplice: contexts")?;
     let heads = open_splice::OpenHeads {
         wrap_aad: env.bytes(wrap_aad, "dataKeyOpenSplice: wrapAad")?,

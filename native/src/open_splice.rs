@@ -23,10 +23,7 @@ use crate::aead::{self, EnvelopeItem, OVERHEAD, WRAPPED_LEN};
 use crate::base64url;
 use crate::error::{Error, Result};
 use crate::keys::KEY_LEN;
-use crate::seal_splice::MAX_CONTEXT;
-
-/// Longest field plaintext an envelope holds (SPEC §5: 1 MiB).
-pub const MAX_PLAINTEXT: usize = 1 << 20;
+use crate::seal_splice::{MAX_CONTEXT, MAX_PLAINTEXT};
 
 /// The fixed parts every item must show (see the module notes).
 pub struct OpenHeads<'a> {

@@ -43,6 +43,10 @@ pub struct SpliceHeads<'a> {
 /// Longest context, as the field AAD allows (SPEC §5.3).
 pub const MAX_CONTEXT: usize = 4096;
 
+/// Longest plaintext of one item, as a field envelope allows (SPEC §5: 1 MiB);
+/// [`open_splice`](crate::open_splice) refuses longer ones.
+pub const MAX_PLAINTEXT: usize = 1 << 20;
+
 /// Items from `spans` (4 per item: value start, value end, plaintext start,
 /// plaintext end), checked against a body of `body_len` bytes: every range
 /// inside the body, values in ascending order and not overlapping, at least
@@ -126,6 +130,14 @@ pub fn seal_splice(
     if contexts.iter().any(|c| c.len() > MAX_CONTEXT) {
         return Err(Error::arg(
             "dataKeySealSplice: a context is longer than 4096 bytes",
+        ));
+    }
+    if items
+        .iter()
+        .any(|it| it.plaintext.1 - it.plaintext.0 > MAX_PLAINTEXT)
+    {
+        return Err(Error::arg(
+            "dataKeySealSplice: a plaintext is longer than 1 MiB",
         ));
     }
     if out.len() != output_len(body.len(), items, heads)? {
@@ -351,6 +363,11 @@ mod tests {
         assert!(seal_splice(&kek, b"", body, &items, &[], &heads, &mut out).is_err());
         let long = vec![0u8; MAX_CONTEXT + 1];
         assert!(seal_splice(&kek, b"", body, &items, &[&long], &heads, &mut out).is_err());
+        let big = vec![b'x'; MAX_PLAINTEXT + 1];
+        let big_items =
+            items_from_spans(&[0, big.len() as u32, 0, big.len() as u32], big.len()).unwrap();
+        let mut big_out = vec![0u8; output_len(big.len(), &big_items, &heads).unwrap()];
+        assert!(seal_splice(&kek, b"", &big, &big_items, &[b"c"], &heads, &mut big_out).is_err());
         assert!(seal_splice(&kek, b"", body, &items, &[b"c"], &heads, &mut out[1..]).is_err());
         seal_splice(&kek, b"", body, &items, &[b"c"], &heads, &mut out).unwrap();
     }

@@ -15,11 +15,10 @@
 import { isUtf8 } from 'node:buffer';
 import { backendError } from './backend-error.ts';
 import { jsonStringBytes } from './json-string.ts';
-import { MAX_SPLICE_CONTEXT } from './seal-splice.ts';
+import { checkSpliceHeads, MAX_SPLICE_CONTEXT, MAX_SPLICE_PLAINTEXT } from './seal-splice.ts';
 
 const WRAPPED = 60;
 const OVERHEAD = 28;
-const MAX_PLAINTEXT = 1 << 20;
 const BASE64URL = /^[A-Za-z0-9_-]*$/;
 
 export type OpenBatch = (
@@ -64,7 +63,7 @@ function envelopeOf(value: Uint8Array, textHead: Uint8Array, header: Uint8Array)
   const bytes = Buffer.from(text, 'base64url');
   if (bytes.toString('base64url') !== text) return undefined; // not canonical
   const min = header.length + WRAPPED + OVERHEAD;
-  if (bytes.length < min || bytes.length > min + MAX_PLAINTEXT) return undefined;
+  if (bytes.length < min || bytes.length > min + MAX_SPLICE_PLAINTEXT) return undefined;
   return bytes.subarray(0, header.length).equals(header) ? bytes : undefined;
 }
 
@@ -78,6 +77,7 @@ export function openSpliceVia(
   textHead: Uint8Array,
   header: Uint8Array,
 ): Buffer | null {
+  checkSpliceHeads(wrapAad, body, { aadHead, textHead, header });
   const n = checkOpenSpans(body.length, spans, contexts);
   const envelopes: Buffer[] = [];
   for (let i = 0; i < n; i++) {

@@ -13,6 +13,8 @@ import { backendError } from './backend-error.ts';
 
 /** Longest context (the field AAD's limit, SPEC §5.3). */
 export const MAX_SPLICE_CONTEXT = 4096;
+/** Longest plaintext of one item (a field envelope's limit, SPEC §5); dataKeyOpenSplice refuses longer. */
+export const MAX_SPLICE_PLAINTEXT = 1 << 20;
 
 export type SealBatch = (
   wrapAad: Uint8Array,
@@ -22,6 +24,22 @@ export type SealBatch = (
 
 function invalid(detail: string): never {
   throw backendError('invalid_argument', `dataKeySealSplice: ${detail}`);
+}
+
+/** Checks that the byte arguments are Uint8Arrays, as the native export does (`invalid_argument`). */
+export function checkSpliceHeads(
+  wrapAad: unknown,
+  body: unknown,
+  heads: { aadHead: unknown; textHead: unknown; header: unknown },
+): void {
+  const named: [string, unknown][] = [
+    ['wrapAad', wrapAad],
+    ['body', body],
+    ['aadHead', heads.aadHead],
+    ['textHead', heads.textHead],
+    ['header', heads.header],
+  ];
+  for (const [name, v] of named) if (!(v instanceof Uint8Array)) invalid(`${name} must be a Uint8Array or Buffer`);
 }
 
 /** Checks `spans` and `contexts` against a body of `bodyLength` bytes as the native export does; answers the item count. */
@@ -37,6 +55,7 @@ export function checkSpliceSpans(bodyLength: number, spans: Uint32Array, context
     const pe = spans[i + 3] as number;
     if (!(vs <= ve && ve <= bodyLength && ps <= pe && pe <= bodyLength)) invalid('a span lies outside the body');
     if (vs < previousEnd) invalid('value spans must be in order and must not overlap');
+    if (pe - ps > MAX_SPLICE_PLAINTEXT) invalid('a plaintext is longer than 1 MiB');
     previousEnd = ve;
   }
   if (!Array.isArray(contexts) || contexts.length !== n) invalid('one context per item (spans.length / 4)');
@@ -57,6 +76,7 @@ export function sealSpliceVia(
   textHead: Uint8Array,
   header: Uint8Array,
 ): Buffer {
+  checkSpliceHeads(wrapAad, body, { aadHead, textHead, header });
   const n = checkSpliceSpans(body.length, spans, contexts);
   const plaintexts: Uint8Array[] = new Array(n);
   const aads: Buffer[] = new Array(n);

@@ -143,13 +143,56 @@ for (const name of BACKENDS) {
         for (const [spans, contexts] of bad) {
           throwsCode(() => used.dataKeySealSplice(wrapAad, body, spans, contexts, heads), 'invalid_argument');
         }
+        const big = Buffer.alloc((1 << 20) + 1, 0x78);
+        throwsCode(
+          () => used.dataKeySealSplice(wrapAad, big, new Uint32Array([0, big.length, 0, big.length]), ctx, heads),
+          'invalid_argument',
+          'a plaintext over 1 MiB (its envelope would not open)',
+        );
         const ok = used.dataKeySealSplice(wrapAad, body, new Uint32Array([0, 5, 1, 4]), [Buffer.alloc(4096)], heads);
         assert.ok(ok.toString('latin1').endsWith('" "de"'));
       });
 
-      it('refuses a destroyed key', () => {
+      it('refuses byte arguments that are not bytes', () => {
+        const { used } = key();
+        const body = Buffer.from('"abc"');
+        const spans = new Uint32Array([0, 5, 1, 4]);
+        const ctx = [Buffer.alloc(0)];
+        const asText = (v: Uint8Array) => v.toString() as unknown as Uint8Array;
+        for (const name of ['aadHead', 'textHead', 'header'] as const) {
+          throwsCode(
+            () => used.dataKeySealSplice(wrapAad, body, spans, ctx, { ...heads, [name]: asText(heads[name]) }),
+            'invalid_argument',
+            name,
+          );
+          throwsCode(
+            () =>
+              used.dataKeyOpenSplice(wrapAad, body, new Uint32Array([0, 5]), ctx, {
+                ...heads,
+                [name]: asText(heads[name]),
+              }),
+            'invalid_argument',
+            name,
+          );
+        }
+        throwsCode(
+          () => used.dataKeySealSplice(asText(wrapAad), body, spans, ctx, heads),
+          'invalid_argument',
+          'wrapAad',
+        );
+      });
+
+      it('refuses a destroyed key before looking at the other arguments', () => {
         const { plain, used } = key();
         plain.destroy();
+        throwsCode(
+          () => used.dataKeySealSplice(wrapAad, Buffer.alloc(0), new Uint32Array(0), [], heads),
+          'key_destroyed',
+        );
+        throwsCode(
+          () => used.dataKeyOpenSplice(wrapAad, Buffer.alloc(0), new Uint32Array(0), [], heads),
+          'key_destroyed',
+        );
         throwsCode(
           () =>
             used.dataKeySealSplice(
@@ -165,3 +208,40 @@ for (const name of BACKENDS) {
     });
   }
 }
+
+describe('dataKeySealSplice / dataKeyOpenSplice [native]: a getter on contexts runs before the body is read', {
+  skip: skipFor('native'),
+}, () => {
+  // Reading `contexts` may run JS that shrinks the body's buffer: the native side must read the
+  // body after the contexts, so it sees the new length (and refuses the spans), never freed memory.
+  for (const call of ['dataKeySealSplice', 'dataKeyOpenSplice'] as const) {
+    it(`${call}: the body shrunk by a getter is refused, not read`, () => {
+      const kek = cryptoOf('native').generateKey();
+      type Resizable = ArrayBuffer & { resize(n: number): void };
+      const Resizable = ArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => Resizable;
+      const ab = new Resizable(4096, { maxByteLength: 4096 });
+      const body = new Uint8Array(ab).fill(0x41);
+      const contexts: Uint8Array[] = [];
+      Object.defineProperty(contexts, 0, {
+        get() {
+          ab.resize(0);
+          return Buffer.alloc(0);
+        },
+        enumerable: true,
+      });
+      Object.defineProperty(contexts, 'length', { value: 1 });
+      if (call === 'dataKeySealSplice') {
+        throwsCode(
+          () => kek.dataKeySealSplice(wrapAad, body, new Uint32Array([0, 3, 0, 4096]), contexts, heads),
+          'invalid_argument',
+        );
+      } else {
+        throwsCode(
+          () => kek.dataKeyOpenSplice(wrapAad, body, new Uint32Array([0, 4096]), contexts, heads),
+          'invalid_argument',
+        );
+      }
+      assert.equal(body.length, 0);
+    });
+  }
+});

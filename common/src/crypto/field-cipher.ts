@@ -102,10 +102,12 @@ export function encryptFields(
  * call: item i seals `body[spans[4i+2], spans[4i+3])` bound to `contexts[i]`
  * and replaces `body[spans[4i], spans[4i+1])` with the JSON string of its
  * envelope (the text encryptFields answers, in quotes; envelopes need no JSON
- * escape). Every other byte is copied. Value spans must be in ascending
- * order and must not overlap. The plaintexts are read in place, never
- * copied. Throws KcmError `plaintext_too_large`, `invalid_context`,
- * `format_header` (bad ref); CryptoError `invalid_argument` for bad spans.
+ * escape). Every other byte is copied. Items may come in any order (they are
+ * checked in that order, as encryptFields checks its items, then put in body
+ * order); value spans must not overlap. The plaintexts are read in place,
+ * never copied. Throws KcmError `format_header` (bad ref),
+ * `plaintext_too_large`, `invalid_context`; CryptoError `invalid_argument`
+ * for bad spans.
  */
 export function encryptFieldsInto(
   l3: KeyHandle,
@@ -117,6 +119,7 @@ export function encryptFieldsInto(
   if (spans.length !== 4 * contexts.length) {
     throw new KcmError('invalid_argument', 'spans and contexts differ in length');
   }
+  const { header, wrapAad, aadHead } = refBytes(ref);
   for (let i = 0; i < contexts.length; i++) {
     if ((spans[4 * i + 3] as number) - (spans[4 * i + 2] as number) > MAX_FIELD_PLAINTEXT) {
       throw new KcmError('plaintext_too_large', `item ${i} exceeds ${MAX_FIELD_PLAINTEXT} bytes`);
@@ -125,18 +128,23 @@ export function encryptFieldsInto(
       throw new KcmError('invalid_context', `context longer than ${MAX_CONTEXT_BYTES} bytes`);
     }
   }
-  const { header, wrapAad, aadHead } = refBytes(ref);
-  return l3.dataKeySealSplice(wrapAad, body, spans, contexts, { aadHead, textHead: ENVELOPE_TEXT_HEAD, header });
+  const [ordered, orderedContexts] = inBodyOrder(spans, 4, contexts);
+  return l3.dataKeySealSplice(wrapAad, body, ordered, orderedContexts, {
+    aadHead,
+    textHead: ENVELOPE_TEXT_HEAD,
+    header,
+  });
 }
 
 /**
  * decryptFields for a body, all or nothing, in one backend call: when every
- * value span (`spans`: start, end per item, ascending) is exactly the JSON
- * string of an envelope of `ref` that opens under `l3` with its context and
- * holds UTF-8, the body with each value replaced by the JSON string of its
- * plaintext; otherwise null, with no reason: decryptFields on the same items
- * says which failed and why. Never throws for what the items hold; a context
- * over 4 KiB is also a null (decryptFields throws `invalid_context` for it).
+ * value span (`spans`: start, end per item, in any order, not overlapping) is
+ * exactly the JSON string of an envelope of `ref` that opens under `l3` with
+ * its context and holds UTF-8, the body with each value replaced by the JSON
+ * string of its plaintext; otherwise null, with no reason: decryptFields on
+ * the same items says which failed and why. Never throws for what the items
+ * hold; a context over 4 KiB is also a null (decryptFields throws
+ * `invalid_context` for it).
  */
 export function openFieldsInto(
   l3: KeyHandle,
@@ -150,7 +158,31 @@ export function openFieldsInto(
   }
   for (const c of contexts) if (c.length > MAX_CONTEXT_BYTES) return null;
   const { header, wrapAad, aadHead } = refBytes(ref);
-  return l3.dataKeyOpenSplice(wrapAad, body, spans, contexts, { aadHead, textHead: ENVELOPE_TEXT_HEAD, header });
+  const [ordered, orderedContexts] = inBodyOrder(spans, 2, contexts);
+  return l3.dataKeyOpenSplice(wrapAad, body, ordered, orderedContexts, {
+    aadHead,
+    textHead: ENVELOPE_TEXT_HEAD,
+    header,
+  });
+}
+
+/**
+ * The items of `spans` (`width` numbers each, the value start first) and
+ * their contexts in body order: themselves when already so (the usual case).
+ */
+function inBodyOrder(
+  spans: Uint32Array,
+  width: number,
+  contexts: readonly Uint8Array[],
+): [Uint32Array, readonly Uint8Array[]] {
+  let sorted = true;
+  for (let i = width; i < spans.length && sorted; i += width)
+    sorted = (spans[i] as number) >= (spans[i - width] as number);
+  if (sorted) return [spans, contexts];
+  const order = contexts.map((_, i) => i).sort((a, b) => (spans[width * a] as number) - (spans[width * b] as number));
+  const out = new Uint32Array(spans.length);
+  for (const [k, i] of order.entries()) out.set(spans.subarray(width * i, width * i + width), width * k);
+  return [out, order.map((i) => contexts[i] as Uint8Array)];
 }
 
 function formatReason(err: unknown): FieldFailureReason {

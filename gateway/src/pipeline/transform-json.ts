@@ -240,9 +240,8 @@ export async function encryptRequestFields(body: ScannedJson, req: TransformRequ
   if (targets.length === 0) return report;
   const n = targets.length;
   const contexts: Buffer[] = new Array(n);
-  // Item k: value start, value end, plaintext start, plaintext end; in target order, then in body order.
-  let spans: Uint32Array = new Uint32Array(4 * n);
-  let sorted = true;
+  // Item i: value start, value end, plaintext start, plaintext end (target order; encryptFieldsInto sorts).
+  const spans = new Uint32Array(4 * n);
   for (let i = 0; i < n; i++) {
     const t = targets[i] as FieldTarget;
     const rule = route.request[t.rule] as FieldRule;
@@ -254,24 +253,13 @@ export async function encryptRequestFields(body: ScannedJson, req: TransformRequ
     spans[4 * i + 1] = t.node.end;
     spans[4 * i + 2] = pt[0];
     spans[4 * i + 3] = pt[1];
-    if (i > 0 && t.node.start < (spans[4 * i - 4] as number)) sorted = false;
   }
   const pending = req.keys.encryptKey(req.tenant, route.keyId);
   const key = checkedKey(req, isPromise(pending) ? await pending : pending);
-  let ordered = contexts;
-  if (!sorted) [spans, ordered] = inBodyOrder(spans, 4, contexts);
-  report.body = encryptFieldsInto(key.handle, key.ref, body.bytes, spans, ordered);
+  report.body = encryptFieldsInto(key.handle, key.ref, body.bytes, spans, contexts);
   report.keyVersion = key.ref.keyVersion;
   report.encrypted = n;
   return report;
-}
-
-/** The items of `spans` (`width` numbers each, the value start first) and their contexts, sorted by value start. */
-function inBodyOrder(spans: Uint32Array, width: number, contexts: readonly Buffer[]): [Uint32Array, Buffer[]] {
-  const order = contexts.map((_, i) => i).sort((a, b) => (spans[width * a] as number) - (spans[width * b] as number));
-  const out = new Uint32Array(spans.length);
-  for (const [k, i] of order.entries()) out.set(spans.subarray(width * i, width * i + width), width * k);
-  return [out, order.map((i) => contexts[i] as Buffer)];
 }
 
 /** `key`, checked to be of the tenant and key id the request asked for. */
@@ -387,9 +375,8 @@ async function openInPlace(
   const n = targets.length;
   if (n === 0) return undefined;
   const { route } = req;
-  let spans: Uint32Array = new Uint32Array(2 * n);
-  let contexts: Buffer[] = new Array(n);
-  let sorted = true;
+  const spans = new Uint32Array(2 * n);
+  const contexts: Buffer[] = new Array(n);
   let ref: FieldKeyRef;
   try {
     for (let i = 0; i < n; i++) {
@@ -402,7 +389,6 @@ async function openInPlace(
       contexts[i] = contextOf(body, req, rule, t);
       spans[2 * i] = node.start;
       spans[2 * i + 1] = node.end;
-      if (i > 0 && node.start < (spans[2 * i - 2] as number)) sorted = false;
     }
     ref = parseEnvelope(nodeValue(body.bytes, (targets[0] as FieldTarget).node) as string);
   } catch {
@@ -413,7 +399,6 @@ async function openInPlace(
   const pending = req.keys.decryptKey(ref);
   const handle = isPromise(pending) ? await pending : pending;
   if (handle === undefined) return undefined;
-  if (!sorted) [spans, contexts] = inBodyOrder(spans, 2, contexts);
   try {
     return openFieldsInto(handle, ref, body.bytes, spans, contexts) ?? undefined;
   } catch {

@@ -146,6 +146,35 @@ describe('JSON field transform', () => {
     assert.equal(escaped.email, `"a"\n@${MARKER}`);
   });
 
+  it('both request paths report an oversized field by its place in rule order', async () => {
+    const keys = keysFor(crypto);
+    const [route] = routesOf({
+      id: 'p',
+      key: 'k',
+      defaults: { tenant: { from: 'cert' } },
+      routes: [
+        {
+          method: 'POST',
+          path: '/x',
+          upstream: 'http://h',
+          limits: { bodyBytes: 4 << 20 },
+          request: [
+            { select: '$.b', field: 'b' },
+            { select: '$.a', field: 'a' },
+          ],
+        },
+      ],
+    });
+    assert.ok(route);
+    const big = 'x'.repeat((1 << 20) + 1);
+    // "a" comes first in the body, "b" first in the rules; a quote in "a" is escaped in the body,
+    // which sends the request down the decoding path.
+    for (const a of ['small', 'sm"all']) {
+      const err = await rejectsCode(encryptDoc({ a, b: big }, request(route, keys)), 'plaintext_too_large');
+      assert.match(err.message, /item 0 /, a);
+    }
+  });
+
   it('masks for callers who may not read, without decrypting, or passes the ciphertext where the rule says so', async () => {
     const keys = keysFor(crypto);
     const doc = order();
