@@ -13,12 +13,12 @@
  */
 import type { CryptoBackend, RawKeyInfo, RawKeyRef } from './ts/backend.ts';
 import type { BackendErrorCode } from './ts/backend-error.ts';
-import { type BackendName, backendByName, selectBackend } from './ts/load.ts';
+import { type BackendName, backendByName, type JsonTargetsFns, loadNative, selectBackend } from './ts/load.ts';
 import { checkOpenSpans, type OpenBatch, openSpliceVia } from './ts/open-splice.ts';
 import { checkSpliceHeads, checkSpliceSpans, type SealBatch, sealSpliceVia } from './ts/seal-splice.ts';
 
 export type { RawKeyInfo as KeyInfo } from './ts/backend.ts';
-export type { BackendName } from './ts/load.ts';
+export type { BackendName, JsonTargetsRules } from './ts/load.ts';
 
 /** SP 800-38D §8.3: with random 96-bit nonces, at most 2^32 encryptions under one key. */
 export const GCM_RANDOM_NONCE_LIMIT = 2 ** 32;
@@ -471,3 +471,13 @@ export function defaultCrypto(): Crypto {
 }
 
 export { jsonStringBytes } from './ts/json-string.ts';
+
+/**
+ * The native module's JSON target scan (src/json_targets.rs; the gateway's
+ * pipeline/json-targets.ts encodes its rules and reads its answer), or
+ * undefined when the native module is not loaded.
+ */
+export function nativeJsonTargets(): JsonTargetsFns | undefined {
+  const b = loadNative().backend;
+  return b?.jsonTargets && b.jsonTargetsRules ? (b as JsonTargetsFns) : undefined;
+}

@@ -16,6 +16,9 @@
  *   native call, the new body spliced)
  * - decrypt response: scanJsonBody → decryptResponseFields for a reader
  *   (5 fields, one native call, the new body spliced)
+ * - native pass + encrypt / decrypt in one call: what the proxy runs when
+ *   the native module is loaded (json-targets.ts, then encryptFoundTargets /
+ *   decryptFoundTargets; no JavaScript scan)
  * - mask response: the same for a non-reader (masks, no crypto)
  * Guard before timing: the encrypted body holds no plaintext field and
  * decrypts back to the original. Prints a Markdown table; exits 0 unless the
@@ -23,9 +26,16 @@
  */
 import { writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { scanJsonBody } from '../../gateway/src/pipeline/json-body.ts';
+import { checkJsonBody, scanJsonBody } from '../../gateway/src/pipeline/json-body.ts';
+import { nativeTargets } from '../../gateway/src/pipeline/json-targets.ts';
 import { StaticKeyProvider } from '../../gateway/src/pipeline/key-provider.ts';
-import { decryptResponseFields, encryptRequestFields, planFor } from '../../gateway/src/pipeline/transform-json.ts';
+import {
+  decryptFoundTargets,
+  decryptResponseFields,
+  encryptFoundTargets,
+  encryptRequestFields,
+  planFor,
+} from '../../gateway/src/pipeline/transform-json.ts';
 import { compilePolicy } from '../../gateway/src/policy/policy-schema.ts';
 import { cryptoFor } from '../../native/index.ts';
 import { machineFacts } from '../aead/machine.ts';
@@ -104,6 +114,25 @@ async function main(): Promise<void> {
   const back = (await decryptResponseFields(scanResponse(encBytes), reader)).body;
   if (back?.toString() !== plainText) throw new Error('guard: round trip changed the document');
 
+  // The proxy's fast path: the native target pass, then the one-call seal / open (proxy-transforms.ts).
+  const fastEncrypt = async (b: Buffer) => {
+    checkJsonBody(b, JSON_TYPE, route.limits);
+    const found = nativeTargets(b, route.request, route.limits);
+    const r = found && (await encryptFoundTargets(b, req, found));
+    if (!r) throw new Error('guard: the native request path declined');
+    return r;
+  };
+  const fastDecrypt = async (b: Buffer) => {
+    checkJsonBody(b, JSON_TYPE, route.limits);
+    const found = nativeTargets(b, route.response, route.limits);
+    const r = found && (await decryptFoundTargets(b, reader, found));
+    if (!r) throw new Error('guard: the native response path declined');
+    return r;
+  };
+  if ((await fastDecrypt((await fastEncrypt(plainBytes)).body as Buffer)).body?.toString() !== plainText) {
+    throw new Error('guard: the native round trip changed the document');
+  }
+
   const contestants: [string, () => Promise<void> | void][] = [
     [
       'baseline: UTF-8 decode + JSON.parse + JSON.stringify',
@@ -115,6 +144,8 @@ async function main(): Promise<void> {
       async () => void (await encryptRequestFields(scanRequest(plainBytes), req)),
     ],
     ['decrypt response for a reader', async () => void (await decryptResponseFields(scanResponse(encBytes), reader))],
+    ['native pass + encrypt request in one call (the proxy path)', async () => void (await fastEncrypt(plainBytes))],
+    ['native pass + decrypt for a reader in one call (the proxy path)', async () => void (await fastDecrypt(encBytes))],
     [
       'mask response for a non-reader',
       async () => void (await decryptResponseFields(scanResponse(encBytes), stranger)),

@@ -17,6 +17,7 @@ use std::ffi::CStr;
 
 use crate::aead::{self, EnvelopeItem, OVERHEAD, WRAPPED_LEN};
 use crate::error::{code, Error, Result};
+use crate::json_targets;
 use crate::kdf;
 use crate::keys::{self, KeyHandle, Slot, KEY_LEN};
 use crate::napi::{self, Env, RawCallback, RawEnv, RawInfo, RawValue, Tagged, TypeTag};
@@ -472,6 +473,63 @@ fn data_key_open_splice(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
     Ok(value)
 }
 
+/// A count argument: an integer in 1..=`max`, else `[invalid_argument]`.
+fn count_arg(env: &Env<'_>, value: RawValue, max: f64, what: &str) -> Result<usize> {
+    let n = env.number_or_nan(value)?;
+    if n.fract() == 0.0 && (1.0..=max).contains(&n) {
+        Ok(n as usize)
+    } else {
+        Err(Error::arg(format!(
+            "{what} must be an integer from 1 to {max}"
+        )))
+    }
+}
+
+// SAFETY: this tag is used for no other type; it marks externals whose data
+// is a Box<CompiledRules> (see `Env::new_external`).
+unsafe impl Tagged for json_targets::CompiledRules {
+    const TAG: TypeTag = TypeTag {
+        lower: 0x6a73_6f6e_7275_6c65,
+        upper: 0x41c3_77e0_5d19_b82a,
+    };
+}
+
+/// `jsonTargetsRules(encoded)` → an opaque handle on the decoded, compiled
+/// rules (see [`json_targets`]), made once per rule list.
+fn json_targets_rules(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
+    let [encoded] = *args else {
+        return Err(Error::arg("jsonTargetsRules(encoded)"));
+    };
+    let compiled = json_targets::compile_rules(env.bytes(encoded, "jsonTargetsRules: encoded")?)?;
+    env.new_external(Box::new(compiled))
+}
+
+/// `jsonTargets(body, rules, maxDepth, maxFields)` → Buffer | null: the values
+/// the compiled `rules` (from `jsonTargetsRules`) select in the JSON `body`
+/// (valid UTF-8), 4 native-endian u32 per target, or null when the pass
+/// declines (see [`json_targets`]).
+fn json_targets_export(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
+    let [body, rules, max_depth, max_fields] = *args else {
+        return Err(Error::arg("jsonTargets(body, rules, maxDepth, maxFields)"));
+    };
+    let rules = env.external::<json_targets::CompiledRules>(
+        rules,
+        code::INVALID_ARGUMENT,
+        "jsonTargets: rules (from jsonTargetsRules)",
+    )?;
+    let max_depth = count_arg(&env, max_depth, 4096.0, "jsonTargets: maxDepth")?;
+    let max_fields = count_arg(&env, max_fields, 1e7, "jsonTargets: maxFields")?;
+    let body = env.bytes(body, "jsonTargets: body")?;
+    let Some(targets) = json_targets::json_targets(body, rules, max_depth, max_fields)? else {
+        return env.null();
+    };
+    let (value, out) = env.new_buffer(targets.len() * 4)?;
+    for (dst, t) in out.chunks_exact_mut(4).zip(&targets) {
+        dst.copy_from_slice(&t.to_ne_bytes());
+    }
+    Ok(value)
+}
+
 /// `dataKeyOpenBatch(kek, wrappedKeys[], wrapAads[], sealed[], aads[])` → (Buffer | null)[].
 fn data_key_open_batch(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
     let [kek, wrapped, wrap_aads, sealed, aads] = *args else {
@@ -717,6 +775,8 @@ exports! {
     c"dataKeyOpenBatch" => js_data_key_open_batch(5) = data_key_open_batch,
     c"dataKeySealSplice" => js_data_key_seal_splice(8) = data_key_seal_splice,
     c"dataKeyOpenSplice" => js_data_key_open_splice(8) = data_key_open_splice,
+    c"jsonTargetsRules" => js_json_targets_rules(1) = json_targets_rules,
+    c"jsonTargets" => js_json_targets(4) = json_targets_export,
     c"hmacSha256" => js_hmac_sha256(2) = hmac_sha256,
     c"deriveKey" => js_derive_key(3) = derive_key,
     c"shamirSplit" => js_shamir_split(3) = shamir_split,

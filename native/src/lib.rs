@@ -22,6 +22,7 @@ mod fork;
 pub mod gf256;
 #[cfg(test)]
 mod golden;
+pub mod json_targets;
 pub mod kdf;
 pub mod key_pool;
 pub mod keys;

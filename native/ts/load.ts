@@ -22,8 +22,21 @@ export function nativeBinaryPath(): string {
   return join(NATIVE_DIR, `openkcm-native.${process.platform}-${process.arch}${abi}.node`);
 }
 
+/** Compiled rules of the native JSON target scan (an opaque handle from `jsonTargetsRules`). */
+export type JsonTargetsRules = { readonly __jsonTargetsRules: unique symbol };
+
+/**
+ * The native JSON target scan (src/json_targets.rs): `jsonTargetsRules`
+ * compiles encoded rules once; `jsonTargets` answers 4 native-endian u32 per
+ * target, or null (declined).
+ */
+export interface JsonTargetsFns {
+  jsonTargetsRules(encoded: Uint8Array): JsonTargetsRules;
+  jsonTargets(body: Uint8Array, rules: JsonTargetsRules, maxDepth: number, maxFields: number): Buffer | null;
+}
+
 export interface NativeLoadResult {
-  backend: (CryptoBackend & { processHarden(): { coreDumpsDisabled: boolean } }) | null;
+  backend: (CryptoBackend & { processHarden(): { coreDumpsDisabled: boolean } } & Partial<JsonTargetsFns>) | null;
   path: string;
   /** Why the native module did not load, when it did not. */
   error?: string;

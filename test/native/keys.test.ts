@@ -263,7 +263,11 @@ for (const name of BACKENDS) {
       assert.deepEqual(Object.getOwnPropertyNames(Object.getPrototypeOf(key)).sort(), KEY_HANDLE_MEMBERS);
       assert.deepEqual(Object.getOwnPropertyNames(key), [], 'no own (public) fields on a handle');
       assert.deepEqual(Object.getOwnPropertyNames(Crypto.prototype).sort(), CRYPTO_MEMBERS);
-      const expected = name === 'native' ? [...BACKEND_MEMBERS, 'processHarden'].sort() : BACKEND_MEMBERS;
+      // Native only: process hardening, and the JSON target scan (no key involved; gateway/src/pipeline/json-targets.ts).
+      const expected =
+        name === 'native'
+          ? [...BACKEND_MEMBERS, 'jsonTargets', 'jsonTargetsRules', 'processHarden'].sort()
+          : BACKEND_MEMBERS;
       assert.deepEqual(Object.keys(crypto.backend).sort(), expected, 'a new backend export needs review');
     });
 

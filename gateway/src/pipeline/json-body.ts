@@ -56,8 +56,18 @@ export function scanJsonBody(
   limits: BodyLimits,
   plan: PlanNode,
 ): ScannedJson {
+  checkJsonBody(body, contentType, limits);
+  return scanCheckedBody(body, limits, plan);
+}
+
+/** The checks of {@link scanJsonBody} before the scan: media type, size, UTF-8 (same errors). */
+export function checkJsonBody(body: Uint8Array, contentType: string | undefined, limits: BodyLimits): void {
   if (!isJsonMediaType(contentType)) throw new KcmError('unsupported_media_type');
   if (body.length > limits.bodyBytes) throw new KcmError('body_too_large', `limit ${limits.bodyBytes} bytes`);
   if (!isUtf8(body)) throw new KcmError('json_malformed', 'not UTF-8');
+}
+
+/** The scan of {@link scanJsonBody}, for a body {@link checkJsonBody} passed (same errors). */
+export function scanCheckedBody(body: Uint8Array, limits: BodyLimits, plan: PlanNode): ScannedJson {
   return { bytes: body, root: scanJson(body, plan, limits.maxDepth) as JsonNode };
 }

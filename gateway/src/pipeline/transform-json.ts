@@ -36,8 +36,9 @@ import type { Selector } from '../policy/selector.ts';
 import { fieldContext, type RecordId } from './field-context.ts';
 import { collectTargets, concretePath, type FieldTarget, nodeValue, readRecordId } from './field-targets.ts';
 import type { ScannedJson } from './json-body.ts';
-import { compilePlan, type PlanNode, scanJson } from './json-scan.ts';
+import { compilePlan, type PlanNode, scanJson, utf8Text } from './json-scan.ts';
 import { type JsonEdit, spliceJson } from './json-splice.ts';
+import { TARGET_STRING } from './json-targets.ts';
 import type { FieldKeyProvider } from './key-provider.ts';
 
 /** What one request's transform needs besides the body. */
@@ -176,23 +177,31 @@ function recordIdOf(
 ): RecordId | undefined {
   const src = rule.recordId;
   if (!src) return undefined;
-  let id: RecordId | undefined;
-  if (src.from === 'selector') id = readRecordId(body.bytes, body.root, src.selector, t.indices);
-  else {
-    const param = params[src.param];
-    if (param !== undefined && param !== '') {
-      // decodeURIComponent never yields a lone surrogate; checked anyway, the binding depends on it.
-      if (hasLoneSurrogate(param)) {
-        throw new KcmError('selector_type_mismatch', `record id :${src.param} is not well-formed Unicode`);
-      }
-      id = { kind: 'string', bytes: Buffer.from(param, 'utf8') };
-    }
-  }
-  if (id === undefined) {
-    const where = src.from === 'pathParam' ? `:${src.param}` : concretePath(src.selector, t.indices);
-    throw new KcmError('selector_missing', `record id ${where}`);
-  }
+  if (src.from === 'pathParam') return paramRecordId(src.param, params);
+  const id = readRecordId(body.bytes, body.root, src.selector, t.indices);
+  if (id === undefined) throw new KcmError('selector_missing', `record id ${concretePath(src.selector, t.indices)}`);
   return id;
+}
+
+/** The record id path parameter `name` gives; throws as {@link recordIdOf}. */
+function paramRecordId(name: string, params: TransformRequest['params']): RecordId {
+  const param = params[name];
+  if (param === undefined || param === '') throw new KcmError('selector_missing', `record id :${name}`);
+  // decodeURIComponent never yields a lone surrogate; checked anyway, the binding depends on it.
+  if (hasLoneSurrogate(param)) {
+    throw new KcmError('selector_type_mismatch', `record id :${name} is not well-formed Unicode`);
+  }
+  return { kind: 'string', bytes: Buffer.from(param, 'utf8') };
+}
+
+/**
+ * The context every target of `rule` has, for a rule that binds no record id
+ * or one from a path parameter (not from the body); throws as recordIdOf.
+ */
+function ruleContext(req: TransformRequest, rule: FieldRule): Buffer {
+  const src = rule.recordId;
+  if (src?.from === 'selector') throw new KcmError('internal_error', 'a record id from the body needs its target');
+  return fieldContext(req.route.policyId, rule, src ? paramRecordId(src.param, req.params) : undefined);
 }
 
 function contextOf(body: ScannedJson, req: TransformRequest, rule: FieldRule, t: FieldTarget): Buffer {
@@ -377,7 +386,6 @@ async function openInPlace(
   const { route } = req;
   const spans = new Uint32Array(2 * n);
   const contexts: Buffer[] = new Array(n);
-  let ref: FieldKeyRef;
   try {
     for (let i = 0; i < n; i++) {
       const t = targets[i] as FieldTarget;
@@ -390,20 +398,140 @@ async function openInPlace(
       spans[2 * i] = node.start;
       spans[2 * i + 1] = node.end;
     }
-    ref = parseEnvelope(nodeValue(body.bytes, (targets[0] as FieldTarget).node) as string);
   } catch {
     return undefined; // fails again, with its reason, on the general path
   }
-  if (ref.tenant !== req.tenant || ref.keyId !== route.keyId) return undefined;
+  return openPrepared(body.bytes, req, spans, contexts);
+}
+
+/**
+ * openInPlace's second half: the unescaped ciphertext strings at `spans`
+ * (start, end per item) opened with `contexts`, under the key version the
+ * first one names; undefined when that cannot be done here.
+ */
+async function openPrepared(
+  bytes: Uint8Array,
+  req: TransformRequest,
+  spans: Uint32Array,
+  contexts: Buffer[],
+): Promise<Buffer | undefined> {
+  let ref: FieldKeyRef;
+  try {
+    ref = parseEnvelope(utf8Text(bytes, (spans[0] as number) + 1, (spans[1] as number) - 1));
+  } catch {
+    return undefined;
+  }
+  if (ref.tenant !== req.tenant || ref.keyId !== req.route.keyId) return undefined;
   // The general path would ask for this same key first (item 0's group): its error is the answer on both.
   const pending = req.keys.decryptKey(ref);
   const handle = isPromise(pending) ? await pending : pending;
   if (handle === undefined) return undefined;
   try {
-    return openFieldsInto(handle, ref, body.bytes, spans, contexts) ?? undefined;
+    return openFieldsInto(handle, ref, bytes, spans, contexts) ?? undefined;
   } catch {
     return undefined; // e.g. the version revoked meanwhile: the general path says so
   }
+}
+
+/**
+ * The contexts of native targets (`found`: 4 numbers each, json-targets.ts),
+ * one per target, made once per rule; undefined when a rule's context cannot
+ * be made (the general path then reports why).
+ */
+function foundContexts(req: TransformRequest, rules: readonly FieldRule[], found: Uint32Array): Buffer[] | undefined {
+  const n = found.length / 4;
+  const byRule: (Buffer | undefined)[] = new Array(rules.length);
+  const contexts: Buffer[] = new Array(n);
+  try {
+    for (let i = 0; i < n; i++) {
+      const r = found[4 * i] as number;
+      let ctx = byRule[r];
+      if (ctx === undefined) {
+        ctx = ruleContext(req, rules[r] as FieldRule);
+        byRule[r] = ctx;
+      }
+      contexts[i] = ctx;
+    }
+  } catch {
+    return undefined;
+  }
+  return contexts;
+}
+
+/**
+ * encryptRequestFields over the native pass's targets (`found`, from
+ * json-targets.ts nativeTargets for `route.request`): the same report, or
+ * undefined when a target needs the general path (an escaped string, a type
+ * its rule refuses, a context that cannot be made); the caller then scans in
+ * JavaScript and calls encryptRequestFields, which answers or throws.
+ */
+export async function encryptFoundTargets(
+  bytes: Uint8Array,
+  req: TransformRequest,
+  found: Uint32Array,
+): Promise<TransformReport | undefined> {
+  const report = emptyReport();
+  const { route } = req;
+  const n = found.length / 4;
+  if (n === 0) return report;
+  const spans = new Uint32Array(4 * n);
+  for (let i = 0; i < n; i++) {
+    const rule = route.request[found[4 * i] as number] as FieldRule;
+    const start = found[4 * i + 1] as number;
+    const end = found[4 * i + 2] as number;
+    const flags = found[4 * i + 3] as number;
+    spans[4 * i] = start;
+    spans[4 * i + 1] = end;
+    if (rule.nonString === 'stringify') {
+      spans[4 * i + 2] = start;
+      spans[4 * i + 3] = end;
+    } else if (flags === TARGET_STRING) {
+      spans[4 * i + 2] = start + 1;
+      spans[4 * i + 3] = end - 1;
+    } else return undefined; // escaped, or not a string
+  }
+  const contexts = foundContexts(req, route.request, found);
+  if (contexts === undefined) return undefined;
+  const pending = req.keys.encryptKey(req.tenant, route.keyId);
+  const key = checkedKey(req, isPromise(pending) ? await pending : pending);
+  report.body = encryptFieldsInto(key.handle, key.ref, bytes, spans, contexts);
+  report.keyVersion = key.ref.keyVersion;
+  report.encrypted = n;
+  return report;
+}
+
+/**
+ * decryptResponseFields over the native pass's targets (`found`, for
+ * `route.response`) when the one-call path applies (see openInPlace): the
+ * same report, or undefined, after which the caller scans in JavaScript and
+ * calls decryptResponseFields. No targets is the general path's answer too
+ * (an unchanged body).
+ */
+export async function decryptFoundTargets(
+  bytes: Uint8Array,
+  req: TransformRequest & { caller: Caller },
+  found: Uint32Array,
+): Promise<TransformReport | undefined> {
+  const report = emptyReport();
+  const { route } = req;
+  const n = found.length / 4;
+  if (n === 0) return report;
+  const spans = new Uint32Array(2 * n);
+  for (let i = 0; i < n; i++) {
+    const rule = route.response[found[4 * i] as number] as ResponseFieldRule;
+    if (!mayRead(rule, req.caller) || rule.nonString === 'stringify' || found[4 * i + 3] !== TARGET_STRING) {
+      return undefined;
+    }
+    spans[2 * i] = found[4 * i + 1] as number;
+    spans[2 * i + 1] = found[4 * i + 2] as number;
+  }
+  const contexts = foundContexts(req, route.response, found);
+  if (contexts === undefined) return undefined;
+  const opened = await openPrepared(bytes, req, spans, contexts);
+  if (opened === undefined) return undefined;
+  report.body = opened;
+  report.decrypted = n;
+  return report;
 }
 
 /**

@@ -30,14 +30,18 @@
 import { type ErrorCode, KcmError } from '../../../common/src/errors.ts';
 import type { GatewayKeys } from '../gateway-keys.ts';
 import type { RequestContext } from '../pipeline/context.ts';
-import { scanJsonBody } from '../pipeline/json-body.ts';
+import { checkJsonBody, scanCheckedBody } from '../pipeline/json-body.ts';
+import { nativeTargets } from '../pipeline/json-targets.ts';
 import type { FieldKeyProvider } from '../pipeline/key-provider.ts';
 import {
+  decryptFoundTargets,
   decryptResponseFields,
+  encryptFoundTargets,
   encryptRequestFields,
   FieldDecryptionError,
   planFor,
   type Caller as ReaderCaller,
+  type TransformReport,
 } from '../pipeline/transform-json.ts';
 import type { CompiledRoute } from '../policy/policy-types.ts';
 
@@ -88,8 +92,13 @@ export async function encryptRequestBody(
   if (isCompressed(ctx.headers['content-encoding'])) {
     throw new KcmError('unsupported_media_type', 'a compressed body cannot be encrypted');
   }
-  const body = scanJsonBody(raw, ctx.headers['content-type'], route.limits, planFor(route.request));
-  const report = await encryptRequestFields(body, { route, tenant, params: ctx.params, keys: fieldKeys });
+  checkJsonBody(raw, ctx.headers['content-type'], route.limits);
+  const req = { route, tenant, params: ctx.params, keys: fieldKeys };
+  // The native pass and one-call seal when they apply; else the JavaScript scan, which answers everything.
+  const found = nativeTargets(raw, route.request, route.limits);
+  const report =
+    (found && (await encryptFoundTargets(raw, req, found))) ??
+    (await encryptRequestFields(scanCheckedBody(raw, route.limits, planFor(route.request)), req));
   if (report.body === undefined || report.keyVersion === undefined) return;
   proxyState(ctx).body = report.body;
   // The received bytes hold the plaintext: wipe them now that the ciphertext body exists.
@@ -163,28 +172,17 @@ export async function decryptResponseBody(
     throw new KcmError('upstream_bad_response', 'a compressed response cannot be decrypted');
   }
   const rules = res.status >= 200 && res.status < 300 ? route : skipMissing(route);
-  let scanned: ReturnType<typeof scanJsonBody>;
+  const limits = limitsForResponse(route, maxResponseBytes);
   try {
-    const limits = limitsForResponse(route, maxResponseBytes);
-    scanned = scanJsonBody(body, single(res.headers['content-type']), limits, planFor(rules.response));
+    checkJsonBody(body, single(res.headers['content-type']), limits);
   } catch (err) {
     throw badUpstreamBody(ctx, err instanceof KcmError ? err.code : 'json_malformed');
   }
-  let report: Awaited<ReturnType<typeof decryptResponseFields>>;
-  try {
-    report = await decryptResponseFields(scanned, {
-      route: rules,
-      tenant,
-      params: ctx.params,
-      keys: fieldKeys,
-      caller,
-    });
-  } catch (err) {
-    if (err instanceof FieldDecryptionError) ctx.auditReasons = err.failures.map((f) => `${f.path}: ${f.reason}`);
-    else if (err instanceof KcmError && BODY_SHAPE_ERRORS.has(err.code))
-      throw badUpstreamBody(ctx, err.code, err.detail);
-    throw err;
-  }
+  const req = { route: rules, tenant, params: ctx.params, keys: fieldKeys, caller };
+  // The native pass and one-call open when they apply; else the JavaScript scan and the general path.
+  const found = nativeTargets(body, rules.response, limits);
+  let report = found && (await decryptFoundTargets(body, req, found));
+  if (report === undefined) report = await scanAndDecrypt(ctx, body, limits, req);
   if (report.failures.length > 0) ctx.auditReasons = report.failures.map((f) => `${f.path}: ${f.reason}`);
   if (report.body === undefined) return;
   // The body changed: validators and digests of the stored bytes no longer hold.
@@ -195,4 +193,27 @@ export async function decryptResponseBody(
   }
   if (report.decrypted > 0) headers['cache-control'] = 'no-store';
   ctx.response = { ...res, headers, body: report.body };
+}
+
+/** The general response path: the JavaScript scan, then decryptResponseFields; errors mapped as the file says. */
+async function scanAndDecrypt(
+  ctx: RequestContext,
+  body: Uint8Array,
+  limits: CompiledRoute['limits'],
+  req: Parameters<typeof decryptResponseFields>[1],
+): Promise<TransformReport> {
+  let scanned: ReturnType<typeof scanCheckedBody>;
+  try {
+    scanned = scanCheckedBody(body, limits, planFor(req.route.response));
+  } catch (err) {
+    throw badUpstreamBody(ctx, err instanceof KcmError ? err.code : 'json_malformed');
+  }
+  try {
+    return await decryptResponseFields(scanned, req);
+  } catch (err) {
+    if (err instanceof FieldDecryptionError) ctx.auditReasons = err.failures.map((f) => `${f.path}: ${f.reason}`);
+    else if (err instanceof KcmError && BODY_SHAPE_ERRORS.has(err.code))
+      throw badUpstreamBody(ctx, err.code, err.detail);
+    throw err;
+  }
 }
