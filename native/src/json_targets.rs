@@ -198,6 +198,31 @@ struct Scanner<'a> {
     max_depth: usize,
 }
 
+/// The first index from `i` whose 8-byte word holds a quote, a backslash or
+/// a control character (or `i` itself near the end): a string's plain run,
+/// skipped a word at a time. Exact for bytes ≥ 0x80 too (never flagged).
+fn skip_plain(b: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(a);
+        // Bytes < 0x20: w − 0x20 borrows into the high bit only for them (bytes ≥ 0x80 have it set in w, masked by !w).
+        let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+        if has_zero(w ^ (ONES * u64::from(b'"')))
+            | has_zero(w ^ (ONES * u64::from(b'\\')))
+            | control
+            != 0
+        {
+            break;
+        }
+        i += 8;
+    }
+    i
+}
+
 fn is_ws(c: u8) -> bool {
     matches!(c, b' ' | b'\n' | b'\r' | b'\t')
 }
@@ -219,6 +244,7 @@ impl Scanner<'_> {
         let mut escaped = false;
         i += 1;
         loop {
+            i = skip_plain(self.b, i);
             match self.at(i).ok_or(Decline)? {
                 b'"' => return Ok((i + 1, escaped)),
                 b'\\' => {
@@ -655,6 +681,26 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn skip_plain_stops_at_every_special_byte() {
+        for special in [b'"', b'\\', 0x00, 0x1f, 0x0a] {
+            for at in 0..24 {
+                let mut b = vec![b'a'; 24];
+                b[at] = special;
+                let stop = skip_plain(&b, 0);
+                assert!(
+                    stop <= at && at < stop + 8,
+                    "{special:#x} at {at}: stopped at {stop}"
+                );
+            }
+        }
+        // Plain bytes (ASCII, 0x20, 0x7f, UTF-8 continuation and lead bytes) are skipped.
+        let plain: Vec<u8> = (0x20u8..=0xff)
+            .filter(|&c| c != b'"' && c != b'\\')
+            .collect();
+        assert_eq!(skip_plain(&plain, 0), plain.len() / 8 * 8);
     }
 
     #[test]
