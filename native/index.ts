@@ -14,8 +14,8 @@
 import type { CryptoBackend, RawKeyInfo, RawKeyRef } from './ts/backend.ts';
 import type { BackendErrorCode } from './ts/backend-error.ts';
 import { type BackendName, backendByName, type JsonTargetsFns, loadNative, selectBackend } from './ts/load.ts';
-import { checkOpenSpans, type OpenBatch, openSpliceVia } from './ts/open-splice.ts';
-import { checkSpliceHeads, checkSpliceSpans, type SealBatch, sealSpliceVia } from './ts/seal-splice.ts';
+import { checkOpenSpans, openSpliceVia } from './ts/open-splice.ts';
+import { checkSpliceHeads, checkSpliceSpans, sealSpliceVia } from './ts/seal-splice.ts';
 
 export type { RawKeyInfo as KeyInfo } from './ts/backend.ts';
 export type { BackendName, JsonTargetsRules } from './ts/load.ts';
@@ -236,32 +236,52 @@ export class KeyHandle {
     heads: { aadHead: Uint8Array; textHead: Uint8Array; header: Uint8Array },
   ): Buffer {
     const { aadHead, textHead, header } = heads;
+    return this.#splice(
+      () => checkSpliceSpans(body.length, spans, contexts),
+      (engine, plain) =>
+        sealSpliceVia(
+          (w, pts, aads) => engine.dataKeySealBatch(plain, w, pts, aads),
+          wrapAad,
+          body,
+          spans,
+          contexts,
+          aadHead,
+          textHead,
+          header,
+        ),
+      (backend, ref) => backend.dataKeySealSplice(ref, wrapAad, body, spans, contexts, aadHead, textHead, header),
+      wrapAad,
+      body,
+      heads,
+    );
+  }
+
+  /**
+   * How both splice calls run: through the envelope engine's batch calls
+   * (the key checked first, as the backends do, then the arguments; the
+   * engine's own errors pass as they are, as in dataKeySealBatch), or by the
+   * backend, whose errors become CryptoErrors.
+   */
+  #splice<R>(
+    checkSpans: () => void,
+    viaEngine: (engine: EnvelopeEngine, plain: KeyHandle) => R,
+    byBackend: (backend: CryptoBackend, ref: RawKeyRef) => R,
+    wrapAad: Uint8Array,
+    body: Uint8Array,
+    heads: { aadHead: Uint8Array; textHead: Uint8Array; header: Uint8Array },
+  ): R {
     if (this.#envelope) {
-      // The key first, as the backends do.
       if (!this.live) throw new CryptoError('key_destroyed', 'the key has been destroyed');
       try {
-        checkSpliceSpans(body.length, spans, contexts);
+        checkSpans();
         checkSpliceHeads(wrapAad, body, heads);
       } catch (err) {
         rethrow(err);
       }
-      // The engine's own errors pass as they are, as in dataKeySealBatch.
-      const engine = this.#envelope;
-      const plain = this.plain();
-      const seal: SealBatch = (w, pts, aads) => engine.dataKeySealBatch(plain, w, pts, aads);
-      return sealSpliceVia(seal, wrapAad, body, spans, contexts, aadHead, textHead, header);
+      return viaEngine(this.#envelope, this.plain());
     }
     try {
-      return this.#crypto.backend.dataKeySealSplice(
-        this.#ref,
-        wrapAad,
-        body,
-        spans,
-        contexts,
-        aadHead,
-        textHead,
-        header,
-      );
+      return byBackend(this.#crypto.backend, this.#ref);
     } catch (err) {
       rethrow(err);
     }
@@ -283,34 +303,24 @@ export class KeyHandle {
     heads: { aadHead: Uint8Array; textHead: Uint8Array; header: Uint8Array },
   ): Buffer | null {
     const { aadHead, textHead, header } = heads;
-    if (this.#envelope) {
-      // The key first, as the backends do.
-      if (!this.live) throw new CryptoError('key_destroyed', 'the key has been destroyed');
-      try {
-        checkOpenSpans(body.length, spans, contexts);
-        checkSpliceHeads(wrapAad, body, heads);
-      } catch (err) {
-        rethrow(err);
-      }
-      const engine = this.#envelope;
-      const plain = this.plain();
-      const open: OpenBatch = (w, wa, s, a) => engine.dataKeyOpenBatch(plain, w, wa, s, a);
-      return openSpliceVia(open, wrapAad, body, spans, contexts, aadHead, textHead, header);
-    }
-    try {
-      return this.#crypto.backend.dataKeyOpenSplice(
-        this.#ref,
-        wrapAad,
-        body,
-        spans,
-        contexts,
-        aadHead,
-        textHead,
-        header,
-      );
-    } catch (err) {
-      rethrow(err);
-    }
+    return this.#splice(
+      () => checkOpenSpans(body.length, spans, contexts),
+      (engine, plain) =>
+        openSpliceVia(
+          (w, wa, s, a) => engine.dataKeyOpenBatch(plain, w, wa, s, a),
+          wrapAad,
+          body,
+          spans,
+          contexts,
+          aadHead,
+          textHead,
+          header,
+        ),
+      (backend, ref) => backend.dataKeyOpenSplice(ref, wrapAad, body, spans, contexts, aadHead, textHead, header),
+      wrapAad,
+      body,
+      heads,
+    );
   }
 
   /** Inverse of dataKeySealBatch over items that may carry different wrapped data keys; `null` per failed item. */

@@ -15,7 +15,7 @@
 import { isUtf8 } from 'node:buffer';
 import { backendError } from './backend-error.ts';
 import { jsonStringBytes } from './json-string.ts';
-import { checkSpliceHeads, MAX_SPLICE_CONTEXT, MAX_SPLICE_PLAINTEXT } from './seal-splice.ts';
+import { checkSpliceContexts, checkSpliceHeads, MAX_SPLICE_PLAINTEXT } from './seal-splice.ts';
 
 const WRAPPED = 60;
 const OVERHEAD = 28;
@@ -45,11 +45,7 @@ export function checkOpenSpans(bodyLength: number, spans: Uint32Array, contexts:
     if (start < previousEnd) invalid('spans must be in order and must not overlap');
     previousEnd = end;
   }
-  if (!Array.isArray(contexts) || contexts.length !== n) invalid('one context per item (spans.length / 2)');
-  for (const c of contexts) {
-    if (!(c instanceof Uint8Array)) invalid('contexts must be Uint8Arrays');
-    if (c.length > MAX_SPLICE_CONTEXT) invalid('a context is longer than 4096 bytes');
-  }
+  checkSpliceContexts(contexts, n, 2, invalid);
   return n;
 }
 

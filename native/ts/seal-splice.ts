@@ -58,12 +58,22 @@ export function checkSpliceSpans(bodyLength: number, spans: Uint32Array, context
     if (pe - ps > MAX_SPLICE_PLAINTEXT) invalid('a plaintext is longer than 1 MiB');
     previousEnd = ve;
   }
-  if (!Array.isArray(contexts) || contexts.length !== n) invalid('one context per item (spans.length / 4)');
-  for (const c of contexts) {
-    if (!(c instanceof Uint8Array)) invalid('contexts must be Uint8Arrays');
-    if (c.length > MAX_SPLICE_CONTEXT) invalid('a context is longer than 4096 bytes');
-  }
+  checkSpliceContexts(contexts, n, 4, invalid);
   return n;
+}
+
+/** One context per item, each bytes of at most 4096 (for both splice calls; `fail` names the call). */
+export function checkSpliceContexts(
+  contexts: readonly Uint8Array[],
+  n: number,
+  width: number,
+  fail: (detail: string) => never,
+): void {
+  if (!Array.isArray(contexts) || contexts.length !== n) fail(`one context per item (spans.length / ${width})`);
+  for (const c of contexts) {
+    if (!(c instanceof Uint8Array)) fail('contexts must be Uint8Arrays');
+    if (c.length > MAX_SPLICE_CONTEXT) fail('a context is longer than 4096 bytes');
+  }
 }
 
 export function sealSpliceVia(

@@ -263,11 +263,22 @@ export async function encryptRequestFields(body: ScannedJson, req: TransformRequ
     spans[4 * i + 2] = pt[0];
     spans[4 * i + 3] = pt[1];
   }
-  const pending = req.keys.encryptKey(req.tenant, route.keyId);
+  return sealInPlace(body.bytes, req, spans, contexts);
+}
+
+/** The one-call seal of encryptRequestFields' items (`spans`: 4 numbers each, target order) under the route's key. */
+async function sealInPlace(
+  bytes: Uint8Array,
+  req: TransformRequest,
+  spans: Uint32Array,
+  contexts: readonly Buffer[],
+): Promise<TransformReport> {
+  const pending = req.keys.encryptKey(req.tenant, req.route.keyId);
   const key = checkedKey(req, isPromise(pending) ? await pending : pending);
-  report.body = encryptFieldsInto(key.handle, key.ref, body.bytes, spans, contexts);
+  const report = emptyReport();
+  report.body = encryptFieldsInto(key.handle, key.ref, bytes, spans, contexts);
   report.keyVersion = key.ref.keyVersion;
-  report.encrypted = n;
+  report.encrypted = contexts.length;
   return report;
 }
 
@@ -492,12 +503,7 @@ export async function encryptFoundTargets(
   }
   const contexts = foundContexts(req, route.request, found);
   if (contexts === undefined) return undefined;
-  const pending = req.keys.encryptKey(req.tenant, route.keyId);
-  const key = checkedKey(req, isPromise(pending) ? await pending : pending);
-  report.body = encryptFieldsInto(key.handle, key.ref, bytes, spans, contexts);
-  report.keyVersion = key.ref.keyVersion;
-  report.encrypted = n;
-  return report;
+  return sealInPlace(bytes, req, spans, contexts);
 }
 
 /**
