@@ -485,9 +485,12 @@ export { jsonStringBytes } from './ts/json-string.ts';
 /**
  * The native module's JSON target scan (src/json_targets.rs; the gateway's
  * pipeline/json-targets.ts encodes its rules and reads its answer), or
- * undefined when the native module is not loaded.
+ * undefined when it cannot be had or is not wanted: the module does not
+ * load, or `KCM_CRYPTO_BACKEND=node` keeps the native binary out of this
+ * process.
  */
-export function nativeJsonTargets(): JsonTargetsFns | undefined {
+export function nativeJsonTargets(env: NodeJS.ProcessEnv = process.env): JsonTargetsFns | undefined {
+  if (env.KCM_CRYPTO_BACKEND?.trim() === 'node') return undefined;
   const b = loadNative().backend;
   return b?.jsonTargets && b.jsonTargetsRules ? (b as JsonTargetsFns) : undefined;
 }

@@ -196,11 +196,14 @@ struct Scanner<'a> {
     plans: &'a [Plan],
     nodes: Vec<Node>,
     max_depth: usize,
+    /// Most values kept on the plan before the pass declines.
+    max_nodes: usize,
 }
 
-/// The first index from `i` whose 8-byte word holds a quote, a backslash or
-/// a control character (or `i` itself near the end): a string's plain run,
-/// skipped a word at a time. Exact for bytes ≥ 0x80 too (never flagged).
+/// The start of the first 8-byte word from `i` that holds a quote, a
+/// backslash or a control character, or of the last whole word's end when
+/// fewer than 8 bytes remain: a string's plain run, skipped a word at a
+/// time (the caller reads on byte by byte). Bytes ≥ 0x80 are never flagged.
 fn skip_plain(b: &[u8], mut i: usize) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -346,7 +349,12 @@ impl Scanner<'_> {
         Ok((self.ws(i + 1), child))
     }
 
-    fn push_node(&mut self, kind: u32, start: usize, end: usize) -> usize {
+    fn push_node(&mut self, kind: u32, start: usize, end: usize) -> Scan<usize> {
+        // Many values on the plan (a huge array under `[*]`): decline before
+        // holding them all; the reference then answers (often too_many_fields).
+        if self.nodes.len() >= self.max_nodes {
+            return Err(Decline);
+        }
         self.nodes.push(Node {
             kind,
             start,
@@ -354,7 +362,7 @@ impl Scanner<'_> {
             members: Vec::new(),
             items: Vec::new(),
         });
-        self.nodes.len() - 1
+        Ok(self.nodes.len() - 1)
     }
 
     /// Scans the whole body; the root node when the root is on the plan.
@@ -371,7 +379,10 @@ impl Scanner<'_> {
                 }
                 let object = c == b'{';
                 let kind = if object { OBJECT } else { ARRAY };
-                let on = value_plan.map(|plan| (plan, self.push_node(kind, i, 0)));
+                let on = match value_plan {
+                    Some(plan) => Some((plan, self.push_node(kind, i, 0)?)),
+                    None => None,
+                };
                 let mut frame = Frame {
                     object,
                     on,
@@ -399,11 +410,8 @@ impl Scanner<'_> {
                 let (end, escaped) = self.string(i)?;
                 i = end;
                 if value_plan.is_some() {
-                    done = Some(self.push_node(
-                        if escaped { STRING | ESCAPED } else { STRING },
-                        start,
-                        end,
-                    ));
+                    let kind = if escaped { STRING | ESCAPED } else { STRING };
+                    done = Some(self.push_node(kind, start, end)?);
                 }
             } else {
                 let start = i;
@@ -424,7 +432,7 @@ impl Scanner<'_> {
                     return Err(Decline);
                 }
                 if value_plan.is_some() {
-                    done = Some(self.push_node(kind, start, i));
+                    done = Some(self.push_node(kind, start, i)?);
                 }
             }
             // The value is complete: record it, then close every container it completes.
@@ -569,12 +577,13 @@ pub fn json_targets(
         plans: &compiled.plans,
         nodes: Vec::with_capacity(16),
         max_depth,
+        max_nodes: max_fields.saturating_mul(4).saturating_add(4096),
     };
     let Ok(root) = scanner.scan() else {
         return Ok(None);
     };
     let Some(root) = root else {
-        return Ok(None); // no rules: nothing planned (the caller does not ask)
+        return Ok(None); // unreachable: the root is always on the plan (node 0)
     };
     let mut walker = Walker {
         nodes: &scanner.nodes,
@@ -674,6 +683,13 @@ mod tests {
         ] {
             assert!(targets(bad, rules).is_none(), "{bad}");
         }
+        // Non-ASCII names that fold to a planned ASCII name (ſ → s, Kelvin sign → k), with a skip rule.
+        for (body, rule) in [
+            (r#"{"s":"1","ſ":"2"}"#, "s"),
+            ("{\"k\":\"1\",\"\u{212a}\":\"2\"}", "k"),
+        ] {
+            assert!(targets(body, &[(false, &[rule])]).is_none(), "{body}");
+        }
         // Off the plan, repeats and case variants are the application's business.
         assert!(targets(r#"{"x":{"a":1,"a":2,"A":3},"card":{"number":"1"}}"#, rules).is_some());
         assert!(
@@ -721,6 +737,19 @@ mod tests {
             Some(12)
         );
         assert!(json_targets(b"[1,2,3,4]", &rules, 64, 3).unwrap().is_none());
+        // Values kept on the plan are bounded (4 × maxFields + 4096) even where none is a target.
+        let skip = compile_rules(&encode(&[(false, &["*", "x"])])).unwrap();
+        let many = format!("[{}{{}}]", "{},".repeat(8000));
+        assert!(json_targets(many.as_bytes(), &skip, 64, 10)
+            .unwrap()
+            .is_none());
+        let some = format!("[{}{{}}]", "{},".repeat(4000));
+        assert_eq!(
+            json_targets(some.as_bytes(), &skip, 64, 10)
+                .unwrap()
+                .map(|t| t.len()),
+            Some(0)
+        );
     }
 
     #[test]

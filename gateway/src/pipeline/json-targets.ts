@@ -73,8 +73,9 @@ function encode(rules: readonly FieldRule[]): Uint8Array | null {
 /**
  * The targets of `rules` in `body` (valid UTF-8, already within the size
  * limit): 4 numbers each (rule index, value start, value end, flags), in
- * collectTargets' order; undefined when the native module is not loaded,
- * the rules are not taken, or the pass declines.
+ * collectTargets' order; undefined when the native pass cannot be had or is
+ * not wanted (native/index.ts nativeJsonTargets), the rules are not taken, or
+ * the pass declines.
  */
 export function nativeTargets(
   body: Uint8Array,

@@ -549,20 +549,23 @@ export async function decryptFoundTargets(
  * tenant/key/field/record, bad tag, a plaintext its codec cannot hold) is
  * masked when its rule says
  * `onFailure: "mask"`, else the whole body fails with
- * {@link FieldDecryptionError} (422, opaque). Returns the report with the new
- * body. Also throws `selector_missing`, `selector_type_mismatch`,
+ * {@link FieldDecryptionError} (422, opaque). Tries the one-call path
+ * (openInPlace) first unless `options.oneCall` is false. Returns the report
+ * with the new body. Also throws `selector_missing`, `selector_type_mismatch`,
  * `too_many_fields`.
  */
 export async function decryptResponseFields(
   body: ScannedJson,
   req: TransformRequest & { caller: Caller },
+  options: { oneCall?: boolean } = {},
 ): Promise<TransformReport> {
   const report = emptyReport();
   const { route } = req;
   if (route.response.length === 0) return report;
   const targets = collectTargets(body.root, route.response, route.limits.maxFields);
   const reads = route.response.map((rule) => mayRead(rule, req.caller));
-  const opened = await openInPlace(body, req, targets, reads);
+  // `oneCall: false`: decryptFoundTargets already tried the one-call path on these same targets.
+  const opened = options.oneCall === false ? undefined : await openInPlace(body, req, targets, reads);
   if (opened !== undefined) {
     report.body = opened;
     report.decrypted = targets.length;

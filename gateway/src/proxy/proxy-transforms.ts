@@ -182,7 +182,8 @@ export async function decryptResponseBody(
   // The native pass and one-call open when they apply; else the JavaScript scan and the general path.
   const found = nativeTargets(body, rules.response, limits);
   let report = found && (await decryptFoundTargets(body, req, found));
-  if (report === undefined) report = await scanAndDecrypt(ctx, body, limits, req);
+  // After a native answer the one-call path was tried on these same targets: the general path does not try it again.
+  if (report === undefined) report = await scanAndDecrypt(ctx, body, limits, req, found === undefined);
   if (report.failures.length > 0) ctx.auditReasons = report.failures.map((f) => `${f.path}: ${f.reason}`);
   if (report.body === undefined) return;
   // The body changed: validators and digests of the stored bytes no longer hold.
@@ -201,6 +202,7 @@ async function scanAndDecrypt(
   body: Uint8Array,
   limits: CompiledRoute['limits'],
   req: Parameters<typeof decryptResponseFields>[1],
+  oneCall: boolean,
 ): Promise<TransformReport> {
   let scanned: ReturnType<typeof scanCheckedBody>;
   try {
@@ -209,7 +211,7 @@ async function scanAndDecrypt(
     throw badUpstreamBody(ctx, err instanceof KcmError ? err.code : 'json_malformed');
   }
   try {
-    return await decryptResponseFields(scanned, req);
+    return await decryptResponseFields(scanned, req, { oneCall });
   } catch (err) {
     if (err instanceof FieldDecryptionError) ctx.auditReasons = err.failures.map((f) => `${f.path}: ${f.reason}`);
     else if (err instanceof KcmError && BODY_SHAPE_ERRORS.has(err.code))

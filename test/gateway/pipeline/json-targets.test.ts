@@ -17,17 +17,25 @@ import { encodeRules, nativeTargets } from '../../../gateway/src/pipeline/json-t
 import { planFor } from '../../../gateway/src/pipeline/transform-json.ts';
 import type { BodyLimits } from '../../../gateway/src/policy/policy-types.ts';
 import { parseSelector, selectorsOverlap } from '../../../gateway/src/policy/selector.ts';
+import { nativeJsonTargets } from '../../../native/index.ts';
 import { nativeLoadError } from '../../native/backends.ts';
 import { routesOf } from './helpers.ts';
 
 const TYPES: Record<string, number> = { object: 1, array: 2, string: 3, number: 4, boolean: 5, null: 6 };
-const NAMES = ['a', 'b', 'card', 'number'];
-/** Member names as written in bodies: the planned ones, case variants, escapes, non-ASCII, others. */
+const NAMES = ['a', 'b', 'card', 'number', 's', 'k', 'ω'];
+/**
+ * Member names as written in bodies: the planned ones, case variants (ASCII,
+ * and non-ASCII ones that fold to a planned name: ſ → s, the Kelvin sign →
+ * k, Ω → ω), escapes, other non-ASCII names, others.
+ */
 const SPELLINGS = [
   'a',
   'b',
   'card',
   'number',
+  's',
+  'k',
+  'ω',
   'Number',
   'CARD',
   'A',
@@ -35,8 +43,9 @@ const SPELLINGS = [
   '\\u0061',
   'númber',
   'ſ',
+  '\u212a',
+  'Ω',
   'x',
-  'k',
 ];
 
 type Tree = null | boolean | number | string | { raw: string } | Tree[] | { members: [string, Tree][] };
@@ -115,7 +124,8 @@ describe('native JSON targets agree with the JavaScript scan and walk', { skip: 
           // The policy schema refuses overlapping selectors: keep the first of each overlapping set.
           const kept: { text: string; required: boolean }[] = [];
           for (const r of rawRules) {
-            const text = `$${r.steps.map((x) => (x === '*' ? '[*]' : `.${x}`)).join('')}`;
+            const step = (x: string) => (x === '*' ? '[*]' : /^[a-z]+$/.test(x) ? `.${x}` : `[${JSON.stringify(x)}]`);
+            const text = `$${r.steps.map(step).join('')}`;
             if (kept.some((q) => selectorsOverlap(parseSelector(q.text), parseSelector(text)))) continue;
             kept.push({ text, required: r.required });
           }
@@ -171,6 +181,11 @@ describe('native JSON targets agree with the JavaScript scan and walk', { skip: 
     // Not degenerate: many answers, and many declines (the reference's errors among them).
     assert.ok(outcomes.answered >= 300, JSON.stringify(outcomes));
     assert.ok(outcomes.referenceThrew >= 300, JSON.stringify(outcomes));
+  });
+
+  it('KCM_CRYPTO_BACKEND=node keeps the pass (and the native binary) out', () => {
+    assert.equal(nativeJsonTargets({ KCM_CRYPTO_BACKEND: 'node' }), undefined);
+    assert.ok(nativeJsonTargets({}));
   });
 
   it('rules that read a record id from the body are not sent', () => {
