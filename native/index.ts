@@ -487,10 +487,17 @@ export { jsonStringBytes } from './ts/json-string.ts';
  * pipeline/json-targets.ts encodes its rules and reads its answer), or
  * undefined when it cannot be had or is not wanted: the module does not
  * load, or `KCM_CRYPTO_BACKEND=node` keeps the native binary out of this
- * process.
+ * process (`env`: process.env, read once, when not given).
  */
-export function nativeJsonTargets(env: NodeJS.ProcessEnv = process.env): JsonTargetsFns | undefined {
+export function nativeJsonTargets(env?: NodeJS.ProcessEnv): JsonTargetsFns | undefined {
+  // Asked per request: the process's answer is decided once (reading process.env is not free).
+  if (env === undefined) {
+    processJsonTargets ??= { fns: nativeJsonTargets(process.env) };
+    return processJsonTargets.fns;
+  }
   if (env.KCM_CRYPTO_BACKEND?.trim() === 'node') return undefined;
   const b = loadNative().backend;
   return b?.jsonTargets && b.jsonTargetsRules ? (b as JsonTargetsFns) : undefined;
 }
+
+let processJsonTargets: { fns: JsonTargetsFns | undefined } | undefined;
