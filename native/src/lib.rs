@@ -30,6 +30,7 @@ pub mod open_splice;
 pub mod ossl;
 pub mod seal_splice;
 pub mod shamir;
+pub mod splice;
 pub mod sys;
 pub mod transport;
 

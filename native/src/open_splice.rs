@@ -22,8 +22,9 @@
 use crate::aead::{self, EnvelopeItem, OVERHEAD, WRAPPED_LEN};
 use crate::base64url;
 use crate::error::{Error, Result};
+use crate::keys;
 use crate::keys::KEY_LEN;
-use crate::seal_splice::{MAX_CONTEXT, MAX_PLAINTEXT};
+use crate::splice::{self, copy_at, slice, split_lens, split_lens_mut, MAX_PLAINTEXT};
 
 /// The fixed parts every item must show (see the module notes).
 pub struct OpenHeads<'a> {
@@ -36,44 +37,20 @@ pub struct OpenHeads<'a> {
 /// Value spans from `spans` (2 per item: start, end), checked against a body
 /// of `body_len` bytes: inside it, ascending, not overlapping, at least one.
 pub fn values_from_spans(spans: &[u32], body_len: usize) -> Result<Vec<(usize, usize)>> {
-    if spans.is_empty() || spans.len() % 2 != 0 {
-        return Err(Error::arg(
-            "dataKeyOpenSplice: spans must hold 2 numbers per item, at least one item",
-        ));
-    }
-    let mut values = Vec::with_capacity(spans.len() / 2);
-    let mut previous_end = 0;
-    for s in spans.chunks_exact(2) {
-        let (start, end) = (s[0] as usize, s[1] as usize);
-        if start > end || end > body_len {
-            return Err(Error::arg(
-                "dataKeyOpenSplice: a span lies outside the body",
-            ));
-        }
-        if start < previous_end {
-            return Err(Error::arg(
-                "dataKeyOpenSplice: spans must be in order and must not overlap",
-            ));
-        }
-        previous_end = end;
-        values.push((start, end));
-    }
-    Ok(values)
+    splice::checked_ranges(spans, 2, body_len, "dataKeyOpenSplice")
 }
 
 /// The plaintexts of every item, opened; wiped on drop.
 pub struct Opened {
+    /// The plaintexts, one after another.
     scratch: Vec<u8>,
-    /// Item i's plaintext: `scratch[ranges[i].0 .. ranges[i].1]`.
-    ranges: Vec<(usize, usize)>,
+    /// Their lengths.
+    pt_lens: Vec<usize>,
 }
 
 impl Drop for Opened {
     fn drop(&mut self) {
-        for b in self.scratch.iter_mut() {
-            // SAFETY: `b` is a valid, exclusive reference into the scratch buffer.
-            unsafe { std::ptr::write_volatile(b, 0) };
-        }
+        keys::wipe(&mut self.scratch);
     }
 }
 
@@ -156,16 +133,7 @@ pub fn open_items(
     contexts: &[&[u8]],
     heads: &OpenHeads<'_>,
 ) -> Result<Option<Opened>> {
-    if contexts.len() != values.len() {
-        return Err(Error::arg(
-            "dataKeyOpenSplice: one context per item (spans.length / 2)",
-        ));
-    }
-    if contexts.iter().any(|c| c.len() > MAX_CONTEXT) {
-        return Err(Error::arg(
-            "dataKeyOpenSplice: a context is longer than 4096 bytes",
-        ));
-    }
+    splice::check_contexts(contexts, values.len(), 2, "dataKeyOpenSplice")?;
     let Some(texts) = values
         .iter()
         .map(|&v| envelope_text(body, v, heads))
@@ -179,54 +147,33 @@ pub fn open_items(
         .map(|t| base64url::decoded_len(t.len()).unwrap_or(0))
         .collect();
     let mut envelopes = vec![0u8; env_lens.iter().sum()];
-    {
-        let mut rest = envelopes.as_mut_slice();
-        for (text, &n) in texts.iter().zip(&env_lens) {
-            let (env, tail) = std::mem::take(&mut rest).split_at_mut(n);
-            rest = tail;
-            if !base64url::decode_into(text, env) || !env.starts_with(heads.header) {
-                return Ok(None);
-            }
+    for (text, env) in texts.iter().zip(split_lens_mut(&mut envelopes, &env_lens)) {
+        if !base64url::decode_into(text, env) || !env.starts_with(heads.header) {
+            return Ok(None);
         }
     }
-    let mut aad_buf = Vec::new();
-    let mut aad_ends = Vec::with_capacity(contexts.len());
-    for c in contexts {
-        aad_buf.extend_from_slice(heads.aad_head);
-        aad_buf.extend_from_slice(&(c.len() as u32).to_be_bytes());
-        aad_buf.extend_from_slice(c);
-        aad_ends.push(aad_buf.len());
-    }
+    let (aad_buf, aad_lens) = splice::item_aads(heads.aad_head, contexts);
     let h = heads.header.len();
-    let mut items = Vec::with_capacity(values.len());
-    let mut ranges = Vec::with_capacity(values.len());
-    let (mut env_at, mut aad_at, mut pt_at) = (0, 0, 0);
-    for (&n, &aad_end) in env_lens.iter().zip(&aad_ends) {
-        let env = &envelopes[env_at..env_at + n];
-        items.push(EnvelopeItem {
+    let items: Vec<EnvelopeItem<'_>> = split_lens(&envelopes, &env_lens)
+        .into_iter()
+        .zip(split_lens(&aad_buf, &aad_lens))
+        .map(|(env, aad)| EnvelopeItem {
             wrapped_key: &env[h..h + WRAPPED_LEN],
             wrap_aad: heads.wrap_aad,
             sealed: &env[h + WRAPPED_LEN..],
-            aad: &aad_buf[aad_at..aad_end],
-        });
-        let pt_len = n - h - WRAPPED_LEN - OVERHEAD;
-        ranges.push((pt_at, pt_at + pt_len));
-        env_at += n;
-        aad_at = aad_end;
-        pt_at += pt_len;
-    }
+            aad,
+        })
+        .collect();
+    let pt_lens: Vec<usize> = env_lens
+        .iter()
+        .map(|n| n - h - WRAPPED_LEN - OVERHEAD)
+        .collect();
     let mut opened = Opened {
-        scratch: vec![0u8; pt_at],
-        ranges,
+        scratch: vec![0u8; pt_lens.iter().sum()],
+        pt_lens,
     };
     let ok = {
-        let mut outs = Vec::with_capacity(items.len());
-        let mut rest = opened.scratch.as_mut_slice();
-        for &(s, e) in &opened.ranges {
-            let (out, tail) = std::mem::take(&mut rest).split_at_mut(e - s);
-            rest = tail;
-            outs.push(out);
-        }
+        let mut outs = split_lens_mut(&mut opened.scratch, &opened.pt_lens);
         aead::data_key_open_batch(kek, &items, &mut outs)?
     };
     if !ok.iter().all(|&o| o) || !opened.plaintexts().all(|p| std::str::from_utf8(p).is_ok()) {
@@ -237,7 +184,7 @@ pub fn open_items(
 
 impl Opened {
     fn plaintexts(&self) -> impl Iterator<Item = &[u8]> {
-        self.ranges.iter().map(|&(s, e)| &self.scratch[s..e])
+        split_lens(&self.scratch, &self.pt_lens).into_iter()
     }
 
     /// Length of the output body for `body` and the `values` these items came from.
@@ -255,27 +202,15 @@ impl Opened {
     pub fn write(&self, body: &[u8], values: &[(usize, usize)], out: &mut [u8]) -> Result<()> {
         let mut at = 0;
         let mut from = 0;
-        let copy = |out: &mut [u8], at: usize, src: &[u8]| -> Result<usize> {
-            out.get_mut(at..at + src.len())
-                .ok_or_else(|| Error::internal("dataKeyOpenSplice: output length"))?
-                .copy_from_slice(src);
-            Ok(at + src.len())
-        };
         for (&(start, end), pt) in values.iter().zip(self.plaintexts()) {
-            let keep = body
-                .get(from..start)
-                .ok_or_else(|| Error::internal("dataKeyOpenSplice: span"))?;
-            at = copy(out, at, keep)?;
+            at = copy_at(out, at, slice(body, (from, start))?)?;
             let rest = out
                 .get_mut(at..)
                 .ok_or_else(|| Error::internal("dataKeyOpenSplice: output length"))?;
             at += write_json_string(pt, rest)?;
             from = end;
         }
-        let keep = body
-            .get(from..)
-            .ok_or_else(|| Error::internal("dataKeyOpenSplice: span"))?;
-        at = copy(out, at, keep)?;
+        at = copy_at(out, at, slice(body, (from, body.len()))?)?;
         if at != out.len() {
             return Err(Error::internal("dataKeyOpenSplice: output length"));
         }
@@ -490,7 +425,7 @@ mod tests {
         let (_, oh) = heads();
         let kek = [1u8; KEY_LEN];
         assert!(open_items(&kek, b"\"x\"", &[(0, 3)], &[], &oh).is_err());
-        let long = vec![0u8; MAX_CONTEXT + 1];
+        let long = vec![0u8; splice::MAX_CONTEXT + 1];
         assert!(open_items(&kek, b"\"x\"", &[(0, 3)], &[&long], &oh).is_err());
         assert!(open_items(&kek, b"\"x\"", &[(0, 3)], &[b""], &oh)
             .unwrap()

@@ -22,6 +22,8 @@ use crate::aead::{self, OVERHEAD, WRAPPED_LEN};
 use crate::base64url;
 use crate::error::{Error, Result};
 use crate::keys::KEY_LEN;
+use crate::splice::{self, copy_at, slice, split_lens, split_lens_mut};
+pub use crate::splice::{MAX_CONTEXT, MAX_PLAINTEXT};
 
 /// One item: byte ranges of the body, `start..end`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,49 +42,19 @@ pub struct SpliceHeads<'a> {
     pub header: &'a [u8],
 }
 
-/// Longest context, as the field AAD allows (SPEC §5.3).
-pub const MAX_CONTEXT: usize = 4096;
-
-/// Longest plaintext of one item, as a field envelope allows (SPEC §5: 1 MiB);
-/// [`open_splice`](crate::open_splice) refuses longer ones.
-pub const MAX_PLAINTEXT: usize = 1 << 20;
-
 /// Items from `spans` (4 per item: value start, value end, plaintext start,
 /// plaintext end), checked against a body of `body_len` bytes: every range
 /// inside the body, values in ascending order and not overlapping, at least
 /// one item. `[invalid_argument]` otherwise.
 pub fn items_from_spans(spans: &[u32], body_len: usize) -> Result<Vec<SpliceItem>> {
-    if spans.is_empty() || spans.len() % 4 != 0 {
-        return Err(Error::arg(
-            "dataKeySealSplice: spans must hold 4 numbers per item, at least one item",
-        ));
-    }
-    let range = |s: u32, e: u32| {
-        let (s, e) = (s as usize, e as usize);
-        if s <= e && e <= body_len {
-            Ok((s, e))
-        } else {
-            Err(Error::arg(
-                "dataKeySealSplice: a span lies outside the body",
-            ))
-        }
-    };
-    let mut items = Vec::with_capacity(spans.len() / 4);
-    let mut previous_end = 0;
-    for s in spans.chunks_exact(4) {
-        let value = range(s[0], s[1])?;
-        if value.0 < previous_end {
-            return Err(Error::arg(
-                "dataKeySealSplice: value spans must be in order and must not overlap",
-            ));
-        }
-        previous_end = value.1;
-        items.push(SpliceItem {
-            value,
-            plaintext: range(s[2], s[3])?,
-        });
-    }
-    Ok(items)
+    let ranges = splice::checked_ranges(spans, 4, body_len, "dataKeySealSplice")?;
+    Ok(ranges
+        .chunks_exact(2)
+        .map(|r| SpliceItem {
+            value: r[0],
+            plaintext: r[1],
+        })
+        .collect())
 }
 
 /// Length of the encoded envelope of a plaintext of `len` bytes (before base64url).
@@ -122,16 +94,7 @@ pub fn seal_splice(
     heads: &SpliceHeads<'_>,
     out: &mut [u8],
 ) -> Result<()> {
-    if contexts.len() != items.len() {
-        return Err(Error::arg(
-            "dataKeySealSplice: one context per item (spans.length / 4)",
-        ));
-    }
-    if contexts.iter().any(|c| c.len() > MAX_CONTEXT) {
-        return Err(Error::arg(
-            "dataKeySealSplice: a context is longer than 4096 bytes",
-        ));
-    }
+    splice::check_contexts(contexts, items.len(), 4, "dataKeySealSplice")?;
     if items
         .iter()
         .any(|it| it.plaintext.1 - it.plaintext.0 > MAX_PLAINTEXT)
@@ -143,17 +106,7 @@ pub fn seal_splice(
     if out.len() != output_len(body.len(), items, heads)? {
         return Err(Error::internal("dataKeySealSplice: output length"));
     }
-    // All AADs in one buffer, then sliced.
-    let aad_lens: Vec<usize> = contexts
-        .iter()
-        .map(|c| heads.aad_head.len() + 4 + c.len())
-        .collect();
-    let mut aad_buf = Vec::with_capacity(aad_lens.iter().sum());
-    for c in contexts {
-        aad_buf.extend_from_slice(heads.aad_head);
-        aad_buf.extend_from_slice(&(c.len() as u32).to_be_bytes());
-        aad_buf.extend_from_slice(c);
-    }
+    let (aad_buf, aad_lens) = splice::item_aads(heads.aad_head, contexts);
     let aads = split_lens(&aad_buf, &aad_lens);
     let plaintexts = items
         .iter()
@@ -203,40 +156,6 @@ pub fn seal_splice(
         return Err(Error::internal("dataKeySealSplice: output length"));
     }
     Ok(())
-}
-
-fn slice(body: &[u8], (start, end): (usize, usize)) -> Result<&[u8]> {
-    body.get(start..end)
-        .ok_or_else(|| Error::arg("dataKeySealSplice: a span lies outside the body"))
-}
-
-fn copy_at(out: &mut [u8], at: usize, src: &[u8]) -> Result<usize> {
-    let end = at + src.len();
-    out.get_mut(at..end)
-        .ok_or_else(|| Error::internal("dataKeySealSplice: output length"))?
-        .copy_from_slice(src);
-    Ok(end)
-}
-
-/// `buf` cut into consecutive slices of `lens` (which must sum to its length).
-fn split_lens<'a>(mut buf: &'a [u8], lens: &[usize]) -> Vec<&'a [u8]> {
-    lens.iter()
-        .map(|&n| {
-            let (head, rest) = buf.split_at(n);
-            buf = rest;
-            head
-        })
-        .collect()
-}
-
-fn split_lens_mut<'a>(mut buf: &'a mut [u8], lens: &[usize]) -> Vec<&'a mut [u8]> {
-    lens.iter()
-        .map(|&n| {
-            let (head, rest) = std::mem::take(&mut buf).split_at_mut(n);
-            buf = rest;
-            head
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -15,7 +15,14 @@
 import { isUtf8 } from 'node:buffer';
 import { backendError } from './backend-error.ts';
 import { jsonStringBytes } from './json-string.ts';
-import { checkSpliceContexts, checkSpliceHeads, MAX_SPLICE_PLAINTEXT } from './seal-splice.ts';
+import {
+  checkSpans,
+  checkSpliceContexts,
+  checkSpliceHeads,
+  MAX_SPLICE_PLAINTEXT,
+  spliceAad,
+  spliceAround,
+} from './seal-splice.ts';
 
 const WRAPPED = 60;
 const OVERHEAD = 28;
@@ -34,17 +41,7 @@ function invalid(detail: string): never {
 
 /** Checks `spans` (2 per item) and `contexts` as the native export does; answers the item count. */
 export function checkOpenSpans(bodyLength: number, spans: Uint32Array, contexts: readonly Uint8Array[]): number {
-  if (!(spans instanceof Uint32Array)) invalid('spans must be a Uint32Array');
-  const n = spans.length / 2;
-  if (n < 1 || !Number.isInteger(n)) invalid('spans must hold 2 numbers per item, at least one item');
-  let previousEnd = 0;
-  for (let i = 0; i < spans.length; i += 2) {
-    const start = spans[i] as number;
-    const end = spans[i + 1] as number;
-    if (start > end || end > bodyLength) invalid('a span lies outside the body');
-    if (start < previousEnd) invalid('spans must be in order and must not overlap');
-    previousEnd = end;
-  }
+  const n = checkSpans(bodyLength, spans, 2, invalid);
   checkSpliceContexts(contexts, n, 2, invalid);
   return n;
 }
@@ -82,13 +79,7 @@ export function openSpliceVia(
     envelopes.push(env);
   }
   const h = header.length;
-  const aads = contexts.map((c) => {
-    const aad = Buffer.allocUnsafe(aadHead.length + 4 + c.length);
-    aad.set(aadHead, 0);
-    aad.writeUInt32BE(c.length, aadHead.length);
-    aad.set(c, aadHead.length + 4);
-    return aad;
-  });
+  const aads = contexts.map((c) => spliceAad(aadHead, c));
   const plaintexts = openBatch(
     envelopes.map((e) => e.subarray(h, h + WRAPPED)),
     envelopes.map(() => wrapAad),
@@ -101,14 +92,7 @@ export function openSpliceVia(
       if (p === null || !isUtf8(p)) return null;
       strings.push(jsonStringBytes(p));
     }
-    const parts: Uint8Array[] = [];
-    let from = 0;
-    for (let i = 0; i < n; i++) {
-      parts.push(body.subarray(from, spans[2 * i]), strings[i] as Buffer);
-      from = spans[2 * i + 1] as number;
-    }
-    parts.push(body.subarray(from));
-    return Buffer.concat(parts);
+    return spliceAround(body, spans, 2, strings);
   } finally {
     for (const p of plaintexts) p?.fill(0);
     for (const s of strings) s.fill(0);

@@ -44,22 +44,69 @@ export function checkSpliceHeads(
 
 /** Checks `spans` and `contexts` against a body of `bodyLength` bytes as the native export does; answers the item count. */
 export function checkSpliceSpans(bodyLength: number, spans: Uint32Array, contexts: readonly Uint8Array[]): number {
-  if (!(spans instanceof Uint32Array)) invalid('spans must be a Uint32Array');
-  const n = spans.length / 4;
-  if (n < 1 || !Number.isInteger(n)) invalid('spans must hold 4 numbers per item, at least one item');
-  let previousEnd = 0;
-  for (let i = 0; i < spans.length; i += 4) {
-    const vs = spans[i] as number;
-    const ve = spans[i + 1] as number;
-    const ps = spans[i + 2] as number;
-    const pe = spans[i + 3] as number;
-    if (!(vs <= ve && ve <= bodyLength && ps <= pe && pe <= bodyLength)) invalid('a span lies outside the body');
-    if (vs < previousEnd) invalid('value spans must be in order and must not overlap');
-    if (pe - ps > MAX_SPLICE_PLAINTEXT) invalid('a plaintext is longer than 1 MiB');
-    previousEnd = ve;
-  }
+  const n = checkSpans(bodyLength, spans, 4, invalid);
+  // In the native call's order: ranges, contexts, then plaintext sizes.
   checkSpliceContexts(contexts, n, 4, invalid);
+  for (let i = 0; i < spans.length; i += 4) {
+    if ((spans[i + 3] as number) - (spans[i + 2] as number) > MAX_SPLICE_PLAINTEXT) {
+      invalid('a plaintext is longer than 1 MiB');
+    }
+  }
   return n;
+}
+
+/**
+ * The item count of `spans` (`width` numbers per item, `width / 2` ranges,
+ * the value first), checked as src/splice.rs checked_ranges does: every
+ * range inside a body of `bodyLength` bytes, the values ascending and not
+ * overlapping, at least one item. `fail` names the call.
+ */
+export function checkSpans(
+  bodyLength: number,
+  spans: Uint32Array,
+  width: number,
+  fail: (detail: string) => never,
+): number {
+  if (!(spans instanceof Uint32Array)) fail('spans must be a Uint32Array');
+  const n = spans.length / width;
+  if (n < 1 || !Number.isInteger(n)) fail(`spans must hold ${width} numbers per item, at least one item`);
+  let previousEnd = 0;
+  for (let i = 0; i < spans.length; i += 2) {
+    const start = spans[i] as number;
+    const end = spans[i + 1] as number;
+    if (start > end || end > bodyLength) fail('a span lies outside the body');
+    if (i % width === 0) {
+      if (start < previousEnd) fail(`${width === 2 ? 'spans' : 'value spans'} must be in order and must not overlap`);
+      previousEnd = end;
+    }
+  }
+  return n;
+}
+
+/** An item's AAD as the native calls build it: `aadHead ‖ u32be(len context) ‖ context`. */
+export function spliceAad(aadHead: Uint8Array, context: Uint8Array): Buffer {
+  const aad = Buffer.allocUnsafe(aadHead.length + 4 + context.length);
+  aad.set(aadHead, 0);
+  aad.writeUInt32BE(context.length, aadHead.length);
+  aad.set(context, aadHead.length + 4);
+  return aad;
+}
+
+/** `body` with item i's value (`spans[width·i]`..`spans[width·i + 1]`, ascending) replaced by `texts[i]`. */
+export function spliceAround(
+  body: Uint8Array,
+  spans: Uint32Array,
+  width: number,
+  texts: readonly Uint8Array[],
+): Buffer {
+  const parts: Uint8Array[] = [];
+  let from = 0;
+  for (const [i, text] of texts.entries()) {
+    parts.push(body.subarray(from, spans[width * i]), text);
+    from = spans[width * i + 1] as number;
+  }
+  parts.push(body.subarray(from));
+  return Buffer.concat(parts);
 }
 
 /** One context per item, each bytes of at most 4096 (for both splice calls; `fail` names the call). */
@@ -89,25 +136,14 @@ export function sealSpliceVia(
   checkSpliceHeads(wrapAad, body, { aadHead, textHead, header });
   const n = checkSpliceSpans(body.length, spans, contexts);
   const plaintexts: Uint8Array[] = new Array(n);
-  const aads: Buffer[] = new Array(n);
-  for (let i = 0; i < n; i++) {
-    plaintexts[i] = body.subarray(spans[4 * i + 2], spans[4 * i + 3]);
-    const c = contexts[i] as Uint8Array;
-    const aad = Buffer.allocUnsafe(aadHead.length + 4 + c.length);
-    aad.set(aadHead, 0);
-    aad.writeUInt32BE(c.length, aadHead.length);
-    aad.set(c, aadHead.length + 4);
-    aads[i] = aad;
-  }
+  for (let i = 0; i < n; i++) plaintexts[i] = body.subarray(spans[4 * i + 2], spans[4 * i + 3]);
+  const aads = contexts.map((c) => spliceAad(aadHead, c));
   const { wrappedKey, sealed } = sealBatch(wrapAad, plaintexts, aads);
-  const parts: Uint8Array[] = [];
-  let from = 0;
-  for (let i = 0; i < n; i++) {
-    parts.push(body.subarray(from, spans[4 * i]));
-    const text = Buffer.concat([header, wrappedKey, sealed[i] as Uint8Array]).toString('base64url');
-    parts.push(Buffer.from('"'), textHead, Buffer.from(text, 'latin1'), Buffer.from('"'));
-    from = spans[4 * i + 1] as number;
-  }
-  parts.push(body.subarray(from));
-  return Buffer.concat(parts);
+  const texts = sealed.map((s) => {
+    const b64 = Buffer.concat([header, wrappedKey, s]).toString('base64url');
+    return Buffer.concat([QUOTE, textHead, Buffer.from(b64, 'latin1'), QUOTE]);
+  });
+  return spliceAround(body, spans, 4, texts);
 }
+
+const QUOTE = Buffer.from('"');
