@@ -86,6 +86,16 @@ export function foldName(name: string): string {
   return out;
 }
 
+/**
+ * {@link foldName} of `name` when it is ASCII, else undefined: the folds an
+ * unescaped ASCII member name is compared with byte by byte (here, and in
+ * the native target pass's rules, json-targets.ts).
+ */
+export function asciiFold(name: string): string | undefined {
+  const fold = foldName(name);
+  return NON_ASCII.test(fold) ? undefined : fold;
+}
+
 /** Compiles selectors into one trie (shared prefixes share nodes). */
 export function compilePlan(selectors: readonly Selector[]): PlanNode {
   const root: PlanNode = {};
@@ -110,7 +120,8 @@ export function compilePlan(selectors: readonly Selector[]): PlanNode {
           const fold = foldName(seg.name);
           if (!node.folds.has(fold)) {
             node.folds.add(fold);
-            if (!NON_ASCII.test(fold)) node.asciiFolds.push(Buffer.from(fold, 'latin1'));
+            const ascii = asciiFold(seg.name);
+            if (ascii !== undefined) node.asciiFolds.push(Buffer.from(ascii, 'latin1'));
           }
         }
         node = next;

@@ -17,31 +17,22 @@
 import { hasLoneSurrogate } from '../../../common/src/format/unicode.ts';
 import { type JsonTargetsRules, nativeJsonTargets } from '../../../native/index.ts';
 import type { BodyLimits, FieldRule } from '../policy/policy-types.ts';
-import { foldName } from './json-scan.ts';
+import { asciiFold } from './json-scan.ts';
 
 /** Target types (the low 3 bits of a target's flags). */
 export const TARGET_STRING = 3;
 /** Flag of a string holding a backslash escape. */
 export const TARGET_ESCAPED = 8;
 
-const ASCII = /^[\0-\x7f]*$/;
-const encodings = new WeakMap<readonly FieldRule[], Uint8Array | null>();
+/** Each rule list's compiled native rules (made once), or null for a list the pass does not take. */
 const compiled = new WeakMap<readonly FieldRule[], JsonTargetsRules | null>();
 
 /**
- * The rules in the native pass's encoding (src/json_targets.rs), cached per
- * rule list; null for rules it does not take (a record id read from the
- * body, a name without a UTF-8 form, or sizes past the encoding's fields).
+ * The rules in the native pass's encoding (src/json_targets.rs); null for
+ * rules it does not take (a record id read from the body, a name without a
+ * UTF-8 form, or sizes past the encoding's fields).
  */
 export function encodeRules(rules: readonly FieldRule[]): Uint8Array | null {
-  const cached = encodings.get(rules);
-  if (cached !== undefined) return cached;
-  const out = encode(rules);
-  encodings.set(rules, out);
-  return out;
-}
-
-function encode(rules: readonly FieldRule[]): Uint8Array | null {
   if (rules.length === 0 || rules.length > 0xffff) return null;
   const parts: number[] = [rules.length & 0xff, rules.length >> 8];
   const u16 = (n: number) => parts.push(n & 0xff, n >> 8);
@@ -60,8 +51,8 @@ function encode(rules: readonly FieldRule[]): Uint8Array | null {
       parts.push(0);
       u16(name.length);
       parts.push(...name);
-      const fold = foldName(seg.name);
-      if (ASCII.test(fold) && fold.length < 0xffff) {
+      const fold = asciiFold(seg.name);
+      if (fold !== undefined && fold.length < 0xffff) {
         u16(fold.length);
         parts.push(...Buffer.from(fold, 'latin1'));
       } else u16(0xffff);

@@ -38,7 +38,7 @@ import { collectTargets, concretePath, type FieldTarget, nodeValue, readRecordId
 import type { ScannedJson } from './json-body.ts';
 import { compilePlan, type PlanNode, scanJson, utf8Text } from './json-scan.ts';
 import { type JsonEdit, spliceJson } from './json-splice.ts';
-import { TARGET_STRING } from './json-targets.ts';
+import { TARGET_ESCAPED, TARGET_STRING } from './json-targets.ts';
 import type { FieldKeyProvider } from './key-provider.ts';
 
 /** What one request's transform needs besides the body. */
@@ -220,11 +220,32 @@ function edit(t: FieldTarget, text: string | Uint8Array): JsonEdit {
  */
 function plaintextSpan(rule: FieldRule, t: FieldTarget): [number, number] | undefined {
   const { node } = t;
-  if (rule.nonString === 'stringify') return [node.start, node.end];
-  if (node.type !== 'string') {
+  if (rule.nonString !== 'stringify' && node.type !== 'string') {
     throw new KcmError('selector_type_mismatch', `${concretePath(rule.selector, t.indices)} is a ${node.type}`);
   }
-  return node.escaped === true ? undefined : [node.start + 1, node.end - 1];
+  return plaintextRange(rule, node.start, node.end, node.type === 'string', node.escaped === true);
+}
+
+/**
+ * Where the plaintext of a selected value (`start`..`end` in the body) lies
+ * for `rule`: the whole value under `nonString: "stringify"`, else a
+ * string's bytes between its quotes; undefined for an escaped string (its
+ * value must be decoded) or a value of another type (the rule refuses it).
+ */
+function plaintextRange(
+  rule: FieldRule,
+  start: number,
+  end: number,
+  isString: boolean,
+  escaped: boolean,
+): [number, number] | undefined {
+  if (rule.nonString === 'stringify') return [start, end];
+  return isString && !escaped ? [start + 1, end - 1] : undefined;
+}
+
+/** True when a selected value may be opened on the one-call path: the caller reads it, its rule's codec is the string one, and it is an unescaped string. */
+function opensInOneCall(rule: ResponseFieldRule, reads: boolean, isString: boolean, escaped: boolean): boolean {
+  return reads && rule.nonString !== 'stringify' && isString && !escaped;
 }
 
 /**
@@ -402,9 +423,8 @@ async function openInPlace(
       const t = targets[i] as FieldTarget;
       const rule = route.response[t.rule] as ResponseFieldRule;
       const { node } = t;
-      if (!reads[t.rule] || rule.nonString === 'stringify' || node.type !== 'string' || node.escaped === true) {
+      if (!opensInOneCall(rule, reads[t.rule] === true, node.type === 'string', node.escaped === true))
         return undefined;
-      }
       contexts[i] = contextOf(body, req, rule, t);
       spans[2 * i] = node.start;
       spans[2 * i + 1] = node.end;
@@ -442,6 +462,11 @@ async function openPrepared(
   } catch {
     return undefined; // e.g. the version revoked meanwhile: the general path says so
   }
+}
+
+/** Whether a native target (its flags, json-targets.ts) is a string, and an escaped one. */
+function foundType(flags: number): [isString: boolean, escaped: boolean] {
+  return [(flags & ~TARGET_ESCAPED) === TARGET_STRING, (flags & TARGET_ESCAPED) !== 0];
 }
 
 /**
@@ -490,16 +515,10 @@ export async function encryptFoundTargets(
     const rule = route.request[found[4 * i] as number] as FieldRule;
     const start = found[4 * i + 1] as number;
     const end = found[4 * i + 2] as number;
-    const flags = found[4 * i + 3] as number;
-    spans[4 * i] = start;
-    spans[4 * i + 1] = end;
-    if (rule.nonString === 'stringify') {
-      spans[4 * i + 2] = start;
-      spans[4 * i + 3] = end;
-    } else if (flags === TARGET_STRING) {
-      spans[4 * i + 2] = start + 1;
-      spans[4 * i + 3] = end - 1;
-    } else return undefined; // escaped, or not a string
+    const [isString, escaped] = foundType(found[4 * i + 3] as number);
+    const pt = plaintextRange(rule, start, end, isString, escaped);
+    if (pt === undefined) return undefined; // escaped, or not a string
+    spans.set([start, end, pt[0], pt[1]], 4 * i);
   }
   const contexts = foundContexts(req, route.request, found);
   if (contexts === undefined) return undefined;
@@ -525,9 +544,8 @@ export async function decryptFoundTargets(
   const spans = new Uint32Array(2 * n);
   for (let i = 0; i < n; i++) {
     const rule = route.response[found[4 * i] as number] as ResponseFieldRule;
-    if (!mayRead(rule, req.caller) || rule.nonString === 'stringify' || found[4 * i + 3] !== TARGET_STRING) {
-      return undefined;
-    }
+    const [isString, escaped] = foundType(found[4 * i + 3] as number);
+    if (!opensInOneCall(rule, mayRead(rule, req.caller), isString, escaped)) return undefined;
     spans[2 * i] = found[4 * i + 1] as number;
     spans[2 * i + 1] = found[4 * i + 2] as number;
   }

@@ -13,7 +13,7 @@ import fc from 'fast-check';
 import { KcmError } from '../../../common/src/errors.ts';
 import { collectTargets } from '../../../gateway/src/pipeline/field-targets.ts';
 import { scanCheckedBody } from '../../../gateway/src/pipeline/json-body.ts';
-import { encodeRules, nativeTargets } from '../../../gateway/src/pipeline/json-targets.ts';
+import { encodeRules, nativeTargets, TARGET_ESCAPED } from '../../../gateway/src/pipeline/json-targets.ts';
 import { planFor } from '../../../gateway/src/pipeline/transform-json.ts';
 import type { BodyLimits } from '../../../gateway/src/policy/policy-types.ts';
 import { parseSelector, selectorsOverlap } from '../../../gateway/src/policy/selector.ts';
@@ -158,7 +158,7 @@ describe('native JSON targets agree with the JavaScript scan and walk', { skip: 
               x.rule,
               x.node.start,
               x.node.end,
-              (TYPES[x.node.type] as number) + (x.node.escaped === true ? 8 : 0),
+              (TYPES[x.node.type] as number) + (x.node.escaped === true ? TARGET_ESCAPED : 0),
             ]);
           } catch (err) {
             assert.ok(err instanceof KcmError, String(err));
