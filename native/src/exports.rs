@@ -25,6 +25,7 @@ use crate::open_splice;
 use crate::ossl::random_bytes;
 use crate::seal_splice;
 use crate::shamir::{self, SHARE_LEN};
+use crate::splice;
 use crate::sys;
 use crate::transport;
 
@@ -403,36 +404,89 @@ fn data_key_seal_batch(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
     })
 }
 
+/// Argument names of one splice export, for its messages (static: nothing is formatted per call).
+struct SpliceNames {
+    signature: &'static str,
+    kek: &'static str,
+    contexts: &'static str,
+    wrap_aad: &'static str,
+    body: &'static str,
+    spans: &'static str,
+    aad_head: &'static str,
+    text_head: &'static str,
+    header: &'static str,
+}
+
+/// The arguments both splice exports take.
+struct SpliceArgs<'cb> {
+    kek: &'cb KeyHandle,
+    wrap_aad: &'cb [u8],
+    body: &'cb [u8],
+    spans: Vec<u32>,
+    contexts: Vec<&'cb [u8]>,
+    heads: splice::SpliceHeads<'cb>,
+}
+
+/// Reads `(kek, wrapAad, body, spans, contexts[], aadHead, textHead, header)`
+/// in the one safe order: the key (checked first, as everywhere), then
+/// `contexts`, whose element getters may run JS and detach or resize
+/// `body`, then every byte slice.
+fn splice_args<'cb>(env: &Env<'cb>, args: &[RawValue], n: &SpliceNames) -> Result<SpliceArgs<'cb>> {
+    let [kek, wrap_aad, body, spans, contexts, aad_head, text_head, header] = *args else {
+        return Err(Error::arg(n.signature));
+    };
+    let kek = live_key(env, kek, n.kek)?;
+    let ctx_items = env.array_items(contexts, n.contexts, code::INVALID_ARGUMENT)?;
+    Ok(SpliceArgs {
+        kek,
+        wrap_aad: env.bytes(wrap_aad, n.wrap_aad)?,
+        body: env.bytes(body, n.body)?,
+        spans: env.u32s(spans, n.spans)?,
+        contexts: env.bytes_list(&ctx_items, n.contexts)?,
+        heads: splice::SpliceHeads {
+            aad_head: env.bytes(aad_head, n.aad_head)?,
+            text_head: env.bytes(text_head, n.text_head)?,
+            header: env.bytes(header, n.header)?,
+        },
+    })
+}
+
+const SEAL_SPLICE: SpliceNames = SpliceNames {
+    signature: "dataKeySealSplice(kek, wrapAad, body, spans, contexts, aadHead, textHead, header)",
+    kek: "dataKeySealSplice: kek",
+    contexts: "dataKeySealSplice: contexts",
+    wrap_aad: "dataKeySealSplice: wrapAad",
+    body: "dataKeySealSplice: body",
+    spans: "dataKeySealSplice: spans",
+    aad_head: "dataKeySealSplice: aadHead",
+    text_head: "dataKeySealSplice: textHead",
+    header: "dataKeySealSplice: header",
+};
+
+const OPEN_SPLICE: SpliceNames = SpliceNames {
+    signature: "dataKeyOpenSplice(kek, wrapAad, body, spans, contexts, aadHead, textHead, header)",
+    kek: "dataKeyOpenSplice: kek",
+    contexts: "dataKeyOpenSplice: contexts",
+    wrap_aad: "dataKeyOpenSplice: wrapAad",
+    body: "dataKeyOpenSplice: body",
+    spans: "dataKeyOpenSplice: spans",
+    aad_head: "dataKeyOpenSplice: aadHead",
+    text_head: "dataKeyOpenSplice: textHead",
+    header: "dataKeyOpenSplice: header",
+};
+
 /// `dataKeySealSplice(kek, wrapAad, body, spans, contexts[], aadHead, textHead, header)` → Buffer:
 /// the body with each span's value replaced by its envelope text (see [`seal_splice`]).
 /// The output has a backing store of its own: it holds the body's other bytes.
 fn data_key_seal_splice(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
-    let [kek, wrap_aad, body, spans, contexts, aad_head, text_head, header] = *args else {
-        return Err(Error::arg(
-            "dataKeySealSplice(kek, wrapAad, body, spans, contexts, aadHead, textHead, header)",
-        ));
-    };
-    let kek = live_key(&env, kek, "dataKeySealSplice: kek")?;
-    // Element getters may run JS (and detach or resize `body`): before any byte slice is taken.
-    let ctx_items = env.array_items(
-        contexts,
-        "dataKeySealSplice: contexts",
-        code::INVALID_ARGUMENT,
-    )?;
-    let wrap_aad = env.bytes(wrap_aad, "dataKeySealSplice: wrapAad")?;
-    let body = env.bytes(body, "dataKeySealSplice: body")?;
-    let items =
-        seal_splice::items_from_spans(&env.u32s(spans, "dataKeySealSplice: spans")?, body.len())?;
-    let contexts = env.bytes_list(&ctx_items, "dataKeySealSplice: contexts")?;
-    let heads = seal_splice::SpliceHeads {
-        aad_head: env.bytes(aad_head, "dataKeySealSplice: aadHead")?,
-        text_head: env.bytes(text_head, "dataKeySealSplice: textHead")?,
-        header: env.bytes(header, "dataKeySealSplice: header")?,
-    };
-    let len = seal_splice::output_len(body.len(), &items, &heads)?;
+    let a = splice_args(&env, args, &SEAL_SPLICE)?;
+    let items = seal_splice::items_from_spans(&a.spans, a.body.len())?;
+    let len = seal_splice::output_len(a.body.len(), &items, &a.heads)?;
     let (value, out) = env.new_buffer(len)?;
-    kek.count_encryptions(1);
-    kek.with_key(|k| seal_splice::seal_splice(k, wrap_aad, body, &items, &contexts, &heads, out))?;
+    a.kek.count_encryptions(1);
+    a.kek.with_key(|k| {
+        seal_splice::seal_splice(k, a.wrap_aad, a.body, &items, &a.contexts, &a.heads, out)
+    })?;
     Ok(value)
 }
 
@@ -441,35 +495,16 @@ fn data_key_seal_splice(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
 /// string, or null when any item falls short (see [`open_splice`]). The output has
 /// a backing store of its own; the plaintexts' scratch is wiped.
 fn data_key_open_splice(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
-    let [kek, wrap_aad, body, spans, contexts, aad_head, text_head, header] = *args else {
-        return Err(Error::arg(
-            "dataKeyOpenSplice(kek, wrapAad, body, spans, contexts, aadHead, textHead, header)",
-        ));
-    };
-    let kek = live_key(&env, kek, "dataKeyOpenSplice: kek")?;
-    // Element getters may run JS (and detach or resize `body`): before any byte slice is taken.
-    let ctx_items = env.array_items(
-        contexts,
-        "dataKeyOpenSplice: contexts",
-        code::INVALID_ARGUMENT,
-    )?;
-    let body = env.bytes(body, "dataKeyOpenSplice: body")?;
-    let values =
-        open_splice::values_from_spans(&env.u32s(spans, "dataKeyOpenSplice: spans")?, body.len())?;
-    let contexts = env.bytes_list(&ctx_items, "dataKeyOpenSplice: contexts")?;
-    let heads = open_splice::OpenHeads {
-        wrap_aad: env.bytes(wrap_aad, "dataKeyOpenSplice: wrapAad")?,
-        aad_head: env.bytes(aad_head, "dataKeyOpenSplice: aadHead")?,
-        text_head: env.bytes(text_head, "dataKeyOpenSplice: textHead")?,
-        header: env.bytes(header, "dataKeyOpenSplice: header")?,
-    };
-    let Some(opened) =
-        kek.with_key(|k| open_splice::open_items(k, body, &values, &contexts, &heads))?
+    let a = splice_args(&env, args, &OPEN_SPLICE)?;
+    let values = open_splice::values_from_spans(&a.spans, a.body.len())?;
+    let Some(opened) = a.kek.with_key(|k| {
+        open_splice::open_items(k, a.wrap_aad, a.body, &values, &a.contexts, &a.heads)
+    })?
     else {
         return env.null();
     };
-    let (value, out) = env.new_buffer(opened.out_len(body.len(), &values)?)?;
-    opened.write(body, &values, out)?;
+    let (value, out) = env.new_buffer(opened.out_len(a.body.len(), &values)?)?;
+    opened.write(a.body, &values, out)?;
     Ok(value)
 }
 

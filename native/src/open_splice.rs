@@ -24,15 +24,7 @@ use crate::base64url;
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::keys::KEY_LEN;
-use crate::splice::{self, copy_at, slice, split_lens, split_lens_mut, MAX_PLAINTEXT};
-
-/// The fixed parts every item must show (see the module notes).
-pub struct OpenHeads<'a> {
-    pub wrap_aad: &'a [u8],
-    pub aad_head: &'a [u8],
-    pub text_head: &'a [u8],
-    pub header: &'a [u8],
-}
+use crate::splice::{self, copy_at, slice, split_lens, split_lens_mut, SpliceHeads, MAX_PLAINTEXT};
 
 /// Value spans from `spans` (2 per item: start, end), checked against a body
 /// of `body_len` bytes: inside it, ascending, not overlapping, at least one.
@@ -114,7 +106,7 @@ fn write_json_string(s: &[u8], out: &mut [u8]) -> Result<usize> {
 fn envelope_text<'b>(
     body: &'b [u8],
     (start, end): (usize, usize),
-    heads: &OpenHeads<'_>,
+    heads: &SpliceHeads<'_>,
 ) -> Option<&'b [u8]> {
     let value = body.get(start..end)?;
     let inner = value.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
@@ -128,10 +120,11 @@ fn envelope_text<'b>(
 /// One context per value, each at most 4096 bytes (`[invalid_argument]`).
 pub fn open_items(
     kek: &[u8; KEY_LEN],
+    wrap_aad: &[u8],
     body: &[u8],
     values: &[(usize, usize)],
     contexts: &[&[u8]],
-    heads: &OpenHeads<'_>,
+    heads: &SpliceHeads<'_>,
 ) -> Result<Option<Opened>> {
     splice::check_contexts(contexts, values.len(), 2, "dataKeyOpenSplice")?;
     let Some(texts) = values
@@ -159,7 +152,7 @@ pub fn open_items(
         .zip(split_lens(&aad_buf, &aad_lens))
         .map(|(env, aad)| EnvelopeItem {
             wrapped_key: &env[h..h + WRAPPED_LEN],
-            wrap_aad: heads.wrap_aad,
+            wrap_aad,
             sealed: &env[h + WRAPPED_LEN..],
             aad,
         })
@@ -221,24 +214,16 @@ impl Opened {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::seal_splice::{items_from_spans, output_len, seal_splice, SpliceHeads};
+    use crate::seal_splice::{items_from_spans, output_len, seal_splice};
 
     const HEADER: &[u8] = b"\x01\x04acme\x01k\x00\x00\x00\x07";
 
-    fn heads() -> (SpliceHeads<'static>, OpenHeads<'static>) {
-        (
-            SpliceHeads {
-                aad_head: b"okcm/field/v1\0HDR",
-                text_head: b"okcm:1:",
-                header: HEADER,
-            },
-            OpenHeads {
-                wrap_aad: b"wrap",
-                aad_head: b"okcm/field/v1\0HDR",
-                text_head: b"okcm:1:",
-                header: HEADER,
-            },
-        )
+    fn heads() -> SpliceHeads<'static> {
+        SpliceHeads {
+            aad_head: b"okcm/field/v1\0HDR",
+            text_head: b"okcm:1:",
+            header: HEADER,
+        }
     }
 
     /// `{"a":<v0>,"b":[<v1>,…]}` with string values sealed by seal_splice; answers the sealed body and its value spans.
@@ -261,7 +246,7 @@ mod tests {
         }
         body.extend_from_slice(b"],\"n\":1}");
         let items = items_from_spans(&spans, body.len()).unwrap();
-        let (sh, _) = heads();
+        let sh = heads();
         let mut out = vec![0u8; output_len(body.len(), &items, &sh).unwrap()];
         seal_splice(kek, b"wrap", &body, &items, contexts, &sh, &mut out).unwrap();
         // Find the envelopes again: every "okcm:1:…" string.
@@ -282,8 +267,8 @@ mod tests {
         values: &[(usize, usize)],
         contexts: &[&[u8]],
     ) -> Option<Vec<u8>> {
-        let (_, oh) = heads();
-        let opened = open_items(kek, body, values, contexts, &oh).unwrap()?;
+        let oh = heads();
+        let opened = open_items(kek, b"wrap", body, values, contexts, &oh).unwrap()?;
         let mut out = vec![0u8; opened.out_len(body.len(), values).unwrap()];
         opened.write(body, values, &mut out).unwrap();
         Some(out)
@@ -378,7 +363,7 @@ mod tests {
             seed ^= seed << 17;
             seed
         };
-        let (_, oh) = heads();
+        let oh = heads();
         for round in 0..3000 {
             let mut body = sealed.clone();
             // Mutate a few bytes (often inside the envelopes), sometimes truncate.
@@ -403,7 +388,7 @@ mod tests {
                 continue;
             };
             let ctx: Vec<&[u8]> = (0..values.len()).map(|i| contexts[i % 2]).collect();
-            if let Ok(Some(opened)) = open_items(&kek, &body, &values, &ctx, &oh) {
+            if let Ok(Some(opened)) = open_items(&kek, b"wrap", &body, &values, &ctx, &oh) {
                 let mut out = vec![0u8; opened.out_len(body.len(), &values).unwrap()];
                 opened.write(&body, &values, &mut out).unwrap();
             }
@@ -422,12 +407,12 @@ mod tests {
             values_from_spans(&[0, 2, 2, 2, 2, 10], 10).unwrap().len(),
             3
         );
-        let (_, oh) = heads();
+        let oh = heads();
         let kek = [1u8; KEY_LEN];
-        assert!(open_items(&kek, b"\"x\"", &[(0, 3)], &[], &oh).is_err());
+        assert!(open_items(&kek, b"wrap", b"\"x\"", &[(0, 3)], &[], &oh).is_err());
         let long = vec![0u8; splice::MAX_CONTEXT + 1];
-        assert!(open_items(&kek, b"\"x\"", &[(0, 3)], &[&long], &oh).is_err());
-        assert!(open_items(&kek, b"\"x\"", &[(0, 3)], &[b""], &oh)
+        assert!(open_items(&kek, b"wrap", b"\"x\"", &[(0, 3)], &[&long], &oh).is_err());
+        assert!(open_items(&kek, b"wrap", b"\"x\"", &[(0, 3)], &[b""], &oh)
             .unwrap()
             .is_none());
     }

@@ -23,23 +23,13 @@ use crate::base64url;
 use crate::error::{Error, Result};
 use crate::keys::KEY_LEN;
 use crate::splice::{self, copy_at, slice, split_lens, split_lens_mut};
-pub use crate::splice::{MAX_CONTEXT, MAX_PLAINTEXT};
+pub use crate::splice::{SpliceHeads, MAX_CONTEXT, MAX_PLAINTEXT};
 
 /// One item: byte ranges of the body, `start..end`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SpliceItem {
     pub value: (usize, usize),
     pub plaintext: (usize, usize),
-}
-
-/// The fixed parts of every replacement and AAD.
-pub struct SpliceHeads<'a> {
-    /// Start of every AAD (for fields: the field domain and header).
-    pub aad_head: &'a [u8],
-    /// Written after the opening quote (for fields: `okcm:1:`).
-    pub text_head: &'a [u8],
-    /// First bytes of every encoded envelope (for fields: the field header).
-    pub header: &'a [u8],
 }
 
 /// Items from `spans` (4 per item: value start, value end, plaintext start,

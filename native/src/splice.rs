@@ -11,6 +11,16 @@ pub const MAX_CONTEXT: usize = 4096;
 /// Longest plaintext of one item, as a field envelope allows (SPEC §5: 1 MiB).
 pub const MAX_PLAINTEXT: usize = 1 << 20;
 
+/// The fixed parts of every replacement text and AAD of a call.
+pub struct SpliceHeads<'a> {
+    /// Start of every AAD (for fields: the field domain and header).
+    pub aad_head: &'a [u8],
+    /// Written after the opening quote (for fields: `okcm:1:`).
+    pub text_head: &'a [u8],
+    /// First bytes of every encoded envelope (for fields: the field header).
+    pub header: &'a [u8],
+}
+
 /// The byte ranges of `spans` (`width` numbers per item, `width / 2` ranges,
 /// the value first), each checked to lie inside a body of `body_len` bytes,
 /// the values ascending and not overlapping, at least one item.
