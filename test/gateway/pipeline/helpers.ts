@@ -31,6 +31,22 @@ export function routesOf(policy: Record<string, unknown>): CompiledRoute[] {
   return compilePolicy('test.routes.json', JSON.stringify(policy)).routes;
 }
 
+/**
+ * The route of a one-route policy (id `t`, key `k`, tenant from the client
+ * certificate): `POST /x` with these `request` rules, plus any other route
+ * fields (`response`, `limits`, …).
+ */
+export function requestRoute(request: object[], more: Record<string, unknown> = {}): CompiledRoute {
+  const [route] = routesOf({
+    id: 't',
+    key: 'k',
+    defaults: { tenant: { from: 'cert' } },
+    routes: [{ method: 'POST', path: '/x', upstream: 'http://h', request, ...more }],
+  });
+  if (!route) throw new Error('fixture route');
+  return route;
+}
+
 /** A provider holding version 1 of key `k` for tenants acme and globex (distinct native keys). */
 export function keysFor(crypto: Crypto): StaticKeyProvider {
   return new StaticKeyProvider().add('acme', 'k', 1, crypto.generateKey()).add('globex', 'k', 1, crypto.generateKey());

@@ -19,7 +19,7 @@ import type { BodyLimits } from '../../../gateway/src/policy/policy-types.ts';
 import { parseSelector, selectorsOverlap } from '../../../gateway/src/policy/selector.ts';
 import { nativeJsonTargets } from '../../../native/index.ts';
 import { nativeLoadError } from '../../native/backends.ts';
-import { routesOf } from './helpers.ts';
+import { requestRoute } from './helpers.ts';
 
 const TYPES: Record<string, number> = { object: 1, array: 2, string: 3, number: 4, boolean: 5, null: 6 };
 const NAMES = ['a', 'b', 'card', 'number', 's', 'k', 'ω'];
@@ -129,25 +129,9 @@ describe('native JSON targets agree with the JavaScript scan and walk', { skip: 
             if (kept.some((q) => selectorsOverlap(parseSelector(q.text), parseSelector(text)))) continue;
             kept.push({ text, required: r.required });
           }
-          const [route] = routesOf({
-            id: 't',
-            key: 'k',
-            defaults: { tenant: { from: 'cert' } },
-            routes: [
-              {
-                method: 'POST',
-                path: '/x',
-                upstream: 'http://h',
-                request: kept.map((r, i) => ({
-                  select: r.text,
-                  field: `f${i}`,
-                  onMissing: r.required ? 'error' : 'skip',
-                })),
-              },
-            ],
-          });
-          assert.ok(route);
-          const rules = route.request;
+          const rules = requestRoute(
+            kept.map((r, i) => ({ select: r.text, field: `f${i}`, onMissing: r.required ? 'error' : 'skip' })),
+          ).request;
           assert.ok(encodeRules(rules), 'these rules are taken');
           const limits: BodyLimits = { bodyBytes: 1 << 20, maxDepth, maxFields };
           const bytes = Buffer.from(body, 'utf8');
@@ -189,20 +173,7 @@ describe('native JSON targets agree with the JavaScript scan and walk', { skip: 
   });
 
   it('rules that read a record id from the body are not sent', () => {
-    const [route] = routesOf({
-      id: 't',
-      key: 'k',
-      defaults: { tenant: { from: 'cert' } },
-      routes: [
-        {
-          method: 'POST',
-          path: '/x',
-          upstream: 'http://h',
-          request: [{ select: '$.people[*].ssn', field: 'ssn', recordId: { select: '$.people[*].id' } }],
-        },
-      ],
-    });
-    assert.ok(route);
+    const route = requestRoute([{ select: '$.people[*].ssn', field: 'ssn', recordId: { select: '$.people[*].id' } }]);
     assert.equal(encodeRules(route.request), null);
     assert.equal(nativeTargets(Buffer.from('{"people":[]}'), route.request, route.limits), undefined);
   });

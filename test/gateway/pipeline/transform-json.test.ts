@@ -14,6 +14,7 @@ import {
   READER,
   rejectsCode,
   request,
+  requestRoute,
   routesOf,
   STRANGER,
 } from './helpers.ts';
@@ -148,24 +149,13 @@ describe('JSON field transform', () => {
 
   it('both request paths report an oversized field by its place in rule order', async () => {
     const keys = keysFor(crypto);
-    const [route] = routesOf({
-      id: 'p',
-      key: 'k',
-      defaults: { tenant: { from: 'cert' } },
-      routes: [
-        {
-          method: 'POST',
-          path: '/x',
-          upstream: 'http://h',
-          limits: { bodyBytes: 4 << 20 },
-          request: [
-            { select: '$.b', field: 'b' },
-            { select: '$.a', field: 'a' },
-          ],
-        },
+    const route = requestRoute(
+      [
+        { select: '$.b', field: 'b' },
+        { select: '$.a', field: 'a' },
       ],
-    });
-    assert.ok(route);
+      { limits: { bodyBytes: 4 << 20 } },
+    );
     const big = 'x'.repeat((1 << 20) + 1);
     // "a" comes first in the body, "b" first in the rules; a quote in "a" is escaped in the body,
     // which sends the request down the decoding path.
@@ -316,23 +306,10 @@ describe('JSON field transform', () => {
 
   it('selects own members only: never the prototype, always an own "__proto__"', async () => {
     const keys = keysFor(crypto);
-    const [route] = routesOf({
-      id: 'p',
-      key: 'k',
-      defaults: { tenant: { from: 'cert' } },
-      routes: [
-        {
-          method: 'POST',
-          path: '/',
-          upstream: 'http://h',
-          request: [
-            { select: '$.constructor', onMissing: 'skip' },
-            { select: '$["__proto__"]', onMissing: 'error' },
-          ],
-        },
-      ],
-    });
-    if (!route) throw new Error('route');
+    const route = requestRoute([
+      { select: '$.constructor', onMissing: 'skip' },
+      { select: '$["__proto__"]', onMissing: 'error' },
+    ]);
     const doc = JSON.parse(`{"__proto__": "${MARKER}"}`) as Record<string, unknown>;
     const rep = await encryptDoc(doc, request(route, keys));
     assert.equal(rep.encrypted, 1);
