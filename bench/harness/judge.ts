@@ -12,7 +12,11 @@
  *  - measured > fail threshold             → FAIL, judged only when the noise
  *    floor at q ≤ fail/2 AND the same run's bare baseline at q ≤ fail/2 (the
  *    machine alone, and the same front with no crypto, use at most half the
- *    budget: a FAIL fails CI, so it must be the gateway's);
+ *    budget: a FAIL fails CI, so it must be the gateway's) AND, when the run
+ *    had trials, every trial is over the fail threshold (`best`, the lowest
+ *    trial): a tail of the gateway's own recurs in every trial, while the
+ *    machine's stalls (the noise floor is measured between load phases, not
+ *    during them) land in some trials and not others;
  *  - otherwise                             → NOISY: "machine too noisy to judge absolute tails".
  *
  * Added latency at q = gateway(q) − baseline(q), same run, same rate,
@@ -52,12 +56,31 @@ function quiet(noise: NoiseFloor, baseline: LatencySummary | null, q: Q, thresho
   return null;
 }
 
-export function absoluteVerdict(g: LatencySummary, baseline: LatencySummary, noise: NoiseFloor, q: Q): AbsoluteVerdict {
+/**
+ * The verdict at q for `g` (the gateway's median trial) next to `baseline`
+ * (the baseline's median trial); `best` is the gateway's lowest trial at q
+ * (omit when there were no trials: `g` is then the one measurement).
+ */
+export function absoluteVerdict(
+  g: LatencySummary,
+  baseline: LatencySummary,
+  noise: NoiseFloor,
+  q: Q,
+  best: number = g[q],
+): AbsoluteVerdict {
   const t = ADR604[q];
   const x = g[q];
   if (x <= t.target) return { q, measured: x, verdict: 'PASS', why: `≤ target ${t.target / 1000} ms` };
   const loud = x > t.fail ? quiet(noise, baseline, q, t.fail) : quiet(noise, null, q, t.target);
   if (loud) return { q, measured: x, verdict: 'NOISY', why: `machine too noisy to judge absolute tails (${loud})` };
+  if (x > t.fail && best <= t.fail) {
+    return {
+      q,
+      measured: x,
+      verdict: 'NOISY',
+      why: `over the fail threshold ${t.fail / 1000} ms in some trials only (best trial ${(best / 1000).toFixed(2)} ms): a machine stall, not a tail of the gateway's own, which recurs in every trial`,
+    };
+  }
   return x > t.fail
     ? { q, measured: x, verdict: 'FAIL', why: `> fail ${t.fail / 1000} ms` }
     : { q, measured: x, verdict: 'WARN', why: `> target ${t.target / 1000} ms, ≤ fail ${t.fail / 1000} ms` };

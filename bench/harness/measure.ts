@@ -75,6 +75,12 @@ export function trialMedianSummary(e: Pick<EndpointResult, 'summary' | 'perTrial
   return out;
 }
 
+/** The lowest value at q over the trials (the merged summary's when there are none). */
+export function bestTrial(e: Pick<EndpointResult, 'summary' | 'perTrial'>, q: keyof LatencySummary): number {
+  if (e.perTrial.length === 0) return e.summary[q];
+  return Math.min(...e.perTrial.map((t) => t[q]));
+}
+
 function rotate<T>(xs: readonly T[], k: number): T[] {
   const n = xs.length;
   return xs.map((_, i) => xs[(i + k) % n] as T);
