@@ -43,31 +43,86 @@ interface Metric {
   render(out: string[]): void;
 }
 
+/**
+ * The series of one metric, found by their label values. An update walks a
+ * tree of maps keyed by the values in label-name order (route names and
+ * status codes: strings whose hash V8 keeps), so the exposition key
+ * (`a="x",b="y"`) is built once per series, not once per update.
+ */
+class SeriesTable<S> {
+  /** Exposition key → series, in creation order (what render lists). */
+  readonly byKey = new Map<string, S>();
+  readonly #tree = new Map<string | undefined, unknown>();
+  constructor(
+    readonly labelNames: readonly string[],
+    readonly make: () => S,
+  ) {}
+
+  /** The series of `labels`, made on first use; throws when a label is missing. */
+  at(labels: Labels): S {
+    const names = this.labelNames;
+    const last = names.length - 1;
+    let level = this.#tree;
+    for (let i = 0; i < last; i++) {
+      const next = level.get(labels[names[i] as string]) as Map<string | undefined, unknown> | undefined;
+      if (next === undefined) return this.#add(labels);
+      level = next;
+    }
+    const s = level.get(last < 0 ? '' : labels[names[last] as string]) as S | undefined;
+    return s === undefined ? this.#add(labels) : s;
+  }
+
+  /** The series of `labels` if it exists (scrapes and tests). */
+  peek(labels: Labels): S | undefined {
+    return this.byKey.get(labelKey(this.labelNames, labels));
+  }
+
+  #add(labels: Labels): S {
+    const key = labelKey(this.labelNames, labels); // throws on a missing label: nothing is added
+    const s = this.make();
+    this.byKey.set(key, s);
+    const names = this.labelNames;
+    let level = this.#tree;
+    for (let i = 0; i < names.length - 1; i++) {
+      const v = labels[names[i] as string];
+      let next = level.get(v) as Map<string | undefined, unknown> | undefined;
+      if (next === undefined) {
+        next = new Map();
+        level.set(v, next);
+      }
+      level = next;
+    }
+    level.set(names.length === 0 ? '' : labels[names[names.length - 1] as string], s);
+    return s;
+  }
+}
+
 /** A monotonically increasing counter with fixed label names. */
 export class Counter implements Metric {
-  readonly #values = new Map<string, number>();
+  readonly #values: SeriesTable<{ n: number }>;
   constructor(
     readonly name: string,
     readonly help: string,
     readonly labelNames: readonly string[] = [],
-  ) {}
+  ) {
+    this.#values = new SeriesTable(labelNames, () => ({ n: 0 }));
+  }
 
   /** Adds `by` (default 1, must be ≥ 0) to the series named by `labels`. */
   inc(labels: Labels = {}, by = 1): void {
     if (!(by >= 0)) throw new Error(`counter ${this.name} cannot decrease`);
-    const key = labelKey(this.labelNames, labels);
-    this.#values.set(key, (this.#values.get(key) ?? 0) + by);
+    this.#values.at(labels).n += by;
   }
 
   /** Current value of one series (0 when never incremented). */
   get(labels: Labels = {}): number {
-    return this.#values.get(labelKey(this.labelNames, labels)) ?? 0;
+    return this.#values.peek(labels)?.n ?? 0;
   }
 
   render(out: string[]): void {
     out.push(`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`);
-    if (this.labelNames.length === 0 && this.#values.size === 0) out.push(`${this.name} 0`);
-    for (const [key, v] of this.#values) out.push(`${this.name}${key ? `{${key}}` : ''} ${fmt(v)}`);
+    if (this.labelNames.length === 0 && this.#values.byKey.size === 0) out.push(`${this.name} 0`);
+    for (const [key, v] of this.#values.byKey) out.push(`${this.name}${key ? `{${key}}` : ''} ${fmt(v.n)}`);
   }
 }
 
@@ -95,7 +150,7 @@ interface HistogramSeries {
 
 /** A histogram with fixed upper bounds (seconds) and label names. */
 export class Histogram implements Metric {
-  readonly #series = new Map<string, HistogramSeries>();
+  readonly #series: SeriesTable<HistogramSeries>;
   readonly bounds: readonly number[];
   constructor(
     readonly name: string,
@@ -109,16 +164,13 @@ export class Histogram implements Metric {
       }
     }
     this.bounds = [...bounds];
+    const n = bounds.length;
+    this.#series = new SeriesTable(labelNames, () => ({ counts: new Array<number>(n).fill(0), sum: 0, count: 0 }));
   }
 
   /** Records one observation of `value` seconds. */
   observe(labels: Labels, value: number): void {
-    const key = labelKey(this.labelNames, labels);
-    let s = this.#series.get(key);
-    if (!s) {
-      s = { counts: new Array<number>(this.bounds.length).fill(0), sum: 0, count: 0 };
-      this.#series.set(key, s);
-    }
+    const s = this.#series.at(labels);
     // Non-cumulative per bucket; render accumulates.
     let i = 0;
     while (i < this.bounds.length && value > (this.bounds[i] as number)) i++;
@@ -129,12 +181,12 @@ export class Histogram implements Metric {
 
   /** Number of observations of one series. */
   count(labels: Labels = {}): number {
-    return this.#series.get(labelKey(this.labelNames, labels))?.count ?? 0;
+    return this.#series.peek(labels)?.count ?? 0;
   }
 
   render(out: string[]): void {
     out.push(`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`);
-    for (const [key, s] of this.#series) {
+    for (const [key, s] of this.#series.byKey) {
       const sep = key ? ',' : '';
       let acc = 0;
       for (let i = 0; i < this.bounds.length; i++) {

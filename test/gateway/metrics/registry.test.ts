@@ -1,6 +1,7 @@
 /** The Prometheus registry: exposition text, cumulative ADR-604 buckets, label escaping. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import {
   ADR604_BUCKETS_SECONDS,
   CallbackMetric,
@@ -53,5 +54,46 @@ describe('metrics registry', () => {
     assert.throws(() => c.inc({ x: '1' }, -1));
     assert.throws(() => c.inc({}));
     assert.throws(() => new Histogram('h', 'H.', [], [0.2, 0.1]));
+    // A refused update adds no series, with one label or several.
+    const two = new Counter('d', 'D.', ['x', 'y']);
+    assert.throws(() => two.inc({ x: '1' }));
+    assert.throws(() => two.inc({ y: '1' }));
+    assert.equal(two.get({ x: '1', y: '' }), 0);
+    const out: string[] = [];
+    two.render(out);
+    assert.deepEqual(out, ['# HELP d D.', '# TYPE d counter']);
+  });
+
+  it('counts each label combination apart, as a map keyed by the whole label set would (property)', () => {
+    const value = fc.constantFrom('', 'a', 'b', 'a,b', 'x="y"', 'encrypt', '200', '\\n');
+    const update = fc.record({ x: value, y: value, z: value, by: fc.integer({ min: 0, max: 5 }) });
+    fc.assert(
+      fc.property(fc.array(update, { maxLength: 40 }), (updates) => {
+        const c = new Counter('c', 'C.', ['x', 'y', 'z']);
+        const h = new Histogram('h', 'H.', ['y', 'x']);
+        const model = new Map<string, number>();
+        for (const u of updates) {
+          c.inc({ x: u.x, y: u.y, z: u.z }, u.by);
+          h.observe({ x: u.x, y: u.y }, u.by / 1000);
+          const k = JSON.stringify([u.x, u.y, u.z]);
+          model.set(k, (model.get(k) ?? 0) + u.by);
+        }
+        for (const [k, n] of model) {
+          const [x, y, z] = JSON.parse(k) as string[];
+          assert.equal(c.get({ x: x as string, y: y as string, z: z as string }), n);
+        }
+        const seen = new Set([...model.keys()].map((k) => JSON.stringify((JSON.parse(k) as string[]).slice(0, 2))));
+        let observed = 0;
+        for (const k of seen) {
+          const [x, y] = JSON.parse(k) as string[];
+          observed += h.count({ x: x as string, y: y as string });
+        }
+        assert.equal(observed, updates.length);
+        const out: string[] = [];
+        c.render(out);
+        assert.equal(out.length, 2 + model.size);
+      }),
+      { numRuns: 300 },
+    );
   });
 });
