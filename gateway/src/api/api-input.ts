@@ -15,7 +15,7 @@ import type { GatewayMetrics } from '../metrics/gateway-metrics.ts';
 import { resolveTenant, TENANT_HEADER } from '../pipeline/caller.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import { isReservedContext } from '../pipeline/context-domains.ts';
-import { errorBody, jsonResponse, toKcmError } from '../pipeline/responses.ts';
+import { dataJson, errorBody, jsonResponse, jsonTextResponse, toKcmError } from '../pipeline/responses.ts';
 
 export interface ApiOptions {
   keys: GatewayKeys;
@@ -201,5 +201,5 @@ export function respondItems(ctx: RequestContext, o: ApiOptions, results: ItemRe
     ctx.response = jsonResponse(err.status, { error: only.error });
     return;
   }
-  ctx.response = jsonResponse(200, { data: only });
+  ctx.response = jsonTextResponse(200, dataJson(only));
 }

@@ -112,9 +112,15 @@ export function writeResponse(res: HttpResponse, r: PipelineResponse, head: bool
   // A well-formed string body goes to uWS as it is (uWS writes it as UTF-8,
   // the bytes Buffer.byteLength counts): no Buffer unless the socket pushes
   // back. A lone surrogate would go out as its invalid 3-byte form (ED A0 80)
-  // where Buffer.from writes U+FFFD, so such a string is converted whole.
-  const body = typeof r.body === 'string' && hasLoneSurrogate(r.body) ? Buffer.from(r.body) : r.body;
-  const length = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
+  // where Buffer.from writes U+FFFD, so such a string is converted whole. A
+  // string whose UTF-8 length is its length is ASCII (every other char takes
+  // 2 or more bytes), so it holds no surrogate and is not searched for one.
+  let body = r.body;
+  let length = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
+  if (typeof body === 'string' && length !== body.length && hasLoneSurrogate(body)) {
+    body = Buffer.from(body);
+    length = body.length;
+  }
   if (withoutContent(r.status, head)) {
     endWithoutContent(res, r, head, length);
     return;

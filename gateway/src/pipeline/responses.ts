@@ -10,7 +10,37 @@ import type { PipelineResponse } from './context.ts';
 const JSON_HEADERS = { 'content-type': 'application/json', 'cache-control': 'no-store' } as const;
 
 export function jsonResponse(status: number, value: unknown): PipelineResponse {
-  return { status, headers: { ...JSON_HEADERS }, body: JSON.stringify(value) };
+  return jsonTextResponse(status, JSON.stringify(value));
+}
+
+/** A response whose body is the JSON text `json`. */
+export function jsonTextResponse(status: number, json: string): PipelineResponse {
+  return { status, headers: { ...JSON_HEADERS }, body: json };
+}
+
+/** Strings JSON writes as they are: base64, base64url, the envelope text, ids. */
+const PLAIN = /^[\w+/=:.-]*$/;
+
+/**
+ * `JSON.stringify({ data: item })` for a flat item of strings and safe
+ * integers (the direct API's single-item answers), written without the
+ * serializer: a base64 or envelope string (nearly every value) goes in as it
+ * is, any other string through JSON.stringify. Same text, byte for byte; an
+ * item with any other value is handed to JSON.stringify whole.
+ */
+export function dataJson(item: Readonly<Record<string, unknown>>): string {
+  let out = '{"data":{';
+  let sep = '';
+  for (const k in item) {
+    const v = item[k];
+    let text: string;
+    if (typeof v === 'string') text = PLAIN.test(v) ? `"${v}"` : JSON.stringify(v);
+    else if (typeof v === 'number' && Number.isSafeInteger(v)) text = String(v);
+    else return JSON.stringify({ data: item });
+    out += `${sep}${PLAIN.test(k) ? `"${k}"` : JSON.stringify(k)}:${text}`;
+    sep = ',';
+  }
+  return `${out}}}`;
 }
 
 /** The public body of an error: internal errors say only their code. */
