@@ -73,15 +73,38 @@ export class CoreGatewayKeys implements GatewayKeys {
 
   async #lease(tenant: string, service: string, version?: number): Promise<EdgeLease> {
     if (this.#closed) throw new KcmError('core_unavailable', 'the gateway is shutting down');
-    this.#lookups++;
     const before = this.client.leaseRequests;
     const lease = await (version === undefined
       ? this.client.encryptionLease(tenant, service)
       : this.client.lease(tenant, service, version));
     if (this.client.leaseRequests !== before) this.#misses++;
+    this.#saw(tenant, service, lease);
+    return lease;
+  }
+
+  /** Counts a lookup and remembers the lease it found (for lease age and readiness). */
+  #saw(tenant: string, service: string, lease: EdgeLease): void {
+    this.#lookups++;
     const k = `${tenant}\0${service}`;
     if (this.#seen.get(k)?.lease !== lease) this.#seen.set(k, { lease, at: this.#now() });
-    return lease;
+  }
+
+  cachedEncryptionKey(tenant: string, service: string): EncryptionKey | undefined {
+    if (this.#closed) return undefined;
+    const l = this.client.cachedEncryptionLease(tenant, service);
+    if (l === undefined || l.suspended || !l.active) return undefined;
+    this.#saw(tenant, service, l);
+    return { version: l.active.version, handle: l.active.key };
+  }
+
+  cachedDecryptionKey(tenant: string, service: string, version: number): KeyHandle | undefined {
+    if (this.#closed) return undefined;
+    const l = this.client.cachedLease(tenant, service, version);
+    if (l === undefined || version < l.minDecryptVersion) return undefined;
+    const v = l.versions.get(version);
+    if (!v?.key.live) return undefined;
+    this.#saw(tenant, service, l);
+    return v.key;
   }
 
   /**

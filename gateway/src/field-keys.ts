@@ -7,7 +7,12 @@
 import { KcmError } from '../../common/src/errors.ts';
 import type { FieldKeyRef } from '../../common/src/format/envelope.ts';
 import type { KeyHandle } from '../../native/index.ts';
-import type { GatewayKeys } from './gateway-keys.ts';
+import {
+  decryptionKeyOf,
+  encryptionKeyOf,
+  type EncryptionKey as GatewayEncryptionKey,
+  type GatewayKeys,
+} from './gateway-keys.ts';
 import { hsmOf } from './hsm/hsm-gateway-keys.ts';
 import type { EncryptionKey, FieldKeyProvider } from './pipeline/key-provider.ts';
 import type { FieldBackend } from './policy/policy-types.ts';
@@ -24,20 +29,26 @@ export interface RoutedFieldKeyProvider extends FieldKeyProvider {
 }
 
 /**
- * A FieldKeyProvider over `keys`. `encryptKey` rejects with what
- * `keys.encryptionKey` throws (e.g. 503 `core_unavailable`, 410
+ * A FieldKeyProvider over `keys`, answering cache hits synchronously
+ * (GatewayKeys.cachedEncryptionKey / cachedDecryptionKey). `encryptKey`
+ * rejects with what `keys.encryptionKey` throws (e.g. 503 `core_unavailable`, 410
  * `tenant_revoked`); `decryptKey` resolves undefined for a version the
  * gateway may not use and rejects only when the key service refuses the
  * whole request (see GatewayKeys.decryptionKey).
  */
 export function fieldKeyProvider(keys: GatewayKeys): RoutedFieldKeyProvider {
+  const withRef = (tenant: string, keyId: string, k: GatewayEncryptionKey): EncryptionKey => ({
+    handle: k.handle,
+    ref: { tenant, keyId, keyVersion: k.version },
+  });
   const base: FieldKeyProvider = {
-    async encryptKey(tenant: string, keyId: string): Promise<EncryptionKey> {
-      const k = await keys.encryptionKey(tenant, keyId);
-      return { handle: k.handle, ref: { tenant, keyId, keyVersion: k.version } };
+    // A cache hit answers at once: the transform then needs no await.
+    encryptKey(tenant: string, keyId: string): EncryptionKey | Promise<EncryptionKey> {
+      const k = encryptionKeyOf(keys, tenant, keyId);
+      return k instanceof Promise ? k.then((v) => withRef(tenant, keyId, v)) : withRef(tenant, keyId, k);
     },
-    decryptKey(ref: FieldKeyRef): Promise<KeyHandle | undefined> {
-      return keys.decryptionKey(ref.tenant, ref.keyId, ref.keyVersion);
+    decryptKey(ref: FieldKeyRef): KeyHandle | undefined | Promise<KeyHandle | undefined> {
+      return decryptionKeyOf(keys, ref.tenant, ref.keyId, ref.keyVersion);
     },
   };
   return {

@@ -42,6 +42,19 @@ export interface GatewayKeys {
    * request.
    */
   decryptionKey(tenant: string, service: string, version: number): Promise<KeyHandle | undefined>;
+  /**
+   * What {@link encryptionKey} would resolve to now, when the cache settles
+   * it at once (a hit); undefined otherwise: then call encryptionKey, which
+   * fetches or throws. Never throws, never waits; counts as a cache hit.
+   * Lets the hot path skip the promise (use {@link encryptionKeyOf}).
+   */
+  cachedEncryptionKey?(tenant: string, service: string): EncryptionKey | undefined;
+  /**
+   * The live handle {@link decryptionKey} would resolve to now, when the
+   * cache settles it at once; undefined otherwise (not cached, or not
+   * usable): then call decryptionKey, which decides. Never throws, never waits.
+   */
+  cachedDecryptionKey?(tenant: string, service: string, version: number): KeyHandle | undefined;
   /** False while no Core lease is possible and the cache is empty (/readyz answers 503). */
   ready(): boolean;
   /** Cache figures for /metrics. */
@@ -53,8 +66,32 @@ export interface GatewayKeys {
   recordEncryptions?(tenant: string, service: string, version: number, count: number): void;
 }
 
+/** The encryption key from the cache when it is there (no promise), else `keys.encryptionKey`'s promise. */
+export function encryptionKeyOf(
+  keys: GatewayKeys,
+  tenant: string,
+  service: string,
+): EncryptionKey | Promise<EncryptionKey> {
+  return keys.cachedEncryptionKey?.(tenant, service) ?? keys.encryptionKey(tenant, service);
+}
+
+/** The decryption handle from the cache when it is there (no promise), else `keys.decryptionKey`'s promise. */
+export function decryptionKeyOf(
+  keys: GatewayKeys,
+  tenant: string,
+  service: string,
+  version: number,
+): KeyHandle | Promise<KeyHandle | undefined> {
+  return keys.cachedDecryptionKey?.(tenant, service, version) ?? keys.decryptionKey(tenant, service, version);
+}
+
 interface LocalKeyRing {
   versions: KeyHandle[];
+}
+
+function currentKey(ring: LocalKeyRing): EncryptionKey {
+  const version = ring.versions.length;
+  return { version, handle: ring.versions[version - 1] as KeyHandle };
 }
 
 /**
@@ -92,15 +129,29 @@ export class LocalGatewayKeys implements GatewayKeys {
 
   async encryptionKey(tenant: string, service: string): Promise<EncryptionKey> {
     if (!this.#ready) throw new KcmError('not_ready');
-    const ring = this.#ring(tenant, service, true) as LocalKeyRing;
-    const version = ring.versions.length;
-    return { version, handle: ring.versions[version - 1] as KeyHandle };
+    return currentKey(this.#ring(tenant, service, true) as LocalKeyRing);
   }
 
   async decryptionKey(tenant: string, service: string, version: number): Promise<KeyHandle | undefined> {
     if (!this.#ready) throw new KcmError('not_ready');
     const handle = this.#ring(tenant, service, false)?.versions[version - 1];
     if (!handle?.live) return undefined;
+    return handle;
+  }
+
+  cachedEncryptionKey(tenant: string, service: string): EncryptionKey | undefined {
+    if (!this.#ready) return undefined;
+    const ring = this.#rings.get(`${tenant}\0${service}`);
+    if (ring === undefined) return undefined;
+    this.#hits++;
+    return currentKey(ring);
+  }
+
+  cachedDecryptionKey(tenant: string, service: string, version: number): KeyHandle | undefined {
+    if (!this.#ready) return undefined;
+    const handle = this.#rings.get(`${tenant}\0${service}`)?.versions[version - 1];
+    if (!handle?.live) return undefined;
+    this.#hits++;
     return handle;
   }
 

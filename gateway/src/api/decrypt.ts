@@ -14,6 +14,7 @@ import type { RequestContext } from '../pipeline/context.ts';
 import type { Route } from '../pipeline/router.ts';
 import {
   type ApiOptions,
+  type Encoding,
   encodePlaintext,
   encodingOf,
   type ItemResult,
@@ -26,15 +27,29 @@ import {
   respondItems,
   tenantOf,
 } from './api-input.ts';
-import { openItems } from './open-items.ts';
+import { type OpenedItems, openItems } from './open-items.ts';
 
-async function handleDecrypt(ctx: RequestContext, o: ApiOptions): Promise<void> {
+/** Opens the request's items: synchronously when every key is in the cache (no promise on the hot path). */
+function handleDecrypt(ctx: RequestContext, o: ApiOptions): void | Promise<void> {
   const body = objectBody(ctx);
   const tenant = tenantOf(ctx, body);
   const keyId = keyIdOf(ctx, body, false);
   const encoding = encodingOf(body);
   const { items, batch } = itemsOf(body, o.maxBatchItems);
-  const opened = await openItems(o.keys, tenant, keyId, items);
+  const opened = openItems(o.keys, tenant, keyId, items);
+  if (!(opened instanceof Promise)) return answer(ctx, o, items, batch, encoding, opened);
+  return opened.then((r) => answer(ctx, o, items, batch, encoding, r));
+}
+
+/** Encodes each opened plaintext (zeroing it) or keeps the item's error, then answers. */
+function answer(
+  ctx: RequestContext,
+  o: ApiOptions,
+  items: readonly ItemResult[],
+  batch: boolean,
+  encoding: Encoding,
+  opened: OpenedItems,
+): void {
   if (opened.reasons.length > 0) ctx.auditReasons = opened.reasons;
   const results: ItemResult[] = new Array(items.length);
   for (let i = 0; i < items.length; i++) {

@@ -14,6 +14,7 @@
 import { encryptFields } from '../../../common/src/crypto/field-cipher.ts';
 import { KcmError } from '../../../common/src/errors.ts';
 import { MAX_FIELD_PLAINTEXT } from '../../../common/src/format/envelope.ts';
+import { type EncryptionKey, encryptionKeyOf } from '../gateway-keys.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import type { Route } from '../pipeline/router.ts';
 import {
@@ -41,16 +42,28 @@ import {
 const injectDelayMs =
   process.env.KCM_TEST_HOOKS === '1' ? Math.max(0, Number(process.env.KCM_BENCH_INJECT_DELAY_MS ?? 0) || 0) : 0;
 
-async function handleEncrypt(ctx: RequestContext, o: ApiOptions): Promise<void> {
+/**
+ * Seals the request's items, answering synchronously when the key is in the
+ * cache (no promise on the hot path), else once the key service answers.
+ */
+function handleEncrypt(ctx: RequestContext, o: ApiOptions): void | Promise<void> {
   const body = objectBody(ctx);
   const tenant = tenantOf(ctx, body);
   const keyId = keyIdOf(ctx, body) as string;
   const encoding = encodingOf(body);
   const { items, batch } = itemsOf(body, o.maxBatchItems);
-  const results: ItemResult[] = new Array(items.length);
-  const plaintexts: Buffer[] = [];
-  const contexts: Buffer[] = [];
-  const slots: number[] = [];
+  const s: Sealing = {
+    ctx,
+    o,
+    tenant,
+    keyId,
+    items,
+    batch,
+    results: new Array(items.length),
+    plaintexts: [],
+    contexts: [],
+    slots: [],
+  };
   for (let i = 0; i < items.length; i++) {
     const item = items[i] as Record<string, unknown>;
     const reference = referenceOf(item);
@@ -59,34 +72,77 @@ async function handleEncrypt(ctx: RequestContext, o: ApiOptions): Promise<void> 
       if (plaintext.length > MAX_FIELD_PLAINTEXT) {
         throw new KcmError('plaintext_too_large', `at most ${MAX_FIELD_PLAINTEXT} bytes`);
       }
-      contexts.push(contextOf(item));
-      plaintexts.push(plaintext);
-      slots.push(i);
+      s.contexts.push(contextOf(item));
+      s.plaintexts.push(plaintext);
+      s.slots.push(i);
     } catch (err) {
-      results[i] = itemError(err, reference);
+      s.results[i] = itemError(err, reference);
     }
   }
-  if (slots.length > 0) {
-    let ciphertexts: string[];
-    let version: number;
-    try {
-      if (injectDelayMs > 0) await new Promise((r) => setTimeout(r, injectDelayMs));
-      const key = await o.keys.encryptionKey(tenant, keyId);
-      if (ctx.aborted) return;
-      version = key.version;
-      ciphertexts = encryptFields(key.handle, { tenant, keyId, keyVersion: version }, plaintexts, contexts);
-    } finally {
-      // Wiped on every path: sealed, aborted, or failed (key service, limits).
-      for (const p of plaintexts) p.fill(0);
-    }
-    // One L3 use per request (one fresh L4 wraps every field): the Core's encryption budget (ADR-601).
-    o.keys.recordEncryptions?.(tenant, keyId, version, 1);
-    for (let k = 0; k < slots.length; k++) {
-      const i = slots[k] as number;
-      results[i] = itemOk({ ciphertext: ciphertexts[k], key_version: version }, referenceOf(items[i] as ItemResult));
-    }
+  if (s.slots.length === 0) {
+    respondItems(ctx, o, s.results, batch);
+    return;
   }
-  respondItems(ctx, o, results, batch);
+  let key: EncryptionKey | Promise<EncryptionKey>;
+  try {
+    key = injectDelayMs > 0 ? delayedKey(o, tenant, keyId) : encryptionKeyOf(o.keys, tenant, keyId);
+  } catch (err) {
+    wipe(s.plaintexts);
+    throw err;
+  }
+  if (!(key instanceof Promise)) return seal(s, key);
+  return key.then(
+    (k) => seal(s, k),
+    (err: unknown) => {
+      wipe(s.plaintexts);
+      throw err;
+    },
+  );
+}
+
+/** One request's items on their way to the seal. */
+interface Sealing {
+  ctx: RequestContext;
+  o: ApiOptions;
+  tenant: string;
+  keyId: string;
+  items: Record<string, unknown>[];
+  batch: boolean;
+  results: ItemResult[];
+  plaintexts: Buffer[];
+  contexts: Buffer[];
+  slots: number[];
+}
+
+function wipe(plaintexts: readonly Buffer[]): void {
+  for (const p of plaintexts) p.fill(0);
+}
+
+function delayedKey(o: ApiOptions, tenant: string, keyId: string): Promise<EncryptionKey> {
+  return new Promise((r) => setTimeout(r, injectDelayMs)).then(() => o.keys.encryptionKey(tenant, keyId));
+}
+
+/** Seals every accepted item in one native call, wipes the plaintexts on every path, answers. */
+function seal(s: Sealing, key: EncryptionKey): void {
+  const { ctx, o, tenant, keyId } = s;
+  let ciphertexts: string[];
+  try {
+    if (ctx.aborted) return;
+    ciphertexts = encryptFields(key.handle, { tenant, keyId, keyVersion: key.version }, s.plaintexts, s.contexts);
+  } finally {
+    // Wiped on every path: sealed, aborted, or failed (key service, limits).
+    wipe(s.plaintexts);
+  }
+  // One L3 use per request (one fresh L4 wraps every field): the Core's encryption budget (ADR-601).
+  o.keys.recordEncryptions?.(tenant, keyId, key.version, 1);
+  for (let k = 0; k < s.slots.length; k++) {
+    const i = s.slots[k] as number;
+    s.results[i] = itemOk(
+      { ciphertext: ciphertexts[k], key_version: key.version },
+      referenceOf(s.items[i] as ItemResult),
+    );
+  }
+  respondItems(ctx, o, s.results, s.batch);
 }
 
 /** The encrypt routes: with the key in the path, and with the key in the body. */

@@ -14,7 +14,7 @@ import {
 import { KcmError } from '../../../common/src/errors.ts';
 import type { FieldKeyRef } from '../../../common/src/format/envelope.ts';
 import type { KeyHandle } from '../../../native/index.ts';
-import type { GatewayKeys } from '../gateway-keys.ts';
+import { decryptionKeyOf, type GatewayKeys } from '../gateway-keys.ts';
 import { ciphertextOf, contextOf, type Item, type ItemResult, itemError, referenceOf } from './api-input.ts';
 
 export interface OpenedItems {
@@ -32,19 +32,18 @@ function refId(r: FieldKeyRef): string {
 
 /**
  * Opens `items` of `tenant`. When `keyId` is given, ciphertexts under other
- * keys fail. Throws only what aborts the request (key service unavailable,
- * internal errors).
+ * keys fail. Answers synchronously when every key is in the cache (no promise
+ * on the hot path). Throws (or rejects with) only what aborts the request
+ * (key service unavailable, internal errors).
  */
-export async function openItems(
+export function openItems(
   keys: GatewayKeys,
   tenant: string,
   keyId: string | undefined,
   items: readonly Item[],
-): Promise<OpenedItems> {
+): OpenedItems | Promise<OpenedItems> {
   const n = items.length;
   const errors: (ItemResult | undefined)[] = new Array(n);
-  const plaintexts: (Buffer | undefined)[] = new Array(n);
-  const reasons: string[] = [];
   const ciphertexts: string[] = [];
   const contexts: Buffer[] = [];
   const slots: number[] = [];
@@ -61,28 +60,41 @@ export async function openItems(
   }
   // Each ciphertext is parsed once: the parse names the keys to fetch and is what gets opened.
   const parsed = parseFieldCiphertexts(tenant, ciphertexts);
-  const wanted = new Map<string, FieldKeyRef>();
-  for (const group of parsed.groups.values()) {
-    const env = parsed.envelopes[group[0] as number] as FieldKeyRef;
-    if (keyId === undefined || env.keyId === keyId) wanted.set(refId(env), env);
-  }
   const handles = new Map<string, KeyHandle>();
-  await Promise.all(
-    [...wanted].map(async ([id, ref]) => {
-      const h = await keys.decryptionKey(tenant, ref.keyId, ref.keyVersion);
-      if (h) handles.set(id, h);
-    }),
-  );
-  const opened = openParsedFields(parsed, (ref) => handles.get(refId(ref)), contexts);
-  for (let k = 0; k < slots.length; k++) {
-    const i = slots[k] as number;
-    const r = opened[k] as FieldOpenResult;
-    if (r.ok) {
-      plaintexts[i] = r.plaintext;
-    } else {
-      reasons.push(r.reason);
-      errors[i] = itemError(new KcmError('decryption_failed'), referenceOf(items[i] as Item));
+  const asked = new Set<string>();
+  let pending: Promise<void>[] | undefined;
+  for (const group of parsed.groups.values()) {
+    const ref = parsed.envelopes[group[0] as number] as FieldKeyRef;
+    if (keyId !== undefined && ref.keyId !== keyId) continue;
+    const id = refId(ref);
+    if (asked.has(id)) continue;
+    asked.add(id);
+    const h = decryptionKeyOf(keys, tenant, ref.keyId, ref.keyVersion);
+    if (!(h instanceof Promise)) handles.set(id, h);
+    else {
+      pending ??= [];
+      pending.push(
+        h.then((v) => {
+          if (v) handles.set(id, v);
+        }),
+      );
     }
   }
-  return { errors, plaintexts, reasons };
+  const open = (): OpenedItems => {
+    const plaintexts: (Buffer | undefined)[] = new Array(n);
+    const reasons: string[] = [];
+    const opened = openParsedFields(parsed, (ref) => handles.get(refId(ref)), contexts);
+    for (let k = 0; k < slots.length; k++) {
+      const i = slots[k] as number;
+      const r = opened[k] as FieldOpenResult;
+      if (r.ok) {
+        plaintexts[i] = r.plaintext;
+      } else {
+        reasons.push(r.reason);
+        errors[i] = itemError(new KcmError('decryption_failed'), referenceOf(items[i] as Item));
+      }
+    }
+    return { errors, plaintexts, reasons };
+  };
+  return pending ? Promise.all(pending).then(open) : open();
 }

@@ -30,6 +30,16 @@ export class HsmGatewayKeys implements GatewayKeys {
     return h && this.#select(service) ? this.hsm.view(h) : h;
   }
 
+  cachedEncryptionKey(tenant: string, service: string): EncryptionKey | undefined {
+    const k = this.inner.cachedEncryptionKey?.(tenant, service);
+    return k && this.#select(service) ? { version: k.version, handle: this.hsm.view(k.handle) } : k;
+  }
+
+  cachedDecryptionKey(tenant: string, service: string, version: number): KeyHandle | undefined {
+    const h = this.inner.cachedDecryptionKey?.(tenant, service, version);
+    return h && this.#select(service) ? this.hsm.view(h) : h;
+  }
+
   ready(): boolean {
     return this.inner.ready();
   }

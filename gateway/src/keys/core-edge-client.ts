@@ -158,7 +158,7 @@ export class CoreEdgeClient {
     if (this.#maps.isRevoked(tenant)) throw new KcmError('tenant_revoked', `tenant ${tenant}`);
     const cached = this.#maps.get(tenant, service);
     const now = this.#now();
-    if (cached && now < cached.expiresAt && !cached.stale && this.#answers(cached, version, now)) {
+    if (cached && fresh(cached, now) && this.#answers(cached, version, now)) {
       if (now >= cached.refreshAt) this.#refreshSoon(tenant, service, now);
       return cached;
     }
@@ -176,6 +176,29 @@ export class CoreEdgeClient {
       }
       throw err;
     }
+  }
+
+  /**
+   * The cached lease of (tenant, service) when {@link lease} would return it
+   * at once (unexpired, not stale, holding `version` when one is given), else
+   * undefined: then call lease(), which decides (fetches, throws, or settles
+   * a version the lease does not hold). Refreshes ahead of expiry as lease()
+   * does; never throws, never waits, never asks the Core for a version.
+   */
+  cachedLease(tenant: string, service: string, version?: number): CachedLease | undefined {
+    if (this.#closed || this.#maps.isRevoked(tenant)) return undefined;
+    const cached = this.#maps.get(tenant, service);
+    if (cached === undefined) return undefined;
+    const now = this.#now();
+    if (!fresh(cached, now) || (version !== undefined && !cached.versions.has(version))) return undefined;
+    if (now >= cached.refreshAt) this.#refreshSoon(tenant, service, now);
+    return cached;
+  }
+
+  /** {@link cachedLease} for encrypting: undefined as well when the active version's budget is used up ({@link encryptionLease} decides then). */
+  cachedEncryptionLease(tenant: string, service: string): CachedLease | undefined {
+    const l = this.cachedLease(tenant, service);
+    return l && !exhausted(l) ? l : undefined;
   }
 
   /**
@@ -216,10 +239,10 @@ export class CoreEdgeClient {
   /** The lease to encrypt with: {@link lease}, after the budget rule of {@link encryptionKey}. */
   async encryptionLease(tenant: string, service: string): Promise<CachedLease> {
     let l = await this.lease(tenant, service);
-    if (l.active && l.budgetLeft !== null && l.budgetLeft <= 0) {
+    if (exhausted(l)) {
       l.stale = true;
       l = await this.lease(tenant, service);
-      if (l.active && l.budgetLeft !== null && l.budgetLeft <= 0) {
+      if (exhausted(l) && l.active) {
         throw new KcmError('key_usage_exhausted', `${tenant}/${service} v${l.active.version}`);
       }
     }
@@ -377,6 +400,16 @@ export class CoreEdgeClient {
 }
 
 /** Errors that mean "the Core could not answer" (served from cache until the TTL), not "the Core said no". */
+/** True while `lease` may serve: unexpired and not marked stale (rotation, budget). */
+function fresh(lease: CachedLease, now: number): boolean {
+  return now < lease.expiresAt && !lease.stale;
+}
+
+/** True when the lease's active version has used up its encryption budget. */
+function exhausted(lease: CachedLease): boolean {
+  return lease.active !== null && lease.budgetLeft !== null && lease.budgetLeft <= 0;
+}
+
 function isUnavailable(err: unknown): boolean {
   return err instanceof KcmError && (err.code === 'core_unavailable' || err.source === 'keys' || err.status >= 500);
 }

@@ -3,7 +3,9 @@
  * event stream and the held leases; a Core outage is ridden out from the
  * cache until the TTL, then every call fails closed with 503; a rotation
  * event switches the active version; revocation refuses the tenant and
- * empties readiness; the proxy's FieldKeyProvider sees the same keys.
+ * empties readiness; the proxy's FieldKeyProvider sees the same keys; the
+ * synchronous cache answers (cachedEncryptionKey / cachedDecryptionKey)
+ * follow the same TTL, rotation and revocation.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -49,16 +51,24 @@ describe('CoreGatewayKeys', () => {
     const clock = { now: Date.now() };
     const keys = make({ now: () => clock.now, ttlSeconds: 300 });
     assert.equal(keys.ready(), false, 'no stream, no lease');
+    assert.equal(keys.cachedEncryptionKey('tenant-a', 'orders'), undefined, 'nothing cached: ask encryptionKey');
     const first = await keys.encryptionKey('tenant-a', 'orders');
     assert.equal(keys.ready(), true, 'a lease is held');
     assert.equal(keys.stats().cacheMisses, 1);
+    const hits = keys.stats().cacheHits;
+    assert.deepEqual(keys.cachedEncryptionKey('tenant-a', 'orders'), first, 'the cached answer is the same key');
+    assert.equal(keys.cachedDecryptionKey('tenant-a', 'orders', first.version), first.handle);
+    assert.equal(keys.stats().cacheHits, hits + 2, 'cached answers count as hits');
     const port = env.server.port;
     await env.server.close();
     try {
       clock.now += 250_000;
       assert.equal((await keys.encryptionKey('tenant-a', 'orders')).handle, first.handle, 'served from cache');
+      assert.equal(keys.cachedEncryptionKey('tenant-a', 'orders')?.handle, first.handle, 'within the TTL');
       assert.equal(keys.ready(), true);
       clock.now += 60_000;
+      assert.equal(keys.cachedEncryptionKey('tenant-a', 'orders'), undefined, 'past the TTL: never from the cache');
+      assert.equal(keys.cachedDecryptionKey('tenant-a', 'orders', first.version), undefined);
       await assert.rejects(keys.encryptionKey('tenant-a', 'orders'), { code: 'core_unavailable', status: 503 });
       await assert.rejects(keys.decryptionKey('tenant-a', 'orders', first.version), { code: 'core_unavailable' });
       await assert.rejects(async () => fieldKeyProvider(keys).encryptKey('tenant-a', 'orders'), {
@@ -79,14 +89,20 @@ describe('CoreGatewayKeys', () => {
     const next = env.source.rotate('tenant-a', 'orders');
     const rotated = await env.publish('l3.rotated', 'tenant-a', 'orders', next);
     await until(() => keys.client.eventSeq.applied >= rotated.seq, 1000, 'the rotation event');
+    assert.equal(keys.cachedEncryptionKey('tenant-a', 'orders'), undefined, 'rotated: the stale lease is not served');
     const v2 = await keys.encryptionKey('tenant-a', 'orders');
     assert.equal(v2.version, v1.version + 1, 'the next encryption uses the new version');
+    assert.deepEqual(keys.cachedEncryptionKey('tenant-a', 'orders'), v2);
     assert.ok(await keys.decryptionKey('tenant-a', 'orders', v1.version), 'the old version still decrypts');
+    assert.ok(keys.cachedDecryptionKey('tenant-a', 'orders', v1.version), 'and is cached');
+    assert.equal(keys.cachedDecryptionKey('tenant-a', 'orders', 99), undefined, 'not held: ask decryptionKey');
     assert.equal(await keys.decryptionKey('tenant-a', 'orders', 99), undefined, 'unknown version: undefined');
 
     const e = await env.publish('tenant.revoked', 'tenant-a');
     await until(() => keys.client.eventSeq.applied >= e.seq, 1000, 'the revocation');
     assert.equal(v2.handle.info().destroyed, true, 'keys wiped');
+    assert.equal(keys.cachedEncryptionKey('tenant-a', 'orders'), undefined, 'revoked: nothing from the cache');
+    assert.equal(keys.cachedDecryptionKey('tenant-a', 'orders', v1.version), undefined);
     await assert.rejects(keys.encryptionKey('tenant-a', 'orders'), { code: 'tenant_revoked', status: 410 });
     await assert.rejects(keys.decryptionKey('tenant-a', 'orders', v1.version), { code: 'tenant_revoked' });
     assert.ok(keys.stats().revocationsApplied >= 1);

@@ -141,6 +141,7 @@ describe('edge key versions', () => {
         keys.recordEncryptions('tenant-a', 'orders', k.version, 1);
       }
       assert.equal(env.source.calls - before, 1, 'within the budget: the cached lease');
+      assert.equal(keys.cachedEncryptionKey('tenant-a', 'orders'), undefined, 'budget used up: not from the cache');
       budget = 0; // the Core has nothing left either (it would have rotated at 90 %)
       await assert.rejects(keys.encryptionKey('tenant-a', 'orders'), (e: unknown) => {
         assert.ok(e instanceof KcmError);
