@@ -75,10 +75,18 @@ export function trialMedianSummary(e: Pick<EndpointResult, 'summary' | 'perTrial
   return out;
 }
 
-/** The lowest value at q over the trials (the merged summary's when there are none). */
-export function bestTrial(e: Pick<EndpointResult, 'summary' | 'perTrial'>, q: keyof LatencySummary): number {
-  if (e.perTrial.length === 0) return e.summary[q];
-  return Math.min(...e.perTrial.map((t) => t[q]));
+/** Each trial's (gateway, baseline) value at q, trials paired in order. */
+export function trialPairs(
+  g: Pick<EndpointResult, 'perTrial'>,
+  b: Pick<EndpointResult, 'perTrial'>,
+  q: keyof LatencySummary,
+): { gateway: number; baseline: number }[] {
+  const n = Math.min(g.perTrial.length, b.perTrial.length);
+  const out: { gateway: number; baseline: number }[] = [];
+  for (let i = 0; i < n; i++) {
+    out.push({ gateway: (g.perTrial[i] as LatencySummary)[q], baseline: (b.perTrial[i] as LatencySummary)[q] });
+  }
+  return out;
 }
 
 function rotate<T>(xs: readonly T[], k: number): T[] {

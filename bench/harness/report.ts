@@ -12,12 +12,12 @@ import { gapHistogram, maxOf, type NoiseFloor, type NoiseWindow } from './hiccup
 import { hgrmText, type LatencySummary, ms } from './histogram.ts';
 import { ADR604, absoluteVerdict, addedVerdict, BUCKETS_US, bucketOf, type GateCheck, type Q } from './judge.ts';
 import {
-  bestTrial,
   type EndpointResult,
   type MeasureConfig,
   median,
   type ScenarioResult,
   trialMedianSummary,
+  trialPairs,
 } from './measure.ts';
 import type { Pinning } from './pinning.ts';
 import { histogramPoints, noiseSeries, percentilePlot } from './svg.ts';
@@ -152,7 +152,7 @@ export function writeReport(d: RunData, outDir: string): string {
   if (adr.length > 0) {
     L.push('## ADR-604 verdict', '');
     L.push(
-      "Targets / failure thresholds: p50 0.2 / 0.5 ms, p99 1 / 5 ms, p99.9 10 / 50 ms. Absolute: PASS when ≤ target whatever the noise; WARN (> target) or FAIL (> fail) only when the run was quiet enough to judge (noise floor and baseline at that percentile ≤ half the threshold), else NOISY = machine too noisy to judge absolute tails. Gateway and baseline at q are the median trial (each percentile the median over the trials; the merged figures are in the latency table), and a FAIL needs every trial over the fail threshold (a tail of the gateway's own recurs in every trial; a machine stall lands in some trials only), so machine stalls do not decide a verdict; each trial's value is listed. Added: the gateway's latency over its same-run baseline against the same thresholds.",
+      "Targets / failure thresholds: p50 0.2 / 0.5 ms, p99 1 / 5 ms, p99.9 10 / 50 ms. Absolute: PASS when ≤ target whatever the noise; WARN (> target) or FAIL (> fail) only when the run was quiet enough to judge (noise floor and baseline at that percentile ≤ half the threshold), else NOISY = machine too noisy to judge absolute tails. Gateway and baseline at q are the median trial (each percentile the median over the trials; the merged figures are in the latency table), and a FAIL needs most of the trials whose own interleaved baseline was quiet (≤ half the threshold) over the fail threshold (a machine stall shows in its trial's baseline too; a tail of the gateway's own shows in quiet trials), so machine stalls do not decide a verdict; each trial's value is listed. Added: the gateway's latency over its same-run baseline against the same thresholds.",
       '',
     );
     L.push(
@@ -165,7 +165,7 @@ export function writeReport(d: RunData, outDir: string): string {
       const gm = trialMedianSummary(g);
       const bm = trialMedianSummary(b);
       for (const q of ['p50', 'p99', 'p999'] as Q[]) {
-        const v = absoluteVerdict(gm, bm, d.noise, q, bestTrial(g, q));
+        const v = absoluteVerdict(gm, bm, d.noise, q, trialPairs(g, b, q));
         const added = addedMedian(g, b, q);
         const each = g.perTrial.map((t) => ms(t[q])).join(' / ') || ms(g.summary[q]);
         L.push(
