@@ -37,7 +37,9 @@ export class CoreGatewayKeys implements GatewayKeys {
   readonly client: CoreEdgeClient;
   readonly #seen = new Map<string, Seen>();
   readonly #now: () => number;
-  #lookups = 0;
+  /** Lookups answered from the cache (no lease request). */
+  #hits = 0;
+  /** Lookups not answered with a cached lease: a lease request made, or failed or refused ones. */
   #misses = 0;
   #revocations = 0;
   #closed = false;
@@ -74,17 +76,24 @@ export class CoreGatewayKeys implements GatewayKeys {
   async #lease(tenant: string, service: string, version?: number): Promise<EdgeLease> {
     if (this.#closed) throw new KcmError('core_unavailable', 'the gateway is shutting down');
     const before = this.client.leaseRequests;
-    const lease = await (version === undefined
-      ? this.client.encryptionLease(tenant, service)
-      : this.client.lease(tenant, service, version));
-    if (this.client.leaseRequests !== before) this.#misses++;
-    this.#saw(tenant, service, lease);
+    let lease: EdgeLease;
+    try {
+      lease = await (version === undefined
+        ? this.client.encryptionLease(tenant, service)
+        : this.client.lease(tenant, service, version));
+    } catch (err) {
+      this.#misses++; // not answered from the cache: it asked (or waited for) the Core, or was refused
+      throw err;
+    }
+    const hit = this.client.leaseRequests === before;
+    if (!hit) this.#misses++;
+    this.#saw(tenant, service, lease, hit);
     return lease;
   }
 
-  /** Counts a lookup and remembers the lease it found (for lease age and readiness). */
-  #saw(tenant: string, service: string, lease: EdgeLease): void {
-    this.#lookups++;
+  /** Counts a cache hit and remembers the lease a lookup found (for lease age and readiness). */
+  #saw(tenant: string, service: string, lease: EdgeLease, hit: boolean): void {
+    if (hit) this.#hits++;
     const k = `${tenant}\0${service}`;
     if (this.#seen.get(k)?.lease !== lease) this.#seen.set(k, { lease, at: this.#now() });
   }
@@ -93,7 +102,7 @@ export class CoreGatewayKeys implements GatewayKeys {
     if (this.#closed) return undefined;
     const l = this.client.cachedEncryptionLease(tenant, service);
     if (l === undefined || l.suspended || !l.active) return undefined;
-    this.#saw(tenant, service, l);
+    this.#saw(tenant, service, l, true);
     return { version: l.active.version, handle: l.active.key };
   }
 
@@ -103,7 +112,7 @@ export class CoreGatewayKeys implements GatewayKeys {
     if (l === undefined || version < l.minDecryptVersion) return undefined;
     const v = l.versions.get(version);
     if (!v?.key.live) return undefined;
-    this.#saw(tenant, service, l);
+    this.#saw(tenant, service, l, true);
     return v.key;
   }
 
@@ -156,7 +165,7 @@ export class CoreGatewayKeys implements GatewayKeys {
     const held = this.#held(now);
     const oldest = held.reduce((m, s) => Math.min(m, s.at), Number.POSITIVE_INFINITY);
     return {
-      cacheHits: this.#lookups - this.#misses,
+      cacheHits: this.#hits,
       cacheMisses: this.#misses,
       ...(held.length > 0 ? { leaseAgeSeconds: (now - oldest) / 1000 } : {}),
       revocationsApplied: this.#revocations,

@@ -67,8 +67,9 @@ function handleEncrypt(ctx: RequestContext, o: ApiOptions): void | Promise<void>
   for (let i = 0; i < items.length; i++) {
     const item = items[i] as Record<string, unknown>;
     const reference = referenceOf(item);
+    let plaintext: Buffer | undefined;
     try {
-      const plaintext = plaintextOf(item, encoding);
+      plaintext = plaintextOf(item, encoding);
       if (plaintext.length > MAX_FIELD_PLAINTEXT) {
         throw new KcmError('plaintext_too_large', `at most ${MAX_FIELD_PLAINTEXT} bytes`);
       }
@@ -76,6 +77,7 @@ function handleEncrypt(ctx: RequestContext, o: ApiOptions): void | Promise<void>
       s.plaintexts.push(plaintext);
       s.slots.push(i);
     } catch (err) {
+      plaintext?.fill(0); // decoded but refused (too large, bad context): never sealed, wiped now
       s.results[i] = itemError(err, reference);
     }
   }

@@ -399,7 +399,6 @@ export class CoreEdgeClient {
   }
 }
 
-/** Errors that mean "the Core could not answer" (served from cache until the TTL), not "the Core said no". */
 /** True while `lease` may serve: unexpired and not marked stale (rotation, budget). */
 function fresh(lease: CachedLease, now: number): boolean {
   return now < lease.expiresAt && !lease.stale;
@@ -410,6 +409,7 @@ function exhausted(lease: CachedLease): boolean {
   return lease.active !== null && lease.budgetLeft !== null && lease.budgetLeft <= 0;
 }
 
+/** Errors that mean "the Core could not answer" (served from cache until the TTL), not "the Core said no". */
 function isUnavailable(err: unknown): boolean {
   return err instanceof KcmError && (err.code === 'core_unavailable' || err.source === 'keys' || err.status >= 500);
 }

@@ -79,6 +79,10 @@ class SeriesTable<S> {
 
   #add(labels: Labels): S {
     const key = labelKey(this.labelNames, labels); // throws on a missing label: nothing is added
+    for (const n of this.labelNames) {
+      // The tree compares values as they are: a number and its text would be two series of one key.
+      if (typeof labels[n] !== 'string') throw new Error(`metric label ${n} is not a string`);
+    }
     const s = this.make();
     this.byKey.set(key, s);
     const names = this.labelNames;

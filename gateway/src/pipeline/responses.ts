@@ -29,9 +29,10 @@ const PLAIN = /^[\w+/=:.-]*$/;
  * item with any other value is handed to JSON.stringify whole.
  */
 export function dataJson(item: Readonly<Record<string, unknown>>): string {
+  if (Array.isArray(item) || typeof item.toJSON === 'function') return JSON.stringify({ data: item });
   let out = '{"data":{';
   let sep = '';
-  for (const k in item) {
+  for (const k of Object.keys(item)) {
     const v = item[k];
     let text: string;
     if (typeof v === 'string') text = PLAIN.test(v) ? `"${v}"` : JSON.stringify(v);

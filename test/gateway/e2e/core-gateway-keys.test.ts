@@ -69,7 +69,10 @@ describe('CoreGatewayKeys', () => {
       clock.now += 60_000;
       assert.equal(keys.cachedEncryptionKey('tenant-a', 'orders'), undefined, 'past the TTL: never from the cache');
       assert.equal(keys.cachedDecryptionKey('tenant-a', 'orders', first.version), undefined);
+      const stats = keys.stats();
       await assert.rejects(keys.encryptionKey('tenant-a', 'orders'), { code: 'core_unavailable', status: 503 });
+      assert.equal(keys.stats().cacheHits, stats.cacheHits, 'a failed lookup is no cache hit');
+      assert.equal(keys.stats().cacheMisses, stats.cacheMisses + 1, 'it asked the Core: a miss');
       await assert.rejects(keys.decryptionKey('tenant-a', 'orders', first.version), { code: 'core_unavailable' });
       await assert.rejects(async () => fieldKeyProvider(keys).encryptKey('tenant-a', 'orders'), {
         code: 'core_unavailable',
@@ -108,5 +111,6 @@ describe('CoreGatewayKeys', () => {
     assert.ok(keys.stats().revocationsApplied >= 1);
     await keys.close();
     assert.equal(keys.ready(), false, 'closed');
+    assert.equal(keys.cachedEncryptionKey('tenant-b', 'orders'), undefined, 'closed: nothing from the cache');
   });
 });

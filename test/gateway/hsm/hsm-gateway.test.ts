@@ -161,6 +161,10 @@ describe('pkcs11 backend in the gateway (SoftHSM2)', { skip: softHsmSkip() }, ()
     assert.ok(bad.error, 'a bad item gets its own error');
     assert.match(empty.ciphertext, /^okcm:1:/);
     assert.equal(hsm.stats().operations, opsBefore + 1 + 2, 'one unwrap + two GCM operations');
+    // The key is cached now: the synchronous answer (HsmGatewayKeys.cachedEncryptionKey) is a token view too.
+    const again = await call('/v1/encrypt/hsm-orders', { plaintext: Buffer.from('beta').toString('base64') });
+    assert.equal(again.status, 200);
+    assert.equal(hsm.stats().operations, opsBefore + 3 + 2, 'a cache hit still seals in the token');
 
     const dec = await call('/v1/decrypt/hsm-orders', {
       batch: [

@@ -62,6 +62,11 @@ describe('metrics registry', () => {
     const out: string[] = [];
     two.render(out);
     assert.deepEqual(out, ['# HELP d D.', '# TYPE d counter']);
+    // A value that is not a string (only through a cast) is refused, not made a second series of one key.
+    const e = new Counter('e', 'E.', ['status']);
+    e.inc({ status: '200' });
+    assert.throws(() => e.inc({ status: 200 as unknown as string }), /not a string/);
+    assert.equal(e.get({ status: '200' }), 1);
   });
 
   it('counts each label combination apart, as a map keyed by the whole label set would (property)', () => {

@@ -28,6 +28,15 @@ describe('dataJson', () => {
     );
   });
 
+  it('hands arrays, objects with toJSON and inherited members to JSON.stringify', () => {
+    const proto = { inherited: 'x' };
+    const child = Object.assign(Object.create(proto) as Record<string, unknown>, { a: '1' });
+    const withToJson = { a: '1', toJSON: () => ({ b: 2 }) };
+    for (const item of [['a', 'b'] as unknown as Record<string, unknown>, child, withToJson]) {
+      assert.equal(dataJson(item), JSON.stringify({ data: item }));
+    }
+  });
+
   it('writes an envelope and a version as they are', () => {
     const item = { ciphertext: 'okcm:1:AQVi-_x', key_version: 3, reference: 'a"b\n' };
     assert.equal(dataJson(item), '{"data":{"ciphertext":"okcm:1:AQVi-_x","key_version":3,"reference":"a\\"b\\n"}}');
