@@ -25,6 +25,67 @@ export interface AdapterRequest {
 
 const noop = (): void => {};
 
+/**
+ * One request's context (see RequestContext): the adapter's fields set once,
+ * the abort accessors on the prototype, so a request defines no accessor of
+ * its own (an object literal with get/set defines them at run time, per request).
+ */
+class PipelineContext implements RequestContext {
+  readonly adapter: AdapterName;
+  readonly method: string;
+  readonly path: string;
+  readonly query: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly peer: PeerInfo;
+  readonly responder: Responder;
+  readonly startedAt: bigint;
+  routeName = 'unmatched';
+  params: Record<string, string> = {};
+  responded = false;
+  #aborted = false;
+  #hooks: (() => void)[] | undefined;
+
+  constructor(
+    r: AdapterRequest,
+    readonly correlationId: string,
+    readonly body: RequestBody,
+  ) {
+    this.adapter = r.adapter;
+    this.method = r.method;
+    this.path = r.path;
+    this.query = r.query;
+    this.headers = r.headers;
+    this.peer = r.peer;
+    this.responder = r.responder;
+    this.startedAt = r.startedAt;
+  }
+
+  get aborted(): boolean {
+    return this.#aborted;
+  }
+
+  set aborted(v: boolean) {
+    if (this.#aborted || !v) return;
+    this.#aborted = true;
+    const hooks = this.#hooks;
+    if (hooks) for (const fn of hooks.splice(0)) fn();
+  }
+
+  onAbort(fn: () => void): () => void {
+    if (this.#aborted) {
+      fn();
+      return noop;
+    }
+    if (this.#hooks) this.#hooks.push(fn);
+    else this.#hooks = [fn];
+    return () => {
+      const hooks = this.#hooks;
+      const i = hooks ? hooks.indexOf(fn) : -1;
+      if (i >= 0) hooks?.splice(i, 1);
+    };
+  }
+}
+
 export class Pipeline {
   readonly #prefix = randomBytes(6).toString('hex');
   #seq = 0;
@@ -60,43 +121,11 @@ export class Pipeline {
    * `ctx.aborted = true`.
    */
   newContext(r: AdapterRequest, declaredLength: number | undefined, onOverflow?: () => void): RequestContext {
-    let aborted = false;
-    let hooks: (() => void)[] | undefined;
-    return {
-      adapter: r.adapter,
-      method: r.method,
-      path: r.path,
-      query: r.query,
-      headers: r.headers,
-      peer: r.peer,
-      responder: r.responder,
-      startedAt: r.startedAt,
-      correlationId: correlationIdOf(r.headers, () => `${this.#prefix}${(this.#seq++).toString(16)}`),
-      body: new RequestBody(declaredLength, this.hardCap, onOverflow),
-      get aborted() {
-        return aborted;
-      },
-      set aborted(v: boolean) {
-        if (aborted || !v) return;
-        aborted = true;
-        if (hooks) for (const fn of hooks.splice(0)) fn();
-      },
-      onAbort(fn: () => void) {
-        if (aborted) {
-          fn();
-          return noop;
-        }
-        if (hooks) hooks.push(fn);
-        else hooks = [fn];
-        return () => {
-          const i = hooks ? hooks.indexOf(fn) : -1;
-          if (i >= 0) hooks?.splice(i, 1);
-        };
-      },
-      routeName: 'unmatched',
-      params: {},
-      responded: false,
-    };
+    return new PipelineContext(
+      r,
+      correlationIdOf(r.headers, () => `${this.#prefix}${(this.#seq++).toString(16)}`),
+      new RequestBody(declaredLength, this.hardCap, onOverflow),
+    );
   }
 
   #draining = false;

@@ -7,15 +7,15 @@
 import { ERRORS, KcmError, statusForSource } from '../../../common/src/errors.ts';
 import type { PipelineResponse } from './context.ts';
 
-const JSON_HEADERS = { 'content-type': 'application/json', 'cache-control': 'no-store' } as const;
-
 export function jsonResponse(status: number, value: unknown): PipelineResponse {
   return jsonTextResponse(status, JSON.stringify(value));
 }
 
 /** A response whose body is the JSON text `json`. */
 export function jsonTextResponse(status: number, json: string): PipelineResponse {
-  return { status, headers: { ...JSON_HEADERS }, body: json };
+  // A literal, not a spread copy of a shared object: with the copy, adding x-correlation-id in the
+  // respond stage made a new hidden class per response (Factory::NewMap in profiles, ~1.8 µs).
+  return { status, headers: { 'content-type': 'application/json', 'cache-control': 'no-store' }, body: json };
 }
 
 /** Strings JSON writes as they are: base64, base64url, the envelope text, ids. */
