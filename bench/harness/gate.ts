@@ -35,10 +35,7 @@ const msText = (us: number) => `${(us / 1000).toFixed(3)} ms`;
 
 /** Added latency at q: median over trials of gateway(q) − baseline(q), µs. */
 export function addedMedian(g: EndpointResult, b: EndpointResult, q: Q | 'p10' | 'p90' | 'p9999' | 'max'): number {
-  const n = Math.min(g.perTrial.length, b.perTrial.length);
-  const d: number[] = [];
-  for (let t = 0; t < n; t++) d.push((g.perTrial[t]?.[q] ?? Number.NaN) - (b.perTrial[t]?.[q] ?? Number.NaN));
-  return median(d);
+  return median(trialPairs(g, b, q).map((p) => p.gateway - p.baseline));
 }
 
 /** True when a CI scenario's latency shift could not be judged at p50 nor at p10 (machine saturated). */

@@ -8,6 +8,7 @@ import type { Endpoint, Scenario } from '../scenarios/catalog.ts';
 import { h2Sender, http1Sender, type Sender, type TlsClient } from './clients.ts';
 import { treeCpu } from './cpu.ts';
 import { type Histogram, type LatencySummary, merged, summarize } from './histogram.ts';
+import type { TrialPair } from './judge.ts';
 import { closedLoopHttp1, closedLoopSender, openLoop } from './load.ts';
 import type { RunningServer } from './servers.ts';
 
@@ -80,9 +81,9 @@ export function trialPairs(
   g: Pick<EndpointResult, 'perTrial'>,
   b: Pick<EndpointResult, 'perTrial'>,
   q: keyof LatencySummary,
-): { gateway: number; baseline: number }[] {
+): TrialPair[] {
   const n = Math.min(g.perTrial.length, b.perTrial.length);
-  const out: { gateway: number; baseline: number }[] = [];
+  const out: TrialPair[] = [];
   for (let i = 0; i < n; i++) {
     out.push({ gateway: (g.perTrial[i] as LatencySummary)[q], baseline: (b.perTrial[i] as LatencySummary)[q] });
   }
