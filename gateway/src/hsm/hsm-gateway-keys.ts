@@ -20,24 +20,31 @@ export class HsmGatewayKeys implements GatewayKeys {
     this.#select = select;
   }
 
-  async encryptionKey(tenant: string, service: string): Promise<EncryptionKey> {
-    const k = await this.inner.encryptionKey(tenant, service);
+  /** `k` as this gateway hands it out for `service`: a token view when selected. */
+  #key(service: string, k: EncryptionKey): EncryptionKey {
     return this.#select(service) ? { version: k.version, handle: this.hsm.view(k.handle) } : k;
   }
 
-  async decryptionKey(tenant: string, service: string, version: number): Promise<KeyHandle | undefined> {
-    const h = await this.inner.decryptionKey(tenant, service, version);
+  /** `h` as this gateway hands it out for `service`: a token view when selected. */
+  #handle(service: string, h: KeyHandle | undefined): KeyHandle | undefined {
     return h && this.#select(service) ? this.hsm.view(h) : h;
+  }
+
+  async encryptionKey(tenant: string, service: string): Promise<EncryptionKey> {
+    return this.#key(service, await this.inner.encryptionKey(tenant, service));
+  }
+
+  async decryptionKey(tenant: string, service: string, version: number): Promise<KeyHandle | undefined> {
+    return this.#handle(service, await this.inner.decryptionKey(tenant, service, version));
   }
 
   cachedEncryptionKey(tenant: string, service: string): EncryptionKey | undefined {
     const k = this.inner.cachedEncryptionKey?.(tenant, service);
-    return k && this.#select(service) ? { version: k.version, handle: this.hsm.view(k.handle) } : k;
+    return k && this.#key(service, k);
   }
 
   cachedDecryptionKey(tenant: string, service: string, version: number): KeyHandle | undefined {
-    const h = this.inner.cachedDecryptionKey?.(tenant, service, version);
-    return h && this.#select(service) ? this.hsm.view(h) : h;
+    return this.#handle(service, this.inner.cachedDecryptionKey?.(tenant, service, version));
   }
 
   ready(): boolean {
