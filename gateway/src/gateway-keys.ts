@@ -94,6 +94,12 @@ function currentKey(ring: LocalKeyRing): EncryptionKey {
   return { version, handle: ring.versions[version - 1] as KeyHandle };
 }
 
+/** Version `version` of `ring` when it exists and is not destroyed. */
+function liveVersion(ring: LocalKeyRing | undefined, version: number): KeyHandle | undefined {
+  const handle = ring?.versions[version - 1];
+  return handle?.live ? handle : undefined;
+}
+
 /**
  * In-process keys for development (`kcm gateway --dev`) and tests: NOT leased
  * from a Core, not persisted, lost at exit. Each (tenant, service) gets a
@@ -134,9 +140,7 @@ export class LocalGatewayKeys implements GatewayKeys {
 
   async decryptionKey(tenant: string, service: string, version: number): Promise<KeyHandle | undefined> {
     if (!this.#ready) throw new KcmError('not_ready');
-    const handle = this.#ring(tenant, service, false)?.versions[version - 1];
-    if (!handle?.live) return undefined;
-    return handle;
+    return liveVersion(this.#ring(tenant, service, false), version);
   }
 
   cachedEncryptionKey(tenant: string, service: string): EncryptionKey | undefined {
@@ -149,9 +153,8 @@ export class LocalGatewayKeys implements GatewayKeys {
 
   cachedDecryptionKey(tenant: string, service: string, version: number): KeyHandle | undefined {
     if (!this.#ready) return undefined;
-    const handle = this.#rings.get(`${tenant}\0${service}`)?.versions[version - 1];
-    if (!handle?.live) return undefined;
-    this.#hits++;
+    const handle = liveVersion(this.#rings.get(`${tenant}\0${service}`), version);
+    if (handle) this.#hits++;
     return handle;
   }
 
