@@ -53,7 +53,11 @@ export interface UpstreamReply {
   body: Buffer;
 }
 
-function connectionTokens(value: string | string[] | undefined): Set<string> {
+const NOTHING: ReadonlySet<string> = new Set<string>();
+
+/** The names the Connection header lists, lower-cased (a shared empty set when there is none). */
+function connectionTokens(value: string | string[] | undefined): ReadonlySet<string> {
+  if (value === undefined || value === '') return NOTHING;
   const out = new Set<string>();
   for (const v of Array.isArray(value) ? value : value ? [value] : []) {
     for (const t of v.split(',')) {
@@ -67,7 +71,7 @@ function connectionTokens(value: string | string[] | undefined): Set<string> {
 /** `headers` without hop-by-hop headers, nor those the Connection header names, nor `drop`. */
 export function endToEnd(
   headers: Readonly<Record<string, string | string[] | undefined>>,
-  drop: ReadonlySet<string> = new Set(),
+  drop: ReadonlySet<string> = NOTHING,
 ): HeaderMap {
   const listed = connectionTokens(headers.connection);
   const out: HeaderMap = {};
@@ -104,8 +108,6 @@ export function callerHeaderPolicy(
   const names = new Set([identity, roles].filter((n): n is string => n !== undefined));
   return { identity, roles, names, rolesForCertificate };
 }
-
-const NOTHING = new Set<string>();
 
 /**
  * The request headers sent upstream; throws `bad_request` for a method
@@ -147,10 +149,26 @@ export function upstreamRequestHeaders(
   return h;
 }
 
+/** What forwarding needs of an upstream URL, read once per URL (URL getters build a new string per call). */
+interface UpstreamTarget {
+  readonly origin: string;
+  /** The URL's path prefix without trailing slashes. */
+  readonly base: string;
+}
+const targets = new WeakMap<URL, UpstreamTarget>();
+function targetOf(url: URL): UpstreamTarget {
+  let t = targets.get(url);
+  if (!t) {
+    t = { origin: url.origin, base: url.pathname.replace(/\/+$/, '') };
+    targets.set(url, t);
+  }
+  return t;
+}
+
 /** The upstream path: the upstream URL's path prefix (no trailing /) + the request path + its query. */
 export function upstreamPath(upstream: Upstream, ctx: RequestContext): string {
-  const base = upstream.url.pathname.replace(/\/+$/, '');
-  return `${base}${ctx.path}${ctx.query ? `?${ctx.query}` : ''}`;
+  const base = targetOf(upstream.url).base;
+  return ctx.query ? `${base}${ctx.path}?${ctx.query}` : `${base}${ctx.path}`;
 }
 
 /** Names of the policy's `upstreams` (policy-schema.ts); an upstream given inline is named by its URL. */
@@ -202,7 +220,7 @@ export async function forward(
   // Registered for the exchange only, and unregistered after it: nothing of it outlives the request.
   const off = ctx.onAbort(() => stop?.());
   try {
-    const res = await pools.pool(upstream.url.origin).request({
+    const res = await pools.pool(targetOf(upstream.url).origin).request({
       method: ctx.method,
       path: upstreamPath(upstream, ctx),
       headers: upstreamRequestHeaders(ctx, o),

@@ -10,7 +10,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { type H1Response, ResponseParser } from './h1-parser.ts';
-import type { H1Request } from './h1-request-head.ts';
+import { COPY_BODY_MAX, type H1Request } from './h1-request-head.ts';
 import { UpstreamFailure } from './upstream-failure.ts';
 
 /** What a connection needs from its pool. */
@@ -44,19 +44,32 @@ const KEEP_ALIVE_TIMEOUT = /(?:^|[,;\s])timeout\s*=\s*"?(\d{1,9})/i;
  */
 export function idleLimitMs(keepAlive: string | string[] | undefined, defaultMs: number): number {
   if (keepAlive === undefined) return defaultMs;
-  const m = KEEP_ALIVE_TIMEOUT.exec(typeof keepAlive === 'string' ? keepAlive : keepAlive.join(','));
-  if (!m) return defaultMs;
-  return Math.max(0, Math.min(defaultMs, Number(m[1]) * 1000 - KEEP_ALIVE_MARGIN_MS));
+  const text = typeof keepAlive === 'string' ? keepAlive : keepAlive.join(',');
+  const announced = announcedSeconds(text);
+  if (announced === undefined) return defaultMs;
+  return Math.max(0, Math.min(defaultMs, announced * 1000 - KEEP_ALIVE_MARGIN_MS));
+}
+
+// An upstream sends the same Keep-Alive value on every answer: the last one read is kept.
+let lastKeepAlive = '';
+let lastSeconds: number | undefined;
+
+/** The `timeout=N` of a Keep-Alive value, or undefined when it has none. */
+function announcedSeconds(text: string): number | undefined {
+  if (text !== lastKeepAlive) {
+    const m = KEEP_ALIVE_TIMEOUT.exec(text);
+    lastSeconds = m ? Number(m[1]) : undefined;
+    lastKeepAlive = text;
+  }
+  return lastSeconds;
 }
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 
-/** Bodies up to this size are copied behind the head and sent in one write; larger ones go in a corked writev. */
-const COPY_BODY_MAX = 16 * 1024;
-
 export interface Exchange {
   req: H1Request;
-  head: Buffer;
+  /** requestBytes(req): the head, with the body behind it unless the body is over COPY_BODY_MAX. */
+  bytes: Buffer;
   resolve(r: H1Response): void;
   reject(e: Error): void;
   retried: boolean;
@@ -140,13 +153,10 @@ export class Conn {
     this.#arm(this.pool.options.headersTimeoutMs);
     const s = this.socket;
     const body = x.req.body;
-    if (!body || body.length === 0) s.write(x.head);
-    else if (body.length <= COPY_BODY_MAX) {
-      // One buffer, one plain write: cheaper than cork + writev for the usual small JSON body.
-      s.write(Buffer.concat([x.head, body], x.head.length + body.length));
-    } else {
+    if (!body || body.length <= COPY_BODY_MAX) s.write(x.bytes);
+    else {
       s.cork();
-      s.write(x.head);
+      s.write(x.bytes);
       s.write(body);
       s.uncork();
     }

@@ -69,31 +69,47 @@ function bad(what: string): UpstreamFailure {
   return new UpstreamFailure('bad_response', `not a valid HTTP response: ${what}`);
 }
 
-/** Lines of a head (no final CRLF CRLF), Latin-1. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding NUL, CR and LF is what this pattern is for
+const BAD_VALUE_CHAR = /[\0\r\n]/;
+
+/**
+ * Lines of a head (no final CRLF CRLF), Latin-1. One pass with indexOf: no
+ * array of lines. A value's CR or LF can only be a lone one (lines end at
+ * CRLF), and is refused like NUL.
+ */
 function parseHead(text: string): { version: 0 | 1; status: number; headers: ResponseHeaders } {
-  const lines = text.split('\r\n');
-  const m = STATUS_LINE.exec(lines[0] as string);
+  let end = text.indexOf('\r\n');
+  if (end < 0) end = text.length;
+  const m = STATUS_LINE.exec(text.slice(0, end));
   if (!m) throw bad('status line');
   const headers: ResponseHeaders = {};
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i] as string;
-    const colon = line.indexOf(':');
-    if (colon <= 0) throw bad('header line');
-    const name = line.slice(0, colon);
+  let at = end + 2;
+  while (at <= text.length) {
+    end = text.indexOf('\r\n', at);
+    if (end < 0) end = text.length;
+    const colon = text.indexOf(':', at);
+    if (colon <= at || colon >= end) throw bad('header line');
+    const name = text.slice(at, colon);
     if (!TOKEN.test(name)) throw bad('header name');
-    const value = line.slice(colon + 1).trim();
-    if (value.includes('\0') || value.includes('\r') || value.includes('\n')) throw bad('header value');
+    const value = text.slice(colon + 1, end).trim();
+    if (BAD_VALUE_CHAR.test(value)) throw bad('header value');
     const key = name.toLowerCase();
     const prev = headers[key];
     if (prev === undefined) headers[key] = value;
     else if (typeof prev === 'string') headers[key] = [prev, value];
     else prev.push(value);
+    at = end + 2;
   }
   return { version: m[1] === '0' ? 0 : 1, status: Number(m[2]), headers };
 }
 
+/** The comma-separated tokens of a header, lower-cased (a single plain token without a comma: no split). */
 function tokens(v: string | string[] | undefined): string[] {
   if (v === undefined) return [];
+  if (typeof v === 'string' && !v.includes(',')) {
+    const one = v.trim().toLowerCase();
+    return one ? [one] : [];
+  }
   return (typeof v === 'string' ? v : v.join(','))
     .split(',')
     .map((t) => t.trim().toLowerCase())

@@ -323,6 +323,18 @@ describe('upstream HTTP/1.1 client', () => {
     assert.equal(idleLimitMs('xtimeout=1', 4000), 4000);
     assert.equal(idleLimitMs('timeout=abc', 4000), 4000);
     assert.equal(idleLimitMs('timeout=99999999999', 4000), 4000);
+    // The same value again (the last one read is remembered), then others: each read as itself.
+    for (const [v, want] of [
+      ['timeout=3', 2000],
+      ['timeout=3', 2000],
+      ['max=3', 4000],
+      ['timeout=3', 2000],
+      ['timeout=2', 1000],
+    ] as const) {
+      assert.equal(idleLimitMs(v, 4000), want, v);
+    }
+    assert.equal(idleLimitMs('timeout=3', 10_000), 2000);
+    assert.equal(idleLimitMs('timeout=3', 1500), 1500);
   });
 
   describe('wait queue when every connection is busy', () => {

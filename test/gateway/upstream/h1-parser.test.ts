@@ -130,6 +130,13 @@ describe('upstream response parser', () => {
       'HTTP/2 200 OK\r\n\r\n',
       'HTTP/1.1 20 OK\r\n\r\n',
       'HTTP/1.1 200 OK\r\nno-colon\r\n\r\n',
+      // A line without a colon is refused even when a later line has one.
+      'HTTP/1.1 200 OK\r\nno-colon\r\nx: y\r\n\r\n',
+      'HTTP/1.1 200 OK\r\n: empty name\r\n\r\n',
+      'HTTP/1.1 200 OK\r\nx: a\nb: c\r\n\r\n',
+      'HTTP/1.1 200 OK\r\nx: a\rb\r\n\r\n',
+      'HTTP/1.1 200 OK\r\nx: a\0b\r\n\r\n',
+      'HTTP/1.1 200 OK\r\nx: y\r\nno-colon\r\n\r\n',
       'HTTP/1.1 200 OK\r\nbad name: x\r\n\r\n',
       'HTTP/1.1 200 OK\r\n folded: x\r\n\r\n',
       'HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\nx',
