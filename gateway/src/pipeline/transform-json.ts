@@ -518,7 +518,10 @@ export async function encryptFoundTargets(
     const [isString, escaped] = foundType(found[4 * i + 3] as number);
     const pt = plaintextRange(rule, start, end, isString, escaped);
     if (pt === undefined) return undefined; // escaped, or not a string
-    spans.set([start, end, pt[0], pt[1]], 4 * i);
+    spans[4 * i] = start;
+    spans[4 * i + 1] = end;
+    spans[4 * i + 2] = pt[0];
+    spans[4 * i + 3] = pt[1];
   }
   const contexts = foundContexts(req, route.request, found);
   if (contexts === undefined) return undefined;
