@@ -9,7 +9,7 @@
  */
 import net from 'node:net';
 import tls from 'node:tls';
-import { type H1Response, ResponseParser } from './h1-parser.ts';
+import { type H1Response, type ParserLimits, ResponseParser } from './h1-parser.ts';
 import { COPY_BODY_MAX, type H1Request } from './h1-request-head.ts';
 import { UpstreamFailure } from './upstream-failure.ts';
 
@@ -90,6 +90,8 @@ export class Conn {
   idleLimit = 0;
   #x: Exchange | undefined;
   #parser: ResponseParser | undefined;
+  /** The parser limits of this connection's pool (made on the first exchange). */
+  #limits: ParserLimits | undefined;
   #timer: NodeJS.Timeout | undefined;
   #timerMs = 0;
   /** Counts reads, so a deadline can tell whether bytes arrived meanwhile. */
@@ -145,10 +147,11 @@ export class Conn {
       this.pool.release(this);
       return;
     }
-    this.#parser = new ResponseParser(
-      { maxHeadBytes: this.pool.options.maxHeadBytes ?? 65_536, maxBodyBytes: this.pool.options.maxResponseBytes },
-      x.req.method === 'HEAD',
-    );
+    this.#limits ??= {
+      maxHeadBytes: this.pool.options.maxHeadBytes ?? 65_536,
+      maxBodyBytes: this.pool.options.maxResponseBytes,
+    };
+    this.#parser = new ResponseParser(this.#limits, x.req.method === 'HEAD');
     this.#phase = 'headers';
     this.#arm(this.pool.options.headersTimeoutMs);
     const s = this.socket;
