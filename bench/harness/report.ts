@@ -197,15 +197,20 @@ export function writeReport(d: RunData, outDir: string): string {
       if (i < 2) return;
       const g = r.endpoints[0] as EndpointResult;
       peerRows.push(
-        `| ${r.scenario.id} | ${g.endpoint.label} vs ${e.endpoint.label} | ${ratio(g.summary.p50 / e.summary.p50)} | ${ratio(g.summary.p99 / e.summary.p99)} | ${ms(g.summary.p50 - e.summary.p50)} | ${ratio(g.rpsMedian / e.rpsMedian)} |`,
+        `| ${r.scenario.id} | ${g.endpoint.label} vs ${e.endpoint.label} | ${ratio(g.summary.p50 / e.summary.p50)} | ${ratio(g.summary.p99 / e.summary.p99)} | ${ms(g.summary.p50 - e.summary.p50)} | ${ratio(g.rpsMedian / e.rpsMedian)} | ${g.cpuPerRequest > 0 && e.cpuPerRequest > 0 ? ratio(e.cpuPerRequest / g.cpuPerRequest) : '–'} |`,
       );
     });
   }
   if (peerRows.length > 0) {
-    L.push('## Against peers (same run)', '');
     L.push(
-      '| scenario | comparison | p50 ratio | p99 ratio | p50 difference (ms) | throughput ratio |',
-      '|---|---|--:|--:|--:|--:|',
+      '## Against peers (same run)',
+      '',
+      "Throughput ratio = the gateway's closed-loop req/s ÷ the peer's. CPU capacity ratio = the peer's server CPU µs/request ÷ the gateway's: how many more requests the gateway serves per CPU-second. For the proxy rows the two differ because the sample app shares the proxies' CPU: the req/s ratio is that of the whole proxy-plus-app system, the CPU ratio that of the proxies alone.",
+      '',
+    );
+    L.push(
+      '| scenario | comparison | p50 ratio | p99 ratio | p50 difference (ms) | throughput ratio | CPU capacity ratio |',
+      '|---|---|--:|--:|--:|--:|--:|',
     );
     L.push(...peerRows, '');
   }
