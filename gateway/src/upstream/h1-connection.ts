@@ -1,7 +1,8 @@
 /**
  * One keep-alive connection of an upstream pool (h1-client.ts): carries one
  * exchange at a time, writes its head and body in one write (one buffer up
- * to 16 KB of body, a corked writev above), parses the answer with
+ * to 16 KB of body, a corked writev above), reads plain TCP into one shared
+ * buffer (no stream machinery per read), parses the answer with
  * h1-parser.ts, runs the connect / headers / body-idle deadline, retries an
  * idempotent request once when a reused connection was lost before any
  * answer byte, and goes back to its pool while the upstream's keep-alive
@@ -80,6 +81,14 @@ export interface Exchange {
   conn?: Conn;
 }
 
+/**
+ * Where every plain-TCP upstream connection reads (the `onread` option of
+ * net.connect): a read is handled to the end (parsed, kept bytes copied)
+ * before the next one is made, all on the event loop thread, so one buffer
+ * serves them all. TLS sockets read through the stream as usual.
+ */
+const READ_BUFFER = Buffer.alloc(64 * 1024);
+
 /** One connection; carries one exchange at a time. */
 export class Conn {
   readonly socket: net.Socket;
@@ -97,6 +106,8 @@ export class Conn {
   /** Counts reads, so a deadline can tell whether bytes arrived meanwhile. */
   #progress = 0;
   #phase: 'connect' | 'headers' | 'body' = 'connect';
+  /** Reads land in READ_BUFFER (plain TCP), valid only until #data returns. */
+  readonly #borrowed: boolean;
 
   constructor(
     readonly pool: ConnOwner,
@@ -109,24 +120,35 @@ export class Conn {
     const host = url.hostname.replace(/^\[|\]$/g, '');
     this.#x = x;
     x.conn = this;
-    this.socket =
-      url.protocol === 'https:'
-        ? tls.connect({
-            host,
-            port,
-            ...(net.isIP(host) ? {} : { servername: host }),
-            ALPNProtocols: ['http/1.1'],
-            ...(o.ca ? { ca: o.ca } : {}),
-          })
-        : net.connect({ host, port });
+    this.#borrowed = url.protocol !== 'https:';
+    this.socket = this.#borrowed
+      ? // Plain TCP reads straight into the shared buffer: no stream machinery, no buffer per read.
+        net.connect({
+          host,
+          port,
+          onread: {
+            buffer: READ_BUFFER,
+            callback: (n: number, buf: Uint8Array): boolean => {
+              this.#data((buf as Buffer).subarray(0, n));
+              return true; // false would pause the socket
+            },
+          },
+        })
+      : tls.connect({
+          host,
+          port,
+          ...(net.isIP(host) ? {} : { servername: host }),
+          ALPNProtocols: ['http/1.1'],
+          ...(o.ca ? { ca: o.ca } : {}),
+        });
     this.socket.setNoDelay(true);
     this.#arm(o.connectTimeoutMs);
-    this.socket.once(url.protocol === 'https:' ? 'secureConnect' : 'connect', () => {
+    this.socket.once(this.#borrowed ? 'connect' : 'secureConnect', () => {
       this.ready = true;
       const cur = this.#x;
       if (cur) this.#send(cur);
     });
-    this.socket.on('data', (chunk: Buffer) => this.#data(chunk));
+    if (!this.#borrowed) this.socket.on('data', (chunk: Buffer) => this.#data(chunk));
     this.socket.on('end', () => this.#ended());
     this.socket.on('error', () => this.#lost());
     this.socket.on('close', () => this.#lost());
@@ -151,7 +173,7 @@ export class Conn {
       maxHeadBytes: this.pool.options.maxHeadBytes ?? 65_536,
       maxBodyBytes: this.pool.options.maxResponseBytes,
     };
-    this.#parser = new ResponseParser(this.#limits, x.req.method === 'HEAD');
+    this.#parser = new ResponseParser(this.#limits, x.req.method === 'HEAD', this.#borrowed);
     this.#phase = 'headers';
     this.#arm(this.pool.options.headersTimeoutMs);
     const s = this.socket;

@@ -28,7 +28,10 @@
  *   recipient read it by Transfer-Encoding, and some honest servers send both.
  * - Header names are lower-cased; a repeated header becomes an array in
  *   arrival order. Header bytes are read as Latin-1 (RFC 9110 §5.5).
- * - A body that arrived in one chunk is a view of that chunk (no copy).
+ * - A body that arrived in one chunk is a view of that chunk (no copy),
+ *   unless the chunks are `borrowed` (valid only during `feed`, e.g. a
+ *   socket's reused read buffer): then every byte the parser keeps (an
+ *   incomplete head or line, the body) is copied out before `feed` returns.
  */
 import { UpstreamFailure } from './upstream-failure.ts';
 
@@ -139,6 +142,8 @@ export class ResponseParser {
     readonly limits: ParserLimits,
     /** The request was HEAD: the response has no body. */
     readonly headRequest: boolean,
+    /** Fed chunks are reused by the caller after `feed` returns: keep copies, never views. */
+    readonly borrowed = false,
   ) {}
 
   /** True once any byte of a response arrived (the request cannot be retried safely after that). */
@@ -232,7 +237,12 @@ export class ResponseParser {
     if (this.#bodyBytes > this.limits.maxBodyBytes) {
       throw new UpstreamFailure('too_large', `response body over ${this.limits.maxBodyBytes} bytes`);
     }
-    this.#parts.push(b);
+    this.#parts.push(this.borrowed ? Buffer.from(b) : b);
+  }
+
+  /** `all` kept for the next feed: a copy when it is (a view of) a borrowed chunk. */
+  #keep(all: Buffer, chunk: Buffer): Buffer {
+    return this.borrowed && all === chunk ? Buffer.from(all) : all;
   }
 
   /** One CRLF-terminated line (chunk size, chunk end, trailer), buffered across chunks. */
@@ -241,7 +251,7 @@ export class ResponseParser {
     const at = all.indexOf('\r\n', 0, 'latin1');
     if (at < 0) {
       if (all.length > 4096) throw bad('line too long');
-      this.#pending = all;
+      this.#pending = this.#keep(all, buf);
       return undefined;
     }
     this.#pending = EMPTY;
@@ -256,7 +266,7 @@ export class ResponseParser {
       if (all.length > this.limits.maxHeadBytes) throw bad('head too large');
       // A byte stream that does not start like a status line is refused at once.
       if (all.length >= 5 && all.toString('latin1', 0, 5) !== 'HTTP/') throw bad('status line');
-      this.#pending = all;
+      this.#pending = this.#keep(all, buf);
       return undefined;
     }
     if (at > this.limits.maxHeadBytes) throw bad('head too large');

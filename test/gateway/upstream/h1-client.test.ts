@@ -149,6 +149,43 @@ describe('upstream HTTP/1.1 client', () => {
     assert.equal(seen.sockets.size, 2);
   });
 
+  it('answers trickling in on several connections at once (close-delimited, chunked, split heads) are each read whole', async () => {
+    // Plain TCP connections all read into one shared buffer (h1-connection.ts): interleaved reads must not mix.
+    const server = net.createServer((s) => {
+      s.once('data', async (d) => {
+        const url = /^GET (\S+)/.exec(d.toString('latin1'))?.[1] ?? '/';
+        const n = Number(url.slice(2));
+        const body = Buffer.alloc(20_000 + n * 1000, 97 + n);
+        const pieces =
+          url[1] === 'c'
+            ? [Buffer.from('HTTP/1.1 200 OK\r\nx-n: '), Buffer.from(`${n}\r\n\r\n`), body]
+            : [
+                Buffer.from('HTTP/1.1 200 OK\r\ntransfer-'),
+                Buffer.from(`encoding: chunked\r\nx-n: ${n}\r\n\r\n${body.length.toString(16)}\r\n`),
+                body,
+                Buffer.from('\r\n0\r\n\r\n'),
+              ];
+        for (const piece of pieces) {
+          for (let at = 0; at < piece.length; at += 7000) {
+            s.write(piece.subarray(at, at + 7000));
+            await new Promise((r) => setTimeout(r, 3));
+          }
+        }
+        if (url[1] === 'c') s.end();
+      });
+    });
+    const port = await listen(server);
+    const p = pool(port, { connections: 8 });
+    const paths = ['/c1', '/k2', '/c3', '/k4', '/c5', '/k6'];
+    const answers = await Promise.all(paths.map((path) => p.request({ method: 'GET', path, headers: {} })));
+    answers.forEach((r, i) => {
+      const n = Number((paths[i] as string).slice(2));
+      assert.equal(r.status, 200);
+      assert.equal(r.headers['x-n'], String(n));
+      assert.deepEqual(r.body, Buffer.alloc(20_000 + n * 1000, 97 + n), paths[i]);
+    });
+  });
+
   it('at most `connections` at once; the rest wait in order and all complete', async () => {
     const seen = { sockets: new Set<net.Socket>(), requests: [] as never[] };
     const port = await listen(echoServer(seen as never));

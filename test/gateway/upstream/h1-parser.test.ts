@@ -13,15 +13,28 @@ import { UpstreamFailure } from '../../../gateway/src/upstream/upstream-failure.
 
 const LIMITS = { maxHeadBytes: 8192, maxBodyBytes: 1 << 20 };
 
-function parse(bytes: Buffer | string, o: { head?: boolean; splits?: number[]; close?: boolean } = {}): H1Response {
+/**
+ * Feeds `bytes` cut at `splits`. `borrowed`: each piece is fed from one
+ * reused buffer that is scribbled over after every feed, as a socket's
+ * shared read buffer is (h1-connection.ts).
+ */
+function parse(
+  bytes: Buffer | string,
+  o: { head?: boolean; splits?: number[]; close?: boolean; borrowed?: boolean } = {},
+): H1Response {
   const buf = typeof bytes === 'string' ? Buffer.from(bytes, 'latin1') : bytes;
-  const p = new ResponseParser(LIMITS, o.head ?? false);
+  const p = new ResponseParser(LIMITS, o.head ?? false, o.borrowed ?? false);
   const cuts = [...new Set(o.splits ?? [])].filter((c) => c > 0 && c < buf.length).sort((a, b) => a - b);
+  const shared = Buffer.alloc(buf.length);
   let at = 0;
   let res: H1Response | undefined;
   for (const c of [...cuts, buf.length]) {
     assert.equal(res, undefined, 'bytes after a complete response');
-    res = p.feed(buf.subarray(at, c));
+    if (o.borrowed) {
+      buf.copy(shared, 0, at, c);
+      res = p.feed(shared.subarray(0, c - at));
+      shared.fill(0x5a);
+    } else res = p.feed(buf.subarray(at, c));
     at = c;
   }
   if (!res && o.close) res = p.end();
@@ -165,26 +178,39 @@ describe('upstream response parser', () => {
     failure(() => p.feed(Buffer.from('HTTP/1.1 200 OK\r\n\r\n12345')), 'too_large');
   });
 
+  it('borrowed chunks: an interim answer, a head and a close-delimited body split across reads survive the buffer being reused', () => {
+    const wire = 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nx-a: 1\r\n\r\nhello, world';
+    for (const splits of [[5], [20, 31, 40], [26, 50, 60], Array.from({ length: 70 }, (_, i) => i)]) {
+      const r = parse(wire, { splits, borrowed: true, close: true });
+      assert.equal(r.status, 200);
+      assert.equal(r.headers['x-a'], '1');
+      assert.equal(r.body.toString(), 'hello, world');
+      assert.equal(r.keepAlive, false);
+    }
+  });
+
   it('a response cut short is unavailable at end(), not a truncated success', () => {
     const p = new ResponseParser(LIMITS, false);
     assert.equal(p.feed(Buffer.from('HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n12345')), undefined);
     failure(() => p.end(), 'unavailable');
   });
 
-  it('property: any split of a Content-Length or chunked response parses to the same status, headers and body', () => {
+  it('property: any split of a Content-Length or chunked response parses to the same status, headers and body (also from a reused read buffer)', () => {
     fc.assert(
       fc.property(
         fc.uint8Array({ maxLength: 600 }),
         fc.array(fc.integer({ min: 1, max: 80 }), { maxLength: 12 }),
         fc.array(fc.integer({ min: 0, max: 900 }), { maxLength: 10 }),
         fc.boolean(),
-        (bytes, sizes, splits, useChunked) => {
+        fc.boolean(),
+        (bytes, sizes, splits, useChunked, borrowed) => {
           const body = Buffer.from(bytes);
           const head = useChunked
             ? 'HTTP/1.1 200 OK\r\nx-a: 1\r\ntransfer-encoding: chunked\r\n\r\n'
             : `HTTP/1.1 200 OK\r\nx-a: 1\r\ncontent-length: ${body.length}\r\n\r\n`;
           const wire = Buffer.concat([Buffer.from(head), useChunked ? chunked(body, sizes) : body]);
-          const r = parse(wire, { splits });
+          // Borrowed chunks are overwritten after each feed: what the parser kept must be its own copy.
+          const r = parse(wire, { splits, borrowed });
           assert.equal(r.status, 200);
           assert.equal(r.headers['x-a'], '1');
           assert.deepEqual(r.body, body);
