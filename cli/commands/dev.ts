@@ -5,8 +5,9 @@
  * which close the gateway (keys wiped), the app and the Core (sealed).
  * Development only: it sets KCM_DEV=1 for itself and says so.
  */
+import { relative } from 'node:path';
 import { flag, parseArgs } from '../args.ts';
-import { DEV_PORTS, type DevPorts, startDevStack } from '../dev/dev-stack.ts';
+import { DEV_PORTS, type DevPorts, devAuditLog, startDevStack } from '../dev/dev-stack.ts';
 import type { Command } from '../main.ts';
 import { doctorCommand } from './doctor.ts';
 
@@ -20,9 +21,10 @@ function portFlag(v: string | undefined, name: string): number | undefined {
   return n;
 }
 
-/** The examples printed at start, with the real ports. */
-export function devExamples(p: DevPorts): string {
+/** The examples printed at start, with the real ports and data directory. */
+export function devExamples(p: DevPorts, dataDir: string): string {
   const gw = `http://127.0.0.1:${p.gateway}`;
+  const log = relative(process.cwd(), devAuditLog(dataDir));
   return [
     'Try it (tenant acme; the gateway encrypts card and customer fields on the way in):',
     '',
@@ -44,6 +46,10 @@ export function devExamples(p: DevPorts): string {
     `  node bin/kcm.mjs operator status --addr http://127.0.0.1:${p.admin}`,
     `  node bin/kcm.mjs tenant list --addr http://127.0.0.1:${p.admin}`,
     `  curl -s ${gw}/metrics | head`,
+    '',
+    "  # the gateway's tamper-evident audit log: one record per key access (no values), then its check:",
+    `  node bin/kcm.mjs audit export --log ${log}`,
+    `  node bin/kcm.mjs audit verify --log ${log} --public-key ${log}.pub --allow-unsigned-tail`,
   ].join('\n');
 }
 
@@ -83,7 +89,7 @@ export const devCommand: Command = {
     console.log(
       `\nkcm dev: DEVELOPMENT MODE (insecure dev seal key in ${stack.dataDir}); defaults ${JSON.stringify(DEV_PORTS)}`,
     );
-    console.log(`kcm dev: ready ${JSON.stringify(stack.ports)}\n\n${devExamples(stack.ports)}\n`);
+    console.log(`kcm dev: ready ${JSON.stringify(stack.ports)}\n\n${devExamples(stack.ports, stack.dataDir)}\n`);
     await new Promise<void>((resolve) => {
       const stop = (signal: string) => {
         console.error(`[dev] ${signal}: closing the gateway, the app and the Core (sealing)`);

@@ -127,6 +127,11 @@ async function ensureTenants(core: CoreService): Promise<void> {
   }
 }
 
+/** The gateway's audit log in a development data directory. */
+export function devAuditLog(dataDir: string): string {
+  return join(dataDir, 'audit', 'gateway.log');
+}
+
 /**
  * Starts the stack. `policiesDir` defaults to ./policies (with the shipped
  * examples). Throws what the parts throw (`invalid_config`, a port in use …);
@@ -176,6 +181,8 @@ export async function startDevStack(
         },
         upstreams: { urls: { 'orders-app': app.url } },
         callerHeaders: { identity: 'x-okcm-caller', roles: 'x-okcm-roles' },
+        // Every key access through the gateway leaves a record: `kcm audit verify --log <file> --public-key <.pub>`.
+        audit: { file: devAuditLog(dataDir) },
       },
       process.cwd(),
       env,

@@ -62,6 +62,22 @@ export interface IdentitiesFileConfig {
   watch: boolean;
 }
 
+/**
+ * The gateway's tamper-evident audit log (common/src/audit/audit-log.ts,
+ * docs/audit.md): one record per request of a route that uses keys, durable
+ * before the answer leaves (gateway/src/audit/request-audit.ts).
+ */
+export interface AuditFileConfig {
+  /** The log file (created 0600 with its directory). */
+  file: string;
+  /** The Ed25519 checkpoint key (default `<file>.key`, created when missing). */
+  keyFile?: string;
+  /** fdatasync each group commit (default true; false survives a process crash, not a power loss). */
+  fsync: boolean;
+  checkpointEvery?: number;
+  checkpointIntervalMs?: number;
+}
+
 export interface GatewayFileConfig {
   /** In-process development keys (LocalGatewayKeys) instead of a Core; only with KCM_DEV=1. */
   dev: boolean;
@@ -78,6 +94,8 @@ export interface GatewayFileConfig {
   limits: { maxBodyBytes?: number; maxBatchItems?: number; drainMs: number };
   /** The HSM offload backend; absent: every route and key uses the native backend. */
   hsm?: HsmFileConfig;
+  /** The audit log; absent: no audit records (the gateway says so at start). */
+  audit?: AuditFileConfig;
 }
 
 type Json = Record<string, unknown>;
@@ -242,6 +260,22 @@ function hsm(v: unknown, path: (p: string) => string, env: NodeJS.ProcessEnv): H
   };
 }
 
+function audit(v: unknown, path: (p: string) => string): AuditFileConfig {
+  const a =
+    typeof v === 'string'
+      ? { file: v }
+      : obj(v, 'audit', ['file', 'keyFile', 'fsync', 'checkpointEvery', 'checkpointIntervalMs']);
+  const every = optInt(a.checkpointEvery, 'audit.checkpointEvery', 1, 1_000_000);
+  const interval = optInt(a.checkpointIntervalMs, 'audit.checkpointIntervalMs', 0, 86_400_000);
+  return {
+    file: path(str(a.file, 'audit.file')),
+    ...(a.keyFile !== undefined ? { keyFile: path(str(a.keyFile, 'audit.keyFile')) } : {}),
+    fsync: a.fsync === undefined ? true : bool(a.fsync, 'audit.fsync'),
+    ...(every !== undefined ? { checkpointEvery: every } : {}),
+    ...(interval !== undefined ? { checkpointIntervalMs: interval } : {}),
+  };
+}
+
 function identities(v: unknown, path: (p: string) => string): IdentitiesFileConfig {
   const i = typeof v === 'string' ? { file: v } : obj(v, 'identities', ['file', 'unlisted', 'watch']);
   let unlisted: Unlisted = 'refuse';
@@ -273,6 +307,7 @@ export function gatewayConfig(doc: unknown, baseDir: string, env: NodeJS.Process
     'identities',
     'limits',
     'hsm',
+    'audit',
   ]);
   const path = (p: string) => resolve(baseDir, p);
   const dev = bool(c.dev, 'dev');
@@ -317,6 +352,7 @@ export function gatewayConfig(doc: unknown, baseDir: string, env: NodeJS.Process
       drainMs: optInt(l.drainMs, 'limits.drainMs', 0, 600_000) ?? 10_000,
     },
     ...(c.hsm !== undefined ? { hsm: hsm(c.hsm, path, env) } : {}),
+    ...(c.audit !== undefined ? { audit: audit(c.audit, path) } : {}),
   };
 }
 

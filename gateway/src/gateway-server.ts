@@ -6,6 +6,7 @@
  */
 import { KcmError } from '../../common/src/errors.ts';
 import { directApiRoutes } from './api/routes.ts';
+import type { AuditAppender } from './audit/request-audit.ts';
 import type { GatewayKeys } from './gateway-keys.ts';
 import type { HsmBackend } from './hsm/hsm-backend.ts';
 import { HsmGatewayKeys } from './hsm/hsm-gateway-keys.ts';
@@ -64,7 +65,10 @@ export interface GatewayConfig {
   hsm?: HsmBackend;
   requestTransform?: TransformHook;
   responseTransform?: TransformHook;
+  /** Observes each request after it was answered (tests). */
   audit?: AuditSink;
+  /** The tamper-evident audit log: one record per request of a route that uses keys, before it is answered. */
+  auditLog?: AuditAppender;
   /** Internal-error log (never receives request data); default console.error. */
   log?: PipelineLog;
 }
@@ -175,6 +179,7 @@ export async function startGateway(c: GatewayConfig): Promise<GatewayServer> {
     ...(c.requestTransform ? { requestTransform: c.requestTransform } : {}),
     ...(c.responseTransform ? { responseTransform: c.responseTransform } : {}),
     ...(c.audit ? { audit: c.audit } : {}),
+    ...(c.auditLog ? { auditLog: c.auditLog } : {}),
   });
   const pipeline = new Pipeline(stages, hardCap, c.log ?? ((m) => console.error(`gateway: ${m}`)));
   const closers: (() => void | Promise<void>)[] = [];

@@ -14,6 +14,7 @@
  * `watch: false`, reloaded when it changes.
  */
 import { readFileSync } from 'node:fs';
+import { AuditLog } from '../../common/src/audit/audit-log.ts';
 import { KcmError } from '../../common/src/errors.ts';
 import { type Crypto, defaultCrypto } from '../../native/index.ts';
 import { CoreGatewayKeys } from './core-gateway-keys.ts';
@@ -83,6 +84,24 @@ function openHsm(hsm: NonNullable<GatewayFileConfig['hsm']>, crypto: Crypto): Hs
   });
 }
 
+/** Opens the audit log of `a` (throws `audit_unavailable` / `audit_tampered`), or says there is none. */
+function openAudit(a: GatewayFileConfig['audit'], log: (m: string) => void): AuditLog | undefined {
+  if (!a) {
+    log('WARNING: no audit log configured (config audit.file): key accesses through this gateway are not recorded');
+    return undefined;
+  }
+  const l = new AuditLog({
+    path: a.file,
+    ...(a.keyFile ? { keyFile: a.keyFile } : {}),
+    fsync: a.fsync,
+    ...(a.checkpointEvery !== undefined ? { checkpointEvery: a.checkpointEvery } : {}),
+    ...(a.checkpointIntervalMs !== undefined ? { checkpointIntervalMs: a.checkpointIntervalMs } : {}),
+    alerter: { alert: (al) => log(`audit: ${al.severity}: ${al.summary}`) },
+  });
+  log(`audit log ${a.file} (checkpoint key ${l.publicKey.slice(0, 16)}…)`);
+  return l;
+}
+
 /**
  * Starts the gateway. Throws `invalid_config` (bad trust entry, no policy
  * file, port in use, `dev` without KCM_DEV=1 — checked again here, a bad
@@ -123,10 +142,13 @@ export async function startConfiguredGateway(c: GatewayFileConfig, o: StartOptio
     keys.start();
   }
   let server: GatewayServer;
+  let auditLog: AuditLog | undefined;
   try {
     hsm = c.hsm ? openHsm(c.hsm, o.crypto ?? defaultCrypto()) : undefined;
+    auditLog = openAudit(c.audit, log);
     server = await startGateway({
       keys,
+      ...(auditLog ? { auditLog } : {}),
       ...(hsm ? { hsm } : {}),
       ...c.fronts,
       trust,
@@ -149,6 +171,7 @@ export async function startConfiguredGateway(c: GatewayFileConfig, o: StartOptio
   } catch (err) {
     await keys.close();
     hsm?.close();
+    auditLog?.close();
     throw err;
   }
   if (identities && c.identities?.watch) identities.watch();
@@ -164,6 +187,8 @@ export async function startConfiguredGateway(c: GatewayFileConfig, o: StartOptio
         identities?.close();
         await keys.close();
         hsm?.close();
+        // After the last answer: the close checkpoint covers every record.
+        auditLog?.close();
       })();
       return closing;
     },

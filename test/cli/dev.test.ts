@@ -8,11 +8,12 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { verifyAuditLog } from '../../common/src/audit/audit-verifier.ts';
 
 const KCM = fileURLToPath(new URL('../../bin/kcm.mjs', import.meta.url));
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -113,6 +114,28 @@ describe('kcm dev (npm start)', () => {
     assert.equal(statSync(join(dir, 'data', 'recovery-shares.txt')).mode & 0o077, 0, 'recovery shares file is 0600');
     assert.ok(!first.output().includes(CARD) && !first.output().includes(EMAIL), 'no plaintext in the logs');
     assert.equal(await stop(first.child), 0);
+    // The gateway's audit log: a record per key access (the proxied order routes, the direct encrypt), no value.
+    const auditFile = join(dir, 'data', 'audit', 'gateway.log');
+    const auditOf = () => {
+      const text = readFileSync(auditFile, 'utf8');
+      assert.ok(!text.includes(CARD) && !text.includes(EMAIL), 'no plaintext in the audit log');
+      const publicKey = readFileSync(`${auditFile}.pub`, 'utf8').trim();
+      const verified = verifyAuditLog(auditFile, { publicKey });
+      assert.equal(verified.ok, true, JSON.stringify(verified.firstBad));
+      return text
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l))
+        .filter((l) => l.type === 'event')
+        .map((e) => `${e.action} ${e.outcome} ${e.tenant}`);
+    };
+    assert.deepEqual(auditOf(), [
+      'gateway.proxy success acme',
+      'gateway.proxy success acme',
+      'gateway.proxy success acme',
+      'gateway.proxy success globex',
+      'gateway.encrypt success acme',
+    ]);
 
     // Restart on the same data: auto-unseal, same tenants and keys; the stored ciphertext still decrypts.
     const second = await startDev(join(dir, 'data'));
@@ -127,5 +150,8 @@ describe('kcm dev (npm start)', () => {
       'hello',
     );
     assert.equal(await stop(second.child), 0);
+    // The same log, resumed: its chain goes on across the restart.
+    assert.equal(auditOf().at(-1), 'gateway.decrypt success acme');
+    assert.equal(auditOf().length, 6);
   });
 });

@@ -23,6 +23,11 @@ export const CHECKPOINT_SIGNING_LABEL = 'openkcm-audit-checkpoint-v1\0';
 export const FIELD_LIMITS = { actor: 256, resource: 256, reason: 200, correlationId: 64 } as const;
 const ACTION = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 const CORRELATION_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+
+/** Whether `v` can be a record's correlationId (1–64 of `A-Z a-z 0-9 . _ : -`). */
+export function isRecordableCorrelationId(v: string): boolean {
+  return CORRELATION_ID.test(v);
+}
 const HEX32 = /^[0-9a-f]{64}$/;
 const LOG_ID = /^[0-9a-f]{32}$/;
 const SIG = /^[0-9a-f]{128}$/;

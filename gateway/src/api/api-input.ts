@@ -43,7 +43,9 @@ export function objectBody(ctx: RequestContext): Item {
 
 /** The tenant of the request (see pipeline/caller.ts). */
 export function tenantOf(ctx: RequestContext, body: Item): string {
-  return resolveTenant(ctx.caller, ctx.headers[TENANT_HEADER], body.tenant);
+  const tenant = resolveTenant(ctx.caller, ctx.headers[TENANT_HEADER], body.tenant);
+  ctx.tenant = tenant;
+  return tenant;
 }
 
 /** The L3 key id: path `:key` or body `key` (they must agree). Throws `bad_request` / `invalid_key_id`. */
@@ -59,6 +61,7 @@ export function keyIdOf(ctx: RequestContext, body: Item, required = true): strin
     return undefined;
   }
   assertKeyId(key);
+  ctx.keyId = key as string;
   return key;
 }
 

@@ -51,7 +51,14 @@ async function handleDatakey(ctx: RequestContext, o: ApiOptions): Promise<void> 
 
 export function datakeyRoutes(o: ApiOptions): Route[] {
   const handle = (ctx: RequestContext) => handleDatakey(ctx, o);
-  const base = { method: 'POST', body: 'json', bodyLimit: 64 * 1024, auth: true, handle } as const;
+  const base = {
+    method: 'POST',
+    body: 'json',
+    bodyLimit: 64 * 1024,
+    auth: true,
+    audit: 'gateway.datakey',
+    handle,
+  } as const;
   return [
     { ...base, name: 'datakey', pattern: '/v1/datakey/:type/:key' },
     { ...base, name: 'datakey', pattern: '/v1/datakey' },

@@ -71,7 +71,14 @@ function answer(
 
 export function decryptRoutes(o: ApiOptions): Route[] {
   const handle = (ctx: RequestContext) => handleDecrypt(ctx, o);
-  const base = { method: 'POST', body: 'json', bodyLimit: o.maxBodyBytes, auth: true, handle } as const;
+  const base = {
+    method: 'POST',
+    body: 'json',
+    bodyLimit: o.maxBodyBytes,
+    auth: true,
+    audit: 'gateway.decrypt',
+    handle,
+  } as const;
   return [
     { ...base, name: 'decrypt', pattern: '/v1/decrypt/:key' },
     { ...base, name: 'decrypt', pattern: '/v1/decrypt' },

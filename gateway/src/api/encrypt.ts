@@ -150,7 +150,14 @@ function seal(s: Sealing, key: EncryptionKey): void {
 /** The encrypt routes: with the key in the path, and with the key in the body. */
 export function encryptRoutes(o: ApiOptions): Route[] {
   const handle = (ctx: RequestContext) => handleEncrypt(ctx, o);
-  const base = { method: 'POST', body: 'json', bodyLimit: o.maxBodyBytes, auth: true, handle } as const;
+  const base = {
+    method: 'POST',
+    body: 'json',
+    bodyLimit: o.maxBodyBytes,
+    auth: true,
+    audit: 'gateway.encrypt',
+    handle,
+  } as const;
   return [
     { ...base, name: 'encrypt', pattern: '/v1/encrypt/:key' },
     { ...base, name: 'encrypt', pattern: '/v1/encrypt' },

@@ -71,7 +71,14 @@ async function handleRewrap(ctx: RequestContext, o: ApiOptions): Promise<void> {
 
 export function rewrapRoutes(o: ApiOptions): Route[] {
   const handle = (ctx: RequestContext) => handleRewrap(ctx, o);
-  const base = { method: 'POST', body: 'json', bodyLimit: o.maxBodyBytes, auth: true, handle } as const;
+  const base = {
+    method: 'POST',
+    body: 'json',
+    bodyLimit: o.maxBodyBytes,
+    auth: true,
+    audit: 'gateway.rewrap',
+    handle,
+  } as const;
   return [
     { ...base, name: 'rewrap', pattern: '/v1/rewrap/:key' },
     { ...base, name: 'rewrap', pattern: '/v1/rewrap' },

@@ -122,8 +122,10 @@ export interface RequestContext {
   /** Path parameters of the matched route. */
   params: Record<string, string>;
   caller?: Caller;
-  /** The tenant the request acts for, when the route resolves one in the identify stage (proxy routes). */
+  /** The tenant the request acts for: resolved in the identify stage (proxy routes) or by the handler (direct API). */
   tenant?: string;
+  /** The L3 key a direct API request names (its audit resource). */
+  keyId?: string;
   /** The raw body, when the route reads it whole. Passthrough stages forward these bytes untouched. */
   rawBody?: Buffer;
   /** What the matched route keeps between its own stages (e.g. the proxy's ProxyState); owned by the route. */

@@ -34,6 +34,8 @@ export interface Route {
   bodyLimit?: number;
   /** True when the route needs an identified caller (the identity stage answers 401 otherwise). */
   auth: boolean;
+  /** The audit action of a route that uses keys (e.g. `gateway.decrypt`): each request leaves a record (audit/request-audit.ts). */
+  audit?: string;
   /** The route's "upstream": for direct API routes, the local handler; sets ctx.response. */
   handle(ctx: RequestContext): void | Promise<void>;
   /**

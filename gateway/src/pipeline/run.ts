@@ -32,15 +32,21 @@ function isFinal(stage: Stage): boolean {
   return stage.name === 'respond' || stage.name === 'record';
 }
 
+/** Stages that run whatever happened before them: the audit record (it never throws), respond, record. */
+function alwaysRuns(stage: Stage): boolean {
+  return stage.name === 'audit' || isFinal(stage);
+}
+
 /**
  * Once a response exists, the stages up to `respond` are skipped, except
+ * `audit` (every answer of an audited route is recorded, refusals too) and
  * `response-transform`, which sees every response that is not an error (the
  * upstream's answer, or a stage's early answer): decrypting fields on the way
- * out must not depend on who produced the body. After an abort only the final
- * stages run.
+ * out must not depend on who produced the body. After an abort only `audit`,
+ * `respond` (which then writes nothing) and `record` run.
  */
 function skips(stage: Stage, ctx: RequestContext): boolean {
-  if (isFinal(stage)) return false;
+  if (alwaysRuns(stage)) return false;
   if (ctx.aborted) return true;
   if (stage.name === 'response-transform') return !ctx.response || ctx.error !== undefined;
   return ctx.response !== undefined;

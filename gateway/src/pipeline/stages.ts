@@ -3,17 +3,19 @@
  * them):
  *
  *   route → identify → limits → request-transform → upstream →
- *   response-transform → respond → record
+ *   response-transform → audit → respond → record
  *
  * A stage may answer early by setting ctx.response (or throwing a KcmError);
  * the stages after it up to `respond` are then skipped, except that
  * `response-transform` still sees a response that is not an error (run.ts);
- * `respond` and `record` always run. The two
+ * `audit` (audit/request-audit.ts: a record per request of a route that uses
+ * keys, before the answer leaves), `respond` and `record` always run. The two
  * transform stages are no-ops unless a hook is configured (the policy field
  * transform plugs in there); `upstream` calls the matched route's handler
  * (the direct API answers locally; a proxy route forwards upstream).
  */
 import { KcmError } from '../../../common/src/errors.ts';
+import { type AuditAppender, auditStage } from '../audit/request-audit.ts';
 import type { GatewayMetrics } from '../metrics/gateway-metrics.ts';
 import { isCanonicalPath } from '../policy/route-pattern.ts';
 import { identifyCaller, type PeerTrust } from './caller.ts';
@@ -28,6 +30,7 @@ export type StageName =
   | 'request-transform'
   | 'upstream'
   | 'response-transform'
+  | 'audit'
   | 'respond'
   | 'record';
 
@@ -54,7 +57,10 @@ export interface StageOptions {
   metrics: GatewayMetrics;
   requestTransform?: TransformHook;
   responseTransform?: TransformHook;
+  /** Observes each request after it was answered (tests); not the audit log. */
   audit?: AuditSink;
+  /** The tamper-evident audit log the `audit` stage appends to; absent: no records. */
+  auditLog?: AuditAppender;
 }
 
 const JSON_TYPE = /^application\/(?:[a-z0-9.+-]+\+)?json\s*(?:;.*)?$/i;
@@ -217,6 +223,7 @@ export function buildStages(o: StageOptions): Stage[] {
     transformStage('request-transform', o.requestTransform),
     upstreamStage,
     transformStage('response-transform', o.responseTransform),
+    auditStage(o.auditLog),
     respondStage,
     recordStage(o),
   ];

@@ -137,6 +137,8 @@ function proxyRoute(
       ctx.response = { status: reply.status, headers: reply.headers, body: reply.body };
     },
   };
+  // A route with field rules uses keys: each of its requests leaves an audit record (audit/request-audit.ts).
+  if (r.request.length > 0 || r.response.length > 0) route.audit = 'gateway.proxy';
   if (r.request.length > 0) route.requestTransform = (ctx) => encryptRequestBody(ctx, r, o.keys, fieldKeys);
   if (r.response.length > 0) {
     route.responseTransform = (ctx) =>

@@ -72,7 +72,6 @@ function bad(what: string): UpstreamFailure {
   return new UpstreamFailure('bad_response', `not a valid HTTP response: ${what}`);
 }
 
-// biome-ignore lint/suspicious/noControlCharactersInRegex: finding NUL, CR and LF is what this pattern is for
 const BAD_VALUE_CHAR = /[\0\r\n]/;
 
 /**

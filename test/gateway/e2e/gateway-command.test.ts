@@ -6,12 +6,13 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { request } from 'undici';
+import { verifyAuditLog } from '../../../common/src/audit/audit-verifier.ts';
 import { gatewayConfig } from '../../../gateway/src/gateway-config.ts';
 import { startUpstreams, testPolicy } from '../proxy/proxy-fixture.ts';
 
@@ -29,10 +30,16 @@ describe('kcm gateway configuration', () => {
         upstreams: { urls: { app: 'http://10.0.0.5:9000' }, connectTimeoutMs: 500, maxResponseBytes: 1024 },
         callerHeaders: { identity: 'x-okcm-caller' },
         limits: { maxBodyBytes: 4096, drainMs: 0 },
+        audit: { file: 'audit/gateway.log', checkpointEvery: 500 },
       },
       '/etc/kcm',
       {},
     );
+    assert.deepEqual(c.audit, { file: '/etc/kcm/audit/gateway.log', fsync: true, checkpointEvery: 500 });
+    assert.deepEqual(gatewayConfig({ core, fronts: uws, audit: 'a.log' }, '/x', {}).audit, {
+      file: '/x/a.log',
+      fsync: true,
+    });
     assert.equal(c.fronts.uws?.host, '127.0.0.1');
     assert.equal(c.fronts.h2Tls?.certFile, '/etc/kcm/g.pem');
     assert.deepEqual(c.policies, { dir: '/etc/kcm/policies', examples: true });
@@ -57,6 +64,10 @@ describe('kcm gateway configuration', () => {
       [{ core, fronts: uws, trust: '10.0.0.0/8' }, /^invalid configuration: trust: must be an array/],
       [{ core, fronts: uws, callerHeaders: { identity: 'X Caller' } }, /callerHeaders\.identity/],
       [{ core, fronts: uws, surprise: 1 }, /config\.surprise: unknown field/],
+      [{ core, fronts: uws, audit: {} }, /audit\.file: must be a non-empty string/],
+      [{ core, fronts: uws, audit: { file: 'a', fsync: 'yes' } }, /audit\.fsync: must be true or false/],
+      [{ core, fronts: uws, audit: { file: 'a', checkpointEvery: 0 } }, /audit\.checkpointEvery/],
+      [{ core, fronts: uws, audit: { file: 'a', sink: 'x' } }, /audit\.sink: unknown field/],
       [{ dev: true, fronts: uws }, /dev: in-process development keys are refused outside development mode/],
       [{ dev: true, core, fronts: uws }, /dev: in-process/],
     ];
@@ -88,6 +99,7 @@ describe('kcm gateway configuration', () => {
           policies: 'policies',
           upstreams: { urls: { app: `http://127.0.0.1:${up.appPort}` } },
           limits: { drainMs: 2000 },
+          audit: { file: 'audit/gateway.log', fsync: false },
         }),
       );
       const child = spawn(process.execPath, ['bin/kcm.mjs', 'gateway', '--config', join(dir, 'gateway.json')], {
@@ -134,6 +146,23 @@ describe('kcm gateway configuration', () => {
       const took = Date.now() - killedAt;
       assert.ok(took < 5_000, `exit took ${took} ms with an idle keep-alive connection`);
       assert.match(err, /SIGTERM: draining, closing the Core client, wiping keys/);
+      // The proxied request that encrypted a field left its record (resolved against the config's directory), the
+      // health check none; the log closed with a signed checkpoint and verifies; no value of the body is in it.
+      const auditFile = join(dir, 'audit', 'gateway.log');
+      const text = readFileSync(auditFile, 'utf8');
+      const events = text
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l))
+        .filter((l) => l.type === 'event');
+      assert.deepEqual(
+        events.map((e) => [e.action, e.outcome, e.tenant]),
+        [['gateway.proxy', 'success', 't1']],
+      );
+      assert.ok(!text.includes('4111'));
+      const publicKey = readFileSync(`${auditFile}.pub`, 'utf8').trim();
+      const verified = verifyAuditLog(auditFile, { publicKey });
+      assert.equal(verified.ok, true, JSON.stringify(verified.firstBad));
     } finally {
       await up.close();
       rmSync(dir, { recursive: true, force: true });

@@ -22,8 +22,17 @@ const until = async (cond: () => boolean, ms: number, what: string) => {
 
 describe('proxy faults', () => {
   let f: ProxyFixture;
+  // The audit records of every request, as the audit log would store them.
+  const audited: string[] = [];
   before(async () => {
-    f = await startProxyFixture();
+    f = await startProxyFixture({
+      auditLog: {
+        append: (e) => {
+          audited.push(JSON.stringify(e));
+          return Promise.resolve();
+        },
+      },
+    });
   });
   after(async () => {
     await f.close();
@@ -163,8 +172,16 @@ describe('proxy faults', () => {
       answers.some((a) => a.startsWith('201')),
       'the well-formed order went through',
     );
-    const seen = [...answers, ...f.logs, ...f.up.received.map((x) => `${JSON.stringify(x.headers)} ${x.body}`)];
+    const auditedBefore = audited.length;
+    const seen = [
+      ...answers,
+      ...f.logs,
+      ...audited,
+      ...f.up.received.map((x) => `${JSON.stringify(x.headers)} ${x.body}`),
+    ];
     const leaks = seen.filter((t) => t.includes(MARKER));
-    assert.deepEqual(leaks, [], 'the plaintext marker appears nowhere');
+    assert.deepEqual(leaks, [], 'the plaintext marker appears nowhere (answers, logs, audit records, upstream)');
+    assert.ok(auditedBefore >= answers.length, 'every hostile request left an audit record');
+    assert.ok(audited.some((a) => a.includes('"outcome":"failure"') && a.includes('unsupported_media_type')));
   });
 });

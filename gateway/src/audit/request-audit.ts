@@ -1,0 +1,94 @@
+/**
+ * The gateway's audit stage (ADR-901/902, ARCHITECTURE.md "Audit"): every
+ * request to a route that uses keys (the direct crypto API; proxy routes with
+ * field rules) appends one record to the tamper-evident audit log
+ * (common/src/audit/audit-log.ts) BEFORE the answer is released: the stage
+ * runs after the transforms and before `respond`.
+ *
+ * Contract:
+ * - A route is audited when it names an action (`Route.audit`, e.g.
+ *   `gateway.decrypt`); health, metrics, readiness, 404 / 405 and
+ *   pass-through proxy routes (no key used) are not.
+ * - Refusals are audited too (401, 403, 413, 422, …): outcome `failure`,
+ *   reason = the error code, then the precise reasons the stages kept
+ *   (ctx.auditReasons, e.g. `$.card.number: wrong_tenant`), which the client
+ *   never sees. A request the client abandoned is audited like any other.
+ * - The record holds who (the caller's certificate CN or the trusted peer
+ *   `peer <address>`), what (action; resource = `key <id>` for the direct
+ *   API, the route name for a proxy route), the tenant, the correlation id,
+ *   the outcome and the reason: never a body, a value, a header or a key.
+ * - Fail closed: when the record cannot be written (the log answers
+ *   `audit_unavailable`), the answer is replaced by 503 `audit_unavailable`:
+ *   no plaintext, ciphertext or data key leaves without its record.
+ * - Without an audit log the stage does nothing (no promise, no allocation).
+ */
+import type { AuditEvent } from '../../../common/src/audit/audit-event.ts';
+import { isRecordableCorrelationId } from '../../../common/src/audit/record-format.ts';
+import { KcmError } from '../../../common/src/errors.ts';
+import { isTenantId } from '../../../common/src/format/ids.ts';
+import type { RequestContext } from '../pipeline/context.ts';
+import { errorResponse } from '../pipeline/responses.ts';
+import type { Stage } from '../pipeline/stages.ts';
+
+/** Where audit records go: AuditLog's group-commit append (durable when the promise resolves). */
+export interface AuditAppender {
+  append(e: AuditEvent): Promise<void>;
+}
+
+/** The caller as the record names it: its certificate CN, or `peer <address>` for a trusted peer. */
+function actorOf(ctx: RequestContext): string | undefined {
+  const c = ctx.caller;
+  if (!c) return ctx.peer.address ? `unidentified ${ctx.peer.address}` : undefined;
+  return c.kind === 'certificate' ? c.id : `peer ${c.id}`;
+}
+
+/** The record of `ctx` for `action` (see the file comment); exported for tests. */
+export function auditEventOf(ctx: RequestContext, action: string): AuditEvent {
+  const failed = ctx.error !== undefined;
+  const e: AuditEvent = { action, outcome: failed ? 'failure' : 'success' };
+  const reasons = failed ? [ctx.error?.code ?? 'error'] : [];
+  if (ctx.auditReasons) reasons.push(...ctx.auditReasons);
+  if (ctx.aborted) reasons.push('client went away');
+  // The gateway accepts a few more correlation ids than the record format (`~`, up to 128 chars): those are named in the reason.
+  if (isRecordableCorrelationId(ctx.correlationId)) e.correlationId = ctx.correlationId;
+  else reasons.push('correlation id not recordable');
+  const actor = actorOf(ctx);
+  if (actor) e.actor = actor;
+  const resource = ctx.keyId !== undefined ? `key ${ctx.keyId}` : ctx.routeName;
+  if (resource) e.resource = resource;
+  if (ctx.tenant !== undefined && isTenantId(ctx.tenant)) e.tenant = ctx.tenant;
+  // Printable text, cut to the format's lengths, by the log itself (record-format.ts).
+  if (reasons.length > 0) e.reason = reasons.join('; ');
+  return e;
+}
+
+/**
+ * The `audit` stage over `log` (see the file comment). Never throws: a
+ * record that cannot be written turns the answer into 503 `audit_unavailable`.
+ */
+export function auditStage(log: AuditAppender | undefined): Stage {
+  return {
+    name: 'audit',
+    run(ctx) {
+      const action = ctx.route?.audit;
+      if (!log || action === undefined) return;
+      let event: AuditEvent;
+      try {
+        event = auditEventOf(ctx, action);
+      } catch {
+        return refuse(ctx);
+      }
+      return log.append(event).then(
+        () => {},
+        () => refuse(ctx),
+      );
+    },
+  };
+}
+
+/** The answer becomes 503 `audit_unavailable` (whatever it was: nothing leaves unrecorded). */
+function refuse(ctx: RequestContext): void {
+  const err = new KcmError('audit_unavailable');
+  ctx.error = err;
+  ctx.response = errorResponse(err);
+}

@@ -1,0 +1,257 @@
+/**
+ * The gateway's audit stage (gateway/src/audit/request-audit.ts) over a real
+ * tamper-evident AuditLog in a temp directory: one record per request of a
+ * route that uses keys, refusals included, written before the answer leaves;
+ * nothing of a value in any record; the log verifies; an audit log that
+ * cannot be written turns the answer into 503 with nothing of the result.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { request } from 'undici';
+import { AuditLog } from '../../../common/src/audit/audit-log.ts';
+import { verifyAuditLog } from '../../../common/src/audit/audit-verifier.ts';
+import { KcmError } from '../../../common/src/errors.ts';
+import { auditEventOf } from '../../../gateway/src/audit/request-audit.ts';
+import { LocalGatewayKeys } from '../../../gateway/src/gateway-keys.ts';
+import { loadPolicies } from '../../../gateway/src/policy/policy-loader.ts';
+import { proxyMatcher } from '../../../gateway/src/proxy/proxy-routes.ts';
+import { UpstreamPools, upstreamOptions } from '../../../gateway/src/upstream/upstream-pools.ts';
+import { type Fixture, postJson, startFixture } from '../api/gateway-fixture.ts';
+
+const MARKER = 'AUDIT-MARKER-4111-1111-1111-1111';
+
+interface EventLine {
+  type: string;
+  action?: string;
+  outcome?: string;
+  actor?: string;
+  resource?: string;
+  tenant?: string;
+  correlationId?: string;
+  reason?: string;
+}
+
+function events(path: string): EventLine[] {
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as EventLine)
+    .filter((l) => l.type === 'event');
+}
+
+describe('gateway audit stage: a real audit log', () => {
+  let dir: string;
+  let log: AuditLog;
+  let f: Fixture;
+  const file = () => join(dir, 'gateway-audit.log');
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'okcm-gw-audit-'));
+    log = new AuditLog({ path: file() });
+    f = await startFixture({ auditLog: log });
+  });
+  after(async () => {
+    await f.close();
+    log.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('records each key access before answering, refusals with their reasons, and nothing of a value', async () => {
+    const hz = await request(`${f.base.uws}/healthz`, { dispatcher: f.agent });
+    await hz.body.text();
+    const enc = await postJson(
+      f,
+      `${f.base.uws}/v1/encrypt/orders`,
+      { plaintext: MARKER, encoding: 'utf8' },
+      {
+        'x-okcm-tenant': 't1',
+        'x-correlation-id': 'audit-corr-1',
+      },
+    );
+    assert.equal(enc.status, 200);
+    // The answer was released after its record was durable: it is in the file now.
+    const afterEncrypt = events(file());
+    assert.equal(afterEncrypt.length, 1, 'healthz leaves no record; the encrypt one is written');
+    const ct = enc.json.data.ciphertext as string;
+    const dec = await postJson(f, `${f.base.uws}/v1/decrypt/orders`, { ciphertext: ct, encoding: 'utf8' });
+    assert.equal(dec.status, 200);
+    assert.equal(dec.json.data.plaintext, MARKER);
+    const wrong = await postJson(f, `${f.base.plain}/v1/decrypt/orders`, {
+      ciphertext: ct,
+      context: Buffer.from('another record').toString('base64'),
+    });
+    assert.equal(wrong.json.error.code, 'decryption_failed', JSON.stringify(wrong.json));
+    const refused = await postJson(f, `${f.base.uws}/v1/encrypt/orders`, { plaintext: 'AAAA' }, {});
+    // No tenant named (a trusted peer must name one): refused before any key is touched, and recorded.
+    assert.equal(refused.status, 400);
+    const odd = await postJson(
+      f,
+      `${f.base.uws}/v1/encrypt/orders`,
+      { plaintext: 'AAAA' },
+      {
+        'x-okcm-tenant': 't1',
+        'x-correlation-id': 'a~b',
+      },
+    );
+    assert.equal(odd.status, 200, 'a correlation id the record cannot hold does not refuse the request');
+
+    const ev = events(file());
+    assert.equal(ev.length, 5);
+    const [e1, e2, e3, e4, e5] = ev as [EventLine, EventLine, EventLine, EventLine, EventLine];
+    assert.deepEqual(
+      { action: e1.action, outcome: e1.outcome, resource: e1.resource, tenant: e1.tenant, cid: e1.correlationId },
+      { action: 'gateway.encrypt', outcome: 'success', resource: 'key orders', tenant: 't1', cid: 'audit-corr-1' },
+    );
+    assert.equal(e1.actor, 'peer 127.0.0.1');
+    assert.equal(e1.reason, undefined);
+    assert.deepEqual([e2.action, e2.outcome], ['gateway.decrypt', 'success']);
+    assert.deepEqual([e3.action, e3.outcome, e3.tenant], ['gateway.decrypt', 'failure', 't1']);
+    // The client saw only the opaque code; the record says why.
+    assert.match(e3.reason ?? '', /^decryption_failed; /);
+    assert.ok((e3.reason ?? '').length > 'decryption_failed; '.length);
+    assert.doesNotMatch(JSON.stringify(wrong.json), new RegExp((e3.reason ?? '').split('; ')[1] ?? '^$'));
+    assert.deepEqual([e4.action, e4.outcome], ['gateway.encrypt', 'failure']);
+    assert.equal(e4.reason, refused.json.error.code);
+    assert.equal(e5.correlationId, undefined);
+    assert.match(e5.reason ?? '', /correlation id not recordable/);
+
+    const text = readFileSync(file(), 'utf8');
+    for (const secret of [MARKER, Buffer.from(MARKER).toString('base64'), ct]) {
+      assert.ok(!text.includes(secret), 'no value and no ciphertext in the audit log');
+    }
+  });
+
+  it('the log verifies (chain, signed checkpoints) once closed', async () => {
+    const probe = await postJson(f, `${f.base.uws}/v1/datakey/wrapped/orders`, {});
+    assert.equal(probe.status, 200);
+    log.close();
+    const r = verifyAuditLog(file(), { publicKey: log.publicKey });
+    assert.equal(r.ok, true, JSON.stringify(r.firstBad));
+    assert.equal(r.events, 6);
+    assert.equal(events(file()).at(-1)?.action, 'gateway.datakey');
+  });
+});
+
+describe('gateway audit stage: fail closed', () => {
+  let f: Fixture;
+  let ciphertext: string;
+  let failing = false;
+  const appended: string[] = [];
+
+  before(async () => {
+    f = await startFixture({
+      auditLog: {
+        append: (e) => {
+          if (failing) return Promise.reject(new KcmError('audit_unavailable', 'disk full'));
+          appended.push(e.action);
+          return Promise.resolve();
+        },
+      },
+    });
+    const enc = await postJson(f, `${f.base.uws}/v1/encrypt/orders`, { plaintext: MARKER, encoding: 'utf8' });
+    ciphertext = enc.json.data.ciphertext;
+  });
+  after(() => f.close());
+
+  it('an append that fails answers 503 audit_unavailable: no plaintext, ciphertext or data key leaves', async () => {
+    failing = true;
+    try {
+      for (const base of [f.base.uws, f.base.plain]) {
+        const dec = await postJson(f, `${base}/v1/decrypt/orders`, { ciphertext, encoding: 'utf8' });
+        assert.equal(dec.status, 503);
+        assert.equal(dec.json.error.code, 'audit_unavailable');
+        const enc = await postJson(f, `${base}/v1/encrypt/orders`, { plaintext: MARKER, encoding: 'utf8' });
+        assert.equal(enc.status, 503);
+        const dk = await postJson(f, `${base}/v1/datakey/plaintext/orders`, {});
+        assert.equal(dk.status, 503);
+        for (const r of [dec, enc, dk]) {
+          const text = JSON.stringify(r.json);
+          assert.ok(!text.includes(MARKER) && !text.includes('okcm:') && !text.includes('plaintext'), text);
+        }
+      }
+      // Not audited routes do not depend on the audit log.
+      const hz = await request(`${f.base.uws}/healthz`, { dispatcher: f.agent });
+      assert.equal(hz.statusCode, 200);
+      await hz.body.text();
+    } finally {
+      failing = false;
+    }
+    const ok = await postJson(f, `${f.base.uws}/v1/decrypt/orders`, { ciphertext, encoding: 'utf8' });
+    assert.equal(ok.status, 200, 'the next append that works serves again');
+    assert.deepEqual(appended, ['gateway.encrypt', 'gateway.decrypt']);
+  });
+});
+
+describe('auditEventOf', () => {
+  const ctx = (o: Record<string, unknown>) =>
+    ({ correlationId: 'c-1', routeName: 'decrypt', peer: { address: '10.0.0.9' }, aborted: false, ...o }) as never;
+
+  it('names a certificate caller by CN, a trusted peer as peer, no caller by its address', () => {
+    assert.equal(auditEventOf(ctx({ caller: { kind: 'certificate', id: 'app-a' } }), 'gateway.decrypt').actor, 'app-a');
+    assert.equal(
+      auditEventOf(ctx({ caller: { kind: 'trusted-peer', id: '127.0.0.1' } }), 'gateway.decrypt').actor,
+      'peer 127.0.0.1',
+    );
+    assert.equal(auditEventOf(ctx({}), 'gateway.decrypt').actor, 'unidentified 10.0.0.9');
+  });
+
+  it('resource: the key of a direct request, else the route; a tenant only when it is a tenant id', () => {
+    assert.equal(auditEventOf(ctx({ keyId: 'orders' }), 'a.b').resource, 'key orders');
+    assert.equal(auditEventOf(ctx({ routeName: 'proxy p POST /orders' }), 'a.b').resource, 'proxy p POST /orders');
+    assert.equal(auditEventOf(ctx({ tenant: 't1' }), 'a.b').tenant, 't1');
+    assert.equal(auditEventOf(ctx({ tenant: 'NOT A TENANT' }), 'a.b').tenant, undefined);
+  });
+
+  it('reason: the error code, then the kept reasons, then an abort', () => {
+    const e = auditEventOf(
+      ctx({ error: new KcmError('field_decryption_failed'), auditReasons: ['$.a: wrong_tenant'], aborted: true }),
+      'gateway.proxy',
+    );
+    assert.equal(e.outcome, 'failure');
+    assert.equal(e.reason, 'field_decryption_failed; $.a: wrong_tenant; client went away');
+    assert.equal(auditEventOf(ctx({}), 'gateway.proxy').reason, undefined);
+  });
+});
+
+describe('which proxy routes are audited', () => {
+  it('a route with field rules (either direction) is `gateway.proxy`; a pass-through route is not audited', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'okcm-audit-routes-'));
+    const pools = new UpstreamPools(upstreamOptions({}));
+    try {
+      writeFileSync(
+        join(dir, 'a.routes.json'),
+        JSON.stringify({
+          id: 'audit',
+          key: 'orders',
+          upstreams: { app: 'http://127.0.0.1:1' },
+          defaults: {
+            tenant: { from: 'header', header: 'x-tenant-id', trustedPeers: ['127.0.0.1'] },
+            readers: { identities: ['billing'], others: 'mask' },
+          },
+          routes: [
+            { method: 'POST', path: '/in', upstream: 'app', request: [{ select: '$.a' }] },
+            { method: 'GET', path: '/out', upstream: 'app', response: [{ select: '$.a' }] },
+            { method: 'GET', path: '/raw', upstream: 'app' },
+          ],
+        }),
+      );
+      const keys = new LocalGatewayKeys();
+      const m = proxyMatcher({ policies: loadPolicies(dir), keys, pools });
+      keys.close();
+      assert.deepEqual(
+        m.routes.map((r) => [r.pattern, r.audit]),
+        [
+          ['/in', 'gateway.proxy'],
+          ['/out', 'gateway.proxy'],
+          ['/raw', undefined],
+        ],
+      );
+    } finally {
+      await pools.close(true);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
