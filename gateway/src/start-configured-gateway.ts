@@ -14,6 +14,7 @@
  * `watch: false`, reloaded when it changes.
  */
 import { readFileSync } from 'node:fs';
+import { Alerter } from '../../common/src/alerts/alerter.ts';
 import { AuditLog } from '../../common/src/audit/audit-log.ts';
 import { KcmError } from '../../common/src/errors.ts';
 import { type Crypto, defaultCrypto } from '../../native/index.ts';
@@ -84,22 +85,49 @@ function openHsm(hsm: NonNullable<GatewayFileConfig['hsm']>, crypto: Crypto): Hs
   });
 }
 
+/** How long a closing gateway waits for the requests its close cut short to write their audit records. */
+const AUDIT_SETTLE_MS = 2000;
+
+/** The audit log and its alerter (rate-limited: a client must not be able to flood the log with alerts). */
+interface GatewayAudit {
+  log: AuditLog;
+  alerter: Alerter;
+  close(): Promise<void>;
+}
+
 /** Opens the audit log of `a` (throws `audit_unavailable` / `audit_tampered`), or says there is none. */
-function openAudit(a: GatewayFileConfig['audit'], log: (m: string) => void): AuditLog | undefined {
+function openAudit(a: GatewayFileConfig['audit'], log: (m: string) => void): GatewayAudit | undefined {
   if (!a) {
     log('WARNING: no audit log configured (config audit.file): key accesses through this gateway are not recorded');
     return undefined;
   }
-  const l = new AuditLog({
-    path: a.file,
-    ...(a.keyFile ? { keyFile: a.keyFile } : {}),
-    fsync: a.fsync,
-    ...(a.checkpointEvery !== undefined ? { checkpointEvery: a.checkpointEvery } : {}),
-    ...(a.checkpointIntervalMs !== undefined ? { checkpointIntervalMs: a.checkpointIntervalMs } : {}),
-    alerter: { alert: (al) => log(`audit: ${al.severity}: ${al.summary}`) },
-  });
-  log(`audit log ${a.file} (checkpoint key ${l.publicKey.slice(0, 16)}…)`);
-  return l;
+  const alerter = new Alerter({ log: (l) => log(`audit alert: ${l}`) });
+  let l: AuditLog;
+  try {
+    l = new AuditLog({
+      path: a.file,
+      ...(a.keyFile ? { keyFile: a.keyFile } : {}),
+      fsync: a.fsync,
+      ...(a.checkpointEvery !== undefined ? { checkpointEvery: a.checkpointEvery } : {}),
+      ...(a.checkpointIntervalMs !== undefined ? { checkpointIntervalMs: a.checkpointIntervalMs } : {}),
+      alerter,
+    });
+  } catch (err) {
+    void alerter.close();
+    throw err;
+  }
+  log(`audit log ${a.file}; checkpoint public key ${l.publicKey}`);
+  return {
+    log: l,
+    alerter,
+    async close() {
+      try {
+        l.close();
+      } finally {
+        await alerter.close();
+      }
+    },
+  };
 }
 
 /**
@@ -142,13 +170,13 @@ export async function startConfiguredGateway(c: GatewayFileConfig, o: StartOptio
     keys.start();
   }
   let server: GatewayServer;
-  let auditLog: AuditLog | undefined;
+  let audit: GatewayAudit | undefined;
   try {
     hsm = c.hsm ? openHsm(c.hsm, o.crypto ?? defaultCrypto()) : undefined;
-    auditLog = openAudit(c.audit, log);
+    audit = openAudit(c.audit, log);
     server = await startGateway({
       keys,
-      ...(auditLog ? { auditLog } : {}),
+      ...(audit ? { auditLog: audit.log } : {}),
       ...(hsm ? { hsm } : {}),
       ...c.fronts,
       trust,
@@ -169,9 +197,12 @@ export async function startConfiguredGateway(c: GatewayFileConfig, o: StartOptio
       log,
     });
   } catch (err) {
-    await keys.close();
-    hsm?.close();
-    auditLog?.close();
+    try {
+      await keys.close();
+      hsm?.close();
+    } finally {
+      await audit?.close();
+    }
     throw err;
   }
   if (identities && c.identities?.watch) identities.watch();
@@ -183,12 +214,17 @@ export async function startConfiguredGateway(c: GatewayFileConfig, o: StartOptio
     ...(identities ? { identities } : {}),
     close() {
       closing ??= (async () => {
-        await server.close({ drainMs: c.limits.drainMs });
-        identities?.close();
-        await keys.close();
-        hsm?.close();
-        // After the last answer: the close checkpoint covers every record.
-        auditLog?.close();
+        try {
+          await server.close({ drainMs: c.limits.drainMs });
+          // Requests cut by the close (listeners and upstream pools gone) still pass the audit stage: let them.
+          if (audit) await server.pipeline.whenIdle(AUDIT_SETTLE_MS);
+          identities?.close();
+          await keys.close();
+          hsm?.close();
+        } finally {
+          // After the last answer: the close checkpoint covers every record.
+          await audit?.close();
+        }
       })();
       return closing;
     },

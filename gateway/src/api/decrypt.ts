@@ -51,6 +51,7 @@ function answer(
   opened: OpenedItems,
 ): void {
   if (opened.reasons.length > 0) ctx.auditReasons = opened.reasons;
+  if (opened.keys.length > 0) ctx.auditKeys = opened.keys;
   const results: ItemResult[] = new Array(items.length);
   for (let i = 0; i < items.length; i++) {
     const reference = referenceOf(items[i] as ItemResult);

@@ -24,6 +24,8 @@ export interface OpenedItems {
   plaintexts: (Buffer | undefined)[];
   /** Why items failed (for the audit log only). */
   reasons: string[];
+  /** The L3 versions looked up for these items, as `<key id> v<version>` (the audit record's resource). */
+  keys: string[];
 }
 
 function refId(r: FieldKeyRef): string {
@@ -62,6 +64,7 @@ export function openItems(
   const parsed = parseFieldCiphertexts(tenant, ciphertexts);
   const handles = new Map<string, KeyHandle>();
   const asked = new Set<string>();
+  const used: string[] = [];
   let pending: Promise<void>[] | undefined;
   for (const group of parsed.groups.values()) {
     const ref = parsed.envelopes[group[0] as number] as FieldKeyRef;
@@ -69,6 +72,7 @@ export function openItems(
     const id = refId(ref);
     if (asked.has(id)) continue;
     asked.add(id);
+    used.push(`${ref.keyId} v${ref.keyVersion}`);
     const h = decryptionKeyOf(keys, tenant, ref.keyId, ref.keyVersion);
     if (!(h instanceof Promise)) handles.set(id, h);
     else {
@@ -94,7 +98,7 @@ export function openItems(
         errors[i] = itemError(new KcmError('decryption_failed'), referenceOf(items[i] as Item));
       }
     }
-    return { errors, plaintexts, reasons };
+    return { errors, plaintexts, reasons, keys: used };
   };
   return pending ? Promise.all(pending).then(open) : open();
 }

@@ -34,6 +34,7 @@ async function handleRewrap(ctx: RequestContext, o: ApiOptions): Promise<void> {
   const { items, batch } = itemsOf(body, o.maxBatchItems);
   const opened = await openItems(o.keys, tenant, keyId, items);
   if (opened.reasons.length > 0) ctx.auditReasons = opened.reasons;
+  if (opened.keys.length > 0) ctx.auditKeys = opened.keys;
   const results: ItemResult[] = new Array(items.length);
   const plaintexts: Buffer[] = [];
   const contexts: Buffer[] = [];

@@ -12,11 +12,17 @@
  * - Refusals are audited too (401, 403, 413, 422, …): outcome `failure`,
  *   reason = the error code, then the precise reasons the stages kept
  *   (ctx.auditReasons, e.g. `$.card.number: wrong_tenant`), which the client
- *   never sees. A request the client abandoned is audited like any other.
- * - The record holds who (the caller's certificate CN or the trusted peer
- *   `peer <address>`), what (action; resource = `key <id>` for the direct
- *   API, the route name for a proxy route), the tenant, the correlation id,
- *   the outcome and the reason: never a body, a value, a header or a key.
+ *   never sees. A request the client abandoned is audited too, as a
+ *   `failure` (`client went away`).
+ * - The record holds who (the caller's certificate CN, `peer <address>` for
+ *   a trusted peer, `unidentified <address>` when there is no caller), what
+ *   (action; resource = the L3 versions a decrypt or rewrap looked up,
+ *   `keys <id> v<n>, …`, else `key <id>` when the request named one, else
+ *   the route name: a proxy route's `proxy <policy> <method> <pattern>`, or
+ *   a direct request refused before its key was read), the tenant, the
+ *   correlation id (left out, and said so in the reason, when the record
+ *   format cannot hold it or the log's redaction guard would replace it), the
+ *   outcome and the reason: never a body, a value, a header or a key.
  * - Fail closed: when the record cannot be written (the log answers
  *   `audit_unavailable`), the answer is replaced by 503 `audit_unavailable`:
  *   no plaintext, ciphertext or data key leaves without its record.
@@ -24,6 +30,7 @@
  */
 import type { AuditEvent } from '../../../common/src/audit/audit-event.ts';
 import { isRecordableCorrelationId } from '../../../common/src/audit/record-format.ts';
+import { looksLikeSecret } from '../../../common/src/audit/redaction-guard.ts';
 import { KcmError } from '../../../common/src/errors.ts';
 import { isTenantId } from '../../../common/src/format/ids.ts';
 import type { RequestContext } from '../pipeline/context.ts';
@@ -45,16 +52,23 @@ function actorOf(ctx: RequestContext): string | undefined {
 /** The record of `ctx` for `action` (see the file comment); exported for tests. */
 export function auditEventOf(ctx: RequestContext, action: string): AuditEvent {
   const failed = ctx.error !== undefined;
-  const e: AuditEvent = { action, outcome: failed ? 'failure' : 'success' };
+  // An answer that did not reach its client is a failure too, whatever the stages did.
+  const e: AuditEvent = { action, outcome: failed || ctx.aborted ? 'failure' : 'success' };
   const reasons = failed ? [ctx.error?.code ?? 'error'] : [];
   if (ctx.auditReasons) reasons.push(...ctx.auditReasons);
   if (ctx.aborted) reasons.push('client went away');
   // The gateway accepts a few more correlation ids than the record format (`~`, up to 128 chars): those are named in the reason.
-  if (isRecordableCorrelationId(ctx.correlationId)) e.correlationId = ctx.correlationId;
-  else reasons.push('correlation id not recordable');
+  // (or one the log's redaction guard would replace and alert on: a client could make every record alert).
+  if (isRecordableCorrelationId(ctx.correlationId) && !looksLikeSecret(ctx.correlationId)) {
+    e.correlationId = ctx.correlationId;
+  } else reasons.push('correlation id not recordable');
   const actor = actorOf(ctx);
   if (actor) e.actor = actor;
-  const resource = ctx.keyId !== undefined ? `key ${ctx.keyId}` : ctx.routeName;
+  const resource = ctx.auditKeys
+    ? `keys ${ctx.auditKeys.join(', ')}`
+    : ctx.keyId !== undefined
+      ? `key ${ctx.keyId}`
+      : ctx.routeName;
   if (resource) e.resource = resource;
   if (ctx.tenant !== undefined && isTenantId(ctx.tenant)) e.tenant = ctx.tenant;
   // Printable text, cut to the format's lengths, by the log itself (record-format.ts).

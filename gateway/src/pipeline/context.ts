@@ -126,6 +126,8 @@ export interface RequestContext {
   tenant?: string;
   /** The L3 key a direct API request names (its audit resource). */
   keyId?: string;
+  /** The L3 versions a direct API request looked up to open ciphertexts, `<key id> v<version>` (its audit resource). */
+  auditKeys?: string[];
   /** The raw body, when the route reads it whole. Passthrough stages forward these bytes untouched. */
   rawBody?: Buffer;
   /** What the matched route keeps between its own stages (e.g. the proxy's ProxyState); owned by the route. */

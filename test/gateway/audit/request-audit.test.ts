@@ -6,7 +6,8 @@
  * cannot be written turns the answer into 503 with nothing of the result.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -15,9 +16,11 @@ import { AuditLog } from '../../../common/src/audit/audit-log.ts';
 import { verifyAuditLog } from '../../../common/src/audit/audit-verifier.ts';
 import { KcmError } from '../../../common/src/errors.ts';
 import { auditEventOf } from '../../../gateway/src/audit/request-audit.ts';
+import { gatewayConfig } from '../../../gateway/src/gateway-config.ts';
 import { LocalGatewayKeys } from '../../../gateway/src/gateway-keys.ts';
 import { loadPolicies } from '../../../gateway/src/policy/policy-loader.ts';
 import { proxyMatcher } from '../../../gateway/src/proxy/proxy-routes.ts';
+import { startConfiguredGateway } from '../../../gateway/src/start-configured-gateway.ts';
 import { UpstreamPools, upstreamOptions } from '../../../gateway/src/upstream/upstream-pools.ts';
 import { type Fixture, postJson, startFixture } from '../api/gateway-fixture.ts';
 
@@ -76,7 +79,8 @@ describe('gateway audit stage: a real audit log', () => {
     const afterEncrypt = events(file());
     assert.equal(afterEncrypt.length, 1, 'healthz leaves no record; the encrypt one is written');
     const ct = enc.json.data.ciphertext as string;
-    const dec = await postJson(f, `${f.base.uws}/v1/decrypt/orders`, { ciphertext: ct, encoding: 'utf8' });
+    // No key in the path: the record names the version the ciphertext was opened with.
+    const dec = await postJson(f, `${f.base.uws}/v1/decrypt`, { ciphertext: ct, encoding: 'utf8' });
     assert.equal(dec.status, 200);
     assert.equal(dec.json.data.plaintext, MARKER);
     const wrong = await postJson(f, `${f.base.plain}/v1/decrypt/orders`, {
@@ -107,7 +111,7 @@ describe('gateway audit stage: a real audit log', () => {
     );
     assert.equal(e1.actor, 'peer 127.0.0.1');
     assert.equal(e1.reason, undefined);
-    assert.deepEqual([e2.action, e2.outcome], ['gateway.decrypt', 'success']);
+    assert.deepEqual([e2.action, e2.outcome, e2.resource], ['gateway.decrypt', 'success', 'keys orders v1']);
     assert.deepEqual([e3.action, e3.outcome, e3.tenant], ['gateway.decrypt', 'failure', 't1']);
     // The client saw only the opaque code; the record says why.
     assert.match(e3.reason ?? '', /^decryption_failed; /);
@@ -205,6 +209,16 @@ describe('auditEventOf', () => {
     assert.equal(auditEventOf(ctx({ tenant: 'NOT A TENANT' }), 'a.b').tenant, undefined);
   });
 
+  it('a correlation id the redaction guard would replace is left out, not redacted with an alert per request', () => {
+    const e = auditEventOf(ctx({ correlationId: 'a'.repeat(64) }), 'a.b');
+    assert.equal(e.correlationId, undefined);
+    assert.equal(e.reason, 'correlation id not recordable');
+  });
+
+  it('a request whose client went away is a failure, even when the stages succeeded', () => {
+    assert.equal(auditEventOf(ctx({ aborted: true }), 'gateway.decrypt').outcome, 'failure');
+  });
+
   it('reason: the error code, then the kept reasons, then an abort', () => {
     const e = auditEventOf(
       ctx({ error: new KcmError('field_decryption_failed'), auditReasons: ['$.a: wrong_tenant'], aborted: true }),
@@ -251,6 +265,75 @@ describe('which proxy routes are audited', () => {
       );
     } finally {
       await pools.close(true);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('gateway audit at shutdown', () => {
+  it('a request cut short by the close still writes its record before the log closes with its checkpoint', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'okcm-audit-close-'));
+    // An upstream that reads the request and never answers.
+    const held = new Set<net.Socket>();
+    const upstream = net.createServer((s) => {
+      held.add(s);
+      s.on('data', () => {});
+    });
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+    const devBefore = process.env.KCM_DEV;
+    process.env.KCM_DEV = '1';
+    try {
+      mkdirSync(join(dir, 'policies'));
+      writeFileSync(
+        join(dir, 'policies', 'a.routes.json'),
+        JSON.stringify({
+          id: 'close',
+          key: 'orders',
+          upstreams: { app: `http://127.0.0.1:${(upstream.address() as net.AddressInfo).port}` },
+          defaults: {
+            tenant: { from: 'header', header: 'x-tenant-id', trustedPeers: ['127.0.0.1'] },
+            readers: { identities: ['billing'], others: 'mask' },
+          },
+          routes: [{ method: 'POST', path: '/orders', upstream: 'app', request: [{ select: '$.card' }] }],
+        }),
+      );
+      const config = gatewayConfig(
+        {
+          dev: true,
+          fronts: { uws: { port: 0 } },
+          policies: 'policies',
+          limits: { drainMs: 0 },
+          audit: { file: 'audit.log', fsync: false },
+        },
+        dir,
+        { KCM_DEV: '1' },
+      );
+      const g = await startConfiguredGateway(config, { log: () => {} });
+      const pending = request(`http://127.0.0.1:${g.server.ports.uws}/orders`, {
+        method: 'POST',
+        headers: { 'x-tenant-id': 't1', 'content-type': 'application/json' },
+        body: JSON.stringify({ card: MARKER }),
+      }).then(
+        (r) => r.body.text().then(() => r.statusCode),
+        () => 'cut',
+      );
+      const end = Date.now() + 5000;
+      while (held.size === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(held.size, 1, 'the request reached the upstream');
+      await g.close();
+      await pending;
+      const file = join(dir, 'audit.log');
+      const ev = events(file);
+      assert.equal(ev.length, 1);
+      assert.deepEqual([ev[0]?.action, ev[0]?.outcome], ['gateway.proxy', 'failure']);
+      const r = verifyAuditLog(file, { publicKey: readFileSync(`${file}.pub`, 'utf8').trim() });
+      assert.equal(r.ok, true, JSON.stringify(r.firstBad));
+      assert.ok(!readFileSync(file, 'utf8').includes(MARKER));
+    } finally {
+      if (devBefore === undefined) delete process.env.KCM_DEV;
+      else process.env.KCM_DEV = devBefore;
+      for (const s of held) s.destroy();
+      await new Promise((r) => upstream.close(r));
       rmSync(dir, { recursive: true, force: true });
     }
   });
