@@ -129,6 +129,9 @@ async function main(): Promise<number> {
         const p = await startProxy(app.ports.http as number, join(tmp, 'proxy'), cpu);
         if (p.server) servers.set('proxy', p.server);
         else missing.set('proxy', p.skip ?? 'proxy did not start');
+        const pa = await startProxy(app.ports.http as number, join(tmp, 'proxy-audit'), cpu, { audit: true });
+        if (pa.server) servers.set('proxy-audit', pa.server);
+        else missing.set('proxy-audit', pa.skip ?? 'proxy with an audit log did not start');
       } else missing.set('proxy', 'sample app did not start');
     } else {
       await start('gw-native', () =>

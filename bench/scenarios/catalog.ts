@@ -301,6 +301,15 @@ function proxyTrio(label: string, spec: RequestSpec, nodeSpec: RequestSpec = spe
 
 const ORDER_HEADERS = { ...JSON_HEADERS, 'x-tenant-id': 'bench' };
 
+/** `endpoints` plus the same gateway proxy writing its audit log (fsync on): one record per request. */
+function withAuditPeer(endpoints: Endpoint[]): Endpoint[] {
+  const gateway = endpoints[0] as Endpoint;
+  return [
+    ...endpoints,
+    { ...gateway, label: 'gateway proxy with its audit log, fsync (peer)', role: 'peer', server: 'proxy-audit' },
+  ];
+}
+
 const proxy: Factory[] = [
   async (env) =>
     skipIfMissing(env, {
@@ -309,13 +318,15 @@ const proxy: Factory[] = [
       group: 'proxy',
       adr604: false,
       ci: false,
-      endpoints: proxyTrio('gateway proxy (encrypt request)', {
-        method: 'POST',
-        path: '/orders',
-        headers: ORDER_HEADERS,
-        body: JSON.stringify(sampleOrder('bench-post')),
-        status: 201,
-      }),
+      endpoints: withAuditPeer(
+        proxyTrio('gateway proxy (encrypt request)', {
+          method: 'POST',
+          path: '/orders',
+          headers: ORDER_HEADERS,
+          body: JSON.stringify(sampleOrder('bench-post')),
+          status: 201,
+        }),
+      ),
     }),
   async (env) =>
     skipIfMissing(env, {

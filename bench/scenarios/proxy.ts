@@ -49,9 +49,17 @@ export interface ProxyStart {
 
 /**
  * Starts the proxy in front of the sample app and stores one encrypted order
- * through it (for the response scenario), or says why it cannot.
+ * through it (for the response scenario), or says why it cannot. With
+ * `audit`: the same proxy writing its tamper-evident audit log (fsync on,
+ * the default) to `dir`, a peer row showing what the record of each request
+ * costs; it stores no order (its development keys are its own).
  */
-export async function startProxy(appPort: number, dir: string, cpu: number | undefined): Promise<ProxyStart> {
+export async function startProxy(
+  appPort: number,
+  dir: string,
+  cpu: number | undefined,
+  o: { audit?: boolean } = {},
+): Promise<ProxyStart> {
   const policyDir = join(dir, 'policies');
   mkdirSync(policyDir, { recursive: true });
   writeFileSync(join(policyDir, 'bench.routes.json'), JSON.stringify(benchPolicy(appPort), null, 2));
@@ -61,13 +69,14 @@ export async function startProxy(appPort: number, dir: string, cpu: number | und
     policies: { dir: policyDir },
     callerHeaders: { identity: CALLER_HEADER },
     limits: { drainMs: 1000 },
+    ...(o.audit ? { audit: { file: join(dir, 'audit', 'gateway.log') } } : {}),
   };
   const file = join(dir, 'gateway.json');
   writeFileSync(file, JSON.stringify(config, null, 2));
   let server: RunningServer;
   try {
     server = await startCommand(
-      'proxy',
+      o.audit ? 'proxy-audit' : 'proxy',
       process.execPath,
       [KCM, 'gateway', '--config', file],
       cpu,
@@ -80,6 +89,7 @@ export async function startProxy(appPort: number, dir: string, cpu: number | und
   } catch (err) {
     return { skip: `kcm gateway --config did not start: ${(err as Error).message}` };
   }
+  if (o.audit) return { server };
   const r = await request(`http://127.0.0.1:${server.ports.http}/orders`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'x-tenant-id': 'bench' },
