@@ -136,6 +136,8 @@ describe('kcm dev (npm start)', () => {
       'gateway.proxy success globex',
       'gateway.encrypt success acme',
     ]);
+    // The reader a trusted peer named is who the record says read the plaintext.
+    assert.match(readFileSync(auditFile, 'utf8'), /"actor":"peer 127\.0\.0\.1 for billing-service"/);
 
     // Restart on the same data: auto-unseal, same tenants and keys; the stored ciphertext still decrypts.
     const second = await startDev(join(dir, 'data'));

@@ -15,7 +15,9 @@
  *   never sees. A request the client abandoned is audited too, as a
  *   `failure` (`client went away`).
  * - The record holds who (the caller's certificate CN, `peer <address>` for
- *   a trusted peer, `unidentified <address>` when there is no caller), what
+ *   a trusted peer, `peer <address> for <identity> (roles …)` when a trusted
+ *   peer names the reader of a decrypting proxy route through the caller
+ *   headers, `unidentified <address>` when there is no caller), what
  *   (action; resource = the L3 versions a decrypt or rewrap looked up,
  *   `keys <id> v<n>, …`, else `key <id>` when the request named one, else
  *   the route name: a proxy route's `proxy <policy> <method> <pattern>`, or
@@ -46,7 +48,11 @@ export interface AuditAppender {
 function actorOf(ctx: RequestContext): string | undefined {
   const c = ctx.caller;
   if (!c) return ctx.peer.address ? `unidentified ${ctx.peer.address}` : undefined;
-  return c.kind === 'certificate' ? c.id : `peer ${c.id}`;
+  if (c.kind === 'certificate') return c.id;
+  const r = ctx.auditReader;
+  if (!r || (r.identity === undefined && r.roles.length === 0)) return `peer ${c.id}`;
+  const roles = r.roles.length > 0 ? ` (roles ${r.roles.join(', ')})` : '';
+  return `peer ${c.id} for ${r.identity ?? 'no identity'}${roles}`;
 }
 
 /** The record of `ctx` for `action` (see the file comment); exported for tests. */

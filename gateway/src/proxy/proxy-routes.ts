@@ -141,8 +141,12 @@ function proxyRoute(
   if (r.request.length > 0 || r.response.length > 0) route.audit = 'gateway.proxy';
   if (r.request.length > 0) route.requestTransform = (ctx) => encryptRequestBody(ctx, r, o.keys, fieldKeys);
   if (r.response.length > 0) {
-    route.responseTransform = (ctx) =>
-      decryptResponseBody(ctx, r, fieldKeys, readerOf(ctx, o), o.pools.options.maxResponseBytes);
+    route.responseTransform = (ctx) => {
+      const reader = readerOf(ctx, o);
+      // A trusted peer names who reads: the audit record says so (a certificate caller reads as itself).
+      if (ctx.caller?.kind === 'trusted-peer') ctx.auditReader = reader;
+      return decryptResponseBody(ctx, r, fieldKeys, reader, o.pools.options.maxResponseBytes);
+    };
   }
   return route;
 }

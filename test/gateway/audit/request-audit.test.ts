@@ -200,6 +200,20 @@ describe('auditEventOf', () => {
       'peer 127.0.0.1',
     );
     assert.equal(auditEventOf(ctx({}), 'gateway.decrypt').actor, 'unidentified 10.0.0.9');
+    // A trusted peer naming the reader of a decrypting proxy route: who received the plaintext is in the record.
+    const peer = { kind: 'trusted-peer', id: '127.0.0.1' };
+    assert.equal(
+      auditEventOf(ctx({ caller: peer, auditReader: { identity: 'billing', roles: [] } }), 'gateway.proxy').actor,
+      'peer 127.0.0.1 for billing',
+    );
+    assert.equal(
+      auditEventOf(ctx({ caller: peer, auditReader: { roles: ['support', 'audit'] } }), 'gateway.proxy').actor,
+      'peer 127.0.0.1 for no identity (roles support, audit)',
+    );
+    assert.equal(
+      auditEventOf(ctx({ caller: peer, auditReader: { roles: [] } }), 'gateway.proxy').actor,
+      'peer 127.0.0.1',
+    );
   });
 
   it('resource: the key of a direct request, else the route; a tenant only when it is a tenant id', () => {
