@@ -138,6 +138,8 @@ describe('kcm dev (npm start)', () => {
     ]);
     // The reader a trusted peer named is who the record says read the plaintext.
     assert.match(readFileSync(auditFile, 'utf8'), /"actor":"peer 127\.0\.0\.1 for billing-service"/);
+    // The order's fields were sealed under a named L3 version.
+    assert.match(readFileSync(auditFile, 'utf8'), /"resource":"proxy orders POST \/orders: keys orders v\d+"/);
 
     // Restart on the same data: auto-unseal, same tenants and keys; the stored ciphertext still decrypts.
     const second = await startDev(join(dir, 'data'));

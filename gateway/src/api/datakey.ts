@@ -17,7 +17,7 @@ import { KcmError } from '../../../common/src/errors.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import { jsonResponse } from '../pipeline/responses.ts';
 import type { Route } from '../pipeline/router.ts';
-import { type ApiOptions, contextOf, keyIdOf, objectBody, tenantOf } from './api-input.ts';
+import { type ApiOptions, contextOf, keyIdOf, objectBody, recordEncryption, tenantOf } from './api-input.ts';
 
 const BITS = new Set([128, 256, 512]);
 
@@ -39,8 +39,7 @@ async function handleDatakey(ctx: RequestContext, o: ApiOptions): Promise<void> 
   const dataKey = randomFillSync(Buffer.alloc(bits / 8));
   try {
     const [ciphertext] = encryptFields(key.handle, { tenant, keyId, keyVersion: key.version }, [dataKey], [context]);
-    // One L3 use per request (one fresh L4 wraps every field): the Core's encryption budget (ADR-601).
-    o.keys.recordEncryptions?.(tenant, keyId, key.version, 1);
+    recordEncryption(ctx, o.keys, tenant, keyId, key.version);
     const data: Record<string, unknown> = { ciphertext, key_version: key.version };
     if (type === 'plaintext') data.plaintext = dataKey.toString('base64');
     ctx.response = jsonResponse(200, { data });

@@ -10,6 +10,8 @@
  * Every failure of a ciphertext (format, tenant, key, version, tag, context,
  * another key than the path names) is the opaque `decryption_failed`.
  */
+
+import { noteKeys } from '../audit/request-audit.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import type { Route } from '../pipeline/router.ts';
 import {
@@ -51,7 +53,7 @@ function answer(
   opened: OpenedItems,
 ): void {
   if (opened.reasons.length > 0) ctx.auditReasons = opened.reasons;
-  if (opened.keys.length > 0) ctx.auditKeys = opened.keys;
+  noteKeys(ctx, opened.keys);
   const results: ItemResult[] = new Array(items.length);
   for (let i = 0; i < items.length; i++) {
     const reference = referenceOf(items[i] as ItemResult);

@@ -28,6 +28,7 @@ import {
   keyIdOf,
   objectBody,
   plaintextOf,
+  recordEncryption,
   referenceOf,
   respondItems,
   tenantOf,
@@ -135,8 +136,7 @@ function seal(s: Sealing, key: EncryptionKey): void {
     // Wiped on every path: sealed, aborted, or failed (key service, limits).
     wipe(s.plaintexts);
   }
-  // One L3 use per request (one fresh L4 wraps every field): the Core's encryption budget (ADR-601).
-  o.keys.recordEncryptions?.(tenant, keyId, key.version, 1);
+  recordEncryption(ctx, o.keys, tenant, keyId, key.version);
   for (let k = 0; k < s.slots.length; k++) {
     const i = s.slots[k] as number;
     s.results[i] = itemOk(

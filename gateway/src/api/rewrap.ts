@@ -11,6 +11,7 @@
  * decrypt. Failures to open are the opaque `decryption_failed`, per item.
  */
 import { encryptFields } from '../../../common/src/crypto/field-cipher.ts';
+import { noteKeys } from '../audit/request-audit.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import type { Route } from '../pipeline/router.ts';
 import {
@@ -21,6 +22,7 @@ import {
   itemsOf,
   keyIdOf,
   objectBody,
+  recordEncryption,
   referenceOf,
   respondItems,
   tenantOf,
@@ -34,7 +36,7 @@ async function handleRewrap(ctx: RequestContext, o: ApiOptions): Promise<void> {
   const { items, batch } = itemsOf(body, o.maxBatchItems);
   const opened = await openItems(o.keys, tenant, keyId, items);
   if (opened.reasons.length > 0) ctx.auditReasons = opened.reasons;
-  if (opened.keys.length > 0) ctx.auditKeys = opened.keys;
+  noteKeys(ctx, opened.keys);
   const results: ItemResult[] = new Array(items.length);
   const plaintexts: Buffer[] = [];
   const contexts: Buffer[] = [];
@@ -53,8 +55,7 @@ async function handleRewrap(ctx: RequestContext, o: ApiOptions): Promise<void> {
     if (slots.length > 0) {
       const key = await o.keys.encryptionKey(tenant, keyId);
       const ciphertexts = encryptFields(key.handle, { tenant, keyId, keyVersion: key.version }, plaintexts, contexts);
-      // One L3 use per request (one fresh L4 wraps every field): the Core's encryption budget (ADR-601).
-      o.keys.recordEncryptions?.(tenant, keyId, key.version, 1);
+      recordEncryption(ctx, o.keys, tenant, keyId, key.version);
       for (let k = 0; k < slots.length; k++) {
         const i = slots[k] as number;
         results[i] = itemOk(

@@ -18,10 +18,11 @@
  *   a trusted peer, `peer <address> for <identity> (roles …)` when a trusted
  *   peer names the reader of a decrypting proxy route through the caller
  *   headers, `unidentified <address>` when there is no caller), what
- *   (action; resource = the L3 versions a decrypt or rewrap looked up,
- *   `keys <id> v<n>, …`, else `key <id>` when the request named one, else
- *   the route name: a proxy route's `proxy <policy> <method> <pattern>`, or
- *   a direct request refused before its key was read), the tenant, the
+ *   (action; resource = the L3 versions the request used, `keys <id> v<n>,
+ *   …` (what an encrypt sealed with, what a decrypt opened, both for a
+ *   rewrap), else `key <id>` when the request named one, else the route
+ *   name; a proxy route's is its name `proxy <policy> <method> <pattern>`,
+ *   followed by `: keys …` when its request fields were encrypted), the tenant, the
  *   correlation id (left out, and said so in the reason, when the record
  *   format cannot hold it or the log's redaction guard would replace it), the
  *   outcome and the reason: never a body, a value, a header or a key.
@@ -38,6 +39,20 @@ import { isTenantId } from '../../../common/src/format/ids.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import { errorResponse } from '../pipeline/responses.ts';
 import type { Stage } from '../pipeline/stages.ts';
+
+/** The action of proxy routes with field rules. */
+export const PROXY_ACTION = 'gateway.proxy';
+
+/** Notes that `ctx` used L3 version `version` of `keyId` (the record's resource names it). */
+export function noteKeyVersion(ctx: RequestContext, keyId: string, version: number): void {
+  noteKeys(ctx, [`${keyId} v${version}`]);
+}
+
+/** Notes L3 versions as `<key id> v<version>` texts, each once. */
+export function noteKeys(ctx: RequestContext, keys: readonly string[]): void {
+  const list = (ctx.auditKeys ??= []);
+  for (const k of keys) if (!list.includes(k)) list.push(k);
+}
 
 /** Where audit records go: AuditLog's group-commit append (durable when the promise resolves). */
 export interface AuditAppender {
@@ -70,11 +85,13 @@ export function auditEventOf(ctx: RequestContext, action: string): AuditEvent {
   } else reasons.push('correlation id not recordable');
   const actor = actorOf(ctx);
   if (actor) e.actor = actor;
-  const resource = ctx.auditKeys
-    ? `keys ${ctx.auditKeys.join(', ')}`
-    : ctx.keyId !== undefined
-      ? `key ${ctx.keyId}`
-      : ctx.routeName;
+  const keys = ctx.auditKeys && ctx.auditKeys.length > 0 ? `keys ${ctx.auditKeys.join(', ')}` : undefined;
+  const resource =
+    action === PROXY_ACTION
+      ? keys
+        ? `${ctx.routeName}: ${keys}`
+        : ctx.routeName
+      : (keys ?? (ctx.keyId !== undefined ? `key ${ctx.keyId}` : ctx.routeName));
   if (resource) e.resource = resource;
   if (ctx.tenant !== undefined && isTenantId(ctx.tenant)) e.tenant = ctx.tenant;
   // Printable text, cut to the format's lengths, by the log itself (record-format.ts).

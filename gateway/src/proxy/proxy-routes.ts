@@ -18,6 +18,7 @@
  * the upstream sent) unchanged: no JSON parse, no re-serialisation.
  */
 import { KcmError } from '../../../common/src/errors.ts';
+import { PROXY_ACTION } from '../audit/request-audit.ts';
 import { fieldKeyProvider } from '../field-keys.ts';
 import type { GatewayKeys } from '../gateway-keys.ts';
 import { assertMayActFor } from '../pipeline/caller.ts';
@@ -138,7 +139,7 @@ function proxyRoute(
     },
   };
   // A route with field rules uses keys: each of its requests leaves an audit record (audit/request-audit.ts).
-  if (r.request.length > 0 || r.response.length > 0) route.audit = 'gateway.proxy';
+  if (r.request.length > 0 || r.response.length > 0) route.audit = PROXY_ACTION;
   if (r.request.length > 0) route.requestTransform = (ctx) => encryptRequestBody(ctx, r, o.keys, fieldKeys);
   if (r.response.length > 0) {
     route.responseTransform = (ctx) => {

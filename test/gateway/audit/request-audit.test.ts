@@ -107,7 +107,7 @@ describe('gateway audit stage: a real audit log', () => {
     const [e1, e2, e3, e4, e5] = ev as [EventLine, EventLine, EventLine, EventLine, EventLine];
     assert.deepEqual(
       { action: e1.action, outcome: e1.outcome, resource: e1.resource, tenant: e1.tenant, cid: e1.correlationId },
-      { action: 'gateway.encrypt', outcome: 'success', resource: 'key orders', tenant: 't1', cid: 'audit-corr-1' },
+      { action: 'gateway.encrypt', outcome: 'success', resource: 'keys orders v1', tenant: 't1', cid: 'audit-corr-1' },
     );
     assert.equal(e1.actor, 'peer 127.0.0.1');
     assert.equal(e1.reason, undefined);
@@ -216,8 +216,16 @@ describe('auditEventOf', () => {
     );
   });
 
-  it('resource: the key of a direct request, else the route; a tenant only when it is a tenant id', () => {
+  it('resource: the versions used, else the key a direct request named, else the route; a tenant only when it is a tenant id', () => {
     assert.equal(auditEventOf(ctx({ keyId: 'orders' }), 'a.b').resource, 'key orders');
+    assert.equal(
+      auditEventOf(ctx({ keyId: 'orders', auditKeys: ['orders v1', 'orders v2'] }), 'gateway.rewrap').resource,
+      'keys orders v1, orders v2',
+    );
+    assert.equal(
+      auditEventOf(ctx({ routeName: 'proxy p POST /orders', auditKeys: ['orders v3'] }), 'gateway.proxy').resource,
+      'proxy p POST /orders: keys orders v3',
+    );
     assert.equal(auditEventOf(ctx({ routeName: 'proxy p POST /orders' }), 'a.b').resource, 'proxy p POST /orders');
     assert.equal(auditEventOf(ctx({ tenant: 't1' }), 'a.b').tenant, 't1');
     assert.equal(auditEventOf(ctx({ tenant: 'NOT A TENANT' }), 'a.b').tenant, undefined);
