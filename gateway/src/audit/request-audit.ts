@@ -50,7 +50,9 @@ export function noteKeyVersion(ctx: RequestContext, keyId: string, version: numb
 
 /** Notes L3 versions as `<key id> v<version>` texts, each once. */
 export function noteKeys(ctx: RequestContext, keys: readonly string[]): void {
-  const list = (ctx.auditKeys ??= []);
+  if (keys.length === 0) return;
+  const list = ctx.auditKeys ?? [];
+  ctx.auditKeys = list;
   for (const k of keys) if (!list.includes(k)) list.push(k);
 }
 
