@@ -28,9 +28,24 @@ export interface TlsClient {
   key: string;
 }
 
+/**
+ * Idle time after which the sender closes a keep-alive connection itself:
+ * under uWS's 10 s idle timeout (the gateway's front and the bare echo), so
+ * the client never writes a request onto a connection the server is closing.
+ * At 60 s a connection idle between phases was sometimes closed by uWS as the
+ * next request went out: a `read ECONNRESET` counted as a failed request
+ * (CI, 2026-11-29, on the bare echo).
+ */
+const CLIENT_IDLE_MS = 5_000;
+
 /** HTTP/1.1 keep-alive sender over up to `connections` connections. */
 export function http1Sender(label: string, port: number, spec: RequestSpec, connections = 32): Sender {
-  const pool = new Pool(`http://127.0.0.1:${port}`, { connections, pipelining: 1, keepAliveTimeout: 60_000 });
+  const pool = new Pool(`http://127.0.0.1:${port}`, {
+    connections,
+    pipelining: 1,
+    keepAliveTimeout: CLIENT_IDLE_MS,
+    keepAliveMaxTimeout: CLIENT_IDLE_MS,
+  });
   const expected = spec.status ?? 200;
   const opts = { path: spec.path, method: spec.method, headers: spec.headers, body: spec.body ?? null };
   return {
