@@ -42,7 +42,7 @@
  */
 import { Conn, type Exchange } from './h1-connection.ts';
 import type { H1Response } from './h1-parser.ts';
-import { type H1Request, requestBytes } from './h1-request-head.ts';
+import { type H1Request, requestWrites } from './h1-request-head.ts';
 import { UpstreamFailure } from './upstream-failure.ts';
 
 export type { H1Request, RequestHeaders } from './h1-request-head.ts';
@@ -103,14 +103,14 @@ export class H1Pool {
 
   request(req: H1Request): Promise<H1Response> {
     if (this.#closed) return Promise.reject(new UpstreamFailure('unavailable', 'the gateway is shutting down'));
-    let bytes: Buffer;
+    let writes: readonly Buffer[];
     try {
-      bytes = requestBytes(req, this.#host);
+      writes = requestWrites(req, this.#host);
     } catch (err) {
       return Promise.reject(err);
     }
     return new Promise<H1Response>((resolve, reject) => {
-      const x: Exchange = { req, bytes, resolve, reject, retried: false, done: false, queuedAt: -1 };
+      const x: Exchange = { req, writes, resolve, reject, retried: false, done: false, queuedAt: -1 };
       req.onAbort?.(() => {
         if (x.done) return;
         x.done = true;

@@ -11,7 +11,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { type H1Response, type ParserLimits, ResponseParser } from './h1-parser.ts';
-import { COPY_BODY_MAX, type H1Request } from './h1-request-head.ts';
+import type { H1Request } from './h1-request-head.ts';
 import { UpstreamFailure } from './upstream-failure.ts';
 
 /** What a connection needs from its pool. */
@@ -69,8 +69,8 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'])
 
 export interface Exchange {
   req: H1Request;
-  /** requestBytes(req): the head, with the body behind it unless the body is over COPY_BODY_MAX. */
-  bytes: Buffer;
+  /** requestWrites(req): one buffer (head and a small body), or the head and then a large body. */
+  writes: readonly Buffer[];
   resolve(r: H1Response): void;
   reject(e: Error): void;
   retried: boolean;
@@ -177,12 +177,12 @@ export class Conn {
     this.#phase = 'headers';
     this.#arm(this.pool.options.headersTimeoutMs);
     const s = this.socket;
-    const body = x.req.body;
-    if (!body || body.length <= COPY_BODY_MAX) s.write(x.bytes);
+    const [first, second] = x.writes;
+    if (!second) s.write(first as Buffer);
     else {
       s.cork();
-      s.write(x.bytes);
-      s.write(body);
+      s.write(first as Buffer);
+      s.write(second);
       s.uncork();
     }
   }

@@ -37,19 +37,20 @@ const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
 export const COPY_BODY_MAX = 16 * 1024;
 
 /**
- * What a connection writes for `r`: the head with the body behind it in one
- * buffer (one allocation, one copy of the body, one plain write) when the
- * body is at most {@link COPY_BODY_MAX}; else the head alone, and the body
- * goes in a second, corked write. Throws `bad_request` like {@link requestHead}.
+ * What a connection writes for `r`, in order: one buffer holding the head
+ * and a body of at most {@link COPY_BODY_MAX} behind it (one allocation, one
+ * copy of the body, one plain write); or the head, then a larger body (two
+ * writes, corked). Throws `bad_request` like {@link requestHead}.
  */
-export function requestBytes(r: H1Request, host: string): Buffer {
+export function requestWrites(r: H1Request, host: string): readonly Buffer[] {
   const head = headText(r, host);
   const body = r.body;
-  if (!body || body.length === 0 || body.length > COPY_BODY_MAX) return Buffer.from(head, 'latin1');
+  if (!body || body.length === 0) return [Buffer.from(head, 'latin1')];
+  if (body.length > COPY_BODY_MAX) return [Buffer.from(head, 'latin1'), body];
   const out = Buffer.allocUnsafe(head.length + body.length);
   out.write(head, 0, 'latin1');
   body.copy(out, head.length);
-  return out;
+  return [out];
 }
 
 /** The request head, or `bad_request` when a name, value or the target could split the message. */

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { COPY_BODY_MAX, requestBytes, requestHead } from '../../../gateway/src/upstream/h1-request-head.ts';
+import { COPY_BODY_MAX, requestHead, requestWrites } from '../../../gateway/src/upstream/h1-request-head.ts';
 import { UpstreamFailure } from '../../../gateway/src/upstream/upstream-failure.ts';
 import { call, type ProxyFixture, startProxyFixture } from './proxy-fixture.ts';
 
@@ -112,17 +112,17 @@ describe('proxy: non-ASCII header bytes and targets', () => {
     }
   });
 
-  it('requestBytes: the head with a body up to COPY_BODY_MAX behind it, byte for byte; a larger body is left for a second write', () => {
+  it('requestWrites: the head with a body up to COPY_BODY_MAX behind it in one buffer, byte for byte; a larger body in a second write', () => {
     const req = (body?: Buffer) => ({ method: 'POST', path: '/o', headers: { 'x-a': 'caf\u00e9' }, body });
     for (const n of [0, 1, 2048, COPY_BODY_MAX]) {
       const body = Buffer.alloc(n, 0xe9);
-      assert.deepEqual(requestBytes(req(body), 'h'), Buffer.concat([requestHead(req(body), 'h'), body]), String(n));
+      assert.deepEqual(requestWrites(req(body), 'h'), [Buffer.concat([requestHead(req(body), 'h'), body])], String(n));
     }
     const big = Buffer.alloc(COPY_BODY_MAX + 1, 1);
-    assert.deepEqual(requestBytes(req(big), 'h'), requestHead(req(big), 'h'));
-    assert.deepEqual(requestBytes(req(), 'h'), requestHead(req(), 'h'));
+    assert.deepEqual(requestWrites(req(big), 'h'), [requestHead(req(big), 'h'), big]);
+    assert.deepEqual(requestWrites(req(), 'h'), [requestHead(req(), 'h')]);
     assert.throws(
-      () => requestBytes({ method: 'GET', path: '/', headers: { 'x-a': 'a\rb' } }, 'h'),
+      () => requestWrites({ method: 'GET', path: '/', headers: { 'x-a': 'a\rb' } }, 'h'),
       (e) => e instanceof UpstreamFailure && e.kind === 'bad_request',
     );
   });
