@@ -9,6 +9,8 @@
 import { KcmError } from '../../common/src/errors.ts';
 import { assertKeyId, assertTenantId } from '../../common/src/format/ids.ts';
 import { type Crypto, defaultCrypto, type KeyHandle } from '../../native/index.ts';
+import { noteKeys } from './audit/request-audit.ts';
+import type { RequestContext } from './pipeline/context.ts';
 
 /** The L3 version new ciphertexts use, and its handle. */
 export interface EncryptionKey {
@@ -64,6 +66,22 @@ export interface GatewayKeys {
    * each version's encryption budget, SP 800-38D). Best effort, never throws.
    */
   recordEncryptions?(tenant: string, service: string, version: number, count: number): void;
+}
+
+/**
+ * Reports one L3 use for a request (one fresh L4 wraps every field of it: the
+ * Core's encryption budget, ADR-601) and notes the version for the request's
+ * audit record.
+ */
+export function recordEncryption(
+  ctx: RequestContext,
+  keys: GatewayKeys,
+  tenant: string,
+  keyId: string,
+  keyVersion: number,
+): void {
+  keys.recordEncryptions?.(tenant, keyId, keyVersion, 1);
+  noteKeys(ctx, [{ keyId, keyVersion }]);
 }
 
 /** The encryption key from the cache when it is there (no promise), else `keys.encryptionKey`'s promise. */

@@ -10,7 +10,6 @@ import { KcmError } from '../../../common/src/errors.ts';
 import { MAX_CONTEXT_BYTES } from '../../../common/src/format/envelope.ts';
 import { assertKeyId } from '../../../common/src/format/ids.ts';
 import { hasLoneSurrogate } from '../../../common/src/format/unicode.ts';
-import { noteKeyVersion } from '../audit/request-audit.ts';
 import type { GatewayKeys } from '../gateway-keys.ts';
 import type { GatewayMetrics } from '../metrics/gateway-metrics.ts';
 import { resolveTenant, TENANT_HEADER } from '../pipeline/caller.ts';
@@ -40,21 +39,6 @@ export function objectBody(ctx: RequestContext): Item {
   if (typeof v !== 'object' || v === null || Array.isArray(v))
     throw new KcmError('bad_request', 'body must be a JSON object');
   return v as Item;
-}
-
-/**
- * Reports one L3 use for the request (one fresh L4 wraps every field: the
- * Core's encryption budget, ADR-601) and notes the version for its audit record.
- */
-export function recordEncryption(
-  ctx: RequestContext,
-  keys: GatewayKeys,
-  tenant: string,
-  keyId: string,
-  version: number,
-): void {
-  keys.recordEncryptions?.(tenant, keyId, version, 1);
-  noteKeyVersion(ctx, keyId, version);
 }
 
 /** The tenant of the request (see pipeline/caller.ts). */

@@ -14,10 +14,11 @@
 import { randomFillSync } from 'node:crypto';
 import { encryptFields } from '../../../common/src/crypto/field-cipher.ts';
 import { KcmError } from '../../../common/src/errors.ts';
+import { recordEncryption } from '../gateway-keys.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import { jsonResponse } from '../pipeline/responses.ts';
 import type { Route } from '../pipeline/router.ts';
-import { type ApiOptions, contextOf, keyIdOf, objectBody, recordEncryption, tenantOf } from './api-input.ts';
+import { type ApiOptions, contextOf, keyIdOf, objectBody, tenantOf } from './api-input.ts';
 
 const BITS = new Set([128, 256, 512]);
 

@@ -14,7 +14,7 @@
 import { encryptFields } from '../../../common/src/crypto/field-cipher.ts';
 import { KcmError } from '../../../common/src/errors.ts';
 import { MAX_FIELD_PLAINTEXT } from '../../../common/src/format/envelope.ts';
-import { type EncryptionKey, encryptionKeyOf } from '../gateway-keys.ts';
+import { type EncryptionKey, encryptionKeyOf, recordEncryption } from '../gateway-keys.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import type { Route } from '../pipeline/router.ts';
 import {
@@ -28,7 +28,6 @@ import {
   keyIdOf,
   objectBody,
   plaintextOf,
-  recordEncryption,
   referenceOf,
   respondItems,
   tenantOf,

@@ -24,8 +24,8 @@ export interface OpenedItems {
   plaintexts: (Buffer | undefined)[];
   /** Why items failed (for the audit log only). */
   reasons: string[];
-  /** The L3 versions looked up for these items, as `<key id> v<version>` (the audit record's resource). */
-  keys: string[];
+  /** The L3 versions looked up for these items, each once (the audit record's resource). */
+  keys: FieldKeyRef[];
 }
 
 function refId(r: FieldKeyRef): string {
@@ -63,16 +63,15 @@ export function openItems(
   // Each ciphertext is parsed once: the parse names the keys to fetch and is what gets opened.
   const parsed = parseFieldCiphertexts(tenant, ciphertexts);
   const handles = new Map<string, KeyHandle>();
-  const asked = new Set<string>();
-  const used: string[] = [];
+  // Each L3 version once, in the order the ciphertexts name them.
+  const asked = new Map<string, FieldKeyRef>();
   let pending: Promise<void>[] | undefined;
   for (const group of parsed.groups.values()) {
     const ref = parsed.envelopes[group[0] as number] as FieldKeyRef;
     if (keyId !== undefined && ref.keyId !== keyId) continue;
     const id = refId(ref);
     if (asked.has(id)) continue;
-    asked.add(id);
-    used.push(`${ref.keyId} v${ref.keyVersion}`);
+    asked.set(id, ref);
     const h = decryptionKeyOf(keys, tenant, ref.keyId, ref.keyVersion);
     if (!(h instanceof Promise)) handles.set(id, h);
     else {
@@ -98,7 +97,7 @@ export function openItems(
         errors[i] = itemError(new KcmError('decryption_failed'), referenceOf(items[i] as Item));
       }
     }
-    return { errors, plaintexts, reasons, keys: used };
+    return { errors, plaintexts, reasons, keys: [...asked.values()] };
   };
   return pending ? Promise.all(pending).then(open) : open();
 }

@@ -12,6 +12,7 @@
  */
 import { encryptFields } from '../../../common/src/crypto/field-cipher.ts';
 import { noteKeys } from '../audit/request-audit.ts';
+import { recordEncryption } from '../gateway-keys.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import type { Route } from '../pipeline/router.ts';
 import {
@@ -22,7 +23,6 @@ import {
   itemsOf,
   keyIdOf,
   objectBody,
-  recordEncryption,
   referenceOf,
   respondItems,
   tenantOf,

@@ -43,17 +43,15 @@ import type { Stage } from '../pipeline/stages.ts';
 /** The action of proxy routes with field rules. */
 export const PROXY_ACTION = 'gateway.proxy';
 
-/** Notes that `ctx` used L3 version `version` of `keyId` (the record's resource names it). */
-export function noteKeyVersion(ctx: RequestContext, keyId: string, version: number): void {
-  noteKeys(ctx, [`${keyId} v${version}`]);
-}
-
-/** Notes L3 versions as `<key id> v<version>` texts, each once. */
-export function noteKeys(ctx: RequestContext, keys: readonly string[]): void {
-  if (keys.length === 0) return;
+/** Notes that `ctx` used these L3 versions (the record's resource names them, each once, as `<key id> v<version>`). */
+export function noteKeys(ctx: RequestContext, refs: readonly { keyId: string; keyVersion: number }[]): void {
+  if (refs.length === 0) return;
   const list = ctx.auditKeys ?? [];
   ctx.auditKeys = list;
-  for (const k of keys) if (!list.includes(k)) list.push(k);
+  for (const r of refs) {
+    const k = `${r.keyId} v${r.keyVersion}`;
+    if (!list.includes(k)) list.push(k);
+  }
 }
 
 /** Where audit records go: AuditLog's group-commit append (durable when the promise resolves). */

@@ -28,8 +28,7 @@
  *   h1-parser.ts never yields) is refused like any other unreadable body.
  */
 import { type ErrorCode, KcmError } from '../../../common/src/errors.ts';
-import { noteKeyVersion } from '../audit/request-audit.ts';
-import type { GatewayKeys } from '../gateway-keys.ts';
+import { type GatewayKeys, recordEncryption } from '../gateway-keys.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import { checkJsonBody, scanCheckedBody } from '../pipeline/json-body.ts';
 import { nativeTargets } from '../pipeline/json-targets.ts';
@@ -104,8 +103,7 @@ export async function encryptRequestBody(
   proxyState(ctx).body = report.body;
   // The received bytes hold the plaintext: wipe them now that the ciphertext body exists.
   raw.fill(0);
-  keys.recordEncryptions?.(tenant, route.keyId, report.keyVersion, 1);
-  noteKeyVersion(ctx, route.keyId, report.keyVersion);
+  recordEncryption(ctx, keys, tenant, route.keyId, report.keyVersion);
 }
 
 /** The route with every response rule's onMissing set to skip (for non-2xx answers), cached. */
