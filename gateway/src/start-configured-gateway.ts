@@ -88,10 +88,9 @@ function openHsm(hsm: NonNullable<GatewayFileConfig['hsm']>, crypto: Crypto): Hs
 /** How long a closing gateway waits for the requests its close cut short to write their audit records. */
 const AUDIT_SETTLE_MS = 2000;
 
-/** The audit log and its alerter (rate-limited: a client must not be able to flood the log with alerts). */
+/** The audit log; `close` closes it and its alerter (rate-limited: a client must not be able to flood the log with alerts). */
 interface GatewayAudit {
   log: AuditLog;
-  alerter: Alerter;
   close(): Promise<void>;
 }
 
@@ -104,14 +103,9 @@ function openAudit(a: GatewayFileConfig['audit'], log: (m: string) => void): Gat
   const alerter = new Alerter({ log: (l) => log(`audit alert: ${l}`) });
   let l: AuditLog;
   try {
-    l = new AuditLog({
-      path: a.file,
-      ...(a.keyFile ? { keyFile: a.keyFile } : {}),
-      fsync: a.fsync,
-      ...(a.checkpointEvery !== undefined ? { checkpointEvery: a.checkpointEvery } : {}),
-      ...(a.checkpointIntervalMs !== undefined ? { checkpointIntervalMs: a.checkpointIntervalMs } : {}),
-      alerter,
-    });
+    // The config's optional fields are present only when set (gateway-config.ts), as AuditLog wants them.
+    const { file, ...options } = a;
+    l = new AuditLog({ path: file, ...options, alerter });
   } catch (err) {
     void alerter.close();
     throw err;
@@ -119,7 +113,6 @@ function openAudit(a: GatewayFileConfig['audit'], log: (m: string) => void): Gat
   log(`audit log ${a.file}; checkpoint public key ${l.publicKey}`);
   return {
     log: l,
-    alerter,
     async close() {
       try {
         l.close();
