@@ -165,9 +165,8 @@ function targetOf(url: URL): UpstreamTarget {
   return t;
 }
 
-/** The upstream path: the upstream URL's path prefix (no trailing /) + the request path + its query. */
-export function upstreamPath(upstream: Upstream, ctx: RequestContext): string {
-  const base = targetOf(upstream.url).base;
+/** The upstream path: the upstream URL's path prefix (`base`, no trailing /) + the request path + its query. */
+function upstreamPath(base: string, ctx: RequestContext): string {
   return ctx.query ? `${base}${ctx.path}?${ctx.query}` : `${base}${ctx.path}`;
 }
 
@@ -220,9 +219,10 @@ export async function forward(
   // Registered for the exchange only, and unregistered after it: nothing of it outlives the request.
   const off = ctx.onAbort(() => stop?.());
   try {
-    const res = await pools.pool(targetOf(upstream.url).origin).request({
+    const target = targetOf(upstream.url);
+    const res = await pools.pool(target.origin).request({
       method: ctx.method,
-      path: upstreamPath(upstream, ctx),
+      path: upstreamPath(target.base, ctx),
       headers: upstreamRequestHeaders(ctx, o),
       body,
       onAbort: (abort) => {
