@@ -126,12 +126,15 @@ async function main(): Promise<number> {
         await start('bare-forward', () =>
           startServe('bare-forward', 'bare-forward', cpu, { args: ['--upstream', String(app.ports.http)] }),
         );
-        const p = await startProxy(app.ports.http as number, join(tmp, 'proxy'), cpu);
-        if (p.server) servers.set('proxy', p.server);
-        else missing.set('proxy', p.skip ?? 'proxy did not start');
-        const pa = await startProxy(app.ports.http as number, join(tmp, 'proxy-audit'), cpu, { audit: true });
-        if (pa.server) servers.set('proxy-audit', pa.server);
-        else missing.set('proxy-audit', pa.skip ?? 'proxy with an audit log did not start');
+        // The gateway proxy, and the same proxy writing its audit log.
+        for (const [name, audit] of [
+          ['proxy', false],
+          ['proxy-audit', true],
+        ] as const) {
+          const p = await startProxy(app.ports.http as number, join(tmp, name), cpu, { audit });
+          if (p.server) servers.set(name, p.server);
+          else missing.set(name, p.skip ?? `${name} did not start`);
+        }
       } else missing.set('proxy', 'sample app did not start');
     } else {
       await start('gw-native', () =>
