@@ -18,11 +18,11 @@ import { KcmError } from '../../../common/src/errors.ts';
 import { auditEventOf } from '../../../gateway/src/audit/request-audit.ts';
 import { gatewayConfig } from '../../../gateway/src/gateway-config.ts';
 import { LocalGatewayKeys } from '../../../gateway/src/gateway-keys.ts';
-import { loadPolicies } from '../../../gateway/src/policy/policy-loader.ts';
 import { proxyMatcher } from '../../../gateway/src/proxy/proxy-routes.ts';
 import { startConfiguredGateway } from '../../../gateway/src/start-configured-gateway.ts';
 import { UpstreamPools, upstreamOptions } from '../../../gateway/src/upstream/upstream-pools.ts';
 import { type Fixture, postJson, startFixture } from '../api/gateway-fixture.ts';
+import { policySetOf } from '../proxy/proxy-fixture.ts';
 
 const MARKER = 'AUDIT-MARKER-4111-1111-1111-1111';
 
@@ -254,28 +254,24 @@ describe('auditEventOf', () => {
 
 describe('which proxy routes are audited', () => {
   it('a route with field rules (either direction) is `gateway.proxy`; a pass-through route is not audited', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'okcm-audit-routes-'));
     const pools = new UpstreamPools(upstreamOptions({}));
     try {
-      writeFileSync(
-        join(dir, 'a.routes.json'),
-        JSON.stringify({
-          id: 'audit',
-          key: 'orders',
-          upstreams: { app: 'http://127.0.0.1:1' },
-          defaults: {
-            tenant: { from: 'header', header: 'x-tenant-id', trustedPeers: ['127.0.0.1'] },
-            readers: { identities: ['billing'], others: 'mask' },
-          },
-          routes: [
-            { method: 'POST', path: '/in', upstream: 'app', request: [{ select: '$.a' }] },
-            { method: 'GET', path: '/out', upstream: 'app', response: [{ select: '$.a' }] },
-            { method: 'GET', path: '/raw', upstream: 'app' },
-          ],
-        }),
-      );
+      const policies = policySetOf({
+        id: 'audit',
+        key: 'orders',
+        upstreams: { app: 'http://127.0.0.1:1' },
+        defaults: {
+          tenant: { from: 'header', header: 'x-tenant-id', trustedPeers: ['127.0.0.1'] },
+          readers: { identities: ['billing'], others: 'mask' },
+        },
+        routes: [
+          { method: 'POST', path: '/in', upstream: 'app', request: [{ select: '$.a' }] },
+          { method: 'GET', path: '/out', upstream: 'app', response: [{ select: '$.a' }] },
+          { method: 'GET', path: '/raw', upstream: 'app' },
+        ],
+      });
       const keys = new LocalGatewayKeys();
-      const m = proxyMatcher({ policies: loadPolicies(dir), keys, pools });
+      const m = proxyMatcher({ policies, keys, pools });
       keys.close();
       assert.deepEqual(
         m.routes.map((r) => [r.pattern, r.audit]),
@@ -287,7 +283,6 @@ describe('which proxy routes are audited', () => {
       );
     } finally {
       await pools.close(true);
-      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -6,19 +6,15 @@
  * when SoftHSM is not installed, except under CI=true.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Agent, request } from 'undici';
 import { decryptFields } from '../../../common/src/crypto/field-cipher.ts';
 import { LocalGatewayKeys } from '../../../gateway/src/gateway-keys.ts';
 import { type GatewayServer, startGateway } from '../../../gateway/src/gateway-server.ts';
 import { HsmBackend } from '../../../gateway/src/hsm/hsm-backend.ts';
-import { loadPolicies } from '../../../gateway/src/policy/policy-loader.ts';
 import { defaultCrypto } from '../../../native/index.ts';
 import { createSoftHsmToken, type SoftHsmToken, softHsmSkip } from '../../support/softhsm.ts';
-import { startUpstreams, type Upstreams } from '../proxy/proxy-fixture.ts';
+import { policySetOf, startUpstreams, type Upstreams } from '../proxy/proxy-fixture.ts';
 
 const CARD = '4111 1111 1111 1111';
 
@@ -63,10 +59,7 @@ describe('pkcs11 backend in the gateway (SoftHSM2)', { skip: softHsmSkip() }, ()
       crypto: defaultCrypto(),
     });
     up = await startUpstreams();
-    const dir = mkdtempSync(join(tmpdir(), 'okcm-hsm-'));
-    writeFileSync(join(dir, 'hsm.routes.json'), JSON.stringify(policy()));
-    const policies = loadPolicies(dir);
-    rmSync(dir, { recursive: true, force: true });
+    const policies = policySetOf(policy(), 'hsm');
     keys = new LocalGatewayKeys();
     gw = await startGateway({
       keys,

@@ -11,16 +11,12 @@
  * normalise the path first.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseEnvelope } from '../../../common/src/format/envelope.ts';
-import { loadPolicies } from '../../../gateway/src/policy/policy-loader.ts';
 import { type Fixture, startFixture } from '../api/gateway-fixture.ts';
-import { startUpstreams, type Upstreams } from './proxy-fixture.ts';
+import { policySetOf, startUpstreams, type Upstreams } from './proxy-fixture.ts';
 
 const CARD = '4111111111111111';
 const BODY = JSON.stringify({ card: CARD, note: 'n' });
@@ -140,12 +136,10 @@ describe('odd paths of an encrypting route', () => {
 
   before(async () => {
     up = await startUpstreams();
-    const dir = mkdtempSync(join(tmpdir(), 'okcm-paths-'));
     const app = `http://127.0.0.1:${up.appPort}`;
     const card = [{ select: '$.card', field: 'card' }];
-    writeFileSync(
-      join(dir, 'paths.routes.json'),
-      JSON.stringify({
+    const policies = policySetOf(
+      {
         id: 'paths',
         key: 'orders',
         defaults: { tenant: { from: 'header', header: 'x-tenant-id', trustedPeers: ['127.0.0.1', '::1'] } },
@@ -156,10 +150,9 @@ describe('odd paths of an encrypting route', () => {
           { method: '*', path: '/static/*', upstream: app },
           { method: '*', path: '/*', upstream: app },
         ],
-      }),
+      },
+      'paths',
     );
-    const policies = loadPolicies(dir);
-    rmSync(dir, { recursive: true, force: true });
     f = await startFixture({ log: () => {}, proxy: { policies } });
     const uws = f.gw.ports.uws as number;
     const plain = f.gw.ports.h2Plain as number;

@@ -18,7 +18,7 @@ import { gzipSync } from 'node:zlib';
 import { Agent, request } from 'undici';
 import { LocalGatewayKeys } from '../../../gateway/src/gateway-keys.ts';
 import { type GatewayConfig, type GatewayServer, startGateway } from '../../../gateway/src/gateway-server.ts';
-import { loadPolicies } from '../../../gateway/src/policy/policy-loader.ts';
+import { loadPolicies, type PolicySet } from '../../../gateway/src/policy/policy-loader.ts';
 import type { UpstreamOptions } from '../../../gateway/src/upstream/upstream-pools.ts';
 
 export interface Received {
@@ -181,6 +181,20 @@ export interface ProxyFixture {
 }
 
 /**
+ * The PolicySet of one policy document, loaded as the gateway loads it: from
+ * `<name>.routes.json` in a temporary directory, removed again.
+ */
+export function policySetOf(doc: unknown, name = 'test'): PolicySet {
+  const dir = mkdtempSync(join(tmpdir(), 'okcm-policy-'));
+  try {
+    writeFileSync(join(dir, `${name}.routes.json`), JSON.stringify(doc));
+    return loadPolicies(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
  * Starts the fixture. `o.upstream` replaces the upstream deadlines the fault
  * tests use (300 ms headers and body, 500 ms connect).
  */
@@ -189,10 +203,7 @@ export async function startProxyFixture(
   o: { upstream?: Partial<UpstreamOptions> } = {},
 ): Promise<ProxyFixture> {
   const up = await startUpstreams();
-  const dir = mkdtempSync(join(tmpdir(), 'okcm-proxy-'));
-  writeFileSync(join(dir, 'test.routes.json'), JSON.stringify(testPolicy()));
-  const policies = loadPolicies(dir);
-  rmSync(dir, { recursive: true, force: true });
+  const policies = policySetOf(testPolicy());
   const keys = new LocalGatewayKeys();
   const logs: string[] = [];
   const gw = await startGateway({

@@ -16,17 +16,15 @@
  * - the response transform itself refuses content in a bodiless answer.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { KcmError } from '../../../common/src/errors.ts';
 import type { RequestContext } from '../../../gateway/src/pipeline/context.ts';
 import { StaticKeyProvider } from '../../../gateway/src/pipeline/key-provider.ts';
-import { loadPolicies, type PolicySet } from '../../../gateway/src/policy/policy-loader.ts';
+import type { PolicySet } from '../../../gateway/src/policy/policy-loader.ts';
 import { decryptResponseBody } from '../../../gateway/src/proxy/proxy-transforms.ts';
 import { type Fixture, startFixture } from '../api/gateway-fixture.ts';
+import { policySetOf } from './proxy-fixture.ts';
 
 const CARD = '{"card":{"number":"4111 1111 1111 111"}}';
 const json = (status: string, body: string) =>
@@ -73,35 +71,26 @@ async function rawUpstream(): Promise<{ server: net.Server; port: number; connec
 }
 
 function policies(): PolicySet {
-  const dir = mkdtempSync(join(tmpdir(), 'okcm-framing-'));
-  try {
-    writeFileSync(
-      join(dir, 'test.routes.json'),
-      JSON.stringify({
-        id: 'framing',
-        key: 'orders',
-        upstreams: { app: 'http://127.0.0.1:1' },
-        defaults: {
-          tenant: { from: 'header', header: 'x-tenant-id', trustedPeers: ['127.0.0.1'] },
-          readers: { identities: ['billing'], roles: [], others: 'mask' },
-        },
-        routes: [
-          { method: '*', path: '/raw/*', upstream: 'app' },
-          { method: 'GET', path: '/dec/*', upstream: 'app', response: [{ select: '$.card.number' }] },
-          {
-            method: 'GET',
-            path: '/many/*',
-            upstream: 'app',
-            limits: { maxFields: 2 },
-            response: [{ select: '$.items[*].n' }],
-          },
-        ],
-      }),
-    );
-    return loadPolicies(dir);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  return policySetOf({
+    id: 'framing',
+    key: 'orders',
+    upstreams: { app: 'http://127.0.0.1:1' },
+    defaults: {
+      tenant: { from: 'header', header: 'x-tenant-id', trustedPeers: ['127.0.0.1'] },
+      readers: { identities: ['billing'], roles: [], others: 'mask' },
+    },
+    routes: [
+      { method: '*', path: '/raw/*', upstream: 'app' },
+      { method: 'GET', path: '/dec/*', upstream: 'app', response: [{ select: '$.card.number' }] },
+      {
+        method: 'GET',
+        path: '/many/*',
+        upstream: 'app',
+        limits: { maxFields: 2 },
+        response: [{ select: '$.items[*].n' }],
+      },
+    ],
+  });
 }
 
 /** Sends `bytes` on a new connection; everything read until the server closes or `ms` pass (Latin-1). */
