@@ -59,7 +59,7 @@ export interface AuditAppender {
   append(e: AuditEvent): Promise<void>;
 }
 
-/** The caller as the record names it: its certificate CN, or `peer <address>` for a trusted peer. */
+/** The caller as the record names it (the forms of the file comment: CN, `peer …`, `peer … for …`, `unidentified …`). */
 function actorOf(ctx: RequestContext): string | undefined {
   const c = ctx.caller;
   if (!c) return ctx.peer.address ? `unidentified ${ctx.peer.address}` : undefined;
