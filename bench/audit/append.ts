@@ -1,11 +1,14 @@
 /**
  * Audit log append throughput (records/s): synchronous `record()` and group
  * commit `append()` with N concurrent producers, with and without fdatasync,
- * on a temp file. Run: node --import tsx bench/audit/append.ts [seconds per case]
+ * on a temp file, and how long the event loop was held meanwhile (p99 of
+ * `monitorEventLoopDelay`: what every other request of the process waits).
+ * Run: node --import tsx bench/audit/append.ts [seconds per case]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { AuditLog } from '../../common/src/audit/audit-log.ts';
 import { verifyAuditLog } from '../../common/src/audit/audit-verifier.ts';
 
@@ -23,6 +26,8 @@ async function run(name: string, fsync: boolean, mode: 'sync' | number): Promise
   const dir = mkdtempSync(join(tmpdir(), 'kcm-audit-bench-'));
   const path = join(dir, 'audit.jsonl');
   const log = new AuditLog({ path, fsync, checkpointEvery: 1000, checkpointIntervalMs: 0 });
+  const delay = monitorEventLoopDelay({ resolution: 1 });
+  delay.enable();
   const end = performance.now() + seconds * 1000;
   let n = 0;
   const t0 = performance.now();
@@ -41,11 +46,12 @@ async function run(name: string, fsync: boolean, mode: 'sync' | number): Promise
     await Promise.all(Array.from({ length: mode }, producer));
   }
   const secs = (performance.now() - t0) / 1000;
+  delay.disable();
   log.close();
   const v = verifyAuditLog(path, { publicKey: log.publicKey });
   const batch = mode === 'sync' ? 1 : n / Math.max(1, log.stats.batches);
   console.log(
-    `${name.padEnd(44)} ${String(Math.round(n / secs)).padStart(8)} records/s  (mean batch ${batch.toFixed(1)}, verify ${v.ok ? 'ok' : 'FAILED'})`,
+    `${name.padEnd(44)} ${String(Math.round(n / secs)).padStart(8)} records/s  (mean batch ${batch.toFixed(1)}, event-loop delay p99 ${(delay.percentile(99) / 1e6).toFixed(2)} ms, verify ${v.ok ? 'ok' : 'FAILED'})`,
   );
   rmSync(dir, { recursive: true, force: true });
 }

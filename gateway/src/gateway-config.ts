@@ -76,7 +76,14 @@ export interface AuditFileConfig {
   fsync: boolean;
   checkpointEvery?: number;
   checkpointIntervalMs?: number;
+  /** Rotate to a new segment `<file>.NNNNNN` at this size (default 128 MiB; one record per request adds up). */
+  rotateBytes: number;
+  /** Rotated segments kept, the oldest removed beyond (default: all; archive or ship them first). */
+  keepSegments?: number;
 }
+
+/** Default size at which the gateway's audit log rotates. */
+export const AUDIT_ROTATE_BYTES = 128 * 1024 * 1024;
 
 export interface GatewayFileConfig {
   /** In-process development keys (LocalGatewayKeys) instead of a Core; only with KCM_DEV=1. */
@@ -264,15 +271,26 @@ function audit(v: unknown, path: (p: string) => string): AuditFileConfig {
   const a =
     typeof v === 'string'
       ? { file: v }
-      : obj(v, 'audit', ['file', 'keyFile', 'fsync', 'checkpointEvery', 'checkpointIntervalMs']);
+      : obj(v, 'audit', [
+          'file',
+          'keyFile',
+          'fsync',
+          'checkpointEvery',
+          'checkpointIntervalMs',
+          'rotateBytes',
+          'keepSegments',
+        ]);
   const every = optInt(a.checkpointEvery, 'audit.checkpointEvery', 1, 1_000_000);
   const interval = optInt(a.checkpointIntervalMs, 'audit.checkpointIntervalMs', 0, 86_400_000);
+  const keep = optInt(a.keepSegments, 'audit.keepSegments', 1, 1_000_000);
   return {
     file: path(str(a.file, 'audit.file')),
     ...(a.keyFile !== undefined ? { keyFile: path(str(a.keyFile, 'audit.keyFile')) } : {}),
     fsync: a.fsync === undefined ? true : bool(a.fsync, 'audit.fsync'),
     ...(every !== undefined ? { checkpointEvery: every } : {}),
     ...(interval !== undefined ? { checkpointIntervalMs: interval } : {}),
+    rotateBytes: optInt(a.rotateBytes, 'audit.rotateBytes', 4096, 2 ** 40) ?? AUDIT_ROTATE_BYTES,
+    ...(keep !== undefined ? { keepSegments: keep } : {}),
   };
 }
 

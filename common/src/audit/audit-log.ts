@@ -6,21 +6,48 @@
  *
  * Two ways to append, both durable (written and, by default, fdatasync'ed)
  * before they report success:
- * - `record(e)`: synchronous, for the Core's admin path (it is an AuditSink);
- * - `append(e)`: group commit for hot paths; resolves when the batch holding
- *   it is written, one write and one fdatasync per event-loop turn.
- * Lines are chained at write time, in call order, so both may be mixed.
+ * - `record(e)`: synchronous, for the Core's admin path (it is an AuditSink):
+ *   write and fdatasync on the calling thread;
+ * - `append(e)`: group commit for hot paths: one write per event-loop turn
+ *   (synchronous, so lines keep call order), then one fdatasync on libuv's
+ *   thread pool for every write made since the last one began. The promise
+ *   resolves once an fdatasync that began after its write has succeeded; the
+ *   event loop never waits for the disk.
+ * Lines are chained at write time, in call order, so both may be mixed (a
+ * `record()` also makes every earlier `append` durable).
  *
- * Fail closed without freezing: a write error makes the appends of that
- * batch fail with KcmError `audit_unavailable` (callers answer 503) and raises
- * an `audit.failure` alert; the next append reopens the file, removes any
- * partial line of the failed write, checks the last good line is still in
- * place and carries on. Exporters get each durable line through `onDurable`,
- * which must not block (see OtlpShipper).
+ * Fail closed without freezing: a failed write or fdatasync makes every
+ * record not yet durable fail with KcmError `audit_unavailable` (callers
+ * answer 503) and raises an `audit.failure` alert; the chain steps back to the
+ * last durable line and the file is cut back to it (now, or by the next
+ * append's reopen, which also checks the last good line is still in place).
+ * Exporters get each durable line through `onDurable`, in order, which must
+ * not block (see OtlpShipper); the head file only ever names a durable
+ * checkpoint.
+ *
+ * Rotation (`rotateBytes`): once the file reaches the size, the next write
+ * first closes it with a signed `close` checkpoint, renames it (and its head
+ * file) to the next segment `<path>.NNNNNN` and starts a new log whose
+ * genesis names that checkpoint's hash, so the segments form one chain
+ * (log-segments.ts); `keepSegments` removes the oldest beyond a count.
  */
 
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fdatasyncSync, fstatSync, ftruncateSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  existsSync,
+  fdatasync,
+  fdatasyncSync,
+  fstatSync,
+  fsyncSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { dirname } from 'node:path';
 import type { AlertSink } from '../alerts/alert-types.ts';
 import { KcmError } from '../errors.ts';
@@ -29,6 +56,7 @@ import type { ChainPosition } from './chain-checker.ts';
 import { CheckpointSigner, errnoOf } from './checkpoint-signer.ts';
 import { writeHeadFile } from './head-file.ts';
 import { resumeLog, tailMatches } from './log-resume.ts';
+import { lastLineOf, listSegments, nextSegmentNumber, segmentPath } from './log-segments.ts';
 import {
   type AuditLine,
   type CheckpointReason,
@@ -55,6 +83,10 @@ export interface AuditLogOptions {
   checkpointIntervalMs?: number;
   /** fdatasync after every write (default true). False survives a process crash, not a power loss. */
   fsync?: boolean;
+  /** Rotate to a new segment once the file holds this many bytes (4 KiB–1 TiB; default: never). */
+  rotateBytes?: number;
+  /** Keep this many rotated segments, removing the oldest (1–1,000,000; default: keep all). */
+  keepSegments?: number;
   /** Gets `audit.failure` and `audit.redacted` alerts. */
   alerter?: AlertSink;
   /** Called with the lines of each durable write, in order (exporters, e.g. OtlpShipper.enqueue). Must not block. */
@@ -75,23 +107,56 @@ interface Pending {
   reject: (err: unknown) => void;
 }
 
+/** Where the chain stands after a write: what the next line chains from. */
+interface ChainState {
+  pos: ChainPosition;
+  size: number;
+  lastLine: Buffer;
+  sinceCheckpoint: number;
+}
+
+/** A write not yet durable, and what to do once it is. */
+interface Unsynced {
+  /** Write number (1, 2, …): an fdatasync begun after write n covers every write ≤ n. */
+  id: number;
+  lines: DurableLine[];
+  /** The checkpoint line it holds, for the head file. */
+  checkpoint: string | null;
+  waiters: readonly Pending[];
+  after: ChainState;
+}
+
+/** How a commit becomes durable: fdatasync on this thread, or on the thread pool. */
+type SyncMode = 'now' | 'background';
+
 const noop = (): void => {};
 
 export class AuditLog implements AuditSink {
   readonly path: string;
   readonly headPath: string;
   readonly publicKey: string;
-  /** Counters: lines written, failed writes, redacted fields, group-commit batches, head file failures. */
-  readonly stats = { lines: 0, writeFailures: 0, redacted: 0, batches: 0, headFailures: 0 };
+  /** Counters: lines written, failed writes, redacted fields, group-commit batches, head file failures, rotations, segments removed. */
+  readonly stats = { lines: 0, writeFailures: 0, redacted: 0, batches: 0, headFailures: 0, rotations: 0, removed: 0 };
   readonly #o: AuditLogOptions;
   readonly #signer: CheckpointSigner;
   readonly #ownsSigner: boolean;
   readonly #every: number;
+  readonly #rotateBytes: number | undefined;
+  readonly #keep: number | undefined;
+  /** File size at which the next write rotates first (pushed on after a failed rotation). */
+  #rotateAt: number;
   #fd: number | null;
   #pos: ChainPosition;
   #size: number;
   #lastLine: Buffer;
   #sinceCheckpoint = 0;
+  /** The chain as of the newest durable line: where a failed write or fdatasync steps back to. */
+  #durable!: ChainState;
+  /** Writes not yet durable, oldest first. */
+  #unsynced: Unsynced[] = [];
+  #writes = 0;
+  /** Token of the fdatasync in flight on the thread pool (null: none); a completion with another token is stale. */
+  #inFlight: object | null = null;
   #broken = false;
   #closed = false;
   #queue: Pending[] = [];
@@ -111,6 +176,10 @@ export class AuditLog implements AuditSink {
     this.headPath = `${o.path}.head`;
     this.#every = intOption('checkpointEvery', o.checkpointEvery, 1, 1_000_000, 1000);
     const interval = intOption('checkpointIntervalMs', o.checkpointIntervalMs, 0, 86_400_000, 10_000);
+    this.#rotateBytes =
+      o.rotateBytes === undefined ? undefined : intOption('rotateBytes', o.rotateBytes, 4096, 2 ** 40, 0);
+    this.#rotateAt = this.#rotateBytes ?? Number.POSITIVE_INFINITY;
+    this.#keep = o.keepSegments === undefined ? undefined : intOption('keepSegments', o.keepSegments, 1, 1_000_000, 0);
     try {
       mkdirSync(dirname(o.path), { recursive: true, mode: 0o700 });
       this.#fd = openSync(o.path, constants.O_RDWR | constants.O_APPEND | constants.O_CREAT, 0o600);
@@ -132,13 +201,14 @@ export class AuditLog implements AuditSink {
     }
     const lines: string[] = [];
     if (this.#size === 0) {
-      const logId = randomBytes(16).toString('hex');
-      const g = sealLine(genesisBody(this.#time(), logId, this.publicKey), GENESIS_PREV);
+      // A new log beside rotated segments continues the newest (a crash between a rotation's renames).
+      const g = this.#genesis(this.#previousSegmentHash());
       lines.push(g.line);
-      this.#pos = { nextSeq: 1, prev: g.hash, logId, events: 0 };
+      this.#pos = g.pos;
     }
+    this.#durable = this.#state();
     try {
-      this.#commit([], 'open', lines);
+      this.#commit([], 'now', 'open', lines);
     } catch (err) {
       if (this.#fd !== null) closeSync(this.#fd);
       this.#fd = null;
@@ -160,6 +230,13 @@ export class AuditLog implements AuditSink {
     return this.#pos.nextSeq;
   }
 
+  /** Records written but not yet durable (waiting for their fdatasync). */
+  get pendingSync(): number {
+    let n = 0;
+    for (const u of this.#unsynced) n += u.waiters.length;
+    return n;
+  }
+
   /**
    * Appends one record synchronously (together with any queued `append`s,
    * before it), durable on return. Throws KcmError `audit_invalid_record` on a
@@ -168,14 +245,15 @@ export class AuditLog implements AuditSink {
   record(e: AuditEvent): void {
     const p = this.#prepare(e, noop, noop);
     this.#queue.push(p);
-    this.#flush(true);
+    this.#flush('now');
   }
 
   /**
    * Queues one record for the next group commit (one write per event-loop
-   * turn); resolves once it is durable. Rejects with `audit_unavailable` when
-   * that write fails or the log is closed, with `audit_invalid_record` on a
-   * malformed field (then nothing is queued).
+   * turn, then an fdatasync off the event loop); resolves once it is durable.
+   * Rejects with `audit_unavailable` when that write or fdatasync fails or the
+   * log is closed, with `audit_invalid_record` on a malformed field (then
+   * nothing is queued).
    */
   append(e: AuditEvent): Promise<void> {
     return new Promise<void>((resolve, reject) => {
@@ -184,7 +262,7 @@ export class AuditLog implements AuditSink {
         this.#scheduled = true;
         setImmediate(() => {
           this.#scheduled = false;
-          this.#flush(false);
+          this.#flush('background');
         });
       }
     });
@@ -193,8 +271,8 @@ export class AuditLog implements AuditSink {
   /** Writes a checkpoint now (if events are unsigned). Throws `audit_unavailable` when it cannot be written. */
   checkpoint(): void {
     if (this.#closed) throw new KcmError('audit_unavailable', 'the audit log is closed');
-    this.#flush(true);
-    if (this.#sinceCheckpoint > 0) this.#commit([], 'periodic');
+    this.#flush('now');
+    if (this.#sinceCheckpoint > 0) this.#commit([], 'now', 'periodic');
   }
 
   /**
@@ -206,10 +284,11 @@ export class AuditLog implements AuditSink {
     if (this.#closed) return;
     clearInterval(this.#timer);
     try {
-      this.#flush(true);
-      this.#commit([], 'close');
+      this.#flush('now');
+      this.#commit([], 'now', 'close');
     } finally {
       this.#closed = true;
+      this.#inFlight = null;
       if (this.#fd !== null) closeSync(this.#fd);
       this.#fd = null;
       if (this.#ownsSigner) this.#signer.destroy();
@@ -234,28 +313,30 @@ export class AuditLog implements AuditSink {
     return { fields, time: this.#time(), resolve, reject };
   }
 
-  /** Writes every queued record in one write. Synchronous callers get the error thrown. */
-  #flush(rethrow: boolean): void {
+  /** Writes every queued record in one write. Synchronous callers (`now`) get the error thrown. */
+  #flush(mode: SyncMode): void {
     if (this.#queue.length === 0) return;
+    if (this.#size >= this.#rotateAt) this.#rotate();
     const batch = this.#queue;
     this.#queue = [];
     try {
-      this.#commit(batch);
+      this.#commit(batch, mode);
       this.stats.batches++;
     } catch (err) {
       for (const p of batch) p.reject(err);
-      if (rethrow) throw err;
-      return;
+      if (mode === 'now') throw err;
     }
-    for (const p of batch) p.resolve();
   }
 
   /**
    * Chains `batch` (after any `pre` lines) from the current position, adds a
    * checkpoint when one is due or `force` names one, writes it all at once and
-   * only then advances the position. Throws `audit_unavailable`.
+   * only then advances the position. Its records resolve, its checkpoint goes
+   * to the head file and its lines to `onDurable` once it is durable: at once
+   * with `now` (or without fsync), else when a background fdatasync covers it.
+   * Throws `audit_unavailable` (a failed write, or fdatasync with `now`).
    */
-  #commit(batch: readonly Pending[], force?: CheckpointReason, pre: string[] = []): void {
+  #commit(batch: readonly Pending[], mode: SyncMode, force?: CheckpointReason, pre: string[] = []): void {
     if (this.#closed) throw new KcmError('audit_unavailable', 'the audit log is closed');
     const pos = { ...this.#pos };
     const lines = [...pre];
@@ -272,26 +353,10 @@ export class AuditLog implements AuditSink {
     let checkpoint: string | null = null;
     const reason: CheckpointReason | undefined = force ?? (since >= this.#every ? 'periodic' : undefined);
     if (reason) {
-      const time = this.#time();
-      const logId = pos.logId ?? '';
-      const unsigned = checkpointBody(pos.nextSeq, time, logId, reason, pos.events);
-      const sig = this.#signer.sign(checkpointSigningInput(pos.prev, unsigned));
-      const sealed = sealLine(checkpointBody(pos.nextSeq, time, logId, reason, pos.events, sig), pos.prev);
-      checkpoint = sealed.line;
-      lines.push(checkpoint);
-      objs.push({
-        type: 'checkpoint',
-        seq: pos.nextSeq,
-        time,
-        logId,
-        reason,
-        events: pos.events,
-        sig,
-        prev: pos.prev,
-        hash: sealed.hash,
-      });
-      pos.nextSeq++;
-      pos.prev = sealed.hash;
+      const c = this.#checkpointLine(pos, reason);
+      checkpoint = c.line;
+      lines.push(c.line);
+      objs.push(c.record);
     }
     if (lines.length === 0) return;
     const buf = Buffer.from(`${lines.join('\n')}\n`, 'utf8');
@@ -299,28 +364,234 @@ export class AuditLog implements AuditSink {
     this.#pos = pos;
     this.#sinceCheckpoint = reason ? 0 : since;
     this.#lastLine = Buffer.from(`${lines.at(-1)}\n`, 'utf8');
-    this.stats.lines += lines.length;
-    if (checkpoint) this.#updateHead(checkpoint);
-    if (this.#o.onDurable) {
+    this.#unsynced.push({
+      id: ++this.#writes,
+      lines: lines.map((line, i) => ({ line, record: objs[i] as AuditLine })),
+      checkpoint,
+      waiters: batch,
+      after: this.#state(),
+    });
+    if (this.#o.fsync === false) this.#settle(this.#writes);
+    else if (mode === 'now') this.#syncNow();
+    else this.#syncInBackground();
+  }
+
+  /** A signed checkpoint line at `pos`, which it advances past the line. */
+  #checkpointLine(pos: ChainPosition, reason: CheckpointReason): DurableLine {
+    const time = this.#time();
+    const logId = pos.logId ?? '';
+    const unsigned = checkpointBody(pos.nextSeq, time, logId, reason, pos.events);
+    const sig = this.#signer.sign(checkpointSigningInput(pos.prev, unsigned));
+    const sealed = sealLine(checkpointBody(pos.nextSeq, time, logId, reason, pos.events, sig), pos.prev);
+    const record: AuditLine = {
+      type: 'checkpoint',
+      seq: pos.nextSeq,
+      time,
+      logId,
+      reason,
+      events: pos.events,
+      sig,
+      prev: pos.prev,
+      hash: sealed.hash,
+    };
+    pos.nextSeq++;
+    pos.prev = sealed.hash;
+    return { line: sealed.line, record };
+  }
+
+  /** A genesis line with a new log id (continuing the segment whose last hash is `previous`), and the position after it. */
+  #genesis(previous: string | undefined): { line: string; pos: ChainPosition } {
+    const logId = randomBytes(16).toString('hex');
+    const g = sealLine(genesisBody(this.#time(), logId, this.publicKey, previous), GENESIS_PREV);
+    return { line: g.line, pos: { nextSeq: 1, prev: g.hash, logId, events: 0 } };
+  }
+
+  /** The hash of the newest rotated segment's last line, if there is one to continue. */
+  #previousSegmentHash(): string | undefined {
+    const newest = listSegments(this.path).at(-1);
+    if (!newest) return undefined;
+    try {
+      const line = lastLineOf(newest.path);
+      if (line) return parseLine(line).parsed.hash;
+    } catch {
+      // Unreadable or malformed: said below, and `kcm audit verify` names the break.
+    }
+    this.#alert(
+      'warning',
+      `the newest rotated segment (${newest.path}) has no readable last line; the new log does not continue it`,
+    );
+    return undefined;
+  }
+
+  /**
+   * Closes the file with a signed `close` checkpoint and moves it (head file
+   * first) to the next segment number, with a new log already written in its
+   * place (`<path>.next`, renamed over). On failure the log goes on in the
+   * same file, with an alert, and rotation is tried again after another
+   * `rotateBytes`. Then removes segments beyond `keepSegments`.
+   */
+  #rotate(): void {
+    const bytes = this.#rotateBytes as number;
+    try {
+      this.#commit([], 'now', 'close');
+    } catch {
+      return; // counted and alerted; the batch's own write says whether the log can be written
+    }
+    const seg = segmentPath(this.path, nextSegmentNumber(this.path));
+    const tmp = `${this.path}.next`;
+    const g = this.#genesis(this.#pos.prev);
+    const open = this.#checkpointLine(g.pos, 'open');
+    const buf = Buffer.from(`${g.line}\n${open.line}\n`, 'utf8');
+    let fd: number | null = null;
+    try {
+      fd = openSync(tmp, constants.O_RDWR | constants.O_APPEND | constants.O_CREAT | constants.O_TRUNC, 0o600);
+      for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off, buf.length - off);
+      if (this.#o.fsync !== false) fdatasyncSync(fd);
+      if (existsSync(this.headPath)) renameSync(this.headPath, `${seg}.head`);
+      renameSync(this.path, seg);
+      renameSync(tmp, this.path);
+    } catch (err) {
+      if (fd !== null) {
+        closeSync(fd);
+        rmSync(tmp, { force: true });
+      }
+      if (!existsSync(this.path) && existsSync(seg)) renameQuietly(seg, this.path);
+      if (!existsSync(this.headPath) && existsSync(`${seg}.head`)) renameQuietly(`${seg}.head`, this.headPath);
+      this.#rotateAt = this.#size + bytes;
+      this.#alert('warning', `cannot rotate the audit log (${errnoOf(err)}); it goes on in the same file`);
+      return;
+    }
+    if (this.#o.fsync !== false) {
       try {
-        this.#o.onDurable(lines.map((line, i) => ({ line, record: objs[i] as AuditLine })));
-      } catch {
-        // An exporter's bug must never fail an audited operation.
+        syncDirectory(this.path);
+      } catch (err) {
+        this.#alert('warning', `cannot sync the audit log's directory after rotating (${errnoOf(err)})`);
+      }
+    }
+    if (this.#fd !== null) closeSync(this.#fd);
+    this.#fd = fd;
+    this.#pos = g.pos;
+    this.#size = buf.length;
+    this.#lastLine = Buffer.from(`${open.line}\n`, 'utf8');
+    this.#sinceCheckpoint = 0;
+    this.#durable = this.#state();
+    this.#rotateAt = bytes;
+    this.stats.rotations++;
+    this.stats.lines += 2;
+    this.#updateHead(open.line);
+    this.#exported([{ line: g.line, record: parseLine(Buffer.from(g.line, 'utf8')).parsed }, open]);
+    this.#prune();
+  }
+
+  /** Removes the oldest rotated segments (and their head files) beyond `keepSegments`. */
+  #prune(): void {
+    if (this.#keep === undefined) return;
+    const segments = listSegments(this.path);
+    for (const s of segments.slice(0, Math.max(0, segments.length - this.#keep))) {
+      try {
+        rmSync(s.path);
+        rmSync(`${s.path}.head`, { force: true });
+        this.stats.removed++;
+      } catch (err) {
+        this.#alert('warning', `cannot remove the old audit segment ${s.path} (${errnoOf(err)})`);
       }
     }
   }
 
+  /** Hands durable lines to the exporter (never failing the caller). */
+  #exported(lines: readonly DurableLine[]): void {
+    if (!this.#o.onDurable) return;
+    try {
+      this.#o.onDurable(lines);
+    } catch {
+      // An exporter's bug must never fail an audited operation.
+    }
+  }
+
+  /** The chain as it stands after the last write. */
+  #state(): ChainState {
+    return { pos: this.#pos, size: this.#size, lastLine: this.#lastLine, sinceCheckpoint: this.#sinceCheckpoint };
+  }
+
+  /** Writes `buf` (synchronously, so lines keep call order). A failure fails every write not yet durable. */
   #write(buf: Buffer): void {
     try {
       const fd = this.#ensureOpen();
       for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off, buf.length - off);
-      if (this.#o.fsync !== false) fdatasyncSync(fd);
       this.#size += buf.length;
     } catch (err) {
-      this.#broken = true;
-      this.stats.writeFailures++;
-      throw this.#fail(err, 'cannot write the audit log');
+      throw this.#failUnsynced(err, 'cannot write the audit log');
     }
+  }
+
+  /** fdatasync on this thread: every write so far is durable on return. */
+  #syncNow(): void {
+    try {
+      fdatasyncSync(this.#fd as number);
+    } catch (err) {
+      throw this.#failUnsynced(err, 'cannot sync the audit log');
+    }
+    this.#settle(this.#writes);
+  }
+
+  /** Starts an fdatasync on the thread pool for every write so far, unless one is in flight (its end starts the next). */
+  #syncInBackground(): void {
+    if (this.#inFlight !== null || this.#unsynced.length === 0 || this.#fd === null) return;
+    const token = {};
+    const upTo = this.#writes;
+    this.#inFlight = token;
+    fdatasync(this.#fd, (err) => {
+      if (this.#inFlight !== token) return; // stale: a failure, a synchronous sync or close settled these writes
+      this.#inFlight = null;
+      if (err) {
+        this.#failUnsynced(err, 'cannot sync the audit log');
+        return;
+      }
+      this.#settle(upTo);
+      this.#syncInBackground();
+    });
+  }
+
+  /** Writes up to number `upTo` are durable: release their records, head file and exporter lines, in order. */
+  #settle(upTo: number): void {
+    while (this.#unsynced.length > 0 && (this.#unsynced[0] as Unsynced).id <= upTo) {
+      const u = this.#unsynced.shift() as Unsynced;
+      this.#durable = u.after;
+      this.stats.lines += u.lines.length;
+      if (u.checkpoint) this.#updateHead(u.checkpoint);
+      this.#exported(u.lines);
+      for (const p of u.waiters) p.resolve();
+    }
+    // A synchronous fdatasync covered what the one in flight was syncing: let the next start afresh.
+    if (this.#unsynced.length === 0) this.#inFlight = null;
+  }
+
+  /**
+   * A write or fdatasync failed: every record not yet durable fails, the chain
+   * steps back to the last durable line and the file is cut back to it (here
+   * if it can be, else by the next append's reopen). Returns the error to throw.
+   */
+  #failUnsynced(err: unknown, what: string): KcmError {
+    this.#broken = true;
+    this.stats.writeFailures++;
+    const e = this.#fail(err, what);
+    const failed = this.#unsynced;
+    this.#unsynced = [];
+    this.#inFlight = null;
+    ({
+      pos: this.#pos,
+      size: this.#size,
+      lastLine: this.#lastLine,
+      sinceCheckpoint: this.#sinceCheckpoint,
+    } = this.#durable);
+    try {
+      this.#ensureOpen(); // cut the records just refused out of the file now…
+    } catch {
+      // Still failing: the next append retries the reopen and cut.
+    }
+    this.#broken = true; // …and still reopen and check the file at the next append
+    for (const u of failed) for (const p of u.waiters) p.reject(e);
+    return e;
   }
 
   /** After a failure: reopen, drop the failed write's partial bytes, check our last line is still the file's last. */
@@ -355,10 +626,12 @@ export class AuditLog implements AuditSink {
     }
   }
 
+  /** The timer's checkpoint: written now, made durable in the background like a group commit. */
   #tick(): void {
     if (this.#closed || this.#sinceCheckpoint === 0) return;
     try {
-      this.checkpoint();
+      this.#flush('background');
+      if (this.#sinceCheckpoint > 0) this.#commit([], 'background', 'periodic');
     } catch {
       // Already counted and alerted; the next append or tick retries.
     }
@@ -376,6 +649,24 @@ export class AuditLog implements AuditSink {
 
   #time(): string {
     return new Date(this.#o.now ? this.#o.now() : Date.now()).toISOString();
+  }
+}
+
+/** fsync of the directory holding `path`, so its renames survive a power loss. */
+function syncDirectory(path: string): void {
+  const fd = openSync(dirname(path), 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function renameQuietly(from: string, to: string): void {
+  try {
+    renameSync(from, to);
+  } catch {
+    // Best effort while undoing a failed rotation; the alert names the failure.
   }
 }
 

@@ -9,7 +9,7 @@ import { KcmError } from '../errors.ts';
 import { type AuditProblem, ChainChecker, checkpointSignatureValid } from './chain-checker.ts';
 import { errnoOf } from './checkpoint-signer.ts';
 import { readLines } from './log-lines.ts';
-import { type CheckpointLine, chainHash, parseLine } from './record-format.ts';
+import { type CheckpointLine, chainHash, type GenesisLine, parseLine } from './record-format.ts';
 
 export interface VerifyOptions {
   /** Ed25519 public key, 64 hex digits. */
@@ -37,6 +37,12 @@ export interface VerifyResult {
   lastCheckpointSeq: number | null;
   firstBad: AuditProblem | null;
   warnings: string[];
+  /** The genesis line's `previous` (the rotated segment this log continues), or null. */
+  previous: string | null;
+  /** Hash of the last good line (what a segment rotated after it names), or null. */
+  lastHash: string | null;
+  /** The log ends with a `close` checkpoint (as a rotated segment must). */
+  closed: boolean;
 }
 
 /**
@@ -56,6 +62,7 @@ export function verifyAuditLog(path: string, o: VerifyOptions): VerifyResult {
   const rawAt = new Map<number, Buffer>();
   let firstBad: AuditProblem | null = null;
   let head: { line: Buffer; cp: CheckpointLine } | null = null;
+  let genesis: Buffer | null = null;
   try {
     if (headPath !== null) {
       const h = readHead(headPath, o.publicKey);
@@ -68,6 +75,7 @@ export function verifyAuditLog(path: string, o: VerifyOptions): VerifyResult {
       for (const l of readLines(fd)) {
         firstBad = checker.next(l.raw, l.complete);
         if (firstBad) break;
+        genesis ??= l.raw;
         if (head && checker.position.nextSeq - 1 === head.cp.seq) rawAt.set(head.cp.seq, l.raw);
       }
     }
@@ -113,6 +121,9 @@ export function verifyAuditLog(path: string, o: VerifyOptions): VerifyResult {
     lastCheckpointSeq: lc?.seq ?? null,
     firstBad,
     warnings,
+    previous: genesis ? ((parseLine(genesis).parsed as GenesisLine).previous ?? null) : null,
+    lastHash: last?.hash ?? null,
+    closed: last?.type === 'checkpoint' && last.reason === 'close',
   };
 }
 

@@ -46,6 +46,8 @@ export interface GenesisLine extends Base {
   v: number;
   logId: string;
   publicKey: string;
+  /** In a log that continues a rotated segment: the hash of that segment's last line (its `close` checkpoint). */
+  previous?: string;
 }
 export interface EventLine extends Base, Omit<AuditEvent, never> {
   type: 'event';
@@ -133,9 +135,9 @@ export function eventBody(seq: number, time: string, f: AuditEvent): string {
   });
 }
 
-/** Canonical body of a genesis line. */
-export function genesisBody(time: string, logId: string, publicKey: string): string {
-  return JSON.stringify({ seq: 0, time, type: 'genesis', v: AUDIT_FORMAT_VERSION, logId, publicKey });
+/** Canonical body of a genesis line; `previous` links it to the segment it continues (rotation). */
+export function genesisBody(time: string, logId: string, publicKey: string, previous?: string): string {
+  return JSON.stringify({ seq: 0, time, type: 'genesis', v: AUDIT_FORMAT_VERSION, logId, publicKey, previous });
 }
 
 /** Canonical body of a checkpoint line; without `sig` it is the signed part. */
@@ -201,10 +203,21 @@ export function parseLine(raw: Buffer): { parsed: AuditLine; body: string } {
   if (r.type === 'genesis') {
     const logId = str(r, 'logId', LOG_ID);
     const publicKey = str(r, 'publicKey', HEX32);
+    const previous = r.previous === undefined ? undefined : str(r, 'previous', HEX32);
     if (r.v !== AUDIT_FORMAT_VERSION) bad(`unsupported format version`);
-    body = genesisBody(time, logId, publicKey);
+    body = genesisBody(time, logId, publicKey, previous);
     if (seq !== 0) bad('genesis line with a non-zero seq');
-    parsed = { type: 'genesis', seq, time, v: AUDIT_FORMAT_VERSION, logId, publicKey, prev, hash };
+    parsed = {
+      type: 'genesis',
+      seq,
+      time,
+      v: AUDIT_FORMAT_VERSION,
+      logId,
+      publicKey,
+      ...(previous ? { previous } : {}),
+      prev,
+      hash,
+    };
   } else if (r.type === 'checkpoint') {
     const logId = str(r, 'logId', LOG_ID);
     const sig = str(r, 'sig', SIG);

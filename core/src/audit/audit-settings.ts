@@ -5,6 +5,7 @@
  *   "auditLog": "./data/audit.jsonl",
  *   "audit": { "keyFile": "./data/audit.jsonl.key", "checkpointEvery": 1000,
  *              "checkpointIntervalMs": 10000, "fsync": true,
+ *              "rotateBytes": 134217728, "keepSegments": 30,
  *              "otlpUrl": "http://collector:4318" },
  *   "alerts": { "webhookUrl": "https://hooks.example/kcm", "perMinute": 10 }
  *
@@ -18,6 +19,9 @@ export interface AuditSettings {
   checkpointEvery: number;
   checkpointIntervalMs: number;
   fsync: boolean;
+  /** Rotate at this size (default: never; the Core writes one record per key operation). */
+  rotateBytes?: number;
+  keepSegments?: number;
   otlpUrl?: string;
   alertWebhook?: string;
   alertsPerMinute: number;
@@ -60,6 +64,10 @@ export function auditSettings(audit: unknown, alerts: unknown, env: NodeJS.Proce
     checkpointEvery: int(a.checkpointEvery, 'audit.checkpointEvery', 1, 1_000_000, 1000),
     checkpointIntervalMs: int(a.checkpointIntervalMs, 'audit.checkpointIntervalMs', 0, 86_400_000, 10_000),
     fsync: a.fsync !== false,
+    ...(a.rotateBytes !== undefined ? { rotateBytes: int(a.rotateBytes, 'audit.rotateBytes', 4096, 2 ** 40, 0) } : {}),
+    ...(a.keepSegments !== undefined
+      ? { keepSegments: int(a.keepSegments, 'audit.keepSegments', 1, 1_000_000, 0) }
+      : {}),
     ...(otlpUrl ? { otlpUrl } : {}),
     ...(alertWebhook ? { alertWebhook } : {}),
     alertsPerMinute: int(al.perMinute, 'alerts.perMinute', 1, 10_000, 10),

@@ -41,6 +41,8 @@ export function openCoreAudit(config: CoreConfig, log: (m: string) => void): Cor
       checkpointEvery: s.checkpointEvery,
       checkpointIntervalMs: s.checkpointIntervalMs,
       fsync: s.fsync,
+      ...(s.rotateBytes !== undefined ? { rotateBytes: s.rotateBytes } : {}),
+      ...(s.keepSegments !== undefined ? { keepSegments: s.keepSegments } : {}),
       alerter,
       ...(shipper ? { onDurable: shipper.enqueue } : {}),
     });

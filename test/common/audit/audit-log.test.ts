@@ -141,6 +141,46 @@ describe('AuditLog', () => {
     assert.equal(verifyAuditLog(path, { publicKey: log.publicKey }).ok, true);
   });
 
+  it('an append is released only once an fdatasync after its write succeeded; record() and close() make earlier appends durable', async () => {
+    const path = newPath();
+    const durable: string[] = [];
+    const log = new AuditLog({
+      path,
+      checkpointIntervalMs: 0,
+      onDurable: (lines) => {
+        for (const l of lines) if (l.record.type === 'event') durable.push(l.record.resource ?? '');
+      },
+    });
+    const released: string[] = [];
+    const a = log.append({ action: 'key.encrypt', outcome: 'success', resource: 'a' }).then(() => released.push('a'));
+    await new Promise((r) => setImmediate(r)); // the group commit's turn: written, fdatasync on the thread pool
+    assert.equal(log.pendingSync, 1, 'written, not yet durable');
+    assert.deepEqual(durable, [], 'no exporter sees a line before it is durable');
+    log.record({ action: 'core.seal', outcome: 'success', resource: 'b' });
+    assert.equal(log.pendingSync, 0, 'the synchronous fdatasync covered the earlier append');
+    assert.deepEqual(durable, ['a', 'b']);
+    await a;
+    const c = log.append({ action: 'key.encrypt', outcome: 'success', resource: 'c' }).then(() => released.push('c'));
+    await new Promise((r) => setImmediate(r));
+    assert.equal(log.pendingSync, 1);
+    log.close(); // with an fdatasync in flight: close syncs, settles and closes
+    await c;
+    assert.deepEqual(released, ['a', 'c']);
+    assert.deepEqual(durable, ['a', 'b', 'c']);
+    const r = verifyAuditLog(path, { publicKey: log.publicKey });
+    assert.equal(r.ok, true, r.firstBad?.problem);
+    assert.equal(r.events, 3);
+  });
+
+  it('without fsync a group commit is released in its own turn', async () => {
+    const log = new AuditLog({ path: newPath(), checkpointIntervalMs: 0, fsync: false });
+    const p = log.append({ action: 'key.encrypt', outcome: 'success' });
+    await new Promise((r) => setImmediate(r));
+    assert.equal(log.pendingSync, 0);
+    await p;
+    log.close();
+  });
+
   it('validates fields: malformed ones throw audit_invalid_record and write nothing; free text is bounded; unknown fields never reach the file', async () => {
     const path = newPath();
     const log = new AuditLog({ path, checkpointIntervalMs: 0 });

@@ -42,6 +42,9 @@ describe('verifyAuditLog', () => {
       lastCheckpointSeq: 16,
       firstBad: null,
       warnings: [],
+      previous: null,
+      lastHash: (JSON.parse(f.lines.at(-1) as string) as { hash: string }).hash,
+      closed: true,
     });
   });
 

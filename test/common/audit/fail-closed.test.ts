@@ -1,12 +1,13 @@
 /**
  * Fail closed without freezing, with real file-system failures: a log that
  * cannot be opened, a descriptor closed under the writer (EBADF), a full
- * device (ENOSPC from /dev/full), a directory that vanished. Each failed
+ * device (ENOSPC from /dev/full), an fdatasync that fails (EINVAL from
+ * /dev/null), a directory that vanished. Each failed
  * append throws `audit_unavailable` (503) and alerts; later appends recover
  * once the cause is gone, and the log still verifies.
  */
 import assert from 'node:assert/strict';
-import { closeSync, existsSync, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { AlertInput } from '../../../common/src/alerts/alert-types.ts';
@@ -86,6 +87,58 @@ describe('AuditLog fails closed and recovers', () => {
     const r = verifyAuditLog(path, { publicKey: log.publicKey });
     assert.equal(r.ok, true, r.firstBad?.problem);
     assert.equal(r.events, 1);
+  });
+
+  it('an fdatasync that fails (EINVAL from /dev/null): every record not yet durable is refused, the head keeps the last durable checkpoint, the chain resumes', async (t) => {
+    const d = tempDir();
+    dirs.push(d);
+    const got: AlertInput[] = [];
+    const path = join(d.dir, 'audit.jsonl');
+    const log = new AuditLog({
+      path,
+      checkpointEvery: 2,
+      checkpointIntervalMs: 0,
+      alerter: { alert: (a) => got.push(a) },
+    });
+    log.record({ action: 'core.unseal', outcome: 'success', resource: 'kept' });
+    const head = readFileSync(`${path}.head`, 'utf8');
+    const fd = log.fd as number;
+    closeSync(fd);
+    const devNull = openSync('/dev/null', 'w'); // writes succeed, fdatasync fails
+    if (devNull !== fd) {
+      closeSync(devNull);
+      return t.skip('the kernel gave /dev/null another descriptor number');
+    }
+    const batch = [1, 2, 3].map((i) => log.append({ action: 'key.encrypt', outcome: 'success', resource: `lost${i}` }));
+    const results = await Promise.allSettled(batch);
+    for (const r of results) {
+      assert.equal(r.status, 'rejected');
+      assert.ok(unavailable(/EINVAL/)((r as PromiseRejectedResult).reason));
+    }
+    assert.match(got.at(-1)?.summary ?? '', /cannot sync the audit log \(EINVAL\); key operations are refused/);
+    assert.equal(readFileSync(`${path}.head`, 'utf8'), head, 'a checkpoint that never became durable is not named');
+    assert.equal(log.pendingSync, 0);
+    await log.append({ action: 'key.encrypt', outcome: 'success', resource: 'after' });
+    log.close();
+    const r = verifyAuditLog(path, { publicKey: log.publicKey });
+    assert.equal(r.ok, true, r.firstBad?.problem);
+    assert.equal(r.events, 2);
+    assert.doesNotMatch(readFileSync(path, 'utf8'), /lost/);
+  });
+
+  it('the same descriptor swap without fsync: the writes to /dev/null succeed, so the refusal above came from the fdatasync', async (t) => {
+    const d = tempDir();
+    dirs.push(d);
+    const log = new AuditLog({ path: join(d.dir, 'audit.jsonl'), checkpointIntervalMs: 0, fsync: false });
+    const fd = log.fd as number;
+    closeSync(fd);
+    const devNull = openSync('/dev/null', 'w');
+    if (devNull !== fd) {
+      closeSync(devNull);
+      return t.skip('the kernel gave /dev/null another descriptor number');
+    }
+    await log.append({ action: 'key.encrypt', outcome: 'success' });
+    log.close();
   });
 
   it('while the directory is gone every append answers 503; when it is back, appends resume', () => {

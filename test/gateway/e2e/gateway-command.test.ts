@@ -30,15 +30,22 @@ describe('kcm gateway configuration', () => {
         upstreams: { urls: { app: 'http://10.0.0.5:9000' }, connectTimeoutMs: 500, maxResponseBytes: 1024 },
         callerHeaders: { identity: 'x-okcm-caller' },
         limits: { maxBodyBytes: 4096, drainMs: 0 },
-        audit: { file: 'audit/gateway.log', checkpointEvery: 500 },
+        audit: { file: 'audit/gateway.log', checkpointEvery: 500, rotateBytes: 1_000_000, keepSegments: 10 },
       },
       '/etc/kcm',
       {},
     );
-    assert.deepEqual(c.audit, { file: '/etc/kcm/audit/gateway.log', fsync: true, checkpointEvery: 500 });
+    assert.deepEqual(c.audit, {
+      file: '/etc/kcm/audit/gateway.log',
+      fsync: true,
+      checkpointEvery: 500,
+      rotateBytes: 1_000_000,
+      keepSegments: 10,
+    });
     assert.deepEqual(gatewayConfig({ core, fronts: uws, audit: 'a.log' }, '/x', {}).audit, {
       file: '/x/a.log',
       fsync: true,
+      rotateBytes: 128 * 1024 * 1024,
     });
     assert.equal(c.fronts.uws?.host, '127.0.0.1');
     assert.equal(c.fronts.h2Tls?.certFile, '/etc/kcm/g.pem');
@@ -67,6 +74,11 @@ describe('kcm gateway configuration', () => {
       [{ core, fronts: uws, audit: {} }, /audit\.file: must be a non-empty string/],
       [{ core, fronts: uws, audit: { file: 'a', fsync: 'yes' } }, /audit\.fsync: must be true or false/],
       [{ core, fronts: uws, audit: { file: 'a', checkpointEvery: 0 } }, /audit\.checkpointEvery/],
+      [
+        { core, fronts: uws, audit: { file: 'a', rotateBytes: 100 } },
+        /audit\.rotateBytes: must be an integer from 4096/,
+      ],
+      [{ core, fronts: uws, audit: { file: 'a', keepSegments: 0 } }, /audit\.keepSegments/],
       [{ core, fronts: uws, audit: { file: 'a', sink: 'x' } }, /audit\.sink: unknown field/],
       [{ dev: true, fronts: uws }, /dev: in-process development keys are refused outside development mode/],
       [{ dev: true, core, fronts: uws }, /dev: in-process/],
