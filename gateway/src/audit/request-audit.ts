@@ -1,9 +1,19 @@
 /**
- * The gateway's audit stage (ADR-901/902, ARCHITECTURE.md "Audit"): every
+ * The gateway's audit stages (ADR-901/902, ARCHITECTURE.md "Audit"): every
  * request to a route that uses keys (the direct crypto API; proxy routes with
- * field rules) appends one record to the tamper-evident audit log
- * (common/src/audit/audit-log.ts) BEFORE the answer is released: the stage
- * runs after the transforms and before `respond`.
+ * field rules) appends a record to the tamper-evident audit log
+ * (common/src/audit/audit-log.ts) BEFORE the result of the key use is
+ * released:
+ * - `forward-audit`, after the request transform: on a proxy route whose
+ *   request fields were just encrypted, the record of that key use is
+ *   durable before the ciphertext goes upstream. If it cannot be written the
+ *   request is refused (503) without reaching the upstream, so a client may
+ *   retry it safely.
+ * - `audit`, after the response transform and before `respond`: every other
+ *   request's record (the direct API, response fields decrypted, refusals),
+ *   and a second record for a forwarded request when something after the
+ *   forward used keys or failed (its outcome and reasons); nothing more for
+ *   a forwarded request that then went well.
  *
  * Contract:
  * - A route is audited when it names an action (`Route.audit`, e.g.
@@ -22,7 +32,8 @@
  *   …` (what an encrypt sealed with, what a decrypt opened, both for a
  *   rewrap), else `key <id>` when the request named one, else the route
  *   name; a proxy route's is its name `proxy <policy> <method> <pattern>`,
- *   followed by `: keys …` when its request fields were encrypted), the tenant, the
+ *   followed by `: keys …`: what its request fields were sealed with (the
+ *   forward record) or its response fields opened with), the tenant, the
  *   correlation id (left out, and said so in the reason, when the record
  *   format cannot hold it or the log's redaction guard would replace it), the
  *   outcome and the reason: never a body, a value, a header or a key.
@@ -100,6 +111,27 @@ export function auditEventOf(ctx: RequestContext, action: string): AuditEvent {
 }
 
 /**
+ * The `forward-audit` stage over `log` (see the file comment): runs only on
+ * a proxy route whose request transform noted keys. Never throws: a record
+ * that cannot be written answers 503 `audit_unavailable` (the upstream stage
+ * is then skipped). Once written, the keys and reasons it holds are cleared,
+ * so the `audit` stage records only what comes after.
+ */
+export function forwardAuditStage(log: AuditAppender | undefined): Stage {
+  return {
+    name: 'forward-audit',
+    run(ctx) {
+      if (!log || ctx.route?.audit !== PROXY_ACTION || !ctx.auditKeys?.length) return;
+      return append(log, ctx, PROXY_ACTION, () => {
+        ctx.auditForwarded = true;
+        if (ctx.auditKeys) ctx.auditKeys.length = 0;
+        if (ctx.auditReasons) ctx.auditReasons.length = 0;
+      });
+    },
+  };
+}
+
+/**
  * The `audit` stage over `log` (see the file comment). Never throws: a
  * record that cannot be written turns the answer into 503 `audit_unavailable`.
  */
@@ -109,23 +141,33 @@ export function auditStage(log: AuditAppender | undefined): Stage {
     run(ctx) {
       const action = ctx.route?.audit;
       if (!log || action === undefined) return;
-      let event: AuditEvent;
-      try {
-        event = auditEventOf(ctx, action);
-      } catch {
-        return refuse(ctx);
-      }
-      return log.append(event).then(
-        () => {},
-        () => refuse(ctx),
-      );
+      // A forwarded request's record is written; a second one only says what came after.
+      if (ctx.auditForwarded && !ctx.auditKeys?.length && !ctx.auditReasons?.length && !ctx.error && !ctx.aborted)
+        return;
+      return append(log, ctx, action);
     },
   };
 }
 
+function append(
+  log: AuditAppender,
+  ctx: RequestContext,
+  action: string,
+  written?: () => void,
+): Promise<void> | undefined {
+  let event: AuditEvent;
+  try {
+    event = auditEventOf(ctx, action);
+  } catch {
+    return refuse(ctx);
+  }
+  return log.append(event).then(written, () => refuse(ctx));
+}
+
 /** The answer becomes 503 `audit_unavailable` (whatever it was: nothing leaves unrecorded). */
-function refuse(ctx: RequestContext): void {
+function refuse(ctx: RequestContext): undefined {
   const err = new KcmError('audit_unavailable');
   ctx.error = err;
   ctx.response = errorResponse(err);
+  return undefined;
 }

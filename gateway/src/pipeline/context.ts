@@ -128,6 +128,8 @@ export interface RequestContext {
   keyId?: string;
   /** The L3 versions a direct API request looked up to open ciphertexts, `<key id> v<version>` (its audit resource). */
   auditKeys?: string[];
+  /** The record of the request fields' key use was written before forwarding (audit/request-audit.ts). */
+  auditForwarded?: boolean;
   /** Who a trusted peer said reads the response fields (callerHeaders), for the audit record's actor. */
   auditReader?: { identity?: string; roles: readonly string[] };
   /** The raw body, when the route reads it whole. Passthrough stages forward these bytes untouched. */

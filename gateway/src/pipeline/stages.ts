@@ -2,20 +2,22 @@
  * The named stages of the request pipeline, in order (docs/gateway.md draws
  * them):
  *
- *   route → identify → limits → request-transform → upstream →
- *   response-transform → audit → respond → record
+ *   route → identify → limits → request-transform → forward-audit →
+ *   upstream → response-transform → audit → respond → record
  *
  * A stage may answer early by setting ctx.response (or throwing a KcmError);
  * the stages after it up to `respond` are then skipped, except that
  * `response-transform` still sees a response that is not an error (run.ts);
  * `audit` (audit/request-audit.ts: a record per request of a route that uses
- * keys, before the answer leaves), `respond` and `record` always run. The two
+ * keys, before the answer leaves), `respond` and `record` always run;
+ * `forward-audit` records a proxy request's field encryption before the
+ * ciphertext goes upstream. The two
  * transform stages are no-ops unless a hook is configured (the policy field
  * transform plugs in there); `upstream` calls the matched route's handler
  * (the direct API answers locally; a proxy route forwards upstream).
  */
 import { KcmError } from '../../../common/src/errors.ts';
-import { type AuditAppender, auditStage } from '../audit/request-audit.ts';
+import { type AuditAppender, auditStage, forwardAuditStage } from '../audit/request-audit.ts';
 import type { GatewayMetrics } from '../metrics/gateway-metrics.ts';
 import { isCanonicalPath } from '../policy/route-pattern.ts';
 import { identifyCaller, type PeerTrust } from './caller.ts';
@@ -28,6 +30,7 @@ export type StageName =
   | 'identify'
   | 'limits'
   | 'request-transform'
+  | 'forward-audit'
   | 'upstream'
   | 'response-transform'
   | 'audit'
@@ -221,6 +224,7 @@ export function buildStages(o: StageOptions): Stage[] {
     identifyStage(o),
     limitsStage(o),
     transformStage('request-transform', o.requestTransform),
+    forwardAuditStage(o.auditLog),
     upstreamStage,
     transformStage('response-transform', o.responseTransform),
     auditStage(o.auditLog),

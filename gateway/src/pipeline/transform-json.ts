@@ -79,6 +79,8 @@ export interface TransformReport {
   encrypted: number;
   /** The L3 key version the encrypted fields are sealed under (when `encrypted` > 0). */
   keyVersion?: number;
+  /** The L3 versions of the route's key whose keys were resolved to open response fields (their audit record names them). */
+  openedVersions?: number[];
   decrypted: number;
   /** Fields replaced by a mask (non-reader, or onFailure "mask"). */
   masked: number;
@@ -351,7 +353,12 @@ async function encryptDecoded(
  * a backend call throws, the plaintexts of the versions already opened are
  * zeroed before the error goes on.
  */
-async function openAll(req: TransformRequest, ciphertexts: string[], contexts: Buffer[]): Promise<FieldOpenResult[]> {
+async function openAll(
+  req: TransformRequest,
+  ciphertexts: string[],
+  contexts: Buffer[],
+  report: TransformReport,
+): Promise<FieldOpenResult[]> {
   const { tenant, keys } = req;
   const keyId = req.route.keyId;
   const parsed = parseFieldCiphertexts(tenant, ciphertexts);
@@ -360,7 +367,11 @@ async function openAll(req: TransformRequest, ciphertexts: string[], contexts: B
     const ref = parsed.envelopes[items[0] as number] as FieldKeyRef;
     if (ref.keyId !== keyId) continue;
     const h = keys.decryptKey(ref);
-    handles.set(ref.keyVersion, isPromise(h) ? await h : h);
+    const handle = isPromise(h) ? await h : h;
+    handles.set(ref.keyVersion, handle);
+    if (handle === undefined) continue;
+    report.openedVersions ??= [];
+    report.openedVersions.push(ref.keyVersion);
   }
   // Every group is of `tenant` (parseFieldCiphertexts fails the others); only the route's key id has handles.
   const resolve = (ref: FieldKeyRef) => (ref.keyId === keyId ? handles.get(ref.keyVersion) : undefined);
@@ -404,15 +415,15 @@ function ciphertextProblem(value: unknown, tenant: string): FieldAuditReason | u
  * tenant, key or L3 version than the first one's, a key that cannot be had,
  * or any field that fails. decryptResponseFields then does everything again
  * on its general path, which finds and reports what failed, so the two paths
- * cannot answer differently; only a successful body comes from here. The key
- * version is the first ciphertext's.
+ * cannot answer differently; only a successful body comes from here, with
+ * the key version it was opened under (the first ciphertext's).
  */
 async function openInPlace(
   body: ScannedJson,
   req: TransformRequest & { caller: Caller },
   targets: readonly FieldTarget[],
   reads: readonly boolean[],
-): Promise<Buffer | undefined> {
+): Promise<{ body: Buffer; version: number } | undefined> {
   const n = targets.length;
   if (n === 0) return undefined;
   const { route } = req;
@@ -445,7 +456,7 @@ async function openPrepared(
   req: TransformRequest,
   spans: Uint32Array,
   contexts: Buffer[],
-): Promise<Buffer | undefined> {
+): Promise<{ body: Buffer; version: number } | undefined> {
   let ref: FieldKeyRef;
   try {
     ref = parseEnvelope(utf8Text(bytes, (spans[0] as number) + 1, (spans[1] as number) - 1));
@@ -458,7 +469,8 @@ async function openPrepared(
   const handle = isPromise(pending) ? await pending : pending;
   if (handle === undefined) return undefined;
   try {
-    return openFieldsInto(handle, ref, bytes, spans, contexts) ?? undefined;
+    const body = openFieldsInto(handle, ref, bytes, spans, contexts);
+    return body ? { body, version: ref.keyVersion } : undefined;
   } catch {
     return undefined; // e.g. the version revoked meanwhile: the general path says so
   }
@@ -556,7 +568,8 @@ export async function decryptFoundTargets(
   if (contexts === undefined) return undefined;
   const opened = await openPrepared(bytes, req, spans, contexts);
   if (opened === undefined) return undefined;
-  report.body = opened;
+  report.body = opened.body;
+  report.openedVersions = [opened.version];
   report.decrypted = n;
   return report;
 }
@@ -588,7 +601,8 @@ export async function decryptResponseFields(
   // `oneCall: false`: decryptFoundTargets already tried the one-call path on these same targets.
   const opened = options.oneCall === false ? undefined : await openInPlace(body, req, targets, reads);
   if (opened !== undefined) {
-    report.body = opened;
+    report.body = opened.body;
+    report.openedVersions = [opened.version];
     report.decrypted = targets.length;
     return report;
   }
@@ -624,7 +638,7 @@ export async function decryptResponseFields(
       contexts.push(contextOf(body, req, rule, t));
     }
   }
-  const results = open.length > 0 ? await openAll(req, ciphertexts, contexts) : [];
+  const results = open.length > 0 ? await openAll(req, ciphertexts, contexts, report) : [];
   const decoded: Buffer[] = [];
   try {
     for (let i = 0; i < open.length; i++) {

@@ -28,6 +28,7 @@
  *   h1-parser.ts never yields) is refused like any other unreadable body.
  */
 import { type ErrorCode, KcmError } from '../../../common/src/errors.ts';
+import { noteKeys } from '../audit/request-audit.ts';
 import { type GatewayKeys, recordEncryption } from '../gateway-keys.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import { checkJsonBody, scanCheckedBody } from '../pipeline/json-body.ts';
@@ -185,6 +186,11 @@ export async function decryptResponseBody(
   // After a native answer the one-call path was tried on these same targets: the general path does not try it again.
   if (report === undefined) report = await scanAndDecrypt(ctx, body, limits, req, found === undefined);
   if (report.failures.length > 0) ctx.auditReasons = report.failures.map((f) => `${f.path}: ${f.reason}`);
+  if (report.openedVersions)
+    noteKeys(
+      ctx,
+      report.openedVersions.map((keyVersion) => ({ keyId: route.keyId, keyVersion })),
+    );
   if (report.body === undefined) return;
   // The body changed: validators and digests of the stored bytes no longer hold.
   // (A copy without them, not `delete`, which would turn the object into a slow dictionary.)

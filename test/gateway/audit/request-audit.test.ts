@@ -22,7 +22,7 @@ import { proxyMatcher } from '../../../gateway/src/proxy/proxy-routes.ts';
 import { startConfiguredGateway } from '../../../gateway/src/start-configured-gateway.ts';
 import { UpstreamPools, upstreamOptions } from '../../../gateway/src/upstream/upstream-pools.ts';
 import { type Fixture, postJson, startFixture } from '../api/gateway-fixture.ts';
-import { policySetOf } from '../proxy/proxy-fixture.ts';
+import { call, type ProxyFixture, policySetOf, startProxyFixture } from '../proxy/proxy-fixture.ts';
 
 const MARKER = 'AUDIT-MARKER-4111-1111-1111-1111';
 
@@ -287,6 +287,76 @@ describe('which proxy routes are audited', () => {
   });
 });
 
+describe('gateway audit on proxy routes: a field encryption is recorded before the forward', () => {
+  let dir: string;
+  let log: AuditLog;
+  let f: ProxyFixture;
+  let failing = false;
+  /** How many requests the upstream had received when each record became durable. */
+  const receivedAtDurable: number[] = [];
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'okcm-gw-audit-fwd-'));
+    log = new AuditLog({ path: join(dir, 'gateway.log'), checkpointIntervalMs: 0 });
+    f = await startProxyFixture({
+      auditLog: {
+        append: (e) =>
+          failing
+            ? Promise.reject(new KcmError('audit_unavailable', 'disk full'))
+            : log.append(e).then(() => {
+                receivedAtDurable.push(f.up.received.length);
+              }),
+      },
+    });
+  });
+  after(async () => {
+    await f.close();
+    log.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('durable before the upstream sees the ciphertext; a decrypted answer is recorded before it leaves; a log that fails refuses before the forward', async () => {
+    const post = (id: string) =>
+      call(f, `${f.base.uws}/orders`, {
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ id, card: { number: MARKER } }),
+      });
+    const stored = await post('o1');
+    assert.equal(stored.status, 201);
+    assert.deepEqual(receivedAtDurable, [0], 'the record was durable before the upstream received the request');
+    const read = await call(f, `${f.base.uws}/orders/1`, { headers: { 'x-okcm-caller': 'billing' } });
+    assert.equal(read.status, 200);
+    assert.ok(read.body.toString().includes(MARKER));
+    assert.deepEqual(
+      receivedAtDurable,
+      [0, 2],
+      'the decrypt record is written once the upstream answered, before the client',
+    );
+    const ev = events(join(dir, 'gateway.log'));
+    assert.deepEqual(
+      ev.map((e) => [e.action, e.outcome, e.resource]),
+      [
+        ['gateway.proxy', 'success', 'proxy proxytest POST /orders: keys orders v1'],
+        ['gateway.proxy', 'success', 'proxy proxytest GET /orders/:id: keys orders v1'],
+      ],
+      'one record per request that went well',
+    );
+
+    failing = true;
+    try {
+      const refused = await post('o2');
+      assert.equal(refused.status, 503);
+      assert.equal(refused.json().error.code, 'audit_unavailable');
+      assert.ok(!refused.body.toString().includes('okcm:') && !refused.body.toString().includes(MARKER));
+      assert.equal(f.up.received.length, 2, 'nothing reached the upstream: a retry cannot store the order twice');
+    } finally {
+      failing = false;
+    }
+    assert.equal((await post('o3')).status, 201);
+    assert.equal(f.up.received.length, 3);
+  });
+});
+
 describe('gateway audit at shutdown', () => {
   it('a request cut short by the close still writes its record before the log closes with its checkpoint', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'okcm-audit-close-'));
@@ -340,9 +410,16 @@ describe('gateway audit at shutdown', () => {
       await g.close();
       await pending;
       const file = join(dir, 'audit.log');
+      // The field encryption's record was written before the forward; the request's end is a second one.
       const ev = events(file);
-      assert.equal(ev.length, 1);
-      assert.deepEqual([ev[0]?.action, ev[0]?.outcome], ['gateway.proxy', 'failure']);
+      assert.deepEqual(
+        ev.map((e) => [e.action, e.outcome]),
+        [
+          ['gateway.proxy', 'success'],
+          ['gateway.proxy', 'failure'],
+        ],
+      );
+      assert.match(ev[0]?.resource ?? '', /: keys orders v\d+$/);
       const r = verifyAuditLog(file, { publicKey: readFileSync(`${file}.pub`, 'utf8').trim() });
       assert.equal(r.ok, true, JSON.stringify(r.firstBad));
       assert.ok(!readFileSync(file, 'utf8').includes(MARKER));
