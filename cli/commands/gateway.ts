@@ -2,6 +2,7 @@
  * `kcm gateway --config FILE`: runs the Crypto Edge gateway (fronts, direct
  * API, policy reverse proxy) until SIGTERM/SIGINT, which drain requests in
  * flight, close the Core client and wipe every leased key before exit.
+ * SIGHUP reloads the route policies and the identity file.
  */
 import { loadGatewayConfig } from '../../gateway/src/gateway-config.ts';
 import { startConfiguredGateway } from '../../gateway/src/start-configured-gateway.ts';
@@ -23,8 +24,11 @@ export const gatewayCommand: Command = {
     const { ports } = gw.server;
     const fronts = Object.entries(ports).map(([name, port]) => `${name} :${port}`);
     console.log(`kcm gateway: serving on ${fronts.join(', ')}`);
+    const hup = () => gw.reload('SIGHUP');
+    process.on('SIGHUP', hup);
     await new Promise<void>((resolve) => {
       const stop = (signal: string) => {
+        process.off('SIGHUP', hup);
         console.error(`[gateway] ${signal}: draining, closing the Core client, wiping keys`);
         gw.close().then(resolve, resolve);
       };

@@ -92,7 +92,7 @@ export interface GatewayFileConfig {
   /** Addresses / CIDR blocks (besides loopback) whose requests may name their tenant without a certificate. */
   trust: string[];
   /** Route policies; absent: the direct API only. */
-  policies?: { dir: string; examples: boolean };
+  policies?: { dir: string; examples: boolean; watch: boolean };
   core?: CoreLink;
   upstreams: { urls: Map<string, URL>; options: Partial<UpstreamOptions> };
   callerHeaders?: CallerHeaders;
@@ -341,8 +341,13 @@ export function gatewayConfig(doc: unknown, baseDir: string, env: NodeJS.Process
   }
   let policies: GatewayFileConfig['policies'];
   if (c.policies !== undefined) {
-    const p = typeof c.policies === 'string' ? { dir: c.policies } : obj(c.policies, 'policies', ['dir', 'examples']);
-    policies = { dir: path(str(p.dir, 'policies.dir')), examples: bool(p.examples, 'policies.examples') };
+    const p =
+      typeof c.policies === 'string' ? { dir: c.policies } : obj(c.policies, 'policies', ['dir', 'examples', 'watch']);
+    policies = {
+      dir: path(str(p.dir, 'policies.dir')),
+      examples: bool(p.examples, 'policies.examples'),
+      watch: p.watch === undefined ? true : bool(p.watch, 'policies.watch'),
+    };
   }
   let callerHeaders: CallerHeaders | undefined;
   if (c.callerHeaders !== undefined) {

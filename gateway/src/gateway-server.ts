@@ -17,7 +17,7 @@ import { CallbackMetric } from './metrics/registry.ts';
 import { cnIsTenant, loopbackOnly, type PeerTrust } from './pipeline/caller.ts';
 import type { CertificateTenants, PeerCertificate } from './pipeline/context.ts';
 import { Pipeline } from './pipeline/pipeline.ts';
-import { MatcherChain, type Route, type RouteMatcher, Router } from './pipeline/router.ts';
+import { MatcherChain, type Route, type RouteMatcher, Router, SwappableMatcher } from './pipeline/router.ts';
 import type { PipelineLog } from './pipeline/run.ts';
 import { type AuditSink, buildStages, type TransformHook } from './pipeline/stages.ts';
 import type { PolicySet } from './policy/policy-loader.ts';
@@ -82,6 +82,14 @@ export interface GatewayServer {
   /** Upstream pools of the proxy, when configured. */
   readonly upstreams?: UpstreamPools;
   /**
+   * Replaces the proxy's policy routes while serving (checked as at start;
+   * new requests match the new set, requests in flight keep their route).
+   * Returns the number of routes now in force. Throws `invalid_config` (no
+   * proxy configured, a `pkcs11` route without `hsm`, `upstreams.urls`
+   * naming an upstream no route uses) and changes nothing then.
+   */
+  reloadPolicies(policies: PolicySet): number;
+  /**
    * Drains, then closes: new requests get 503 `not_ready`, requests in flight
    * get up to `drainMs` (default 0) to finish, then every listener and
    * upstream pool is closed (in-flight upstream requests destroyed).
@@ -128,6 +136,15 @@ function registerHsmMetrics(metrics: GatewayMetrics, hsm: HsmBackend): void {
   );
 }
 
+/** A `pkcs11` policy route needs the token: `invalid_config` naming the route otherwise. */
+function checkBackends(policies: PolicySet, hsm: HsmBackend | undefined): void {
+  for (const r of policies.routes) {
+    if (r.backend === 'pkcs11' && !hsm) {
+      throw new KcmError('invalid_config', `${r.source}: backend "pkcs11" needs the gateway config's hsm section`);
+    }
+  }
+}
+
 /**
  * Starts the configured listeners (at least one). Throws `invalid_config`
  * (no listener, bad limits, port in use, a `pkcs11` policy route without `hsm`), `native_unavailable` (uWS on its
@@ -139,11 +156,7 @@ export async function startGateway(c: GatewayConfig): Promise<GatewayServer> {
   const maxBodyBytes = positive(c.maxBodyBytes, DEFAULT_MAX_BODY, 'maxBodyBytes');
   const maxBatchItems = positive(c.maxBatchItems, DEFAULT_MAX_BATCH, 'maxBatchItems');
   const hsm = c.hsm;
-  for (const r of c.proxy?.policies.routes ?? []) {
-    if (r.backend === 'pkcs11' && !hsm) {
-      throw new KcmError('invalid_config', `${r.source}: backend "pkcs11" needs the gateway config's hsm section`);
-    }
-  }
+  if (c.proxy) checkBackends(c.proxy.policies, hsm);
   const metrics = new GatewayMetrics(c.keys);
   if (hsm) registerHsmMetrics(metrics, hsm);
   // Direct API: the config's hsm.keys run in the token. Proxy: each route's policy chooses.
@@ -155,21 +168,32 @@ export async function startGateway(c: GatewayConfig): Promise<GatewayServer> {
   ];
   let pools: UpstreamPools | undefined;
   let router: RouteMatcher = new Router(routes);
-  let proxyLimits: number[] = [];
+  const directCap = Math.max(maxBodyBytes, ...routes.map((r) => r.bodyLimit ?? 0));
+  // The proxy's routes, built from a policy set (at start and at each reload), and the largest body they accept.
+  let buildProxy: ((policies: PolicySet) => { matcher: RouteMatcher; routes: number; cap: number }) | undefined;
+  let proxy: SwappableMatcher | undefined;
+  let proxyCap = 0;
   if (c.proxy) {
-    pools = new UpstreamPools(upstreamOptions(c.proxy.upstream));
-    const proxy = proxyMatcher({
-      policies: c.proxy.policies,
-      keys: proxyKeys,
-      pools,
-      ...(c.proxy.upstreamUrls ? { upstreamUrls: c.proxy.upstreamUrls } : {}),
-      ...(c.proxy.callerHeaders ? { callerHeaders: c.proxy.callerHeaders } : {}),
-      ...(c.proxy.rolesForCertificate ? { rolesForCertificate: c.proxy.rolesForCertificate } : {}),
-    });
+    const p = c.proxy;
+    const upstreamPools = new UpstreamPools(upstreamOptions(p.upstream));
+    pools = upstreamPools;
+    buildProxy = (policies) => {
+      const m = proxyMatcher({
+        policies,
+        keys: proxyKeys,
+        pools: upstreamPools,
+        ...(p.upstreamUrls ? { upstreamUrls: p.upstreamUrls } : {}),
+        ...(p.callerHeaders ? { callerHeaders: p.callerHeaders } : {}),
+        ...(p.rolesForCertificate ? { rolesForCertificate: p.rolesForCertificate } : {}),
+      });
+      return { matcher: m, routes: m.routes.length, cap: Math.max(0, ...m.routes.map((r) => r.bodyLimit ?? 0)) };
+    };
+    const first = buildProxy(p.policies);
+    proxy = new SwappableMatcher(first.matcher);
+    proxyCap = first.cap;
     router = new MatcherChain([router, proxy]);
-    proxyLimits = proxy.routes.map((r) => r.bodyLimit ?? 0);
   }
-  const hardCap = Math.max(maxBodyBytes, ...routes.map((r) => r.bodyLimit ?? 0), ...proxyLimits);
+  const hardCap = Math.max(directCap, proxyCap);
   const stages = buildStages({
     router,
     maxBodyBytes,
@@ -217,6 +241,15 @@ export async function startGateway(c: GatewayConfig): Promise<GatewayServer> {
     pipeline,
     ...(uwsBinary ? { uwsBinary } : {}),
     ...(pools ? { upstreams: pools } : {}),
+    reloadPolicies(policies) {
+      if (!proxy || !buildProxy) throw new KcmError('invalid_config', 'no proxy configured: there are no policies');
+      checkBackends(policies, hsm);
+      const next = buildProxy(policies);
+      // Requests already reading keep the cap they started with (RequestBody copies it).
+      pipeline.hardCap = Math.max(directCap, next.cap);
+      proxy.swap(next.matcher);
+      return next.routes;
+    },
     async close(o = {}) {
       pipeline.drain();
       if (o.drainMs) await pipeline.whenIdle(o.drainMs);

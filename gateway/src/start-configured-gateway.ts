@@ -11,7 +11,8 @@
  * certificate identity file (gateway-identities.ts) gives every client
  * certificate its tenants (`tenantsForCertificate`) and reader roles
  * (`rolesForCertificate`); it is loaded before anything opens and, unless
- * `watch: false`, reloaded when it changes.
+ * `watch: false`, reloaded when it changes. The route policies are reloaded
+ * likewise (policy/policy-reload.ts), and both by `reload()` (SIGHUP).
  */
 import { readFileSync } from 'node:fs';
 import { Alerter } from '../../common/src/alerts/alerter.ts';
@@ -26,6 +27,7 @@ import { type GatewayServer, startGateway } from './gateway-server.ts';
 import { HsmBackend } from './hsm/hsm-backend.ts';
 import { loopbackOnly, type PeerTrust } from './pipeline/caller.ts';
 import { loadPolicies } from './policy/policy-loader.ts';
+import { PolicyReloader } from './policy/policy-reload.ts';
 import { TrustedPeers } from './policy/tenant-source.ts';
 
 export interface ConfiguredGateway {
@@ -35,6 +37,10 @@ export interface ConfiguredGateway {
   hsm?: HsmBackend;
   /** The certificate identity file, when the config has an `identities` section. */
   identities?: CertificateIdentities;
+  /** The route policies' reloader, when the config has a `policies` section. */
+  policies?: PolicyReloader;
+  /** Reloads the route policies and the identity file now (`kcm gateway` on SIGHUP); each logs what it did. */
+  reload(reason: string): void;
   /** Drains, closes listeners and pools, then closes the keys (wipes them). Idempotent. */
   close(): Promise<void>;
 }
@@ -199,12 +205,21 @@ export async function startConfiguredGateway(c: GatewayFileConfig, o: StartOptio
     throw err;
   }
   if (identities && c.identities?.watch) identities.watch();
+  const reloader = c.policies
+    ? new PolicyReloader({ dir: c.policies.dir, examples: c.policies.examples, server, log })
+    : undefined;
+  if (reloader && c.policies?.watch) reloader.watch();
   let closing: Promise<void> | undefined;
   return {
     server,
     keys,
     ...(hsm ? { hsm } : {}),
     ...(identities ? { identities } : {}),
+    ...(reloader ? { policies: reloader } : {}),
+    reload(reason) {
+      reloader?.reload(reason);
+      identities?.reload(reason);
+    },
     close() {
       closing ??= (async () => {
         try {
@@ -212,6 +227,7 @@ export async function startConfiguredGateway(c: GatewayFileConfig, o: StartOptio
           // Requests cut by the close (listeners and upstream pools gone) still pass the audit stage: let them.
           if (audit) await server.pipeline.whenIdle(AUDIT_SETTLE_MS);
           identities?.close();
+          reloader?.close();
           await keys.close();
           hsm?.close();
         } finally {

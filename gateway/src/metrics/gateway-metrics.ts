@@ -23,6 +23,13 @@ export class GatewayMetrics {
   readonly aborts = this.registry.register(
     new Counter('okcm_gateway_client_aborts_total', 'Requests the client abandoned before the response.', ['route']),
   );
+  readonly policyReloads = this.registry.register(
+    new Counter(
+      'okcm_gateway_policy_reloads_total',
+      'Policy reloads, by outcome (applied; refused: the previous policies stay in force).',
+      ['outcome'],
+    ),
+  );
   readonly batchItems = this.registry.register(
     new Counter('okcm_gateway_batch_items_total', 'Direct API items processed, by route and outcome.', [
       'route',

@@ -92,11 +92,12 @@ export class Pipeline {
 
   /**
    * @param stages the named stages in order (stages.ts buildStages)
-   * @param hardCap the largest body any route accepts: adapters never buffer more
+   * @param hardCap the largest body any route accepts: adapters never buffer
+   *   more. Read once per request; a policy reload sets it again.
    */
   constructor(
     readonly stages: readonly Stage[],
-    readonly hardCap: number,
+    public hardCap: number,
     readonly log: PipelineLog,
   ) {}
 

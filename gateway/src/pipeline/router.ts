@@ -122,3 +122,24 @@ export class MatcherChain implements RouteMatcher {
     return allow.length > 0 ? { kind: 'method_not_allowed', allow: allow.join(', ') } : { kind: 'not_found' };
   }
 }
+
+/**
+ * A matcher whose routes can be replaced while the gateway serves (a policy
+ * reload): each match reads the set in force at that moment; a request keeps
+ * the route it matched whatever is swapped in after.
+ */
+export class SwappableMatcher implements RouteMatcher {
+  #current: RouteMatcher;
+
+  constructor(initial: RouteMatcher) {
+    this.#current = initial;
+  }
+
+  match(method: string, path: string): RouteMatch {
+    return this.#current.match(method, path);
+  }
+
+  swap(next: RouteMatcher): void {
+    this.#current = next;
+  }
+}

@@ -49,7 +49,7 @@ describe('kcm gateway configuration', () => {
     });
     assert.equal(c.fronts.uws?.host, '127.0.0.1');
     assert.equal(c.fronts.h2Tls?.certFile, '/etc/kcm/g.pem');
-    assert.deepEqual(c.policies, { dir: '/etc/kcm/policies', examples: true });
+    assert.deepEqual(c.policies, { dir: '/etc/kcm/policies', examples: true, watch: true });
     assert.equal(c.core?.caFile, '/etc/kcm/ca.pem');
     assert.equal(c.upstreams.urls.get('app')?.href, 'http://10.0.0.5:9000/');
     assert.deepEqual(c.limits, { maxBodyBytes: 4096, drainMs: 0 });
@@ -108,7 +108,7 @@ describe('kcm gateway configuration', () => {
         JSON.stringify({
           dev: true,
           fronts: { uws: { port: 0 } },
-          policies: 'policies',
+          policies: { dir: 'policies', watch: false },
           upstreams: { urls: { app: `http://127.0.0.1:${up.appPort}` } },
           limits: { drainMs: 2000 },
           audit: { file: 'audit/gateway.log', fsync: false },
@@ -142,6 +142,22 @@ describe('kcm gateway configuration', () => {
       await res.body.text();
       assert.ok(!up.received.at(-1)?.body.toString().includes('4111'));
       assert.match(err, /WARNING: development keys/);
+      // SIGHUP reloads the policies (not watched here): a policy without the POST route leaves it unrouted.
+      const policy = testPolicy() as { routes: { method: string; path: string }[] };
+      policy.routes = policy.routes.filter((r) => !(r.method === 'POST' && r.path === '/orders'));
+      writeFileSync(join(dir, 'policies', 'test.routes.json'), JSON.stringify(policy));
+      child.kill('SIGHUP');
+      const reloadBy = Date.now() + 10_000;
+      while (!/policies reloaded \(SIGHUP\)/.test(err) && Date.now() < reloadBy)
+        await new Promise((r) => setTimeout(r, 20));
+      assert.match(err, /policies reloaded \(SIGHUP\): \d+ routes/);
+      const gone = await request(`http://127.0.0.1:${port}/orders`, {
+        method: 'POST',
+        headers: { 'x-tenant-id': 't1', 'content-type': 'application/json' },
+        body: '{}',
+      });
+      assert.equal(gone.statusCode, 404, 'POST /orders is no longer routed');
+      await gone.body.text();
       // A client that keeps its connection open and idle (uWS's idle timeout is 10 s).
       const idle = connect(port, '127.0.0.1');
       let answered = '';
