@@ -42,6 +42,8 @@ function verify(args: string[]): number {
   const options = { publicKey, head, allowUnsignedTail: flag(p, 'allow-unsigned-tail') === 'true' };
   if (listSegments(log).length > 0) return verifySeries(log, options, flag(p, 'json') !== undefined);
   const r = verifyAuditLog(log, options);
+  if (r.previous !== null)
+    r.warnings.push('the log continues a rotated segment that is no longer beside it (removed or archived)');
   if (flag(p, 'json')) {
     console.log(JSON.stringify(r));
   } else {

@@ -16,11 +16,15 @@
  * Lines are chained at write time, in call order, so both may be mixed (a
  * `record()` also makes every earlier `append` durable).
  *
+ * The file itself (descriptors, the background sync's own description, the
+ * cut and the checked reopen) is log-file.ts.
+ *
  * Fail closed without freezing: a failed write or fdatasync makes every
  * record not yet durable fail with KcmError `audit_unavailable` (callers
  * answer 503) and raises an `audit.failure` alert; the chain steps back to the
- * last durable line and the file is cut back to it (now, or by the next
- * append's reopen, which also checks the last good line is still in place).
+ * last durable line and the file is cut back to it and synced (now, or by
+ * the next append's reopen, which also checks it is the same file with the
+ * last good line still in place).
  * Exporters get each durable line through `onDurable`, in order, which must
  * not block (see OtlpShipper); the head file only ever names a durable
  * checkpoint.
@@ -37,16 +41,12 @@ import {
   closeSync,
   constants,
   existsSync,
-  fdatasync,
-  fdatasyncSync,
-  fstatSync,
   fsyncSync,
-  ftruncateSync,
   mkdirSync,
   openSync,
   renameSync,
   rmSync,
-  writeSync,
+  statSync,
 } from 'node:fs';
 import { dirname } from 'node:path';
 import type { AlertSink } from '../alerts/alert-types.ts';
@@ -55,8 +55,9 @@ import type { AuditEvent, AuditSink } from './audit-event.ts';
 import type { ChainPosition } from './chain-checker.ts';
 import { CheckpointSigner, errnoOf } from './checkpoint-signer.ts';
 import { writeHeadFile } from './head-file.ts';
-import { resumeLog, tailMatches } from './log-resume.ts';
-import { lastLineOf, listSegments, nextSegmentNumber, segmentPath } from './log-segments.ts';
+import { LogFile } from './log-file.ts';
+import { resumeLog } from './log-resume.ts';
+import { firstLineOf, lastLineOf, listSegments, nextSegmentNumber, segmentPath } from './log-segments.ts';
 import {
   type AuditLine,
   type CheckpointReason,
@@ -145,7 +146,8 @@ export class AuditLog implements AuditSink {
   readonly #keep: number | undefined;
   /** File size at which the next write rotates first (pushed on after a failed rotation). */
   #rotateAt: number;
-  #fd: number | null;
+  /** The file being written (replaced by a rotation). */
+  #file: LogFile;
   #pos: ChainPosition;
   #size: number;
   #lastLine: Buffer;
@@ -155,8 +157,6 @@ export class AuditLog implements AuditSink {
   /** Writes not yet durable, oldest first. */
   #unsynced: Unsynced[] = [];
   #writes = 0;
-  /** Token of the fdatasync in flight on the thread pool (null: none); a completion with another token is stale. */
-  #inFlight: object | null = null;
   #broken = false;
   #closed = false;
   #queue: Pending[] = [];
@@ -182,7 +182,8 @@ export class AuditLog implements AuditSink {
     this.#keep = o.keepSegments === undefined ? undefined : intOption('keepSegments', o.keepSegments, 1, 1_000_000, 0);
     try {
       mkdirSync(dirname(o.path), { recursive: true, mode: 0o700 });
-      this.#fd = openSync(o.path, constants.O_RDWR | constants.O_APPEND | constants.O_CREAT, 0o600);
+      this.#finishInterruptedRotation();
+      this.#file = LogFile.open(o.path, true);
     } catch (err) {
       throw this.#fail(err, 'cannot open the audit log');
     }
@@ -190,19 +191,18 @@ export class AuditLog implements AuditSink {
       this.#ownsSigner = !o.signer;
       this.#signer = o.signer ?? CheckpointSigner.loadOrCreate(o.keyFile ?? `${o.path}.key`);
       this.publicKey = this.#signer.publicKey;
-      const r = resumeLog(this.#fd, this.headPath, this.publicKey);
+      const r = resumeLog(this.#file.fd as number, this.headPath, this.publicKey);
       if (r.repairedBytes > 0) this.#alert('warning', `removed an incomplete last line (${r.repairedBytes} bytes)`);
       this.#pos = r.position;
       this.#size = r.size;
       this.#lastLine = r.lastLine;
     } catch (err) {
-      closeSync(this.#fd);
+      this.#file.close();
       throw this.#fail(err, 'cannot resume the audit log');
     }
     const lines: string[] = [];
     if (this.#size === 0) {
-      // A new log beside rotated segments continues the newest (a crash between a rotation's renames).
-      const g = this.#genesis(this.#previousSegmentHash());
+      const g = this.#genesis(undefined);
       lines.push(g.line);
       this.#pos = g.pos;
     }
@@ -210,8 +210,7 @@ export class AuditLog implements AuditSink {
     try {
       this.#commit([], 'now', 'open', lines);
     } catch (err) {
-      if (this.#fd !== null) closeSync(this.#fd);
-      this.#fd = null;
+      this.#file.close();
       throw err;
     }
     if (interval > 0) {
@@ -222,7 +221,12 @@ export class AuditLog implements AuditSink {
 
   /** The open file descriptor (diagnostics), or null while the log is broken or closed. */
   get fd(): number | null {
-    return this.#fd;
+    return this.#file.fd;
+  }
+
+  /** The descriptor background syncs use, once the first one ran (diagnostics and tests). */
+  get syncFd(): number | null {
+    return this.#file.syncFd;
   }
 
   /** Sequence number the next line will get. */
@@ -288,9 +292,7 @@ export class AuditLog implements AuditSink {
       this.#commit([], 'now', 'close');
     } finally {
       this.#closed = true;
-      this.#inFlight = null;
-      if (this.#fd !== null) closeSync(this.#fd);
-      this.#fd = null;
+      this.#file.close();
       if (this.#ownsSigner) this.#signer.destroy();
     }
   }
@@ -406,32 +408,68 @@ export class AuditLog implements AuditSink {
     return { line: g.line, pos: { nextSeq: 1, prev: g.hash, logId, events: 0 } };
   }
 
-  /** The hash of the newest rotated segment's last line, if there is one to continue. */
-  #previousSegmentHash(): string | undefined {
-    const newest = listSegments(this.path).at(-1);
-    if (!newest) return undefined;
-    try {
-      const line = lastLineOf(newest.path);
-      if (line) return parseLine(line).parsed.hash;
-    } catch {
-      // Unreadable or malformed: said below, and `kcm audit verify` names the break.
+  /**
+   * At start, before opening: a live log that is missing (or empty) while a
+   * `<path>.next` whose genesis continues the newest segment exists is a
+   * rotation a crash cut between its renames: `.next` (complete and synced
+   * before the renames) takes its place. Any other `.next` is moved aside
+   * (never deleted: if a rotation's renames were lost it may hold records).
+   * A live log missing while rotated segments exist is refused
+   * (`audit_tampered`): it was removed, and a new log would hide that.
+   */
+  #finishInterruptedRotation(): void {
+    const next = `${this.path}.next`;
+    const live = existsSync(this.path) && statSync(this.path).size > 0;
+    if (existsSync(next)) {
+      if (!live && this.#continuesNewestSegment(next)) {
+        renameSync(next, this.path);
+        this.#alert('warning', `finished a rotation a crash had interrupted (${next} is the live log again)`);
+        return;
+      }
+      this.#moveAside(next);
     }
-    this.#alert(
-      'warning',
-      `the newest rotated segment (${newest.path}) has no readable last line; the new log does not continue it`,
-    );
-    return undefined;
+    if (!live && listSegments(this.path).length > 0) {
+      throw new KcmError(
+        'audit_tampered',
+        `the live audit log ${this.path} is missing but rotated segments are beside it: restore it, or move the segments away to start a new chain`,
+      );
+    }
+  }
+
+  /** Whether the genesis of the log at `file` names the last line of the newest rotated segment. */
+  #continuesNewestSegment(file: string): boolean {
+    const newest = listSegments(this.path).at(-1);
+    if (!newest) return false;
+    try {
+      const first = firstLineOf(file);
+      const last = lastLineOf(newest.path);
+      if (!first || !last) return false;
+      const g = parseLine(first).parsed;
+      return g.type === 'genesis' && g.previous !== undefined && g.previous === parseLine(last).parsed.hash;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Renames a leftover `<path>.next` to `<path>.next.<ms>.orphan`, with an alert (never deleted: it may hold records). */
+  #moveAside(next: string): void {
+    const to = `${next}.${Date.now()}.orphan`;
+    renameSync(next, to);
+    this.#alert('warning', `moved a leftover ${next} aside to ${to}; check it for records`);
   }
 
   /**
    * Closes the file with a signed `close` checkpoint and moves it (head file
-   * first) to the next segment number, with a new log already written in its
-   * place (`<path>.next`, renamed over). On failure the log goes on in the
-   * same file, with an alert, and rotation is tried again after another
-   * `rotateBytes`. Then removes segments beyond `keepSegments`.
+   * first) to the next segment number, with a new log already written and
+   * synced in its place (`<path>.next`, renamed over), then syncs the
+   * directory. On failure the renames are undone, an `open` checkpoint
+   * follows the `close` one, an alert says why and the log goes on in the
+   * same file; rotation is tried again after another `rotateBytes`. Then
+   * removes segments beyond `keepSegments`. Never throws.
    */
   #rotate(): void {
     const bytes = this.#rotateBytes as number;
+    this.#rotateAt = this.#size + bytes;
     try {
       this.#commit([], 'now', 'close');
     } catch {
@@ -442,34 +480,38 @@ export class AuditLog implements AuditSink {
     const g = this.#genesis(this.#pos.prev);
     const open = this.#checkpointLine(g.pos, 'open');
     const buf = Buffer.from(`${g.line}\n${open.line}\n`, 'utf8');
-    let fd: number | null = null;
+    let next: LogFile | undefined;
+    let moved = false;
     try {
-      fd = openSync(tmp, constants.O_RDWR | constants.O_APPEND | constants.O_CREAT | constants.O_TRUNC, 0o600);
-      for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off, buf.length - off);
-      if (this.#o.fsync !== false) fdatasyncSync(fd);
+      if (existsSync(tmp)) this.#moveAside(tmp);
+      // The new log, complete and synced, under its final name's identity before any rename.
+      next = new LogFile(
+        this.path,
+        openSync(tmp, constants.O_RDWR | constants.O_APPEND | constants.O_CREAT | constants.O_EXCL, 0o600),
+      );
+      next.write(buf);
+      if (this.#o.fsync !== false) next.syncNow();
       if (existsSync(this.headPath)) renameSync(this.headPath, `${seg}.head`);
       renameSync(this.path, seg);
+      moved = true;
       renameSync(tmp, this.path);
     } catch (err) {
-      if (fd !== null) {
-        closeSync(fd);
-        rmSync(tmp, { force: true });
-      }
-      if (!existsSync(this.path) && existsSync(seg)) renameQuietly(seg, this.path);
-      if (!existsSync(this.headPath) && existsSync(`${seg}.head`)) renameQuietly(`${seg}.head`, this.headPath);
-      this.#rotateAt = this.#size + bytes;
-      this.#alert('warning', `cannot rotate the audit log (${errnoOf(err)}); it goes on in the same file`);
+      this.#undoRotation(next, tmp, seg, moved, err);
       return;
     }
     if (this.#o.fsync !== false) {
       try {
         syncDirectory(this.path);
       } catch (err) {
-        this.#alert('warning', `cannot sync the audit log's directory after rotating (${errnoOf(err)})`);
+        this.#alert(
+          'critical',
+          `cannot sync the audit log's directory after rotating (${errnoOf(err)}): a power loss may undo the rotation`,
+        );
       }
     }
-    if (this.#fd !== null) closeSync(this.#fd);
-    this.#fd = fd;
+    this.#file.close();
+    this.#file = next;
+    this.#broken = false;
     this.#pos = g.pos;
     this.#size = buf.length;
     this.#lastLine = Buffer.from(`${open.line}\n`, 'utf8');
@@ -483,17 +525,41 @@ export class AuditLog implements AuditSink {
     this.#prune();
   }
 
+  /** A rotation failed at some step: put the files back as they were and reopen the log for events. */
+  #undoRotation(next: LogFile | undefined, tmp: string, seg: string, moved: boolean, err: unknown): void {
+    if (next) {
+      next.close();
+      rmQuietly(tmp);
+    }
+    if (moved) renameQuietly(seg, this.path);
+    if (!existsSync(this.headPath) && existsSync(`${seg}.head`)) renameQuietly(`${seg}.head`, this.headPath);
+    this.#alert('warning', `cannot rotate the audit log (${errnoOf(err)}); it goes on in the same file`);
+    try {
+      this.#commit([], 'now', 'open'); // events after the close checkpoint follow an open one, as after a restart
+    } catch {
+      // Counted and alerted; the next append reopens the log.
+    }
+  }
+
   /** Removes the oldest rotated segments (and their head files) beyond `keepSegments`. */
   #prune(): void {
     if (this.#keep === undefined) return;
-    const segments = listSegments(this.path);
-    for (const s of segments.slice(0, Math.max(0, segments.length - this.#keep))) {
+    const segments = listSegments(this.path, true);
+    const old = segments.slice(0, Math.max(0, segments.length - this.#keep));
+    for (const s of old) {
       try {
-        rmSync(s.path);
+        rmSync(s.path, { force: true });
         rmSync(`${s.path}.head`, { force: true });
         this.stats.removed++;
       } catch (err) {
         this.#alert('warning', `cannot remove the old audit segment ${s.path} (${errnoOf(err)})`);
+      }
+    }
+    if (old.length > 0 && this.#o.fsync !== false) {
+      try {
+        syncDirectory(this.path);
+      } catch {
+        // The removals are not records: a power loss bringing one back is harmless.
       }
     }
   }
@@ -516,8 +582,8 @@ export class AuditLog implements AuditSink {
   /** Writes `buf` (synchronously, so lines keep call order). A failure fails every write not yet durable. */
   #write(buf: Buffer): void {
     try {
-      const fd = this.#ensureOpen();
-      for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off, buf.length - off);
+      this.#ensureOpen();
+      this.#file.write(buf);
       this.#size += buf.length;
     } catch (err) {
       throw this.#failUnsynced(err, 'cannot write the audit log');
@@ -527,29 +593,35 @@ export class AuditLog implements AuditSink {
   /** fdatasync on this thread: every write so far is durable on return. */
   #syncNow(): void {
     try {
-      fdatasyncSync(this.#fd as number);
+      this.#file.syncNow();
     } catch (err) {
       throw this.#failUnsynced(err, 'cannot sync the audit log');
     }
     this.#settle(this.#writes);
   }
 
-  /** Starts an fdatasync on the thread pool for every write so far, unless one is in flight (its end starts the next). */
+  /**
+   * Starts an fdatasync on the thread pool for every write so far, unless one
+   * is running (its end starts the next). Its error fails every write not yet
+   * durable (it may be any of theirs); a sync of a file since replaced (by a
+   * failure's reopen, a rotation or close, which settled or failed what it
+   * covered) only starts the next.
+   */
   #syncInBackground(): void {
-    if (this.#inFlight !== null || this.#unsynced.length === 0 || this.#fd === null) return;
-    const token = {};
+    if (this.#closed || this.#broken || this.#file.syncing || this.#unsynced.length === 0) return;
     const upTo = this.#writes;
-    this.#inFlight = token;
-    fdatasync(this.#fd, (err) => {
-      if (this.#inFlight !== token) return; // stale: a failure, a synchronous sync or close settled these writes
-      this.#inFlight = null;
-      if (err) {
-        this.#failUnsynced(err, 'cannot sync the audit log');
-        return;
-      }
-      this.#settle(upTo);
-      this.#syncInBackground();
-    });
+    try {
+      this.#file.syncInBackground((err, current) => {
+        if (current && err) {
+          this.#failUnsynced(err, 'cannot sync the audit log');
+          return;
+        }
+        if (current) this.#settle(upTo);
+        this.#syncInBackground();
+      });
+    } catch (err) {
+      this.#failUnsynced(err, 'cannot sync the audit log');
+    }
   }
 
   /** Writes up to number `upTo` are durable: release their records, head file and exporter lines, in order. */
@@ -562,14 +634,15 @@ export class AuditLog implements AuditSink {
       this.#exported(u.lines);
       for (const p of u.waiters) p.resolve();
     }
-    // A synchronous fdatasync covered what the one in flight was syncing: let the next start afresh.
-    if (this.#unsynced.length === 0) this.#inFlight = null;
   }
 
   /**
    * A write or fdatasync failed: every record not yet durable fails, the chain
-   * steps back to the last durable line and the file is cut back to it (here
-   * if it can be, else by the next append's reopen). Returns the error to throw.
+   * steps back to the last durable line and the file is cut back to it now,
+   * through the open descriptor, and synced (records refused to their callers
+   * must not come back after a crash); when that cannot be done, the next
+   * append's reopen cuts. The next append reopens and checks the file in any
+   * case. Returns the error to throw.
    */
   #failUnsynced(err: unknown, what: string): KcmError {
     this.#broken = true;
@@ -577,44 +650,28 @@ export class AuditLog implements AuditSink {
     const e = this.#fail(err, what);
     const failed = this.#unsynced;
     this.#unsynced = [];
-    this.#inFlight = null;
     ({
       pos: this.#pos,
       size: this.#size,
       lastLine: this.#lastLine,
       sinceCheckpoint: this.#sinceCheckpoint,
     } = this.#durable);
-    try {
-      this.#ensureOpen(); // cut the records just refused out of the file now…
-    } catch {
-      // Still failing: the next append retries the reopen and cut.
+    if (!this.#file.cutTo(this.#size)) {
+      try {
+        this.#file.reopen(this.#size, this.#lastLine);
+      } catch {
+        // Still failing: the next append retries the reopen and cut.
+      }
     }
-    this.#broken = true; // …and still reopen and check the file at the next append
     for (const u of failed) for (const p of u.waiters) p.reject(e);
     return e;
   }
 
-  /** After a failure: reopen, drop the failed write's partial bytes, check our last line is still the file's last. */
-  #ensureOpen(): number {
-    if (!this.#broken && this.#fd !== null) return this.#fd;
-    if (this.#fd !== null) {
-      try {
-        closeSync(this.#fd);
-      } catch {
-        // Already closed under us (EBADF): reopening is the point.
-      }
-      this.#fd = null;
-    }
-    const fd = openSync(this.path, constants.O_RDWR | constants.O_APPEND);
-    const size = fstatSync(fd).size;
-    if (size > this.#size) ftruncateSync(fd, this.#size);
-    if (size < this.#size || !tailMatches(fd, this.#size, this.#lastLine)) {
-      closeSync(fd);
-      throw new KcmError('audit_unavailable', 'the audit log changed while it could not be written (tampered?)');
-    }
-    this.#fd = fd;
+  /** After a failure: reopen the file and check it (log-file.ts reopen), before any write. */
+  #ensureOpen(): void {
+    if (!this.#broken) return;
+    this.#file.reopen(this.#size, this.#lastLine);
     this.#broken = false;
-    return fd;
   }
 
   #updateHead(line: string): void {
@@ -665,6 +722,14 @@ function syncDirectory(path: string): void {
 function renameQuietly(from: string, to: string): void {
   try {
     renameSync(from, to);
+  } catch {
+    // Best effort while undoing a failed rotation; the alert names the failure.
+  }
+}
+
+function rmQuietly(path: string): void {
+  try {
+    rmSync(path, { force: true });
   } catch {
     // Best effort while undoing a failed rotation; the alert names the failure.
   }

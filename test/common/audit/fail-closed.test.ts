@@ -1,13 +1,14 @@
 /**
  * Fail closed without freezing, with real file-system failures: a log that
  * cannot be opened, a descriptor closed under the writer (EBADF), a full
- * device (ENOSPC from /dev/full), an fdatasync that fails (EINVAL from
- * /dev/null), a directory that vanished. Each failed
+ * device (ENOSPC from /dev/full), a background fdatasync that fails (EINVAL
+ * from /dev/null under its descriptor), a write failing while an earlier
+ * batch waits for its sync, a directory that vanished. Each failed
  * append throws `audit_unavailable` (503) and alerts; later appends recover
  * once the cause is gone, and the log still verifies.
  */
 import assert from 'node:assert/strict';
-import { closeSync, existsSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { AlertInput } from '../../../common/src/alerts/alert-types.ts';
@@ -89,7 +90,7 @@ describe('AuditLog fails closed and recovers', () => {
     assert.equal(r.events, 1);
   });
 
-  it('an fdatasync that fails (EINVAL from /dev/null): every record not yet durable is refused, the head keeps the last durable checkpoint, the chain resumes', async (t) => {
+  it('a background fdatasync that fails (EINVAL from /dev/null): its records are refused and cut out of the file, the head keeps the last durable checkpoint, the chain resumes', async (t) => {
     const d = tempDir();
     dirs.push(d);
     const got: AlertInput[] = [];
@@ -100,22 +101,28 @@ describe('AuditLog fails closed and recovers', () => {
       checkpointIntervalMs: 0,
       alerter: { alert: (a) => got.push(a) },
     });
-    log.record({ action: 'core.unseal', outcome: 'success', resource: 'kept' });
+    await log.append({ action: 'core.unseal', outcome: 'success', resource: 'kept' }); // opens the sync descriptor
     const head = readFileSync(`${path}.head`, 'utf8');
-    const fd = log.fd as number;
+    const sizeBefore = statSync(path).size;
+    // The background syncs' own descriptor now points at /dev/null: writes still reach the file, its fdatasync fails.
+    const fd = log.syncFd as number;
     closeSync(fd);
-    const devNull = openSync('/dev/null', 'w'); // writes succeed, fdatasync fails
+    const devNull = openSync('/dev/null', 'r');
     if (devNull !== fd) {
       closeSync(devNull);
       return t.skip('the kernel gave /dev/null another descriptor number');
     }
     const batch = [1, 2, 3].map((i) => log.append({ action: 'key.encrypt', outcome: 'success', resource: `lost${i}` }));
+    await new Promise((r) => setImmediate(r));
+    assert.match(readFileSync(path, 'utf8'), /lost3/, 'written to the file, not yet durable');
     const results = await Promise.allSettled(batch);
     for (const r of results) {
       assert.equal(r.status, 'rejected');
       assert.ok(unavailable(/EINVAL/)((r as PromiseRejectedResult).reason));
     }
     assert.match(got.at(-1)?.summary ?? '', /cannot sync the audit log \(EINVAL\); key operations are refused/);
+    assert.equal(statSync(path).size, sizeBefore, 'the refused records (and their checkpoint) are cut out of the file');
+    assert.doesNotMatch(readFileSync(path, 'utf8'), /lost/);
     assert.equal(readFileSync(`${path}.head`, 'utf8'), head, 'a checkpoint that never became durable is not named');
     assert.equal(log.pendingSync, 0);
     await log.append({ action: 'key.encrypt', outcome: 'success', resource: 'after' });
@@ -123,10 +130,39 @@ describe('AuditLog fails closed and recovers', () => {
     const r = verifyAuditLog(path, { publicKey: log.publicKey });
     assert.equal(r.ok, true, r.firstBad?.problem);
     assert.equal(r.events, 2);
-    assert.doesNotMatch(readFileSync(path, 'utf8'), /lost/);
   });
 
-  it('the same descriptor swap without fsync: the writes to /dev/null succeed, so the refusal above came from the fdatasync', async (t) => {
+  it('a write that fails (ENOSPC) while an earlier group commit waits for its fdatasync: both are refused, and the earlier lines, already in the file, are cut out', async (t) => {
+    const { path, log } = setup();
+    log.record({ action: 'core.unseal', outcome: 'success', resource: 'kept' });
+    const sizeBefore = statSync(path).size;
+    const first = log.append({ action: 'key.encrypt', outcome: 'success', resource: 'waiting' });
+    await new Promise((r) => setImmediate(r)); // written; its fdatasync runs on the thread pool
+    assert.equal(log.pendingSync, 1);
+    assert.match(readFileSync(path, 'utf8'), /waiting/);
+    const fd = log.fd as number;
+    closeSync(fd);
+    const full = openSync('/dev/full', 'w');
+    if (full !== fd) {
+      closeSync(full);
+      return t.skip('the kernel gave /dev/full another descriptor number');
+    }
+    assert.throws(
+      () => log.record({ action: 'key.decrypt', outcome: 'success', resource: 'no-room' }),
+      unavailable(/ENOSPC/),
+    );
+    await assert.rejects(first, unavailable(/ENOSPC/));
+    await log.append({ action: 'key.encrypt', outcome: 'success', resource: 'after' }); // reopens the file and cuts
+    log.close();
+    const text = readFileSync(path, 'utf8');
+    assert.doesNotMatch(text, /waiting|no-room/);
+    assert.ok(statSync(path).size > sizeBefore);
+    const r = verifyAuditLog(path, { publicKey: log.publicKey });
+    assert.equal(r.ok, true, r.firstBad?.problem);
+    assert.equal(r.events, 2);
+  });
+
+  it('the same descriptor swap without fsync: the writes to /dev/null succeed (no failure without a failing call)', async (t) => {
     const d = tempDir();
     dirs.push(d);
     const log = new AuditLog({ path: join(d.dir, 'audit.jsonl'), checkpointIntervalMs: 0, fsync: false });
@@ -138,6 +174,7 @@ describe('AuditLog fails closed and recovers', () => {
       return t.skip('the kernel gave /dev/null another descriptor number');
     }
     await log.append({ action: 'key.encrypt', outcome: 'success' });
+    assert.equal(log.stats.writeFailures, 0);
     log.close();
   });
 

@@ -4,11 +4,12 @@
  * it; the segments verify as one chain, in order, with nothing lost. Removing,
  * replacing, reordering or cutting a segment is named; `keepSegments` drops
  * the oldest (a warning, not a failure); a crash between the renames and a
- * rotation that cannot be done are survived; `kcm audit verify` checks it all.
+ * rotation that cannot be done are survived, a removed live log is refused;
+ * `kcm audit verify` checks it all.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +18,7 @@ import { AuditLog, type AuditLogOptions } from '../../../common/src/audit/audit-
 import { exportAuditLog } from '../../../common/src/audit/jsonl-export.ts';
 import { listSegments, segmentPath } from '../../../common/src/audit/log-segments.ts';
 import { verifyAuditSeries } from '../../../common/src/audit/series-verifier.ts';
+import type { KcmError } from '../../../common/src/errors.ts';
 import { tempDir } from './log-fixture.ts';
 
 const KCM = fileURLToPath(new URL('../../../bin/kcm.mjs', import.meta.url));
@@ -146,47 +148,88 @@ describe('AuditLog rotation', () => {
     assert.match(r.warnings.join('\n'), /continues a segment that is no longer here/);
   });
 
-  it('a crash between the renames: the next start links its new log to the newest segment', async () => {
-    const { path, log } = await rotatedLog(60);
+  it('a crash between the renames: the next start puts the new log (.next) in place; a live log removed beside segments is refused', async () => {
+    const { path, log, got } = await rotatedLog(60);
     log.close();
-    // As if the writer died after moving the live log away and before its successor took its place.
-    const n = listSegments(path).length + 1;
-    renameSync(`${path}.head`, `${segmentPath(path, n)}.head`);
-    renameSync(path, segmentPath(path, n));
-    const again = new AuditLog({ path, checkpointIntervalMs: 0, rotateBytes: 4096 });
+    // As the writer leaves it when it dies after moving the live log to its segment and before `.next` takes its place.
+    renameSync(path, `${path}.next`);
+    rmSync(`${path}.head`);
+    const again = new AuditLog({
+      path,
+      checkpointIntervalMs: 0,
+      rotateBytes: 4096,
+      alerter: { alert: (a) => got.push(a) },
+    });
+    assert.match(got.map((a) => a.summary).join('\n'), /finished a rotation a crash had interrupted/);
     await again.append(event(60));
     again.close();
     const r = verifyAuditSeries(path, { publicKey: log.publicKey });
     assert.equal(r.ok, true, JSON.stringify(r.firstBad));
     assert.equal(r.events, 61);
+
+    // Deleting the live log (and its head) must not start a fresh log that quietly continues the newest segment.
+    rmSync(path);
+    rmSync(`${path}.head`);
+    assert.throws(
+      () => new AuditLog({ path, checkpointIntervalMs: 0 }),
+      (e: KcmError) => e.code === 'audit_tampered' && /missing but rotated segments are beside it/.test(e.message),
+    );
+    assert.throws(() => verifyAuditSeries(path, { publicKey: log.publicKey }), /ENOENT/, 'nor does the series verify');
+
+    // A `.next` that does not continue the newest segment is never taken for the live log.
+    writeFileSync(`${path}.next`, 'not a log\n');
+    assert.throws(() => new AuditLog({ path, checkpointIntervalMs: 0 }), /missing but rotated segments/);
+    assert.equal(existsSync(`${path}.next`), false, 'moved aside');
   });
 
-  it('a rotation that cannot be done (EISDIR) alerts and the log goes on in the same file; the next one succeeds', async () => {
+  it('a rotation that cannot be done alerts, goes on in the same file after an open checkpoint, and is tried again later', async () => {
     const d = tempDir();
     dirs.push(d);
-    const path = join(d.dir, 'gateway.log');
+    // A name so long that moving a leftover `.next` aside (`….next.<ms>.orphan`) exceeds NAME_MAX: ENAMETOOLONG.
+    const path = join(d.dir, `${'g'.repeat(228)}.log`);
     const got: AlertInput[] = [];
-    mkdirSync(`${path}.next`);
     const log = new AuditLog({
       path,
       rotateBytes: 4096,
       checkpointIntervalMs: 0,
       alerter: { alert: (a) => got.push(a) },
     });
+    writeFileSync(`${path}.next`, 'leftover');
     for (let i = 0; i < 30; i++) await log.append(event(i));
     assert.equal(log.stats.rotations, 0);
     assert.match(
       got.map((a) => a.summary).join('\n'),
-      /cannot rotate the audit log \(EISDIR\); it goes on in the same file/,
+      /cannot rotate the audit log \(ENAMETOOLONG\); it goes on in the same file/,
     );
-    assert.equal(existsSync(segmentPath(path, 1)), false, 'the failed rotation was undone');
-    rmdirSync(`${path}.next`);
+    assert.equal(listSegments(path).length, 0, 'nothing was moved');
+    const reasons = readFileSync(path, 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('"type":"checkpoint"'))
+      .map((l) => (JSON.parse(l) as { reason: string }).reason);
+    assert.deepEqual(reasons.slice(0, 3), ['open', 'close', 'open'], 'a close checkpoint is followed by an open one');
+    rmSync(`${path}.next`);
     for (let i = 30; i < 60; i++) await log.append(event(i));
     assert.ok(log.stats.rotations >= 1);
     log.close();
     const r = verifyAuditSeries(path, { publicKey: log.publicKey });
     assert.equal(r.ok, true, JSON.stringify(r.firstBad));
     assert.equal(r.events, 60);
+  });
+
+  it('a rotated segment must end with its close checkpoint, even with a head file naming an earlier one', async () => {
+    const { path, log } = await rotatedLog(100);
+    log.close();
+    const s1 = segmentPath(path, 1);
+    const lines = readFileSync(s1, 'utf8').split('\n').filter(Boolean);
+    // Cut back to the last periodic checkpoint, and make the head name it (a validly signed line of the segment).
+    const last = lines.findLastIndex((l) => l.includes('"reason":"periodic"'));
+    assert.ok(last > 0);
+    writeFileSync(s1, `${lines.slice(0, last + 1).join('\n')}\n`);
+    writeFileSync(`${s1}.head`, `${lines[last]}\n`);
+    const r = verifyAuditSeries(path, { publicKey: log.publicKey });
+    assert.equal(r.ok, false);
+    assert.equal(r.firstBad?.path, s1);
+    assert.match(r.firstBad?.problem ?? '', /must end with its close checkpoint/);
   });
 
   it('kcm audit verify checks every segment and the links, and names a missing one', async () => {
@@ -206,5 +249,13 @@ describe('AuditLog rotation', () => {
     r = kcm();
     assert.equal(r.status, 1);
     assert.match(r.stdout, /FAILED in .*gateway\.log\.000003: does not continue gateway\.log\.000001/);
+    // Every segment gone: the live log still verifies alone, with a warning that it continues one no longer here.
+    for (const seg of listSegments(path, true)) {
+      rmSync(seg.path, { force: true });
+      rmSync(`${seg.path}.head`, { force: true });
+    }
+    r = kcm();
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stderr, /warning: the log continues a rotated segment that is no longer beside it/);
   });
 });
