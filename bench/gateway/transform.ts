@@ -29,13 +29,9 @@ import { performance } from 'node:perf_hooks';
 import { checkJsonBody, scanJsonBody } from '../../gateway/src/pipeline/json-body.ts';
 import { nativeTargets } from '../../gateway/src/pipeline/json-targets.ts';
 import { StaticKeyProvider } from '../../gateway/src/pipeline/key-provider.ts';
-import {
-  decryptFoundTargets,
-  decryptResponseFields,
-  encryptFoundTargets,
-  encryptRequestFields,
-  planFor,
-} from '../../gateway/src/pipeline/transform-json.ts';
+import { decryptFoundTargets, decryptResponseFields } from '../../gateway/src/pipeline/transform-decrypt.ts';
+import { encryptFoundTargets, encryptRequestFields } from '../../gateway/src/pipeline/transform-encrypt.ts';
+import { planFor } from '../../gateway/src/pipeline/transform-json.ts';
 import { compilePolicy } from '../../gateway/src/policy/policy-schema.ts';
 import { cryptoFor } from '../../native/index.ts';
 import { machineFacts } from '../aead/machine.ts';

@@ -34,11 +34,9 @@ import type { RequestContext } from '../pipeline/context.ts';
 import { checkJsonBody, scanCheckedBody } from '../pipeline/json-body.ts';
 import { nativeTargets } from '../pipeline/json-targets.ts';
 import type { FieldKeyProvider } from '../pipeline/key-provider.ts';
+import { decryptFoundTargets, decryptResponseFields } from '../pipeline/transform-decrypt.ts';
+import { encryptFoundTargets, encryptRequestFields } from '../pipeline/transform-encrypt.ts';
 import {
-  decryptFoundTargets,
-  decryptResponseFields,
-  encryptFoundTargets,
-  encryptRequestFields,
   FieldDecryptionError,
   planFor,
   type Caller as ReaderCaller,

@@ -3,10 +3,10 @@ import assert from 'node:assert/strict';
 import { KcmError } from '../../../common/src/errors.ts';
 import { scanJsonBody } from '../../../gateway/src/pipeline/json-body.ts';
 import { type FieldKeyProvider, StaticKeyProvider } from '../../../gateway/src/pipeline/key-provider.ts';
+import { decryptResponseFields } from '../../../gateway/src/pipeline/transform-decrypt.ts';
+import { encryptRequestFields } from '../../../gateway/src/pipeline/transform-encrypt.ts';
 import {
   type Caller,
-  decryptResponseFields,
-  encryptRequestFields,
   planFor,
   type TransformReport,
   type TransformRequest,

@@ -13,10 +13,10 @@ import { encryptFields } from '../../../common/src/crypto/field-cipher.ts';
 import { fieldContext, type RecordId } from '../../../gateway/src/pipeline/field-context.ts';
 import { scanJsonBody } from '../../../gateway/src/pipeline/json-body.ts';
 import { StaticKeyProvider } from '../../../gateway/src/pipeline/key-provider.ts';
+import { decryptResponseFields } from '../../../gateway/src/pipeline/transform-decrypt.ts';
+import { encryptRequestFields } from '../../../gateway/src/pipeline/transform-encrypt.ts';
 import {
   type Caller,
-  decryptResponseFields,
-  encryptRequestFields,
   type FieldDecryptionError,
   planFor,
   type TransformRequest,
