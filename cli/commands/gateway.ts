@@ -20,21 +20,31 @@ export const gatewayCommand: Command = {
       console.error(`kcm gateway: --config FILE is required\n\nUsage: ${this.usage}`);
       return 2;
     }
-    const gw = await startConfiguredGateway(loadGatewayConfig(file));
+    // SIGHUP's default action ends the process: ignore it while starting and stopping, reload while serving.
+    let onHup = () => {};
+    const hup = () => onHup();
+    process.on('SIGHUP', hup);
+    let gw: Awaited<ReturnType<typeof startConfiguredGateway>>;
+    try {
+      gw = await startConfiguredGateway(loadGatewayConfig(file));
+    } catch (err) {
+      process.off('SIGHUP', hup);
+      throw err;
+    }
+    onHup = () => gw.reload('SIGHUP');
     const { ports } = gw.server;
     const fronts = Object.entries(ports).map(([name, port]) => `${name} :${port}`);
     console.log(`kcm gateway: serving on ${fronts.join(', ')}`);
-    const hup = () => gw.reload('SIGHUP');
-    process.on('SIGHUP', hup);
     await new Promise<void>((resolve) => {
       const stop = (signal: string) => {
-        process.off('SIGHUP', hup);
+        onHup = () => {};
         console.error(`[gateway] ${signal}: draining, closing the Core client, wiping keys`);
         gw.close().then(resolve, resolve);
       };
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));
     });
+    process.off('SIGHUP', hup);
     return 0;
   },
 };

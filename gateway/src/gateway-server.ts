@@ -84,11 +84,12 @@ export interface GatewayServer {
   /**
    * Replaces the proxy's policy routes while serving (checked as at start;
    * new requests match the new set, requests in flight keep their route).
-   * Returns the number of routes now in force. Throws `invalid_config` (no
-   * proxy configured, a `pkcs11` route without `hsm`, `upstreams.urls`
-   * naming an upstream no route uses) and changes nothing then.
+   * Returns the number of routes now in force and the `upstreams.urls` names
+   * no route uses any more (allowed here, unlike at start). Throws
+   * `invalid_config` (no proxy configured, a `pkcs11` route without `hsm`)
+   * and changes nothing then.
    */
-  reloadPolicies(policies: PolicySet): number;
+  reloadPolicies(policies: PolicySet): { routes: number; unusedUpstreams: readonly string[] };
   /**
    * Drains, then closes: new requests get 503 `not_ready`, requests in flight
    * get up to `drainMs` (default 0) to finish, then every listener and
@@ -170,25 +171,36 @@ export async function startGateway(c: GatewayConfig): Promise<GatewayServer> {
   let router: RouteMatcher = new Router(routes);
   const directCap = Math.max(maxBodyBytes, ...routes.map((r) => r.bodyLimit ?? 0));
   // The proxy's routes, built from a policy set (at start and at each reload), and the largest body they accept.
-  let buildProxy: ((policies: PolicySet) => { matcher: RouteMatcher; routes: number; cap: number }) | undefined;
+  let buildProxy:
+    | ((
+        policies: PolicySet,
+        unused: 'refuse' | 'allow',
+      ) => { matcher: RouteMatcher; routes: number; cap: number; unusedUpstreams: readonly string[] })
+    | undefined;
   let proxy: SwappableMatcher | undefined;
   let proxyCap = 0;
   if (c.proxy) {
     const p = c.proxy;
     const upstreamPools = new UpstreamPools(upstreamOptions(p.upstream));
     pools = upstreamPools;
-    buildProxy = (policies) => {
+    buildProxy = (policies, unusedUpstreams) => {
       const m = proxyMatcher({
         policies,
+        unusedUpstreams,
         keys: proxyKeys,
         pools: upstreamPools,
         ...(p.upstreamUrls ? { upstreamUrls: p.upstreamUrls } : {}),
         ...(p.callerHeaders ? { callerHeaders: p.callerHeaders } : {}),
         ...(p.rolesForCertificate ? { rolesForCertificate: p.rolesForCertificate } : {}),
       });
-      return { matcher: m, routes: m.routes.length, cap: Math.max(0, ...m.routes.map((r) => r.bodyLimit ?? 0)) };
+      return {
+        matcher: m,
+        routes: m.routes.length,
+        cap: Math.max(0, ...m.routes.map((r) => r.bodyLimit ?? 0)),
+        unusedUpstreams: m.unusedUpstreams,
+      };
     };
-    const first = buildProxy(p.policies);
+    const first = buildProxy(p.policies, 'refuse');
     proxy = new SwappableMatcher(first.matcher);
     proxyCap = first.cap;
     router = new MatcherChain([router, proxy]);
@@ -244,11 +256,11 @@ export async function startGateway(c: GatewayConfig): Promise<GatewayServer> {
     reloadPolicies(policies) {
       if (!proxy || !buildProxy) throw new KcmError('invalid_config', 'no proxy configured: there are no policies');
       checkBackends(policies, hsm);
-      const next = buildProxy(policies);
+      const next = buildProxy(policies, 'allow');
       // Requests already reading keep the cap they started with (RequestBody copies it).
       pipeline.hardCap = Math.max(directCap, next.cap);
       proxy.swap(next.matcher);
-      return next.routes;
+      return { routes: next.routes, unusedUpstreams: next.unusedUpstreams };
     },
     async close(o = {}) {
       pipeline.drain();

@@ -205,9 +205,10 @@ export async function startConfiguredGateway(c: GatewayFileConfig, o: StartOptio
     throw err;
   }
   if (identities && c.identities?.watch) identities.watch();
-  const reloader = c.policies
-    ? new PolicyReloader({ dir: c.policies.dir, examples: c.policies.examples, server, log })
-    : undefined;
+  const reloader =
+    c.policies && policies
+      ? new PolicyReloader({ dir: c.policies.dir, examples: c.policies.examples, server, inForce: policies, log })
+      : undefined;
   if (reloader && c.policies?.watch) reloader.watch();
   let closing: Promise<void> | undefined;
   return {

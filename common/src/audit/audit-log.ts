@@ -57,7 +57,7 @@ import { CheckpointSigner, errnoOf } from './checkpoint-signer.ts';
 import { writeHeadFile } from './head-file.ts';
 import { LogFile } from './log-file.ts';
 import { resumeLog } from './log-resume.ts';
-import { firstLineOf, lastLineOf, listSegments, nextSegmentNumber, segmentPath } from './log-segments.ts';
+import { firstLineOf, lastLineOf, listSegments, MAX_SEGMENT, nextSegmentNumber, segmentPath } from './log-segments.ts';
 import {
   type AuditLine,
   type CheckpointReason,
@@ -470,12 +470,20 @@ export class AuditLog implements AuditSink {
   #rotate(): void {
     const bytes = this.#rotateBytes as number;
     this.#rotateAt = this.#size + bytes;
+    const n = nextSegmentNumber(this.path);
+    if (n > MAX_SEGMENT) {
+      this.#alert(
+        'critical',
+        `cannot rotate the audit log: segment numbers are used up (${MAX_SEGMENT}); archive and remove old segments`,
+      );
+      return;
+    }
     try {
       this.#commit([], 'now', 'close');
     } catch {
       return; // counted and alerted; the batch's own write says whether the log can be written
     }
-    const seg = segmentPath(this.path, nextSegmentNumber(this.path));
+    const seg = segmentPath(this.path, n);
     const tmp = `${this.path}.next`;
     const g = this.#genesis(this.#pos.prev);
     const open = this.#checkpointLine(g.pos, 'open');
@@ -603,17 +611,24 @@ export class AuditLog implements AuditSink {
   /**
    * Starts an fdatasync on the thread pool for every write so far, unless one
    * is running (its end starts the next). Its error fails every write not yet
-   * durable (it may be any of theirs); a sync of a file since replaced (by a
-   * failure's reopen, a rotation or close, which settled or failed what it
-   * covered) only starts the next.
+   * durable (it may be any of theirs), even when it synced a description
+   * since replaced (by a failure's reopen, a rotation or close): it flushed
+   * the same file, pages written since included. A success on a replaced
+   * description settles nothing (what it covered was settled or failed then)
+   * and starts the next.
    */
   #syncInBackground(): void {
     if (this.#closed || this.#broken || this.#file.syncing || this.#unsynced.length === 0) return;
     const upTo = this.#writes;
     try {
       this.#file.syncInBackground((err, current) => {
-        if (current && err) {
-          this.#failUnsynced(err, 'cannot sync the audit log');
+        if (err) {
+          if (this.#unsynced.length > 0) this.#failUnsynced(err, 'cannot sync the audit log');
+          else
+            this.#alert(
+              'critical',
+              `an fdatasync of the audit log failed after its records were settled (${errnoOf(err)})`,
+            );
           return;
         }
         if (current) this.#settle(upTo);

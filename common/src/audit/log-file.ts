@@ -4,13 +4,15 @@
  * back to the last durable byte after a failure, and reopening with checks.
  *
  * Two open file descriptions of the one file: writes and synchronous syncs
- * use the first; background syncs use the second (opened on the same inode).
+ * use the first; background syncs use the second, opened at the same moment
+ * on the same inode (`/proc/self/fd/N`), before any write it must cover.
  * Linux reports a writeback error once per open file description, to the
- * first fsync that asks, so a background sync can never swallow the error a
- * synchronous one must see, or the other way round. At most one background
- * sync runs at a time (its end starts the next), and a description is never
- * closed while a background sync still uses it: its number could otherwise
- * be reused by the next open and the sync land on another file.
+ * first fsync that asks, and never to a description opened after it, so a
+ * background sync can never swallow the error a synchronous one must see,
+ * or the other way round. At most one background sync runs at a time (its end
+ * starts the next), and a description is never closed while a background
+ * sync still uses it: its number could otherwise be reused by the next open
+ * and the sync land on another file.
  */
 import {
   closeSync,
@@ -39,13 +41,24 @@ export class LogFile {
   /** The description a background sync is using, and whether to close it once that sync returns. */
   #syncing: { fd: number; closeAfter: boolean } | null = null;
 
-  /** Adopts `fd`, open O_RDWR | O_APPEND on `path`. */
+  /**
+   * Adopts `fd`, open O_RDWR | O_APPEND on the file that is (or, for a
+   * rotation's new log, is about to be renamed to) `path`, and opens the
+   * background syncs' description on it now. Closes `fd` and throws when
+   * that cannot be done.
+   */
   constructor(path: string, fd: number) {
     this.path = path;
     this.#fd = fd;
-    const st = fstatSync(fd);
-    this.#dev = st.dev;
-    this.#ino = st.ino;
+    try {
+      const st = fstatSync(fd);
+      this.#dev = st.dev;
+      this.#ino = st.ino;
+      this.#syncFd = openSyncDescription(fd, st);
+    } catch (err) {
+      closeQuietly(fd);
+      throw err;
+    }
   }
 
   /** Opens (creating, 0600) the file at `path`. Throws the file-system error. */
@@ -87,7 +100,9 @@ export class LogFile {
    */
   syncInBackground(done: SyncDone): void {
     if (this.#syncing) throw new Error('LogFile: a background sync is already running');
-    const fd = this.#openSyncFd();
+    const fd = this.#syncFd;
+    if (fd === null || this.#fd === null)
+      throw Object.assign(new Error('the audit log file is closed'), { code: 'EBADF' });
     const job = { fd, closeAfter: false };
     this.#syncing = job;
     fdatasync(fd, (err) => {
@@ -121,25 +136,30 @@ export class LogFile {
    * holds at least `size` bytes and that `lastLine` ends there; only then
    * cuts anything past `size` (and syncs the cut). Throws KcmError
    * `audit_unavailable` when the file changed (replaced, shortened, edited),
-   * else the file-system error.
+   * else the file-system error. The fresh descriptors sync the file at once
+   * (a cut made through the old one may not be on disk yet: its fsync can
+   * fail on the error the failure was about, which a new description is not
+   * told again).
    */
   reopen(size: number, lastLine: Buffer): void {
     this.#closeDescriptions();
     const fd = openSync(this.path, constants.O_RDWR | constants.O_APPEND);
+    let syncFd: number | null = null;
     try {
       const st = fstatSync(fd);
       if (st.dev !== this.#dev || st.ino !== this.#ino || st.size < size || !tailMatches(fd, size, lastLine)) {
         throw new KcmError('audit_unavailable', 'the audit log changed while it could not be written (tampered?)');
       }
-      if (st.size > size) {
-        ftruncateSync(fd, size);
-        fsyncSync(fd);
-      }
+      syncFd = openSyncDescription(fd, st);
+      if (st.size > size) ftruncateSync(fd, size);
+      fsyncSync(fd);
     } catch (err) {
       closeSync(fd);
+      if (syncFd !== null) closeSync(syncFd);
       throw err;
     }
     this.#fd = fd;
+    this.#syncFd = syncFd;
   }
 
   /** Closes both descriptions (the sync one once its background sync returns). Idempotent. */
@@ -152,20 +172,6 @@ export class LogFile {
     return this.#fd;
   }
 
-  /** The sync description: the same inode as the write one, opened by name and checked. */
-  #openSyncFd(): number {
-    if (this.#syncFd !== null) return this.#syncFd;
-    this.#writeFd();
-    const fd = openSync(this.path, constants.O_RDONLY);
-    const st = fstatSync(fd);
-    if (st.dev !== this.#dev || st.ino !== this.#ino) {
-      closeSync(fd);
-      throw new KcmError('audit_unavailable', 'the audit log file was replaced (tampered?)');
-    }
-    this.#syncFd = fd;
-    return fd;
-  }
-
   #closeDescriptions(): void {
     if (this.#fd !== null) closeQuietly(this.#fd);
     this.#fd = null;
@@ -175,6 +181,17 @@ export class LogFile {
     if (this.#syncing?.fd === s) this.#syncing.closeAfter = true;
     else closeQuietly(s);
   }
+}
+
+/** A second open file description of the file open at `fd` (not a dup: its own error state), checked to be that file. */
+function openSyncDescription(fd: number, st: { dev: number; ino: number }): number {
+  const sync = openSync(`/proc/self/fd/${fd}`, constants.O_RDONLY);
+  const again = fstatSync(sync);
+  if (again.dev !== st.dev || again.ino !== st.ino) {
+    closeSync(sync);
+    throw new KcmError('audit_unavailable', 'cannot open a second description of the audit log');
+  }
+  return sync;
 }
 
 function closeQuietly(fd: number): void {

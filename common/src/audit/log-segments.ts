@@ -18,6 +18,8 @@ export interface Segment {
 }
 
 const DIGITS = 6;
+/** The last segment number six digits hold; the writer refuses to rotate past it (with an alert). */
+export const MAX_SEGMENT = 999_999;
 
 /** The file name of segment `n` of the log at `path`. */
 export function segmentPath(path: string, n: number): string {

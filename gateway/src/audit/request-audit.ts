@@ -164,9 +164,17 @@ function append(
   return log.append(event).then(written, () => refuse(ctx));
 }
 
-/** The answer becomes 503 `audit_unavailable` (whatever it was: nothing leaves unrecorded). */
+/**
+ * The answer becomes 503 `audit_unavailable` (whatever it was: nothing leaves
+ * unrecorded). After a forward the message says the upstream already had the
+ * request, so a client can tell it from the refusal before the forward,
+ * which is safe to retry.
+ */
 function refuse(ctx: RequestContext): undefined {
-  const err = new KcmError('audit_unavailable');
+  const err = new KcmError(
+    'audit_unavailable',
+    ctx.forwarded ? 'the request reached the upstream; its answer is withheld' : undefined,
+  );
   ctx.error = err;
   ctx.response = errorResponse(err);
   return undefined;

@@ -128,6 +128,8 @@ export interface RequestContext {
   keyId?: string;
   /** The L3 versions a direct API request looked up to open ciphertexts, `<key id> v<version>` (its audit resource). */
   auditKeys?: string[];
+  /** The request is being (or was) sent to the upstream: a refusal now comes after the upstream may have acted on it. */
+  forwarded?: boolean;
   /** The record of the request fields' key use was written before forwarding (audit/request-audit.ts). */
   auditForwarded?: boolean;
   /** Who a trusted peer said reads the response fields (callerHeaders), for the audit record's actor. */

@@ -5,6 +5,7 @@
  * `*.routes.example.json` are read only when asked (tests, `kcm dev`).
  */
 import { isUtf8 } from 'node:buffer';
+import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KcmError } from '../../../common/src/errors.ts';
@@ -26,8 +27,16 @@ export class PolicySet {
   /** Routes, most specific first; a route of an exact method before `*` at equal specificity. */
   readonly routes: readonly CompiledRoute[];
 
-  /** Builds a set; throws KcmError `invalid_policy` for a reused policy id or two routes of one method and shape. */
-  constructor(readonly policies: readonly CompiledPolicy[]) {
+  /**
+   * Builds a set; throws KcmError `invalid_policy` for a reused policy id or
+   * two routes of one method and shape. `fingerprint`: SHA-256 of the file
+   * names and bytes it was compiled from (loadPolicies), so a reload can tell
+   * a change from the same bytes ('' when not read from files).
+   */
+  constructor(
+    readonly policies: readonly CompiledPolicy[],
+    readonly fingerprint = '',
+  ) {
     const problems: string[] = [];
     const ids = new Map<string, string>();
     const shapes = new Map<string, string>();
@@ -115,7 +124,7 @@ export class PolicySet {
  * decoding would turn bad bytes into U+FFFD, and a selector could then name
  * another field than the one written.
  */
-function readPolicyText(file: string): string {
+function readPolicyBytes(file: string): Buffer {
   let bytes: Buffer;
   try {
     bytes = readFileSync(file);
@@ -123,7 +132,7 @@ function readPolicyText(file: string): string {
     throw new KcmError('invalid_policy', `${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
   }
   if (!isUtf8(bytes)) throw new KcmError('invalid_policy', `${file}: not valid UTF-8`);
-  return bytes.toString('utf8');
+  return bytes;
 }
 
 /**
@@ -149,15 +158,18 @@ export function loadPolicies(dir: string, options: { examples?: boolean } = {}):
   if (wanted.length === 0) throw new KcmError('invalid_config', `no *${ROUTE_POLICY_SUFFIX} files in ${dir}`);
   const policies: CompiledPolicy[] = [];
   const errors: string[] = [];
+  const fingerprint = createHash('sha256');
   for (const name of wanted) {
     const file = join(dir, name);
     try {
-      policies.push(compilePolicy(file, readPolicyText(file)));
+      const bytes = readPolicyBytes(file);
+      fingerprint.update(`${name}\0${bytes.length}\0`).update(bytes);
+      policies.push(compilePolicy(file, bytes.toString('utf8')));
     } catch (err) {
       if (!(err instanceof KcmError) || err.code !== 'invalid_policy') throw err;
       errors.push(err.detail ?? err.message);
     }
   }
   if (errors.length) throw new KcmError('invalid_policy', errors.join('\n'));
-  return new PolicySet(policies);
+  return new PolicySet(policies, fingerprint.digest('hex'));
 }

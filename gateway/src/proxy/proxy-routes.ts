@@ -56,6 +56,12 @@ export interface ProxyOptions {
   callerHeaders?: CallerHeaders;
   /** Roles of a certificate caller for response readers (default none; its identity is the CN). */
   rolesForCertificate?: (cert: PeerCertificate) => readonly string[];
+  /**
+   * An `upstreamUrls` name no route uses: refused at start (`invalid_config`:
+   * a typo), allowed on a policy reload (a route removed, the config not
+   * reloaded), where the matcher lists it in `unusedUpstreams`.
+   */
+  unusedUpstreams?: 'refuse' | 'allow';
 }
 
 const NO_BODY_METHODS = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS']);
@@ -129,6 +135,7 @@ function proxyRoute(
       let body = s.body ?? ctx.rawBody;
       const declared = ctx.headers['content-length'] !== undefined || ctx.headers['transfer-encoding'] !== undefined;
       if (body && body.length === 0 && !declared && NO_BODY_METHODS.has(ctx.method)) body = undefined;
+      ctx.forwarded = true;
       const reply = await forward(o.pools, upstream, ctx, body, {
         identityEncoding: r.response.length > 0,
         callerHeaders,
@@ -159,11 +166,16 @@ function proxyRoute(
  * `PolicySet.match` throws (KcmError `bad_request` for an ambiguous
  * spelling), which the route stage answers.
  */
-export function proxyMatcher(o: ProxyOptions): RouteMatcher & { readonly routes: readonly Route[] } {
+export function proxyMatcher(
+  o: ProxyOptions,
+): RouteMatcher & { readonly routes: readonly Route[]; readonly unusedUpstreams: readonly string[] } {
   const used = new Set(o.policies.routes.map((r) => r.upstream.name));
-  for (const name of o.upstreamUrls?.keys() ?? []) {
-    if (!used.has(name))
-      throw new KcmError('invalid_config', `upstreams.urls.${name}: no policy route uses this upstream name`);
+  const unusedUpstreams = [...(o.upstreamUrls?.keys() ?? [])].filter((name) => !used.has(name));
+  if (unusedUpstreams.length > 0 && o.unusedUpstreams !== 'allow') {
+    throw new KcmError(
+      'invalid_config',
+      `upstreams.urls.${unusedUpstreams[0]}: no policy route uses this upstream name`,
+    );
   }
   const byRoute = new Map<CompiledRoute, Route>();
   const callerHeaders = callerHeaderPolicy(o.callerHeaders, o.rolesForCertificate);
@@ -173,6 +185,7 @@ export function proxyMatcher(o: ProxyOptions): RouteMatcher & { readonly routes:
   }
   return {
     routes: [...byRoute.values()],
+    unusedUpstreams,
     match(method: string, path: string): RouteMatch {
       try {
         const m = o.policies.match(method, path);

@@ -347,6 +347,7 @@ describe('gateway audit on proxy routes: a field encryption is recorded before t
       const refused = await post('o2');
       assert.equal(refused.status, 503);
       assert.equal(refused.json().error.code, 'audit_unavailable');
+      assert.doesNotMatch(refused.json().error.message, /reached the upstream/, 'refused before the forward');
       assert.ok(!refused.body.toString().includes('okcm:') && !refused.body.toString().includes(MARKER));
       assert.equal(f.up.received.length, 2, 'nothing reached the upstream: a retry cannot store the order twice');
     } finally {
@@ -354,6 +355,15 @@ describe('gateway audit on proxy routes: a field encryption is recorded before t
     }
     assert.equal((await post('o3')).status, 201);
     assert.equal(f.up.received.length, 3);
+    failing = true;
+    try {
+      const withheld = await call(f, `${f.base.uws}/orders/1`, { headers: { 'x-okcm-caller': 'billing' } });
+      assert.equal(withheld.status, 503);
+      assert.match(withheld.json().error.message, /the request reached the upstream; its answer is withheld/);
+      assert.ok(!withheld.body.toString().includes(MARKER), 'the decrypted answer is withheld');
+    } finally {
+      failing = false;
+    }
   });
 });
 

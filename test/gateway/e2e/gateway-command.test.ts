@@ -169,6 +169,7 @@ describe('kcm gateway configuration', () => {
       while (!answered.includes('\r\n\r\n')) await new Promise((r) => setTimeout(r, 20));
       const killedAt = Date.now();
       child.kill('SIGTERM');
+      child.kill('SIGHUP'); // during the drain: ignored, never the default action (which would end the process)
       assert.equal(await exited, 0);
       await idleClosed;
       const took = Date.now() - killedAt;

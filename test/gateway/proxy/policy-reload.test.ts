@@ -4,8 +4,9 @@
  * without a restart (a route that passed a field in clear encrypts it from
  * the next request on), refuses a broken set as a whole (naming file, line
  * and field) and keeps serving the set in force, ignores a change that
- * leaves the bytes as they were, drops a removed route, and counts applied
- * and refused reloads in /metrics. A real upstream and real files.
+ * leaves the bytes as they were, drops a removed route, applies a change
+ * made during start-up, and counts applied and refused reloads in /metrics.
+ * A real upstream and real files.
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,6 +15,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import { gatewayConfig } from '../../../gateway/src/gateway-config.ts';
+import { loadPolicies } from '../../../gateway/src/policy/policy-loader.ts';
+import { PolicyReloader } from '../../../gateway/src/policy/policy-reload.ts';
 import { type ConfiguredGateway, startConfiguredGateway } from '../../../gateway/src/start-configured-gateway.ts';
 import { startUpstreams, type Upstreams } from './proxy-fixture.ts';
 
@@ -135,8 +138,13 @@ describe('policy reload while serving', () => {
     await waitForLog(/policy reload \(file change\) refused/, mark);
     assert.ok(!(await post()).forwarded.includes(MARKER));
 
-    // The bytes of the set in force again: nothing to reload.
+    // The bytes of the set in force again: the watcher sees the change and applies nothing.
+    const applied = await metric('applied');
+    mark = logs.length;
     put(policy(true));
+    await new Promise((r) => setTimeout(r, 600));
+    assert.deepEqual(logs.slice(mark), [], 'nothing logged');
+    assert.equal(await metric('applied'), applied);
     assert.equal(g.policies?.reload('check', true), false);
 
     // A route removed is gone for new requests.
@@ -144,5 +152,25 @@ describe('policy reload while serving', () => {
     put({ ...(policy(true) as object), routes: [(policy(true) as { routes: unknown[] }).routes[1]] });
     await waitForLog(/policies reloaded \(file change\): 1 routes/, mark);
     assert.equal((await post()).status, 404);
+  });
+
+  it('a change made while the gateway was starting (after the policies were read) is applied once the watch runs', async () => {
+    put(policy(false));
+    const started = loadPolicies(join(dir, 'policies'));
+    put(policy(true)); // written between the read and the watch
+    const mark = logs.length;
+    const r = new PolicyReloader({
+      dir: join(dir, 'policies'),
+      examples: false,
+      server: g.server,
+      inForce: started,
+      log: (m) => logs.push(m),
+    });
+    try {
+      r.watch();
+      assert.match(logs.slice(mark).join('\n'), /policies reloaded \(changed during start-up\)/);
+    } finally {
+      r.close();
+    }
   });
 });
