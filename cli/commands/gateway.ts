@@ -44,7 +44,7 @@ export const gatewayCommand: Command = {
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));
     });
-    process.off('SIGHUP', hup);
+    // The handler stays (a no-op now): a SIGHUP arriving while the process exits must not end it by signal.
     return 0;
   },
 };
