@@ -175,7 +175,13 @@ export async function startGateway(c: GatewayConfig): Promise<GatewayServer> {
     | ((
         policies: PolicySet,
         unused: 'refuse' | 'allow',
-      ) => { matcher: RouteMatcher; routes: number; cap: number; unusedUpstreams: readonly string[] })
+      ) => {
+        matcher: RouteMatcher;
+        routes: number;
+        cap: number;
+        unusedUpstreams: readonly string[];
+        origins: ReadonlySet<string>;
+      })
     | undefined;
   let proxy: SwappableMatcher | undefined;
   let proxyCap = 0;
@@ -198,6 +204,7 @@ export async function startGateway(c: GatewayConfig): Promise<GatewayServer> {
         routes: m.routes.length,
         cap: Math.max(0, ...m.routes.map((r) => r.bodyLimit ?? 0)),
         unusedUpstreams: m.unusedUpstreams,
+        origins: m.origins,
       };
     };
     const first = buildProxy(p.policies, 'refuse');
@@ -260,6 +267,8 @@ export async function startGateway(c: GatewayConfig): Promise<GatewayServer> {
       // Requests already reading keep the cap they started with (RequestBody copies it).
       pipeline.hardCap = Math.max(directCap, next.cap);
       proxy.swap(next.matcher);
+      // Pools of upstreams no route forwards to any more: idle connections closed, requests in flight finish.
+      pools?.retain(next.origins);
       return { routes: next.routes, unusedUpstreams: next.unusedUpstreams };
     },
     async close(o = {}) {

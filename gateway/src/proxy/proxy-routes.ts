@@ -166,9 +166,12 @@ function proxyRoute(
  * `PolicySet.match` throws (KcmError `bad_request` for an ambiguous
  * spelling), which the route stage answers.
  */
-export function proxyMatcher(
-  o: ProxyOptions,
-): RouteMatcher & { readonly routes: readonly Route[]; readonly unusedUpstreams: readonly string[] } {
+export function proxyMatcher(o: ProxyOptions): RouteMatcher & {
+  readonly routes: readonly Route[];
+  readonly unusedUpstreams: readonly string[];
+  /** The upstream origins its routes forward to (a reload closes the pools of the others). */
+  readonly origins: ReadonlySet<string>;
+} {
   const used = new Set(o.policies.routes.map((r) => r.upstream.name));
   const unusedUpstreams = [...(o.upstreamUrls?.keys() ?? [])].filter((name) => !used.has(name));
   if (unusedUpstreams.length > 0 && o.unusedUpstreams !== 'allow') {
@@ -179,12 +182,16 @@ export function proxyMatcher(
   }
   const byRoute = new Map<CompiledRoute, Route>();
   const callerHeaders = callerHeaderPolicy(o.callerHeaders, o.rolesForCertificate);
+  const origins = new Set<string>();
   for (const r of o.policies.routes) {
     const url = o.upstreamUrls?.get(r.upstream.name);
-    byRoute.set(r, proxyRoute(r, o, url ? { name: r.upstream.name, url } : r.upstream, callerHeaders));
+    const upstream = url ? { name: r.upstream.name, url } : r.upstream;
+    origins.add(upstream.url.origin);
+    byRoute.set(r, proxyRoute(r, o, upstream, callerHeaders));
   }
   return {
     routes: [...byRoute.values()],
+    origins,
     unusedUpstreams,
     match(method: string, path: string): RouteMatch {
       try {

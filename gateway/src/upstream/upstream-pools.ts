@@ -124,6 +124,19 @@ export class UpstreamPools {
     return [...this.#pools.keys()];
   }
 
+  /**
+   * Closes the pools of origins not in `keep` (after a policy reload): their
+   * idle connections close now, requests in flight finish first. A request
+   * still routed to such an origin makes a new pool.
+   */
+  retain(keep: ReadonlySet<string>): void {
+    for (const [origin, p] of this.#pools) {
+      if (keep.has(origin)) continue;
+      this.#pools.delete(origin);
+      p.close(false).catch(() => {});
+    }
+  }
+
   /** Closes every pool: in-flight requests finish first unless `force`, which destroys them. */
   async close(force = false): Promise<void> {
     this.#closed = true;

@@ -154,6 +154,36 @@ describe('policy reload while serving', () => {
     assert.equal((await post()).status, 404);
   });
 
+  it('a reload that moves every route to another upstream closes the old upstream pool', async () => {
+    put(policy(true));
+    await new Promise((r) => setTimeout(r, 400));
+    g.policies?.reload('test');
+    assert.equal((await post()).status, 201);
+    const appOrigin = `http://127.0.0.1:${up.appPort}`;
+    assert.ok(g.server.upstreams?.origins.includes(appOrigin));
+    const other = await startUpstreams();
+    try {
+      const moved = policy(true) as { upstreams: Record<string, string>; routes: { upstream: string }[] };
+      moved.upstreams = { other: `http://127.0.0.1:${other.appPort}` };
+      for (const r of moved.routes) r.upstream = 'other';
+      put(moved);
+      await new Promise((r) => setTimeout(r, 400));
+      g.policies?.reload('test', true);
+      const r = await request(`http://127.0.0.1:${g.server.ports.uws}/orders`, {
+        method: 'POST',
+        headers: { 'x-tenant-id': 't1', 'content-type': 'application/json' },
+        body: JSON.stringify({ card: { number: MARKER } }),
+      });
+      await r.body.text();
+      assert.equal(r.statusCode, 201);
+      assert.equal(other.received.length, 1);
+      assert.deepEqual(g.server.upstreams?.origins, [`http://127.0.0.1:${other.appPort}`]);
+      assert.match(logs.join('\n'), /warning: upstreams\.urls\.app: no policy route uses this upstream name any more/);
+    } finally {
+      await other.close();
+    }
+  });
+
   it('a change made while the gateway was starting (after the policies were read) is applied once the watch runs', async () => {
     put(policy(false));
     const started = loadPolicies(join(dir, 'policies'));
