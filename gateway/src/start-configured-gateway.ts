@@ -19,6 +19,7 @@ import { Alerter } from '../../common/src/alerts/alerter.ts';
 import { AuditLog } from '../../common/src/audit/audit-log.ts';
 import { KcmError } from '../../common/src/errors.ts';
 import { type Crypto, defaultCrypto } from '../../native/index.ts';
+import { registerAuditMetrics } from './audit/audit-metrics.ts';
 import { CoreGatewayKeys } from './core-gateway-keys.ts';
 import type { GatewayFileConfig } from './gateway-config.ts';
 import { CertificateIdentities } from './gateway-identities.ts';
@@ -204,6 +205,7 @@ export async function startConfiguredGateway(c: GatewayFileConfig, o: StartOptio
     }
     throw err;
   }
+  if (audit) registerAuditMetrics(server.metrics, audit.log);
   if (identities && c.identities?.watch) identities.watch();
   const reloader =
     c.policies && policies

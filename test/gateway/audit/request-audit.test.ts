@@ -417,6 +417,12 @@ describe('gateway audit at shutdown', () => {
       const end = Date.now() + 5000;
       while (held.size === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
       assert.equal(held.size, 1, 'the request reached the upstream');
+      // The log's figures in /metrics: genesis, open checkpoint and the forward record durable, nothing failed.
+      const m = await request(`http://127.0.0.1:${g.server.ports.uws}/metrics`);
+      const text = await m.body.text();
+      assert.match(text, /^okcm_gateway_audit_lines_total 3$/m);
+      assert.match(text, /^okcm_gateway_audit_failures_total 0$/m);
+      assert.match(text, /^okcm_gateway_audit_pending_records 0$/m);
       await g.close();
       await pending;
       const file = join(dir, 'audit.log');

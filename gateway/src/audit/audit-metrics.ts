@@ -1,0 +1,46 @@
+/**
+ * The gateway's audit log in /metrics, read at scrape time from AuditLog's
+ * counters: records made durable, failed writes and syncs (each one a 503
+ * `audit_unavailable` for the requests waiting on it), records still waiting
+ * for their fdatasync, rotations, fields the redaction guard replaced.
+ * Operators alert on failures here as well as through the alert webhook.
+ */
+import type { AuditLog } from '../../../common/src/audit/audit-log.ts';
+import type { GatewayMetrics } from '../metrics/gateway-metrics.ts';
+import { CallbackMetric } from '../metrics/registry.ts';
+
+export function registerAuditMetrics(metrics: GatewayMetrics, log: AuditLog): void {
+  const series: [name: string, help: string, type: 'counter' | 'gauge', read: () => number][] = [
+    [
+      'okcm_gateway_audit_lines_total',
+      'Audit log lines made durable (records and checkpoints).',
+      'counter',
+      () => log.stats.lines,
+    ],
+    [
+      'okcm_gateway_audit_failures_total',
+      'Audit log writes or fdatasyncs that failed (their requests answered 503 audit_unavailable).',
+      'counter',
+      () => log.stats.writeFailures,
+    ],
+    [
+      'okcm_gateway_audit_pending_records',
+      'Audit records written and waiting for their fdatasync.',
+      'gauge',
+      () => log.pendingSync,
+    ],
+    [
+      'okcm_gateway_audit_rotations_total',
+      'Audit log rotations to a new segment.',
+      'counter',
+      () => log.stats.rotations,
+    ],
+    [
+      'okcm_gateway_audit_redacted_total',
+      'Audit record fields the redaction guard replaced (a bug upstream of the log).',
+      'counter',
+      () => log.stats.redacted,
+    ],
+  ];
+  for (const [name, help, type, read] of series) metrics.registry.register(new CallbackMetric(name, help, type, read));
+}
