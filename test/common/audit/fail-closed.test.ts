@@ -8,14 +8,14 @@
  * once the cause is gone, and the log still verifies.
  */
 import assert from 'node:assert/strict';
-import { closeSync, existsSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { AlertInput } from '../../../common/src/alerts/alert-types.ts';
 import { AuditLog } from '../../../common/src/audit/audit-log.ts';
 import { verifyAuditLog } from '../../../common/src/audit/audit-verifier.ts';
 import { KcmError } from '../../../common/src/errors.ts';
-import { tempDir } from './log-fixture.ts';
+import { replaceDescriptor, tempDir } from './log-fixture.ts';
 
 const dirs: { cleanup(): void }[] = [];
 after(() => {
@@ -70,12 +70,7 @@ describe('AuditLog fails closed and recovers', () => {
     if (!existsSync('/dev/full')) return t.skip('no /dev/full');
     const { path, log, got } = setup();
     const fd = log.fd as number;
-    closeSync(fd);
-    const full = openSync('/dev/full', 'w');
-    if (full !== fd) {
-      closeSync(full);
-      return t.skip('the kernel gave /dev/full another descriptor number');
-    }
+    if (!replaceDescriptor(fd, '/dev/full', 'w')) return t.skip('the kernel gave /dev/full another descriptor number');
     const batch = [1, 2, 3].map((i) => log.append({ action: 'key.encrypt', outcome: 'success', resource: `r${i}` }));
     const results = await Promise.allSettled(batch);
     for (const r of results) {
@@ -106,12 +101,7 @@ describe('AuditLog fails closed and recovers', () => {
     const sizeBefore = statSync(path).size;
     // The background syncs' own descriptor now points at /dev/null: writes still reach the file, its fdatasync fails.
     const fd = log.syncFd as number;
-    closeSync(fd);
-    const devNull = openSync('/dev/null', 'r');
-    if (devNull !== fd) {
-      closeSync(devNull);
-      return t.skip('the kernel gave /dev/null another descriptor number');
-    }
+    if (!replaceDescriptor(fd, '/dev/null', 'r')) return t.skip('the kernel gave /dev/null another descriptor number');
     const batch = [1, 2, 3].map((i) => log.append({ action: 'key.encrypt', outcome: 'success', resource: `lost${i}` }));
     await new Promise((r) => setImmediate(r));
     assert.match(readFileSync(path, 'utf8'), /lost3/, 'written to the file, not yet durable');
@@ -141,12 +131,7 @@ describe('AuditLog fails closed and recovers', () => {
     assert.equal(log.pendingSync, 1);
     assert.match(readFileSync(path, 'utf8'), /waiting/);
     const fd = log.fd as number;
-    closeSync(fd);
-    const full = openSync('/dev/full', 'w');
-    if (full !== fd) {
-      closeSync(full);
-      return t.skip('the kernel gave /dev/full another descriptor number');
-    }
+    if (!replaceDescriptor(fd, '/dev/full', 'w')) return t.skip('the kernel gave /dev/full another descriptor number');
     assert.throws(
       () => log.record({ action: 'key.decrypt', outcome: 'success', resource: 'no-room' }),
       unavailable(/ENOSPC/),
@@ -167,12 +152,7 @@ describe('AuditLog fails closed and recovers', () => {
     dirs.push(d);
     const log = new AuditLog({ path: join(d.dir, 'audit.jsonl'), checkpointIntervalMs: 0, fsync: false });
     const fd = log.fd as number;
-    closeSync(fd);
-    const devNull = openSync('/dev/null', 'w');
-    if (devNull !== fd) {
-      closeSync(devNull);
-      return t.skip('the kernel gave /dev/null another descriptor number');
-    }
+    if (!replaceDescriptor(fd, '/dev/null', 'w')) return t.skip('the kernel gave /dev/null another descriptor number');
     await log.append({ action: 'key.encrypt', outcome: 'success' });
     assert.equal(log.stats.writeFailures, 0);
     log.close();

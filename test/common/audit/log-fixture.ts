@@ -1,5 +1,5 @@
 /** Builds real audit logs in temp directories and edits them the way an attacker would. */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AuditLog, type AuditLogOptions } from '../../../common/src/audit/audit-log.ts';
@@ -62,4 +62,18 @@ export function rechain(lines: string[], from: number): string[] {
     out[i] = `${body.slice(0, -1)},"prev":"${prev}","hash":"${chainHash(prev, body)}"}`;
   }
   return out;
+}
+
+/**
+ * Puts `device` (e.g. /dev/full) under descriptor number `fd`, which the
+ * writer holds: closes it, then opens the device, which gets the lowest free
+ * number. False (nothing left open) when the kernel gave another number; the
+ * caller skips, saying so.
+ */
+export function replaceDescriptor(fd: number, device: string, flags: 'r' | 'w'): boolean {
+  closeSync(fd);
+  const got = openSync(device, flags);
+  if (got === fd) return true;
+  closeSync(got);
+  return false;
 }

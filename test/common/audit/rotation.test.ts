@@ -105,25 +105,21 @@ describe('AuditLog rotation', () => {
     assert.equal(verifyAuditSeries(path, key).ok, true);
 
     // Swap segments 1 and 2 (with their head files): each still verifies alone, the links do not.
-    for (const [a, b] of [
-      [s1, `${s1}.x`],
-      [s2, s1],
-      [`${s1}.x`, s2],
-    ] as const) {
-      renameSync(a, b);
-      renameSync(`${a}.head`, `${b}.head`);
-    }
+    const swapSegments = (a: string, b: string) => {
+      for (const [from, to] of [
+        [a, `${a}.x`],
+        [b, a],
+        [`${a}.x`, b],
+      ] as const) {
+        renameSync(from, to);
+        renameSync(`${from}.head`, `${to}.head`);
+      }
+    };
+    swapSegments(s1, s2);
     r = verifyAuditSeries(path, key);
     assert.equal(r.ok, false);
     assert.match(r.firstBad?.problem ?? '', /does not continue/);
-    for (const [a, b] of [
-      [s1, `${s1}.x`],
-      [s2, s1],
-      [`${s1}.x`, s2],
-    ] as const) {
-      renameSync(a, b);
-      renameSync(`${a}.head`, `${b}.head`);
-    }
+    swapSegments(s1, s2);
     assert.equal(verifyAuditSeries(path, key).ok, true);
 
     // Cut segment 1's close checkpoint off.
