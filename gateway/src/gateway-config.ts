@@ -80,6 +80,8 @@ export interface AuditFileConfig {
   rotateBytes: number;
   /** Rotated segments kept, the oldest removed beyond (default: all; archive or ship them first). */
   keepSegments?: number;
+  /** OpenTelemetry collector (OTLP/HTTP logs) that gets a copy of every durable line: the log's off-host anchor. */
+  otlpUrl?: string;
 }
 
 /** Default size at which the gateway's audit log rotates. */
@@ -279,6 +281,7 @@ function audit(v: unknown, path: (p: string) => string): AuditFileConfig {
           'checkpointIntervalMs',
           'rotateBytes',
           'keepSegments',
+          'otlpUrl',
         ]);
   const every = optInt(a.checkpointEvery, 'audit.checkpointEvery', 1, 1_000_000);
   const interval = optInt(a.checkpointIntervalMs, 'audit.checkpointIntervalMs', 0, 86_400_000);
@@ -291,7 +294,22 @@ function audit(v: unknown, path: (p: string) => string): AuditFileConfig {
     ...(interval !== undefined ? { checkpointIntervalMs: interval } : {}),
     rotateBytes: optInt(a.rotateBytes, 'audit.rotateBytes', 4096, 2 ** 40) ?? AUDIT_ROTATE_BYTES,
     ...(keep !== undefined ? { keepSegments: keep } : {}),
+    ...(a.otlpUrl !== undefined ? { otlpUrl: httpUrl(a.otlpUrl, 'audit.otlpUrl') } : {}),
   };
+}
+
+/** An http(s) URL without credentials (they would end up in logs). */
+function httpUrl(v: unknown, field: string): string {
+  const text = str(v, field);
+  let u: URL;
+  try {
+    u = new URL(text);
+  } catch {
+    fail(field, 'must be an http(s) URL');
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') fail(field, 'must be an http(s) URL');
+  if (u.username || u.password) fail(field, 'no credentials in the URL');
+  return text;
 }
 
 function identities(v: unknown, path: (p: string) => string): IdentitiesFileConfig {

@@ -17,6 +17,7 @@
 import { readFileSync } from 'node:fs';
 import { Alerter } from '../../common/src/alerts/alerter.ts';
 import { AuditLog } from '../../common/src/audit/audit-log.ts';
+import { OtlpShipper } from '../../common/src/audit/otlp-shipper.ts';
 import { KcmError } from '../../common/src/errors.ts';
 import { type Crypto, defaultCrypto } from '../../native/index.ts';
 import { registerAuditMetrics } from './audit/audit-metrics.ts';
@@ -95,9 +96,14 @@ function openHsm(hsm: NonNullable<GatewayFileConfig['hsm']>, crypto: Crypto): Hs
 /** How long a closing gateway waits for the requests its close cut short to write their audit records. */
 const AUDIT_SETTLE_MS = 2000;
 
-/** The audit log; `close` closes it and its alerter (rate-limited: a client must not be able to flood the log with alerts). */
+/**
+ * The audit log, its OTLP copy when configured, and `close`, which closes the
+ * log, flushes the copy (up to 2 s) and closes the alerter (rate-limited: a
+ * client must not be able to flood the log with alerts).
+ */
 interface GatewayAudit {
   log: AuditLog;
+  shipper: OtlpShipper | null;
   close(): Promise<void>;
 }
 
@@ -108,22 +114,29 @@ function openAudit(a: GatewayFileConfig['audit'], log: (m: string) => void): Gat
     return undefined;
   }
   const alerter = new Alerter({ log: (l) => log(`audit alert: ${l}`) });
+  const shipper = a.otlpUrl
+    ? new OtlpShipper({ url: a.otlpUrl, serviceName: 'openkcm-gateway', log: (m) => log(`audit export: ${m}`) })
+    : null;
   let l: AuditLog;
   try {
     // The config's optional fields are present only when set (gateway-config.ts), as AuditLog wants them.
-    const { file, ...options } = a;
-    l = new AuditLog({ path: file, ...options, alerter });
+    const { file, otlpUrl: _copy, ...options } = a;
+    l = new AuditLog({ path: file, ...options, alerter, ...(shipper ? { onDurable: shipper.enqueue } : {}) });
   } catch (err) {
     void alerter.close();
+    void shipper?.close();
     throw err;
   }
-  log(`audit log ${a.file}; checkpoint public key ${l.publicKey}`);
+  log(`audit log ${a.file}; checkpoint public key ${l.publicKey}${shipper ? '; copied to the OTLP collector' : ''}`);
   return {
     log: l,
+    shipper,
     async close() {
       try {
         l.close();
       } finally {
+        await shipper?.flush(2000);
+        await shipper?.close();
         await alerter.close();
       }
     },
@@ -205,7 +218,7 @@ export async function startConfiguredGateway(c: GatewayFileConfig, o: StartOptio
     }
     throw err;
   }
-  if (audit) registerAuditMetrics(server.metrics, audit.log);
+  if (audit) registerAuditMetrics(server.metrics, audit.log, audit.shipper);
   if (identities && c.identities?.watch) identities.watch();
   const reloader =
     c.policies && policies

@@ -2,14 +2,17 @@
  * The gateway's audit log in /metrics, read at scrape time from AuditLog's
  * counters: records made durable, failed writes and syncs (each one a 503
  * `audit_unavailable` for the requests waiting on it), records still waiting
- * for their fdatasync, rotations, fields the redaction guard replaced.
- * Operators alert on failures here as well as through the alert webhook.
+ * for their fdatasync, rotations, fields the redaction guard replaced, and
+ * with an OTLP collector the lines it accepted and those dropped from the
+ * export queue. Operators alert on failures here as well as through the
+ * alert webhook.
  */
 import type { AuditLog } from '../../../common/src/audit/audit-log.ts';
+import type { OtlpShipper } from '../../../common/src/audit/otlp-shipper.ts';
 import type { GatewayMetrics } from '../metrics/gateway-metrics.ts';
 import { CallbackMetric } from '../metrics/registry.ts';
 
-export function registerAuditMetrics(metrics: GatewayMetrics, log: AuditLog): void {
+export function registerAuditMetrics(metrics: GatewayMetrics, log: AuditLog, shipper: OtlpShipper | null): void {
   const series: [name: string, help: string, type: 'counter' | 'gauge', read: () => number][] = [
     [
       'okcm_gateway_audit_lines_total',
@@ -42,5 +45,21 @@ export function registerAuditMetrics(metrics: GatewayMetrics, log: AuditLog): vo
       () => log.stats.redacted,
     ],
   ];
+  if (shipper) {
+    series.push(
+      [
+        'okcm_gateway_audit_exported_total',
+        'Audit lines the OTLP collector accepted.',
+        'counter',
+        () => shipper.stats.shipped,
+      ],
+      [
+        'okcm_gateway_audit_export_dropped_total',
+        'Audit lines dropped from the OTLP queue while the collector was slow or down (the log keeps them).',
+        'counter',
+        () => shipper.stats.dropped,
+      ],
+    );
+  }
   for (const [name, help, type, read] of series) metrics.registry.register(new CallbackMetric(name, help, type, read));
 }

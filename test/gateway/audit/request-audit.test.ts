@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -368,8 +369,26 @@ describe('gateway audit on proxy routes: a field encryption is recorded before t
 });
 
 describe('gateway audit at shutdown', () => {
-  it('a request cut short by the close still writes its record before the log closes with its checkpoint', async () => {
+  it('a request cut short by the close still writes its record before the log closes with its checkpoint; an OTLP collector gets every line as written', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'okcm-audit-close-'));
+    // An OpenTelemetry collector stand-in speaking OTLP/HTTP JSON logs: the bodies it was sent.
+    const exported: string[] = [];
+    const collector = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => {
+        body += c;
+      });
+      req.on('end', () => {
+        const doc = JSON.parse(body) as {
+          resourceLogs: { scopeLogs: { logRecords: { body: { stringValue: string } }[] }[] }[];
+        };
+        for (const rl of doc.resourceLogs)
+          for (const sl of rl.scopeLogs) for (const r of sl.logRecords) exported.push(r.body.stringValue);
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      });
+    });
+    await new Promise<void>((r) => collector.listen(0, '127.0.0.1', r));
+    const collectorUrl = `http://127.0.0.1:${(collector.address() as net.AddressInfo).port}`;
     // An upstream that reads the request and never answers.
     const held = new Set<net.Socket>();
     const upstream = net.createServer((s) => {
@@ -400,7 +419,7 @@ describe('gateway audit at shutdown', () => {
           fronts: { uws: { port: 0 } },
           policies: 'policies',
           limits: { drainMs: 0 },
-          audit: { file: 'audit.log', fsync: false },
+          audit: { file: 'audit.log', fsync: false, otlpUrl: collectorUrl },
         },
         dir,
         { KCM_DEV: '1' },
@@ -439,11 +458,17 @@ describe('gateway audit at shutdown', () => {
       const r = verifyAuditLog(file, { publicKey: readFileSync(`${file}.pub`, 'utf8').trim() });
       assert.equal(r.ok, true, JSON.stringify(r.firstBad));
       assert.ok(!readFileSync(file, 'utf8').includes(MARKER));
+      assert.deepEqual(
+        exported,
+        readFileSync(file, 'utf8').split('\n').filter(Boolean),
+        'the collector has the log, line for line',
+      );
     } finally {
       if (devBefore === undefined) delete process.env.KCM_DEV;
       else process.env.KCM_DEV = devBefore;
       for (const s of held) s.destroy();
       await new Promise((r) => upstream.close(r));
+      await new Promise((r) => collector.close(r));
       rmSync(dir, { recursive: true, force: true });
     }
   });

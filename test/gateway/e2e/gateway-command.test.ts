@@ -79,6 +79,8 @@ describe('kcm gateway configuration', () => {
         /audit\.rotateBytes: must be an integer from 4096/,
       ],
       [{ core, fronts: uws, audit: { file: 'a', keepSegments: 0 } }, /audit\.keepSegments/],
+      [{ core, fronts: uws, audit: { file: 'a', otlpUrl: 'ftp://c' } }, /audit\.otlpUrl: must be an http\(s\) URL/],
+      [{ core, fronts: uws, audit: { file: 'a', otlpUrl: 'http://u:p@c' } }, /audit\.otlpUrl: no credentials/],
       [{ core, fronts: uws, audit: { file: 'a', sink: 'x' } }, /audit\.sink: unknown field/],
       [{ dev: true, fronts: uws }, /dev: in-process development keys are refused outside development mode/],
       [{ dev: true, core, fronts: uws }, /dev: in-process/],
