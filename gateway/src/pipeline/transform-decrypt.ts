@@ -83,7 +83,8 @@ async function openAll(
   for (const items of parsed.groups.values()) {
     const ref = parsed.envelopes[items[0] as number] as FieldKeyRef;
     if (ref.keyId !== keyId) continue;
-    const h = keys.decryptKey(ref);
+    const known = req.resolved?.keyVersion === ref.keyVersion ? req.resolved : undefined;
+    const h = known ? known.handle : keys.decryptKey(ref);
     const handle = isPromise(h) ? await h : h;
     handles.set(ref.keyVersion, handle);
     if (handle === undefined) continue;
@@ -184,6 +185,7 @@ async function openPrepared(
   // The general path would ask for this same key first (item 0's group): its error is the answer on both.
   const pending = req.keys.decryptKey(ref);
   const handle = isPromise(pending) ? await pending : pending;
+  req.resolved = { keyVersion: ref.keyVersion, handle };
   if (handle === undefined) return undefined;
   try {
     const body = openFieldsInto(handle, ref, bytes, spans, contexts);

@@ -24,6 +24,7 @@
 import type { FieldFailureReason } from '../../../common/src/crypto/field-cipher.ts';
 import { KcmError } from '../../../common/src/errors.ts';
 import { hasLoneSurrogate } from '../../../common/src/format/unicode.ts';
+import type { KeyHandle } from '../../../native/index.ts';
 import type { CompiledRoute, FieldRule } from '../policy/policy-types.ts';
 import type { Selector } from '../policy/selector.ts';
 import { fieldContext, type RecordId } from './field-context.ts';
@@ -42,6 +43,12 @@ export interface TransformRequest {
   /** The route pattern's captured parameters (record ids may come from them). */
   params: Readonly<Record<string, string>>;
   keys: FieldKeyProvider;
+  /**
+   * The key the one-call open path already resolved for this request, so the
+   * general path, when it runs after a decline, does not ask (and count a
+   * cache lookup) twice. Set by transform-decrypt.ts.
+   */
+  resolved?: { keyVersion: number; handle: KeyHandle | undefined };
 }
 
 /** The authenticated caller, for deciding who reads plaintext. */

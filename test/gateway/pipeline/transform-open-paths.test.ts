@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { KcmError } from '../../../common/src/errors.ts';
+import type { FieldKeyProvider } from '../../../gateway/src/pipeline/key-provider.ts';
 import { FieldDecryptionError } from '../../../gateway/src/pipeline/transform-json.ts';
 import type { KeyHandle } from '../../../native/index.ts';
 import { decryptValue, encryptValue, generalPathKeys, keysFor, nativeCrypto, routesOf } from './helpers.ts';
@@ -124,5 +125,45 @@ describe('response transform: the one-call path and the general path agree', () 
     );
     // The one-call path must have been taken often enough for the comparison to mean something.
     assert.ok(oneCall >= 60, `one-call path taken ${oneCall} times`);
+  });
+
+  it('a decline after the one-call path resolved the key does not ask for it again (one cache lookup per version)', async () => {
+    const keys = keysFor(crypto);
+    let asked = 0;
+    const counting: FieldKeyProvider = {
+      encryptKey: (tenant, keyId) => keys.encryptKey(tenant, keyId),
+      decryptKey: (ref) => {
+        asked++;
+        return keys.decryptKey(ref);
+      },
+    };
+    const field = (select: string, name: string) => ({ select, field: name });
+    const masked = (select: string, name: string) => ({ ...field(select, name), onFailure: 'mask' });
+    const [route] = routesOf({
+      id: 'once',
+      key: 'k',
+      defaults: { tenant: { from: 'cert' }, readers: { identities: ['reader'], others: 'mask', mask: '***' } },
+      routes: [
+        {
+          method: 'POST',
+          path: '/x',
+          upstream: 'http://h',
+          request: [field('$.a', 'a'), field('$.b', 'b')],
+          response: [masked('$.a', 'a'), masked('$.b', 'b')],
+        },
+      ],
+    });
+    assert.ok(route);
+    const sealed = (await encryptValue({ a: 'one', b: 'two' }, { route, tenant: 'acme', params: {}, keys })).value as {
+      a: string;
+      b: string;
+    };
+    // A field from another field's envelope: its AAD fails, so the one-call path declines after resolving the key.
+    const tampered = { a: sealed.a, b: sealed.a };
+    const req = { route, tenant: 'acme', params: {}, caller: { identity: 'reader', roles: [] }, keys: counting };
+    const { report, value } = await decryptValue(tampered, req);
+    assert.deepEqual(value, { a: 'one', b: '***' });
+    assert.equal(report.masked, 1);
+    assert.equal(asked, 1);
   });
 });
