@@ -72,7 +72,7 @@ export class LogFile {
     return this.#fd;
   }
 
-  /** The background syncs' descriptor, once opened (diagnostics and tests). */
+  /** The background syncs' descriptor, or null once closed (diagnostics and tests). */
   get syncFd(): number | null {
     return this.#syncFd;
   }
@@ -94,9 +94,9 @@ export class LogFile {
   }
 
   /**
-   * fdatasync on the thread pool through the sync description (opened on
-   * first use); `done` gets its outcome. Throws when one is already running
-   * or the sync description cannot be opened (the caller fails what waits).
+   * fdatasync on the thread pool through the sync description; `done` gets
+   * its outcome. Throws when one is already running or the file is closed
+   * (the caller fails what waits).
    */
   syncInBackground(done: SyncDone): void {
     if (this.#syncing) throw new Error('LogFile: a background sync is already running');
