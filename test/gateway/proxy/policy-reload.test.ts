@@ -184,6 +184,38 @@ describe('policy reload while serving', () => {
     }
   });
 
+  it('under load, reloads swap whole sets: with every set encrypting the field, no request is answered otherwise or forwarded in clear', async () => {
+    // Two sets that both encrypt $.card.number, different in bytes (a body limit), swapped while 8 clients post.
+    const a = policy(true);
+    const b = policy(true, { limits: { bodyBytes: 65536 } });
+    put(a);
+    g.policies?.reload('test');
+    const before = up.received.length;
+    let stop = false;
+    const statuses = new Map<number, number>();
+    const client = async () => {
+      while (!stop) {
+        const r = await post();
+        statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
+      }
+    };
+    const clients = Array.from({ length: 8 }, client);
+    for (let i = 0; i < 20; i++) {
+      put(i % 2 === 0 ? b : a);
+      g.policies?.reload(`swap ${i}`, true);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    stop = true;
+    await Promise.all(clients);
+    assert.deepEqual([...statuses.keys()], [201], JSON.stringify([...statuses]));
+    const forwarded = up.received.slice(before);
+    assert.ok(forwarded.length >= 20, `${forwarded.length} requests`);
+    for (const f of forwarded) {
+      const text = f.body.toString();
+      assert.ok(!text.includes(MARKER) && text.includes('okcm:1:'), 'every forwarded body has the field encrypted');
+    }
+  });
+
   it('a change made while the gateway was starting (after the policies were read) is applied once the watch runs', async () => {
     put(policy(false));
     const started = loadPolicies(join(dir, 'policies'));
