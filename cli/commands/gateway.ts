@@ -12,7 +12,8 @@ import type { Command } from '../main.ts';
 export const gatewayCommand: Command = {
   name: 'gateway',
   summary: 'Run the Crypto Edge gateway (direct API and policy reverse proxy)',
-  usage: 'kcm gateway --config FILE   (env: KCM_GATEWAY_CONFIG; KCM_DEV=1 allows "dev": true)',
+  usage:
+    'kcm gateway --config FILE   (env: KCM_GATEWAY_CONFIG; KCM_DEV=1 allows "dev": true; SIGHUP reloads the route policies and the identity file)',
   async run(args) {
     const p = parseArgs(args, { config: true });
     const file = flag(p, 'config') ?? process.env.KCM_GATEWAY_CONFIG;
