@@ -37,13 +37,21 @@ export const gatewayCommand: Command = {
     const fronts = Object.entries(ports).map(([name, port]) => `${name} :${port}`);
     console.log(`kcm gateway: serving on ${fronts.join(', ')}`);
     await new Promise<void>((resolve) => {
+      let stopping = false;
+      // Handlers stay: a second SIGTERM/SIGINT during the drain must not end the process by signal before the
+      // audit log's close checkpoint and the key wipe.
       const stop = (signal: string) => {
+        if (stopping) {
+          console.error(`[gateway] ${signal}: already stopping`);
+          return;
+        }
+        stopping = true;
         onHup = () => {};
         console.error(`[gateway] ${signal}: draining, closing the Core client, wiping keys`);
         gw.close().then(resolve, resolve);
       };
-      process.once('SIGTERM', () => stop('SIGTERM'));
-      process.once('SIGINT', () => stop('SIGINT'));
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
     });
     // The handler stays (a no-op now): a SIGHUP arriving while the process exits must not end it by signal.
     return 0;

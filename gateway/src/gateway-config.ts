@@ -298,7 +298,7 @@ function audit(v: unknown, path: (p: string) => string): AuditFileConfig {
   };
 }
 
-/** An http(s) URL without credentials (they would end up in logs). */
+/** An http(s) URL without credentials (they would end up in logs), query or fragment (a path is appended); normalised. */
 function httpUrl(v: unknown, field: string): string {
   const text = str(v, field);
   let u: URL;
@@ -309,7 +309,8 @@ function httpUrl(v: unknown, field: string): string {
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') fail(field, 'must be an http(s) URL');
   if (u.username || u.password) fail(field, 'no credentials in the URL');
-  return text;
+  if (u.search || u.hash) fail(field, 'no query or fragment in the URL');
+  return u.href;
 }
 
 function identities(v: unknown, path: (p: string) => string): IdentitiesFileConfig {

@@ -267,7 +267,7 @@ export async function startGateway(c: GatewayConfig): Promise<GatewayServer> {
       // Requests already reading keep the cap they started with (RequestBody copies it).
       pipeline.hardCap = Math.max(directCap, next.cap);
       proxy.swap(next.matcher);
-      // Pools of upstreams no route forwards to any more: idle connections closed, requests in flight finish.
+      // Pools of upstreams no route forwards to any more: they serve what they hold, then close (UpstreamPools.retain).
       pools?.retain(next.origins);
       return { routes: next.routes, unusedUpstreams: next.unusedUpstreams };
     },

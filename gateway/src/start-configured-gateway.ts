@@ -114,11 +114,16 @@ function openAudit(a: GatewayFileConfig['audit'], log: (m: string) => void): Gat
     return undefined;
   }
   const alerter = new Alerter({ log: (l) => log(`audit alert: ${l}`) });
-  const shipper = a.otlpUrl
-    ? new OtlpShipper({ url: a.otlpUrl, serviceName: 'openkcm-gateway', log: (m) => log(`audit export: ${m}`) })
-    : null;
+  let shipper: OtlpShipper | null = null;
   let l: AuditLog;
   try {
+    if (a.otlpUrl) {
+      shipper = new OtlpShipper({
+        url: a.otlpUrl,
+        serviceName: 'openkcm-gateway',
+        log: (m) => log(`audit export: ${m}`),
+      });
+    }
     // The config's optional fields are present only when set (gateway-config.ts), as AuditLog wants them.
     const { file, otlpUrl: _copy, ...options } = a;
     l = new AuditLog({ path: file, ...options, alerter, ...(shipper ? { onDurable: shipper.enqueue } : {}) });
@@ -135,7 +140,11 @@ function openAudit(a: GatewayFileConfig['audit'], log: (m: string) => void): Gat
       try {
         l.close();
       } finally {
-        await shipper?.flush(2000);
+        if (shipper && !(await shipper.flush(2000))) {
+          log(
+            `audit export: ${shipper.queued} audit lines not delivered to the collector before shutdown (the log keeps them)`,
+          );
+        }
         await shipper?.close();
         await alerter.close();
       }

@@ -39,7 +39,7 @@ export function registerAuditMetrics(metrics: GatewayMetrics, log: AuditLog, shi
       () => log.stats.rotations,
     ],
     [
-      'okcm_gateway_audit_redacted_total',
+      'okcm_gateway_audit_redacted_fields_total',
       'Audit record fields the redaction guard replaced (a bug upstream of the log).',
       'counter',
       () => log.stats.redacted,
@@ -48,16 +48,28 @@ export function registerAuditMetrics(metrics: GatewayMetrics, log: AuditLog, shi
   if (shipper) {
     series.push(
       [
-        'okcm_gateway_audit_exported_total',
+        'okcm_gateway_audit_exported_lines_total',
         'Audit lines the OTLP collector accepted.',
         'counter',
         () => shipper.stats.shipped,
       ],
       [
-        'okcm_gateway_audit_export_dropped_total',
+        'okcm_gateway_audit_export_dropped_lines_total',
         'Audit lines dropped from the OTLP queue while the collector was slow or down (the log keeps them).',
         'counter',
         () => shipper.stats.dropped,
+      ],
+      [
+        'okcm_gateway_audit_export_failures_total',
+        'OTLP export attempts that failed (retried with backoff).',
+        'counter',
+        () => shipper.stats.failures,
+      ],
+      [
+        'okcm_gateway_audit_export_queued_lines',
+        'Audit lines waiting to be sent to the OTLP collector.',
+        'gauge',
+        () => shipper.queued,
       ],
     );
   }

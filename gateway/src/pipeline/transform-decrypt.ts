@@ -83,7 +83,16 @@ async function openAll(
   for (const items of parsed.groups.values()) {
     const ref = parsed.envelopes[items[0] as number] as FieldKeyRef;
     if (ref.keyId !== keyId) continue;
-    const known = req.resolved?.keyVersion === ref.keyVersion ? req.resolved : undefined;
+    // The key the one-call path resolved for this very ref, unless destroyed since (revoked, replaced): then ask again.
+    const r = req.resolved;
+    const known =
+      r &&
+      r.ref.tenant === ref.tenant &&
+      r.ref.keyId === ref.keyId &&
+      r.ref.keyVersion === ref.keyVersion &&
+      (r.handle === undefined || r.handle.live)
+        ? r
+        : undefined;
     const h = known ? known.handle : keys.decryptKey(ref);
     const handle = isPromise(h) ? await h : h;
     handles.set(ref.keyVersion, handle);
@@ -185,7 +194,7 @@ async function openPrepared(
   // The general path would ask for this same key first (item 0's group): its error is the answer on both.
   const pending = req.keys.decryptKey(ref);
   const handle = isPromise(pending) ? await pending : pending;
-  req.resolved = { keyVersion: ref.keyVersion, handle };
+  req.resolved = { ref, handle };
   if (handle === undefined) return undefined;
   try {
     const body = openFieldsInto(handle, ref, bytes, spans, contexts);

@@ -23,6 +23,7 @@
 
 import type { FieldFailureReason } from '../../../common/src/crypto/field-cipher.ts';
 import { KcmError } from '../../../common/src/errors.ts';
+import type { FieldKeyRef } from '../../../common/src/format/envelope.ts';
 import { hasLoneSurrogate } from '../../../common/src/format/unicode.ts';
 import type { KeyHandle } from '../../../native/index.ts';
 import type { CompiledRoute, FieldRule } from '../policy/policy-types.ts';
@@ -48,7 +49,7 @@ export interface TransformRequest {
    * general path, when it runs after a decline, does not ask (and count a
    * cache lookup) twice. Set by transform-decrypt.ts.
    */
-  resolved?: { keyVersion: number; handle: KeyHandle | undefined };
+  resolved?: { ref: FieldKeyRef; handle: KeyHandle | undefined };
 }
 
 /** The authenticated caller, for deciding who reads plaintext. */

@@ -101,6 +101,11 @@ export class H1Pool {
     return this.#waiting;
   }
 
+  /** Whether no request uses or waits for a connection (every open connection is idle). */
+  get quiet(): boolean {
+    return this.#waiting === 0 && this.#idle.length === this.#all.size;
+  }
+
   request(req: H1Request): Promise<H1Response> {
     if (this.#closed) return Promise.reject(new UpstreamFailure('unavailable', 'the gateway is shutting down'));
     let writes: readonly Buffer[];

@@ -82,8 +82,14 @@ export function upstreamOptions(o: Partial<UpstreamOptions> = {}): UpstreamOptio
   return out;
 }
 
+/** How often pools retired by a policy reload are checked for quiet (then closed). */
+const RETIRED_CHECK_MS = 1000;
+
 export class UpstreamPools {
   readonly #pools = new Map<string, H1Pool>();
+  /** Pools of origins no route forwards to any more: serving what they hold, closed once quiet. */
+  readonly #retired = new Map<string, H1Pool>();
+  #retiredTimer: NodeJS.Timeout | undefined;
   readonly #ca: Buffer | undefined;
   #closed = false;
 
@@ -103,6 +109,13 @@ export class UpstreamPools {
     let p = this.#pools.get(origin);
     if (p) return p;
     if (this.#closed) throw new KcmError('upstream_unavailable', 'the gateway is shutting down');
+    // A request matched by the routes before a reload: the retired pool serves it (and is in use again).
+    p = this.#retired.get(origin);
+    if (p) {
+      this.#retired.delete(origin);
+      this.#pools.set(origin, p);
+      return p;
+    }
     const o = this.options;
     p = new H1Pool(new URL(origin), {
       connections: o.connections,
@@ -125,23 +138,49 @@ export class UpstreamPools {
   }
 
   /**
-   * Closes the pools of origins not in `keep` (after a policy reload): their
-   * idle connections close now, requests in flight finish first. A request
-   * still routed to such an origin makes a new pool.
+   * Retires the pools of origins not in `keep` (after a policy reload): each
+   * goes on serving the requests it holds, in flight or queued, and is closed
+   * (idle connections with it) once quiet, checked now and every second. A
+   * request matched by the old routes takes its retired pool back.
+   * `close()` closes retired pools too.
    */
   retain(keep: ReadonlySet<string>): void {
     for (const [origin, p] of this.#pools) {
       if (keep.has(origin)) continue;
       this.#pools.delete(origin);
+      this.#retired.set(origin, p);
+    }
+    this.#closeQuietRetired();
+  }
+
+  /** Origins of retired pools not closed yet (tests, metrics). */
+  get retiredOrigins(): string[] {
+    return [...this.#retired.keys()];
+  }
+
+  #closeQuietRetired(): void {
+    for (const [origin, p] of this.#retired) {
+      if (!p.quiet) continue;
+      this.#retired.delete(origin);
       p.close(false).catch(() => {});
+    }
+    if (this.#retired.size === 0) {
+      clearInterval(this.#retiredTimer);
+      this.#retiredTimer = undefined;
+    } else if (!this.#retiredTimer) {
+      this.#retiredTimer = setInterval(() => this.#closeQuietRetired(), RETIRED_CHECK_MS);
+      this.#retiredTimer.unref();
     }
   }
 
   /** Closes every pool: in-flight requests finish first unless `force`, which destroys them. */
   async close(force = false): Promise<void> {
     this.#closed = true;
-    const pools = [...this.#pools.values()];
+    clearInterval(this.#retiredTimer);
+    this.#retiredTimer = undefined;
+    const pools = [...this.#pools.values(), ...this.#retired.values()];
     this.#pools.clear();
+    this.#retired.clear();
     await Promise.all(pools.map((p) => p.close(force).catch(() => {})));
   }
 }

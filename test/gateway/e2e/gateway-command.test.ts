@@ -81,6 +81,7 @@ describe('kcm gateway configuration', () => {
       [{ core, fronts: uws, audit: { file: 'a', keepSegments: 0 } }, /audit\.keepSegments/],
       [{ core, fronts: uws, audit: { file: 'a', otlpUrl: 'ftp://c' } }, /audit\.otlpUrl: must be an http\(s\) URL/],
       [{ core, fronts: uws, audit: { file: 'a', otlpUrl: 'http://u:p@c' } }, /audit\.otlpUrl: no credentials/],
+      [{ core, fronts: uws, audit: { file: 'a', otlpUrl: 'http://c:4318/?k=v' } }, /audit\.otlpUrl: no query/],
       [{ core, fronts: uws, audit: { file: 'a', sink: 'x' } }, /audit\.sink: unknown field/],
       [{ dev: true, fronts: uws }, /dev: in-process development keys are refused outside development mode/],
       [{ dev: true, core, fronts: uws }, /dev: in-process/],
@@ -172,6 +173,7 @@ describe('kcm gateway configuration', () => {
       const killedAt = Date.now();
       child.kill('SIGTERM');
       child.kill('SIGHUP'); // during the drain: ignored, never the default action (which would end the process)
+      child.kill('SIGTERM'); // a second one too
       assert.equal(await exited, 0);
       await idleClosed;
       const took = Date.now() - killedAt;

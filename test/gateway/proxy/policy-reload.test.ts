@@ -178,6 +178,12 @@ describe('policy reload while serving', () => {
       assert.equal(r.statusCode, 201);
       assert.equal(other.received.length, 1);
       assert.deepEqual(g.server.upstreams?.origins, [`http://127.0.0.1:${other.appPort}`]);
+      // The old upstream's pool was quiet: retired and closed, its keep-alive connection with it.
+      const connections = () => new Promise<number>((r) => up.app.getConnections((_e, n) => r(n)));
+      const end = Date.now() + 3000;
+      while ((await connections()) > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(await connections(), 0);
+      assert.deepEqual(g.server.upstreams?.retiredOrigins, []);
       assert.match(logs.join('\n'), /warning: upstreams\.urls\.app: no policy route uses this upstream name any more/);
     } finally {
       await other.close();
@@ -209,7 +215,7 @@ describe('policy reload while serving', () => {
     await Promise.all(clients);
     assert.deepEqual([...statuses.keys()], [201], JSON.stringify([...statuses]));
     const forwarded = up.received.slice(before);
-    assert.ok(forwarded.length >= 20, `${forwarded.length} requests`);
+    assert.ok(forwarded.length >= 8, `${forwarded.length} requests`);
     for (const f of forwarded) {
       const text = f.body.toString();
       assert.ok(!text.includes(MARKER) && text.includes('okcm:1:'), 'every forwarded body has the field encrypted');
