@@ -74,8 +74,11 @@ const isDotSegment = (units: number, dots: number): boolean => units > 0 && unit
  * `%5C`, `%3B`, or the escape of a control character (`%00`–`%1F`, `%7F`);
  * escapes of bytes ≥ 0x80 that do not form UTF-8 (`%FF`: a `:param` could
  * not capture it, so the path would fall through to a less specific route
- * that an upstream decoding it differently would not take). One trailing
- * slash is allowed. One scan, no allocation unless a ≥ 0x80 escape is there.
+ * that an upstream decoding it differently would not take); a double-encoded
+ * escape, `%25` followed by two hex digits (`/ord%2565rs`: an upstream that
+ * decodes twice reads `/orders`, a route with rules the gateway did not
+ * match). One trailing slash is allowed. One scan, no allocation unless a
+ * ≥ 0x80 escape is there.
  */
 export function isCanonicalPath(path: string): boolean {
   const n = path.length;
@@ -94,6 +97,7 @@ export function isCanonicalPath(path: string): boolean {
     if (c === PERCENT) {
       c = hexByte(path, i + 1); // -1 when malformed
       if (c < 0x20 || c === 0x7f || c === SLASH || c === BACKSLASH || c === SEMICOLON) return false;
+      if (c === PERCENT && hexByte(path, i + 3) >= 0) return false;
       if (c >= 0x80) high = true;
       i += 2;
     } else if (c <= 0x20 || c >= 0x7f || c === BACKSLASH || c === SEMICOLON || c === HASH) {

@@ -23,6 +23,9 @@ const BODY = JSON.stringify({ card: CARD, note: 'n' });
 
 /** Spellings the route stage refuses (400), for `POST /orders` unless they name `/orders/7` (PUT). */
 const REFUSED = [
+  '/static/%2565rders/../orders',
+  '/ord%2565rs',
+  '/static/%252e%252e/orders',
   '/static/../orders',
   '/static/%2e%2e/orders',
   '/static/%2E%2E/orders',
