@@ -56,8 +56,9 @@ import type { ChainPosition } from './chain-checker.ts';
 import { CheckpointSigner, errnoOf } from './checkpoint-signer.ts';
 import { writeHeadFile } from './head-file.ts';
 import { LogFile } from './log-file.ts';
+import { lastLine, readLines } from './log-lines.ts';
 import { resumeLog } from './log-resume.ts';
-import { firstLineOf, lastLineOf, listSegments, MAX_SEGMENT, nextSegmentNumber, segmentPath } from './log-segments.ts';
+import { listSegments, MAX_SEGMENT, nextSegmentNumber, segmentPath } from './log-segments.ts';
 import {
   type AuditLine,
   type CheckpointReason,
@@ -224,7 +225,7 @@ export class AuditLog implements AuditSink {
     return this.#file.fd;
   }
 
-  /** The descriptor background syncs use, once the first one ran (diagnostics and tests). */
+  /** The descriptor background syncs use, or null once closed (diagnostics and tests). */
   get syncFd(): number | null {
     return this.#file.syncFd;
   }
@@ -441,10 +442,10 @@ export class AuditLog implements AuditSink {
     const newest = listSegments(this.path).at(-1);
     if (!newest) return false;
     try {
-      const first = firstLineOf(file);
-      const last = lastLineOf(newest.path);
-      if (!first || !last) return false;
-      const g = parseLine(first).parsed;
+      const first = withFile(file, (fd) => readLines(fd).next().value);
+      const last = withFile(newest.path, lastLine);
+      if (!first?.complete || !last) return false;
+      const g = parseLine(first.raw).parsed;
       return g.type === 'genesis' && g.previous !== undefined && g.previous === parseLine(last).parsed.hash;
     } catch {
       return false;
@@ -724,14 +725,19 @@ export class AuditLog implements AuditSink {
   }
 }
 
-/** fsync of the directory holding `path`, so its renames survive a power loss. */
-function syncDirectory(path: string): void {
-  const fd = openSync(dirname(path), 'r');
+/** `fn` over the file at `path` opened read-only, closed after. */
+function withFile<T>(path: string, fn: (fd: number) => T): T {
+  const fd = openSync(path, 'r');
   try {
-    fsyncSync(fd);
+    return fn(fd);
   } finally {
     closeSync(fd);
   }
+}
+
+/** fsync of the directory holding `path`, so its renames survive a power loss. */
+function syncDirectory(path: string): void {
+  withFile(dirname(path), fsyncSync);
 }
 
 function renameQuietly(from: string, to: string): void {

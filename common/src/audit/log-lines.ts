@@ -1,7 +1,8 @@
 /**
  * Reads an audit log as raw lines (bytes, not strings: the verifier compares
  * bytes), in bounded chunks so a large log never sits in memory at once, and
- * finds where the last lines of a log start without reading all of it.
+ * finds where the last lines of a log start (or its last line) without
+ * reading all of it.
  */
 import { fstatSync, readSync } from 'node:fs';
 
@@ -38,6 +39,21 @@ export function* readLines(fd: number, from = 0): Generator<RawLine> {
     carry = Buffer.from(data);
   }
   if (carry.length > 0) yield { raw: carry, offset: carryOffset, complete: false };
+}
+
+/** A line is at most a few kilobytes (bounded fields): lastLine reads no further back than this. */
+const MAX_LINE = 64 * 1024;
+
+/** The last complete line of the open file `fd` (without its newline), or null when it has none. */
+export function lastLine(fd: number): Buffer | null {
+  const size = fstatSync(fd).size;
+  const span = Math.min(size, MAX_LINE);
+  const buf = Buffer.alloc(span);
+  readSync(fd, buf, 0, span, size - span);
+  if (buf.at(-1) !== 0x0a) return null;
+  const start = buf.lastIndexOf(0x0a, buf.length - 2) + 1;
+  if (start === 0 && span < size) return null;
+  return buf.subarray(start, buf.length - 1);
 }
 
 /**

@@ -5,10 +5,10 @@
  * `<path>.000001`, `<path>.000002`, … (numbered in order, oldest lowest); the
  * new live log's genesis line names the hash of that checkpoint
  * (`previous`), so the segments form one chain that `kcm audit verify`
- * checks end to end. Naming, listing and reading a file's first or last
- * line; no chain logic. At most 999,999 segments (six digits).
+ * checks end to end. Naming and listing only; no chain logic. At most
+ * 999,999 segments (six digits).
  */
-import { closeSync, fstatSync, openSync, readdirSync, readSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 
 /** A rotated segment: its number and file path. */
@@ -56,37 +56,4 @@ export function listSegments(path: string, withHeads = false): Segment[] {
 /** The number the next rotated segment of `path` gets. */
 export function nextSegmentNumber(path: string): number {
   return (listSegments(path, true).at(-1)?.n ?? 0) + 1;
-}
-
-/** A line is at most a few kilobytes (bounded fields): reads stop after this much. */
-const MAX_LINE = 64 * 1024;
-
-/** The first complete line of the file at `path` (without its newline), or null. Throws the file-system error. */
-export function firstLineOf(path: string): Buffer | null {
-  const fd = openSync(path, 'r');
-  try {
-    const buf = Buffer.alloc(Math.min(MAX_LINE, fstatSync(fd).size));
-    const n = readSync(fd, buf, 0, buf.length, 0);
-    const end = buf.subarray(0, n).indexOf(0x0a);
-    return end < 0 ? null : buf.subarray(0, end);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** The last complete line of the file at `path` (without its newline), or null. Throws the file-system error. */
-export function lastLineOf(path: string): Buffer | null {
-  const fd = openSync(path, 'r');
-  try {
-    const size = fstatSync(fd).size;
-    const span = Math.min(size, MAX_LINE);
-    const buf = Buffer.alloc(span);
-    readSync(fd, buf, 0, span, size - span);
-    if (buf.at(-1) !== 0x0a) return null;
-    const start = buf.lastIndexOf(0x0a, buf.length - 2) + 1;
-    if (start === 0 && span < size) return null;
-    return buf.subarray(start, buf.length - 1);
-  } finally {
-    closeSync(fd);
-  }
 }
