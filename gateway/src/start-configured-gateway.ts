@@ -16,8 +16,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Alerter } from '../../common/src/alerts/alerter.ts';
-import { AuditLog } from '../../common/src/audit/audit-log.ts';
-import { OtlpShipper } from '../../common/src/audit/otlp-shipper.ts';
+import { type ExportedAuditLog, openExportedAuditLog } from '../../common/src/audit/exported-audit-log.ts';
 import { KcmError } from '../../common/src/errors.ts';
 import { type Crypto, defaultCrypto } from '../../native/index.ts';
 import { registerAuditMetrics } from './audit/audit-metrics.ts';
@@ -97,59 +96,28 @@ function openHsm(hsm: NonNullable<GatewayFileConfig['hsm']>, crypto: Crypto): Hs
 const AUDIT_SETTLE_MS = 2000;
 
 /**
- * The audit log, its OTLP copy when configured, and `close`, which closes the
- * log, flushes the copy (up to 2 s) and closes the alerter (rate-limited: a
- * client must not be able to flood the log with alerts).
+ * Opens the audit log of `a`, with its OTLP copy when configured and a
+ * rate-limited alerter (a client must not be able to flood the log with
+ * alerts); throws `audit_unavailable` / `audit_tampered`. Or says there is none.
  */
-interface GatewayAudit {
-  log: AuditLog;
-  shipper: OtlpShipper | null;
-  close(): Promise<void>;
-}
-
-/** Opens the audit log of `a` (throws `audit_unavailable` / `audit_tampered`), or says there is none. */
-function openAudit(a: GatewayFileConfig['audit'], log: (m: string) => void): GatewayAudit | undefined {
+function openAudit(a: GatewayFileConfig['audit'], log: (m: string) => void): ExportedAuditLog | undefined {
   if (!a) {
     log('WARNING: no audit log configured (config audit.file): key accesses through this gateway are not recorded');
     return undefined;
   }
-  const alerter = new Alerter({ log: (l) => log(`audit alert: ${l}`) });
-  let shipper: OtlpShipper | null = null;
-  let l: AuditLog;
-  try {
-    if (a.otlpUrl) {
-      shipper = new OtlpShipper({
-        url: a.otlpUrl,
-        serviceName: 'openkcm-gateway',
-        log: (m) => log(`audit export: ${m}`),
-      });
-    }
-    // The config's optional fields are present only when set (gateway-config.ts), as AuditLog wants them.
-    const { file, otlpUrl: _copy, ...options } = a;
-    l = new AuditLog({ path: file, ...options, alerter, ...(shipper ? { onDurable: shipper.enqueue } : {}) });
-  } catch (err) {
-    void alerter.close();
-    void shipper?.close();
-    throw err;
-  }
-  log(`audit log ${a.file}; checkpoint public key ${l.publicKey}${shipper ? '; copied to the OTLP collector' : ''}`);
-  return {
-    log: l,
-    shipper,
-    async close() {
-      try {
-        l.close();
-      } finally {
-        if (shipper && !(await shipper.flush(2000))) {
-          log(
-            `audit export: ${shipper.queued} audit lines not delivered to the collector before shutdown (the log keeps them)`,
-          );
-        }
-        await shipper?.close();
-        await alerter.close();
-      }
-    },
-  };
+  // The config's optional fields are present only when set (gateway-config.ts), as AuditLog wants them.
+  const { file, otlpUrl, ...options } = a;
+  const exportLog = (m: string) => log(`audit export: ${m}`);
+  const audit = openExportedAuditLog(
+    { path: file, ...options },
+    new Alerter({ log: (l) => log(`audit alert: ${l}`) }),
+    otlpUrl ? { url: otlpUrl, serviceName: 'openkcm-gateway', log: exportLog } : undefined,
+    (n) => exportLog(`${n} audit lines not delivered to the collector before shutdown (the log keeps them)`),
+  );
+  log(
+    `audit log ${file}; checkpoint public key ${audit.log.publicKey}${otlpUrl ? '; copied to the OTLP collector' : ''}`,
+  );
+  return audit;
 }
 
 /**
@@ -192,7 +160,7 @@ export async function startConfiguredGateway(c: GatewayFileConfig, o: StartOptio
     keys.start();
   }
   let server: GatewayServer;
-  let audit: GatewayAudit | undefined;
+  let audit: ExportedAuditLog | undefined;
   try {
     hsm = c.hsm ? openHsm(c.hsm, o.crypto ?? defaultCrypto()) : undefined;
     audit = openAudit(c.audit, log);

@@ -6,18 +6,15 @@
  * record is in it), then drains and closes the alert and export clients.
  */
 import { Alerter } from '../../../common/src/alerts/alerter.ts';
-import { AuditLog } from '../../../common/src/audit/audit-log.ts';
-import { OtlpShipper } from '../../../common/src/audit/otlp-shipper.ts';
+import { type ExportedAuditLog, openExportedAuditLog } from '../../../common/src/audit/exported-audit-log.ts';
 import type { CoreConfig } from '../config.ts';
 import { AlertingAuditSink } from './alerting-sink.ts';
 import { auditSettings } from './audit-settings.ts';
 
-export interface CoreAudit {
+/** The log, its OTLP shipper and `close` (exported-audit-log.ts), the alerter and the sink the services write to. */
+export interface CoreAudit extends ExportedAuditLog {
   sink: AlertingAuditSink;
-  log: AuditLog;
   alerter: Alerter;
-  shipper: OtlpShipper | null;
-  close(): Promise<void>;
 }
 
 /**
@@ -32,10 +29,8 @@ export function openCoreAudit(config: CoreConfig, log: (m: string) => void): Cor
     perMinute: s.alertsPerMinute,
     ...(s.alertWebhook ? { webhookUrl: s.alertWebhook } : {}),
   });
-  const shipper = s.otlpUrl ? new OtlpShipper({ url: s.otlpUrl, log }) : null;
-  let auditLog: AuditLog;
-  try {
-    auditLog = new AuditLog({
+  const audit = openExportedAuditLog(
+    {
       path: config.auditLog,
       ...(s.keyFile ? { keyFile: s.keyFile } : {}),
       checkpointEvery: s.checkpointEvery,
@@ -43,28 +38,10 @@ export function openCoreAudit(config: CoreConfig, log: (m: string) => void): Cor
       fsync: s.fsync,
       ...(s.rotateBytes !== undefined ? { rotateBytes: s.rotateBytes } : {}),
       ...(s.keepSegments !== undefined ? { keepSegments: s.keepSegments } : {}),
-      alerter,
-      ...(shipper ? { onDurable: shipper.enqueue } : {}),
-    });
-  } catch (err) {
-    void alerter.close();
-    void shipper?.close();
-    throw err;
-  }
-  log(`audit log ${config.auditLog}; checkpoint public key ${auditLog.publicKey}`);
-  return {
-    sink: new AlertingAuditSink(auditLog, alerter),
-    log: auditLog,
-    alerter,
-    shipper,
-    async close() {
-      try {
-        auditLog.close();
-      } finally {
-        await shipper?.flush(2000);
-        await shipper?.close();
-        await alerter.close();
-      }
     },
-  };
+    alerter,
+    s.otlpUrl ? { url: s.otlpUrl, log } : undefined,
+  );
+  log(`audit log ${config.auditLog}; checkpoint public key ${audit.log.publicKey}`);
+  return { sink: new AlertingAuditSink(audit.log, alerter), alerter, ...audit };
 }
