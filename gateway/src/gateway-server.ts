@@ -137,6 +137,11 @@ function registerHsmMetrics(metrics: GatewayMetrics, hsm: HsmBackend): void {
   );
 }
 
+/** The largest body limit `routes` set (0 when none sets one). */
+function largestBody(routes: readonly Route[]): number {
+  return Math.max(0, ...routes.map((r) => r.bodyLimit ?? 0));
+}
+
 /** A `pkcs11` policy route needs the token: `invalid_config` naming the route otherwise. */
 function checkBackends(policies: PolicySet, hsm: HsmBackend | undefined): void {
   for (const r of policies.routes) {
@@ -169,28 +174,17 @@ export async function startGateway(c: GatewayConfig): Promise<GatewayServer> {
   ];
   let pools: UpstreamPools | undefined;
   let router: RouteMatcher = new Router(routes);
-  const directCap = Math.max(maxBodyBytes, ...routes.map((r) => r.bodyLimit ?? 0));
-  // The proxy's routes, built from a policy set (at start and at each reload), and the largest body they accept.
-  let buildProxy:
-    | ((
-        policies: PolicySet,
-        unused: 'refuse' | 'allow',
-      ) => {
-        matcher: RouteMatcher;
-        routes: number;
-        cap: number;
-        unusedUpstreams: readonly string[];
-        origins: ReadonlySet<string>;
-      })
-    | undefined;
+  const directCap = Math.max(maxBodyBytes, largestBody(routes));
+  // The proxy's routes, built from a policy set at start and at each reload.
+  let buildProxy: ((policies: PolicySet, unused: 'refuse' | 'allow') => ReturnType<typeof proxyMatcher>) | undefined;
   let proxy: SwappableMatcher | undefined;
   let proxyCap = 0;
   if (c.proxy) {
     const p = c.proxy;
     const upstreamPools = new UpstreamPools(upstreamOptions(p.upstream));
     pools = upstreamPools;
-    buildProxy = (policies, unusedUpstreams) => {
-      const m = proxyMatcher({
+    buildProxy = (policies, unusedUpstreams) =>
+      proxyMatcher({
         policies,
         unusedUpstreams,
         keys: proxyKeys,
@@ -199,17 +193,9 @@ export async function startGateway(c: GatewayConfig): Promise<GatewayServer> {
         ...(p.callerHeaders ? { callerHeaders: p.callerHeaders } : {}),
         ...(p.rolesForCertificate ? { rolesForCertificate: p.rolesForCertificate } : {}),
       });
-      return {
-        matcher: m,
-        routes: m.routes.length,
-        cap: Math.max(0, ...m.routes.map((r) => r.bodyLimit ?? 0)),
-        unusedUpstreams: m.unusedUpstreams,
-        origins: m.origins,
-      };
-    };
     const first = buildProxy(p.policies, 'refuse');
-    proxy = new SwappableMatcher(first.matcher);
-    proxyCap = first.cap;
+    proxy = new SwappableMatcher(first);
+    proxyCap = largestBody(first.routes);
     router = new MatcherChain([router, proxy]);
   }
   const hardCap = Math.max(directCap, proxyCap);
@@ -265,11 +251,11 @@ export async function startGateway(c: GatewayConfig): Promise<GatewayServer> {
       checkBackends(policies, hsm);
       const next = buildProxy(policies, 'allow');
       // Requests already reading keep the cap they started with (RequestBody copies it).
-      pipeline.hardCap = Math.max(directCap, next.cap);
-      proxy.swap(next.matcher);
+      pipeline.hardCap = Math.max(directCap, largestBody(next.routes));
+      proxy.swap(next);
       // Pools of upstreams no route forwards to any more: they serve what they hold, then close (UpstreamPools.retain).
       pools?.retain(next.origins);
-      return { routes: next.routes, unusedUpstreams: next.unusedUpstreams };
+      return { routes: next.routes.length, unusedUpstreams: next.unusedUpstreams };
     },
     async close(o = {}) {
       pipeline.drain();
