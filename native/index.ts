@@ -14,8 +14,8 @@
 import type { CryptoBackend, RawKeyInfo, RawKeyRef } from './ts/backend.ts';
 import type { BackendErrorCode } from './ts/backend-error.ts';
 import { type BackendName, backendByName, type JsonTargetsFns, loadNative, selectBackend } from './ts/load.ts';
-import { checkOpenSpans, openSpliceVia } from './ts/open-splice.ts';
-import { checkSpliceHeads, checkSpliceSpans, sealSpliceVia } from './ts/seal-splice.ts';
+import { checkOpenSpans, openSpliceViaAsync } from './ts/open-splice.ts';
+import { checkSpliceHeads, checkSpliceSpans, type SpliceHeads, sealSpliceViaAsync } from './ts/seal-splice.ts';
 
 export type { RawKeyInfo as KeyInfo } from './ts/backend.ts';
 export type { BackendName, JsonTargetsRules } from './ts/load.ts';
@@ -34,9 +34,11 @@ export const TRANSPORT_WRAPPED_KEY_BYTES = KEY_BYTES + 8;
 
 /**
  * Who runs a handle's envelope operations instead of its backend (see
- * {@link KeyHandle.withEnvelope}). `kek` is the plain handle of the same key.
- * Contracts as KeyHandle.dataKeySealBatch / dataKeyOpenBatch: same output
- * formats byte for byte, `null` per item that fails authentication.
+ * {@link KeyHandle.withEnvelope}), asynchronously: the gateway's PKCS#11
+ * backend runs them on worker threads, off the event loop. `kek` is the
+ * plain handle of the same key. Contracts as KeyHandle.dataKeySealBatch /
+ * dataKeyOpenBatch: same output formats byte for byte, `null` per item that
+ * fails authentication.
  */
 export interface EnvelopeEngine {
   dataKeySealBatch(
@@ -44,14 +46,14 @@ export interface EnvelopeEngine {
     wrapAad: Uint8Array,
     plaintexts: readonly Uint8Array[],
     aads: readonly Uint8Array[],
-  ): { wrappedKey: Buffer; sealed: Buffer[] };
+  ): Promise<{ wrappedKey: Buffer; sealed: Buffer[] }>;
   dataKeyOpenBatch(
     kek: KeyHandle,
     wrappedKeys: readonly Uint8Array[],
     wrapAads: readonly Uint8Array[],
     sealed: readonly Uint8Array[],
     aads: readonly Uint8Array[],
-  ): (Buffer | null)[];
+  ): Promise<(Buffer | null)[]>;
 }
 
 /** The backends' misuse codes (ts/backend-error.ts) plus the two the face adds. */
@@ -94,14 +96,21 @@ export class KeyHandle {
   }
 
   /**
-   * A handle on this same key whose dataKeySealBatch and dataKeyOpenBatch are
-   * run by `engine` (which receives the plain handle); every other method acts
-   * as on this handle, and destroying either destroys the key. How the
-   * gateway's `pkcs11` backend runs field AEAD inside a token while the
-   * callers of encryptFields / decryptFields keep passing a KeyHandle.
+   * A handle on this same key whose envelope operations (the `…Async`
+   * calls) are run by `engine`, which receives the plain handle; every other
+   * method acts as on this handle, and destroying either destroys the key.
+   * The synchronous envelope calls refuse such a handle (`invalid_argument`):
+   * callers check {@link KeyHandle.asyncEnvelope}. How the gateway's `pkcs11`
+   * backend runs field AEAD inside a token, off the event loop, while the
+   * field cipher's callers keep passing a KeyHandle.
    */
   withEnvelope(engine: EnvelopeEngine): KeyHandle {
     return new KeyHandle(this.#crypto, this.#ref, engine);
+  }
+
+  /** True for a {@link withEnvelope} handle: its envelope operations must go through the `…Async` calls. */
+  get asyncEnvelope(): boolean {
+    return this.#envelope !== undefined;
   }
 
   /** This key without an envelope engine (itself when it has none). */
@@ -210,7 +219,7 @@ export class KeyHandle {
     plaintexts: readonly Uint8Array[],
     aads: readonly Uint8Array[],
   ): { wrappedKey: Buffer; sealed: Buffer[] } {
-    if (this.#envelope) return this.#envelope.dataKeySealBatch(this.plain(), wrapAad, plaintexts, aads);
+    this.#synchronous('dataKeySealBatch');
     let out: Buffer[];
     try {
       out = this.#crypto.backend.dataKeySealBatch(this.#ref, wrapAad, plaintexts, aads);
@@ -225,66 +234,122 @@ export class KeyHandle {
    * dataKeySealBatch of spans of `body`, written into a new body in one call
    * (contract: ts/seal-splice.ts): each value span replaced by the JSON
    * string `"` ‖ textHead ‖ base64url(header ‖ wrapped ‖ sealed) ‖ `"`. The
-   * plaintexts are read in place. With an envelope engine, runs through its
-   * dataKeySealBatch.
+   * plaintexts are read in place.
    */
   dataKeySealSplice(
     wrapAad: Uint8Array,
     body: Uint8Array,
     spans: Uint32Array,
     contexts: readonly Uint8Array[],
-    heads: { aadHead: Uint8Array; textHead: Uint8Array; header: Uint8Array },
+    heads: SpliceHeads,
   ): Buffer {
-    const { aadHead, textHead, header } = heads;
-    return this.#splice(
-      () => checkSpliceSpans(body.length, spans, contexts),
-      (engine, plain) =>
-        sealSpliceVia(
-          (w, pts, aads) => engine.dataKeySealBatch(plain, w, pts, aads),
-          wrapAad,
-          body,
-          spans,
-          contexts,
-          aadHead,
-          textHead,
-          header,
-        ),
-      (backend, ref) => backend.dataKeySealSplice(ref, wrapAad, body, spans, contexts, aadHead, textHead, header),
-      wrapAad,
-      body,
-      heads,
-    );
-  }
-
-  /**
-   * How both splice calls run: through the envelope engine's batch calls
-   * (the key checked first, as the backends do, then the arguments; the
-   * engine's own errors pass as they are, as in dataKeySealBatch), or by the
-   * backend, whose errors become CryptoErrors.
-   */
-  #splice<R>(
-    checkSpans: () => void,
-    viaEngine: (engine: EnvelopeEngine, plain: KeyHandle) => R,
-    byBackend: (backend: CryptoBackend, ref: RawKeyRef) => R,
-    wrapAad: Uint8Array,
-    body: Uint8Array,
-    heads: { aadHead: Uint8Array; textHead: Uint8Array; header: Uint8Array },
-  ): R {
-    if (this.#envelope) {
-      if (!this.live) throw new CryptoError('key_destroyed', 'the key has been destroyed');
-      try {
-        checkSpans();
-        checkSpliceHeads(wrapAad, body, heads);
-      } catch (err) {
-        rethrow(err);
-      }
-      return viaEngine(this.#envelope, this.plain());
-    }
+    this.#synchronous('dataKeySealSplice');
     try {
-      return byBackend(this.#crypto.backend, this.#ref);
+      const { aadHead, textHead, header } = heads;
+      return this.#crypto.backend.dataKeySealSplice(
+        this.#ref,
+        wrapAad,
+        body,
+        spans,
+        contexts,
+        aadHead,
+        textHead,
+        header,
+      );
     } catch (err) {
       rethrow(err);
     }
+  }
+
+  /**
+   * Throws `invalid_argument` when this handle's envelope runs in an engine
+   * (a programming error: the caller must take the `…Async` call).
+   */
+  #synchronous(call: string): void {
+    if (this.#envelope) {
+      throw new CryptoError('invalid_argument', `${call}: this key's envelope is asynchronous (use ${call}Async)`);
+    }
+  }
+
+  /**
+   * The engine's checks before a splice runs through it, as the backends
+   * make them: the key first, then the arguments (CryptoErrors). The
+   * engine's own errors pass as they are, as in dataKeySealBatchAsync.
+   */
+  #checkEngineSplice(checkSpans: () => void, wrapAad: Uint8Array, body: Uint8Array, heads: SpliceHeads): void {
+    if (!this.live) throw new CryptoError('key_destroyed', 'the key has been destroyed');
+    try {
+      checkSpans();
+      checkSpliceHeads(wrapAad, body, heads);
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  /**
+   * dataKeySealBatch that may run off the event loop: through the envelope
+   * engine of a {@link withEnvelope} handle, else the synchronous call
+   * (its answer or error as a settled promise).
+   */
+  async dataKeySealBatchAsync(
+    wrapAad: Uint8Array,
+    plaintexts: readonly Uint8Array[],
+    aads: readonly Uint8Array[],
+  ): Promise<{ wrappedKey: Buffer; sealed: Buffer[] }> {
+    const e = this.#envelope;
+    return e
+      ? e.dataKeySealBatch(this.plain(), wrapAad, plaintexts, aads)
+      : this.dataKeySealBatch(wrapAad, plaintexts, aads);
+  }
+
+  /** dataKeyOpenBatch that may run off the event loop (as dataKeySealBatchAsync). */
+  async dataKeyOpenBatchAsync(
+    wrappedKeys: readonly Uint8Array[],
+    wrapAads: readonly Uint8Array[],
+    sealed: readonly Uint8Array[],
+    aads: readonly Uint8Array[],
+  ): Promise<(Buffer | null)[]> {
+    const e = this.#envelope;
+    return e
+      ? e.dataKeyOpenBatch(this.plain(), wrappedKeys, wrapAads, sealed, aads)
+      : this.dataKeyOpenBatch(wrappedKeys, wrapAads, sealed, aads);
+  }
+
+  /** dataKeySealSplice that may run off the event loop (as dataKeySealBatchAsync): same checks, same output. */
+  async dataKeySealSpliceAsync(
+    wrapAad: Uint8Array,
+    body: Uint8Array,
+    spans: Uint32Array,
+    contexts: readonly Uint8Array[],
+    heads: SpliceHeads,
+  ): Promise<Buffer> {
+    const e = this.#envelope;
+    if (!e) return this.dataKeySealSplice(wrapAad, body, spans, contexts, heads);
+    this.#checkEngineSplice(() => checkSpliceSpans(body.length, spans, contexts), wrapAad, body, heads);
+    const plain = this.plain();
+    return sealSpliceViaAsync((w, p, a) => e.dataKeySealBatch(plain, w, p, a), wrapAad, body, spans, contexts, heads);
+  }
+
+  /** dataKeyOpenSplice that may run off the event loop (as dataKeySealBatchAsync): same checks, same output. */
+  async dataKeyOpenSpliceAsync(
+    wrapAad: Uint8Array,
+    body: Uint8Array,
+    spans: Uint32Array,
+    contexts: readonly Uint8Array[],
+    heads: SpliceHeads,
+  ): Promise<Buffer | null> {
+    const e = this.#envelope;
+    if (!e) return this.dataKeyOpenSplice(wrapAad, body, spans, contexts, heads);
+    this.#checkEngineSplice(() => checkOpenSpans(body.length, spans, contexts), wrapAad, body, heads);
+    const plain = this.plain();
+    return openSpliceViaAsync(
+      (w, wa, s, a) => e.dataKeyOpenBatch(plain, w, wa, s, a),
+      wrapAad,
+      body,
+      spans,
+      contexts,
+      heads,
+    );
   }
 
   /**
@@ -292,35 +357,31 @@ export class KeyHandle {
    * ts/open-splice.ts): the body with every value span (`spans`: start, end
    * per item) replaced by the JSON string of its plaintext, or null when any
    * item is not an envelope under `heads.header` that opens and holds UTF-8.
-   * Null says nothing of which or why: dataKeyOpenBatch does. With an
-   * envelope engine, runs through its dataKeyOpenBatch.
+   * Null says nothing of which or why: dataKeyOpenBatch does.
    */
   dataKeyOpenSplice(
     wrapAad: Uint8Array,
     body: Uint8Array,
     spans: Uint32Array,
     contexts: readonly Uint8Array[],
-    heads: { aadHead: Uint8Array; textHead: Uint8Array; header: Uint8Array },
+    heads: SpliceHeads,
   ): Buffer | null {
-    const { aadHead, textHead, header } = heads;
-    return this.#splice(
-      () => checkOpenSpans(body.length, spans, contexts),
-      (engine, plain) =>
-        openSpliceVia(
-          (w, wa, s, a) => engine.dataKeyOpenBatch(plain, w, wa, s, a),
-          wrapAad,
-          body,
-          spans,
-          contexts,
-          aadHead,
-          textHead,
-          header,
-        ),
-      (backend, ref) => backend.dataKeyOpenSplice(ref, wrapAad, body, spans, contexts, aadHead, textHead, header),
-      wrapAad,
-      body,
-      heads,
-    );
+    this.#synchronous('dataKeyOpenSplice');
+    try {
+      const { aadHead, textHead, header } = heads;
+      return this.#crypto.backend.dataKeyOpenSplice(
+        this.#ref,
+        wrapAad,
+        body,
+        spans,
+        contexts,
+        aadHead,
+        textHead,
+        header,
+      );
+    } catch (err) {
+      rethrow(err);
+    }
   }
 
   /** Inverse of dataKeySealBatch over items that may carry different wrapped data keys; `null` per failed item. */
@@ -330,7 +391,7 @@ export class KeyHandle {
     sealed: readonly Uint8Array[],
     aads: readonly Uint8Array[],
   ): (Buffer | null)[] {
-    if (this.#envelope) return this.#envelope.dataKeyOpenBatch(this.plain(), wrappedKeys, wrapAads, sealed, aads);
+    this.#synchronous('dataKeyOpenBatch');
     try {
       return this.#crypto.backend.dataKeyOpenBatch(this.#ref, wrappedKeys, wrapAads, sealed, aads);
     } catch (err) {

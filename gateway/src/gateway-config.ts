@@ -42,7 +42,7 @@ export interface HsmFileConfig {
   slot?: number;
   /** Name of the environment variable holding the user PIN. */
   pinEnv: string;
-  /** Logged-in read-write sessions kept open (default 2). */
+  /** Token worker threads, one logged-in R/W operation session each (default 2). */
   sessions: number;
   /** Key names whose direct API requests (/v1/encrypt/:key, decrypt, rewrap, datakey) run in the token. */
   keys: string[];

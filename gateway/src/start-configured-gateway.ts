@@ -76,7 +76,7 @@ function readTls(core: NonNullable<GatewayFileConfig['core']>) {
 }
 
 /** Opens the token of `hsm` with the PIN from the environment variable it names (read when logging in, kept nowhere). */
-function openHsm(hsm: NonNullable<GatewayFileConfig['hsm']>, crypto: Crypto): HsmBackend {
+function openHsm(hsm: NonNullable<GatewayFileConfig['hsm']>, crypto: Crypto): Promise<HsmBackend> {
   if (!process.env[hsm.pinEnv]) {
     throw new KcmError('invalid_config', `hsm.pinEnv: environment variable ${hsm.pinEnv} is not set or empty`);
   }
@@ -162,7 +162,7 @@ export async function startConfiguredGateway(c: GatewayFileConfig, o: StartOptio
   let server: GatewayServer;
   let audit: ExportedAuditLog | undefined;
   try {
-    hsm = c.hsm ? openHsm(c.hsm, o.crypto ?? defaultCrypto()) : undefined;
+    hsm = c.hsm ? await openHsm(c.hsm, o.crypto ?? defaultCrypto()) : undefined;
     audit = openAudit(c.audit, log);
     server = await startGateway({
       keys,
@@ -189,7 +189,7 @@ export async function startConfiguredGateway(c: GatewayFileConfig, o: StartOptio
   } catch (err) {
     try {
       await keys.close();
-      hsm?.close();
+      await hsm?.close();
     } finally {
       await audit?.close();
     }
@@ -222,7 +222,7 @@ export async function startConfiguredGateway(c: GatewayFileConfig, o: StartOptio
           identities?.close();
           reloader?.close();
           await keys.close();
-          hsm?.close();
+          await hsm?.close();
         } finally {
           // After the last answer: the close checkpoint covers every record.
           await audit?.close();

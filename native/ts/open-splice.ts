@@ -20,6 +20,7 @@ import {
   checkSpliceContexts,
   checkSpliceHeads,
   MAX_SPLICE_PLAINTEXT,
+  type SpliceHeads,
   spliceAad,
   spliceAround,
 } from './seal-splice.ts';
@@ -60,17 +61,19 @@ function envelopeOf(value: Uint8Array, textHead: Uint8Array, header: Uint8Array)
   return bytes.subarray(0, header.length).equals(header) ? bytes : undefined;
 }
 
-export function openSpliceVia(
-  openBatch: OpenBatch,
+/** What an open batch gets, per item. */
+type OpenPlan = Parameters<OpenBatch>;
+
+/** Checks every argument and lays out the batch of a splice; null when an item is not an envelope of the shape. */
+function openPlan(
   wrapAad: Uint8Array,
   body: Uint8Array,
   spans: Uint32Array,
   contexts: readonly Uint8Array[],
-  aadHead: Uint8Array,
-  textHead: Uint8Array,
-  header: Uint8Array,
-): Buffer | null {
-  checkSpliceHeads(wrapAad, body, { aadHead, textHead, header });
+  heads: SpliceHeads,
+): OpenPlan | null {
+  const { aadHead, textHead, header } = heads;
+  checkSpliceHeads(wrapAad, body, heads);
   const n = checkOpenSpans(body.length, spans, contexts);
   const envelopes: Buffer[] = [];
   for (let i = 0; i < n; i++) {
@@ -79,13 +82,16 @@ export function openSpliceVia(
     envelopes.push(env);
   }
   const h = header.length;
-  const aads = contexts.map((c) => spliceAad(aadHead, c));
-  const plaintexts = openBatch(
+  return [
     envelopes.map((e) => e.subarray(h, h + WRAPPED)),
     envelopes.map(() => wrapAad),
     envelopes.map((e) => e.subarray(h + WRAPPED)),
-    aads,
-  );
+    contexts.map((c) => spliceAad(aadHead, c)),
+  ];
+}
+
+/** The new body once the batch opened the items, or null; every plaintext is zeroed either way. */
+function openFinish(body: Uint8Array, spans: Uint32Array, plaintexts: readonly (Buffer | null)[]): Buffer | null {
   const strings: Buffer[] = [];
   try {
     for (const p of plaintexts) {
@@ -97,4 +103,34 @@ export function openSpliceVia(
     for (const p of plaintexts) p?.fill(0);
     for (const s of strings) s.fill(0);
   }
+}
+
+export function openSpliceVia(
+  openBatch: OpenBatch,
+  wrapAad: Uint8Array,
+  body: Uint8Array,
+  spans: Uint32Array,
+  contexts: readonly Uint8Array[],
+  aadHead: Uint8Array,
+  textHead: Uint8Array,
+  header: Uint8Array,
+): Buffer | null {
+  const plan = openPlan(wrapAad, body, spans, contexts, { aadHead, textHead, header });
+  return plan && openFinish(body, spans, openBatch(...plan));
+}
+
+/** An OpenBatch that answers later (an envelope engine off the event loop). */
+export type AsyncOpenBatch = (...args: Parameters<OpenBatch>) => Promise<ReturnType<OpenBatch>>;
+
+/** openSpliceVia through an asynchronous batch: the same checks (thrown before the batch starts) and output. */
+export function openSpliceViaAsync(
+  openBatch: AsyncOpenBatch,
+  wrapAad: Uint8Array,
+  body: Uint8Array,
+  spans: Uint32Array,
+  contexts: readonly Uint8Array[],
+  heads: SpliceHeads,
+): Promise<Buffer | null> {
+  const plan = openPlan(wrapAad, body, spans, contexts, heads);
+  return plan ? openBatch(...plan).then((p) => openFinish(body, spans, p)) : Promise.resolve(null);
 }

@@ -123,6 +123,49 @@ export function checkSpliceContexts(
   }
 }
 
+/** What a seal batch gets: the plaintexts (views into the body, never copies) and their AADs. */
+interface SealPlan {
+  plaintexts: Uint8Array[];
+  aads: Buffer[];
+}
+
+/** Checks every argument (before anything is sealed) and lays out the batch of a splice. */
+function sealPlan(
+  wrapAad: Uint8Array,
+  body: Uint8Array,
+  spans: Uint32Array,
+  contexts: readonly Uint8Array[],
+  heads: SpliceHeads,
+): SealPlan {
+  checkSpliceHeads(wrapAad, body, heads);
+  const n = checkSpliceSpans(body.length, spans, contexts);
+  const plaintexts: Uint8Array[] = new Array(n);
+  for (let i = 0; i < n; i++) plaintexts[i] = body.subarray(spans[4 * i + 2], spans[4 * i + 3]);
+  return { plaintexts, aads: contexts.map((c) => spliceAad(heads.aadHead, c)) };
+}
+
+/** The new body, once the batch sealed the plan's items. */
+function sealFinish(
+  body: Uint8Array,
+  spans: Uint32Array,
+  heads: SpliceHeads,
+  sealedBatch: { wrappedKey: Uint8Array; sealed: readonly Uint8Array[] },
+): Buffer {
+  const { wrappedKey, sealed } = sealedBatch;
+  const texts = sealed.map((s) => {
+    const b64 = Buffer.concat([heads.header, wrappedKey, s]).toString('base64url');
+    return Buffer.concat([QUOTE, heads.textHead, Buffer.from(b64, 'latin1'), QUOTE]);
+  });
+  return spliceAround(body, spans, 4, texts);
+}
+
+/** The three byte strings every splice call takes besides the body. */
+export interface SpliceHeads {
+  aadHead: Uint8Array;
+  textHead: Uint8Array;
+  header: Uint8Array;
+}
+
 export function sealSpliceVia(
   sealBatch: SealBatch,
   wrapAad: Uint8Array,
@@ -133,17 +176,25 @@ export function sealSpliceVia(
   textHead: Uint8Array,
   header: Uint8Array,
 ): Buffer {
-  checkSpliceHeads(wrapAad, body, { aadHead, textHead, header });
-  const n = checkSpliceSpans(body.length, spans, contexts);
-  const plaintexts: Uint8Array[] = new Array(n);
-  for (let i = 0; i < n; i++) plaintexts[i] = body.subarray(spans[4 * i + 2], spans[4 * i + 3]);
-  const aads = contexts.map((c) => spliceAad(aadHead, c));
-  const { wrappedKey, sealed } = sealBatch(wrapAad, plaintexts, aads);
-  const texts = sealed.map((s) => {
-    const b64 = Buffer.concat([header, wrappedKey, s]).toString('base64url');
-    return Buffer.concat([QUOTE, textHead, Buffer.from(b64, 'latin1'), QUOTE]);
-  });
-  return spliceAround(body, spans, 4, texts);
+  const heads = { aadHead, textHead, header };
+  const { plaintexts, aads } = sealPlan(wrapAad, body, spans, contexts, heads);
+  return sealFinish(body, spans, heads, sealBatch(wrapAad, plaintexts, aads));
+}
+
+/** A SealBatch that answers later (an envelope engine off the event loop). */
+export type AsyncSealBatch = (...args: Parameters<SealBatch>) => Promise<ReturnType<SealBatch>>;
+
+/** sealSpliceVia through an asynchronous batch: the same checks (thrown before the batch starts) and output. */
+export function sealSpliceViaAsync(
+  sealBatch: AsyncSealBatch,
+  wrapAad: Uint8Array,
+  body: Uint8Array,
+  spans: Uint32Array,
+  contexts: readonly Uint8Array[],
+  heads: SpliceHeads,
+): Promise<Buffer> {
+  const { plaintexts, aads } = sealPlan(wrapAad, body, spans, contexts, heads);
+  return sealBatch(wrapAad, plaintexts, aads).then((r) => sealFinish(body, spans, heads, r));
 }
 
 const QUOTE = Buffer.from('"');

@@ -8,7 +8,14 @@
  * anyway and fail on {@link cryptoOf} (CI must exercise the native binary).
  */
 import assert from 'node:assert/strict';
-import { type BackendName, type Crypto, CryptoError, type CryptoErrorCode, cryptoFor } from '../../native/index.ts';
+import {
+  type BackendName,
+  type Crypto,
+  CryptoError,
+  type CryptoErrorCode,
+  cryptoFor,
+  type KeyHandle,
+} from '../../native/index.ts';
 import { loadNative } from '../../native/ts/load.ts';
 
 export const BACKENDS: readonly BackendName[] = ['native', 'node'];
@@ -90,4 +97,27 @@ export function subsets<T>(items: readonly T[], k: number): T[][] {
   };
   pick(0, []);
   return out;
+}
+
+/** Asserts that `fn` rejects with a CryptoError with `code`. */
+export async function rejectsCode(fn: () => Promise<unknown>, code: CryptoErrorCode, what = ''): Promise<void> {
+  await assert.rejects(
+    fn,
+    (err: unknown) => {
+      assert.ok(err instanceof CryptoError, `${what}: expected CryptoError(${code}), got ${String(err)}`);
+      assert.equal(err.code, code, `${what}: ${err.message}`);
+      return true;
+    },
+    what,
+  );
+}
+
+/** dataKeySealSplice by the call `k` takes: the asynchronous one for an envelope engine (errors as rejections). */
+export function sealOf(k: KeyHandle, ...a: Parameters<KeyHandle['dataKeySealSplice']>): Promise<Buffer> {
+  return k.asyncEnvelope ? k.dataKeySealSpliceAsync(...a) : new Promise((r) => r(k.dataKeySealSplice(...a)));
+}
+
+/** dataKeyOpenSplice by the call `k` takes (as sealOf). */
+export function openOf(k: KeyHandle, ...a: Parameters<KeyHandle['dataKeyOpenSplice']>): Promise<Buffer | null> {
+  return k.asyncEnvelope ? k.dataKeyOpenSpliceAsync(...a) : new Promise((r) => r(k.dataKeyOpenSplice(...a)));
 }

@@ -13,14 +13,19 @@ const empty = new Uint8Array(0);
 
 /** Every member of KeyHandle.prototype, as documented in native/index.ts. None returns key bytes. */
 const KEY_HANDLE_MEMBERS = [
+  'asyncEnvelope',
   'backend',
   'constructor',
   'dataKeyForTransport',
   'dataKeyOpenBatch',
+  'dataKeyOpenBatchAsync',
   'dataKeyOpenSplice',
+  'dataKeyOpenSpliceAsync',
   'dataKeyRewrapForTransport',
   'dataKeySealBatch',
+  'dataKeySealBatchAsync',
   'dataKeySealSplice',
+  'dataKeySealSpliceAsync',
   'derive',
   'destroy',
   'hmac',

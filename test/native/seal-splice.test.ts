@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { type KeyHandle, WRAPPED_KEY_BYTES } from '../../native/index.ts';
-import { BACKENDS, cryptoOf, pattern, skipFor, throwsCode } from './backends.ts';
+import { BACKENDS, cryptoOf, openOf, pattern, rejectsCode, sealOf, skipFor, throwsCode } from './backends.ts';
 
 const wrapAad = Buffer.from('tenant-1/dek');
 const heads = { aadHead: Buffer.from('domain\0HDR'), textHead: Buffer.from('okcm:1:'), header: Buffer.from('HDR') };
@@ -63,8 +63,8 @@ function openAll(kek: KeyHandle, texts: string[], contexts: Uint8Array[]): (Buff
 /** A KeyHandle whose envelope engine is the plain handle's own batch calls (as the pkcs11 backend plugs in). */
 function viaEngine(kek: KeyHandle): KeyHandle {
   return kek.withEnvelope({
-    dataKeySealBatch: (k, w, p, a) => k.dataKeySealBatch(w, p, a),
-    dataKeyOpenBatch: (k, w, wa, s, a) => k.dataKeyOpenBatch(w, wa, s, a),
+    dataKeySealBatch: async (k, w, p, a) => k.dataKeySealBatch(w, p, a),
+    dataKeyOpenBatch: async (k, w, wa, s, a) => k.dataKeyOpenBatch(w, wa, s, a),
   });
 }
 
@@ -77,7 +77,7 @@ for (const name of BACKENDS) {
         return { plain: k, used: engine ? viaEngine(k) : k };
       };
 
-      it('replaces each value, keeps every other byte, and the items open', () => {
+      it('replaces each value, keeps every other byte, and the items open', async () => {
         const { plain, used } = key();
         const body = Buffer.from('{"a":"card 4111","n":[1,2],"b":"","c":12.50,"d":"é✓"}');
         const at = (s: string): [number, number] => {
@@ -89,7 +89,7 @@ for (const name of BACKENDS) {
         const pts = values.map(([s, e], i) => (i === 2 ? [s, e] : [s + 1, e - 1]) as [number, number]);
         const spans = new Uint32Array(values.flatMap(([s, e], i) => [s, e, ...(pts[i] as [number, number])]));
         const contexts = [Buffer.from('ctx-a'), Buffer.alloc(0), Buffer.from('ctx-c'), pattern(300, 1)];
-        const out = used.dataKeySealSplice(wrapAad, body, spans, contexts, heads);
+        const out = await sealOf(used, wrapAad, body, spans, contexts, heads);
         const opened = openAll(plain, envelopesOf(out, body, values), contexts);
         assert.deepEqual(
           opened,
@@ -99,33 +99,38 @@ for (const name of BACKENDS) {
         const texts = envelopesOf(out, body, values);
         assert.equal(openAll(plain, [texts[0] as string], [contexts[2] as Buffer])[0], null);
         // A fresh data key per call.
-        const again = used.dataKeySealSplice(wrapAad, body, spans, contexts, heads);
+        const again = await sealOf(used, wrapAad, body, spans, contexts, heads);
         assert.notDeepEqual(envelopesOf(again, body, values)[0], texts[0]);
       });
 
-      it('random bodies and spans round-trip', () => {
+      it('random bodies and spans round-trip', async () => {
         const { plain, used } = key();
-        fc.assert(
-          fc.property(fc.uint8Array({ maxLength: 200 }), fc.array(fc.nat(), { maxLength: 40 }), (bytes, cuts) => {
-            const body = Buffer.from(bytes);
-            // Sorted cut points make ordered, non-overlapping value spans; the plaintext is the value itself.
-            const points = cuts.map((c) => c % (body.length + 1)).sort((x, y) => x - y);
-            const values: [number, number][] = [];
-            for (let i = 0; i + 1 < points.length; i += 2) values.push([points[i] as number, points[i + 1] as number]);
-            if (values.length === 0) return;
-            const spans = new Uint32Array(values.flatMap(([s, e]) => [s, e, s, e]));
-            const contexts = values.map((_, i) => pattern(i % 5, i));
-            const out = used.dataKeySealSplice(wrapAad, body, spans, contexts, heads);
-            assert.deepEqual(
-              openAll(plain, envelopesOf(out, body, values), contexts),
-              values.map(([s, e]) => body.subarray(s, e)),
-            );
-          }),
+        await fc.assert(
+          fc.asyncProperty(
+            fc.uint8Array({ maxLength: 200 }),
+            fc.array(fc.nat(), { maxLength: 40 }),
+            async (bytes, cuts) => {
+              const body = Buffer.from(bytes);
+              // Sorted cut points make ordered, non-overlapping value spans; the plaintext is the value itself.
+              const points = cuts.map((c) => c % (body.length + 1)).sort((x, y) => x - y);
+              const values: [number, number][] = [];
+              for (let i = 0; i + 1 < points.length; i += 2)
+                values.push([points[i] as number, points[i + 1] as number]);
+              if (values.length === 0) return;
+              const spans = new Uint32Array(values.flatMap(([s, e]) => [s, e, s, e]));
+              const contexts = values.map((_, i) => pattern(i % 5, i));
+              const out = await sealOf(used, wrapAad, body, spans, contexts, heads);
+              assert.deepEqual(
+                openAll(plain, envelopesOf(out, body, values), contexts),
+                values.map(([s, e]) => body.subarray(s, e)),
+              );
+            },
+          ),
           { numRuns: 60 },
         );
       });
 
-      it('refuses bad spans and contexts before sealing', () => {
+      it('refuses bad spans and contexts before sealing', async () => {
         const { used } = key();
         const body = Buffer.from('"abc" "de"');
         const ctx = [Buffer.alloc(0)];
@@ -141,33 +146,33 @@ for (const name of BACKENDS) {
           [new Uint32Array([0, 5, 1, 4]), [Buffer.alloc(4097)]],
         ];
         for (const [spans, contexts] of bad) {
-          throwsCode(() => used.dataKeySealSplice(wrapAad, body, spans, contexts, heads), 'invalid_argument');
+          await rejectsCode(() => sealOf(used, wrapAad, body, spans, contexts, heads), 'invalid_argument');
         }
         const big = Buffer.alloc((1 << 20) + 1, 0x78);
-        throwsCode(
-          () => used.dataKeySealSplice(wrapAad, big, new Uint32Array([0, big.length, 0, big.length]), ctx, heads),
+        await rejectsCode(
+          () => sealOf(used, wrapAad, big, new Uint32Array([0, big.length, 0, big.length]), ctx, heads),
           'invalid_argument',
           'a plaintext over 1 MiB (its envelope would not open)',
         );
-        const ok = used.dataKeySealSplice(wrapAad, body, new Uint32Array([0, 5, 1, 4]), [Buffer.alloc(4096)], heads);
+        const ok = await sealOf(used, wrapAad, body, new Uint32Array([0, 5, 1, 4]), [Buffer.alloc(4096)], heads);
         assert.ok(ok.toString('latin1').endsWith('" "de"'));
       });
 
-      it('refuses byte arguments that are not bytes', () => {
+      it('refuses byte arguments that are not bytes', async () => {
         const { used } = key();
         const body = Buffer.from('"abc"');
         const spans = new Uint32Array([0, 5, 1, 4]);
         const ctx = [Buffer.alloc(0)];
         const asText = (v: Uint8Array) => v.toString() as unknown as Uint8Array;
         for (const name of ['aadHead', 'textHead', 'header'] as const) {
-          throwsCode(
-            () => used.dataKeySealSplice(wrapAad, body, spans, ctx, { ...heads, [name]: asText(heads[name]) }),
+          await rejectsCode(
+            () => sealOf(used, wrapAad, body, spans, ctx, { ...heads, [name]: asText(heads[name]) }),
             'invalid_argument',
             name,
           );
-          throwsCode(
+          await rejectsCode(
             () =>
-              used.dataKeyOpenSplice(wrapAad, body, new Uint32Array([0, 5]), ctx, {
+              openOf(used, wrapAad, body, new Uint32Array([0, 5]), ctx, {
                 ...heads,
                 [name]: asText(heads[name]),
               }),
@@ -175,33 +180,16 @@ for (const name of BACKENDS) {
             name,
           );
         }
-        throwsCode(
-          () => used.dataKeySealSplice(asText(wrapAad), body, spans, ctx, heads),
-          'invalid_argument',
-          'wrapAad',
-        );
+        await rejectsCode(() => sealOf(used, asText(wrapAad), body, spans, ctx, heads), 'invalid_argument', 'wrapAad');
       });
 
-      it('refuses a destroyed key before looking at the other arguments', () => {
+      it('refuses a destroyed key before looking at the other arguments', async () => {
         const { plain, used } = key();
         plain.destroy();
-        throwsCode(
-          () => used.dataKeySealSplice(wrapAad, Buffer.alloc(0), new Uint32Array(0), [], heads),
-          'key_destroyed',
-        );
-        throwsCode(
-          () => used.dataKeyOpenSplice(wrapAad, Buffer.alloc(0), new Uint32Array(0), [], heads),
-          'key_destroyed',
-        );
-        throwsCode(
-          () =>
-            used.dataKeySealSplice(
-              wrapAad,
-              Buffer.from('"x"'),
-              new Uint32Array([0, 3, 1, 2]),
-              [Buffer.alloc(0)],
-              heads,
-            ),
+        await rejectsCode(() => sealOf(used, wrapAad, Buffer.alloc(0), new Uint32Array(0), [], heads), 'key_destroyed');
+        await rejectsCode(() => openOf(used, wrapAad, Buffer.alloc(0), new Uint32Array(0), [], heads), 'key_destroyed');
+        await rejectsCode(
+          () => sealOf(used, wrapAad, Buffer.from('"x"'), new Uint32Array([0, 3, 1, 2]), [Buffer.alloc(0)], heads),
           'key_destroyed',
         );
       });

@@ -75,6 +75,8 @@ function refBytes(ref: FieldKeyRef): RefBytes {
  * Encrypts every plaintext under one fresh data key wrapped by `l3` (which must
  * be the key `ref` names), binding each to its context. One backend call.
  * Throws KcmError `plaintext_too_large`, `invalid_context`, `format_header` (bad ref).
+ * A key whose envelope is asynchronous (KeyHandle.asyncEnvelope) takes
+ * {@link encryptFieldsAsync}; so for every call of this file.
  */
 export function encryptFields(
   l3: KeyHandle,
@@ -82,6 +84,27 @@ export function encryptFields(
   plaintexts: readonly Uint8Array[],
   contexts: readonly Uint8Array[],
 ): string[] {
+  const { header, wrapAad, aads } = fieldBatch(ref, plaintexts, contexts);
+  return envelopesOf(header, l3.dataKeySealBatch(wrapAad, plaintexts, aads));
+}
+
+/** encryptFields through the key's asynchronous envelope (or its synchronous one): same checks, same output. */
+export async function encryptFieldsAsync(
+  l3: KeyHandle,
+  ref: FieldKeyRef,
+  plaintexts: readonly Uint8Array[],
+  contexts: readonly Uint8Array[],
+): Promise<string[]> {
+  const { header, wrapAad, aads } = fieldBatch(ref, plaintexts, contexts);
+  return envelopesOf(header, await l3.dataKeySealBatchAsync(wrapAad, plaintexts, aads));
+}
+
+/** The checked header, wrap AAD and per-item AADs of an encryptFields batch. */
+function fieldBatch(
+  ref: FieldKeyRef,
+  plaintexts: readonly Uint8Array[],
+  contexts: readonly Uint8Array[],
+): { header: Buffer; wrapAad: Buffer; aads: Buffer[] } {
   if (plaintexts.length !== contexts.length) {
     throw new KcmError('invalid_argument', 'plaintexts and contexts differ in length');
   }
@@ -93,8 +116,11 @@ export function encryptFields(
     }
     aads[i] = fieldAad(header, contexts[i] as Uint8Array);
   }
-  const { wrappedKey, sealed } = l3.dataKeySealBatch(wrapAad, plaintexts, aads);
-  return sealed.map((s) => serializeEnvelope(header, wrappedKey, s));
+  return { header, wrapAad, aads };
+}
+
+function envelopesOf(header: Buffer, batch: { wrappedKey: Buffer; sealed: Buffer[] }): string[] {
+  return batch.sealed.map((s) => serializeEnvelope(header, batch.wrappedKey, s));
 }
 
 /**
@@ -116,6 +142,24 @@ export function encryptFieldsInto(
   spans: Uint32Array,
   contexts: readonly Uint8Array[],
 ): Buffer {
+  const { wrapAad, ordered, orderedContexts, heads } = spliceBatch(ref, spans, contexts);
+  return l3.dataKeySealSplice(wrapAad, body, ordered, orderedContexts, heads);
+}
+
+/** encryptFieldsInto through the key's asynchronous envelope (or its synchronous one): same checks, same output. */
+export async function encryptFieldsIntoAsync(
+  l3: KeyHandle,
+  ref: FieldKeyRef,
+  body: Uint8Array,
+  spans: Uint32Array,
+  contexts: readonly Uint8Array[],
+): Promise<Buffer> {
+  const { wrapAad, ordered, orderedContexts, heads } = spliceBatch(ref, spans, contexts);
+  return l3.dataKeySealSpliceAsync(wrapAad, body, ordered, orderedContexts, heads);
+}
+
+/** encryptFieldsInto's checks, and its items in body order with the splice heads of `ref`. */
+function spliceBatch(ref: FieldKeyRef, spans: Uint32Array, contexts: readonly Uint8Array[]) {
   if (spans.length !== 4 * contexts.length) {
     throw new KcmError('invalid_argument', 'spans and contexts differ in length');
   }
@@ -129,11 +173,7 @@ export function encryptFieldsInto(
     }
   }
   const [ordered, orderedContexts] = inBodyOrder(spans, 4, contexts);
-  return l3.dataKeySealSplice(wrapAad, body, ordered, orderedContexts, {
-    aadHead,
-    textHead: ENVELOPE_TEXT_HEAD,
-    header,
-  });
+  return { wrapAad, ordered, orderedContexts, heads: { aadHead, textHead: ENVELOPE_TEXT_HEAD, header } };
 }
 
 /**
@@ -153,17 +193,31 @@ export function openFieldsInto(
   spans: Uint32Array,
   contexts: readonly Uint8Array[],
 ): Buffer | null {
+  const b = openSpliceBatch(ref, spans, contexts);
+  return b && l3.dataKeyOpenSplice(b.wrapAad, body, b.ordered, b.orderedContexts, b.heads);
+}
+
+/** openFieldsInto through the key's asynchronous envelope (or its synchronous one): same answers. */
+export async function openFieldsIntoAsync(
+  l3: KeyHandle,
+  ref: FieldKeyRef,
+  body: Uint8Array,
+  spans: Uint32Array,
+  contexts: readonly Uint8Array[],
+): Promise<Buffer | null> {
+  const b = openSpliceBatch(ref, spans, contexts);
+  return b && l3.dataKeyOpenSpliceAsync(b.wrapAad, body, b.ordered, b.orderedContexts, b.heads);
+}
+
+/** openFieldsInto's items in body order with the splice heads of `ref`; null when a context is too long. */
+function openSpliceBatch(ref: FieldKeyRef, spans: Uint32Array, contexts: readonly Uint8Array[]) {
   if (spans.length !== 2 * contexts.length) {
     throw new KcmError('invalid_argument', 'spans and contexts differ in length');
   }
   for (const c of contexts) if (c.length > MAX_CONTEXT_BYTES) return null;
   const { header, wrapAad, aadHead } = refBytes(ref);
   const [ordered, orderedContexts] = inBodyOrder(spans, 2, contexts);
-  return l3.dataKeyOpenSplice(wrapAad, body, ordered, orderedContexts, {
-    aadHead,
-    textHead: ENVELOPE_TEXT_HEAD,
-    header,
-  });
+  return { wrapAad, ordered, orderedContexts, heads: { aadHead, textHead: ENVELOPE_TEXT_HEAD, header } };
 }
 
 /**
@@ -252,26 +306,66 @@ export function openParsedFields(
   contexts: readonly Uint8Array[],
 ): FieldOpenResult[] {
   const { results, envelopes, groups } = parsed;
-  if (results.length !== contexts.length) {
-    throw new KcmError('invalid_argument', 'ciphertexts and contexts differ in length');
+  checkOpenLengths(results, contexts);
+  for (const items of groups.values()) {
+    const g = groupBatch(resolve, envelopes, items, contexts, results);
+    if (g) groupResults(items, results, g.key.dataKeyOpenBatch(...g.batch));
   }
-  for (const items of groups.values()) openGroup(resolve, envelopes, items, contexts, results);
   return results;
 }
 
-/** Opens the items of one L3 key version in one backend call. */
-function openGroup(
+/**
+ * openParsedFields through the keys' asynchronous envelopes (or their
+ * synchronous ones), one group after the other: same results.
+ */
+export async function openParsedFieldsAsync(
+  parsed: ParsedFields,
+  resolve: FieldKeyResolver,
+  contexts: readonly Uint8Array[],
+): Promise<FieldOpenResult[]> {
+  const { results, envelopes, groups } = parsed;
+  checkOpenLengths(results, contexts);
+  for (const items of groups.values()) {
+    const g = groupBatch(resolve, envelopes, items, contexts, results);
+    if (g) groupResults(items, results, await g.key.dataKeyOpenBatchAsync(...g.batch));
+  }
+  return results;
+}
+
+/** decryptFields through the keys' asynchronous envelopes (or their synchronous ones): same results. */
+export function decryptFieldsAsync(
+  expectedTenant: string,
+  resolve: FieldKeyResolver,
+  ciphertexts: readonly string[],
+  contexts: readonly Uint8Array[],
+): Promise<FieldOpenResult[]> {
+  return openParsedFieldsAsync(parseFieldCiphertexts(expectedTenant, ciphertexts), resolve, contexts);
+}
+
+function checkOpenLengths(results: readonly unknown[], contexts: readonly Uint8Array[]): void {
+  if (results.length !== contexts.length) {
+    throw new KcmError('invalid_argument', 'ciphertexts and contexts differ in length');
+  }
+}
+
+type OpenBatchArgs = Parameters<KeyHandle['dataKeyOpenBatch']>;
+
+/**
+ * The key and the one backend call's arguments of one L3 key version's
+ * items; undefined (the items marked `unknown_key`) when `resolve` has no key.
+ */
+function groupBatch(
   resolve: FieldKeyResolver,
   envelopes: readonly FieldEnvelope[],
   items: readonly number[],
   contexts: readonly Uint8Array[],
   results: FieldOpenResult[],
-): void {
+): { key: KeyHandle; batch: OpenBatchArgs } | undefined {
   const first = envelopes[items[0] as number] as FieldEnvelope;
   const key = resolve(first);
   if (!key) {
     for (const i of items) results[i] = { ok: false, reason: 'unknown_key' };
-    return;
+    return undefined;
   }
   const { wrapAad } = refBytes(first);
   const n = items.length;
@@ -286,8 +380,12 @@ function openGroup(
     sealed[k] = env.sealed;
     aads[k] = fieldAad(env.header, contexts[i] as Uint8Array);
   }
-  const opened = key.dataKeyOpenBatch(wrappedKeys, wrapAads, sealed, aads);
-  for (let k = 0; k < n; k++) {
+  return { key, batch: [wrappedKeys, wrapAads, sealed, aads] };
+}
+
+/** Item results of one group from its backend call's answer. */
+function groupResults(items: readonly number[], results: FieldOpenResult[], opened: readonly (Buffer | null)[]): void {
+  for (let k = 0; k < items.length; k++) {
     const plaintext = opened[k];
     results[items[k] as number] = plaintext ? { ok: true, plaintext } : { ok: false, reason: 'auth_failed' };
   }

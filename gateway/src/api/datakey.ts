@@ -12,7 +12,7 @@
  * returns the data key, /v1/rewrap moves it to a newer version.
  */
 import { randomFillSync } from 'node:crypto';
-import { encryptFields } from '../../../common/src/crypto/field-cipher.ts';
+import { encryptFieldsAsync } from '../../../common/src/crypto/field-cipher.ts';
 import { KcmError } from '../../../common/src/errors.ts';
 import { recordEncryption } from '../gateway-keys.ts';
 import type { RequestContext } from '../pipeline/context.ts';
@@ -39,7 +39,12 @@ async function handleDatakey(ctx: RequestContext, o: ApiOptions): Promise<void> 
   const key = await o.keys.encryptionKey(tenant, keyId);
   const dataKey = randomFillSync(Buffer.alloc(bits / 8));
   try {
-    const [ciphertext] = encryptFields(key.handle, { tenant, keyId, keyVersion: key.version }, [dataKey], [context]);
+    const [ciphertext] = await encryptFieldsAsync(
+      key.handle,
+      { tenant, keyId, keyVersion: key.version },
+      [dataKey],
+      [context],
+    );
     recordEncryption(ctx, o.keys, tenant, keyId, key.version);
     const data: Record<string, unknown> = { ciphertext, key_version: key.version };
     if (type === 'plaintext') data.plaintext = dataKey.toString('base64');

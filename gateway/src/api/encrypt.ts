@@ -11,7 +11,7 @@
  * A bad item (not base64, over 1 MiB, context over 4 KiB) gets its own error;
  * a key-service or internal failure answers the whole request.
  */
-import { encryptFields } from '../../../common/src/crypto/field-cipher.ts';
+import { encryptFields, encryptFieldsAsync } from '../../../common/src/crypto/field-cipher.ts';
 import { KcmError } from '../../../common/src/errors.ts';
 import { MAX_FIELD_PLAINTEXT } from '../../../common/src/format/envelope.ts';
 import { type EncryptionKey, encryptionKeyOf, recordEncryption } from '../gateway-keys.ts';
@@ -124,17 +124,34 @@ function delayedKey(o: ApiOptions, tenant: string, keyId: string): Promise<Encry
   return new Promise((r) => setTimeout(r, injectDelayMs)).then(() => o.keys.encryptionKey(tenant, keyId));
 }
 
-/** Seals every accepted item in one native call, wipes the plaintexts on every path, answers. */
-function seal(s: Sealing, key: EncryptionKey): void {
-  const { ctx, o, tenant, keyId } = s;
-  let ciphertexts: string[];
-  try {
-    if (ctx.aborted) return;
-    ciphertexts = encryptFields(key.handle, { tenant, keyId, keyVersion: key.version }, s.plaintexts, s.contexts);
-  } finally {
-    // Wiped on every path: sealed, aborted, or failed (key service, limits).
-    wipe(s.plaintexts);
+/**
+ * Seals every accepted item in one backend call (off the event loop for a
+ * token key), wipes the plaintexts on every path, answers.
+ */
+function seal(s: Sealing, key: EncryptionKey): void | Promise<void> {
+  const { ctx, tenant, keyId } = s;
+  const ref = { tenant, keyId, keyVersion: key.version };
+  if (ctx.aborted || !key.handle.asyncEnvelope) {
+    let ciphertexts: string[];
+    try {
+      if (ctx.aborted) return;
+      ciphertexts = encryptFields(key.handle, ref, s.plaintexts, s.contexts);
+    } finally {
+      // Wiped on every path: sealed, aborted, or failed (key service, limits).
+      wipe(s.plaintexts);
+    }
+    return sealed(s, key, ciphertexts);
   }
+  return encryptFieldsAsync(key.handle, ref, s.plaintexts, s.contexts)
+    .finally(() => wipe(s.plaintexts))
+    .then((c) => {
+      if (!ctx.aborted) sealed(s, key, c);
+    });
+}
+
+/** Records the encryption and answers the items once sealed. */
+function sealed(s: Sealing, key: EncryptionKey, ciphertexts: readonly string[]): void {
+  const { ctx, o, tenant, keyId } = s;
   recordEncryption(ctx, o.keys, tenant, keyId, key.version);
   for (let k = 0; k < s.slots.length; k++) {
     const i = s.slots[k] as number;

@@ -9,6 +9,7 @@
 import {
   type FieldOpenResult,
   openParsedFields,
+  openParsedFieldsAsync,
   parseFieldCiphertexts,
 } from '../../../common/src/crypto/field-cipher.ts';
 import { KcmError } from '../../../common/src/errors.ts';
@@ -83,10 +84,10 @@ export function openItems(
       );
     }
   }
-  const open = (): OpenedItems => {
+  const resolve = (ref: FieldKeyRef) => handles.get(refId(ref));
+  const answer = (opened: readonly FieldOpenResult[]): OpenedItems => {
     const plaintexts: (Buffer | undefined)[] = new Array(n);
     const reasons: string[] = [];
-    const opened = openParsedFields(parsed, (ref) => handles.get(refId(ref)), contexts);
     for (let k = 0; k < slots.length; k++) {
       const i = slots[k] as number;
       const r = opened[k] as FieldOpenResult;
@@ -99,5 +100,10 @@ export function openItems(
     }
     return { errors, plaintexts, reasons, keys: [...asked.values()] };
   };
+  // A token key (pkcs11 backend) opens off the event loop; every other key synchronously.
+  const open = (): OpenedItems | Promise<OpenedItems> =>
+    [...handles.values()].some((h) => h.asyncEnvelope)
+      ? openParsedFieldsAsync(parsed, resolve, contexts).then(answer)
+      : answer(openParsedFields(parsed, resolve, contexts));
   return pending ? Promise.all(pending).then(open) : open();
 }

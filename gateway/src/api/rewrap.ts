@@ -10,7 +10,7 @@
  * The context stays bound: the new ciphertext needs the same context to
  * decrypt. Failures to open are the opaque `decryption_failed`, per item.
  */
-import { encryptFields } from '../../../common/src/crypto/field-cipher.ts';
+import { encryptFields, encryptFieldsAsync } from '../../../common/src/crypto/field-cipher.ts';
 import { noteKeys } from '../audit/request-audit.ts';
 import { recordEncryption } from '../gateway-keys.ts';
 import type { RequestContext } from '../pipeline/context.ts';
@@ -54,7 +54,11 @@ async function handleRewrap(ctx: RequestContext, o: ApiOptions): Promise<void> {
   try {
     if (slots.length > 0) {
       const key = await o.keys.encryptionKey(tenant, keyId);
-      const ciphertexts = encryptFields(key.handle, { tenant, keyId, keyVersion: key.version }, plaintexts, contexts);
+      const ref = { tenant, keyId, keyVersion: key.version };
+      // A token key (pkcs11 backend) seals off the event loop.
+      const ciphertexts = key.handle.asyncEnvelope
+        ? await encryptFieldsAsync(key.handle, ref, plaintexts, contexts)
+        : encryptFields(key.handle, ref, plaintexts, contexts);
       recordEncryption(ctx, o.keys, tenant, keyId, key.version);
       for (let k = 0; k < slots.length; k++) {
         const i = slots[k] as number;

@@ -14,6 +14,7 @@ import type { Crypto, KeyHandle } from '../../../native/index.ts';
 import type { EncryptionKey, FieldKeyProvider } from '../pipeline/key-provider.ts';
 import { type TokenCounters, TokenFieldCipher } from './token-field-cipher.ts';
 import { type TokenOptions, TokenSessions } from './token-sessions.ts';
+import { TokenWorkers } from './token-workers.ts';
 import type { TransportKey } from './transport-key.ts';
 
 export interface HsmBackendOptions extends TokenOptions {
@@ -21,11 +22,13 @@ export interface HsmBackendOptions extends TokenOptions {
   crypto: Crypto;
   /** Key names whose direct API requests run in the token. */
   keys?: readonly string[];
+  /** Token worker threads, each with one operation session (≥ 1; the config's `hsm.sessions`). */
+  sessions: number;
 }
 
 /** Figures for /metrics. */
 export interface HsmStats extends TokenCounters {
-  /** Token sessions open now (operation pool and the transport key's owner session). */
+  /** Token sessions open now: the main thread's (login anchor, the transport key's owner) and one per token worker at most. */
   sessions: number;
 }
 
@@ -33,29 +36,36 @@ export class HsmBackend {
   /** Key names whose direct API requests run in the token. */
   readonly directKeys: ReadonlySet<string>;
   readonly #token: TokenSessions;
+  readonly #workers: TokenWorkers;
   readonly #cipher: TokenFieldCipher;
   readonly #views = new WeakMap<KeyHandle, KeyHandle>();
   readonly #providers = new WeakMap<FieldKeyProvider, FieldKeyProvider>();
   #closed = false;
 
-  private constructor(token: TokenSessions, cipher: TokenFieldCipher, keys: readonly string[]) {
+  private constructor(token: TokenSessions, workers: TokenWorkers, cipher: TokenFieldCipher, keys: readonly string[]) {
     this.#token = token;
+    this.#workers = workers;
     this.#cipher = cipher;
     this.directKeys = new Set(keys);
   }
 
   /**
-   * Opens the token, logs in and sets up the transport key now, so a wrong
-   * module, token, PIN or an unusable token fails at start-up. Throws KcmError
-   * `invalid_config` (naming the `hsm.*` field) or `hsm_unavailable`.
+   * Opens the token, logs in, sets up the transport key and starts the token
+   * worker threads (`sessions` of them, one session each) now, so a wrong
+   * module, token, PIN or an unusable token fails at start-up. Rejects with
+   * KcmError `invalid_config` (naming the `hsm.*` field) or `hsm_unavailable`.
    */
-  static open(o: HsmBackendOptions): HsmBackend {
+  static async open(o: HsmBackendOptions): Promise<HsmBackend> {
     const token = TokenSessions.open(o);
+    let workers: TokenWorkers | undefined;
     try {
-      const cipher = new TokenFieldCipher(token, o.crypto);
+      workers = new TokenWorkers({ module: o.module, slot: token.slot }, o.sessions);
+      await workers.started();
+      const cipher = new TokenFieldCipher(token, workers, o.crypto);
       cipher.transport();
-      return new HsmBackend(token, cipher, o.keys ?? []);
+      return new HsmBackend(token, workers, cipher, o.keys ?? []);
     } catch (err) {
+      await workers?.close();
       token.close();
       throw err;
     }
@@ -103,13 +113,20 @@ export class HsmBackend {
   }
 
   stats(): HsmStats {
-    return { ...this.#cipher.counters, sessions: this.#closed ? 0 : this.#token.openSessions };
+    // The main thread's (the login anchor, KT's owner) and one per token worker.
+    const sessions = this.#closed ? 0 : this.#token.openSessions + this.#workers.size;
+    return { ...this.#cipher.counters, sessions };
   }
 
-  /** Destroys the transport key (both halves) and closes the token. Idempotent. */
-  close(): void {
+  /**
+   * Stops the token workers (each closes its session), destroys the
+   * transport key (both halves) and closes the token. Jobs still out fail
+   * with `hsm_unavailable`. Idempotent.
+   */
+  async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#workers.close();
     this.#cipher.reset();
     this.#token.close();
   }

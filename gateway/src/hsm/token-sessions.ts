@@ -1,14 +1,10 @@
 /**
- * The PKCS#11 token of the `pkcs11` field backend: the module loaded and
- * initialised, the slot (by token label or index), the user logged in, and a
- * small pool of read-write sessions.
- *
- * pkcs11js calls are synchronous, and one request's token work (unwrap, GCM
- * per field, destroy) runs without an await, so on the one JS thread a
- * session is never shared by two operations; the pool keeps a few sessions
- * open so a session that fails can be dropped and replaced without touching
- * the others, and so the owner session of the transport key (see
- * transport-key.ts) is never used for operations.
+ * The PKCS#11 token of the `pkcs11` field backend on the main thread: the
+ * module loaded and initialised, the slot (by token label or index), the
+ * user logged in, and the sessions the main thread opens (the login anchor
+ * below, the owner session of the transport key: transport-key.ts). The
+ * requests' operations run on token worker threads, each on a session of
+ * its own (token-worker.ts), which share this initialisation and login.
  *
  * The session that logged in (the anchor) stays open, unused for
  * operations, until close(): PKCS#11 logs the user out when an
@@ -41,8 +37,6 @@ export interface TokenOptions {
    * the config names), which lets the token log in again after a logout.
    */
   pin: string | (() => string | undefined);
-  /** Idle sessions kept open for operations (≥ 1). */
-  sessions: number;
 }
 
 /** Return values that mean the session (or the login, or the device) is gone: drop the session. */
@@ -110,6 +104,28 @@ export function sessionAesKey(uses: AesKeyUses): pkcs11js.Template {
   ];
 }
 
+/** AES Key Wrap, RFC 3394 (not the _PAD variant: SoftHSM's differs from RFC 5649; 32-byte keys need no padding). */
+export const AES_KW: pkcs11js.Mechanism = { mechanism: pkcs11js.CKM_AES_KEY_WRAP };
+
+/** A per-request data key in the token: usable for GCM only, never readable, gone with its session at the latest. */
+export const DATA_KEY_TEMPLATE = sessionAesKey({ encrypt: true, decrypt: true });
+
+/** GCM as the token runs it: 96-bit IV, 128-bit tag (SPEC.md §5, as the native module). */
+export const GCM_NONCE_BYTES = 12;
+export const GCM_TAG_BYTES = 16;
+
+/** CKM_AES_GCM with v2.40 CK_GCM_PARAMS: 96-bit IV, the AAD, 128-bit tag. */
+export function gcm(iv: Buffer, aad: Buffer): pkcs11js.Mechanism {
+  const parameter: pkcs11js.AesGCM = {
+    type: pkcs11js.CK_PARAMS_GCM,
+    iv,
+    aad,
+    ivBits: GCM_NONCE_BYTES * 8,
+    tagBits: GCM_TAG_BYTES * 8,
+  };
+  return { mechanism: pkcs11js.CKM_AES_GCM, parameter };
+}
+
 /** PKCS#11 session states in which the user is logged in (CKS_RO_USER_FUNCTIONS, CKS_RW_USER_FUNCTIONS). */
 const USER_STATES: ReadonlySet<number> = new Set([1, 3]);
 
@@ -117,8 +133,6 @@ export class TokenSessions {
   readonly lib: Pkcs11Lib;
   readonly slot: Buffer;
   readonly #ownsInit: boolean;
-  readonly #max: number;
-  readonly #idle: Buffer[] = [];
   /** The logged-in session kept open so the login lasts (see the file comment). */
   #anchor: Buffer | undefined;
   #pin: (() => string | undefined) | undefined;
@@ -126,11 +140,10 @@ export class TokenSessions {
   readonly #open = new Set<Buffer>();
   #closed = false;
 
-  private constructor(lib: Pkcs11Lib, ownsInit: boolean, slot: Buffer, max: number) {
+  private constructor(lib: Pkcs11Lib, ownsInit: boolean, slot: Buffer) {
     this.lib = lib;
     this.#ownsInit = ownsInit;
     this.slot = slot;
-    this.#max = max;
   }
 
   /**
@@ -158,7 +171,7 @@ export class TokenSessions {
     }
     let t: TokenSessions | undefined;
     try {
-      t = new TokenSessions(lib, ownsInit, findSlot(lib, o), o.sessions);
+      t = new TokenSessions(lib, ownsInit, findSlot(lib, o));
       const s = t.openSession();
       try {
         lib.C_Login(s, P.CKU_USER, typeof o.pin === 'string' ? o.pin : (o.pin() ?? ''));
@@ -231,18 +244,7 @@ export class TokenSessions {
     }
   }
 
-  /** An idle session, or a new one. */
-  acquire(): Buffer {
-    return this.#idle.pop() ?? this.openSession();
-  }
-
-  /** Returns a session to the pool (closed when the pool is full or the token closed). */
-  release(s: Buffer): void {
-    if (!this.#closed && this.#idle.length < this.#max && this.#open.has(s)) this.#idle.push(s);
-    else this.closeSession(s);
-  }
-
-  /** Sessions open now (pool and owner sessions). */
+  /** Sessions the main thread has open now (the login anchor, owner sessions). */
   get openSessions(): number {
     return this.#open.size;
   }
@@ -251,7 +253,6 @@ export class TokenSessions {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#idle.length = 0;
     this.#anchor = undefined;
     this.#pin = undefined;
     for (const s of [...this.#open]) this.closeSession(s);

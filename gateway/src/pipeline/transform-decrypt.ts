@@ -12,7 +12,9 @@ import {
   type FieldFailureReason,
   type FieldOpenResult,
   openFieldsInto,
+  openFieldsIntoAsync,
   openParsedFields,
+  openParsedFieldsAsync,
   parseFieldCiphertexts,
 } from '../../../common/src/crypto/field-cipher.ts';
 import { KcmError } from '../../../common/src/errors.ts';
@@ -102,9 +104,18 @@ async function openAll(
   }
   // Every group is of `tenant` (parseFieldCiphertexts fails the others); only the route's key id has handles.
   const resolve = (ref: FieldKeyRef) => (ref.keyId === keyId ? handles.get(ref.keyVersion) : undefined);
-  if (parsed.groups.size <= 1) return openParsedFields(parsed, resolve, contexts);
+  // A token key (pkcs11 backend) opens off the event loop; every other key in this turn.
+  let tokenKey = false;
+  for (const h of handles.values()) if (h?.asyncEnvelope) tokenKey = true;
+  if (parsed.groups.size <= 1) {
+    return tokenKey ? openParsedFieldsAsync(parsed, resolve, contexts) : openParsedFields(parsed, resolve, contexts);
+  }
   try {
-    for (const group of parsed.groups) openParsedFields({ ...parsed, groups: new Map([group]) }, resolve, contexts);
+    for (const group of parsed.groups) {
+      const one = { ...parsed, groups: new Map([group]) };
+      if (tokenKey) await openParsedFieldsAsync(one, resolve, contexts);
+      else openParsedFields(one, resolve, contexts);
+    }
   } catch (err) {
     zeroPlaintexts(parsed.results);
     throw err;
@@ -197,7 +208,9 @@ async function openPrepared(
   req.resolved = { ref, handle };
   if (handle === undefined) return undefined;
   try {
-    const body = openFieldsInto(handle, ref, bytes, spans, contexts);
+    const body = handle.asyncEnvelope
+      ? await openFieldsIntoAsync(handle, ref, bytes, spans, contexts)
+      : openFieldsInto(handle, ref, bytes, spans, contexts);
     return body ? { body, version: ref.keyVersion } : undefined;
   } catch {
     return undefined; // e.g. the version revoked meanwhile: the general path says so

@@ -7,7 +7,12 @@
  * clear.
  */
 
-import { encryptFields, encryptFieldsInto } from '../../../common/src/crypto/field-cipher.ts';
+import {
+  encryptFields,
+  encryptFieldsAsync,
+  encryptFieldsInto,
+  encryptFieldsIntoAsync,
+} from '../../../common/src/crypto/field-cipher.ts';
 import { KcmError } from '../../../common/src/errors.ts';
 import type { FieldKeyRef } from '../../../common/src/format/envelope.ts';
 import { hasLoneSurrogate } from '../../../common/src/format/unicode.ts';
@@ -129,7 +134,10 @@ async function sealInPlace(
   const pending = req.keys.encryptKey(req.tenant, req.route.keyId);
   const key = checkedKey(req, isPromise(pending) ? await pending : pending);
   const report = emptyReport();
-  report.body = encryptFieldsInto(key.handle, key.ref, bytes, spans, contexts);
+  // A token key (pkcs11 backend) seals off the event loop; every other key in this turn.
+  report.body = key.handle.asyncEnvelope
+    ? await encryptFieldsIntoAsync(key.handle, key.ref, bytes, spans, contexts)
+    : encryptFieldsInto(key.handle, key.ref, bytes, spans, contexts);
   report.keyVersion = key.ref.keyVersion;
   report.encrypted = contexts.length;
   return report;
@@ -161,7 +169,9 @@ async function encryptDecoded(
     }
     const pending = req.keys.encryptKey(req.tenant, req.route.keyId);
     const key = checkedKey(req, isPromise(pending) ? await pending : pending);
-    const sealed = encryptFields(key.handle, key.ref, plaintexts, contexts);
+    const sealed = key.handle.asyncEnvelope
+      ? await encryptFieldsAsync(key.handle, key.ref, plaintexts, contexts)
+      : encryptFields(key.handle, key.ref, plaintexts, contexts);
     report.keyVersion = key.ref.keyVersion;
     // Envelopes are "okcm:" plus base64url: nothing in them needs a JSON escape.
     report.body = spliceJson(

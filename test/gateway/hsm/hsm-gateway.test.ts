@@ -50,7 +50,7 @@ describe('pkcs11 backend in the gateway (SoftHSM2)', { skip: softHsmSkip() }, ()
 
   before(async () => {
     token = createSoftHsmToken();
-    hsm = HsmBackend.open({
+    hsm = await HsmBackend.open({
       module: token.modulePath,
       tokenLabel: token.tokenLabel,
       pin: token.pin,
@@ -81,7 +81,7 @@ describe('pkcs11 backend in the gateway (SoftHSM2)', { skip: softHsmSkip() }, ()
     await gw?.close();
     keys?.close();
     await up?.close();
-    hsm?.close();
+    await hsm?.close();
     token?.cleanup();
   });
 

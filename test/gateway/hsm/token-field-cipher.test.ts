@@ -2,16 +2,18 @@
  * The pkcs11 field backend against a real SoftHSM2 token: ciphertexts made in
  * the token open natively and the other way round (both crypto backends),
  * per-item failures, non-extractable token keys, and no token object left
- * behind by a request. Skipped with the reason when SoftHSM is not installed,
+ * behind by a request, every token call of a request on a worker thread, and
+ * the failure paths. Skipped with the reason when SoftHSM is not installed,
  * except under CI=true.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pkcs11js from 'pkcs11js';
-import { decryptFields, encryptFields } from '../../../common/src/crypto/field-cipher.ts';
+import { decryptFieldsAsync, encryptFields, encryptFieldsAsync } from '../../../common/src/crypto/field-cipher.ts';
 import { KcmError } from '../../../common/src/errors.ts';
 import type { FieldKeyRef } from '../../../common/src/format/envelope.ts';
 import { HsmBackend } from '../../../gateway/src/hsm/hsm-backend.ts';
+import { AES_KW, DATA_KEY_TEMPLATE } from '../../../gateway/src/hsm/token-sessions.ts';
 import { type BackendName, cryptoFor, type KeyHandle } from '../../../native/index.ts';
 import { createSoftHsmToken, type SoftHsmToken, softHsmSkip } from '../../support/softhsm.ts';
 
@@ -57,16 +59,16 @@ describe('pkcs11 field backend (SoftHSM2)', { skip: softHsmSkip() }, () => {
     token = createSoftHsmToken();
     own = createSoftHsmToken();
   });
-  after(() => {
-    for (const b of backends.values()) b.close();
+  after(async () => {
+    for (const b of backends.values()) await b.close();
     token?.cleanup();
     own?.cleanup();
   });
 
-  const open = (name: BackendName): HsmBackend => {
+  const open = async (name: BackendName): Promise<HsmBackend> => {
     let b = backends.get(name);
     if (!b) {
-      b = HsmBackend.open({
+      b = await HsmBackend.open({
         module: token.modulePath,
         tokenLabel: token.tokenLabel,
         pin: token.pin,
@@ -80,15 +82,15 @@ describe('pkcs11 field backend (SoftHSM2)', { skip: softHsmSkip() }, () => {
 
   for (const name of ['native', 'node'] as const) {
     describe(`with the ${name} crypto backend`, () => {
-      it('token-encrypted fields open natively, natively encrypted fields open in the token', () => {
-        const hsm = open(name);
+      it('token-encrypted fields open natively, natively encrypted fields open in the token', async () => {
+        const hsm = await open(name);
         const l3 = cryptoFor(name).generateKey();
         const view = hsm.view(l3);
         assert.equal(hsm.view(l3), view, 'views are cached per handle');
         const pts = [Buffer.from('4111 1111 1111 1111'), Buffer.alloc(0), Buffer.alloc(1024, 7), Buffer.from('x')];
         const ctxs = pts.map((_, i) => ctx(`order-1/field-${i}`));
         const before = hsm.stats().operations;
-        const fromToken = encryptFields(view, REF, pts, ctxs);
+        const fromToken = await encryptFieldsAsync(view, REF, pts, ctxs);
         assert.equal(hsm.stats().operations, before + 1 + pts.length, 'one unwrap + one GCM per field');
         const fromNative = encryptFields(l3, REF, pts, ctxs);
         for (const [how, cts, key] of [
@@ -96,7 +98,7 @@ describe('pkcs11 field backend (SoftHSM2)', { skip: softHsmSkip() }, () => {
           ['native → token', fromNative, view],
           ['token → token', fromToken, view],
         ] as const) {
-          const opened = decryptFields('t1', () => key, cts, ctxs);
+          const opened = await decryptFieldsAsync('t1', () => key, cts, ctxs);
           assert.deepEqual(
             opened.map((r) => (r.ok ? r.plaintext : r.reason)),
             pts,
@@ -110,16 +112,16 @@ describe('pkcs11 field backend (SoftHSM2)', { skip: softHsmSkip() }, () => {
         );
       });
 
-      it('wrong context, wrong tenant, tampered ciphertext or wrapped key fail per item', () => {
-        const hsm = open(name);
+      it('wrong context, wrong tenant, tampered ciphertext or wrapped key fail per item', async () => {
+        const hsm = await open(name);
         const l3 = cryptoFor(name).generateKey();
         const view = hsm.view(l3);
-        const [good, other] = encryptFields(
+        const [good, other] = (await encryptFieldsAsync(
           view,
           REF,
           [Buffer.from('secret'), Buffer.from('other')],
           [ctx('a'), ctx('b')],
-        ) as [string, string];
+        )) as [string, string];
         const body = Buffer.from(good.slice('okcm:1:'.length), 'base64url');
         const tamper = (offsetFromEnd: number) => {
           const b = Buffer.from(body);
@@ -128,7 +130,7 @@ describe('pkcs11 field backend (SoftHSM2)', { skip: softHsmSkip() }, () => {
         };
         // The wrapped key sits 60 bytes before nonce ‖ ct ‖ tag (6 + 12 + 16 bytes here).
         const wrappedKeyByte = 6 + 12 + 16 + 30;
-        const opened = decryptFields(
+        const opened = await decryptFieldsAsync(
           't1',
           () => view,
           [good, good, tamper(1), tamper(20), tamper(wrappedKeyByte), other],
@@ -138,43 +140,34 @@ describe('pkcs11 field backend (SoftHSM2)', { skip: softHsmSkip() }, () => {
           opened.map((r) => (r.ok ? r.plaintext.toString() : r.reason)),
           ['secret', 'auth_failed', 'auth_failed', 'auth_failed', 'auth_failed', 'other'],
         );
-        const wrongTenant = decryptFields('t2', () => view, [good], [ctx('a')]);
+        const wrongTenant = await decryptFieldsAsync('t2', () => view, [good], [ctx('a')]);
         assert.deepEqual(wrongTenant, [{ ok: false, reason: 'wrong_tenant' }]);
         // Under another L3 key nothing opens, and nothing throws.
         const stranger = hsm.view(cryptoFor(name).generateKey());
-        assert.deepEqual(
-          decryptFields('t1', () => stranger, [good], [ctx('a')]),
-          [{ ok: false, reason: 'auth_failed' }],
-        );
+        assert.deepEqual(await decryptFieldsAsync('t1', () => stranger, [good], [ctx('a')]), [
+          { ok: false, reason: 'auth_failed' },
+        ]);
       });
     });
   }
 
-  it('the transport key and each data key are sensitive and never extractable; requests leave no object', () => {
-    const hsm = open('native');
+  it('the transport key and the data keys are sensitive and never extractable; requests leave no object', async () => {
+    const hsm = await open('native');
     const t = hsm.token;
     const s = t.openSession();
     try {
-      assertNotReadable(hsm, s, hsm.transportKey().object, 'transport key');
-      // Check every data key just before the request destroys it.
-      const lib = t.lib;
-      const destroy = lib.C_DestroyObject.bind(lib);
-      let checked = 0;
-      lib.C_DestroyObject = (session: Buffer, object: Buffer) => {
-        assertNotReadable(hsm, session, object, 'data key');
-        checked++;
-        return destroy(session, object);
-      };
+      const kt = hsm.transportKey();
+      assertNotReadable(hsm, s, kt.object, 'transport key');
+      // A data key unwrapped with the template and mechanism the workers use.
       const l3 = cryptoFor('native').generateKey();
+      const { transportWrapped } = l3.dataKeyForTransport(kt.key, Buffer.from('wrap-aad'));
+      const dataKey = t.lib.C_UnwrapKey(s, AES_KW, kt.object, transportWrapped, DATA_KEY_TEMPLATE);
+      assertNotReadable(hsm, s, dataKey, 'data key');
+      t.lib.C_DestroyObject(s, dataKey);
       const view = hsm.view(l3);
       const objectsBefore = sessionObjects(hsm).length;
-      try {
-        const cts = encryptFields(view, REF, [Buffer.from('a'), Buffer.from('b')], [ctx('1'), ctx('2')]);
-        decryptFields('t1', () => view, cts, [ctx('1'), ctx('2')]);
-      } finally {
-        lib.C_DestroyObject = destroy;
-      }
-      assert.equal(checked, 2, 'one data key per encrypt and per decrypt request');
+      const cts = await encryptFieldsAsync(view, REF, [Buffer.from('a'), Buffer.from('b')], [ctx('1'), ctx('2')]);
+      await decryptFieldsAsync('t1', () => view, cts, [ctx('1'), ctx('2')]);
       assert.equal(sessionObjects(hsm).length, objectsBefore, 'no data key left in the token');
       // Only the transport keys of the open backends remain: the RSA pairs were destroyed at set-up.
       assert.equal(objectsBefore, backends.size);
@@ -183,24 +176,68 @@ describe('pkcs11 field backend (SoftHSM2)', { skip: softHsmSkip() }, () => {
     }
   });
 
-  it('a token failure is hsm_unavailable (503) and the next request sets the transport key up again', () => {
-    const hsm = open('native');
+  it('no token call of a request runs on the event loop thread; concurrent requests share the workers', async () => {
+    const hsm = await open('native');
+    hsm.transportKey(); // set up beforehand: its calls run on this thread, once
+    const lib = hsm.token.lib as unknown as Record<string, unknown>;
+    const calls: string[] = [];
+    const saved = new Map<string, unknown>();
+    const names = new Set<string>();
+    for (let o: object | null = lib; o; o = Object.getPrototypeOf(o)) {
+      for (const n of Object.getOwnPropertyNames(o)) names.add(n);
+    }
+    for (const name of names) {
+      const f = lib[name];
+      if (!name.startsWith('C_') || typeof f !== 'function') continue;
+      saved.set(name, f);
+      lib[name] = (...args: unknown[]) => {
+        calls.push(name);
+        return (f as (...a: unknown[]) => unknown).apply(lib, args);
+      };
+    }
+    try {
+      const l3 = cryptoFor('native').generateKey();
+      const view = hsm.view(l3);
+      const texts = Array.from({ length: 40 }, (_, i) => `card-${i}`);
+      const cts = await Promise.all(
+        texts.map((t, i) => encryptFieldsAsync(view, REF, [Buffer.from(t)], [ctx(`${i}`)])),
+      );
+      const opened = await Promise.all(cts.map((c, i) => decryptFieldsAsync('t1', () => view, c, [ctx(`${i}`)])));
+      assert.deepEqual(
+        opened.map((r) => (r[0]?.ok ? r[0].plaintext.toString() : r[0]?.reason)),
+        texts,
+      );
+      // C_GetSessionInfo: the login check before a transport key is made; none was needed here.
+      assert.deepEqual(calls, [], 'PKCS#11 calls made on the event loop thread');
+      // The recorder itself works: a call made here is seen.
+      (lib.C_GetSlotList as (present: boolean) => unknown)(true);
+      assert.deepEqual(calls, ['C_GetSlotList']);
+      assert.ok(hsm.stats().sessions <= 2 + 2, `sessions: ${hsm.stats().sessions}`);
+    } finally {
+      for (const [name, f] of saved) lib[name] = f;
+    }
+  });
+
+  it('a token failure is hsm_unavailable (503) and the next request sets the transport key up again', async () => {
+    const hsm = await open('native');
     const l3: KeyHandle = cryptoFor('native').generateKey();
     const view = hsm.view(l3);
     const errors = hsm.stats().errors;
     // The owner session closing destroys KT' under the cipher's feet.
     hsm.token.closeSession(hsm.transportKey().owner);
-    assert.throws(
-      () => encryptFields(view, REF, [Buffer.from('x')], [ctx('c')]),
+    await assert.rejects(
+      encryptFieldsAsync(view, REF, [Buffer.from('x')], [ctx('c')]),
       (err: unknown) => err instanceof KcmError && err.code === 'hsm_unavailable' && err.status === 503,
     );
     assert.equal(hsm.stats().errors, errors + 1);
-    const [ct] = encryptFields(view, REF, [Buffer.from('again')], [ctx('c')]);
-    assert.equal(decryptFields('t1', () => l3, [ct as string], [ctx('c')])[0]?.ok, true);
+    const [ct] = await encryptFieldsAsync(view, REF, [Buffer.from('again')], [ctx('c')]);
+    assert.equal((await decryptFieldsAsync('t1', () => l3, [ct as string], [ctx('c')]))[0]?.ok, true);
+    // The synchronous calls refuse a token key: a caller that forgot the asynchronous path fails loudly.
+    assert.throws(() => encryptFields(view, REF, [Buffer.from('x')], [ctx('c')]), /use dataKeySealBatchAsync/);
   });
-  it('a token failure that closes every session logs in again; so does a lost login (one backend on its token)', () => {
+  it('a token failure that closes every session logs in again; so does a lost login (one backend on its token)', async () => {
     // Its own token: no other backend keeps the login alive.
-    const hsm = HsmBackend.open({
+    const hsm = await HsmBackend.open({
       module: own.modulePath,
       tokenLabel: own.tokenLabel,
       pin: () => own.pin,
@@ -210,26 +247,43 @@ describe('pkcs11 field backend (SoftHSM2)', { skip: softHsmSkip() }, () => {
     try {
       const l3: KeyHandle = cryptoFor('native').generateKey();
       const view = hsm.view(l3);
-      const seal = (text: string) => encryptFields(view, REF, [Buffer.from(text)], [ctx('c')])[0] as string;
-      const opens = (ct: string) => decryptFields('t1', () => l3, [ct], [ctx('c')])[0]?.ok === true;
-      assert.ok(opens(seal('first')));
+      const seal = async (text: string) =>
+        (await encryptFieldsAsync(view, REF, [Buffer.from(text)], [ctx('c')]))[0] as string;
+      const opens = async (ct: Promise<string>) =>
+        (await decryptFieldsAsync('t1', () => l3, [await ct], [ctx('c')]))[0]?.ok === true;
+      assert.ok(await opens(seal('first')));
       // KT' gone from the token: the failing request closes its session and the owner session.
       const kt = hsm.transportKey();
       hsm.token.lib.C_DestroyObject(kt.owner, kt.object);
-      assert.throws(
-        () => seal('x'),
-        (e: unknown) => e instanceof KcmError && e.code === 'hsm_unavailable',
-      );
-      assert.ok(opens(seal('after the failure')), 'the login survived the closed sessions');
+      await assert.rejects(seal('x'), (e: unknown) => e instanceof KcmError && e.code === 'hsm_unavailable');
+      assert.ok(await opens(seal('after the failure')), 'the login survived the closed sessions');
       // The login itself lost (another user of the module logs out): one request fails, the next logs in again.
       hsm.token.lib.C_Logout(hsm.transportKey().owner);
-      assert.throws(
-        () => seal('x'),
-        (e: unknown) => e instanceof KcmError && e.code === 'hsm_unavailable',
-      );
-      assert.ok(opens(seal('after the logout')), 'logged in again with the PIN read again');
+      await assert.rejects(seal('x'), (e: unknown) => e instanceof KcmError && e.code === 'hsm_unavailable');
+      assert.ok(await opens(seal('after the logout')), 'logged in again with the PIN read again');
     } finally {
-      hsm.close();
+      await hsm.close();
     }
+  });
+
+  it('a closed backend fails the jobs still out and every later one with hsm_unavailable', async () => {
+    const hsm = await HsmBackend.open({
+      module: token.modulePath,
+      tokenLabel: token.tokenLabel,
+      pin: token.pin,
+      sessions: 1,
+      crypto: cryptoFor('native'),
+    });
+    const view = hsm.view(cryptoFor('native').generateKey());
+    const out = encryptFieldsAsync(view, REF, [Buffer.alloc(256 * 1024, 1)], [ctx('big')]);
+    const closing = hsm.close();
+    const unavailable = (e: unknown) => e instanceof KcmError && e.code === 'hsm_unavailable';
+    // The job either finished before the worker saw the close, or failed: never a hang or another error.
+    await out.then(
+      (cts) => assert.equal(cts.length, 1),
+      (e: unknown) => assert.ok(unavailable(e), String(e)),
+    );
+    await closing;
+    await assert.rejects(encryptFieldsAsync(view, REF, [Buffer.from('x')], [ctx('c')]), unavailable);
   });
 });

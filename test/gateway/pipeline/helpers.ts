@@ -69,10 +69,10 @@ export function request(
 export function generalPathKeys(keys: FieldKeyProvider): FieldKeyProvider {
   const general = (h: KeyHandle): KeyHandle => {
     const g = h.withEnvelope({
-      dataKeySealBatch: (k, w, p, a) => k.dataKeySealBatch(w, p, a),
-      dataKeyOpenBatch: (k, w, wa, s, a) => k.dataKeyOpenBatch(w, wa, s, a),
+      dataKeySealBatch: async (k, w, p, a) => k.dataKeySealBatch(w, p, a),
+      dataKeyOpenBatch: async (k, w, wa, s, a) => k.dataKeyOpenBatch(w, wa, s, a),
     });
-    g.dataKeyOpenSplice = () => null;
+    g.dataKeyOpenSpliceAsync = async () => null;
     return g;
   };
   return {

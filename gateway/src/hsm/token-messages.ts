@@ -1,0 +1,65 @@
+/**
+ * The messages between the main thread (token-workers.ts) and a token
+ * worker (token-worker.ts). Byte fields arrive as Uint8Arrays (structured
+ * clone); the seal plaintexts and the opened plaintexts travel as one
+ * transferred ArrayBuffer each way, so no copy of them stays behind.
+ */
+
+/** What a token worker starts with. */
+export interface TokenWorkerData {
+  /** Path of the PKCS#11 module (already initialised by the main thread). */
+  module: string;
+  /** The slot id the main thread found (C_GetSlotList). */
+  slot: Buffer;
+}
+
+/** Seal every plaintext under the data key `wrapped` carries. */
+export interface SealJob {
+  id: number;
+  op: 'seal';
+  /** KT' (object handle of the transport key in the token). */
+  unwrapKey: Buffer;
+  /** The data key under KT, AES-KW (40 bytes). */
+  wrapped: Uint8Array;
+  /** The plaintexts, back to back (transferred; zeroed by the worker). */
+  plaintexts: ArrayBuffer;
+  /** Where each plaintext ends in `plaintexts`. */
+  ends: number[];
+  aads: Uint8Array[];
+}
+
+/** Open items grouped by data key. */
+export interface OpenJob {
+  id: number;
+  op: 'open';
+  unwrapKey: Buffer;
+  /** Per data key: its AES-KW blob (null when it did not re-wrap: its items fail) and its item indices. */
+  groups: { wrapped: Uint8Array | null; items: number[] }[];
+  /** nonce ‖ ct ‖ tag per item. */
+  sealed: Uint8Array[];
+  aads: Uint8Array[];
+}
+
+export type TokenJob = SealJob | OpenJob;
+
+/** A job's answer; `ops` counts the token calls that did crypto (data-key unwraps and per-field GCM). */
+export type TokenReply =
+  | { id: number; ok: true; ops: number; sealed: Uint8Array[] }
+  | {
+      id: number;
+      ok: true;
+      ops: number;
+      /** Plaintexts (transferred): item i is `lengths[i]` bytes at `at[i]`, or failed when `lengths[i]` is -1. */
+      opened: ArrayBuffer;
+      at: number[];
+      lengths: number[];
+    }
+  | {
+      id: number;
+      ok: false;
+      ops: number;
+      /** The CK_RV, when the failure was a PKCS#11 error. */
+      rv?: number;
+      /** First line of the error: a step and a CKR name, never data or keys. */
+      message: string;
+    };
