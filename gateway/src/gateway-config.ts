@@ -44,6 +44,12 @@ export interface HsmFileConfig {
   pinEnv: string;
   /** Token worker threads, one logged-in R/W operation session each (default 2). */
   sessions: number;
+  /**
+   * Token calls on the event loop instead of worker threads (default false):
+   * lower latency for an in-process token such as SoftHSM2, whose calls take
+   * microseconds; a slow (network) token would hold every request.
+   */
+  inline: boolean;
   /** Key names whose direct API requests (/v1/encrypt/:key, decrypt, rewrap, datakey) run in the token. */
   keys: string[];
 }
@@ -244,7 +250,7 @@ function headerName(v: unknown, field: string): string {
 }
 
 function hsm(v: unknown, path: (p: string) => string, env: NodeJS.ProcessEnv): HsmFileConfig {
-  const h = obj(v, 'hsm', ['module', 'tokenLabel', 'slot', 'pinEnv', 'sessions', 'keys']);
+  const h = obj(v, 'hsm', ['module', 'tokenLabel', 'slot', 'pinEnv', 'sessions', 'inline', 'keys']);
   if ((h.tokenLabel === undefined) === (h.slot === undefined)) fail('hsm', 'give exactly one of tokenLabel and slot');
   const pinEnv = str(h.pinEnv, 'hsm.pinEnv');
   if (!/^[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(pinEnv)) fail('hsm.pinEnv', 'must be an environment variable name');
@@ -265,6 +271,7 @@ function hsm(v: unknown, path: (p: string) => string, env: NodeJS.ProcessEnv): H
     ...(h.slot !== undefined ? { slot: int(h.slot, 'hsm.slot', 0, 1 << 20) } : {}),
     pinEnv,
     sessions: optInt(h.sessions, 'hsm.sessions', 1, 64) ?? 2,
+    inline: h.inline === undefined ? false : bool(h.inline, 'hsm.inline'),
     keys,
   };
 }

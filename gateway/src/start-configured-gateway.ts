@@ -87,6 +87,7 @@ function openHsm(hsm: NonNullable<GatewayFileConfig['hsm']>, crypto: Crypto): Pr
     // Read again only if the token logs out and the gateway must log in again.
     pin: () => process.env[hsm.pinEnv],
     sessions: hsm.sessions,
+    inline: hsm.inline,
     keys: hsm.keys,
     crypto,
   });

@@ -24,6 +24,8 @@ export interface HsmBackendOptions extends TokenOptions {
   keys?: readonly string[];
   /** Token worker threads, each with one operation session (≥ 1; the config's `hsm.sessions`). */
   sessions: number;
+  /** Run the token calls on the calling thread instead (the config's `hsm.inline`; see token-workers.ts). */
+  inline?: boolean;
 }
 
 /** Figures for /metrics. */
@@ -59,7 +61,7 @@ export class HsmBackend {
     const token = TokenSessions.open(o);
     let workers: TokenWorkers | undefined;
     try {
-      workers = new TokenWorkers({ module: o.module, slot: token.slot }, o.sessions);
+      workers = new TokenWorkers({ module: o.module, slot: token.slot }, o.inline ? { inline: token.lib } : o.sessions);
       await workers.started();
       const cipher = new TokenFieldCipher(token, workers, o.crypto);
       cipher.transport();

@@ -48,16 +48,20 @@ function firstLine(err: unknown): string {
   return err instanceof Error ? (err.message.split('\n')[0] ?? '') : 'not a PKCS#11 error';
 }
 
-class TokenWorker {
+/** Runs jobs on the thread it was made on: a worker thread, or the event loop (`hsm.inline`). */
+export class TokenWorker {
   readonly #lib: Pkcs11Lib;
   readonly #slot: Buffer;
+  /** Whether close() unloads the module (a worker's own load; never the main thread's). */
+  readonly #ownsLoad: boolean;
   #session: Buffer | undefined;
   /** Token calls that did crypto in the current job. */
   #ops = 0;
 
-  constructor(lib: Pkcs11Lib, slot: Buffer) {
+  constructor(lib: Pkcs11Lib, slot: Buffer, ownsLoad = true) {
     this.#lib = lib;
     this.#slot = slot;
+    this.#ownsLoad = ownsLoad;
   }
 
   run(job: TokenJob): { reply: TokenReply; transfer: ArrayBuffer[] } {
@@ -210,10 +214,10 @@ class TokenWorker {
     }
   }
 
-  /** Closes the session and unloads the module (never C_Finalize: the main thread owns the initialisation). */
+  /** Closes the session and unloads the module when it loaded it (never C_Finalize: the main thread owns the initialisation). */
   close(): void {
     this.#dropSession();
-    this.#lib.close();
+    if (this.#ownsLoad) this.#lib.close();
   }
 }
 

@@ -6,10 +6,16 @@
  * waiting. A worker that dies fails its jobs (`hsm_unavailable`) and is
  * replaced on the next job. close() lets the workers close their sessions
  * and unload the module before the main thread finalises it.
+ *
+ * Inline (`hsm.inline`), the same job code runs on the calling thread with
+ * the main thread's module and one session: no thread hop, lower latency
+ * with an in-process token (SoftHSM2), but every call holds the event loop.
  */
 import { Worker } from 'node:worker_threads';
 import { KcmError } from '../../../common/src/errors.ts';
 import type { OpenJob, SealJob, TokenReply, TokenWorkerData } from './token-messages.ts';
+import type { Pkcs11Lib } from './token-sessions.ts';
+import { TokenWorker } from './token-worker.ts';
 
 /** The entry script: registers the TypeScript loader in the thread, then loads token-worker.ts. */
 const ENTRY = new URL('./token-worker-entry.mjs', import.meta.url);
@@ -31,13 +37,24 @@ interface Slot {
 export class TokenWorkers {
   readonly #data: TokenWorkerData;
   readonly #slots: Slot[];
+  /** Set when jobs run on the calling thread. */
+  readonly #inline: TokenWorker | undefined;
   #nextId = 1;
   #closed = false;
 
-  /** Starts `count` workers on the module and slot of `data`; await started() before use. */
-  constructor(data: TokenWorkerData, count: number) {
+  /**
+   * Starts `mode` workers on the module and slot of `data`, or runs jobs on
+   * the calling thread with `mode.inline` (the main thread's loaded,
+   * initialised module); await started() before use.
+   */
+  constructor(data: TokenWorkerData, mode: number | { inline: Pkcs11Lib }) {
     this.#data = data;
-    this.#slots = Array.from({ length: count }, () => this.#spawn());
+    if (typeof mode === 'number') {
+      this.#slots = Array.from({ length: mode }, () => this.#spawn());
+    } else {
+      this.#slots = [];
+      this.#inline = new TokenWorker(mode.inline, data.slot, false);
+    }
   }
 
   /** Resolves once every worker loaded the module; rejects with `hsm_unavailable` when one could not. */
@@ -45,9 +62,9 @@ export class TokenWorkers {
     await Promise.all(this.#slots.map((s) => s.ready));
   }
 
-  /** Workers running now (each with at most one session open). */
+  /** Workers running now (each with at most one session open); 1 inline. */
   get size(): number {
-    return this.#slots.filter((s) => !s.dead).length;
+    return this.#inline && !this.#closed ? 1 : this.#slots.filter((s) => !s.dead).length;
   }
 
   /** Runs `job` on a worker; rejects with `hsm_unavailable` when the worker dies or the pool is closed. */
@@ -55,6 +72,7 @@ export class TokenWorkers {
   run(job: Omit<OpenJob, 'id'>, transfer?: ArrayBuffer[]): Promise<Extract<TokenReply, { opened: unknown }> | Failed>;
   run(job: Job, transfer: ArrayBuffer[] = []): Promise<TokenReply> {
     if (this.#closed) return Promise.reject(new KcmError('hsm_unavailable', 'the token is closed'));
+    if (this.#inline) return Promise.resolve(this.#inline.run({ ...job, id: 0 } as SealJob | OpenJob).reply);
     let slot = this.#slots[0] as Slot;
     for (const [i, s] of this.#slots.entries()) {
       if (s.dead) this.#slots[i] = this.#spawn();
@@ -74,6 +92,7 @@ export class TokenWorkers {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#inline?.close();
     await Promise.all(
       this.#slots.map(async (s) => {
         if (s.dead) return;

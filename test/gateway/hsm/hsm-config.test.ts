@@ -40,14 +40,16 @@ describe('gateway config: hsm', () => {
       tokenLabel: 'edge',
       pinEnv: 'KCM_TEST_HSM_PIN',
       sessions: 2,
+      inline: false,
       keys: ['hsm-orders'],
     });
     const s = gatewayConfig(
-      { ...base, hsm: { module: '/m.so', slot: 0, pinEnv: 'KCM_TEST_HSM_PIN', sessions: 4 } },
+      { ...base, hsm: { module: '/m.so', slot: 0, pinEnv: 'KCM_TEST_HSM_PIN', sessions: 4, inline: true } },
       '/',
       PIN_ENV,
     );
     assert.equal(s.hsm?.slot, 0);
+    assert.equal(s.hsm?.inline, true);
     assert.deepEqual(s.hsm?.keys, []);
   });
 
@@ -62,6 +64,7 @@ describe('gateway config: hsm', () => {
       [{ ...ok, pinEnv: 'not a name' }, /hsm\.pinEnv: must be an environment variable name/],
       [{ ...ok, pinEnv: 'KCM_NOT_SET_ANYWHERE' }, /hsm\.pinEnv: environment variable KCM_NOT_SET_ANYWHERE is not set/],
       [{ ...ok, sessions: 0 }, /hsm\.sessions: must be an integer from 1 to 64/],
+      [{ ...ok, inline: 'yes' }, /hsm\.inline: must be/],
       [{ ...ok, keys: 'hsm-orders' }, /hsm\.keys: must be an array/],
       [{ ...ok, keys: ['ok', 'bad key'] }, /hsm\.keys\[1\]: must be a key id/],
       [{ ...ok, keys: ['a', 'a'] }, /hsm\.keys\[1\]: repeats a/],

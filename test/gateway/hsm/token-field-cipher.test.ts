@@ -266,6 +266,35 @@ describe('pkcs11 field backend (SoftHSM2)', { skip: softHsmSkip() }, () => {
     }
   });
 
+  it('inline (hsm.inline): the same jobs on the event loop thread, same ciphertexts, one session', async () => {
+    const hsm = await HsmBackend.open({
+      module: token.modulePath,
+      tokenLabel: token.tokenLabel,
+      pin: token.pin,
+      sessions: 2,
+      inline: true,
+      crypto: cryptoFor('native'),
+    });
+    try {
+      const l3 = cryptoFor('native').generateKey();
+      const view = hsm.view(l3);
+      const before = hsm.stats().operations;
+      const cts = await encryptFieldsAsync(view, REF, [Buffer.from('inline'), Buffer.alloc(0)], [ctx('a'), ctx('b')]);
+      assert.equal(hsm.stats().operations, before + 3, 'one unwrap + one GCM per field');
+      const natively = await decryptFieldsAsync('t1', () => l3, cts, [ctx('a'), ctx('b')]);
+      const inToken = await decryptFieldsAsync('t1', () => view, cts, [ctx('a'), ctx('wrong')]);
+      assert.deepEqual(
+        [...natively, ...inToken].map((r) => (r.ok ? r.plaintext.toString() : r.reason)),
+        ['inline', '', 'inline', 'auth_failed'],
+      );
+      // Anchor + transport key owner + the one operation session.
+      assert.equal(hsm.stats().sessions, 3);
+    } finally {
+      await hsm.close();
+    }
+    assert.equal(hsm.stats().sessions, 0);
+  });
+
   it('a closed backend fails the jobs still out and every later one with hsm_unavailable', async () => {
     const hsm = await HsmBackend.open({
       module: token.modulePath,
