@@ -243,19 +243,17 @@ export class KeyHandle {
     contexts: readonly Uint8Array[],
     heads: SpliceHeads,
   ): Buffer {
-    this.#synchronous('dataKeySealSplice');
+    const { aadHead, textHead, header } = heads;
+    return this.#byBackend('dataKeySealSplice', (b, ref) =>
+      b.dataKeySealSplice(ref, wrapAad, body, spans, contexts, aadHead, textHead, header),
+    );
+  }
+
+  /** `call` run by the backend (its errors as CryptoErrors); refused for an engine handle (see #synchronous). */
+  #byBackend<R>(call: string, run: (backend: CryptoBackend, ref: RawKeyRef) => R): R {
+    this.#synchronous(call);
     try {
-      const { aadHead, textHead, header } = heads;
-      return this.#crypto.backend.dataKeySealSplice(
-        this.#ref,
-        wrapAad,
-        body,
-        spans,
-        contexts,
-        aadHead,
-        textHead,
-        header,
-      );
+      return run(this.#crypto.backend, this.#ref);
     } catch (err) {
       rethrow(err);
     }
@@ -366,22 +364,10 @@ export class KeyHandle {
     contexts: readonly Uint8Array[],
     heads: SpliceHeads,
   ): Buffer | null {
-    this.#synchronous('dataKeyOpenSplice');
-    try {
-      const { aadHead, textHead, header } = heads;
-      return this.#crypto.backend.dataKeyOpenSplice(
-        this.#ref,
-        wrapAad,
-        body,
-        spans,
-        contexts,
-        aadHead,
-        textHead,
-        header,
-      );
-    } catch (err) {
-      rethrow(err);
-    }
+    const { aadHead, textHead, header } = heads;
+    return this.#byBackend('dataKeyOpenSplice', (b, ref) =>
+      b.dataKeyOpenSplice(ref, wrapAad, body, spans, contexts, aadHead, textHead, header),
+    );
   }
 
   /** Inverse of dataKeySealBatch over items that may carry different wrapped data keys; `null` per failed item. */
@@ -391,12 +377,9 @@ export class KeyHandle {
     sealed: readonly Uint8Array[],
     aads: readonly Uint8Array[],
   ): (Buffer | null)[] {
-    this.#synchronous('dataKeyOpenBatch');
-    try {
-      return this.#crypto.backend.dataKeyOpenBatch(this.#ref, wrappedKeys, wrapAads, sealed, aads);
-    } catch (err) {
-      rethrow(err);
-    }
+    return this.#byBackend('dataKeyOpenBatch', (b, ref) =>
+      b.dataKeyOpenBatch(ref, wrappedKeys, wrapAads, sealed, aads),
+    );
   }
 
   /**

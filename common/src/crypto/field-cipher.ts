@@ -325,9 +325,15 @@ export async function openParsedFieldsAsync(
 ): Promise<FieldOpenResult[]> {
   const { results, envelopes, groups } = parsed;
   checkOpenLengths(results, contexts);
-  for (const items of groups.values()) {
-    const g = groupBatch(resolve, envelopes, items, contexts, results);
-    if (g) groupResults(items, results, await g.key.dataKeyOpenBatchAsync(...g.batch));
+  try {
+    for (const items of groups.values()) {
+      const g = groupBatch(resolve, envelopes, items, contexts, results);
+      if (g) groupResults(items, results, await g.key.dataKeyOpenBatchAsync(...g.batch));
+    }
+  } catch (err) {
+    // A later group failed (the token unavailable): the earlier groups' plaintexts go nowhere.
+    for (const r of results) if (r?.ok) r.plaintext.fill(0);
+    throw err;
   }
   return results;
 }

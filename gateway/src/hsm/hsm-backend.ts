@@ -121,9 +121,10 @@ export class HsmBackend {
   }
 
   /**
-   * Stops the token workers (each closes its session), destroys the
-   * transport key (both halves) and closes the token. Jobs still out fail
-   * with `hsm_unavailable`. Idempotent.
+   * Stops the token workers once the jobs already posted are done (each
+   * closes its session; one still running after 2 s is terminated and its
+   * jobs fail with `hsm_unavailable`), destroys the transport key (both
+   * halves) and closes the token. Idempotent.
    */
   async close(): Promise<void> {
     if (this.#closed) return;

@@ -25,6 +25,7 @@
  */
 import { KcmError } from '../../../common/src/errors.ts';
 import type { Crypto, EnvelopeEngine, KeyHandle } from '../../../native/index.ts';
+import type { TokenReply } from './token-messages.ts';
 import { SESSION_LOST, type TokenSessions } from './token-sessions.ts';
 import type { Failed, TokenWorkers } from './token-workers.ts';
 import { setUpTransportKey, type TransportKey } from './transport-key.ts';
@@ -100,13 +101,20 @@ export class TokenFieldCipher implements EnvelopeEngine {
       at += p.length;
       ends[i] = at;
     }
-    const r = await this.#counted(
-      this.#workers.run(
-        { op: 'seal', unwrapKey: kt.object, wrapped: transportWrapped, plaintexts: packed, ends, aads: [...aads] },
-        [packed],
-      ),
-    );
-    if (!r.ok) throw this.#failed('encrypt', r);
+    let r: TokenReply;
+    try {
+      r = await this.#counted(
+        this.#workers.run(
+          { op: 'seal', unwrapKey: kt.object, wrapped: transportWrapped, plaintexts: packed, ends, aads: [...aads] },
+          [packed],
+        ),
+      );
+    } finally {
+      // Handed over, the buffer is detached here (length 0); refused before that, it still holds the plaintexts.
+      if (packed.byteLength > 0) new Uint8Array(packed).fill(0);
+    }
+    if (!r.ok) throw this.#failed('encrypt', r, kt);
+    if (!('sealed' in r)) throw new KcmError('internal_error', 'token worker: a seal job answered as an open job');
     return { wrappedKey, sealed: r.sealed.map(asBuffer) };
   }
 
@@ -148,7 +156,8 @@ export class TokenFieldCipher implements EnvelopeEngine {
         aads: [...aads],
       }),
     );
-    if (!r.ok) throw this.#failed('decrypt', r);
+    if (!r.ok) throw this.#failed('decrypt', r, kt);
+    if (!('opened' in r)) throw new KcmError('internal_error', 'token worker: an open job answered as a seal job');
     const out: (Buffer | null)[] = new Array(n);
     for (let i = 0; i < n; i++) {
       const len = r.lengths[i] as number;
@@ -170,10 +179,14 @@ export class TokenFieldCipher implements EnvelopeEngine {
     return r;
   }
 
-  /** A worker's failure as `hsm_unavailable`, after dropping the transport key when the token lost it. */
-  #failed(phase: string, r: Failed): KcmError {
+  /**
+   * A worker's failure as `hsm_unavailable`, after dropping the transport key
+   * `kt` the job used when the token lost it, unless another job already
+   * replaced it (jobs run in parallel: a late failure must not drop the new one).
+   */
+  #failed(phase: string, r: Failed, kt: TransportKey): KcmError {
     this.counters.errors++;
-    if (r.rv !== undefined && SESSION_LOST.has(r.rv)) this.reset();
+    if (r.rv !== undefined && SESSION_LOST.has(r.rv) && this.#transport === kt) this.reset();
     return new KcmError('hsm_unavailable', `${phase}: ${r.message}`);
   }
 }

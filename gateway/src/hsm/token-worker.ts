@@ -44,9 +44,14 @@ const TAG_FAILURE: ReadonlySet<number> = new Set([
   P.CKR_ENCRYPTED_DATA_LEN_RANGE,
 ]);
 
+/** A failure's message: the first line of a PKCS#11 error (step, CKR name), or this file's own checks; nothing else. */
 function firstLine(err: unknown): string {
-  return err instanceof Error ? (err.message.split('\n')[0] ?? '') : 'not a PKCS#11 error';
+  const line = err instanceof Error ? (err.message.split('\n')[0] ?? '') : '';
+  return returnValue(err) !== undefined || line.startsWith(OWN_CHECK) ? line : 'not a PKCS#11 error';
 }
+
+/** How this file's own failures start (see #sealOne). */
+const OWN_CHECK = 'CKM_AES_GCM returned';
 
 /** Runs jobs on the thread it was made on: a worker thread, or the event loop (`hsm.inline`). */
 export class TokenWorker {

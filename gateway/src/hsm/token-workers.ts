@@ -142,7 +142,11 @@ export class TokenWorkers {
         return;
       }
       const p = pending.get(m.id);
-      if (!p) return;
+      if (!p) {
+        // Its job was failed already (the worker died meanwhile): nobody reads these plaintexts.
+        if ('opened' in m) new Uint8Array(m.opened).fill(0);
+        return;
+      }
       pending.delete(m.id);
       if (pending.size === 0) worker.unref();
       p.resolve(m);

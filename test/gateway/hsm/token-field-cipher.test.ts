@@ -13,7 +13,10 @@ import { decryptFieldsAsync, encryptFields, encryptFieldsAsync } from '../../../
 import { KcmError } from '../../../common/src/errors.ts';
 import type { FieldKeyRef } from '../../../common/src/format/envelope.ts';
 import { HsmBackend } from '../../../gateway/src/hsm/hsm-backend.ts';
+import { TokenFieldCipher } from '../../../gateway/src/hsm/token-field-cipher.ts';
+import type { TokenReply } from '../../../gateway/src/hsm/token-messages.ts';
 import { AES_KW, DATA_KEY_TEMPLATE } from '../../../gateway/src/hsm/token-sessions.ts';
+import type { TokenWorkers } from '../../../gateway/src/hsm/token-workers.ts';
 import { type BackendName, cryptoFor, type KeyHandle } from '../../../native/index.ts';
 import { createSoftHsmToken, type SoftHsmToken, softHsmSkip } from '../../support/softhsm.ts';
 
@@ -263,6 +266,45 @@ describe('pkcs11 field backend (SoftHSM2)', { skip: softHsmSkip() }, () => {
       assert.ok(await opens(seal('after the logout')), 'logged in again with the PIN read again');
     } finally {
       await hsm.close();
+    }
+  });
+
+  it('a late failure of a parallel job does not drop the transport key that replaced its own', async () => {
+    const hsm = await open('native');
+    // Workers whose replies the test hands out, in the order it chooses.
+    const replies: ((r: TokenReply) => void)[] = [];
+    const workers = {
+      run: () => new Promise<TokenReply>((resolve) => replies.push(resolve)),
+    } as unknown as TokenWorkers;
+    const cipher = new TokenFieldCipher(hsm.token, workers, cryptoFor('native'));
+    const kek = cryptoFor('native').generateKey();
+    const seal = () => cipher.dataKeySealBatch(kek, Buffer.from('w'), [Buffer.from('x')], [Buffer.from('a')]);
+    const lost = (id: number): TokenReply => ({
+      id,
+      ok: false,
+      ops: 0,
+      rv: P.CKR_UNWRAPPING_KEY_HANDLE_INVALID,
+      message: 'CKR_UNWRAPPING_KEY_HANDLE_INVALID',
+    });
+    const unavailable = (e: unknown) => e instanceof KcmError && e.code === 'hsm_unavailable';
+    try {
+      const first = cipher.transport();
+      const a = seal();
+      const b = seal();
+      (replies[0] as (r: TokenReply) => void)(lost(1));
+      await assert.rejects(a, unavailable);
+      // A dropped the key both used; C sets up the next one.
+      const c = seal();
+      const second = cipher.transport();
+      assert.notEqual(second, first);
+      (replies[1] as (r: TokenReply) => void)(lost(2));
+      await assert.rejects(b, unavailable);
+      assert.equal(cipher.transport(), second, 'B failed with the old key: the new one stays');
+      (replies[2] as (r: TokenReply) => void)({ id: 3, ok: true, ops: 2, sealed: [Buffer.alloc(29)] });
+      assert.equal((await c).sealed.length, 1);
+      assert.equal(cipher.counters.errors, 2);
+    } finally {
+      cipher.reset();
     }
   });
 
