@@ -8,7 +8,9 @@
  *                 backend from KCM_CRYPTO_BACKEND): uWS front, plus the h2 mTLS
  *                 front when --tls names the PKI directory; with --hsm DIR a
  *                 throwaway SoftHSM2 token in DIR serves the pkcs11 field backend
- *                 for the key `bench` (hsm.keys), so its direct API runs in the token
+ *                 for the key `bench` (hsm.keys), so its direct API runs in the token;
+ *                 --hsm-module PATH loads another module over that token (a stand-in
+ *                 for a network HSM: bench/hsm/slow-token.c), --hsm-inline sets hsm.inline
  *  - bare-uws     the bare baseline of the uWS front: reads the body, JSON.parse,
  *                 answers {"data": <the parsed body>} (same front, same body size, no crypto)
  *  - bare-h2      the same on node:http2 with mTLS (the h2 front's baseline)
@@ -31,7 +33,14 @@ import { parseArgs } from 'node:util';
 import { sampleOrder } from './payloads.ts';
 
 const { values } = parseArgs({
-  options: { kind: { type: 'string' }, tls: { type: 'string' }, upstream: { type: 'string' }, hsm: { type: 'string' } },
+  options: {
+    kind: { type: 'string' },
+    tls: { type: 'string' },
+    upstream: { type: 'string' },
+    hsm: { type: 'string' },
+    'hsm-module': { type: 'string' },
+    'hsm-inline': { type: 'boolean' },
+  },
 });
 
 function announce(ports: Record<string, number>): void {
@@ -77,10 +86,11 @@ async function benchHsm(dir: string) {
   const { HsmBackend } = await import('../../gateway/src/hsm/hsm-backend.ts');
   const { defaultCrypto } = await import('../../native/index.ts');
   return HsmBackend.open({
-    module: SOFTHSM_MODULE,
+    module: values['hsm-module'] ?? SOFTHSM_MODULE,
     tokenLabel: label,
     pin,
     sessions: 2,
+    inline: values['hsm-inline'] === true,
     keys: ['bench'],
     crypto: defaultCrypto(),
   });
