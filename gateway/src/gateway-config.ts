@@ -50,6 +50,8 @@ export interface HsmFileConfig {
    * microseconds; a slow (network) token would hold every request.
    */
   inline: boolean;
+  /** How long one request's token work may take before it fails with 503 and its worker is replaced (default 10,000). */
+  timeoutMs: number;
   /** Key names whose direct API requests (/v1/encrypt/:key, decrypt, rewrap, datakey) run in the token. */
   keys: string[];
 }
@@ -250,7 +252,7 @@ function headerName(v: unknown, field: string): string {
 }
 
 function hsm(v: unknown, path: (p: string) => string, env: NodeJS.ProcessEnv): HsmFileConfig {
-  const h = obj(v, 'hsm', ['module', 'tokenLabel', 'slot', 'pinEnv', 'sessions', 'inline', 'keys']);
+  const h = obj(v, 'hsm', ['module', 'tokenLabel', 'slot', 'pinEnv', 'sessions', 'inline', 'timeoutMs', 'keys']);
   if ((h.tokenLabel === undefined) === (h.slot === undefined)) fail('hsm', 'give exactly one of tokenLabel and slot');
   const pinEnv = str(h.pinEnv, 'hsm.pinEnv');
   if (!/^[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(pinEnv)) fail('hsm.pinEnv', 'must be an environment variable name');
@@ -272,6 +274,7 @@ function hsm(v: unknown, path: (p: string) => string, env: NodeJS.ProcessEnv): H
     pinEnv,
     sessions: optInt(h.sessions, 'hsm.sessions', 1, 64) ?? 2,
     inline: h.inline === undefined ? false : bool(h.inline, 'hsm.inline'),
+    timeoutMs: optInt(h.timeoutMs, 'hsm.timeoutMs', 100, 600_000) ?? 10_000,
     keys,
   };
 }

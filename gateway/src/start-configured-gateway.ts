@@ -88,6 +88,7 @@ function openHsm(hsm: NonNullable<GatewayFileConfig['hsm']>, crypto: Crypto): Pr
     pin: () => process.env[hsm.pinEnv],
     sessions: hsm.sessions,
     inline: hsm.inline,
+    timeoutMs: hsm.timeoutMs,
     keys: hsm.keys,
     crypto,
   });

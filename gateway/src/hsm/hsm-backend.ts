@@ -17,6 +17,9 @@ import { type TokenOptions, TokenSessions } from './token-sessions.ts';
 import { TokenWorkers } from './token-workers.ts';
 import type { TransportKey } from './transport-key.ts';
 
+/** How long one request's token work may take by default. */
+const DEFAULT_TIMEOUT_MS = 10_000;
+
 export interface HsmBackendOptions extends TokenOptions {
   /** The backend of the L3 keys the gateway holds (the transport key must share it). */
   crypto: Crypto;
@@ -26,6 +29,8 @@ export interface HsmBackendOptions extends TokenOptions {
   sessions: number;
   /** Run the token calls on the calling thread instead (the config's `hsm.inline`; see token-workers.ts). */
   inline?: boolean;
+  /** How long one request's token work may take before it fails (`hsm_unavailable`) and its worker is given up (default 10 s). */
+  timeoutMs?: number;
 }
 
 /** Figures for /metrics. */
@@ -61,7 +66,10 @@ export class HsmBackend {
     const token = TokenSessions.open(o);
     let workers: TokenWorkers | undefined;
     try {
-      workers = new TokenWorkers({ module: o.module, slot: token.slot }, o.inline ? { inline: token.lib } : o.sessions);
+      workers = new TokenWorkers(
+        { module: o.module, slot: token.slot },
+        o.inline ? { inline: token.lib } : { workers: o.sessions, timeoutMs: o.timeoutMs ?? DEFAULT_TIMEOUT_MS },
+      );
       await workers.started();
       const cipher = new TokenFieldCipher(token, workers, o.crypto);
       cipher.transport();
@@ -124,13 +132,20 @@ export class HsmBackend {
    * Stops the token workers once the jobs already posted are done (each
    * closes its session; one still running after 2 s is terminated and its
    * jobs fail with `hsm_unavailable`), destroys the transport key (both
-   * halves) and closes the token. Idempotent.
+   * halves) and closes the token. When a worker's thread is still blocked
+   * in a token call that never returned, the module is neither finalised
+   * nor unloaded (that would pull it from under the call). Idempotent.
    */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.#workers.close();
+    const quiet = await this.#workers.close();
     this.#cipher.reset();
-    this.#token.close();
+    this.#token.close({ finalize: quiet });
+  }
+
+  /** Threads of token workers given up (timed out) that are still blocked in the module. */
+  get lingeringWorkers(): number {
+    return this.#workers.lingering;
   }
 }

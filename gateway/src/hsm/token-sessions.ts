@@ -249,13 +249,18 @@ export class TokenSessions {
     return this.#open.size;
   }
 
-  /** Closes every session, then finalises and unloads the module (when this opened it). Idempotent. */
-  close(): void {
+  /**
+   * Closes every session, then finalises and unloads the module (when this
+   * opened it); with `finalize: false` (a thread may still be inside the
+   * module) it only closes the sessions. Idempotent.
+   */
+  close(o: { finalize?: boolean } = {}): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#anchor = undefined;
     this.#pin = undefined;
     for (const s of [...this.#open]) this.closeSession(s);
+    if (o.finalize === false) return;
     try {
       if (this.#ownsInit) this.lib.C_Finalize();
     } catch {

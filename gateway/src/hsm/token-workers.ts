@@ -7,6 +7,14 @@
  * replaced on the next job. close() lets the workers close their sessions
  * and unload the module before the main thread finalises it.
  *
+ * A job not answered within `timeoutMs` (a hung or unreachable HSM) fails
+ * with `hsm_unavailable`, and so do the other jobs of its worker, which is
+ * given up: the next job starts a fresh worker, so requests are answered in
+ * bounded time and the token route recovers when the HSM does. A thread
+ * blocked inside the module cannot be stopped; it ends when the call
+ * returns, and close() waits for it (bounded) before the module is
+ * finalised, or reports that it could not.
+ *
  * Inline (`hsm.inline`), the same job code runs on the calling thread with
  * the main thread's module and one session: no thread hop, lower latency
  * with an in-process token (SoftHSM2), but every call holds the event loop.
@@ -30,28 +38,47 @@ interface Slot {
   pending: Map<number, { resolve(r: TokenReply): void; reject(e: Error): void }>;
   /** Settles when the worker said whether it started. */
   ready: Promise<void>;
+  /** Settles when the thread has ended. */
   exited: Promise<void>;
+  /** The thread has ended. */
+  gone: boolean;
+  /** No more jobs: it stopped, failed or was given up; its pending jobs were failed. */
   dead: boolean;
+  /** Marks it dead and fails its pending jobs with `hsm_unavailable` (`why`). */
+  die(why: string): void;
+}
+
+/** How the pool runs its jobs. */
+export interface TokenWorkersOptions {
+  /** Worker threads (≥ 1). */
+  workers: number;
+  /** How long a job may take before it fails and its worker is given up. */
+  timeoutMs: number;
 }
 
 export class TokenWorkers {
   readonly #data: TokenWorkerData;
   readonly #slots: Slot[];
+  /** Workers given up while inside a token call: their threads have not ended yet. */
+  readonly #lingering = new Set<Slot>();
+  readonly #timeoutMs: number;
   /** Set when jobs run on the calling thread. */
   readonly #inline: TokenWorker | undefined;
   #nextId = 1;
   #closed = false;
 
   /**
-   * Starts `mode` workers on the module and slot of `data`, or runs jobs on
-   * the calling thread with `mode.inline` (the main thread's loaded,
-   * initialised module); await started() before use.
+   * Starts `mode.workers` workers on the module and slot of `data`, or runs
+   * jobs on the calling thread with `mode.inline` (the main thread's loaded,
+   * initialised module; no timeout can apply); await started() before use.
    */
-  constructor(data: TokenWorkerData, mode: number | { inline: Pkcs11Lib }) {
+  constructor(data: TokenWorkerData, mode: TokenWorkersOptions | { inline: Pkcs11Lib }) {
     this.#data = data;
-    if (typeof mode === 'number') {
-      this.#slots = Array.from({ length: mode }, () => this.#spawn());
+    if ('workers' in mode) {
+      this.#timeoutMs = mode.timeoutMs;
+      this.#slots = Array.from({ length: mode.workers }, () => this.#spawn());
     } else {
+      this.#timeoutMs = 0;
       this.#slots = [];
       this.#inline = new TokenWorker(mode.inline, data.slot, false);
     }
@@ -67,7 +94,12 @@ export class TokenWorkers {
     return this.#inline && !this.#closed ? 1 : this.#slots.filter((s) => !s.dead).length;
   }
 
-  /** Runs `job` on a worker; rejects with `hsm_unavailable` when the worker dies or the pool is closed. */
+  /** Threads of workers given up (timed out) still blocked in the module. */
+  get lingering(): number {
+    return this.#lingering.size;
+  }
+
+  /** Runs `job` on a worker; rejects with `hsm_unavailable` when the worker dies or times out, or the pool is closed. */
   run(job: Omit<SealJob, 'id'>, transfer?: ArrayBuffer[]): Promise<Extract<TokenReply, { sealed: unknown }> | Failed>;
   run(job: Omit<OpenJob, 'id'>, transfer?: ArrayBuffer[]): Promise<Extract<TokenReply, { opened: unknown }> | Failed>;
   run(job: Job, transfer: ArrayBuffer[] = []): Promise<TokenReply> {
@@ -81,27 +113,61 @@ export class TokenWorkers {
     }
     const id = this.#nextId++;
     return new Promise<TokenReply>((resolve, reject) => {
-      slot.pending.set(id, { resolve, reject });
+      const timer = setTimeout(() => this.#giveUp(slot, id), this.#timeoutMs);
+      timer.unref();
+      slot.pending.set(id, {
+        resolve: (r) => {
+          clearTimeout(timer);
+          resolve(r);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
       // Held while a job is out (a test or a CLI awaiting a token call has nothing else keeping the process up).
       slot.worker.ref();
       slot.worker.postMessage({ ...job, id }, transfer);
     });
   }
 
-  /** Asks every worker to close its session and unload the module, then waits for them (terminating laggards). */
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  /** Job `id` of `slot` took too long: it and the worker's other jobs fail, and the worker is given up. */
+  #giveUp(slot: Slot, id: number): void {
+    if (!slot.pending.has(id) || slot.dead) return;
+    slot.die(`no answer from the token within ${this.#timeoutMs} ms`);
+    if (!slot.gone) this.#lingering.add(slot);
+    // Its replacement starts now (loading the module takes a while), not when the next job comes.
+    const i = this.#slots.indexOf(slot);
+    if (i >= 0 && !this.#closed) this.#slots[i] = this.#spawn();
+    // Ends the thread once the call it is blocked in returns (a thread cannot be stopped inside native code).
+    void slot.worker.terminate();
+  }
+
+  /**
+   * Asks every worker to close its session and unload the module, and waits
+   * (up to 2 s, then terminating it) for each thread to end, workers given
+   * up included. Resolves false when a thread may still be inside the
+   * module (a token call that never returned): the caller must then neither
+   * finalise nor unload the module.
+   */
+  async close(): Promise<boolean> {
+    if (this.#closed) return true;
     this.#closed = true;
     this.#inline?.close();
+    const all = new Set([...this.#slots, ...this.#lingering]);
     await Promise.all(
-      this.#slots.map(async (s) => {
-        if (s.dead) return;
-        s.worker.postMessage({ op: 'close' });
-        const timer = setTimeout(() => void s.worker.terminate(), CLOSE_WAIT_MS);
-        await s.exited;
+      [...all].map(async (s) => {
+        if (!s.dead) s.worker.postMessage({ op: 'close' });
+        let timer: NodeJS.Timeout | undefined;
+        const waited = new Promise<void>((r) => {
+          timer = setTimeout(r, CLOSE_WAIT_MS);
+        });
+        await Promise.race([s.exited, waited]);
         clearTimeout(timer);
+        if (!s.gone) void s.worker.terminate();
       }),
     );
+    return [...all].every((s) => s.gone);
   }
 
   #spawn(): Slot {
@@ -115,35 +181,46 @@ export class TokenWorkers {
     });
     // Nobody may await ready (a worker replaced mid-run): its failure still reaches the jobs.
     ready.catch(() => {});
-    const slot: Slot = { worker, pending, ready, exited: Promise.resolve(), dead: false };
-    const die = (why: string) => {
-      if (slot.dead) return;
-      slot.dead = true;
-      const err = new KcmError('hsm_unavailable', `token worker: ${why}`);
-      failed?.(err);
-      for (const p of pending.values()) p.reject(err);
-      pending.clear();
+    const slot: Slot = {
+      worker,
+      pending,
+      ready,
+      exited: Promise.resolve(),
+      gone: false,
+      dead: false,
+      die: (why) => {
+        if (slot.dead) return;
+        slot.dead = true;
+        // A thread given up may stay blocked in the module for long: it must not keep the process alive.
+        worker.unref();
+        const err = new KcmError('hsm_unavailable', `token worker: ${why}`);
+        failed?.(err);
+        for (const p of pending.values()) p.reject(err);
+        pending.clear();
+      },
     };
     slot.exited = new Promise((resolve) => {
       worker.once('exit', (code) => {
-        die(this.#closed ? 'the token is closed' : `stopped (exit code ${code})`);
+        slot.gone = true;
+        this.#lingering.delete(slot);
+        slot.die(this.#closed ? 'the token is closed' : `stopped (exit code ${code})`);
         resolve();
       });
     });
-    worker.on('error', (err) => die(err.message.split('\n')[0] ?? 'failed'));
+    worker.on('error', (err) => slot.die(err.message.split('\n')[0] ?? 'failed'));
     worker.on('message', (m: TokenReply | { ready: boolean; message?: string }) => {
       if ('ready' in m) {
         if (pending.size === 0) worker.unref();
         if (m.ready) started?.();
         else {
-          die(`cannot use the module: ${m.message ?? ''}`);
+          slot.die(`cannot use the module: ${m.message ?? ''}`);
           void worker.terminate();
         }
         return;
       }
       const p = pending.get(m.id);
       if (!p) {
-        // Its job was failed already (the worker died meanwhile): nobody reads these plaintexts.
+        // Its job was failed already (the worker died or timed out meanwhile): nobody reads these plaintexts.
         if ('opened' in m) new Uint8Array(m.opened).fill(0);
         return;
       }

@@ -41,6 +41,7 @@ describe('gateway config: hsm', () => {
       pinEnv: 'KCM_TEST_HSM_PIN',
       sessions: 2,
       inline: false,
+      timeoutMs: 10_000,
       keys: ['hsm-orders'],
     });
     const s = gatewayConfig(
@@ -65,6 +66,7 @@ describe('gateway config: hsm', () => {
       [{ ...ok, pinEnv: 'KCM_NOT_SET_ANYWHERE' }, /hsm\.pinEnv: environment variable KCM_NOT_SET_ANYWHERE is not set/],
       [{ ...ok, sessions: 0 }, /hsm\.sessions: must be an integer from 1 to 64/],
       [{ ...ok, inline: 'yes' }, /hsm\.inline: must be/],
+      [{ ...ok, timeoutMs: 99 }, /hsm\.timeoutMs: must be an integer from 100 to 600000/],
       [{ ...ok, keys: 'hsm-orders' }, /hsm\.keys: must be an array/],
       [{ ...ok, keys: ['ok', 'bad key'] }, /hsm\.keys\[1\]: must be a key id/],
       [{ ...ok, keys: ['a', 'a'] }, /hsm\.keys\[1\]: repeats a/],

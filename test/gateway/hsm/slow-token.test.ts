@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { encryptFieldsAsync } from '../../../common/src/crypto/field-cipher.ts';
+import { KcmError } from '../../../common/src/errors.ts';
 import { HsmBackend } from '../../../gateway/src/hsm/hsm-backend.ts';
 import { cryptoFor } from '../../../native/index.ts';
 import { createSoftHsmToken, SOFTHSM_MODULE, type SoftHsmToken, softHsmSkip } from '../../support/softhsm.ts';
@@ -73,6 +74,41 @@ describe('pkcs11 backend over a slow token (bench/hsm/slow-token.c)', { skip: sk
   after(() => {
     token?.cleanup();
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a token slower than hsm.timeoutMs: the request fails with 503 in time, a fresh worker takes the next', async () => {
+    const hsm = await HsmBackend.open({
+      module: shim,
+      tokenLabel: token.tokenLabel,
+      pin: token.pin,
+      sessions: 1,
+      timeoutMs: 100,
+      crypto: cryptoFor('native'),
+    });
+    try {
+      const view = hsm.view(cryptoFor('native').generateKey());
+      const ref = { tenant: 't1', keyId: 'k', keyVersion: 1 };
+      const seal = () => encryptFieldsAsync(view, ref, [Buffer.from('x')], [Buffer.from('c')]);
+      const started = performance.now();
+      // Five calls of 40 ms: 200 ms, over the 100 ms allowed.
+      await assert.rejects(seal(), (e: unknown) => {
+        assert.ok(e instanceof KcmError && e.code === 'hsm_unavailable' && e.status === 503, String(e));
+        assert.match(e.message, /no answer from the token within 100 ms/);
+        return true;
+      });
+      const took = performance.now() - started;
+      assert.ok(took < 190, `answered after ${took.toFixed(0)} ms`);
+      assert.equal(hsm.lingeringWorkers, 1, 'the thread is still in its token call');
+      const errors = hsm.stats().errors;
+      // The next request goes to a fresh worker (and times out too: the token is still slow).
+      await assert.rejects(seal(), (e: unknown) => e instanceof KcmError && e.code === 'hsm_unavailable');
+      assert.equal(hsm.stats().errors, errors + 1);
+      // Once its call returned, a given-up thread ends.
+      await new Promise((r) => setTimeout(r, 6 * DELAY_MS));
+      assert.equal(hsm.lingeringWorkers, 0);
+    } finally {
+      await hsm.close();
+    }
   });
 
   for (const inline of [false, true]) {
