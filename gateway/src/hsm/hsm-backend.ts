@@ -72,7 +72,7 @@ export class HsmBackend {
       );
       await workers.started();
       const cipher = new TokenFieldCipher(token, workers, o.crypto);
-      cipher.transport();
+      await cipher.transport();
       return new HsmBackend(token, workers, cipher, o.keys ?? []);
     } catch (err) {
       await workers?.close();
@@ -87,7 +87,7 @@ export class HsmBackend {
   }
 
   /** The current transport key (set up again after the token lost it). Throws `hsm_unavailable`. */
-  transportKey(): TransportKey {
+  transportKey(): Promise<TransportKey> {
     return this.#cipher.transport();
   }
 

@@ -19,16 +19,17 @@
  * when the login or the key objects are gone, the transport key is set up
  * again on the next call.
  *
- * Every PKCS#11 call of a request runs on a worker; only the transport key's
- * set-up (once, and again after the token lost it) and the login check run
- * on the event loop.
+ * Every PKCS#11 call of a request runs on a worker, and so do the token
+ * steps of the transport key's set-up (transport-key.ts); only the login
+ * check before a set-up and closing a lost key's owner session run on the
+ * event loop.
  */
 import { KcmError } from '../../../common/src/errors.ts';
 import type { Crypto, EnvelopeEngine, KeyHandle } from '../../../native/index.ts';
 import type { TokenReply } from './token-messages.ts';
 import { SESSION_LOST, type TokenSessions } from './token-sessions.ts';
 import type { Failed, TokenWorkers } from './token-workers.ts';
-import { setUpTransportKey, type TransportKey } from './transport-key.ts';
+import { setUpTransportKey, type TransportKey, type TransportSteps } from './transport-key.ts';
 
 function asBuffer(u: Uint8Array): Buffer {
   return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
@@ -49,6 +50,8 @@ export class TokenFieldCipher implements EnvelopeEngine {
   readonly #workers: TokenWorkers;
   readonly #crypto: Crypto;
   #transport: TransportKey | undefined;
+  /** The set-up under way, shared by the callers that need the key meanwhile. */
+  #settingUp: Promise<TransportKey> | undefined;
 
   /** `crypto` must be the backend of the L3 keys this cipher serves; `workers` run on `token`'s module and slot. */
   constructor(token: TokenSessions, workers: TokenWorkers, crypto: Crypto) {
@@ -57,19 +60,52 @@ export class TokenFieldCipher implements EnvelopeEngine {
     this.#crypto = crypto;
   }
 
-  /** The transport key, set up on first use (logging in again if the token logged out). Throws `hsm_unavailable`. */
-  transport(): TransportKey {
-    if (!this.#transport) {
-      try {
-        this.#token.ensureLogin();
-        this.#transport = setUpTransportKey(this.#token, this.#crypto);
-      } catch (err) {
-        this.counters.errors++;
-        throw err;
-      }
-    }
-    return this.#transport;
+  /**
+   * The transport key, set up on first use (logging in again if the token
+   * logged out): its token steps run as jobs (on a token worker), and
+   * concurrent callers share one set-up. Rejects with `hsm_unavailable`.
+   */
+  transport(): Promise<TransportKey> {
+    if (this.#transport) return Promise.resolve(this.#transport);
+    this.#settingUp ??= this.#setUp().finally(() => {
+      this.#settingUp = undefined;
+    });
+    return this.#settingUp;
   }
+
+  async #setUp(): Promise<TransportKey> {
+    try {
+      this.#token.ensureLogin();
+      const t = await setUpTransportKey(this.#token, this.#steps, this.#crypto);
+      this.#transport = t;
+      return t;
+    } catch (err) {
+      this.counters.errors++;
+      throw err;
+    }
+  }
+
+  /** The set-up's token steps as jobs of the workers (failures as `hsm_unavailable` naming the step). */
+  readonly #steps: TransportSteps = {
+    makeRsaPair: async () => {
+      const r = await this.#workers.run({ op: 'rsa-pair' });
+      if (!r.ok) throw new KcmError('hsm_unavailable', `transport key set-up: ${r.message}`);
+      if (!('pair' in r)) throw new KcmError('internal_error', 'token worker: a set-up job answered as another job');
+      const p = r.pair;
+      return {
+        owner: asBuffer(p.owner),
+        publicKey: asBuffer(p.publicKey),
+        privateKey: asBuffer(p.privateKey),
+        spki: asBuffer(p.spki),
+      };
+    },
+    install: async (pair, wrapped) => {
+      const r = await this.#workers.run({ op: 'install-transport', ...pair, wrapped });
+      if (!r.ok) throw new KcmError('hsm_unavailable', `transport key set-up: ${r.message}`);
+      if (!('object' in r)) throw new KcmError('internal_error', 'token worker: a set-up job answered as another job');
+      return asBuffer(r.object);
+    },
+  };
 
   /** Forgets the transport key (both halves): the next call sets up a new one. */
   reset(): void {
@@ -88,7 +124,7 @@ export class TokenFieldCipher implements EnvelopeEngine {
     aads: readonly Uint8Array[],
   ): Promise<{ wrappedKey: Buffer; sealed: Buffer[] }> {
     if (plaintexts.length !== aads.length) throw new KcmError('invalid_argument', 'plaintexts and aads differ');
-    const kt = this.transport();
+    const kt = this.#transport ?? (await this.transport());
     const { wrappedKey, transportWrapped } = kek.dataKeyForTransport(kt.key, wrapAad);
     // One buffer of its own (never a pool slab), handed over to the worker, which zeroes it.
     let total = 0;
@@ -141,7 +177,7 @@ export class TokenFieldCipher implements EnvelopeEngine {
     }
     const items = [...groups.values()];
     const firsts = items.map((g) => g[0] as number);
-    const kt = this.transport();
+    const kt = this.#transport ?? (await this.transport());
     const blobs = kek.dataKeyRewrapForTransport(
       kt.key,
       firsts.map((i) => wrappedKeys[i] as Uint8Array),

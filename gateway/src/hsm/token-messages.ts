@@ -40,7 +40,24 @@ export interface OpenJob {
   aads: Uint8Array[];
 }
 
-export type TokenJob = SealJob | OpenJob;
+/** Step 1 of the transport key set-up (transport-key.ts makeRsaPair). */
+export interface RsaPairJob {
+  id: number;
+  op: 'rsa-pair';
+}
+
+/** Step 3 of the set-up (transport-key.ts installTransportKey). */
+export interface InstallJob {
+  id: number;
+  op: 'install-transport';
+  owner: Uint8Array;
+  publicKey: Uint8Array;
+  privateKey: Uint8Array;
+  /** RSA-OAEP(KT) under the pair's public key. */
+  wrapped: Uint8Array;
+}
+
+export type TokenJob = SealJob | OpenJob | RsaPairJob | InstallJob;
 
 /** A job's answer; `ops` counts the token calls that did crypto (data-key unwraps and per-field GCM). */
 export type TokenReply =
@@ -54,6 +71,13 @@ export type TokenReply =
       at: number[];
       lengths: number[];
     }
+  | {
+      id: number;
+      ok: true;
+      ops: number;
+      pair: { owner: Uint8Array; publicKey: Uint8Array; privateKey: Uint8Array; spki: Uint8Array };
+    }
+  | { id: number; ok: true; ops: number; object: Uint8Array }
   | {
       id: number;
       ok: false;

@@ -34,6 +34,7 @@ import {
   type Pkcs11Lib,
   returnValue,
 } from './token-sessions.ts';
+import { installTransportKey, makeRsaPair } from './transport-key.ts';
 
 const P = pkcs11js;
 
@@ -77,6 +78,18 @@ export class TokenWorker {
       if (job.op === 'seal') {
         const sealed = this.#seal(s, job.unwrapKey, job.wrapped, job.plaintexts, job.ends, job.aads);
         return { reply: { id: job.id, ok: true, ops: this.#ops, sealed }, transfer: [] };
+      }
+      if (job.op === 'rsa-pair') {
+        return { reply: { id: job.id, ok: true, ops: 0, pair: makeRsaPair(this.#lib, this.#slot) }, transfer: [] };
+      }
+      if (job.op === 'install-transport') {
+        const pair = {
+          owner: Buffer.from(job.owner),
+          publicKey: Buffer.from(job.publicKey),
+          privateKey: Buffer.from(job.privateKey),
+        };
+        const object = installTransportKey(this.#lib, pair, Buffer.from(job.wrapped));
+        return { reply: { id: job.id, ok: true, ops: 0, object }, transfer: [] };
       }
       const opened = this.#open(s, job.unwrapKey, job.groups, job.sealed, job.aads);
       return {

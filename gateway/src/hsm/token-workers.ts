@@ -21,7 +21,15 @@
  */
 import { Worker } from 'node:worker_threads';
 import { KcmError } from '../../../common/src/errors.ts';
-import type { OpenJob, SealJob, TokenReply, TokenWorkerData } from './token-messages.ts';
+import type {
+  InstallJob,
+  OpenJob,
+  RsaPairJob,
+  SealJob,
+  TokenJob,
+  TokenReply,
+  TokenWorkerData,
+} from './token-messages.ts';
 import type { Pkcs11Lib } from './token-sessions.ts';
 import { TokenWorker } from './token-worker.ts';
 
@@ -30,7 +38,7 @@ const ENTRY = new URL('./token-worker-entry.mjs', import.meta.url);
 /** How long close() waits for a worker to stop by itself before terminating it. */
 const CLOSE_WAIT_MS = 2000;
 
-type Job = Omit<SealJob, 'id'> | Omit<OpenJob, 'id'>;
+type Job = Omit<TokenJob, 'id'>;
 
 interface Slot {
   worker: Worker;
@@ -102,9 +110,11 @@ export class TokenWorkers {
   /** Runs `job` on a worker; rejects with `hsm_unavailable` when the worker dies or times out, or the pool is closed. */
   run(job: Omit<SealJob, 'id'>, transfer?: ArrayBuffer[]): Promise<Extract<TokenReply, { sealed: unknown }> | Failed>;
   run(job: Omit<OpenJob, 'id'>, transfer?: ArrayBuffer[]): Promise<Extract<TokenReply, { opened: unknown }> | Failed>;
+  run(job: Omit<RsaPairJob, 'id'>): Promise<Extract<TokenReply, { pair: unknown }> | Failed>;
+  run(job: Omit<InstallJob, 'id'>): Promise<Extract<TokenReply, { object: unknown }> | Failed>;
   run(job: Job, transfer: ArrayBuffer[] = []): Promise<TokenReply> {
     if (this.#closed) return Promise.reject(new KcmError('hsm_unavailable', 'the token is closed'));
-    if (this.#inline) return Promise.resolve(this.#inline.run({ ...job, id: 0 } as SealJob | OpenJob).reply);
+    if (this.#inline) return Promise.resolve(this.#inline.run({ ...job, id: 0 } as TokenJob).reply);
     let slot = this.#slots[0] as Slot;
     for (const [i, s] of this.#slots.entries()) {
       if (s.dead) this.#slots[i] = this.#spawn();

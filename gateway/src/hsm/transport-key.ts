@@ -13,6 +13,10 @@
  *
  * KT' lives in a session of its own (the owner session), never used for
  * operations, so that dropping a failed operation session cannot destroy it.
+ *
+ * Steps 1, 3 and 4 run in the token as jobs of a token worker (makeRsaPair,
+ * installTransportKey); step 2 on the event loop (setUpTransportKey), which
+ * then keeps the owner session with its own (TokenSessions.adopt).
  */
 import { createPublicKey } from 'node:crypto';
 import pkcs11js from 'pkcs11js';
@@ -83,35 +87,95 @@ function publicKeyInfo(lib: Pkcs11Lib, s: Buffer, publicKey: Buffer): Buffer {
   return createPublicKey({ key: jwk, format: 'jwk' }).export({ type: 'spki', format: 'der' });
 }
 
+/** The RSA pair of step 1, in its owner session, with the public key as DER SubjectPublicKeyInfo. */
+export interface RsaPair {
+  owner: Buffer;
+  publicKey: Buffer;
+  privateKey: Buffer;
+  spki: Buffer;
+}
+
 /**
- * Runs the set-up above on a new owner session of `token`, with KT made by
- * `crypto` (the backend of the L3 keys it will serve). Throws KcmError
- * `hsm_unavailable` when the token refuses a step; nothing is left behind.
+ * Step 1, in the token (a token worker's job): opens the owner session and
+ * generates the RSA pair in it. On failure the session is closed (its
+ * objects go with it) and the error goes on.
  */
-export function setUpTransportKey(token: TokenSessions, crypto: Crypto): TransportKey {
-  const lib = token.lib;
-  const owner = token.openSession();
-  let pair: { publicKey: Buffer; privateKey: Buffer } | undefined;
-  let key: KeyHandle | undefined;
+export function makeRsaPair(lib: Pkcs11Lib, slot: Buffer): RsaPair {
+  const owner = lib.C_OpenSession(slot, P.CKF_SERIAL_SESSION | P.CKF_RW_SESSION);
   try {
-    pair = generateRsaPair(lib, owner);
-    const made = crypto.generateTransportKey(publicKeyInfo(lib, owner, pair.publicKey));
-    key = made.key;
-    const object = lib.C_UnwrapKey(owner, OAEP_SHA1, pair.privateKey, made.wrapped, TRANSPORT_TEMPLATE);
-    return { key, object, owner };
+    const pair = generateRsaPair(lib, owner);
+    return { owner, ...pair, spki: publicKeyInfo(lib, owner, pair.publicKey) };
   } catch (err) {
-    key?.destroy();
-    token.closeSession(owner);
-    throw tokenError('transport key set-up', err);
+    closeQuietly(lib, owner);
+    throw err;
+  }
+}
+
+/**
+ * Step 3, in the token: unwraps RSA-OAEP(KT) (`wrapped`) into KT' in the
+ * owner session and destroys the RSA pair (step 4) whatever happens. On
+ * failure the owner session is closed and the error goes on. Answers KT'.
+ */
+export function installTransportKey(lib: Pkcs11Lib, pair: Omit<RsaPair, 'spki'>, wrapped: Buffer): Buffer {
+  const { owner } = pair;
+  try {
+    return lib.C_UnwrapKey(owner, OAEP_SHA1, pair.privateKey, wrapped, TRANSPORT_TEMPLATE);
+  } catch (err) {
+    closeQuietly(lib, owner);
+    throw err;
   } finally {
-    if (pair) {
-      for (const h of [pair.privateKey, pair.publicKey]) {
-        try {
-          lib.C_DestroyObject(owner, h);
-        } catch {
-          // gone with the owner session when it was closed above
-        }
+    for (const h of [pair.privateKey, pair.publicKey]) {
+      try {
+        lib.C_DestroyObject(owner, h);
+      } catch {
+        // gone with the owner session when it was closed above
       }
     }
+  }
+}
+
+function closeQuietly(lib: Pkcs11Lib, s: Buffer): void {
+  try {
+    lib.C_CloseSession(s);
+  } catch {
+    // already gone
+  }
+}
+
+/** How the set-up reaches the token: the steps above, run where the token calls run (a token worker, or inline). */
+export interface TransportSteps {
+  makeRsaPair(): Promise<RsaPair>;
+  install(pair: Omit<RsaPair, 'spki'>, wrapped: Buffer): Promise<Buffer>;
+}
+
+/**
+ * Runs the set-up above with KT made by `crypto` (the backend of the L3 keys
+ * it will serve; step 2, the only one on the event loop): steps 1 and 3 run
+ * through `steps`. The owner session is handed to `token`, which closes it
+ * with the others. Rejects with what the steps reject with (KT destroyed,
+ * nothing left in the token).
+ */
+export async function setUpTransportKey(
+  token: TokenSessions,
+  steps: TransportSteps,
+  crypto: Crypto,
+): Promise<TransportKey> {
+  const pair = await steps.makeRsaPair();
+  let made: { key: KeyHandle; wrapped: Buffer };
+  try {
+    made = crypto.generateTransportKey(pair.spki);
+  } catch (err) {
+    // The install step destroys the pair and, failing on purpose here, is not run: close the owner session.
+    token.adopt(pair.owner);
+    token.closeSession(pair.owner);
+    throw tokenError('transport key set-up', err);
+  }
+  try {
+    const object = await steps.install(pair, made.wrapped);
+    token.adopt(pair.owner);
+    return { key: made.key, object, owner: pair.owner };
+  } catch (err) {
+    made.key.destroy();
+    throw err;
   }
 }

@@ -195,7 +195,7 @@ describe('pkcs11 backend in the gateway (SoftHSM2)', { skip: softHsmSkip() }, ()
       t.lib.C_FindObjectsInit(s, []);
       const objects = t.lib.C_FindObjects(s, 100);
       t.lib.C_FindObjectsFinal(s);
-      assert.deepEqual(objects, [hsm.transportKey().object]);
+      assert.deepEqual(objects, [(await hsm.transportKey()).object]);
     } finally {
       t.closeSession(s);
     }

@@ -16,7 +16,7 @@ import { HsmBackend } from '../../../gateway/src/hsm/hsm-backend.ts';
 import { TokenFieldCipher } from '../../../gateway/src/hsm/token-field-cipher.ts';
 import type { TokenReply } from '../../../gateway/src/hsm/token-messages.ts';
 import { AES_KW, DATA_KEY_TEMPLATE } from '../../../gateway/src/hsm/token-sessions.ts';
-import type { TokenWorkers } from '../../../gateway/src/hsm/token-workers.ts';
+import { TokenWorkers } from '../../../gateway/src/hsm/token-workers.ts';
 import { type BackendName, cryptoFor, type KeyHandle } from '../../../native/index.ts';
 import { createSoftHsmToken, type SoftHsmToken, softHsmSkip } from '../../support/softhsm.ts';
 
@@ -159,7 +159,7 @@ describe('pkcs11 field backend (SoftHSM2)', { skip: softHsmSkip() }, () => {
     const t = hsm.token;
     const s = t.openSession();
     try {
-      const kt = hsm.transportKey();
+      const kt = await hsm.transportKey();
       assertNotReadable(hsm, s, kt.object, 'transport key');
       // A data key unwrapped with the template and mechanism the workers use.
       const l3 = cryptoFor('native').generateKey();
@@ -181,7 +181,7 @@ describe('pkcs11 field backend (SoftHSM2)', { skip: softHsmSkip() }, () => {
 
   it('no token call of a request runs on the event loop thread; concurrent requests share the workers', async () => {
     const hsm = await open('native');
-    hsm.transportKey(); // set up beforehand: its calls run on this thread, once
+    await hsm.transportKey(); // set up beforehand
     const lib = hsm.token.lib as unknown as Record<string, unknown>;
     const calls: string[] = [];
     const saved = new Map<string, unknown>();
@@ -227,7 +227,7 @@ describe('pkcs11 field backend (SoftHSM2)', { skip: softHsmSkip() }, () => {
     const view = hsm.view(l3);
     const errors = hsm.stats().errors;
     // The owner session closing destroys KT' under the cipher's feet.
-    hsm.token.closeSession(hsm.transportKey().owner);
+    hsm.token.closeSession((await hsm.transportKey()).owner);
     await assert.rejects(
       encryptFieldsAsync(view, REF, [Buffer.from('x')], [ctx('c')]),
       (err: unknown) => err instanceof KcmError && err.code === 'hsm_unavailable' && err.status === 503,
@@ -256,12 +256,12 @@ describe('pkcs11 field backend (SoftHSM2)', { skip: softHsmSkip() }, () => {
         (await decryptFieldsAsync('t1', () => l3, [await ct], [ctx('c')]))[0]?.ok === true;
       assert.ok(await opens(seal('first')));
       // KT' gone from the token: the failing request closes its session and the owner session.
-      const kt = hsm.transportKey();
+      const kt = await hsm.transportKey();
       hsm.token.lib.C_DestroyObject(kt.owner, kt.object);
       await assert.rejects(seal('x'), (e: unknown) => e instanceof KcmError && e.code === 'hsm_unavailable');
       assert.ok(await opens(seal('after the failure')), 'the login survived the closed sessions');
       // The login itself lost (another user of the module logs out): one request fails, the next logs in again.
-      hsm.token.lib.C_Logout(hsm.transportKey().owner);
+      hsm.token.lib.C_Logout((await hsm.transportKey()).owner);
       await assert.rejects(seal('x'), (e: unknown) => e instanceof KcmError && e.code === 'hsm_unavailable');
       assert.ok(await opens(seal('after the logout')), 'logged in again with the PIN read again');
     } finally {
@@ -272,9 +272,14 @@ describe('pkcs11 field backend (SoftHSM2)', { skip: softHsmSkip() }, () => {
   it('a late failure of a parallel job does not drop the transport key that replaced its own', async () => {
     const hsm = await open('native');
     // Workers whose replies the test hands out, in the order it chooses.
+    // The set-up's jobs run for real (inline); the seal jobs wait for the test.
+    const real = new TokenWorkers({ module: token.modulePath, slot: hsm.token.slot }, { inline: hsm.token.lib });
     const replies: ((r: TokenReply) => void)[] = [];
     const workers = {
-      run: () => new Promise<TokenReply>((resolve) => replies.push(resolve)),
+      run: (job: { op: string }) =>
+        job.op === 'seal'
+          ? new Promise<TokenReply>((resolve) => replies.push(resolve))
+          : (real.run as (j: unknown) => Promise<TokenReply>)(job),
     } as unknown as TokenWorkers;
     const cipher = new TokenFieldCipher(hsm.token, workers, cryptoFor('native'));
     const kek = cryptoFor('native').generateKey();
@@ -288,18 +293,18 @@ describe('pkcs11 field backend (SoftHSM2)', { skip: softHsmSkip() }, () => {
     });
     const unavailable = (e: unknown) => e instanceof KcmError && e.code === 'hsm_unavailable';
     try {
-      const first = cipher.transport();
+      const first = await cipher.transport();
       const a = seal();
       const b = seal();
       (replies[0] as (r: TokenReply) => void)(lost(1));
       await assert.rejects(a, unavailable);
       // A dropped the key both used; C sets up the next one.
       const c = seal();
-      const second = cipher.transport();
+      const second = await cipher.transport();
       assert.notEqual(second, first);
       (replies[1] as (r: TokenReply) => void)(lost(2));
       await assert.rejects(b, unavailable);
-      assert.equal(cipher.transport(), second, 'B failed with the old key: the new one stays');
+      assert.equal(await cipher.transport(), second, 'B failed with the old key: the new one stays');
       (replies[2] as (r: TokenReply) => void)({ id: 3, ok: true, ops: 2, sealed: [Buffer.alloc(29)] });
       assert.equal((await c).sealed.length, 1);
       assert.equal(cipher.counters.errors, 2);
