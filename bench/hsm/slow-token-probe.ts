@@ -32,7 +32,9 @@ const dir = mkdtempSync(join(tmpdir(), 'kcm-slow-token-'));
 try {
   const shim = join(dir, 'libslowtoken.so');
   const source = fileURLToPath(new URL('./slow-token.c', import.meta.url));
-  execFileSync('gcc', ['-shared', '-fPIC', '-O2', '-Wall', '-o', shim, source, '-ldl'], { stdio: 'inherit' });
+  execFileSync('gcc', ['-shared', '-fPIC', '-O2', '-Wall', '-o', shim, source, '-ldl', '-lpthread'], {
+    stdio: 'inherit',
+  });
   console.log(`token calls delayed ${delayUs} µs each; ${rounds} rounds × ${seconds} s per mode`);
   for (let round = 1; round <= rounds; round++) {
     for (const mode of ['inline', 'workers'] as const) {

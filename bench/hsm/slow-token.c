@@ -4,17 +4,23 @@
  * module's function list with the calls a gateway request makes wrapped,
  * and makes each of those calls wait KCM_SLOW_TOKEN_US microseconds (default
  * 1000) before forwarding: a round trip to the HSM per call, as a network
- * HSM's client library does. Everything else (initialisation, slots,
- * sessions, login, key set-up) goes straight through.
+ * HSM's client library does. The wrapped calls are the data-key unwrap,
+ * random, GCM init/encrypt/decrypt and object destruction (the transport
+ * key's set-up makes some of these too); everything else (initialisation,
+ * slots, sessions, login, key generation) goes straight through.
+ * KCM_SLOW_TOKEN_SKIP=N lets the first N wrapped calls through undelayed
+ * (e.g. the transport key's set-up, so that only requests meet the delay).
  *
  * Built by bench/hsm/slow-token-probe.ts:
- *   gcc -shared -fPIC -O2 -o libslowtoken.so slow-token.c -ldl
+ *   gcc -shared -fPIC -O2 -o libslowtoken.so slow-token.c -ldl -lpthread
  *
  * The function list is laid out as PKCS#11 v2.40 defines CK_FUNCTION_LIST:
  * a CK_VERSION, then 68 function pointers in the standard's order; only the
  * indices below are touched. No header of another project is used.
  */
 #include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -47,10 +53,13 @@ enum {
 static struct function_list wrapped;
 static struct function_list *real;
 static long delay_us = 1000;
+static long skip = 0;
+static long calls = 0;
 
 static void round_trip(void) {
+  if (__atomic_fetch_add(&calls, 1, __ATOMIC_RELAXED) < skip) return;
   struct timespec t = {delay_us / 1000000, (delay_us % 1000000) * 1000};
-  while (nanosleep(&t, &t) != 0) {
+  while (nanosleep(&t, &t) != 0 && errno == EINTR) {
   }
 }
 
@@ -97,30 +106,38 @@ static rv_t generate_random(ul s, void *out, ul n) {
   return REAL(I_GENERATE_RANDOM, rv_t (*)(ul, void *, ul))(s, out, n);
 }
 
-/* The one export: PKCS#11's entry point. Loads the real module once (dlopen keeps one copy per process). */
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+/* Loads the real module and builds the wrapped list, once per process (dlopen keeps one copy). */
+static void load(void) {
+  const char *path = getenv("KCM_SLOW_TOKEN_MODULE");
+  const char *us = getenv("KCM_SLOW_TOKEN_US");
+  const char *first = getenv("KCM_SLOW_TOKEN_SKIP");
+  if (us && atol(us) >= 0) delay_us = atol(us);
+  if (first && atol(first) >= 0) skip = atol(first);
+  void *lib = path ? dlopen(path, RTLD_NOW | RTLD_LOCAL) : NULL;
+  rv_t (*get)(struct function_list **) = lib ? (rv_t (*)(struct function_list **))dlsym(lib, "C_GetFunctionList") : NULL;
+  struct function_list *list = NULL;
+  if (!get || get(&list) != 0UL || !list) return;
+  memcpy(&wrapped, list, sizeof wrapped);
+  wrapped.fn[I_DESTROY_OBJECT] = (void *)destroy_object;
+  wrapped.fn[I_ENCRYPT_INIT] = (void *)encrypt_init;
+  wrapped.fn[I_ENCRYPT] = (void *)encrypt;
+  wrapped.fn[I_ENCRYPT_FINAL] = (void *)encrypt_final;
+  wrapped.fn[I_DECRYPT_INIT] = (void *)decrypt_init;
+  wrapped.fn[I_DECRYPT] = (void *)decrypt;
+  wrapped.fn[I_DECRYPT_UPDATE] = (void *)decrypt_update;
+  wrapped.fn[I_DECRYPT_FINAL] = (void *)decrypt_final;
+  wrapped.fn[I_UNWRAP_KEY] = (void *)unwrap_key;
+  wrapped.fn[I_GENERATE_RANDOM] = (void *)generate_random;
+  real = list;
+}
+
+/* The one export: PKCS#11's entry point. */
 rv_t C_GetFunctionList(struct function_list **out) {
   if (!out) return 7UL; /* CKR_ARGUMENTS_BAD */
-  if (!real) {
-    const char *path = getenv("KCM_SLOW_TOKEN_MODULE");
-    const char *us = getenv("KCM_SLOW_TOKEN_US");
-    if (us) delay_us = atol(us);
-    void *lib = path ? dlopen(path, RTLD_NOW | RTLD_LOCAL) : NULL;
-    rv_t (*get)(struct function_list **) = lib ? (rv_t (*)(struct function_list **))dlsym(lib, "C_GetFunctionList") : NULL;
-    struct function_list *list = NULL;
-    if (!get || get(&list) != 0UL || !list) return CKR_GENERAL_ERROR;
-    memcpy(&wrapped, list, sizeof wrapped);
-    wrapped.fn[I_DESTROY_OBJECT] = (void *)destroy_object;
-    wrapped.fn[I_ENCRYPT_INIT] = (void *)encrypt_init;
-    wrapped.fn[I_ENCRYPT] = (void *)encrypt;
-    wrapped.fn[I_ENCRYPT_FINAL] = (void *)encrypt_final;
-    wrapped.fn[I_DECRYPT_INIT] = (void *)decrypt_init;
-    wrapped.fn[I_DECRYPT] = (void *)decrypt;
-    wrapped.fn[I_DECRYPT_UPDATE] = (void *)decrypt_update;
-    wrapped.fn[I_DECRYPT_FINAL] = (void *)decrypt_final;
-    wrapped.fn[I_UNWRAP_KEY] = (void *)unwrap_key;
-    wrapped.fn[I_GENERATE_RANDOM] = (void *)generate_random;
-    real = list;
-  }
+  pthread_once(&once, load);
+  if (!real) return CKR_GENERAL_ERROR;
   *out = &wrapped;
   return 0UL;
 }

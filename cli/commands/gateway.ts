@@ -53,6 +53,16 @@ export const gatewayCommand: Command = {
       process.on('SIGTERM', () => stop('SIGTERM'));
       process.on('SIGINT', () => stop('SIGINT'));
     });
+    // A PKCS#11 call that never returned (a hung HSM, given up after hsm.timeoutMs) holds its thread, and Node
+    // joins every worker thread at exit: the process would never end. Everything is closed and the audit log
+    // has its close checkpoint by now, so end it without waiting for the call.
+    const stuck = gw.hsm?.lingeringWorkers ?? 0;
+    if (stuck > 0) {
+      console.error(
+        `[gateway] ${stuck} PKCS#11 call(s) have not returned: ending the process without waiting (SIGKILL)`,
+      );
+      process.kill(process.pid, 'SIGKILL');
+    }
     // The handler stays (a no-op now): a SIGHUP arriving while the process exits must not end it by signal.
     return 0;
   },

@@ -75,8 +75,9 @@ export class HsmBackend {
       await cipher.transport();
       return new HsmBackend(token, workers, cipher, o.keys ?? []);
     } catch (err) {
-      await workers?.close();
-      token.close();
+      // A set-up step that timed out may leave a thread inside the module: then it is neither finalised nor unloaded.
+      const quiet = (await workers?.close()) ?? true;
+      token.close({ finalize: quiet });
       throw err;
     }
   }

@@ -35,6 +35,9 @@ function asBuffer(u: Uint8Array): Buffer {
   return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 }
 
+/** The least time a transport key set-up step may take (RSA-2048 generation in an HSM can take seconds). */
+const SET_UP_TIMEOUT_MS = 30_000;
+
 /** Token operations and failures, for /metrics. */
 export interface TokenCounters {
   /** Token calls that did crypto: data-key unwraps and per-field GCM operations. */
@@ -87,25 +90,25 @@ export class TokenFieldCipher implements EnvelopeEngine {
 
   /** The set-up's token steps as jobs of the workers (failures as `hsm_unavailable` naming the step). */
   readonly #steps: TransportSteps = {
-    makeRsaPair: async () => {
-      const r = await this.#workers.run({ op: 'rsa-pair' });
+    makeRsaPair: async (owner) => {
+      const r = await this.#workers.run({ op: 'rsa-pair', owner }, [], this.#setUpTimeoutMs());
       if (!r.ok) throw new KcmError('hsm_unavailable', `transport key set-up: ${r.message}`);
-      if (!('pair' in r)) throw new KcmError('internal_error', 'token worker: a set-up job answered as another job');
-      const p = r.pair;
-      return {
-        owner: asBuffer(p.owner),
-        publicKey: asBuffer(p.publicKey),
-        privateKey: asBuffer(p.privateKey),
-        spki: asBuffer(p.spki),
-      };
+      if (!('spki' in r)) throw new KcmError('internal_error', 'token worker: a set-up job answered as another job');
+      return { publicKey: asBuffer(r.publicKey), privateKey: asBuffer(r.privateKey), spki: asBuffer(r.spki) };
     },
-    install: async (pair, wrapped) => {
-      const r = await this.#workers.run({ op: 'install-transport', ...pair, wrapped });
+    install: async (owner, pair, wrapped) => {
+      const job = { op: 'install-transport', owner, ...pair, wrapped } as const;
+      const r = await this.#workers.run(job, [], this.#setUpTimeoutMs());
       if (!r.ok) throw new KcmError('hsm_unavailable', `transport key set-up: ${r.message}`);
       if (!('object' in r)) throw new KcmError('internal_error', 'token worker: a set-up job answered as another job');
       return asBuffer(r.object);
     },
   };
+
+  /** A set-up step (an RSA key generation in the token) may take longer than a request's token work. */
+  #setUpTimeoutMs(): number {
+    return Math.max(this.#workers.timeoutMs, SET_UP_TIMEOUT_MS);
+  }
 
   /** Forgets the transport key (both halves): the next call sets up a new one. */
   reset(): void {

@@ -40,10 +40,11 @@ export interface OpenJob {
   aads: Uint8Array[];
 }
 
-/** Step 1 of the transport key set-up (transport-key.ts makeRsaPair). */
+/** Step 1 of the transport key set-up (transport-key.ts makeRsaPair), in the owner session the main thread opened. */
 export interface RsaPairJob {
   id: number;
   op: 'rsa-pair';
+  owner: Uint8Array;
 }
 
 /** Step 3 of the set-up (transport-key.ts installTransportKey). */
@@ -75,7 +76,9 @@ export type TokenReply =
       id: number;
       ok: true;
       ops: number;
-      pair: { owner: Uint8Array; publicKey: Uint8Array; privateKey: Uint8Array; spki: Uint8Array };
+      publicKey: Uint8Array;
+      privateKey: Uint8Array;
+      spki: Uint8Array;
     }
   | { id: number; ok: true; ops: number; object: Uint8Array }
   | {

@@ -208,19 +208,6 @@ export class TokenSessions {
     return s;
   }
 
-  /** Takes a session opened elsewhere in this process (a token worker) into this set: closed with the others. */
-  adopt(s: Buffer): void {
-    if (this.#closed) {
-      try {
-        this.lib.C_CloseSession(s);
-      } catch {
-        // already gone
-      }
-      return;
-    }
-    this.#open.add(s);
-  }
-
   /** Closes a session (its session objects go with it); errors are ignored. */
   closeSession(s: Buffer): void {
     if (!this.#open.delete(s)) return;

@@ -73,23 +73,21 @@ export class TokenWorker {
   run(job: TokenJob): { reply: TokenReply; transfer: ArrayBuffer[] } {
     this.#ops = 0;
     try {
+      // The transport key's set-up runs in the owner session the main thread opened, not in this worker's.
+      if (job.op === 'rsa-pair') {
+        const pair = makeRsaPair(this.#lib, Buffer.from(job.owner));
+        return { reply: { id: job.id, ok: true, ops: 0, ...pair }, transfer: [] };
+      }
+      if (job.op === 'install-transport') {
+        const pair = { publicKey: Buffer.from(job.publicKey), privateKey: Buffer.from(job.privateKey) };
+        const object = installTransportKey(this.#lib, Buffer.from(job.owner), pair, Buffer.from(job.wrapped));
+        return { reply: { id: job.id, ok: true, ops: 0, object }, transfer: [] };
+      }
       this.#session ??= this.#lib.C_OpenSession(this.#slot, P.CKF_SERIAL_SESSION | P.CKF_RW_SESSION);
       const s = this.#session;
       if (job.op === 'seal') {
         const sealed = this.#seal(s, job.unwrapKey, job.wrapped, job.plaintexts, job.ends, job.aads);
         return { reply: { id: job.id, ok: true, ops: this.#ops, sealed }, transfer: [] };
-      }
-      if (job.op === 'rsa-pair') {
-        return { reply: { id: job.id, ok: true, ops: 0, pair: makeRsaPair(this.#lib, this.#slot) }, transfer: [] };
-      }
-      if (job.op === 'install-transport') {
-        const pair = {
-          owner: Buffer.from(job.owner),
-          publicKey: Buffer.from(job.publicKey),
-          privateKey: Buffer.from(job.privateKey),
-        };
-        const object = installTransportKey(this.#lib, pair, Buffer.from(job.wrapped));
-        return { reply: { id: job.id, ok: true, ops: 0, object }, transfer: [] };
       }
       const opened = this.#open(s, job.unwrapKey, job.groups, job.sealed, job.aads);
       return {
@@ -97,7 +95,8 @@ export class TokenWorker {
         transfer: [opened.data],
       };
     } catch (err) {
-      this.#dropSession();
+      // A set-up step's failure is the owner session's business (the main thread closes it), not this worker's.
+      if (job.op === 'seal' || job.op === 'open') this.#dropSession();
       const rv = returnValue(err);
       return {
         reply: { id: job.id, ok: false, ops: this.#ops, message: firstLine(err), ...(rv !== undefined ? { rv } : {}) },

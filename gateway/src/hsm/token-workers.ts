@@ -7,10 +7,12 @@
  * replaced on the next job. close() lets the workers close their sessions
  * and unload the module before the main thread finalises it.
  *
- * A job not answered within `timeoutMs` (a hung or unreachable HSM) fails
- * with `hsm_unavailable`, and so do the other jobs of its worker, which is
- * given up: the next job starts a fresh worker, so requests are answered in
- * bounded time and the token route recovers when the HSM does. A thread
+ * A job that runs longer than its timeout (`timeoutMs`, counted from when
+ * its worker starts it: time queued behind other jobs or while a worker
+ * starts does not count) fails with `hsm_unavailable`, and so do the other
+ * jobs of its worker, which is given up and replaced at once, so requests
+ * are answered in bounded time and the token route recovers when the HSM
+ * does. A thread
  * blocked inside the module cannot be stopped; it ends when the call
  * returns, and close() waits for it (bounded) before the module is
  * finalised, or reports that it could not.
@@ -40,10 +42,21 @@ const CLOSE_WAIT_MS = 2000;
 
 type Job = Omit<TokenJob, 'id'>;
 
+interface Pending {
+  resolve(r: TokenReply): void;
+  reject(e: Error): void;
+  /** How long it may run once the worker starts it. */
+  timeoutMs: number;
+}
+
 interface Slot {
   worker: Worker;
-  /** Jobs posted and not answered, by id. */
-  pending: Map<number, { resolve(r: TokenReply): void; reject(e: Error): void }>;
+  /** Jobs posted and not answered, by id, in the order the worker runs them. */
+  pending: Map<number, Pending>;
+  /** The worker loaded the module and runs jobs. */
+  started: boolean;
+  /** The deadline of the job the worker is running (the first pending one), once started. */
+  timer: NodeJS.Timeout | undefined;
   /** Settles when the worker said whether it started. */
   ready: Promise<void>;
   /** Settles when the thread has ended. */
@@ -102,6 +115,11 @@ export class TokenWorkers {
     return this.#inline && !this.#closed ? 1 : this.#slots.filter((s) => !s.dead).length;
   }
 
+  /** How long a request's token job may run (0 inline: nothing can interrupt it). */
+  get timeoutMs(): number {
+    return this.#timeoutMs;
+  }
+
   /** Threads of workers given up (timed out) still blocked in the module. */
   get lingering(): number {
     return this.#lingering.size;
@@ -110,9 +128,17 @@ export class TokenWorkers {
   /** Runs `job` on a worker; rejects with `hsm_unavailable` when the worker dies or times out, or the pool is closed. */
   run(job: Omit<SealJob, 'id'>, transfer?: ArrayBuffer[]): Promise<Extract<TokenReply, { sealed: unknown }> | Failed>;
   run(job: Omit<OpenJob, 'id'>, transfer?: ArrayBuffer[]): Promise<Extract<TokenReply, { opened: unknown }> | Failed>;
-  run(job: Omit<RsaPairJob, 'id'>): Promise<Extract<TokenReply, { pair: unknown }> | Failed>;
-  run(job: Omit<InstallJob, 'id'>): Promise<Extract<TokenReply, { object: unknown }> | Failed>;
-  run(job: Job, transfer: ArrayBuffer[] = []): Promise<TokenReply> {
+  run(
+    job: Omit<RsaPairJob, 'id'>,
+    transfer?: [],
+    timeoutMs?: number,
+  ): Promise<Extract<TokenReply, { spki: unknown }> | Failed>;
+  run(
+    job: Omit<InstallJob, 'id'>,
+    transfer?: [],
+    timeoutMs?: number,
+  ): Promise<Extract<TokenReply, { object: unknown }> | Failed>;
+  run(job: Job, transfer: ArrayBuffer[] = [], timeoutMs = this.#timeoutMs): Promise<TokenReply> {
     if (this.#closed) return Promise.reject(new KcmError('hsm_unavailable', 'the token is closed'));
     if (this.#inline) return Promise.resolve(this.#inline.run({ ...job, id: 0 } as TokenJob).reply);
     let slot = this.#slots[0] as Slot;
@@ -123,28 +149,29 @@ export class TokenWorkers {
     }
     const id = this.#nextId++;
     return new Promise<TokenReply>((resolve, reject) => {
-      const timer = setTimeout(() => this.#giveUp(slot, id), this.#timeoutMs);
-      timer.unref();
-      slot.pending.set(id, {
-        resolve: (r) => {
-          clearTimeout(timer);
-          resolve(r);
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      });
+      slot.pending.set(id, { resolve, reject, timeoutMs });
       // Held while a job is out (a test or a CLI awaiting a token call has nothing else keeping the process up).
       slot.worker.ref();
       slot.worker.postMessage({ ...job, id }, transfer);
+      if (slot.pending.size === 1) this.#arm(slot);
     });
   }
 
-  /** Job `id` of `slot` took too long: it and the worker's other jobs fail, and the worker is given up. */
-  #giveUp(slot: Slot, id: number): void {
+  /** Starts the deadline of the job `slot` runs now (its first pending one), if its worker has started. */
+  #arm(slot: Slot): void {
+    clearTimeout(slot.timer);
+    slot.timer = undefined;
+    const first = slot.pending.entries().next();
+    if (first.done || !slot.started || slot.dead) return;
+    const [id, p] = first.value;
+    slot.timer = setTimeout(() => this.#giveUp(slot, id, p.timeoutMs), p.timeoutMs);
+    slot.timer.unref();
+  }
+
+  /** Job `id` of `slot` ran too long: it and the worker's other jobs fail, and the worker is given up. */
+  #giveUp(slot: Slot, id: number, timeoutMs: number): void {
     if (!slot.pending.has(id) || slot.dead) return;
-    slot.die(`no answer from the token within ${this.#timeoutMs} ms`);
+    slot.die(`no answer from the token within ${timeoutMs} ms`);
     if (!slot.gone) this.#lingering.add(slot);
     // Its replacement starts now (loading the module takes a while), not when the next job comes.
     const i = this.#slots.indexOf(slot);
@@ -174,7 +201,11 @@ export class TokenWorkers {
         });
         await Promise.race([s.exited, waited]);
         clearTimeout(timer);
-        if (!s.gone) void s.worker.terminate();
+        if (s.gone) return;
+        s.die('the token is closed');
+        void s.worker.terminate();
+        // A thread between two calls ends at once; one inside a call only when it returns.
+        await Promise.race([s.exited, new Promise((r) => setTimeout(r, 100))]);
       }),
     );
     return [...all].every((s) => s.gone);
@@ -198,9 +229,12 @@ export class TokenWorkers {
       exited: Promise.resolve(),
       gone: false,
       dead: false,
+      started: false,
+      timer: undefined,
       die: (why) => {
         if (slot.dead) return;
         slot.dead = true;
+        clearTimeout(slot.timer);
         // A thread given up may stay blocked in the module for long: it must not keep the process alive.
         worker.unref();
         const err = new KcmError('hsm_unavailable', `token worker: ${why}`);
@@ -221,8 +255,11 @@ export class TokenWorkers {
     worker.on('message', (m: TokenReply | { ready: boolean; message?: string }) => {
       if ('ready' in m) {
         if (pending.size === 0) worker.unref();
-        if (m.ready) started?.();
-        else {
+        if (m.ready) {
+          slot.started = true;
+          started?.();
+          this.#arm(slot);
+        } else {
           slot.die(`cannot use the module: ${m.message ?? ''}`);
           void worker.terminate();
         }
@@ -236,6 +273,8 @@ export class TokenWorkers {
       }
       pending.delete(m.id);
       if (pending.size === 0) worker.unref();
+      // The worker goes on with the next job now.
+      this.#arm(slot);
       p.resolve(m);
     });
     // Held until it said whether it started, then only while a job is out: an idle pool must not keep the process alive.

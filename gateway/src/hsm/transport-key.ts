@@ -87,95 +87,76 @@ function publicKeyInfo(lib: Pkcs11Lib, s: Buffer, publicKey: Buffer): Buffer {
   return createPublicKey({ key: jwk, format: 'jwk' }).export({ type: 'spki', format: 'der' });
 }
 
-/** The RSA pair of step 1, in its owner session, with the public key as DER SubjectPublicKeyInfo. */
+/** The RSA pair of step 1 (object handles in the owner session), with the public key as DER SubjectPublicKeyInfo. */
 export interface RsaPair {
-  owner: Buffer;
   publicKey: Buffer;
   privateKey: Buffer;
   spki: Buffer;
 }
 
 /**
- * Step 1, in the token (a token worker's job): opens the owner session and
- * generates the RSA pair in it. On failure the session is closed (its
- * objects go with it) and the error goes on.
+ * Step 1, in the token (a token worker's job): generates the RSA pair in the
+ * owner session `owner`. On failure, closing the owner session (the main
+ * thread's part) removes whatever was made.
  */
-export function makeRsaPair(lib: Pkcs11Lib, slot: Buffer): RsaPair {
-  const owner = lib.C_OpenSession(slot, P.CKF_SERIAL_SESSION | P.CKF_RW_SESSION);
-  try {
-    const pair = generateRsaPair(lib, owner);
-    return { owner, ...pair, spki: publicKeyInfo(lib, owner, pair.publicKey) };
-  } catch (err) {
-    closeQuietly(lib, owner);
-    throw err;
-  }
+export function makeRsaPair(lib: Pkcs11Lib, owner: Buffer): RsaPair {
+  const pair = generateRsaPair(lib, owner);
+  return { ...pair, spki: publicKeyInfo(lib, owner, pair.publicKey) };
 }
 
 /**
  * Step 3, in the token: unwraps RSA-OAEP(KT) (`wrapped`) into KT' in the
- * owner session and destroys the RSA pair (step 4) whatever happens. On
- * failure the owner session is closed and the error goes on. Answers KT'.
+ * owner session and destroys the RSA pair (step 4) whatever happens. Answers
+ * KT'.
  */
-export function installTransportKey(lib: Pkcs11Lib, pair: Omit<RsaPair, 'spki'>, wrapped: Buffer): Buffer {
-  const { owner } = pair;
+export function installTransportKey(
+  lib: Pkcs11Lib,
+  owner: Buffer,
+  pair: Omit<RsaPair, 'spki'>,
+  wrapped: Buffer,
+): Buffer {
   try {
     return lib.C_UnwrapKey(owner, OAEP_SHA1, pair.privateKey, wrapped, TRANSPORT_TEMPLATE);
-  } catch (err) {
-    closeQuietly(lib, owner);
-    throw err;
   } finally {
     for (const h of [pair.privateKey, pair.publicKey]) {
       try {
         lib.C_DestroyObject(owner, h);
       } catch {
-        // gone with the owner session when it was closed above
+        // closing the owner session on failure removes it anyway
       }
     }
   }
 }
 
-function closeQuietly(lib: Pkcs11Lib, s: Buffer): void {
-  try {
-    lib.C_CloseSession(s);
-  } catch {
-    // already gone
-  }
-}
-
 /** How the set-up reaches the token: the steps above, run where the token calls run (a token worker, or inline). */
 export interface TransportSteps {
-  makeRsaPair(): Promise<RsaPair>;
-  install(pair: Omit<RsaPair, 'spki'>, wrapped: Buffer): Promise<Buffer>;
+  makeRsaPair(owner: Buffer): Promise<RsaPair>;
+  install(owner: Buffer, pair: Omit<RsaPair, 'spki'>, wrapped: Buffer): Promise<Buffer>;
 }
 
 /**
  * Runs the set-up above with KT made by `crypto` (the backend of the L3 keys
- * it will serve; step 2, the only one on the event loop): steps 1 and 3 run
- * through `steps`. The owner session is handed to `token`, which closes it
- * with the others. Rejects with what the steps reject with (KT destroyed,
- * nothing left in the token).
+ * it will serve): the owner session is opened here, steps 1 and 3 run
+ * through `steps`, step 2 here. On any failure (a step refused, timed out or
+ * lost with its worker) the owner session is closed, which removes what the
+ * token made, and KT is destroyed. Rejects with `hsm_unavailable`.
  */
 export async function setUpTransportKey(
   token: TokenSessions,
   steps: TransportSteps,
   crypto: Crypto,
 ): Promise<TransportKey> {
-  const pair = await steps.makeRsaPair();
-  let made: { key: KeyHandle; wrapped: Buffer };
+  const owner = token.openSession();
+  let key: KeyHandle | undefined;
   try {
-    made = crypto.generateTransportKey(pair.spki);
+    const pair = await steps.makeRsaPair(owner);
+    const made = crypto.generateTransportKey(pair.spki);
+    key = made.key;
+    const object = await steps.install(owner, pair, made.wrapped);
+    return { key, object, owner };
   } catch (err) {
-    // The install step destroys the pair and, failing on purpose here, is not run: close the owner session.
-    token.adopt(pair.owner);
-    token.closeSession(pair.owner);
+    key?.destroy();
+    token.closeSession(owner);
     throw tokenError('transport key set-up', err);
-  }
-  try {
-    const object = await steps.install(pair, made.wrapped);
-    token.adopt(pair.owner);
-    return { key: made.key, object, owner: pair.owner };
-  } catch (err) {
-    made.key.destroy();
-    throw err;
   }
 }

@@ -66,7 +66,7 @@ describe('pkcs11 backend over a slow token (bench/hsm/slow-token.c)', { skip: sk
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'kcm-slow-token-'));
     shim = join(dir, 'libslowtoken.so');
-    execFileSync('gcc', ['-shared', '-fPIC', '-O2', '-o', shim, SOURCE, '-ldl'], { stdio: 'pipe' });
+    execFileSync('gcc', ['-shared', '-fPIC', '-O2', '-o', shim, SOURCE, '-ldl', '-lpthread'], { stdio: 'pipe' });
     token = createSoftHsmToken();
     process.env.KCM_SLOW_TOKEN_MODULE = SOFTHSM_MODULE;
     process.env.KCM_SLOW_TOKEN_US = String(DELAY_MS * 1000);
@@ -82,7 +82,7 @@ describe('pkcs11 backend over a slow token (bench/hsm/slow-token.c)', { skip: sk
       tokenLabel: token.tokenLabel,
       pin: token.pin,
       sessions: 1,
-      // Well over the set-up's longest step (an unwrap and two destroys: 120 ms), well under a seal of five fields (13 calls: 520 ms).
+      // Well under a seal of five fields (13 calls: 520 ms); the set-up's steps have their own, longer deadline.
       timeoutMs: 300,
       crypto: cryptoFor('native'),
     });
@@ -140,7 +140,7 @@ describe('pkcs11 backend over a slow token (bench/hsm/slow-token.c)', { skip: sk
         // Unwrap, random, init, encrypt, destroy: five delayed calls.
         assert.ok(took >= 5 * DELAY_MS, `the token answered in ${took.toFixed(0)} ms: the module did not delay`);
         if (inline) assert.ok(late >= 4 * DELAY_MS, `a 5 ms timer ran only ${late.toFixed(1)} ms late`);
-        else assert.ok(late < 2 * DELAY_MS, `a 5 ms timer ran ${late.toFixed(1)} ms late while the token worked`);
+        else assert.ok(late < 3 * DELAY_MS, `a 5 ms timer ran ${late.toFixed(1)} ms late while the token worked`);
         assert.equal(sealed.length, 1);
       } finally {
         await hsm.close();

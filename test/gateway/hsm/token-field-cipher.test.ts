@@ -310,6 +310,7 @@ describe('pkcs11 field backend (SoftHSM2)', { skip: softHsmSkip() }, () => {
       assert.equal(cipher.counters.errors, 2);
     } finally {
       cipher.reset();
+      await real.close();
     }
   });
 

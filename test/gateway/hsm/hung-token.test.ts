@@ -1,0 +1,124 @@
+/**
+ * A hung HSM under a real `kcm gateway` process: the token module
+ * (bench/hsm/slow-token.c over SoftHSM2) lets the transport key's set-up
+ * through, then makes each call of a request take 60 s. The request is
+ * answered 503 `hsm_unavailable` after `hsm.timeoutMs`; the health check
+ * answers meanwhile; SIGTERM ends the process within seconds (the thread
+ * blocked in the module cannot be joined, so the command ends itself with
+ * SIGKILL once everything is closed, and says so), and the audit log closed
+ * first. Needs gcc and SoftHSM; skipped with the reason without them, except
+ * under CI=true.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { request } from 'undici';
+import { verifyAuditLog } from '../../../common/src/audit/audit-verifier.ts';
+import { createSoftHsmToken, SOFTHSM_MODULE, type SoftHsmToken, softHsmSkip } from '../../support/softhsm.ts';
+
+const SOURCE = fileURLToPath(new URL('../../../bench/hsm/slow-token.c', import.meta.url));
+
+function skipReason(): string | false {
+  const hsm = softHsmSkip();
+  if (hsm || process.env.CI === 'true') return hsm;
+  try {
+    execFileSync('gcc', ['--version'], { stdio: 'pipe' });
+    return false;
+  } catch {
+    return 'gcc not installed (apt-get install gcc): the slow token module cannot be built';
+  }
+}
+
+describe('kcm gateway over a hung HSM', { skip: skipReason() }, () => {
+  let dir: string;
+  let token: SoftHsmToken;
+  let shim: string;
+
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'kcm-hung-token-'));
+    shim = join(dir, 'libslowtoken.so');
+    execFileSync('gcc', ['-shared', '-fPIC', '-O2', '-o', shim, SOURCE, '-ldl', '-lpthread'], { stdio: 'pipe' });
+    token = createSoftHsmToken();
+  });
+  after(() => {
+    token?.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('answers 503 in hsm.timeoutMs, keeps serving, and SIGTERM still ends the process', {
+    timeout: 40_000,
+  }, async () => {
+    writeFileSync(
+      join(dir, 'gateway.json'),
+      JSON.stringify({
+        dev: true,
+        fronts: { uws: { port: 0 } },
+        limits: { drainMs: 1000 },
+        audit: { file: 'audit/gateway.log', fsync: false },
+        hsm: { module: shim, tokenLabel: token.tokenLabel, pinEnv: 'KCM_TEST_HSM_PIN', keys: ['k'], timeoutMs: 300 },
+      }),
+    );
+    const child = spawn(process.execPath, ['bin/kcm.mjs', 'gateway', '--config', join(dir, 'gateway.json')], {
+      env: {
+        ...process.env,
+        KCM_DEV: '1',
+        KCM_TEST_HSM_PIN: token.pin,
+        KCM_SLOW_TOKEN_MODULE: SOFTHSM_MODULE,
+        KCM_SLOW_TOKEN_US: '60000000',
+        // The set-up's unwrap of KT and its two destroys go through; the first request's unwrap hangs.
+        KCM_SLOW_TOKEN_SKIP: '3',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    child.stderr.on('data', (d) => {
+      err += d;
+    });
+    const exited = new Promise<NodeJS.Signals | number | null>((r) =>
+      child.on('exit', (code, signal) => r(signal ?? code)),
+    );
+    try {
+      const end = Date.now() + 20_000;
+      while (!/uws :(\d+)/.test(out)) {
+        if (Date.now() > end || child.exitCode !== null) throw new Error(`no start line: ${out} ${err}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const port = Number(/uws :(\d+)/.exec(out)?.[1]);
+      const started = Date.now();
+      const res = await request(`http://127.0.0.1:${port}/v1/encrypt/k`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-okcm-tenant': 't1' },
+        body: JSON.stringify({ plaintext: 'NDExMSAxMTExIDExMTEgMTExMQ==' }),
+      });
+      const body = await res.body.text();
+      assert.equal(res.statusCode, 503, body);
+      assert.match(body, /hsm_unavailable/);
+      assert.ok(Date.now() - started < 3000, `answered after ${Date.now() - started} ms`);
+      const health = await request(`http://127.0.0.1:${port}/healthz`);
+      assert.equal(health.statusCode, 200);
+      await health.body.text();
+      const killedAt = Date.now();
+      child.kill('SIGTERM');
+      assert.equal(await exited, 'SIGKILL');
+      const took = Date.now() - killedAt;
+      assert.ok(took < 10_000, `exit took ${took} ms`);
+      assert.match(err, /PKCS#11 call\(s\) have not returned: ending the process without waiting/);
+      // Closed before the end: the log verifies (its close checkpoint written) and holds no plaintext.
+      const auditFile = join(dir, 'audit', 'gateway.log');
+      const publicKey = readFileSync(`${auditFile}.pub`, 'utf8').trim();
+      const verified = verifyAuditLog(auditFile, { publicKey });
+      assert.equal(verified.ok, true, JSON.stringify(verified.firstBad));
+      assert.match(readFileSync(auditFile, 'utf8').trim().split('\n').at(-1) ?? '', /"reason":"close"/);
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+  });
+});
