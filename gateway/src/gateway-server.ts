@@ -129,6 +129,22 @@ function registerHsmMetrics(metrics: GatewayMetrics, hsm: HsmBackend): void {
   );
   r.register(
     new CallbackMetric(
+      'okcm_gateway_hsm_timeouts_total',
+      'Requests whose token work ran past hsm.timeoutMs (503 hsm_unavailable; the worker was replaced).',
+      'counter',
+      () => hsm.stats().timeouts,
+    ),
+  );
+  r.register(
+    new CallbackMetric(
+      'okcm_gateway_hsm_stuck_threads',
+      'Token worker threads given up after a timeout and still blocked in a PKCS#11 call.',
+      'gauge',
+      () => hsm.stats().stuckThreads,
+    ),
+  );
+  r.register(
+    new CallbackMetric(
       'okcm_gateway_hsm_sessions',
       'PKCS#11 sessions the pkcs11 backend holds open.',
       'gauge',

@@ -37,6 +37,10 @@ export interface HsmBackendOptions extends TokenOptions {
 export interface HsmStats extends TokenCounters {
   /** Token sessions open now: the main thread's (login anchor, the transport key's owner) and one per token worker at most. */
   sessions: number;
+  /** Token jobs that ran past `timeoutMs` (each failed with its worker's queue). */
+  timeouts: number;
+  /** Threads of given-up workers still blocked inside the module. */
+  stuckThreads: number;
 }
 
 export class HsmBackend {
@@ -126,7 +130,12 @@ export class HsmBackend {
   stats(): HsmStats {
     // The main thread's (the login anchor, KT's owner) and one per token worker.
     const sessions = this.#closed ? 0 : this.#token.openSessions + this.#workers.size;
-    return { ...this.#cipher.counters, sessions };
+    return {
+      ...this.#cipher.counters,
+      sessions,
+      timeouts: this.#workers.timeouts,
+      stuckThreads: this.#workers.lingering,
+    };
   }
 
   /**

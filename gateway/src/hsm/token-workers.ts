@@ -87,6 +87,8 @@ export class TokenWorkers {
   readonly #inline: TokenWorker | undefined;
   #nextId = 1;
   #closed = false;
+  /** Jobs that ran past their deadline (each gave its worker up). */
+  #timeouts = 0;
 
   /**
    * Starts `mode.workers` workers on the module and slot of `data`, or runs
@@ -118,6 +120,11 @@ export class TokenWorkers {
   /** How long a request's token job may run (0 inline: nothing can interrupt it). */
   get timeoutMs(): number {
     return this.#timeoutMs;
+  }
+
+  /** Jobs that ran past their deadline since start. */
+  get timeouts(): number {
+    return this.#timeouts;
   }
 
   /** Threads of workers given up (timed out) still blocked in the module. */
@@ -171,6 +178,7 @@ export class TokenWorkers {
   /** Job `id` of `slot` ran too long: it and the worker's other jobs fail, and the worker is given up. */
   #giveUp(slot: Slot, id: number, timeoutMs: number): void {
     if (!slot.pending.has(id) || slot.dead) return;
+    this.#timeouts++;
     slot.die(`no answer from the token within ${timeoutMs} ms`);
     if (!slot.gone) this.#lingering.add(slot);
     // Its replacement starts now (loading the module takes a while), not when the next job comes.

@@ -105,6 +105,10 @@ describe('kcm gateway over a hung HSM', { skip: skipReason() }, () => {
       const health = await request(`http://127.0.0.1:${port}/healthz`);
       assert.equal(health.statusCode, 200);
       await health.body.text();
+      const metrics = await request(`http://127.0.0.1:${port}/metrics`);
+      const text = await metrics.body.text();
+      assert.match(text, /okcm_gateway_hsm_timeouts_total 1\b/);
+      assert.match(text, /okcm_gateway_hsm_stuck_threads 1\b/);
       const killedAt = Date.now();
       child.kill('SIGTERM');
       assert.equal(await exited, 'SIGKILL');
