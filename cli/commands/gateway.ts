@@ -5,9 +5,25 @@
  * SIGHUP reloads the route policies and the identity file.
  */
 import { loadGatewayConfig } from '../../gateway/src/gateway-config.ts';
+import { stuckTokenThreads } from '../../gateway/src/hsm/token-workers.ts';
 import { startConfiguredGateway } from '../../gateway/src/start-configured-gateway.ts';
 import { flag, parseArgs } from '../args.ts';
 import type { Command } from '../main.ts';
+
+/**
+ * A PKCS#11 call that never returned (a hung HSM; its worker given up after
+ * hsm.timeoutMs, or at close) holds its thread, and Node joins every thread
+ * before a process exits: the process would never end. Called once
+ * everything else is closed, this ends it without waiting for the call.
+ */
+function endWithoutStuckThreads(): never {
+  console.error(
+    `[gateway] ${stuckTokenThreads()} PKCS#11 call(s) have not returned: ending the process without waiting (SIGKILL)`,
+  );
+  process.kill(process.pid, 'SIGKILL');
+  // SIGKILL cannot be caught: never reached.
+  throw new Error('unreachable');
+}
 
 export const gatewayCommand: Command = {
   name: 'gateway',
@@ -30,6 +46,11 @@ export const gatewayCommand: Command = {
       gw = await startConfiguredGateway(loadGatewayConfig(file));
     } catch (err) {
       process.off('SIGHUP', hup);
+      // A token set-up step that never returned (start-up gave up on it) would keep the process from ending.
+      if (stuckTokenThreads() > 0) {
+        console.error(`kcm gateway: ${err instanceof Error ? err.message : String(err)}`);
+        endWithoutStuckThreads();
+      }
       throw err;
     }
     onHup = () => gw.reload('SIGHUP');
@@ -53,16 +74,8 @@ export const gatewayCommand: Command = {
       process.on('SIGTERM', () => stop('SIGTERM'));
       process.on('SIGINT', () => stop('SIGINT'));
     });
-    // A PKCS#11 call that never returned (a hung HSM, given up after hsm.timeoutMs) holds its thread, and Node
-    // joins every worker thread at exit: the process would never end. Everything is closed and the audit log
-    // has its close checkpoint by now, so end it without waiting for the call.
-    const stuck = gw.hsm?.lingeringWorkers ?? 0;
-    if (stuck > 0) {
-      console.error(
-        `[gateway] ${stuck} PKCS#11 call(s) have not returned: ending the process without waiting (SIGKILL)`,
-      );
-      process.kill(process.pid, 'SIGKILL');
-    }
+    // Everything is closed and the audit log has its close checkpoint by now.
+    if (stuckTokenThreads() > 0) endWithoutStuckThreads();
     // The handler stays (a no-op now): a SIGHUP arriving while the process exits must not end it by signal.
     return 0;
   },

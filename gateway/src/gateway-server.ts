@@ -130,7 +130,7 @@ function registerHsmMetrics(metrics: GatewayMetrics, hsm: HsmBackend): void {
   r.register(
     new CallbackMetric(
       'okcm_gateway_hsm_timeouts_total',
-      'Requests whose token work ran past hsm.timeoutMs (503 hsm_unavailable; the worker was replaced).',
+      'Token jobs that ran past their deadline (hsm.timeoutMs; 30 s for transport key set-up steps): each failed with the jobs queued on its worker (503 hsm_unavailable), and the worker was replaced.',
       'counter',
       () => hsm.stats().timeouts,
     ),

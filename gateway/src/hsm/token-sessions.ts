@@ -208,6 +208,23 @@ export class TokenSessions {
     return s;
   }
 
+  /**
+   * Closes `s` once `when` settles: a given-up token worker may still be
+   * inside a call on it until its thread ends. Not after close() (which
+   * finalises, closing it, or leaves the module as it is).
+   */
+  closeSessionAfter(s: Buffer, when: Promise<void>): void {
+    if (!this.#open.delete(s)) return;
+    void when.then(() => {
+      if (this.#closed) return;
+      try {
+        this.lib.C_CloseSession(s);
+      } catch {
+        // already gone
+      }
+    });
+  }
+
   /** Closes a session (its session objects go with it); errors are ignored. */
   closeSession(s: Buffer): void {
     if (!this.#open.delete(s)) return;

@@ -34,13 +34,30 @@ import type {
 } from './token-messages.ts';
 import type { Pkcs11Lib } from './token-sessions.ts';
 import { TokenWorker } from './token-worker.ts';
+import { TokenWorkerGivenUp } from './token-worker-given-up.ts';
 
 /** The entry script: registers the TypeScript loader in the thread, then loads token-worker.ts. */
 const ENTRY = new URL('./token-worker-entry.mjs', import.meta.url);
 /** How long close() waits for a worker to stop by itself before terminating it. */
 const CLOSE_WAIT_MS = 2000;
+/** The least time a worker may take to load the module and start. */
+const START_TIMEOUT_MS = 30_000;
 
 type Job = Omit<TokenJob, 'id'>;
+
+/** Threads of every pool given up while inside the module (see stuckTokenThreads). */
+const stuck = new Set<Slot>();
+
+/**
+ * Token worker threads in this process that were given up (a deadline
+ * passed, or a close could not wait longer) and are still inside the
+ * module. Node joins every thread before the process exits, so while this
+ * is not 0 the process cannot end by itself: `kcm gateway` ends itself with
+ * SIGKILL then, once everything else is closed.
+ */
+export function stuckTokenThreads(): number {
+  return stuck.size;
+}
 
 interface Pending {
   resolve(r: TokenReply): void;
@@ -55,7 +72,7 @@ interface Slot {
   pending: Map<number, Pending>;
   /** The worker loaded the module and runs jobs. */
   started: boolean;
-  /** The deadline of the job the worker is running (the first pending one), once started. */
+  /** The deadline of the job the worker is running (the first pending one), once started; before, of its start. */
   timer: NodeJS.Timeout | undefined;
   /** Settles when the worker said whether it started. */
   ready: Promise<void>;
@@ -65,8 +82,8 @@ interface Slot {
   gone: boolean;
   /** No more jobs: it stopped, failed or was given up; its pending jobs were failed. */
   dead: boolean;
-  /** Marks it dead and fails its pending jobs with `hsm_unavailable` (`why`). */
-  die(why: string): void;
+  /** Marks it dead and fails its pending jobs with `hsm_unavailable` (`why`; as TokenWorkerGivenUp when `givenUp`). */
+  die(why: string, givenUp?: boolean): void;
 }
 
 /** How the pool runs its jobs. */
@@ -166,10 +183,12 @@ export class TokenWorkers {
 
   /** Starts the deadline of the job `slot` runs now (its first pending one), if its worker has started. */
   #arm(slot: Slot): void {
+    // Before the worker started, the timer is its start deadline (see #spawn): left alone.
+    if (!slot.started || slot.dead) return;
     clearTimeout(slot.timer);
     slot.timer = undefined;
     const first = slot.pending.entries().next();
-    if (first.done || !slot.started || slot.dead) return;
+    if (first.done) return;
     const [id, p] = first.value;
     slot.timer = setTimeout(() => this.#giveUp(slot, id, p.timeoutMs), p.timeoutMs);
     slot.timer.unref();
@@ -179,11 +198,19 @@ export class TokenWorkers {
   #giveUp(slot: Slot, id: number, timeoutMs: number): void {
     if (!slot.pending.has(id) || slot.dead) return;
     this.#timeouts++;
-    slot.die(`no answer from the token within ${timeoutMs} ms`);
-    if (!slot.gone) this.#lingering.add(slot);
+    this.#abandon(slot, `no answer from the token within ${timeoutMs} ms`);
     // Its replacement starts now (loading the module takes a while), not when the next job comes.
     const i = this.#slots.indexOf(slot);
     if (i >= 0 && !this.#closed) this.#slots[i] = this.#spawn();
+  }
+
+  /** Gives `slot` up: its jobs fail (TokenWorkerGivenUp), its thread is terminated and counted stuck until it ends. */
+  #abandon(slot: Slot, why: string): void {
+    slot.die(why, true);
+    if (!slot.gone) {
+      this.#lingering.add(slot);
+      stuck.add(slot);
+    }
     // Ends the thread once the call it is blocked in returns (a thread cannot be stopped inside native code).
     void slot.worker.terminate();
   }
@@ -210,8 +237,7 @@ export class TokenWorkers {
         await Promise.race([s.exited, waited]);
         clearTimeout(timer);
         if (s.gone) return;
-        s.die('the token is closed');
-        void s.worker.terminate();
+        this.#abandon(s, 'the token is closed');
         // A thread between two calls ends at once; one inside a call only when it returns.
         await Promise.race([s.exited, new Promise((r) => setTimeout(r, 100))]);
       }),
@@ -239,13 +265,14 @@ export class TokenWorkers {
       dead: false,
       started: false,
       timer: undefined,
-      die: (why) => {
+      die: (why, givenUp) => {
         if (slot.dead) return;
         slot.dead = true;
         clearTimeout(slot.timer);
         // A thread given up may stay blocked in the module for long: it must not keep the process alive.
         worker.unref();
-        const err = new KcmError('hsm_unavailable', `token worker: ${why}`);
+        const message = `token worker: ${why}`;
+        const err = givenUp ? new TokenWorkerGivenUp(message, slot.exited) : new KcmError('hsm_unavailable', message);
         failed?.(err);
         for (const p of pending.values()) p.reject(err);
         pending.clear();
@@ -255,6 +282,7 @@ export class TokenWorkers {
       worker.once('exit', (code) => {
         slot.gone = true;
         this.#lingering.delete(slot);
+        stuck.delete(slot);
         slot.die(this.#closed ? 'the token is closed' : `stopped (exit code ${code})`);
         resolve();
       });
@@ -265,6 +293,8 @@ export class TokenWorkers {
         if (pending.size === 0) worker.unref();
         if (m.ready) {
           slot.started = true;
+          clearTimeout(slot.timer);
+          slot.timer = undefined;
           started?.();
           this.#arm(slot);
         } else {
@@ -285,6 +315,12 @@ export class TokenWorkers {
       this.#arm(slot);
       p.resolve(m);
     });
+    // A module whose load or C_Initialize never returns (a hung client library) must not hold jobs forever.
+    const startMs = Math.max(this.#timeoutMs, START_TIMEOUT_MS);
+    slot.timer = setTimeout(() => {
+      if (!slot.started && !slot.dead) this.#abandon(slot, `did not load the module within ${startMs} ms`);
+    }, startMs);
+    slot.timer.unref();
     // Held until it said whether it started, then only while a job is out: an idle pool must not keep the process alive.
     return slot;
   }

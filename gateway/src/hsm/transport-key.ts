@@ -22,6 +22,7 @@ import { createPublicKey } from 'node:crypto';
 import pkcs11js from 'pkcs11js';
 import type { Crypto, KeyHandle } from '../../../native/index.ts';
 import { type Pkcs11Lib, sessionAesKey, type TokenSessions, tokenError } from './token-sessions.ts';
+import { TokenWorkerGivenUp } from './token-worker-given-up.ts';
 
 const P = pkcs11js;
 const RSA_BITS = 2048;
@@ -156,7 +157,9 @@ export async function setUpTransportKey(
     return { key, object, owner };
   } catch (err) {
     key?.destroy();
-    token.closeSession(owner);
+    // A step given up mid-call may still be using the owner session: closed once its thread has ended.
+    if (err instanceof TokenWorkerGivenUp) token.closeSessionAfter(owner, err.exited);
+    else token.closeSession(owner);
     throw tokenError('transport key set-up', err);
   }
 }
