@@ -18,7 +18,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Agent, request } from 'undici';
+import { probeHealthz } from '../harness/healthz-probe.ts';
 import { closedLoopHttp1 } from '../harness/load.ts';
 import { startServe, stopAll } from '../harness/servers.ts';
 import { encryptBody } from '../scenarios/payloads.ts';
@@ -62,23 +62,11 @@ try {
         8,
       );
       await new Promise((r) => setTimeout(r, 500));
-      const agent = new Agent({ keepAliveTimeout: 5000, connections: 1 });
-      const lat: number[] = [];
-      const end = Date.now() + (seconds - 1) * 1000;
-      while (Date.now() < end) {
-        const t = performance.now();
-        const r = await request(`http://127.0.0.1:${port}/healthz`, { dispatcher: agent });
-        await r.body.text();
-        lat.push(performance.now() - t);
-        await new Promise((r) => setTimeout(r, 2));
-      }
+      const probe = await probeHealthz(port, seconds - 1);
       const res = await load;
-      await agent.close();
       await stopAll();
-      lat.sort((a, b) => a - b);
-      const q = (p: number) => (lat[Math.floor(p * (lat.length - 1))] ?? Number.NaN).toFixed(2);
       console.log(
-        `round ${round} ${mode.padEnd(7)}: encrypt on the token ${Math.round(res.rps)} req/s (errors ${res.errors}); /healthz n=${lat.length} p50 ${q(0.5)} p90 ${q(0.9)} p99 ${q(0.99)} ms`,
+        `round ${round} ${mode.padEnd(7)}: encrypt on the token ${Math.round(res.rps)} req/s (errors ${res.errors}); /healthz n=${probe.n} p50 ${probe.p50} p90 ${probe.p90} p99 ${probe.p99} ms`,
       );
     }
   }

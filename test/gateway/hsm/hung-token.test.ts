@@ -6,42 +6,29 @@
  * answers meanwhile; SIGTERM ends the process within seconds (the thread
  * blocked in the module cannot be joined, so the command ends itself with
  * SIGKILL once everything is closed, and says so), and the audit log closed
- * first; so does SIGTERM while a request hangs before its deadline. Needs gcc and SoftHSM; skipped with the reason without them, except
- * under CI=true.
+ * first; so does SIGTERM while a request hangs before its deadline. Needs
+ * gcc and SoftHSM; skipped with the reason without them, except under
+ * CI=true.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { verifyAuditLog } from '../../../common/src/audit/audit-verifier.ts';
-import { createSoftHsmToken, SOFTHSM_MODULE, type SoftHsmToken, softHsmSkip } from '../../support/softhsm.ts';
+import { buildSlowToken, slowTokenSkip } from '../../support/slow-token.ts';
+import { createSoftHsmToken, SOFTHSM_MODULE, type SoftHsmToken } from '../../support/softhsm.ts';
 
-const SOURCE = fileURLToPath(new URL('../../../bench/hsm/slow-token.c', import.meta.url));
-
-function skipReason(): string | false {
-  const hsm = softHsmSkip();
-  if (hsm || process.env.CI === 'true') return hsm;
-  try {
-    execFileSync('gcc', ['--version'], { stdio: 'pipe' });
-    return false;
-  } catch {
-    return 'gcc not installed (apt-get install gcc): the slow token module cannot be built';
-  }
-}
-
-describe('kcm gateway over a hung HSM', { skip: skipReason() }, () => {
+describe('kcm gateway over a hung HSM', { skip: slowTokenSkip() }, () => {
   let dir: string;
   let token: SoftHsmToken;
   let shim: string;
 
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'kcm-hung-token-'));
-    shim = join(dir, 'libslowtoken.so');
-    execFileSync('gcc', ['-shared', '-fPIC', '-O2', '-o', shim, SOURCE, '-ldl', '-lpthread'], { stdio: 'pipe' });
+    shim = buildSlowToken(dir);
     token = createSoftHsmToken();
   });
   after(() => {

@@ -8,31 +8,18 @@
  * skipped with the reason without it or SoftHSM, except under CI=true.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { encryptFieldsAsync } from '../../../common/src/crypto/field-cipher.ts';
 import { KcmError } from '../../../common/src/errors.ts';
 import { HsmBackend } from '../../../gateway/src/hsm/hsm-backend.ts';
 import { cryptoFor } from '../../../native/index.ts';
-import { createSoftHsmToken, SOFTHSM_MODULE, type SoftHsmToken, softHsmSkip } from '../../support/softhsm.ts';
+import { buildSlowToken, slowTokenSkip } from '../../support/slow-token.ts';
+import { createSoftHsmToken, SOFTHSM_MODULE, type SoftHsmToken } from '../../support/softhsm.ts';
 
 const DELAY_MS = 40;
-const SOURCE = fileURLToPath(new URL('../../../bench/hsm/slow-token.c', import.meta.url));
-
-function skipReason(): string | false {
-  const hsm = softHsmSkip();
-  if (hsm || process.env.CI === 'true') return hsm;
-  try {
-    execFileSync('gcc', ['--version'], { stdio: 'pipe' });
-    return false;
-  } catch {
-    return 'gcc not installed (apt-get install gcc): the slow token module cannot be built';
-  }
-}
 
 /**
  * The longest a 5 ms timer was late while the work `start` begins ran, in
@@ -58,15 +45,14 @@ async function loopLateness(start: () => Promise<unknown>): Promise<number> {
   return worst;
 }
 
-describe('pkcs11 backend over a slow token (bench/hsm/slow-token.c)', { skip: skipReason() }, () => {
+describe('pkcs11 backend over a slow token (bench/hsm/slow-token.c)', { skip: slowTokenSkip() }, () => {
   let dir: string;
   let token: SoftHsmToken;
   let shim: string;
 
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'kcm-slow-token-'));
-    shim = join(dir, 'libslowtoken.so');
-    execFileSync('gcc', ['-shared', '-fPIC', '-O2', '-o', shim, SOURCE, '-ldl', '-lpthread'], { stdio: 'pipe' });
+    shim = buildSlowToken(dir);
     token = createSoftHsmToken();
     process.env.KCM_SLOW_TOKEN_MODULE = SOFTHSM_MODULE;
     process.env.KCM_SLOW_TOKEN_US = String(DELAY_MS * 1000);
