@@ -35,7 +35,7 @@ export interface HsmBackendOptions extends TokenOptions {
 
 /** Figures for /metrics. */
 export interface HsmStats extends TokenCounters {
-  /** Token sessions open now: the main thread's (login anchor, the transport key's owner) and one per token worker at most. */
+  /** Token sessions open now: the main thread's (login anchor, the transport key's owner) and the token workers'. */
   sessions: number;
   /** Token jobs that ran past `timeoutMs` (each failed with its worker's queue). */
   timeouts: number;
@@ -129,7 +129,7 @@ export class HsmBackend {
 
   stats(): HsmStats {
     // The main thread's (the login anchor, KT's owner) and one per token worker.
-    const sessions = this.#closed ? 0 : this.#token.openSessions + this.#workers.size;
+    const sessions = this.#closed ? 0 : this.#token.openSessions + this.#workers.sessions;
     return {
       ...this.#cipher.counters,
       sessions,

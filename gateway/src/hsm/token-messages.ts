@@ -60,8 +60,12 @@ export interface InstallJob {
 
 export type TokenJob = SealJob | OpenJob | RsaPairJob | InstallJob;
 
-/** A job's answer; `ops` counts the token calls that did crypto (data-key unwraps and per-field GCM). */
-export type TokenReply =
+/**
+ * A job's answer; `ops` counts the token calls that did crypto (data-key
+ * unwraps and per-field GCM). A worker thread adds `session`: whether it
+ * holds its operation session after the job (for the sessions gauge).
+ */
+export type TokenReply = { session?: boolean } & (
   | { id: number; ok: true; ops: number; sealed: Uint8Array[] }
   | {
       id: number;
@@ -89,4 +93,5 @@ export type TokenReply =
       rv?: number;
       /** First line of the error: a step and a CKR name, never data or keys. */
       message: string;
-    };
+    }
+);

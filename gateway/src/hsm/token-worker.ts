@@ -231,6 +231,11 @@ export class TokenWorker {
     }
   }
 
+  /** Whether it holds its operation session now (opened by its first request job, dropped after a failure). */
+  get hasSession(): boolean {
+    return this.#session !== undefined;
+  }
+
   /** Closes the session and unloads the module when it loaded it (never C_Finalize: the main thread owns the initialisation). */
   close(): void {
     this.#dropSession();
@@ -275,6 +280,6 @@ if (port) {
       return;
     }
     const { reply, transfer } = worker.run(job);
-    port.postMessage(reply, transfer);
+    port.postMessage({ ...reply, session: worker.hasSession }, transfer);
   });
 }

@@ -72,6 +72,8 @@ interface Slot {
   pending: Map<number, Pending>;
   /** The worker loaded the module and runs jobs. */
   started: boolean;
+  /** It holds its operation session (as its last reply said). */
+  session: boolean;
   /** The deadline of the job the worker is running (the first pending one), once started; before, of its start. */
   timer: NodeJS.Timeout | undefined;
   /** Settles when the worker said whether it started. */
@@ -129,9 +131,11 @@ export class TokenWorkers {
     await Promise.all(this.#slots.map((s) => s.ready));
   }
 
-  /** Workers running now (each with at most one session open); 1 inline. */
-  get size(): number {
-    return this.#inline && !this.#closed ? 1 : this.#slots.filter((s) => !s.dead).length;
+  /** Operation sessions the workers (or the inline runner) hold open now. */
+  get sessions(): number {
+    if (this.#closed) return 0;
+    if (this.#inline) return this.#inline.hasSession ? 1 : 0;
+    return this.#slots.filter((s) => !s.dead && s.session).length;
   }
 
   /** How long a request's token job may run (0 inline: nothing can interrupt it). */
@@ -264,6 +268,7 @@ export class TokenWorkers {
       gone: false,
       dead: false,
       started: false,
+      session: false,
       timer: undefined,
       die: (why, givenUp) => {
         if (slot.dead) return;
@@ -309,6 +314,7 @@ export class TokenWorkers {
         if ('opened' in m) new Uint8Array(m.opened).fill(0);
         return;
       }
+      slot.session = m.session === true;
       pending.delete(m.id);
       if (pending.size === 0) worker.unref();
       // The worker goes on with the next job now.
