@@ -111,6 +111,12 @@ async function main(): Promise<number> {
           args: ['--hsm', join(tmp, 'hsm')],
         }),
       );
+      await start('gw-pkcs11-inline', () =>
+        startServe('gw-pkcs11-inline', 'gateway', cpu, {
+          env: { KCM_CRYPTO_BACKEND: 'native' },
+          args: ['--hsm', join(tmp, 'hsm-inline'), '--hsm-inline'],
+        }),
+      );
       await start('bare-uws', () => startServe('bare-uws', 'bare-uws', cpu));
       await start('bare-h2', () => startServe('bare-h2', 'bare-h2', cpu, { tlsDir }));
       await start('node-crypto', () => startServe('node-crypto', 'node-crypto', cpu));

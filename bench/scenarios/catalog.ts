@@ -8,6 +8,7 @@
  *  gw-native  gateway, native backend: uWS (`uws`) and h2 mTLS (`h2Tls`) fronts
  *  gw-node    gateway, node:crypto fallback backend: uWS
  *  gw-pkcs11  gateway, key `bench` on the pkcs11 backend (SoftHSM2 token, serve.ts --hsm): uWS
+ *  gw-pkcs11-inline  the same with hsm.inline (token calls on the event loop, no worker threads)
  *  bare-uws   bare uWS JSON echo          bare-h2  bare node:http2 mTLS JSON echo
  *  node-crypto  peer: node:http + node:crypto encrypt service
  *  sample-app   the app behind the proxy  nginx   nginx reverse proxy → sample-app
@@ -213,6 +214,14 @@ const backends: Factory[] = [
       ci: false,
       endpoints: [
         ...uwsPair('gateway (pkcs11 backend) encrypt 1 KB', 'gw-pkcs11', post(`/v1/encrypt/${KEY}`, encryptBody(1024))),
+        {
+          label: 'gateway (pkcs11 backend, hsm.inline) encrypt 1 KB (peer)',
+          role: 'peer',
+          front: 'http1',
+          server: 'gw-pkcs11-inline',
+          port: 'uws',
+          request: post(`/v1/encrypt/${KEY}`, encryptBody(1024)),
+        },
         {
           label: 'gateway (native backend) encrypt 1 KB (peer)',
           role: 'peer',
