@@ -149,8 +149,9 @@ export class HsmBackend {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    const quiet = await this.#workers.close();
+    // The transport key's owner session is closed by a worker job, posted before the workers close.
     this.#cipher.reset();
+    const quiet = await this.#workers.close();
     this.#token.close({ finalize: quiet });
   }
 

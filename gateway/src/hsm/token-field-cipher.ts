@@ -19,15 +19,16 @@
  * when the login or the key objects are gone, the transport key is set up
  * again on the next call.
  *
- * Every PKCS#11 call of a request runs on a worker, and so do the token
- * steps of the transport key's set-up (transport-key.ts); only the login
- * check before a set-up and closing a lost key's owner session run on the
- * event loop.
+ * Every PKCS#11 call after start-up runs on a worker: a request's, the
+ * transport key's set-up (login check, logging in again, owner session,
+ * transport-key.ts steps) and closing a lost key's owner session. The
+ * event loop keeps only the native wraps (microseconds).
  */
 import { KcmError } from '../../../common/src/errors.ts';
 import type { Crypto, EnvelopeEngine, KeyHandle } from '../../../native/index.ts';
 import type { TokenReply } from './token-messages.ts';
 import { SESSION_LOST, type TokenSessions } from './token-sessions.ts';
+import { TokenWorkerGivenUp } from './token-worker-given-up.ts';
 import type { Failed, TokenWorkers } from './token-workers.ts';
 import { setUpTransportKey, type TransportKey, type TransportSteps } from './transport-key.ts';
 
@@ -78,14 +79,66 @@ export class TokenFieldCipher implements EnvelopeEngine {
 
   async #setUp(): Promise<TransportKey> {
     try {
-      this.#token.ensureLogin();
-      const t = await setUpTransportKey(this.#token, this.#steps, this.#crypto);
+      const t = await setUpTransportKey(await this.#ownerSession(), this.#steps, this.#crypto);
       this.#transport = t;
       return t;
     } catch (err) {
       this.counters.errors++;
       throw err;
     }
+  }
+
+  /**
+   * The owner session of a set-up, opened by a worker once it found the user
+   * logged in; when the token logged out (or lost the anchor session), a
+   * worker logs in again first, with the PIN read again from its source.
+   */
+  async #ownerSession(): Promise<Buffer> {
+    const token = this.#token;
+    let p = await this.#prepare();
+    if (!p.loggedIn) {
+      const pin = token.readPin();
+      if (!pin) throw new KcmError('hsm_unavailable', 'the token logged out and the PIN cannot be read again');
+      const job = { op: 'login', anchor: p.anchorValid ? (token.anchor ?? null) : null, pin } as const;
+      const r = await this.#workers.run(job, [], this.#setUpTimeoutMs());
+      if (!r.ok) throw new KcmError('hsm_unavailable', `login: ${r.message}`);
+      if (!('anchor' in r)) throw new KcmError('internal_error', 'token worker: a login job answered as another job');
+      token.replaceAnchor(asBuffer(r.anchor));
+      p = await this.#prepare();
+      if (!p.loggedIn) throw new KcmError('hsm_unavailable', 'login: the token did not keep the login');
+    }
+    const owner = asBuffer(p.owner as Uint8Array);
+    token.adopt(owner);
+    return owner;
+  }
+
+  /** Asks a worker whether the user is logged in; when so, it opens an owner session (`owner`). */
+  async #prepare(): Promise<{ loggedIn: boolean; anchorValid: boolean; owner: Uint8Array | null }> {
+    const r = await this.#workers.run(
+      { op: 'prepare', anchor: this.#token.anchor ?? null },
+      [],
+      this.#setUpTimeoutMs(),
+    );
+    if (!r.ok) throw new KcmError('hsm_unavailable', `login check: ${r.message}`);
+    if (!('loggedIn' in r) || (r.loggedIn && !r.owner)) {
+      throw new KcmError('internal_error', 'token worker: a prepare job answered as another job');
+    }
+    return r;
+  }
+
+  /**
+   * Closes a session of the set-up (an owner session) on a worker, once
+   * `after` settles when given (a given-up worker may still use it).
+   * Best effort: a token that cannot close it loses it with its objects.
+   */
+  #closeOwner(owner: Buffer, after?: Promise<void>): void {
+    this.#token.forget(owner);
+    const close = () =>
+      this.#workers.run({ op: 'close-session', session: owner }).then(
+        () => {},
+        () => {},
+      );
+    void (after ? after.then(close) : close());
   }
 
   /** The set-up's token steps as jobs of the workers (failures as `hsm_unavailable` naming the step). */
@@ -103,6 +156,7 @@ export class TokenFieldCipher implements EnvelopeEngine {
       if (!('object' in r)) throw new KcmError('internal_error', 'token worker: a set-up job answered as another job');
       return asBuffer(r.object);
     },
+    closeOwner: (owner, err) => this.#closeOwner(owner, err instanceof TokenWorkerGivenUp ? err.exited : undefined),
   };
 
   /** A set-up step (an RSA key generation in the token) may take longer than a request's token work. */
@@ -116,7 +170,7 @@ export class TokenFieldCipher implements EnvelopeEngine {
     this.#transport = undefined;
     if (!t) return;
     t.key.destroy();
-    this.#token.closeSession(t.owner);
+    this.#closeOwner(t.owner);
   }
 
   /** Encrypts per the file comment; same contract as KeyHandle.dataKeySealBatch. */

@@ -58,7 +58,33 @@ export interface InstallJob {
   wrapped: Uint8Array;
 }
 
-export type TokenJob = SealJob | OpenJob | RsaPairJob | InstallJob;
+/**
+ * Before a transport key set-up: is the user still logged in (asked through
+ * the anchor session)? When so, the worker opens the owner session of the
+ * set-up and answers it.
+ */
+export interface PrepareJob {
+  id: number;
+  op: 'prepare';
+  anchor: Uint8Array | null;
+}
+
+/** Log in again on the anchor (null: the token lost it; a new session is opened). */
+export interface LoginJob {
+  id: number;
+  op: 'login';
+  anchor: Uint8Array | null;
+  pin: string;
+}
+
+/** Close a session of the main thread's set (a lost transport key's owner session). */
+export interface CloseSessionJob {
+  id: number;
+  op: 'close-session';
+  session: Uint8Array;
+}
+
+export type TokenJob = SealJob | OpenJob | RsaPairJob | InstallJob | PrepareJob | LoginJob | CloseSessionJob;
 
 /**
  * A job's answer; `ops` counts the token calls that did crypto (data-key
@@ -85,6 +111,9 @@ export type TokenReply = { session?: boolean } & (
       spki: Uint8Array;
     }
   | { id: number; ok: true; ops: number; object: Uint8Array }
+  | { id: number; ok: true; ops: number; loggedIn: boolean; anchorValid: boolean; owner: Uint8Array | null }
+  | { id: number; ok: true; ops: number; anchor: Uint8Array }
+  | { id: number; ok: true; ops: number; closed: true }
   | {
       id: number;
       ok: false;

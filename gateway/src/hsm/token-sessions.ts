@@ -10,14 +10,16 @@
  * operations, until close(): PKCS#11 logs the user out when an
  * application's last session closes, and a failing request closes the
  * sessions it used, so without it one token error could log the gateway out
- * for good. {@link TokenSessions.ensureLogin} reopens the anchor and logs in
- * again when the token lost the session or the login anyway (device reset,
- * another user of the module calling C_Logout), with the PIN read again from
- * the `pin` callback.
+ * for good. When the token lost the session or the login anyway (device
+ * reset, another user of the module calling C_Logout), a token worker logs
+ * in again before the next transport key set-up ({@link loginState},
+ * {@link logInAgain}: token-field-cipher.ts), with the PIN read again from
+ * the `pin` callback ({@link TokenSessions.readPin}); after start-up this
+ * class makes no token call of its own until close().
  *
  * The PIN is used for C_Login and not kept (a `pin` callback re-reads its
- * source, e.g. the environment variable, only when it must log in again); no
- * message here holds it.
+ * source, e.g. the environment variable, only when it must log in again,
+ * and hands it to the worker's login job); no message here holds it.
  */
 import pkcs11js from 'pkcs11js';
 import { KcmError } from '../../../common/src/errors.ts';
@@ -129,6 +131,37 @@ export function gcm(iv: Buffer, aad: Buffer): pkcs11js.Mechanism {
 /** PKCS#11 session states in which the user is logged in (CKS_RO_USER_FUNCTIONS, CKS_RW_USER_FUNCTIONS). */
 const USER_STATES: ReadonlySet<number> = new Set([1, 3]);
 
+/**
+ * Whether the user is logged in, asked through the anchor session (a token
+ * worker's job); `anchorValid` false when the token lost that session too.
+ */
+export function loginState(lib: Pkcs11Lib, anchor: Buffer | undefined): { loggedIn: boolean; anchorValid: boolean } {
+  if (!anchor) return { loggedIn: false, anchorValid: false };
+  try {
+    return { loggedIn: USER_STATES.has(lib.C_GetSessionInfo(anchor).state), anchorValid: true };
+  } catch {
+    return { loggedIn: false, anchorValid: false };
+  }
+}
+
+/**
+ * Logs the user in again (a token worker's job) on `anchor`, or on a new
+ * session of `slot` when the token lost it; answers the anchor. Throws the
+ * PKCS#11 error (an already logged-in user is not one).
+ */
+export function logInAgain(lib: Pkcs11Lib, slot: Buffer, anchor: Buffer | undefined, pin: string): Buffer {
+  const a = anchor ?? lib.C_OpenSession(slot, P.CKF_SERIAL_SESSION | P.CKF_RW_SESSION);
+  try {
+    lib.C_Login(a, P.CKU_USER, pin);
+  } catch (err) {
+    if (returnValue(err) !== P.CKR_USER_ALREADY_LOGGED_IN) {
+      if (!anchor) lib.C_CloseSession(a);
+      throw err;
+    }
+  }
+  return a;
+}
+
 export class TokenSessions {
   readonly lib: Pkcs11Lib;
   readonly slot: Buffer;
@@ -235,30 +268,31 @@ export class TokenSessions {
     }
   }
 
-  /**
-   * Makes sure the user is logged in: reopens the anchor session when the
-   * token lost it, and logs in again (the PIN read again from the `pin`
-   * callback) when the token logged out. Throws `hsm_unavailable`.
-   */
-  ensureLogin(): void {
-    let a = this.#anchor;
-    if (a) {
-      try {
-        if (USER_STATES.has(this.lib.C_GetSessionInfo(a).state)) return;
-      } catch {
-        this.closeSession(a);
-        a = undefined;
-      }
-    }
-    a ??= this.openSession();
-    this.#anchor = a;
-    const pin = this.#pin?.();
-    if (!pin) throw new KcmError('hsm_unavailable', 'the token logged out and the PIN cannot be read again');
-    try {
-      this.lib.C_Login(a, P.CKU_USER, pin);
-    } catch (err) {
-      if (returnValue(err) !== P.CKR_USER_ALREADY_LOGGED_IN) throw tokenError('login', err);
-    }
+  /** The session that logged in and is kept open so the login lasts (see the file comment). */
+  get anchor(): Buffer | undefined {
+    return this.#anchor;
+  }
+
+  /** A new anchor (a token worker logged in again on it): kept with the others; the lost one is forgotten. */
+  replaceAnchor(s: Buffer): void {
+    if (this.#anchor) this.#open.delete(this.#anchor);
+    this.#anchor = s;
+    this.adopt(s);
+  }
+
+  /** The PIN read again from its source (to log in again after a logout), or undefined when it cannot be. */
+  readPin(): string | undefined {
+    return this.#pin?.();
+  }
+
+  /** Takes a session a token worker opened into this set (closed with the others at close()). */
+  adopt(s: Buffer): void {
+    if (!this.#closed) this.#open.add(s);
+  }
+
+  /** Drops `s` from this set without closing it (a token worker closes it). */
+  forget(s: Buffer): void {
+    this.#open.delete(s);
   }
 
   /** Sessions the main thread has open now (the login anchor, owner sessions). */
@@ -268,16 +302,17 @@ export class TokenSessions {
 
   /**
    * Closes every session, then finalises and unloads the module (when this
-   * opened it); with `finalize: false` (a thread may still be inside the
-   * module) it only closes the sessions. Idempotent.
+   * opened it). With `finalize: false` (a thread is still inside the module:
+   * the token hangs) it makes no call at all, for one could hang too; the
+   * process ends without them. Idempotent.
    */
   close(o: { finalize?: boolean } = {}): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#anchor = undefined;
     this.#pin = undefined;
-    for (const s of [...this.#open]) this.closeSession(s);
     if (o.finalize === false) return;
+    for (const s of [...this.#open]) this.closeSession(s);
     try {
       if (this.#ownsInit) this.lib.C_Finalize();
     } catch {

@@ -31,6 +31,8 @@ import {
   GCM_NONCE_BYTES,
   GCM_TAG_BYTES,
   gcm,
+  logInAgain,
+  loginState,
   type Pkcs11Lib,
   returnValue,
 } from './token-sessions.ts';
@@ -77,6 +79,26 @@ export class TokenWorker {
       if (job.op === 'rsa-pair') {
         const pair = makeRsaPair(this.#lib, Buffer.from(job.owner));
         return { reply: { id: job.id, ok: true, ops: 0, ...pair }, transfer: [] };
+      }
+      if (job.op === 'prepare') {
+        const anchor = job.anchor ? Buffer.from(job.anchor) : undefined;
+        const state = loginState(this.#lib, anchor);
+        const owner = state.loggedIn
+          ? this.#lib.C_OpenSession(this.#slot, P.CKF_SERIAL_SESSION | P.CKF_RW_SESSION)
+          : null;
+        return { reply: { id: job.id, ok: true, ops: 0, ...state, owner }, transfer: [] };
+      }
+      if (job.op === 'login') {
+        const anchor = logInAgain(this.#lib, this.#slot, job.anchor ? Buffer.from(job.anchor) : undefined, job.pin);
+        return { reply: { id: job.id, ok: true, ops: 0, anchor }, transfer: [] };
+      }
+      if (job.op === 'close-session') {
+        try {
+          this.#lib.C_CloseSession(Buffer.from(job.session));
+        } catch {
+          // already gone
+        }
+        return { reply: { id: job.id, ok: true, ops: 0, closed: true }, transfer: [] };
       }
       if (job.op === 'install-transport') {
         const pair = { publicKey: Buffer.from(job.publicKey), privateKey: Buffer.from(job.privateKey) };

@@ -23,15 +23,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { KcmError } from '../../../common/src/errors.ts';
-import type {
-  InstallJob,
-  OpenJob,
-  RsaPairJob,
-  SealJob,
-  TokenJob,
-  TokenReply,
-  TokenWorkerData,
-} from './token-messages.ts';
+import type { TokenJob, TokenReply, TokenWorkerData } from './token-messages.ts';
 import type { Pkcs11Lib } from './token-sessions.ts';
 import { TokenWorker } from './token-worker.ts';
 import { TokenWorkerGivenUp } from './token-worker-given-up.ts';
@@ -43,7 +35,9 @@ const CLOSE_WAIT_MS = 2000;
 /** The least time a worker may take to load the module and start. */
 const START_TIMEOUT_MS = 30_000;
 
-type Job = Omit<TokenJob, 'id'>;
+/** A job as callers give it: any TokenJob without its id (the pool numbers them). */
+type Job = WithoutId<TokenJob>;
+type WithoutId<J> = J extends unknown ? Omit<J, 'id'> : never;
 
 /** Threads of every pool given up while inside the module (see stuckTokenThreads). */
 const stuck = new Set<Slot>();
@@ -153,19 +147,12 @@ export class TokenWorkers {
     return this.#lingering.size;
   }
 
-  /** Runs `job` on a worker; rejects with `hsm_unavailable` when the worker dies or times out, or the pool is closed. */
-  run(job: Omit<SealJob, 'id'>, transfer?: ArrayBuffer[]): Promise<Extract<TokenReply, { sealed: unknown }> | Failed>;
-  run(job: Omit<OpenJob, 'id'>, transfer?: ArrayBuffer[]): Promise<Extract<TokenReply, { opened: unknown }> | Failed>;
-  run(
-    job: Omit<RsaPairJob, 'id'>,
-    transfer?: [],
-    timeoutMs?: number,
-  ): Promise<Extract<TokenReply, { spki: unknown }> | Failed>;
-  run(
-    job: Omit<InstallJob, 'id'>,
-    transfer?: [],
-    timeoutMs?: number,
-  ): Promise<Extract<TokenReply, { object: unknown }> | Failed>;
+  /**
+   * Runs `job` on a worker (its reply, to be narrowed by the caller);
+   * rejects with `hsm_unavailable` when the worker dies or times out, or the
+   * pool is closed. `transfer`: buffers handed over with it; `timeoutMs`:
+   * its deadline (default the pool's).
+   */
   run(job: Job, transfer: ArrayBuffer[] = [], timeoutMs = this.#timeoutMs): Promise<TokenReply> {
     if (this.#closed) return Promise.reject(new KcmError('hsm_unavailable', 'the token is closed'));
     if (this.#inline) return Promise.resolve(this.#inline.run({ ...job, id: 0 } as TokenJob).reply);

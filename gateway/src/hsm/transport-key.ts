@@ -21,8 +21,7 @@
 import { createPublicKey } from 'node:crypto';
 import pkcs11js from 'pkcs11js';
 import type { Crypto, KeyHandle } from '../../../native/index.ts';
-import { type Pkcs11Lib, sessionAesKey, type TokenSessions, tokenError } from './token-sessions.ts';
-import { TokenWorkerGivenUp } from './token-worker-given-up.ts';
+import { type Pkcs11Lib, sessionAesKey, tokenError } from './token-sessions.ts';
 
 const P = pkcs11js;
 const RSA_BITS = 2048;
@@ -133,21 +132,19 @@ export function installTransportKey(
 export interface TransportSteps {
   makeRsaPair(owner: Buffer): Promise<RsaPair>;
   install(owner: Buffer, pair: Omit<RsaPair, 'spki'>, wrapped: Buffer): Promise<Buffer>;
+  /** Closes the owner session after a failed set-up (`err`: why), removing what the token made in it. */
+  closeOwner(owner: Buffer, err: unknown): void;
 }
 
 /**
- * Runs the set-up above with KT made by `crypto` (the backend of the L3 keys
- * it will serve): the owner session is opened here, steps 1 and 3 run
+ * Runs the set-up above in the owner session `owner` with KT made by
+ * `crypto` (the backend of the L3 keys it will serve): steps 1 and 3 run
  * through `steps`, step 2 here. On any failure (a step refused, timed out or
- * lost with its worker) the owner session is closed, which removes what the
- * token made, and KT is destroyed. Rejects with `hsm_unavailable`.
+ * lost with its worker) the owner session is closed through `steps`, which
+ * removes what the token made, and KT is destroyed. Rejects with
+ * `hsm_unavailable`.
  */
-export async function setUpTransportKey(
-  token: TokenSessions,
-  steps: TransportSteps,
-  crypto: Crypto,
-): Promise<TransportKey> {
-  const owner = token.openSession();
+export async function setUpTransportKey(owner: Buffer, steps: TransportSteps, crypto: Crypto): Promise<TransportKey> {
   let key: KeyHandle | undefined;
   try {
     const pair = await steps.makeRsaPair(owner);
@@ -157,9 +154,7 @@ export async function setUpTransportKey(
     return { key, object, owner };
   } catch (err) {
     key?.destroy();
-    // A step given up mid-call may still be using the owner session: closed once its thread has ended.
-    if (err instanceof TokenWorkerGivenUp) token.closeSessionAfter(owner, err.exited);
-    else token.closeSession(owner);
+    steps.closeOwner(owner, err);
     throw tokenError('transport key set-up', err);
   }
 }

@@ -52,6 +52,45 @@ function assertNotReadable(hsm: HsmBackend, s: Buffer, object: Buffer, what: str
   assert.equal(extractable, 0, `${what}: CKA_EXTRACTABLE`);
 }
 
+/**
+ * Records every PKCS#11 call made through the main thread's pkcs11js
+ * instance of `hsm` (workers have their own); `paused(fn)` runs the test's
+ * own calls unrecorded.
+ */
+function recordCalls(hsm: HsmBackend): { calls: string[]; paused(fn: () => void): void; restore(): void } {
+  const lib = hsm.token.lib as unknown as Record<string, unknown>;
+  const calls: string[] = [];
+  let recording = true;
+  const saved = new Map<string, unknown>();
+  const names = new Set<string>();
+  for (let o: object | null = lib; o; o = Object.getPrototypeOf(o)) {
+    for (const n of Object.getOwnPropertyNames(o)) names.add(n);
+  }
+  for (const name of names) {
+    const f = lib[name];
+    if (!name.startsWith('C_') || typeof f !== 'function') continue;
+    saved.set(name, f);
+    lib[name] = (...args: unknown[]) => {
+      if (recording) calls.push(name);
+      return (f as (...a: unknown[]) => unknown).apply(lib, args);
+    };
+  }
+  return {
+    calls,
+    paused(fn) {
+      recording = false;
+      try {
+        fn();
+      } finally {
+        recording = true;
+      }
+    },
+    restore() {
+      for (const [name, f] of saved) lib[name] = f;
+    },
+  };
+}
+
 describe('pkcs11 field backend (SoftHSM2)', { skip: softHsmSkip() }, () => {
   let token: SoftHsmToken;
   /** A second token for the test that needs a backend alone on its token (made before the module initialises). */
@@ -182,22 +221,7 @@ describe('pkcs11 field backend (SoftHSM2)', { skip: softHsmSkip() }, () => {
   it('no token call of a request runs on the event loop thread; concurrent requests share the workers', async () => {
     const hsm = await open('native');
     await hsm.transportKey(); // set up beforehand
-    const lib = hsm.token.lib as unknown as Record<string, unknown>;
-    const calls: string[] = [];
-    const saved = new Map<string, unknown>();
-    const names = new Set<string>();
-    for (let o: object | null = lib; o; o = Object.getPrototypeOf(o)) {
-      for (const n of Object.getOwnPropertyNames(o)) names.add(n);
-    }
-    for (const name of names) {
-      const f = lib[name];
-      if (!name.startsWith('C_') || typeof f !== 'function') continue;
-      saved.set(name, f);
-      lib[name] = (...args: unknown[]) => {
-        calls.push(name);
-        return (f as (...a: unknown[]) => unknown).apply(lib, args);
-      };
-    }
+    const rec = recordCalls(hsm);
     try {
       const l3 = cryptoFor('native').generateKey();
       const view = hsm.view(l3);
@@ -211,14 +235,45 @@ describe('pkcs11 field backend (SoftHSM2)', { skip: softHsmSkip() }, () => {
         texts,
       );
       // C_GetSessionInfo: the login check before a transport key is made; none was needed here.
-      assert.deepEqual(calls, [], 'PKCS#11 calls made on the event loop thread');
+      assert.deepEqual(rec.calls, [], 'PKCS#11 calls made on the event loop thread');
       // The recorder itself works: a call made here is seen.
-      (lib.C_GetSlotList as (present: boolean) => unknown)(true);
-      assert.deepEqual(calls, ['C_GetSlotList']);
+      hsm.token.lib.C_GetSlotList(true);
+      assert.deepEqual(rec.calls, ['C_GetSlotList']);
       // The login anchor and the transport key's owner, and each of the two workers' operation session.
       assert.equal(hsm.stats().sessions, 4);
     } finally {
-      for (const [name, f] of saved) lib[name] = f;
+      rec.restore();
+    }
+  });
+
+  it('after start-up no PKCS#11 call runs on the event loop, also when the key is set up again after a logout', async () => {
+    // Its own token: the logout below must not reach the other backends.
+    const hsm = await HsmBackend.open({
+      module: own.modulePath,
+      tokenLabel: own.tokenLabel,
+      pin: () => own.pin,
+      sessions: 2,
+      crypto: cryptoFor('native'),
+    });
+    const rec = recordCalls(hsm);
+    try {
+      const l3 = cryptoFor('native').generateKey();
+      const view = hsm.view(l3);
+      const seal = async (text: string) =>
+        (await encryptFieldsAsync(view, REF, [Buffer.from(text)], [ctx('c')]))[0] as string;
+      const opens = async (ct: string) => (await decryptFieldsAsync('t1', () => l3, [ct], [ctx('c')]))[0]?.ok === true;
+      assert.ok(await opens(await seal('first')));
+      // The token logs the user out (another user of the module, a device reset): done here, not recorded.
+      const kt = await hsm.transportKey();
+      rec.paused(() => hsm.token.lib.C_Logout(kt.owner));
+      await assert.rejects(seal('x'), (e: unknown) => e instanceof KcmError && e.code === 'hsm_unavailable');
+      // The next request: login check, login again, owner session, set-up, seal: all on workers.
+      assert.ok(await opens(await seal('after the logout')));
+      assert.notEqual(await hsm.transportKey(), kt, 'a new transport key');
+      assert.deepEqual(rec.calls, [], 'PKCS#11 calls made on the event loop thread');
+    } finally {
+      rec.restore();
+      await hsm.close();
     }
   });
 
