@@ -149,9 +149,9 @@ export class HsmBackend {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    // The transport key's owner session is closed by a worker job, posted before the workers close.
-    this.#cipher.reset();
+    // Jobs already posted finish first (they use KT'); the owner session then closes with the others.
     const quiet = await this.#workers.close();
+    this.#cipher.reset(true);
     this.#token.close({ finalize: quiet });
   }
 

@@ -56,6 +56,8 @@ export class TokenFieldCipher implements EnvelopeEngine {
   #transport: TransportKey | undefined;
   /** The set-up under way, shared by the callers that need the key meanwhile. */
   #settingUp: Promise<TransportKey> | undefined;
+  /** The close of a lost key's owner session, when one is under way. */
+  #closingOwner: Promise<void> | undefined;
 
   /** `crypto` must be the backend of the L3 keys this cipher serves; `workers` run on `token`'s module and slot. */
   constructor(token: TokenSessions, workers: TokenWorkers, crypto: Crypto) {
@@ -79,6 +81,10 @@ export class TokenFieldCipher implements EnvelopeEngine {
 
   async #setUp(): Promise<TransportKey> {
     try {
+      // A lost key's owner session is closed before a new one may be opened (see #closeOwner).
+      const closing = this.#closingOwner;
+      this.#closingOwner = undefined;
+      await closing;
       const t = await setUpTransportKey(await this.#ownerSession(), this.#steps, this.#crypto);
       this.#transport = t;
       return t;
@@ -127,18 +133,18 @@ export class TokenFieldCipher implements EnvelopeEngine {
   }
 
   /**
-   * Closes a session of the set-up (an owner session) on a worker, once
-   * `after` settles when given (a given-up worker may still use it).
-   * Best effort: a token that cannot close it loses it with its objects.
+   * Closes an owner session on a worker (best effort), unless it is no
+   * longer in the token's set (closed already). The next set-up waits for
+   * it: PKCS#11 may hand the same handle number to a new session, which a
+   * late close would then close.
    */
-  #closeOwner(owner: Buffer, after?: Promise<void>): void {
-    this.#token.forget(owner);
-    const close = () =>
-      this.#workers.run({ op: 'close-session', session: owner }).then(
-        () => {},
-        () => {},
-      );
-    void (after ? after.then(close) : close());
+  #closeOwner(owner: Buffer): void {
+    if (!this.#token.forget(owner)) return;
+    const closing = this.#workers.run({ op: 'close-session', session: owner }).then(
+      () => {},
+      () => {},
+    );
+    this.#closingOwner = this.#closingOwner ? this.#closingOwner.then(() => closing) : closing;
   }
 
   /** The set-up's token steps as jobs of the workers (failures as `hsm_unavailable` naming the step). */
@@ -156,7 +162,11 @@ export class TokenFieldCipher implements EnvelopeEngine {
       if (!('object' in r)) throw new KcmError('internal_error', 'token worker: a set-up job answered as another job');
       return asBuffer(r.object);
     },
-    closeOwner: (owner, err) => this.#closeOwner(owner, err instanceof TokenWorkerGivenUp ? err.exited : undefined),
+    closeOwner: (owner, err) => {
+      // A step whose worker was given up mid-call may still use the session, and closing it later by number could
+      // close another: it stays in the token's set, closed at shutdown.
+      if (!(err instanceof TokenWorkerGivenUp)) this.#closeOwner(owner);
+    },
   };
 
   /** A set-up step (an RSA key generation in the token) may take longer than a request's token work. */
@@ -164,13 +174,17 @@ export class TokenFieldCipher implements EnvelopeEngine {
     return Math.max(this.#workers.timeoutMs, SET_UP_TIMEOUT_MS);
   }
 
-  /** Forgets the transport key (both halves): the next call sets up a new one. */
-  reset(): void {
+  /**
+   * Forgets the transport key (both halves): the next call sets up a new
+   * one. KT' goes with its owner session, which a worker closes; at shutdown
+   * (`shutdown`: the workers are gone) it is left to TokenSessions.close.
+   */
+  reset(shutdown = false): void {
     const t = this.#transport;
     this.#transport = undefined;
     if (!t) return;
     t.key.destroy();
-    this.#closeOwner(t.owner);
+    if (!shutdown) this.#closeOwner(t.owner);
   }
 
   /** Encrypts per the file comment; same contract as KeyHandle.dataKeySealBatch. */

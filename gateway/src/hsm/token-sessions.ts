@@ -139,10 +139,21 @@ export function loginState(lib: Pkcs11Lib, anchor: Buffer | undefined): { logged
   if (!anchor) return { loggedIn: false, anchorValid: false };
   try {
     return { loggedIn: USER_STATES.has(lib.C_GetSessionInfo(anchor).state), anchorValid: true };
-  } catch {
-    return { loggedIn: false, anchorValid: false };
+  } catch (err) {
+    // Only a session the token no longer has is replaced; any other failure (a device hiccup) fails this check.
+    const rv = returnValue(err);
+    if (rv !== undefined && ANCHOR_GONE.has(rv)) return { loggedIn: false, anchorValid: false };
+    throw err;
   }
 }
+
+/** Return values of C_GetSessionInfo that mean the anchor session is gone for good. */
+const ANCHOR_GONE: ReadonlySet<number> = new Set([
+  P.CKR_SESSION_HANDLE_INVALID,
+  P.CKR_SESSION_CLOSED,
+  P.CKR_DEVICE_REMOVED,
+  P.CKR_TOKEN_NOT_PRESENT,
+]);
 
 /**
  * Logs the user in again (a token worker's job) on `anchor`, or on a new
@@ -241,23 +252,6 @@ export class TokenSessions {
     return s;
   }
 
-  /**
-   * Closes `s` once `when` settles: a given-up token worker may still be
-   * inside a call on it until its thread ends. Not after close() (which
-   * finalises, closing it, or leaves the module as it is).
-   */
-  closeSessionAfter(s: Buffer, when: Promise<void>): void {
-    if (!this.#open.delete(s)) return;
-    void when.then(() => {
-      if (this.#closed) return;
-      try {
-        this.lib.C_CloseSession(s);
-      } catch {
-        // already gone
-      }
-    });
-  }
-
   /** Closes a session (its session objects go with it); errors are ignored. */
   closeSession(s: Buffer): void {
     if (!this.#open.delete(s)) return;
@@ -290,9 +284,9 @@ export class TokenSessions {
     if (!this.#closed) this.#open.add(s);
   }
 
-  /** Drops `s` from this set without closing it (a token worker closes it). */
-  forget(s: Buffer): void {
-    this.#open.delete(s);
+  /** Drops `s` from this set without closing it (a token worker closes it); false when it was not in it. */
+  forget(s: Buffer): boolean {
+    return this.#open.delete(s);
   }
 
   /** Sessions the main thread has open now (the login anchor, owner sessions). */

@@ -234,7 +234,6 @@ describe('pkcs11 field backend (SoftHSM2)', { skip: softHsmSkip() }, () => {
         opened.map((r) => (r[0]?.ok ? r[0].plaintext.toString() : r[0]?.reason)),
         texts,
       );
-      // C_GetSessionInfo: the login check before a transport key is made; none was needed here.
       assert.deepEqual(rec.calls, [], 'PKCS#11 calls made on the event loop thread');
       // The recorder itself works: a call made here is seen.
       hsm.token.lib.C_GetSlotList(true);
