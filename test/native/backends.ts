@@ -44,17 +44,18 @@ export function cryptoOf(name: BackendName): Crypto {
   return cryptoFor(name);
 }
 
+/** The validator of throwsCode / rejectsCode: `err` must be a CryptoError with `code`. */
+function isCryptoError(code: CryptoErrorCode, what: string): (err: unknown) => true {
+  return (err) => {
+    assert.ok(err instanceof CryptoError, `${what}: expected CryptoError(${code}), got ${String(err)}`);
+    assert.equal(err.code, code, `${what}: ${err.message}`);
+    return true;
+  };
+}
+
 /** Asserts that `fn` throws a CryptoError with `code`. */
 export function throwsCode(fn: () => unknown, code: CryptoErrorCode, what = ''): void {
-  assert.throws(
-    fn,
-    (err: unknown) => {
-      assert.ok(err instanceof CryptoError, `${what}: expected CryptoError(${code}), got ${String(err)}`);
-      assert.equal(err.code, code, `${what}: ${err.message}`);
-      return true;
-    },
-    what,
-  );
+  assert.throws(fn, isCryptoError(code, what), what);
 }
 
 /** Asserts that `fn` throws a raw backend error `[code] …` with `.code === code`. */
@@ -101,15 +102,7 @@ export function subsets<T>(items: readonly T[], k: number): T[][] {
 
 /** Asserts that `fn` rejects with a CryptoError with `code`. */
 export async function rejectsCode(fn: () => Promise<unknown>, code: CryptoErrorCode, what = ''): Promise<void> {
-  await assert.rejects(
-    fn,
-    (err: unknown) => {
-      assert.ok(err instanceof CryptoError, `${what}: expected CryptoError(${code}), got ${String(err)}`);
-      assert.equal(err.code, code, `${what}: ${err.message}`);
-      return true;
-    },
-    what,
-  );
+  await assert.rejects(fn, isCryptoError(code, what), what);
 }
 
 /** dataKeySealSplice by the call `k` takes: the asynchronous one for an envelope engine (errors as rejections). */

@@ -154,9 +154,4 @@ export class HsmBackend {
     this.#cipher.reset(true);
     this.#token.close({ finalize: quiet });
   }
-
-  /** Threads of token workers given up (timed out) that are still blocked in the module. */
-  get lingeringWorkers(): number {
-    return this.#workers.lingering;
-  }
 }

@@ -91,14 +91,14 @@ describe('pkcs11 backend over a slow token (bench/hsm/slow-token.c)', { skip: sl
       });
       const took = performance.now() - started;
       assert.ok(took < 450, `answered after ${took.toFixed(0)} ms`);
-      assert.equal(hsm.lingeringWorkers, 1, 'the thread is still in its token call');
+      assert.equal(hsm.stats().stuckThreads, 1, 'the thread is still in its token call');
       const errors = hsm.stats().errors;
       // The next request goes to a fresh worker (and times out too: the token is still slow).
       await assert.rejects(seal(), (e: unknown) => e instanceof KcmError && e.code === 'hsm_unavailable');
       assert.equal(hsm.stats().errors, errors + 1);
       // Once its call returned, a given-up thread ends.
       await new Promise((r) => setTimeout(r, 14 * DELAY_MS));
-      assert.equal(hsm.lingeringWorkers, 0);
+      assert.equal(hsm.stats().stuckThreads, 0);
     } finally {
       await hsm.close();
     }

@@ -12,7 +12,7 @@ import pkcs11js from 'pkcs11js';
 import { decryptFieldsAsync, encryptFields, encryptFieldsAsync } from '../../../common/src/crypto/field-cipher.ts';
 import { KcmError } from '../../../common/src/errors.ts';
 import type { FieldKeyRef } from '../../../common/src/format/envelope.ts';
-import { HsmBackend } from '../../../gateway/src/hsm/hsm-backend.ts';
+import { HsmBackend, type HsmBackendOptions } from '../../../gateway/src/hsm/hsm-backend.ts';
 import { TokenFieldCipher } from '../../../gateway/src/hsm/token-field-cipher.ts';
 import type { TokenReply } from '../../../gateway/src/hsm/token-messages.ts';
 import { AES_KW, DATA_KEY_TEMPLATE } from '../../../gateway/src/hsm/token-sessions.ts';
@@ -50,6 +50,18 @@ function assertNotReadable(hsm: HsmBackend, s: Buffer, object: Buffer, what: str
     .map((a) => (a.value as Buffer)[0]);
   assert.equal(sensitive, 1, `${what}: CKA_SENSITIVE`);
   assert.equal(extractable, 0, `${what}: CKA_EXTRACTABLE`);
+}
+
+/** A pkcs11 backend on `t`: the PIN re-read from the token, two workers, the native crypto backend, unless `o` says. */
+function openOn(t: SoftHsmToken, o: Partial<HsmBackendOptions> = {}): Promise<HsmBackend> {
+  return HsmBackend.open({
+    module: t.modulePath,
+    tokenLabel: t.tokenLabel,
+    pin: () => t.pin,
+    sessions: 2,
+    crypto: cryptoFor('native'),
+    ...o,
+  });
 }
 
 /**
@@ -110,13 +122,7 @@ describe('pkcs11 field backend (SoftHSM2)', { skip: softHsmSkip() }, () => {
   const open = async (name: BackendName): Promise<HsmBackend> => {
     let b = backends.get(name);
     if (!b) {
-      b = await HsmBackend.open({
-        module: token.modulePath,
-        tokenLabel: token.tokenLabel,
-        pin: token.pin,
-        sessions: 2,
-        crypto: cryptoFor(name),
-      });
+      b = await openOn(token, { pin: token.pin, crypto: cryptoFor(name) });
       backends.set(name, b);
     }
     return b;
@@ -247,13 +253,7 @@ describe('pkcs11 field backend (SoftHSM2)', { skip: softHsmSkip() }, () => {
 
   it('after start-up no PKCS#11 call runs on the event loop, also when the key is set up again after a logout', async () => {
     // Its own token: the logout below must not reach the other backends.
-    const hsm = await HsmBackend.open({
-      module: own.modulePath,
-      tokenLabel: own.tokenLabel,
-      pin: () => own.pin,
-      sessions: 2,
-      crypto: cryptoFor('native'),
-    });
+    const hsm = await openOn(own);
     const rec = recordCalls(hsm);
     try {
       const l3 = cryptoFor('native').generateKey();
@@ -295,13 +295,7 @@ describe('pkcs11 field backend (SoftHSM2)', { skip: softHsmSkip() }, () => {
   });
   it('a token failure that closes every session logs in again; so does a lost login (one backend on its token)', async () => {
     // Its own token: no other backend keeps the login alive.
-    const hsm = await HsmBackend.open({
-      module: own.modulePath,
-      tokenLabel: own.tokenLabel,
-      pin: () => own.pin,
-      sessions: 2,
-      crypto: cryptoFor('native'),
-    });
+    const hsm = await openOn(own);
     try {
       const l3: KeyHandle = cryptoFor('native').generateKey();
       const view = hsm.view(l3);
@@ -370,14 +364,7 @@ describe('pkcs11 field backend (SoftHSM2)', { skip: softHsmSkip() }, () => {
   });
 
   it('inline (hsm.inline): the same jobs on the event loop thread, same ciphertexts, one session', async () => {
-    const hsm = await HsmBackend.open({
-      module: token.modulePath,
-      tokenLabel: token.tokenLabel,
-      pin: token.pin,
-      sessions: 2,
-      inline: true,
-      crypto: cryptoFor('native'),
-    });
+    const hsm = await openOn(token, { pin: token.pin, inline: true });
     try {
       const l3 = cryptoFor('native').generateKey();
       const view = hsm.view(l3);
@@ -399,13 +386,7 @@ describe('pkcs11 field backend (SoftHSM2)', { skip: softHsmSkip() }, () => {
   });
 
   it('a closed backend fails the jobs still out and every later one with hsm_unavailable', async () => {
-    const hsm = await HsmBackend.open({
-      module: token.modulePath,
-      tokenLabel: token.tokenLabel,
-      pin: token.pin,
-      sessions: 1,
-      crypto: cryptoFor('native'),
-    });
+    const hsm = await openOn(token, { pin: token.pin, sessions: 1 });
     const view = hsm.view(cryptoFor('native').generateKey());
     const out = encryptFieldsAsync(view, REF, [Buffer.alloc(256 * 1024, 1)], [ctx('big')]);
     const closing = hsm.close();
