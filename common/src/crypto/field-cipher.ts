@@ -299,7 +299,11 @@ export function parseFieldCiphertexts(expectedTenant: string, ciphertexts: reado
   return { results, envelopes, groups };
 }
 
-/** The second half of {@link decryptFields}: opens each group of `parsed` with the key `resolve` names. */
+/**
+ * The second half of {@link decryptFields}: opens each group of `parsed`
+ * with the key `resolve` names. When a group's backend call throws, the
+ * plaintexts of the groups already opened are zeroed before the error goes on.
+ */
 export function openParsedFields(
   parsed: ParsedFields,
   resolve: FieldKeyResolver,
@@ -307,11 +311,27 @@ export function openParsedFields(
 ): FieldOpenResult[] {
   const { results, envelopes, groups } = parsed;
   checkOpenLengths(results, contexts);
-  for (const items of groups.values()) {
-    const g = groupBatch(resolve, envelopes, items, contexts, results);
-    if (g) groupResults(items, results, g.key.dataKeyOpenBatch(...g.batch));
+  try {
+    for (const items of groups.values()) {
+      const g = groupBatch(resolve, envelopes, items, contexts, results);
+      if (g) groupResults(items, results, g.key.dataKeyOpenBatch(...g.batch));
+    }
+  } catch (err) {
+    zeroOpened(results);
+    throw err;
   }
   return results;
+}
+
+/** Zeroes the plaintexts of `results` (those that opened), once they are of no more use or go nowhere. */
+export function zeroOpened(results: readonly (FieldOpenResult | undefined)[]): void {
+  for (const r of results) if (r?.ok) r.plaintext.fill(0);
+}
+
+/** Whether any of `keys` needs the asynchronous calls (a token key: KeyHandle.asyncEnvelope). */
+export function anyAsyncEnvelope(keys: Iterable<KeyHandle | undefined>): boolean {
+  for (const k of keys) if (k?.asyncEnvelope) return true;
+  return false;
 }
 
 /**
@@ -331,8 +351,7 @@ export async function openParsedFieldsAsync(
       if (g) groupResults(items, results, await g.key.dataKeyOpenBatchAsync(...g.batch));
     }
   } catch (err) {
-    // A later group failed (the token unavailable): the earlier groups' plaintexts go nowhere.
-    for (const r of results) if (r?.ok) r.plaintext.fill(0);
+    zeroOpened(results);
     throw err;
   }
   return results;

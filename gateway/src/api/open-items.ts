@@ -7,6 +7,7 @@
  * the precise reasons are kept for the audit record.
  */
 import {
+  anyAsyncEnvelope,
   type FieldOpenResult,
   openParsedFields,
   openParsedFieldsAsync,
@@ -102,7 +103,7 @@ export function openItems(
   };
   // A token key (pkcs11 backend) opens off the event loop; every other key synchronously.
   const open = (): OpenedItems | Promise<OpenedItems> =>
-    [...handles.values()].some((h) => h.asyncEnvelope)
+    anyAsyncEnvelope(handles.values())
       ? openParsedFieldsAsync(parsed, resolve, contexts).then(answer)
       : answer(openParsedFields(parsed, resolve, contexts));
   return pending ? Promise.all(pending).then(open) : open();

@@ -9,6 +9,7 @@
 
 import { isUtf8 } from 'node:buffer';
 import {
+  anyAsyncEnvelope,
   type FieldFailureReason,
   type FieldOpenResult,
   openFieldsInto,
@@ -16,6 +17,7 @@ import {
   openParsedFields,
   openParsedFieldsAsync,
   parseFieldCiphertexts,
+  zeroOpened,
 } from '../../../common/src/crypto/field-cipher.ts';
 import { KcmError } from '../../../common/src/errors.ts';
 import { type FieldKeyRef, parseEnvelope } from '../../../common/src/format/envelope.ts';
@@ -105,26 +107,9 @@ async function openAll(
   // Every group is of `tenant` (parseFieldCiphertexts fails the others); only the route's key id has handles.
   const resolve = (ref: FieldKeyRef) => (ref.keyId === keyId ? handles.get(ref.keyVersion) : undefined);
   // A token key (pkcs11 backend) opens off the event loop; every other key in this turn.
-  let tokenKey = false;
-  for (const h of handles.values()) if (h?.asyncEnvelope) tokenKey = true;
-  if (parsed.groups.size <= 1) {
-    return tokenKey ? openParsedFieldsAsync(parsed, resolve, contexts) : openParsedFields(parsed, resolve, contexts);
-  }
-  try {
-    for (const group of parsed.groups) {
-      const one = { ...parsed, groups: new Map([group]) };
-      if (tokenKey) await openParsedFieldsAsync(one, resolve, contexts);
-      else openParsedFields(one, resolve, contexts);
-    }
-  } catch (err) {
-    zeroPlaintexts(parsed.results);
-    throw err;
-  }
-  return parsed.results;
-}
-
-function zeroPlaintexts(results: readonly (FieldOpenResult | undefined)[]): void {
-  for (const r of results) if (r?.ok) r.plaintext.fill(0);
+  return anyAsyncEnvelope(handles.values())
+    ? openParsedFieldsAsync(parsed, resolve, contexts)
+    : openParsedFields(parsed, resolve, contexts);
 }
 
 function mayRead(rule: ResponseFieldRule, caller: Caller): boolean {
@@ -334,7 +319,7 @@ export async function decryptResponseFields(
     if (failed.length > 0) throw new FieldDecryptionError([...failed, ...report.failures]);
     if (writes.length > 0) report.body = spliceJson(body.bytes, writes);
   } finally {
-    zeroPlaintexts(results);
+    zeroOpened(results);
     for (const d of decoded) d.fill(0);
   }
   return report;
