@@ -54,7 +54,7 @@ import { KcmError } from '../errors.ts';
 import type { AuditEvent, AuditSink } from './audit-event.ts';
 import type { ChainPosition } from './chain-checker.ts';
 import { CheckpointSigner, errnoOf } from './checkpoint-signer.ts';
-import { writeHeadFile } from './head-file.ts';
+import { HeadWriter } from './head-writer.ts';
 import { LogFile } from './log-file.ts';
 import { lastLine, readLines } from './log-lines.ts';
 import { resumeLog } from './log-resume.ts';
@@ -163,6 +163,8 @@ export class AuditLog implements AuditSink {
   #queue: Pending[] = [];
   #scheduled = false;
   #timer: NodeJS.Timeout | undefined;
+  /** The head file: written off the event loop after a background sync, at once on the synchronous paths. */
+  readonly #head: HeadWriter;
 
   /**
    * Opens (or creates) the log, loading or creating the signing key, resumes
@@ -183,6 +185,13 @@ export class AuditLog implements AuditSink {
     this.#keep = o.keepSegments === undefined ? undefined : intOption('keepSegments', o.keepSegments, 1, 1_000_000, 0);
     try {
       mkdirSync(dirname(o.path), { recursive: true, mode: 0o700 });
+      this.#head = new HeadWriter(this.headPath, {
+        fsync: o.fsync !== false,
+        onError: (err) => {
+          this.stats.headFailures++;
+          this.#alert('warning', `cannot update the audit head file (${errnoOf(err)})`);
+        },
+      });
       this.#finishInterruptedRotation();
       this.#file = LogFile.open(o.path, true);
     } catch (err) {
@@ -273,6 +282,15 @@ export class AuditLog implements AuditSink {
     });
   }
 
+  /**
+   * Resolves once the head file names the newest durable checkpoint: after a
+   * background sync it is written off the event loop (head-writer.ts), so it
+   * may lag the records by a moment. For tests and diagnostics.
+   */
+  headWritten(): Promise<void> {
+    return this.#head.idle();
+  }
+
   /** Writes a checkpoint now (if events are unsigned). Throws `audit_unavailable` when it cannot be written. */
   checkpoint(): void {
     if (this.#closed) throw new KcmError('audit_unavailable', 'the audit log is closed');
@@ -293,6 +311,7 @@ export class AuditLog implements AuditSink {
       this.#commit([], 'now', 'close');
     } finally {
       this.#closed = true;
+      this.#head.cancel();
       this.#file.close();
       if (this.#ownsSigner) this.#signer.destroy();
     }
@@ -374,7 +393,7 @@ export class AuditLog implements AuditSink {
       waiters: batch,
       after: this.#state(),
     });
-    if (this.#o.fsync === false) this.#settle(this.#writes);
+    if (this.#o.fsync === false) this.#settle(this.#writes, true);
     else if (mode === 'now') this.#syncNow();
     else this.#syncInBackground();
   }
@@ -529,7 +548,7 @@ export class AuditLog implements AuditSink {
     this.#rotateAt = bytes;
     this.stats.rotations++;
     this.stats.lines += 2;
-    this.#updateHead(open.line);
+    this.#head.now(open.line);
     this.#exported([{ line: g.line, record: parseLine(Buffer.from(g.line, 'utf8')).parsed }, open]);
     this.#prune();
   }
@@ -606,7 +625,7 @@ export class AuditLog implements AuditSink {
     } catch (err) {
       throw this.#failUnsynced(err, 'cannot sync the audit log');
     }
-    this.#settle(this.#writes);
+    this.#settle(this.#writes, true);
   }
 
   /**
@@ -632,7 +651,7 @@ export class AuditLog implements AuditSink {
             );
           return;
         }
-        if (current) this.#settle(upTo);
+        if (current) this.#settle(upTo, false);
         this.#syncInBackground();
       });
     } catch (err) {
@@ -640,16 +659,25 @@ export class AuditLog implements AuditSink {
     }
   }
 
-  /** Writes up to number `upTo` are durable: release their records, head file and exporter lines, in order. */
-  #settle(upTo: number): void {
+  /**
+   * Writes up to number `upTo` are durable: release their records and
+   * exporter lines, in order, and make the head file name the newest
+   * checkpoint among them: on this thread when `sync` (the caller already
+   * waits for the disk), else off the event loop.
+   */
+  #settle(upTo: number, sync: boolean): void {
+    let checkpoint: string | null = null;
     while (this.#unsynced.length > 0 && (this.#unsynced[0] as Unsynced).id <= upTo) {
       const u = this.#unsynced.shift() as Unsynced;
       this.#durable = u.after;
       this.stats.lines += u.lines.length;
-      if (u.checkpoint) this.#updateHead(u.checkpoint);
+      checkpoint = u.checkpoint ?? checkpoint;
       this.#exported(u.lines);
       for (const p of u.waiters) p.resolve();
     }
+    if (checkpoint === null) return;
+    if (sync) this.#head.now(checkpoint);
+    else this.#head.later(checkpoint);
   }
 
   /**
@@ -688,15 +716,6 @@ export class AuditLog implements AuditSink {
     if (!this.#broken) return;
     this.#file.reopen(this.#size, this.#lastLine);
     this.#broken = false;
-  }
-
-  #updateHead(line: string): void {
-    try {
-      writeHeadFile(this.headPath, line, this.#o.fsync !== false);
-    } catch (err) {
-      this.stats.headFailures++;
-      this.#alert('warning', `cannot update the audit head file (${errnoOf(err)})`);
-    }
   }
 
   /** The timer's checkpoint: written now, made durable in the background like a group commit. */

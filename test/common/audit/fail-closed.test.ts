@@ -113,6 +113,7 @@ describe('AuditLog fails closed and recovers', () => {
     assert.match(got.at(-1)?.summary ?? '', /cannot sync the audit log \(EINVAL\); key operations are refused/);
     assert.equal(statSync(path).size, sizeBefore, 'the refused records (and their checkpoint) are cut out of the file');
     assert.doesNotMatch(readFileSync(path, 'utf8'), /lost/);
+    await log.headWritten();
     assert.equal(readFileSync(`${path}.head`, 'utf8'), head, 'a checkpoint that never became durable is not named');
     assert.equal(log.pendingSync, 0);
     await log.append({ action: 'key.encrypt', outcome: 'success', resource: 'after' });

@@ -1,0 +1,131 @@
+/**
+ * Keeps the signed head file (head-file.ts) naming the newest durable
+ * checkpoint without making the event loop wait for the disk.
+ *
+ * - `later(line)`: the group commit's path. The temporary file is written and
+ *   fsynced on libuv's thread pool; only the final rename, a metadata
+ *   operation of microseconds, runs on the event loop, from the completion
+ *   callback. One background write at a time; a newer line given meanwhile
+ *   replaces any older one still waiting (the head file may lag by a
+ *   checkpoint, never go back, and always names a durable one).
+ * - `now(line)`: the synchronous paths (`record()`, rotation, close), which
+ *   already wait for the disk. It writes at once and supersedes every
+ *   background write started or waiting before it: their rename never
+ *   happens, so an older checkpoint can never land over a newer one, nor on
+ *   a head file a rotation has just moved to a segment (the rotation's
+ *   renames run on the event loop too, so they cannot interleave with a
+ *   background rename).
+ * - `cancel()`: drops what is waiting or in flight (at close).
+ *
+ * Background writes use their own temporary name (`<head>.tmp-bg`) so they
+ * never share one with `now`; a superseded one is removed when its write
+ * ends. Failures go to `onError` (the log counts and alerts; a head file that
+ * lags is not an audit failure: the log itself is durable).
+ */
+import { close, fsync, open, renameSync, rmSync, write } from 'node:fs';
+import { writeHeadFile } from './head-file.ts';
+
+export class HeadWriter {
+  readonly #path: string;
+  readonly #tmp: string;
+  readonly #fsync: boolean;
+  readonly #onError: (err: unknown) => void;
+  /** Bumped by now() and cancel(): a background write started under an older value does not rename. */
+  #generation = 0;
+  #inFlight = false;
+  #waiting: string | undefined;
+  #idle: (() => void)[] = [];
+
+  constructor(path: string, o: { fsync: boolean; onError: (err: unknown) => void }) {
+    this.#path = path;
+    this.#tmp = `${path}.tmp-bg`;
+    this.#fsync = o.fsync;
+    this.#onError = o.onError;
+    // A background write a crash interrupted: never renamed, so it names nothing.
+    rmQuietly(this.#tmp);
+  }
+
+  /** Whether a background write is running or waiting. */
+  get busy(): boolean {
+    return this.#inFlight || this.#waiting !== undefined;
+  }
+
+  /** Makes `line` the head off the event loop (newest wins); without fsync there is no disk wait, so it writes at once. */
+  later(line: string): void {
+    if (!this.#fsync) {
+      this.now(line);
+      return;
+    }
+    this.#waiting = line;
+    if (!this.#inFlight) this.#start();
+  }
+
+  /** Makes `line` the head now, on this thread; earlier background writes are superseded. */
+  now(line: string): void {
+    this.cancel();
+    try {
+      writeHeadFile(this.#path, line, this.#fsync);
+    } catch (err) {
+      this.#onError(err);
+    }
+  }
+
+  /** Drops the waiting line and the rename of the write in flight. */
+  cancel(): void {
+    this.#generation++;
+    this.#waiting = undefined;
+    if (!this.#inFlight) this.#wake();
+  }
+
+  /** Resolves once no background write runs or waits (tests, diagnostics). */
+  idle(): Promise<void> {
+    if (!this.busy) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  #start(): void {
+    const line = this.#waiting as string;
+    this.#waiting = undefined;
+    this.#inFlight = true;
+    const generation = this.#generation;
+    writeFileSynced(this.#tmp, Buffer.from(`${line}\n`, 'utf8'), (err) => {
+      this.#inFlight = false;
+      if (err) this.#onError(err);
+      else if (generation === this.#generation) {
+        try {
+          renameSync(this.#tmp, this.#path);
+        } catch (e) {
+          this.#onError(e);
+        }
+      }
+      if (err || generation !== this.#generation) rmQuietly(this.#tmp);
+      if (this.#waiting !== undefined) this.#start();
+      else this.#wake();
+    });
+  }
+
+  #wake(): void {
+    for (const f of this.#idle.splice(0)) f();
+  }
+}
+
+/** Creates or truncates `path`, writes `buf` and fsyncs it, all on the thread pool; `done` runs on the event loop. */
+function writeFileSynced(path: string, buf: Buffer, done: (err: Error | null) => void): void {
+  open(path, 'w', 0o644, (err, fd) => {
+    if (err) return done(err);
+    const finish = (e: Error | null) => close(fd, (ce) => done(e ?? ce));
+    const from = (off: number) => {
+      if (off >= buf.length) return fsync(fd, finish);
+      write(fd, buf, off, buf.length - off, null, (we, n) => (we ? finish(we) : from(off + n)));
+    };
+    from(0);
+  });
+}
+
+function rmQuietly(path: string): void {
+  try {
+    rmSync(path, { force: true });
+  } catch {
+    // A leftover temporary file is never renamed, so it names nothing; the next start removes it.
+  }
+}

@@ -1,0 +1,164 @@
+/**
+ * The head file off the event loop (head-writer.ts), on real files: a
+ * background write returns before the disk is touched and lands later; a
+ * newer line replaces one still waiting; a synchronous write, or a rename of
+ * the head file away (a rotation), is never undone by a background write that
+ * was in flight; failures are reported, never thrown; and the audit log's
+ * head names its newest durable checkpoint once `headWritten()` resolves.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { AuditLog } from '../../../common/src/audit/audit-log.ts';
+import { verifyAuditLog } from '../../../common/src/audit/audit-verifier.ts';
+import { HeadWriter } from '../../../common/src/audit/head-writer.ts';
+import { parseLine } from '../../../common/src/audit/record-format.ts';
+import { tempDir } from './log-fixture.ts';
+
+const dirs: { cleanup(): void }[] = [];
+after(() => {
+  for (const d of dirs) d.cleanup();
+});
+
+function setup(fsync = true) {
+  const d = tempDir('kcm-head-');
+  dirs.push(d);
+  const path = join(d.dir, 'audit.jsonl.head');
+  const errors: unknown[] = [];
+  const w = new HeadWriter(path, { fsync, onError: (e) => errors.push(e) });
+  return { dir: d.dir, path, w, errors };
+}
+
+const read = (p: string) => readFileSync(p, 'utf8');
+
+describe('HeadWriter', () => {
+  it('later() returns before the file is written, and the line lands with no temporary file left', async () => {
+    const { path, w, errors } = setup();
+    w.now('A');
+    w.later('B');
+    assert.equal(read(path), 'A\n', 'nothing written on the calling turn');
+    assert.equal(w.busy, true);
+    await w.idle();
+    assert.equal(read(path), 'B\n');
+    assert.equal(existsSync(`${path}.tmp-bg`), false);
+    assert.equal(existsSync(`${path}.tmp`), false);
+    assert.deepEqual(errors, []);
+  });
+
+  it('a newer line replaces one still waiting; the newest always ends up in the file', async () => {
+    const { path, w } = setup();
+    for (const l of ['1', '2', '3', '4', '5']) w.later(l);
+    await w.idle();
+    assert.equal(read(path), '5\n');
+    // Interleaved with completions: never goes back.
+    const seen: string[] = [];
+    for (let i = 6; i <= 40; i++) {
+      w.later(String(i));
+      if (i % 7 === 0) {
+        await new Promise((r) => setTimeout(r, 2));
+        if (existsSync(path)) seen.push(read(path).trim());
+      }
+    }
+    await w.idle();
+    assert.equal(read(path), '40\n');
+    const nums = seen.map(Number);
+    assert.deepEqual(
+      nums,
+      [...nums].sort((a, b) => a - b),
+      'the head only moves forward',
+    );
+  });
+
+  it('now() supersedes a background write in flight: its rename never happens', async () => {
+    const { path, w } = setup();
+    w.later('old');
+    w.now('new');
+    await w.idle();
+    assert.equal(read(path), 'new\n');
+    assert.equal(existsSync(`${path}.tmp-bg`), false, 'the superseded write is removed');
+  });
+
+  it('a head file moved away (a rotation) while a background write is in flight is not written back', async () => {
+    const { dir, path, w } = setup();
+    w.now('close-of-segment-1');
+    w.later('stale');
+    // What #rotate does, all on this turn: a synchronous head write, then the rename to the segment's name.
+    w.now('close-of-segment-1b');
+    renameSync(path, join(dir, 'audit.jsonl.000001.head'));
+    await w.idle();
+    assert.equal(existsSync(path), false, 'the background write did not recreate the live head');
+    assert.equal(read(join(dir, 'audit.jsonl.000001.head')), 'close-of-segment-1b\n');
+  });
+
+  it('cancel() drops the waiting line and the rename in flight', async () => {
+    const { path, w } = setup();
+    w.now('kept');
+    w.later('a');
+    w.later('b');
+    w.cancel();
+    await w.idle();
+    assert.equal(read(path), 'kept\n');
+  });
+
+  it('a failing background write is reported, never thrown, and the writer goes on', async () => {
+    const { dir, w, errors } = setup();
+    const blocked = join(dir, 'not-a-dir');
+    writeFileSync(blocked, 'x');
+    const bad = new HeadWriter(join(blocked, 'audit.head'), { fsync: true, onError: (e) => errors.push(e) });
+    bad.later('x');
+    await bad.idle();
+    assert.equal(errors.length, 1);
+    assert.equal((errors[0] as NodeJS.ErrnoException).code, 'ENOTDIR');
+    bad.now('y');
+    assert.equal(errors.length, 2, 'the synchronous path reports the same way');
+    w.later('fine');
+    await w.idle();
+    assert.equal(errors.length, 2);
+  });
+
+  it('without fsync there is no disk wait: later() writes at once', () => {
+    const { path, w } = setup(false);
+    w.later('at once');
+    assert.equal(read(path), 'at once\n');
+    assert.equal(w.busy, false);
+  });
+
+  it('a temporary file a crash left behind is removed at start', () => {
+    const d = tempDir('kcm-head-');
+    dirs.push(d);
+    mkdirSync(join(d.dir, 'x'));
+    const path = join(d.dir, 'x', 'audit.head');
+    writeFileSync(`${path}.tmp-bg`, 'half');
+    new HeadWriter(path, { fsync: true, onError: () => {} });
+    assert.equal(existsSync(`${path}.tmp-bg`), false);
+  });
+});
+
+describe('AuditLog head file after background syncs', () => {
+  it('names the newest durable checkpoint once headWritten() resolves, and the log verifies', async () => {
+    const d = tempDir();
+    dirs.push(d);
+    const path = join(d.dir, 'audit.jsonl');
+    const log = new AuditLog({ path, checkpointEvery: 3, checkpointIntervalMs: 0 });
+    for (let round = 0; round < 4; round++) {
+      await Promise.all(
+        [0, 1, 2, 3].map((i) => log.append({ action: 'key.encrypt', outcome: 'success', resource: `r${round}-${i}` })),
+      );
+    }
+    await log.headWritten();
+    const head = parseLine(Buffer.from(read(`${path}.head`).trim(), 'utf8')).parsed;
+    const lines = read(path).trim().split('\n');
+    const checkpoints = lines
+      .map((l) => parseLine(Buffer.from(l, 'utf8')).parsed)
+      .filter((l) => l.type === 'checkpoint');
+    assert.equal(head.type, 'checkpoint');
+    assert.equal(head.seq, checkpoints.at(-1)?.seq, 'the newest checkpoint in the file');
+    assert.equal(head.type === 'checkpoint' && head.reason, 'periodic');
+    assert.deepEqual(verifyAuditLog(path, { publicKey: log.publicKey }).ok, true);
+    log.close();
+    const closed = parseLine(Buffer.from(read(`${path}.head`).trim(), 'utf8')).parsed;
+    assert.equal(closed.type === 'checkpoint' && closed.reason, 'close');
+    assert.equal(verifyAuditLog(path, { publicKey: log.publicKey }).ok, true);
+  });
+});
