@@ -7,9 +7,16 @@
  * HSM's client library does. The wrapped calls are the data-key unwrap,
  * random, GCM init/encrypt/decrypt and object destruction (the transport
  * key's set-up makes some of these too); everything else (initialisation,
- * slots, sessions, login, key generation) goes straight through.
+ * slots, sessions, login, key generation) goes straight through, unless one
+ * of the two faults below is set.
  * KCM_SLOW_TOKEN_SKIP=N lets the first N wrapped calls through undelayed
  * (e.g. the transport key's set-up, so that only requests meet the delay).
+ *
+ * Two more faults, for the tests of start-up and set-up deadlines (both off
+ * unless set): KCM_SLOW_TOKEN_INIT_US delays every C_Initialize but the
+ * first (the main thread's: the token workers' own calls then hang, as a
+ * client library that cannot reach its HSM does), and KCM_SLOW_TOKEN_KEYGEN_US
+ * delays C_GenerateKeyPair (the transport key's RSA pair).
  *
  * Built by bench/hsm/slow-token-probe.ts:
  *   gcc -shared -fPIC -O2 -o libslowtoken.so slow-token.c -ldl -lpthread
@@ -36,6 +43,7 @@ struct function_list {
 
 /* Indices in CK_FUNCTION_LIST (PKCS#11 v2.40, section 5.3 order). */
 enum {
+  I_INITIALIZE = 0,
   I_DESTROY_OBJECT = 22,
   I_ENCRYPT_INIT = 29,
   I_ENCRYPT = 30,
@@ -44,6 +52,7 @@ enum {
   I_DECRYPT = 34,
   I_DECRYPT_UPDATE = 35,
   I_DECRYPT_FINAL = 36,
+  I_GENERATE_KEY_PAIR = 59,
   I_UNWRAP_KEY = 61,
   I_GENERATE_RANDOM = 64,
 };
@@ -55,16 +64,32 @@ static struct function_list *real;
 static long delay_us = 1000;
 static long skip = 0;
 static long calls = 0;
+static long init_us = 0;
+static long keygen_us = 0;
+static long inits = 0;
 
-static void round_trip(void) {
-  if (__atomic_fetch_add(&calls, 1, __ATOMIC_RELAXED) < skip) return;
-  struct timespec t = {delay_us / 1000000, (delay_us % 1000000) * 1000};
+static void wait_us(long us) {
+  struct timespec t = {us / 1000000, (us % 1000000) * 1000};
   while (nanosleep(&t, &t) != 0 && errno == EINTR) {
   }
 }
 
+static void round_trip(void) {
+  if (__atomic_fetch_add(&calls, 1, __ATOMIC_RELAXED) < skip) return;
+  wait_us(delay_us);
+}
+
 #define REAL(i, type) ((type)real->fn[i])
 
+static rv_t initialize(void *args) {
+  if (__atomic_fetch_add(&inits, 1, __ATOMIC_RELAXED) > 0 && init_us > 0) wait_us(init_us);
+  return REAL(I_INITIALIZE, rv_t (*)(void *))(args);
+}
+static rv_t generate_key_pair(ul s, void *m, void *pub, ul npub, void *priv, ul npriv, ul *hpub, ul *hpriv) {
+  if (keygen_us > 0) wait_us(keygen_us);
+  return REAL(I_GENERATE_KEY_PAIR, rv_t (*)(ul, void *, void *, ul, void *, ul, ul *, ul *))(
+      s, m, pub, npub, priv, npriv, hpub, hpriv);
+}
 static rv_t destroy_object(ul s, ul o) {
   round_trip();
   return REAL(I_DESTROY_OBJECT, rv_t (*)(ul, ul))(s, o);
@@ -113,13 +138,19 @@ static void load(void) {
   const char *path = getenv("KCM_SLOW_TOKEN_MODULE");
   const char *us = getenv("KCM_SLOW_TOKEN_US");
   const char *first = getenv("KCM_SLOW_TOKEN_SKIP");
+  const char *init = getenv("KCM_SLOW_TOKEN_INIT_US");
+  const char *keygen = getenv("KCM_SLOW_TOKEN_KEYGEN_US");
   if (us && atol(us) >= 0) delay_us = atol(us);
   if (first && atol(first) >= 0) skip = atol(first);
+  if (init && atol(init) > 0) init_us = atol(init);
+  if (keygen && atol(keygen) > 0) keygen_us = atol(keygen);
   void *lib = path ? dlopen(path, RTLD_NOW | RTLD_LOCAL) : NULL;
   rv_t (*get)(struct function_list **) = lib ? (rv_t (*)(struct function_list **))dlsym(lib, "C_GetFunctionList") : NULL;
   struct function_list *list = NULL;
   if (!get || get(&list) != 0UL || !list) return;
   memcpy(&wrapped, list, sizeof wrapped);
+  wrapped.fn[I_INITIALIZE] = (void *)initialize;
+  wrapped.fn[I_GENERATE_KEY_PAIR] = (void *)generate_key_pair;
   wrapped.fn[I_DESTROY_OBJECT] = (void *)destroy_object;
   wrapped.fn[I_ENCRYPT_INIT] = (void *)encrypt_init;
   wrapped.fn[I_ENCRYPT] = (void *)encrypt;

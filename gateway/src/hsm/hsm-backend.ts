@@ -31,6 +31,13 @@ export interface HsmBackendOptions extends TokenOptions {
   inline?: boolean;
   /** How long one request's token work may take before it fails (`hsm_unavailable`) and its worker is given up (default 10 s). */
   timeoutMs?: number;
+  /**
+   * The least time a worker may take to start, and a transport key set-up
+   * step to run (default 30 s each; RSA generation in an HSM can take
+   * seconds). Not configurable: lowered only by tests of those deadlines.
+   */
+  startTimeoutMs?: number;
+  setUpTimeoutMs?: number;
 }
 
 /** Figures for /metrics. */
@@ -72,10 +79,16 @@ export class HsmBackend {
     try {
       workers = new TokenWorkers(
         { module: o.module, slot: token.slot },
-        o.inline ? { inline: token.lib } : { workers: o.sessions, timeoutMs: o.timeoutMs ?? DEFAULT_TIMEOUT_MS },
+        o.inline
+          ? { inline: token.lib }
+          : {
+              workers: o.sessions,
+              timeoutMs: o.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+              ...(o.startTimeoutMs === undefined ? {} : { startTimeoutMs: o.startTimeoutMs }),
+            },
       );
       await workers.started();
-      const cipher = new TokenFieldCipher(token, workers, o.crypto);
+      const cipher = new TokenFieldCipher(token, workers, o.crypto, o.setUpTimeoutMs);
       await cipher.transport();
       return new HsmBackend(token, workers, cipher, o.keys ?? []);
     } catch (err) {

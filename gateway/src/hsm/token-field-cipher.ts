@@ -32,11 +32,14 @@ import { TokenWorkerGivenUp } from './token-worker-given-up.ts';
 import type { Failed, TokenWorkers } from './token-workers.ts';
 import { setUpTransportKey, type TransportKey, type TransportSteps } from './transport-key.ts';
 
+/** A job as the pool takes it (token-workers.ts). */
+type SetUpJob = Parameters<TokenWorkers['run']>[0];
+
 function asBuffer(u: Uint8Array): Buffer {
   return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 }
 
-/** The least time a transport key set-up step may take (RSA-2048 generation in an HSM can take seconds). */
+/** The least time a transport key set-up step may take by default (RSA-2048 generation in an HSM can take seconds). */
 const SET_UP_TIMEOUT_MS = 30_000;
 
 /** Token operations and failures, for /metrics. */
@@ -58,12 +61,18 @@ export class TokenFieldCipher implements EnvelopeEngine {
   #settingUp: Promise<TransportKey> | undefined;
   /** The close of a lost key's owner session, when one is under way. */
   #closingOwner: Promise<void> | undefined;
+  readonly #setUpFloorMs: number;
 
-  /** `crypto` must be the backend of the L3 keys this cipher serves; `workers` run on `token`'s module and slot. */
-  constructor(token: TokenSessions, workers: TokenWorkers, crypto: Crypto) {
+  /**
+   * `crypto` must be the backend of the L3 keys this cipher serves; `workers`
+   * run on `token`'s module and slot. `setUpTimeoutMs`: the least time a
+   * set-up step may take (default 30 s; lower only in tests).
+   */
+  constructor(token: TokenSessions, workers: TokenWorkers, crypto: Crypto, setUpTimeoutMs = SET_UP_TIMEOUT_MS) {
     this.#token = token;
     this.#workers = workers;
     this.#crypto = crypto;
+    this.#setUpFloorMs = setUpTimeoutMs;
   }
 
   /**
@@ -106,7 +115,7 @@ export class TokenFieldCipher implements EnvelopeEngine {
       const pin = token.readPin();
       if (!pin) throw new KcmError('hsm_unavailable', 'the token logged out and the PIN cannot be read again');
       const job = { op: 'login', anchor: p.anchorValid ? (token.anchor ?? null) : null, pin } as const;
-      const r = await this.#workers.run(job, [], this.#setUpTimeoutMs());
+      const r = await this.#setUpJob(job, 'login');
       if (!r.ok) throw new KcmError('hsm_unavailable', `login: ${r.message}`);
       if (!('anchor' in r)) throw new KcmError('internal_error', 'token worker: a login job answered as another job');
       token.replaceAnchor(asBuffer(r.anchor));
@@ -120,11 +129,7 @@ export class TokenFieldCipher implements EnvelopeEngine {
 
   /** Asks a worker whether the user is logged in; when so, it opens an owner session (`owner`). */
   async #prepare(): Promise<{ loggedIn: boolean; anchorValid: boolean; owner: Uint8Array | null }> {
-    const r = await this.#workers.run(
-      { op: 'prepare', anchor: this.#token.anchor ?? null },
-      [],
-      this.#setUpTimeoutMs(),
-    );
+    const r = await this.#setUpJob({ op: 'prepare', anchor: this.#token.anchor ?? null }, 'login check');
     if (!r.ok) throw new KcmError('hsm_unavailable', `login check: ${r.message}`);
     if (!('loggedIn' in r) || (r.loggedIn && !r.owner)) {
       throw new KcmError('internal_error', 'token worker: a prepare job answered as another job');
@@ -150,14 +155,14 @@ export class TokenFieldCipher implements EnvelopeEngine {
   /** The set-up's token steps as jobs of the workers (failures as `hsm_unavailable` naming the step). */
   readonly #steps: TransportSteps = {
     makeRsaPair: async (owner) => {
-      const r = await this.#workers.run({ op: 'rsa-pair', owner }, [], this.#setUpTimeoutMs());
+      const r = await this.#setUpJob({ op: 'rsa-pair', owner }, 'transport key set-up');
       if (!r.ok) throw new KcmError('hsm_unavailable', `transport key set-up: ${r.message}`);
       if (!('spki' in r)) throw new KcmError('internal_error', 'token worker: a set-up job answered as another job');
       return { publicKey: asBuffer(r.publicKey), privateKey: asBuffer(r.privateKey), spki: asBuffer(r.spki) };
     },
     install: async (owner, pair, wrapped) => {
       const job = { op: 'install-transport', owner, ...pair, wrapped } as const;
-      const r = await this.#workers.run(job, [], this.#setUpTimeoutMs());
+      const r = await this.#setUpJob(job, 'transport key set-up');
       if (!r.ok) throw new KcmError('hsm_unavailable', `transport key set-up: ${r.message}`);
       if (!('object' in r)) throw new KcmError('internal_error', 'token worker: a set-up job answered as another job');
       return asBuffer(r.object);
@@ -169,9 +174,19 @@ export class TokenFieldCipher implements EnvelopeEngine {
     },
   };
 
-  /** A set-up step (an RSA key generation in the token) may take longer than a request's token work. */
-  #setUpTimeoutMs(): number {
-    return Math.max(this.#workers.timeoutMs, SET_UP_TIMEOUT_MS);
+  /**
+   * Runs a set-up job under the set-up deadline (a step, such as an RSA key
+   * generation in the token, may take longer than a request's token work).
+   * A worker given up mid-job fails it naming `step`, still as
+   * TokenWorkerGivenUp (closeOwner tells it apart).
+   */
+  async #setUpJob(job: SetUpJob, step: string): Promise<TokenReply> {
+    try {
+      return await this.#workers.run(job, [], Math.max(this.#workers.timeoutMs, this.#setUpFloorMs));
+    } catch (err) {
+      if (err instanceof TokenWorkerGivenUp) throw new TokenWorkerGivenUp(`${step}: ${err.detail}`, err.exited);
+      throw err;
+    }
   }
 
   /**

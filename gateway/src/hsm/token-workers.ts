@@ -32,7 +32,7 @@ import { TokenWorkerGivenUp } from './token-worker-given-up.ts';
 const ENTRY = new URL('./token-worker-entry.mjs', import.meta.url);
 /** How long close() waits for a worker to stop by itself before terminating it. */
 const CLOSE_WAIT_MS = 2000;
-/** The least time a worker may take to load the module and start. */
+/** The least time a worker may take to load the module and start, by default. */
 const START_TIMEOUT_MS = 30_000;
 
 /** A job as callers give it: any TokenJob without its id (the pool numbers them). */
@@ -88,6 +88,8 @@ export interface TokenWorkersOptions {
   workers: number;
   /** How long a job may take before it fails and its worker is given up. */
   timeoutMs: number;
+  /** The least time a worker may take to load the module and start (default 30 s; lower only in tests). */
+  startTimeoutMs?: number;
 }
 
 export class TokenWorkers {
@@ -96,6 +98,7 @@ export class TokenWorkers {
   /** Workers given up while inside a token call: their threads have not ended yet. */
   readonly #lingering = new Set<Slot>();
   readonly #timeoutMs: number;
+  readonly #startTimeoutMs: number;
   /** Set when jobs run on the calling thread. */
   readonly #inline: TokenWorker | undefined;
   #nextId = 1;
@@ -112,9 +115,11 @@ export class TokenWorkers {
     this.#data = data;
     if ('workers' in mode) {
       this.#timeoutMs = mode.timeoutMs;
+      this.#startTimeoutMs = Math.max(mode.timeoutMs, mode.startTimeoutMs ?? START_TIMEOUT_MS);
       this.#slots = Array.from({ length: mode.workers }, () => this.#spawn());
     } else {
       this.#timeoutMs = 0;
+      this.#startTimeoutMs = 0;
       this.#slots = [];
       this.#inline = new TokenWorker(mode.inline, data.slot, false);
     }
@@ -309,7 +314,7 @@ export class TokenWorkers {
       p.resolve(m);
     });
     // A module whose load or C_Initialize never returns (a hung client library) must not hold jobs forever.
-    const startMs = Math.max(this.#timeoutMs, START_TIMEOUT_MS);
+    const startMs = this.#startTimeoutMs;
     slot.timer = setTimeout(() => {
       if (!slot.started && !slot.dead) this.#abandon(slot, `did not load the module within ${startMs} ms`);
     }, startMs);
