@@ -5,11 +5,13 @@
  * the head file away (a rotation), is never undone by a background write that
  * was in flight; failures are reported, never thrown; and the audit log's
  * head names its newest durable checkpoint once `headWritten()` resolves.
+ * A property drives random interleavings of all of it.
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import fc from 'fast-check';
 import { AuditLog } from '../../../common/src/audit/audit-log.ts';
 import { verifyAuditLog } from '../../../common/src/audit/audit-verifier.ts';
 import { HeadWriter } from '../../../common/src/audit/head-writer.ts';
@@ -132,6 +134,63 @@ describe('HeadWriter', () => {
     writeFileSync(`${path}.tmp-bg`, 'half');
     new HeadWriter(path, { fsync: true, onError: () => {} });
     assert.equal(existsSync(`${path}.tmp-bg`), false);
+  });
+});
+
+describe('HeadWriter under random interleavings (property)', () => {
+  type Op = { k: 'later' | 'now' | 'cancel' | 'rotate' | 'turn' | 'settle' };
+  const op = fc.constantFrom<Op['k']>('later', 'later', 'later', 'now', 'cancel', 'rotate', 'turn', 'turn', 'settle');
+
+  it('the live head only moves forward, never outlives a rotation, and ends as the newest line not cancelled', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 30 }), async (ops) => {
+        const { dir, path, w, errors } = setup();
+        let n = 0;
+        /** Lowest value the live head may hold from now on (a rotation moved everything older away). */
+        let floor = 0;
+        /** What the head must end as: the newest line given and not cancelled, or the newest written at once. */
+        let expected: number | undefined;
+        let lastNow: number | undefined;
+        let seen = 0;
+        const observe = () => {
+          if (!existsSync(path)) return;
+          const v = Number(read(path).trim());
+          assert.ok(v >= floor, `head ${v} is older than a rotation at ${floor}`);
+          assert.ok(v >= seen || seen < floor, `head went back from ${seen} to ${v}`);
+          seen = v;
+        };
+        let segments = 0;
+        for (const k of ops) {
+          if (k === 'later') {
+            w.later(String(++n));
+            expected = n;
+          } else if (k === 'now') {
+            w.now(String(++n));
+            expected = lastNow = n;
+          } else if (k === 'cancel') {
+            w.cancel();
+            expected = undefined; // a line waiting or in flight may or may not have landed before
+          } else if (k === 'rotate') {
+            w.now(String(++n));
+            renameSync(path, join(dir, `seg${++segments}.head`));
+            floor = n + 1;
+            expected = lastNow = undefined;
+          } else if (k === 'turn') await new Promise((r) => setImmediate(r));
+          else await w.idle();
+          observe();
+        }
+        await w.idle();
+        observe();
+        if (expected !== undefined) assert.equal(read(path), `${expected}\n`);
+        else if (existsSync(path)) {
+          const v = Number(read(path).trim());
+          assert.ok(v >= (lastNow ?? floor) && v <= n, `head ${v} after a cancel`);
+        }
+        assert.equal(existsSync(`${path}.tmp-bg`), false, 'no temporary file left');
+        assert.deepEqual(errors, []);
+      }),
+      { numRuns: 40 },
+    );
   });
 });
 
