@@ -4,6 +4,7 @@
  * flight, close the Core client and wipe every leased key before exit.
  * SIGHUP reloads the route policies and the identity file.
  */
+import { checkGatewayConfig } from '../../gateway/src/check-gateway-config.ts';
 import { loadGatewayConfig } from '../../gateway/src/gateway-config.ts';
 import { stuckTokenThreads } from '../../gateway/src/hsm/token-workers.ts';
 import { startConfiguredGateway } from '../../gateway/src/start-configured-gateway.ts';
@@ -29,13 +30,18 @@ export const gatewayCommand: Command = {
   name: 'gateway',
   summary: 'Run the Crypto Edge gateway (direct API and policy reverse proxy)',
   usage:
-    'kcm gateway --config FILE   (env: KCM_GATEWAY_CONFIG; KCM_DEV=1 allows "dev": true; SIGHUP reloads the route policies and the identity file)',
+    'kcm gateway --config FILE [--check]   (env: KCM_GATEWAY_CONFIG; KCM_DEV=1 allows "dev": true; SIGHUP reloads the route policies and the identity file; --check validates the config, policies, TLS and identity files as a start would, prints what would run and exits 0, or 1 with the errors, opening nothing)',
   async run(args) {
-    const p = parseArgs(args, { config: true });
+    const p = parseArgs(args, { config: true, check: false });
     const file = flag(p, 'config') ?? process.env.KCM_GATEWAY_CONFIG;
     if (!file) {
       console.error(`kcm gateway: --config FILE is required\n\nUsage: ${this.usage}`);
       return 2;
+    }
+    if (flag(p, 'check')) {
+      const lines = checkGatewayConfig(loadGatewayConfig(file));
+      console.log(`kcm gateway: ${file}: OK\n${lines.join('\n')}`);
+      return 0;
     }
     // SIGHUP's default action ends the process: ignore it while starting and stopping, reload while serving.
     let onHup = () => {};

@@ -14,7 +14,6 @@
  * `watch: false`, reloaded when it changes. The route policies are reloaded
  * likewise (policy/policy-reload.ts), and both by `reload()` (SIGHUP).
  */
-import { readFileSync } from 'node:fs';
 import { Alerter } from '../../common/src/alerts/alerter.ts';
 import { type ExportedAuditLog, openExportedAuditLog } from '../../common/src/audit/exported-audit-log.ts';
 import { KcmError } from '../../common/src/errors.ts';
@@ -22,14 +21,12 @@ import { type Crypto, defaultCrypto } from '../../native/index.ts';
 import { registerAuditMetrics } from './audit/audit-metrics.ts';
 import { CoreGatewayKeys } from './core-gateway-keys.ts';
 import type { GatewayFileConfig } from './gateway-config.ts';
-import { CertificateIdentities } from './gateway-identities.ts';
+import type { CertificateIdentities } from './gateway-identities.ts';
 import { type GatewayKeys, LocalGatewayKeys } from './gateway-keys.ts';
+import { preflight } from './gateway-preflight.ts';
 import { type GatewayServer, startGateway } from './gateway-server.ts';
 import { HsmBackend } from './hsm/hsm-backend.ts';
-import { loopbackOnly, type PeerTrust } from './pipeline/caller.ts';
-import { loadPolicies } from './policy/policy-loader.ts';
 import { PolicyReloader } from './policy/policy-reload.ts';
-import { TrustedPeers } from './policy/tenant-source.ts';
 
 export interface ConfiguredGateway {
   server: GatewayServer;
@@ -49,30 +46,6 @@ export interface ConfiguredGateway {
 export interface StartOptions {
   log?: (msg: string) => void;
   crypto?: Crypto;
-}
-
-function trustOf(entries: readonly string[]): PeerTrust {
-  if (entries.length === 0) return loopbackOnly;
-  let peers: TrustedPeers;
-  try {
-    peers = new TrustedPeers(entries);
-  } catch (err) {
-    throw new KcmError('invalid_config', `trust: ${(err as Error).message}`);
-  }
-  return (a) => loopbackOnly(a) || peers.has(a);
-}
-
-function readTls(core: NonNullable<GatewayFileConfig['core']>) {
-  try {
-    return {
-      cert: readFileSync(core.certFile),
-      key: readFileSync(core.keyFile),
-      ca: readFileSync(core.caFile),
-      ...(core.servername ? { servername: core.servername } : {}),
-    };
-  } catch {
-    throw new KcmError('invalid_certificate', 'cannot read core.certFile, core.keyFile or core.caFile');
-  }
 }
 
 /** Opens the token of `hsm` with the PIN from the environment variable it names (read when logging in, kept nowhere). */
@@ -131,30 +104,21 @@ function openAudit(a: GatewayFileConfig['audit'], log: (m: string) => void): Exp
  */
 export async function startConfiguredGateway(c: GatewayFileConfig, o: StartOptions = {}): Promise<ConfiguredGateway> {
   const log = o.log ?? ((m: string) => console.error(`[gateway] ${m}`));
-  const trust = trustOf(c.trust);
-  const policies = c.policies ? loadPolicies(c.policies.dir, { examples: c.policies.examples }) : undefined;
-  const tokenRoute = policies?.routes.find((r) => r.backend === 'pkcs11');
-  if (tokenRoute && !c.hsm) {
-    throw new KcmError('invalid_config', `hsm: required by ${tokenRoute.source} (backend "pkcs11")`);
-  }
-  // Loaded (and refused) before anything opens; watched once the gateway serves.
-  const identities = c.identities
-    ? new CertificateIdentities(c.identities.file, { unlisted: c.identities.unlisted, log })
-    : undefined;
+  // Checked and loaded before anything opens (the identity file is watched once the gateway serves).
+  const { trust, policies, identities, coreTls } = preflight(c, log);
   let hsm: HsmBackend | undefined;
   let keys: LocalGatewayKeys | CoreGatewayKeys;
   if (c.dev) {
-    if (process.env.KCM_DEV !== '1') throw new KcmError('invalid_config', 'dev: refused outside KCM_DEV=1');
     log(
       'WARNING: development keys: made in this process, not leased from a Core, lost at exit; never use in production',
     );
     keys = new LocalGatewayKeys(o.crypto ?? defaultCrypto());
   } else {
     const core = c.core;
-    if (!core) throw new KcmError('invalid_config', 'core: required unless dev: true');
+    if (!core || !coreTls) throw new KcmError('invalid_config', 'core: required unless dev: true');
     keys = new CoreGatewayKeys({
       url: core.url,
-      tls: readTls(core),
+      tls: coreTls,
       crypto: o.crypto ?? defaultCrypto(),
       ...(core.leaseTtlSeconds ? { ttlSeconds: core.leaseTtlSeconds } : {}),
       log: (m) => log(`core: ${m}`),

@@ -14,13 +14,12 @@
  *
  * Both feed the same pipeline as the uWS adapter.
  */
-import { readFileSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import http2, { type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import type { SecureContextOptions, TLSSocket } from 'node:tls';
 import { KcmError } from '../../../common/src/errors.ts';
-import { parsePemCertificates } from '../../../common/src/tls/cert-files.ts';
+import { loadTlsFiles, parsePemCertificates } from '../../../common/src/tls/cert-files.ts';
 import { revokedInChain } from '../../../common/src/tls/crl-files.ts';
 import { describePeer } from '../../../common/src/tls/peer-check.ts';
 import { ReloadableCrl } from '../../../common/src/tls/reloadable-crl.ts';
@@ -312,21 +311,32 @@ export function tlsRefusalLog(
 }
 
 /**
+ * The mTLS port's certificate, key and client CA bundle, checked as the
+ * Core checks its own (common/src/tls/cert-files.ts): readable, within
+ * validity, `serverAuth` usage, key matching, every CA entry a CA. Throws
+ * `invalid_certificate` naming the file and what is wrong.
+ */
+function h2TlsFiles(o: H2TlsOptions): { key: Buffer; cert: Buffer; ca: Buffer } {
+  const t = loadTlsFiles({ certFile: o.certFile, keyFile: o.keyFile, caFile: o.caFile }, 'server');
+  return { key: t.key, cert: t.cert, ca: t.ca as Buffer };
+}
+
+/**
+ * What startH2TlsAdapter checks before it listens (`kcm gateway --check`):
+ * the TLS files and the CRL file, loaded and let go. Throws as it does.
+ */
+export function checkH2TlsFiles(o: H2TlsOptions): void {
+  const { ca } = h2TlsFiles(o);
+  loadCrl(o, ca, () => {})?.close();
+}
+
+/**
  * Starts the mTLS port (h2 + HTTP/1.1 by ALPN). Throws `invalid_certificate`
- * (unreadable certificate, key or CA file) or `invalid_config` (a bad
- * crlFile, naming the field; the port in use).
+ * (an unreadable or unusable certificate, key or CA file: h2TlsFiles) or
+ * `invalid_config` (a bad crlFile, naming the field; the port in use).
  */
 export async function startH2TlsAdapter(pipeline: Pipeline, o: H2TlsOptions): Promise<NodeListener> {
-  let key: Buffer;
-  let cert: Buffer;
-  let ca: Buffer;
-  try {
-    key = readFileSync(o.keyFile);
-    cert = readFileSync(o.certFile);
-    ca = readFileSync(o.caFile);
-  } catch {
-    throw new KcmError('invalid_certificate', 'cannot read the gateway TLS certificate, key or CA file');
-  }
+  const { key, cert, ca } = h2TlsFiles(o);
   const crl = loadCrl(o, ca, pipeline.log);
   try {
     return await serveTls(pipeline, o, { key, cert, ca, minVersion: 'TLSv1.2' }, crl);

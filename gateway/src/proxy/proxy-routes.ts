@@ -159,6 +159,12 @@ function proxyRoute(
   return route;
 }
 
+/** The names of `urls` (config `upstreams.urls`) that no route of `policies` forwards to. */
+export function unusedUpstreamNames(policies: PolicySet, urls: ReadonlyMap<string, URL> | undefined): string[] {
+  const used = new Set(policies.routes.map((r) => r.upstream.name));
+  return [...(urls?.keys() ?? [])].filter((name) => !used.has(name));
+}
+
 /**
  * The policy routes as a RouteMatcher for the route stage. Throws
  * `invalid_config` when `upstreamUrls` names an upstream no policy uses.
@@ -172,8 +178,7 @@ export function proxyMatcher(o: ProxyOptions): RouteMatcher & {
   /** The upstream origins its routes forward to (a reload closes the pools of the others). */
   readonly origins: ReadonlySet<string>;
 } {
-  const used = new Set(o.policies.routes.map((r) => r.upstream.name));
-  const unusedUpstreams = [...(o.upstreamUrls?.keys() ?? [])].filter((name) => !used.has(name));
+  const unusedUpstreams = unusedUpstreamNames(o.policies, o.upstreamUrls);
   if (unusedUpstreams.length > 0 && o.unusedUpstreams !== 'allow') {
     throw new KcmError(
       'invalid_config',
