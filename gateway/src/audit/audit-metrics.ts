@@ -2,7 +2,7 @@
  * The gateway's audit log in /metrics, read at scrape time from AuditLog's
  * counters: records made durable, failed writes and syncs (each one a 503
  * `audit_unavailable` for the requests waiting on it), records still waiting
- * for their fdatasync, rotations, fields the redaction guard replaced, and
+ * for their fdatasync, failed updates of the head file, rotations, fields the redaction guard replaced, and
  * with an OTLP collector the lines it accepted and those dropped from the
  * export queue. Operators alert on failures here as well as through the
  * alert webhook.
@@ -31,6 +31,12 @@ export function registerAuditMetrics(metrics: GatewayMetrics, log: AuditLog, shi
       'Audit records written and waiting for their fdatasync.',
       'gauge',
       () => log.pendingSync,
+    ],
+    [
+      'okcm_gateway_audit_head_failures_total',
+      'Updates of the signed head file that failed (the records are durable; truncation detection lags until one succeeds).',
+      'counter',
+      () => log.stats.headFailures,
     ],
     [
       'okcm_gateway_audit_rotations_total',

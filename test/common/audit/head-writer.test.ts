@@ -8,7 +8,7 @@
  * A property drives random interleavings of all of it.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import fc from 'fast-check';
@@ -195,6 +195,31 @@ describe('HeadWriter under random interleavings (property)', () => {
 });
 
 describe('AuditLog head file after background syncs', () => {
+  it('a head file that cannot be replaced is counted and alerted, and the records still succeed', async () => {
+    const d = tempDir();
+    dirs.push(d);
+    const path = join(d.dir, 'audit.jsonl');
+    const alerts: string[] = [];
+    const log = new AuditLog({
+      path,
+      checkpointEvery: 2,
+      checkpointIntervalMs: 0,
+      alerter: { alert: (a) => alerts.push(a.summary) },
+    });
+    // A directory where the head file goes: the rename over it fails (EISDIR).
+    rmSync(`${path}.head`);
+    mkdirSync(`${path}.head`);
+    await Promise.all(
+      [1, 2, 3].map((i) => log.append({ action: 'key.encrypt', outcome: 'success', resource: `r${i}` })),
+    );
+    await log.headWritten();
+    assert.equal(log.stats.headFailures, 1);
+    assert.match(alerts.at(-1) ?? '', /cannot update the audit head file \(EISDIR\)/);
+    assert.equal(log.stats.writeFailures, 0);
+    rmSync(`${path}.head`, { recursive: true });
+    log.close();
+    assert.equal(verifyAuditLog(path, { publicKey: log.publicKey }).ok, true, 'the close checkpoint rewrote the head');
+  });
   it('names the newest durable checkpoint once headWritten() resolves, and the log verifies', async () => {
     const d = tempDir();
     dirs.push(d);

@@ -441,6 +441,7 @@ describe('gateway audit at shutdown', () => {
       const text = await m.body.text();
       assert.match(text, /^okcm_gateway_audit_lines_total 3$/m);
       assert.match(text, /^okcm_gateway_audit_failures_total 0$/m);
+      assert.match(text, /^okcm_gateway_audit_head_failures_total 0$/m);
       assert.match(text, /^okcm_gateway_audit_pending_records 0$/m);
       await g.close();
       await pending;
