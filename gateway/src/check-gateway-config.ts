@@ -9,6 +9,7 @@
  */
 import { existsSync } from 'node:fs';
 import { KcmError } from '../../common/src/errors.ts';
+import { defaultCrypto } from '../../native/index.ts';
 import type { GatewayFileConfig } from './gateway-config.ts';
 import { preflight } from './gateway-preflight.ts';
 import type { CompiledRoute, Readers } from './policy/policy-types.ts';
@@ -61,17 +62,23 @@ function routeLine(r: CompiledRoute, urls: ReadonlyMap<string, URL>): string {
 
 /**
  * Checks `c` as start-up would before opening anything; returns the lines
- * describing what would run. Throws what start-up throws (preflight), and
- * `invalid_config` for an `hsm.module` that does not exist.
+ * describing what would run, with what loading the CRL and identity files
+ * said (a CRL out of date refuses every client under its CA). Throws what
+ * start-up throws (preflight; `native_unavailable` when the native crypto
+ * module does not load), and `invalid_config` for an `hsm.module` that does
+ * not exist.
  */
 export function checkGatewayConfig(c: GatewayFileConfig): string[] {
-  const p = preflight(c, () => {});
+  const notes: string[] = [];
+  const p = preflight(c, (m) => notes.push(m));
   p.identities?.close();
+  // The native AES-GCM module every key of the gateway uses (a start makes its keys with it first).
+  defaultCrypto();
   // The config load checked that hsm.pinEnv is set; the module is loaded only by a start.
   if (c.hsm && !existsSync(c.hsm.module)) {
     throw new KcmError('invalid_config', `hsm.module: ${c.hsm.module} does not exist`);
   }
-  const lines = [`fronts: ${frontsOf(c.fronts)}`];
+  const lines = [`fronts: ${frontsOf(c.fronts)}`, ...notes.map((m) => `  ${m}`)];
   lines.push(
     c.dev
       ? 'keys: development keys made in the process (dev: true, KCM_DEV=1)'

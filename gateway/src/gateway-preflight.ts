@@ -12,6 +12,7 @@ import { loadTlsFiles } from '../../common/src/tls/cert-files.ts';
 import type { GatewayFileConfig } from './gateway-config.ts';
 import { CertificateIdentities } from './gateway-identities.ts';
 import { checkH2TlsFiles } from './http/h2-adapter.ts';
+import { requireNativeUws } from './http/uws-adapter.ts';
 import { loopbackOnly, type PeerTrust } from './pipeline/caller.ts';
 import type { PolicySet } from './policy/policy-loader.ts';
 import { loadPolicies } from './policy/policy-loader.ts';
@@ -52,8 +53,12 @@ function coreTlsOf(core: NonNullable<GatewayFileConfig['core']>): NonNullable<Pr
  * Runs the checks of the file comment. Throws `invalid_config` (a bad trust
  * entry, no policy file, an unused upstream name, a `pkcs11` route without
  * `hsm`, `dev` outside KCM_DEV=1, no `core` without `dev`, a bad identity
- * file), `invalid_policy` (every error of every policy file, naming file,
- * line and field) or `invalid_certificate`. `log` is the identity file's.
+ * or CRL file), `invalid_policy` (every error of every policy file, naming
+ * file, line and field), `invalid_certificate` (a TLS file unreadable,
+ * outside its validity, without the usage its role needs, a key not
+ * matching, a CA entry that is not a CA: naming the file) or
+ * `native_unavailable` (the uWS front's native binary does not load). `log`
+ * gets what loading the identity and CRL files says.
  */
 export function preflight(c: GatewayFileConfig, log: (m: string) => void): Preflight {
   const trust = trustOf(c.trust);
@@ -72,7 +77,9 @@ export function preflight(c: GatewayFileConfig, log: (m: string) => void): Prefl
   if (!c.dev && !c.core) throw new KcmError('invalid_config', 'core: required unless dev: true');
   const coreTls = !c.dev && c.core ? coreTlsOf(c.core) : undefined;
   // The fronts' certificates: refused here, naming the file, rather than by a client's failed handshake.
-  if (c.fronts.h2Tls) checkH2TlsFiles(c.fronts.h2Tls);
+  if (c.fronts.h2Tls) checkH2TlsFiles(c.fronts.h2Tls, log);
+  // The uWS front runs only on its native binary, never on the emulation.
+  if (c.fronts.uws) requireNativeUws();
   const uwsTls = c.fronts.uws?.tls;
   if (uwsTls) loadTlsFiles({ certFile: uwsTls.certFile, keyFile: uwsTls.keyFile }, 'server');
   const identities = c.identities

@@ -16,6 +16,7 @@ import { KcmError } from '../../common/src/errors.ts';
 import { makeTestPki, type TestPki } from '../../common/src/pki/test-pki.ts';
 import { checkGatewayConfig } from '../../gateway/src/check-gateway-config.ts';
 import { gatewayConfig } from '../../gateway/src/gateway-config.ts';
+import { writeCrl } from '../support/test-crl.ts';
 import { testPolicy } from './proxy/proxy-fixture.ts';
 
 let dir: string;
@@ -114,6 +115,27 @@ describe('checkGatewayConfig', () => {
     refuses(devConfig({ fronts: { h2Tls } }), 'invalid_certificate', /key file .*edge-b.* does not match certificate/);
     const ok = check(devConfig({ fronts: { h2Tls: { ...h2Tls, keyFile: pki.edgeA.keyFile } } }));
     assert.match(ok[0] as string, /h2Tls 127\.0\.0\.1:0 \(mTLS\)/);
+  });
+
+  it('a CRL out of date is told under the fronts (a start would refuse every client under its CA)', () => {
+    const crlFile = join(dir, 'old.crl');
+    const day = 24 * 3600 * 1000;
+    writeCrl(pki.ca, crlFile, { lastUpdate: new Date(Date.now() - 3 * day), nextUpdate: new Date(Date.now() - day) });
+    const h2Tls = {
+      port: 0,
+      certFile: pki.edgeA.certFile,
+      keyFile: pki.edgeA.keyFile,
+      caFile: pki.ca.certFile,
+      crlFile,
+    };
+    const lines = check(devConfig({ fronts: { h2Tls } }));
+    assert.match(lines[0] as string, /h2Tls 127\.0\.0\.1:0 \(mTLS, CRL\)/);
+    assert.ok(
+      lines.some((l) =>
+        /^ {2}tls: WARNING: the CRL .*old\.crl is expired .*every client certificate under that CA is refused/.test(l),
+      ),
+      lines.join('\n'),
+    );
   });
 
   it("the Core link's certificate must be a valid client certificate", () => {

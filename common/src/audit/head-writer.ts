@@ -17,12 +17,19 @@
  *   background rename).
  * - `cancel()`: drops what is waiting or in flight (at close).
  *
- * Background writes use their own temporary name (`<head>.tmp-bg`) so they
- * never share one with `now`; a superseded one is removed when its write
- * ends. Failures go to `onError` (the log counts and alerts; a head file that
+ * Background writes use temporary names of their own
+ * (`<head>.tmp-bg-<pid>-<n>`), never shared with `now` nor with another
+ * writer of the same log in this process (a log closed and opened again
+ * while its last background write still runs); a superseded or failed one
+ * is removed when its write ends, and leftovers of a crash at start. Failures go to `onError` (the log counts and alerts; a head file that
  * lags is not an audit failure: the log itself is durable).
  */
-import { close, fsync, open, renameSync, rmSync, write } from 'node:fs';
+import { close, fsync, open, readdirSync, renameSync, rmSync, write } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+
+/** Numbers the writers of this process, so no two share a temporary name. */
+let writers = 0;
+
 import { writeHeadFile } from './head-file.ts';
 
 export class HeadWriter {
@@ -38,11 +45,10 @@ export class HeadWriter {
 
   constructor(path: string, o: { fsync: boolean; onError: (err: unknown) => void }) {
     this.#path = path;
-    this.#tmp = `${path}.tmp-bg`;
+    this.#tmp = `${path}.tmp-bg-${process.pid}-${++writers}`;
     this.#fsync = o.fsync;
     this.#onError = o.onError;
-    // A background write a crash interrupted: never renamed, so it names nothing.
-    rmQuietly(this.#tmp);
+    removeLeftovers(path);
   }
 
   /** Whether a background write is running or waiting. */
@@ -90,17 +96,20 @@ export class HeadWriter {
     const generation = this.#generation;
     writeFileSynced(this.#tmp, Buffer.from(`${line}\n`, 'utf8'), (err) => {
       this.#inFlight = false;
-      if (err) this.#onError(err);
-      else if (generation === this.#generation) {
-        try {
+      let renamed = false;
+      try {
+        if (err) this.#onError(err);
+        else if (generation === this.#generation) {
           renameSync(this.#tmp, this.#path);
-        } catch (e) {
-          this.#onError(e);
+          renamed = true;
         }
+      } catch (e) {
+        this.#onError(e);
+      } finally {
+        if (!renamed) rmQuietly(this.#tmp);
+        if (this.#waiting !== undefined) this.#start();
+        else this.#wake();
       }
-      if (err || generation !== this.#generation) rmQuietly(this.#tmp);
-      if (this.#waiting !== undefined) this.#start();
-      else this.#wake();
     });
   }
 
@@ -120,6 +129,23 @@ function writeFileSynced(path: string, buf: Buffer, done: (err: Error | null) =>
     };
     from(0);
   });
+}
+
+/**
+ * Removes the background temporary files beside `head` (a crash's, or those
+ * of an earlier writer of this log): never renamed, they name nothing. An
+ * earlier writer still writing one is superseded (it never renames) and
+ * tolerates its removal.
+ */
+function removeLeftovers(head: string): void {
+  const prefix = `${basename(head)}.tmp-bg`;
+  let names: string[];
+  try {
+    names = readdirSync(dirname(head));
+  } catch {
+    return; // the directory is made with the log; nothing to remove yet
+  }
+  for (const n of names) if (n.startsWith(prefix)) rmQuietly(join(dirname(head), n));
 }
 
 function rmQuietly(path: string): void {

@@ -228,11 +228,11 @@ function track(server: Server): Set<Socket> {
  * undefined without one. Throws `invalid_config` naming fronts.h2Tls.crlFile
  * (or `invalid_certificate` when the CA file holds no parsable certificate).
  */
-function loadCrl(o: H2TlsOptions, ca: Buffer, log: (msg: string) => void): ReloadableCrl | undefined {
+function loadCrl(o: H2TlsOptions, ca: Buffer, log: (msg: string) => void, watch = true): ReloadableCrl | undefined {
   if (o.crlFile === undefined) return undefined;
   const caCerts = parsePemCertificates(ca.toString('utf8'), o.caFile);
   try {
-    return new ReloadableCrl(o.crlFile, { caCerts, log });
+    return new ReloadableCrl(o.crlFile, { caCerts, log, watch });
   } catch (err) {
     throw new KcmError('invalid_config', `fronts.h2Tls.crlFile: ${err instanceof Error ? err.message : String(err)}`);
   }
@@ -323,11 +323,13 @@ function h2TlsFiles(o: H2TlsOptions): { key: Buffer; cert: Buffer; ca: Buffer } 
 
 /**
  * What startH2TlsAdapter checks before it listens (`kcm gateway --check`):
- * the TLS files and the CRL file, loaded and let go. Throws as it does.
+ * the TLS files and the CRL file, loaded (not watched) and let go; what
+ * loading the CRL says (a CRL out of date refuses every client under its
+ * CA) goes to `log`. Throws as it does.
  */
-export function checkH2TlsFiles(o: H2TlsOptions): void {
+export function checkH2TlsFiles(o: H2TlsOptions, log: (msg: string) => void): void {
   const { ca } = h2TlsFiles(o);
-  loadCrl(o, ca, () => {})?.close();
+  loadCrl(o, ca, log, false)?.close();
 }
 
 /**

@@ -8,8 +8,8 @@
  * A property drives random interleavings of all of it.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { AuditLog } from '../../../common/src/audit/audit-log.ts';
@@ -34,6 +34,9 @@ function setup(fsync = true) {
 
 const read = (p: string) => readFileSync(p, 'utf8');
 
+/** The temporary files of head file `path` still on disk. */
+const temporaries = (path: string) => readdirSync(dirname(path)).filter((n) => n.startsWith(`${basename(path)}.tmp`));
+
 describe('HeadWriter', () => {
   it('later() returns before the file is written, and the line lands with no temporary file left', async () => {
     const { path, w, errors } = setup();
@@ -43,8 +46,7 @@ describe('HeadWriter', () => {
     assert.equal(w.busy, true);
     await w.idle();
     assert.equal(read(path), 'B\n');
-    assert.equal(existsSync(`${path}.tmp-bg`), false);
-    assert.equal(existsSync(`${path}.tmp`), false);
+    assert.deepEqual(temporaries(path), []);
     assert.deepEqual(errors, []);
   });
 
@@ -78,7 +80,7 @@ describe('HeadWriter', () => {
     w.now('new');
     await w.idle();
     assert.equal(read(path), 'new\n');
-    assert.equal(existsSync(`${path}.tmp-bg`), false, 'the superseded write is removed');
+    assert.deepEqual(temporaries(path), [], 'the superseded write is removed');
   });
 
   it('a head file moved away (a rotation) while a background write is in flight is not written back', async () => {
@@ -131,9 +133,12 @@ describe('HeadWriter', () => {
     dirs.push(d);
     mkdirSync(join(d.dir, 'x'));
     const path = join(d.dir, 'x', 'audit.head');
-    writeFileSync(`${path}.tmp-bg`, 'half');
+    writeFileSync(`${path}.tmp-bg`, 'half'); // the name before pids were in it
+    writeFileSync(`${path}.tmp-bg-1234-1`, 'half');
+    writeFileSync(join(d.dir, 'x', 'other.tmp-bg-1-1'), 'not ours');
     new HeadWriter(path, { fsync: true, onError: () => {} });
-    assert.equal(existsSync(`${path}.tmp-bg`), false);
+    assert.deepEqual(temporaries(path), []);
+    assert.ok(existsSync(join(d.dir, 'x', 'other.tmp-bg-1-1')), "only this head file's temporaries");
   });
 });
 
@@ -186,7 +191,7 @@ describe('HeadWriter under random interleavings (property)', () => {
           const v = Number(read(path).trim());
           assert.ok(v >= (lastNow ?? floor) && v <= n, `head ${v} after a cancel`);
         }
-        assert.equal(existsSync(`${path}.tmp-bg`), false, 'no temporary file left');
+        assert.deepEqual(temporaries(path), [], 'no temporary file left');
         assert.deepEqual(errors, []);
       }),
       { numRuns: 40 },
@@ -195,6 +200,29 @@ describe('HeadWriter under random interleavings (property)', () => {
 });
 
 describe('AuditLog head file after background syncs', () => {
+  it('a log closed and opened again while its last background head write runs: no failure, the head is the newest', async () => {
+    const d = tempDir();
+    dirs.push(d);
+    const path = join(d.dir, 'audit.jsonl');
+    const alerts: string[] = [];
+    const alerter = { alert: (a: { summary: string }) => alerts.push(a.summary) };
+    let publicKey = '';
+    for (let round = 0; round < 20; round++) {
+      const log = new AuditLog({ path, checkpointEvery: 1, checkpointIntervalMs: 0, alerter });
+      publicKey = log.publicKey;
+      await log.append({ action: 'key.encrypt', outcome: 'success', resource: `r${round}` });
+      log.close(); // its background head write may still run
+      const again = new AuditLog({ path, checkpointEvery: 1, checkpointIntervalMs: 0, alerter });
+      await again.append({ action: 'key.encrypt', outcome: 'success', resource: `s${round}` });
+      await again.headWritten();
+      assert.equal(again.stats.headFailures, 0, alerts.join('; '));
+      again.close();
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(temporaries(`${path}.head`), []);
+    assert.equal(verifyAuditLog(path, { publicKey }).ok, true);
+  });
+
   it('a head file that cannot be replaced is counted and alerted, and the records still succeed', async () => {
     const d = tempDir();
     dirs.push(d);

@@ -26,10 +26,14 @@ import { buildSlowToken, slowTokenSkip } from '../../support/slow-token.ts';
 import { createSoftHsmToken, SOFTHSM_MODULE, type SoftHsmToken } from '../../support/softhsm.ts';
 
 /** How long the hung call lasts: long against the deadlines, short enough for the thread to end within the test. */
-const HANG_MS = 5000;
-const DEADLINE_MS = 400;
-/** open() fails after the deadline plus close()'s wait for the given-up thread (2 s, token-workers.ts), not after the hang. */
-const FAILS_WITHIN_MS = DEADLINE_MS + 2100 + 1000;
+const HANG_MS = 8000;
+/** Long enough for the steps before the hung one (workers start, login check) on a busy 2-CPU machine. */
+const DEADLINE_MS = 1000;
+/**
+ * open() fails after the deadline plus close()'s wait for the given-up
+ * thread (2 s, token-workers.ts): about 3.5 s; well before the hang ends.
+ */
+const FAILS_WITHIN_MS = HANG_MS - 2000;
 
 /** A fresh copy of the slow module in its own directory: loaded apart from the others, it reads its faults anew. */
 function shimWith(dir: string, name: string): string {
