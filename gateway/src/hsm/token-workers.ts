@@ -29,7 +29,7 @@ import { TokenWorker } from './token-worker.ts';
 import { TokenWorkerGivenUp } from './token-worker-given-up.ts';
 
 /** The entry script: registers the TypeScript loader in the thread, then loads token-worker.ts. */
-const ENTRY = new URL('./token-worker-entry.mjs', import.meta.url);
+const ENTRY = new URL('./token-worker-entry.cjs', import.meta.url);
 /** How long close() waits for a worker to stop by itself before terminating it. */
 const CLOSE_WAIT_MS = 2000;
 /** The least time a worker may take to load the module and start, by default. */
