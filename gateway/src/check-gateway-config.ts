@@ -10,6 +10,7 @@
 import { existsSync } from 'node:fs';
 import { KcmError } from '../../common/src/errors.ts';
 import { defaultCrypto } from '../../native/index.ts';
+import { loadNative } from '../../native/ts/load.ts';
 import type { GatewayFileConfig } from './gateway-config.ts';
 import { preflight } from './gateway-preflight.ts';
 import type { CompiledRoute, Readers } from './policy/policy-types.ts';
@@ -44,6 +45,25 @@ function readersOf(readers: Readers): string {
   return `plaintext for ${who.length ? who.join(', ') : 'nobody'}, others get ${others}`;
 }
 
+/**
+ * Which AES-GCM backend a start would use (native/ts/load.ts): the native
+ * module, or node:crypto when it does not load (a start warns, and keys are
+ * then not in locked memory). Throws `native_unavailable` when
+ * KCM_CRYPTO_BACKEND asks for one that cannot be had, as a start would fail.
+ */
+function cryptoLine(): string {
+  let backend: string;
+  try {
+    backend = defaultCrypto().backend.name;
+  } catch (err) {
+    throw new KcmError('native_unavailable', err instanceof Error ? err.message : String(err));
+  }
+  const native = loadNative();
+  return backend === 'native'
+    ? `crypto: native module ${native.path}`
+    : `crypto: node:crypto${native.backend ? ' (KCM_CRYPTO_BACKEND=node)' : `, the native module not loading (${native.error}): keys would NOT be in locked memory`}`;
+}
+
 function routeLine(r: CompiledRoute, urls: ReadonlyMap<string, URL>): string {
   const does: string[] = [];
   if (r.request.length > 0) does.push(`encrypts ${plural(r.request.length, 'field')} of the request`);
@@ -63,22 +83,26 @@ function routeLine(r: CompiledRoute, urls: ReadonlyMap<string, URL>): string {
 /**
  * Checks `c` as start-up would before opening anything; returns the lines
  * describing what would run, with what loading the CRL and identity files
- * said (a CRL out of date refuses every client under its CA). Throws what
- * start-up throws (preflight; `native_unavailable` when the native crypto
- * module does not load), and `invalid_config` for an `hsm.module` that does
- * not exist.
+ * said (a CRL out of date refuses every client under its CA) and the
+ * crypto backend a start would use. Throws what start-up throws
+ * (preflight; `native_unavailable` for a KCM_CRYPTO_BACKEND that cannot be
+ * had), and `invalid_config` for an `hsm.module` that does not exist.
  */
 export function checkGatewayConfig(c: GatewayFileConfig): string[] {
   const notes: string[] = [];
-  const p = preflight(c, (m) => notes.push(m));
+  const p = preflight(
+    c,
+    (m) => notes.push(m),
+    (m) => notes.push(m),
+  );
   p.identities?.close();
-  // The native AES-GCM module every key of the gateway uses (a start makes its keys with it first).
-  defaultCrypto();
+  // The backend every key of the gateway would use (a start makes its keys with it first).
+  const crypto = cryptoLine();
   // The config load checked that hsm.pinEnv is set; the module is loaded only by a start.
   if (c.hsm && !existsSync(c.hsm.module)) {
     throw new KcmError('invalid_config', `hsm.module: ${c.hsm.module} does not exist`);
   }
-  const lines = [`fronts: ${frontsOf(c.fronts)}`, ...notes.map((m) => `  ${m}`)];
+  const lines = [`fronts: ${frontsOf(c.fronts)}`, ...notes.map((m) => `  ${m}`), crypto];
   lines.push(
     c.dev
       ? 'keys: development keys made in the process (dev: true, KCM_DEV=1)'

@@ -58,9 +58,15 @@ function coreTlsOf(core: NonNullable<GatewayFileConfig['core']>): NonNullable<Pr
  * outside its validity, without the usage its role needs, a key not
  * matching, a CA entry that is not a CA: naming the file) or
  * `native_unavailable` (the uWS front's native binary does not load). `log`
- * gets what loading the identity and CRL files says.
+ * gets what loading the identity file says, `crlLog` what loading the CRL
+ * file says (by default nothing: a start's front loads it again and says it
+ * then).
  */
-export function preflight(c: GatewayFileConfig, log: (m: string) => void): Preflight {
+export function preflight(
+  c: GatewayFileConfig,
+  log: (m: string) => void,
+  crlLog: (m: string) => void = () => {},
+): Preflight {
   const trust = trustOf(c.trust);
   const policies = c.policies ? loadPolicies(c.policies.dir, { examples: c.policies.examples }) : undefined;
   if (policies) {
@@ -77,7 +83,7 @@ export function preflight(c: GatewayFileConfig, log: (m: string) => void): Prefl
   if (!c.dev && !c.core) throw new KcmError('invalid_config', 'core: required unless dev: true');
   const coreTls = !c.dev && c.core ? coreTlsOf(c.core) : undefined;
   // The fronts' certificates: refused here, naming the file, rather than by a client's failed handshake.
-  if (c.fronts.h2Tls) checkH2TlsFiles(c.fronts.h2Tls, log);
+  if (c.fronts.h2Tls) checkH2TlsFiles(c.fronts.h2Tls, crlLog);
   // The uWS front runs only on its native binary, never on the emulation.
   if (c.fronts.uws) requireNativeUws();
   const uwsTls = c.fronts.uws?.tls;

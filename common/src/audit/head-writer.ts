@@ -19,9 +19,10 @@
  *
  * Background writes use temporary names of their own
  * (`<head>.tmp-bg-<pid>-<n>`), never shared with `now` nor with another
- * writer of the same log in this process (a log closed and opened again
- * while its last background write still runs); a superseded or failed one
- * is removed when its write ends, and leftovers of a crash at start. Failures go to `onError` (the log counts and alerts; a head file that
+ * writer of the same log (a log closed and opened again while its last
+ * background write still runs); a superseded or failed one is removed when
+ * its write ends, and those of a process that no longer runs (a crash) when
+ * the log opens. Failures go to `onError` (the log counts and alerts; a head file that
  * lags is not an audit failure: the log itself is durable).
  */
 import { close, fsync, open, readdirSync, renameSync, rmSync, write } from 'node:fs';
@@ -72,7 +73,7 @@ export class HeadWriter {
     try {
       writeHeadFile(this.#path, line, this.#fsync);
     } catch (err) {
-      this.#onError(err);
+      this.#report(err);
     }
   }
 
@@ -98,19 +99,28 @@ export class HeadWriter {
       this.#inFlight = false;
       let renamed = false;
       try {
-        if (err) this.#onError(err);
+        if (err) this.#report(err);
         else if (generation === this.#generation) {
           renameSync(this.#tmp, this.#path);
           renamed = true;
         }
       } catch (e) {
-        this.#onError(e);
+        this.#report(e);
       } finally {
         if (!renamed) rmQuietly(this.#tmp);
         if (this.#waiting !== undefined) this.#start();
         else this.#wake();
       }
     });
+  }
+
+  /** Hands `err` to onError, which must not break the writer by throwing. */
+  #report(err: unknown): void {
+    try {
+      this.#onError(err);
+    } catch {
+      // The log's handler counts and alerts; a failure there must not stop the next write.
+    }
   }
 
   #wake(): void {
@@ -132,10 +142,11 @@ function writeFileSynced(path: string, buf: Buffer, done: (err: Error | null) =>
 }
 
 /**
- * Removes the background temporary files beside `head` (a crash's, or those
- * of an earlier writer of this log): never renamed, they name nothing. An
- * earlier writer still writing one is superseded (it never renames) and
- * tolerates its removal.
+ * Removes the background temporary files beside `head` that a process no
+ * longer running left (a crash: never renamed, they name nothing), and the
+ * unnumbered name of earlier versions. Those of this process belong to its
+ * writers (an earlier one of this log removes its own when its write ends),
+ * those of another live process to that process.
  */
 function removeLeftovers(head: string): void {
   const prefix = `${basename(head)}.tmp-bg`;
@@ -145,7 +156,22 @@ function removeLeftovers(head: string): void {
   } catch {
     return; // the directory is made with the log; nothing to remove yet
   }
-  for (const n of names) if (n.startsWith(prefix)) rmQuietly(join(dirname(head), n));
+  for (const n of names) {
+    if (!n.startsWith(prefix)) continue;
+    const pid = /^-(\d+)-\d+$/.exec(n.slice(prefix.length))?.[1];
+    if (n === prefix || (pid !== undefined && !running(Number(pid)))) rmQuietly(join(dirname(head), n));
+  }
+}
+
+/** Whether process `pid` exists (signal 0 checks without sending anything). */
+function running(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
 }
 
 function rmQuietly(path: string): void {

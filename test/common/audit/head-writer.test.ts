@@ -8,6 +8,7 @@
  * A property drives random interleavings of all of it.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -128,17 +129,44 @@ describe('HeadWriter', () => {
     assert.equal(w.busy, false);
   });
 
-  it('a temporary file a crash left behind is removed at start', () => {
+  it('temporary files of a process that no longer runs are removed at start; those of live processes are kept', () => {
     const d = tempDir('kcm-head-');
     dirs.push(d);
     mkdirSync(join(d.dir, 'x'));
     const path = join(d.dir, 'x', 'audit.head');
+    const gone = spawnSync(process.execPath, ['-e', '']).pid as number; // exited: its pid runs nothing now
     writeFileSync(`${path}.tmp-bg`, 'half'); // the name before pids were in it
-    writeFileSync(`${path}.tmp-bg-1234-1`, 'half');
+    writeFileSync(`${path}.tmp-bg-${gone}-1`, 'half');
+    const live = [`${path}.tmp-bg-${process.pid}-999`, `${path}.tmp-bg-1-1`]; // this process's, and init's
+    for (const f of live) writeFileSync(f, 'in use');
     writeFileSync(join(d.dir, 'x', 'other.tmp-bg-1-1'), 'not ours');
     new HeadWriter(path, { fsync: true, onError: () => {} });
-    assert.deepEqual(temporaries(path), []);
+    assert.deepEqual(temporaries(path).sort(), live.map((f) => basename(f)).sort());
     assert.ok(existsSync(join(d.dir, 'x', 'other.tmp-bg-1-1')), "only this head file's temporaries");
+  });
+
+  it('an onError that throws does not stop the writer', async () => {
+    const { dir, path } = setup();
+    const blocked = join(dir, 'not-a-dir');
+    writeFileSync(blocked, 'x');
+    let calls = 0;
+    const bad = new HeadWriter(join(blocked, 'audit.head'), {
+      fsync: true,
+      onError: () => {
+        calls++;
+        throw new Error('handler bug');
+      },
+    });
+    bad.later('x');
+    bad.later('y');
+    await bad.idle();
+    assert.equal(calls, 2, 'each failed write reported once');
+    bad.now('z');
+    assert.equal(calls, 3);
+    const good = new HeadWriter(path, { fsync: true, onError: () => {} });
+    good.later('fine');
+    await good.idle();
+    assert.equal(read(path), 'fine\n');
   });
 });
 
