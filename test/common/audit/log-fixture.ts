@@ -67,13 +67,25 @@ export function rechain(lines: string[], from: number): string[] {
 /**
  * Puts `device` (e.g. /dev/full) under descriptor number `fd`, which the
  * writer holds: closes it, then opens the device, which gets the lowest free
- * number. False (nothing left open) when the kernel gave another number; the
+ * number. A lower number freed meanwhile (an earlier test's descriptor
+ * closed late, e.g. a background sync's) is held while opening again, then
+ * let go. False (nothing left open) when another open took `fd` first; the
  * caller skips, saying so.
  */
 export function replaceDescriptor(fd: number, device: string, flags: 'r' | 'w'): boolean {
   closeSync(fd);
-  const got = openSync(device, flags);
-  if (got === fd) return true;
-  closeSync(got);
-  return false;
+  const lower: number[] = [];
+  try {
+    for (;;) {
+      const got = openSync(device, flags);
+      if (got === fd) return true;
+      if (got > fd) {
+        closeSync(got);
+        return false;
+      }
+      lower.push(got);
+    }
+  } finally {
+    for (const l of lower) closeSync(l);
+  }
 }
