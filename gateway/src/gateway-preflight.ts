@@ -14,8 +14,7 @@ import { CertificateIdentities } from './gateway-identities.ts';
 import { checkH2TlsFiles } from './http/h2-adapter.ts';
 import { requireNativeUws } from './http/uws-adapter.ts';
 import { loopbackOnly, type PeerTrust } from './pipeline/caller.ts';
-import type { PolicySet } from './policy/policy-loader.ts';
-import { loadPolicies } from './policy/policy-loader.ts';
+import { loadPolicies, type PolicySet } from './policy/policy-loader.ts';
 import { TrustedPeers } from './policy/tenant-source.ts';
 import { unusedUpstreamNames } from './proxy/proxy-routes.ts';
 

@@ -8,8 +8,9 @@
  *   callback. One background write at a time; a newer line given meanwhile
  *   replaces any older one still waiting (the head file may lag by a
  *   checkpoint, never go back, and always names a durable one).
- * - `now(line)`: the synchronous paths (`record()`, rotation, close), which
- *   already wait for the disk. It writes at once and supersedes every
+ * - `now(line)`: the synchronous paths (`record()`, `checkpoint()`, the open
+ *   checkpoint, rotation, close, `fsync: false`), which already wait for the
+ *   disk. It writes at once and supersedes every
  *   background write started or waiting before it: their rename never
  *   happens, so an older checkpoint can never land over a newer one, nor on
  *   a head file a rotation has just moved to a segment (the rotation's
@@ -22,16 +23,15 @@
  * writer of the same log (a log closed and opened again while its last
  * background write still runs); a superseded or failed one is removed when
  * its write ends, and those of a process that no longer runs (a crash) when
- * the log opens. Failures go to `onError` (the log counts and alerts; a head file that
- * lags is not an audit failure: the log itself is durable).
+ * the log opens. Failures go to `onError` (the log counts and alerts; a head
+ * file that lags is not an audit failure: the log itself is durable).
  */
 import { close, fsync, open, readdirSync, renameSync, rmSync, write } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { writeHeadFile } from './head-file.ts';
 
 /** Numbers the writers of this process, so no two share a temporary name. */
 let writers = 0;
-
-import { writeHeadFile } from './head-file.ts';
 
 export class HeadWriter {
   readonly #path: string;
