@@ -46,10 +46,7 @@ function testFiles() {
 }
 
 const steps = [
-  [
-    'rust',
-    () => step('cargo test', 'cargo', ['test', '--offline', '--release', '--manifest-path', 'native/Cargo.toml']),
-  ],
+  ['rust', () => step('cargo test', 'cargo', ['test', '--offline', '--release', '--workspace'])],
   ['types', () => step('type check', bin('tsc'), ['--noEmit', '-p', 'tsconfig.json'])],
   ['lint', () => step('lint + format', bin('biome'), ['check', '.'])],
   ['ts', () => step('tests', process.execPath, ['--import', 'tsx', '--test', ...testFiles()])],

@@ -30,7 +30,15 @@ import { measureNoise, type NoiseWindow, noiseFloor } from './hiccup.ts';
 import { type MeasureConfig, measureScenario, type ScenarioResult } from './measure.ts';
 import { setUpPinning } from './pinning.ts';
 import { type RunData, writeReport } from './report.ts';
-import { nginxBinary, nginxVersion, type RunningServer, startNginx, startServe, stopAll } from './servers.ts';
+import {
+  nginxBinary,
+  nginxVersion,
+  type RunningServer,
+  startNativeFloor,
+  startNginx,
+  startServe,
+  stopAll,
+} from './servers.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -132,6 +140,7 @@ async function main(): Promise<number> {
         await start('bare-forward', () =>
           startServe('bare-forward', 'bare-forward', cpu, { args: ['--upstream', String(app.ports.http)] }),
         );
+        await start('native-floor', () => startNativeFloor(app.ports.http as number, cpu));
         // The gateway proxy, and the same proxy writing its audit log.
         for (const [name, audit] of [
           ['proxy', false],

@@ -205,3 +205,24 @@ http {
   await stop();
   throw new Error('nginx did not start listening');
 }
+
+/**
+ * Builds (cargo, offline; a no-op when up to date) and starts the native floor
+ * (bench/native-floor: a Rust epoll forwarder that seals the POST body's
+ * fields with the native module's code) in front of 127.0.0.1:`upstreamPort`.
+ */
+export function startNativeFloor(upstreamPort: number, cpu: number | undefined): Promise<RunningServer> {
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+  const cargoHome = join(process.env.HOME ?? '', '.cargo', 'bin');
+  const build = spawnSync(
+    'cargo',
+    ['build', '--release', '--offline', '--quiet', '--manifest-path', join(root, 'bench/native-floor/Cargo.toml')],
+    { encoding: 'utf8', env: { ...process.env, PATH: `${process.env.PATH ?? ''}:${cargoHome}` } },
+  );
+  if (build.error) return Promise.reject(new Error(`cargo: ${build.error.message}`));
+  if (build.status !== 0) return Promise.reject(new Error(`cargo build failed: ${build.stderr.slice(-500)}`));
+  const bin = join(root, 'target', 'release', 'kcm-native-floor');
+  return startCommand('native-floor', bin, ['--upstream', String(upstreamPort)], cpu, {}, (line) =>
+    line.startsWith('{') ? JSON.parse(line) : null,
+  );
+}

@@ -268,7 +268,9 @@ const h2: Factory[] = [
  * directly, 2 nginx, 3 the hand-written node:http encrypting proxy (`nodeSpec`:
  * its request, when it differs from the gateway's), 4 the bare uWS forwarder
  * (./bare-forward.ts: the floor of a JavaScript proxy on the gateway's front,
- * no crypto, the same bytes forwarded).
+ * no crypto, the same bytes forwarded), 5 the native floor (bench/native-floor:
+ * a Rust epoll forwarder; on POST it scans and seals the five fields with the
+ * native module's code, on GET it only forwards).
  */
 function proxyTrio(label: string, spec: RequestSpec, nodeSpec: RequestSpec = spec): Endpoint[] {
   return [
@@ -302,6 +304,17 @@ function proxyTrio(label: string, spec: RequestSpec, nodeSpec: RequestSpec = spe
       role: 'peer',
       front: 'http1',
       server: 'bare-forward',
+      port: 'http',
+      request: spec,
+    },
+    {
+      label:
+        spec.method === 'POST'
+          ? 'native epoll forwarder + native scan and seal (floor of a native data plane)'
+          : 'native epoll forwarder, forwards only (floor of a native data plane)',
+      role: 'peer',
+      front: 'http1',
+      server: 'native-floor',
       port: 'http',
       request: spec,
     },

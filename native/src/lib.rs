@@ -1,9 +1,10 @@
 //! OpenKCM native crypto backend: a zero-dependency Node-API module.
 //!
 //! The JS surface (see `native/ts/backend.ts`) is defined in [`exports`]; the
-//! Node-API glue ([`napi`], [`exports`]) is left out of `cargo test` builds so
-//! test binaries need no Node-API symbols. Everything else is plain Rust over
-//! libcrypto ([`ossl`]) and libc ([`sys`]).
+//! Node-API glue ([`napi`], [`exports`]) is left out of `cargo test` builds,
+//! and out of builds without the default `node` feature (bench/native-floor
+//! uses the crate as a library), so those need no Node-API symbols.
+//! Everything else is plain Rust over libcrypto ([`ossl`]) and libc ([`sys`]).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -46,7 +47,7 @@ mod test_util {
     }
 }
 
-#[cfg(not(test))]
+#[cfg(all(not(test), feature = "node"))]
 mod exports;
-#[cfg(not(test))]
+#[cfg(all(not(test), feature = "node"))]
 mod napi;

@@ -1,0 +1,101 @@
+//! The few epoll calls the floor needs (level-triggered), declared by hand:
+//! the repository builds without crates.io.
+
+use std::io;
+
+pub const READ: u32 = 0x001 | 0x2000; // EPOLLIN | EPOLLRDHUP
+pub const WRITE: u32 = 0x004; // EPOLLOUT
+
+const CTL_ADD: i32 = 1;
+const CTL_DEL: i32 = 2;
+const CTL_MOD: i32 = 3;
+const CLOEXEC: i32 = 0o2000000;
+
+/// `struct epoll_event` as x86-64 Linux lays it out (packed).
+#[repr(C, packed)]
+#[derive(Clone, Copy)]
+struct Event {
+    events: u32,
+    data: u64,
+}
+
+extern "C" {
+    fn epoll_create1(flags: i32) -> i32;
+    fn epoll_ctl(epfd: i32, op: i32, fd: i32, event: *mut Event) -> i32;
+    fn epoll_wait(epfd: i32, events: *mut Event, max: i32, timeout: i32) -> i32;
+    fn close(fd: i32) -> i32;
+}
+
+pub struct Poll {
+    fd: i32,
+}
+
+pub struct Events {
+    list: Vec<Event>,
+    len: usize,
+}
+
+impl Events {
+    pub fn with_capacity(n: usize) -> Self {
+        Events { list: vec![Event { events: 0, data: 0 }; n], len: 0 }
+    }
+    /// (token, flags) of the events of the last wait.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
+        self.list[..self.len].iter().map(|e| {
+            let Event { events, data } = *e;
+            (data, events)
+        })
+    }
+}
+
+fn check(ret: i32) -> io::Result<i32> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+impl Poll {
+    pub fn new() -> io::Result<Self> {
+        // SAFETY: epoll_create1 takes a flag word and returns a new descriptor or -1.
+        let fd = check(unsafe { epoll_create1(CLOEXEC) })?;
+        Ok(Poll { fd })
+    }
+    fn ctl(&self, op: i32, fd: i32, token: u64, events: u32) -> io::Result<()> {
+        let mut ev = Event { events, data: token };
+        // SAFETY: `ev` lives across the call; the kernel only reads it.
+        check(unsafe { epoll_ctl(self.fd, op, fd, &mut ev) }).map(|_| ())
+    }
+    pub fn add(&self, fd: i32, token: u64, events: u32) -> io::Result<()> {
+        self.ctl(CTL_ADD, fd, token, events)
+    }
+    pub fn modify(&self, fd: i32, token: u64, events: u32) -> io::Result<()> {
+        self.ctl(CTL_MOD, fd, token, events)
+    }
+    pub fn delete(&self, fd: i32) -> io::Result<()> {
+        self.ctl(CTL_DEL, fd, 0, 0)
+    }
+    /// Waits for events (no timeout), retrying on EINTR.
+    pub fn wait(&self, events: &mut Events) -> io::Result<()> {
+        loop {
+            // SAFETY: the buffer holds `list.len()` events and the kernel writes at most that many.
+            let n = unsafe { epoll_wait(self.fd, events.list.as_mut_ptr(), events.list.len() as i32, -1) };
+            match check(n) {
+                Ok(n) => {
+                    events.len = n as usize;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl Drop for Poll {
+    fn drop(&mut self) {
+        // SAFETY: `fd` is this Poll's own descriptor, closed once.
+        unsafe { close(self.fd) };
+    }
+}
