@@ -17,6 +17,7 @@ use std::ffi::CStr;
 
 use crate::aead::{self, EnvelopeItem, OVERHEAD, WRAPPED_LEN};
 use crate::error::{code, Error, Result};
+use crate::http1_answer::{AnswerLimits, AnswerParser, Failure};
 use crate::json_targets;
 use crate::kdf;
 use crate::keys::{self, KeyHandle, Slot, KEY_LEN};
@@ -565,6 +566,72 @@ fn json_targets_export(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
     Ok(value)
 }
 
+/// A Latin-1 JS string of `bytes` (each byte one code point, as the gateway reads header bytes).
+fn latin1(env: &Env<'_>, bytes: &[u8]) -> Result<RawValue> {
+    env.string(&bytes.iter().map(|&c| char::from(c)).collect::<String>())
+}
+
+/// `http1Answer(chunks[], flags, maxHead, maxBody)` → what [`http1_answer`]
+/// reads from one upstream answer fed as `chunks` (flags: 1 the request was
+/// HEAD, 2 the connection ended after the last chunk): `{ outcome: "done" |
+/// "partial" | "failed", started, status, headers: [name, value, …] (Latin-1
+/// strings), body, keepAlive, failure: "bad_response" | "too_large" |
+/// "unavailable" | null, what }`. Feeding stops at the first failure. The
+/// test surface of the parser (test/native/http1-answer.test.ts compares it
+/// with the gateway's TypeScript parser); a native front calls it directly.
+fn http1_answer_export(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
+    let [chunks, flags, max_head, max_body] = *args else {
+        return Err(Error::arg("http1Answer(chunks, flags, maxHead, maxBody)"));
+    };
+    let items = env.array_items(chunks, "http1Answer: chunks", code::INVALID_ARGUMENT)?;
+    let chunks = env.bytes_list(&items, "http1Answer: chunks")?;
+    let flags = env.number_or_nan(flags)?;
+    if !(flags.fract() == 0.0 && (0.0..=3.0).contains(&flags)) {
+        return Err(Error::arg("http1Answer: flags must be an integer from 0 to 3"));
+    }
+    let flags = flags as u8;
+    let limits = AnswerLimits {
+        max_head: count_arg(&env, max_head, 1e9, "http1Answer: maxHead")?,
+        max_body: count_arg(&env, max_body, 1e12, "http1Answer: maxBody")?,
+    };
+    let mut parser = AnswerParser::new(limits, flags & 1 != 0);
+    let mut outcome = Ok(false);
+    for chunk in chunks {
+        outcome = parser.feed(chunk);
+        if outcome.is_err() {
+            break;
+        }
+    }
+    if flags & 2 != 0 && outcome == Ok(false) {
+        outcome = parser.end().map(|()| true);
+    }
+    let (name, failure, what) = match outcome {
+        Ok(true) => ("done", None, None),
+        Ok(false) => ("partial", None, None),
+        Err(Failure::BadResponse(what)) => ("failed", Some("bad_response"), Some(what)),
+        Err(Failure::TooLarge) => ("failed", Some("too_large"), None),
+        Err(Failure::Unavailable) => ("failed", Some("unavailable"), None),
+    };
+    let mut headers = Vec::new();
+    for (n, v) in parser.headers() {
+        headers.push(latin1(&env, n)?);
+        headers.push(latin1(&env, v)?);
+    }
+    let (body, out) = env.new_buffer(parser.body().len())?;
+    out.copy_from_slice(parser.body());
+    let text = |s: Option<&str>| s.map_or_else(|| env.null(), |s| env.string(s));
+    env.object(&[
+        (c"outcome", env.string(name)?),
+        (c"started", env.boolean(parser.started())?),
+        (c"status", env.number(f64::from(parser.status()))?),
+        (c"headers", env.array(&headers)?),
+        (c"body", body),
+        (c"keepAlive", env.boolean(parser.keep_alive())?),
+        (c"failure", text(failure)?),
+        (c"what", text(what)?),
+    ])
+}
+
 /// `dataKeyOpenBatch(kek, wrappedKeys[], wrapAads[], sealed[], aads[])` → (Buffer | null)[].
 fn data_key_open_batch(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
     let [kek, wrapped, wrap_aads, sealed, aads] = *args else {
@@ -812,6 +879,7 @@ exports! {
     c"dataKeyOpenSplice" => js_data_key_open_splice(8) = data_key_open_splice,
     c"jsonTargetsRules" => js_json_targets_rules(1) = json_targets_rules,
     c"jsonTargets" => js_json_targets(4) = json_targets_export,
+    c"http1Answer" => js_http1_answer(4) = http1_answer_export,
     c"hmacSha256" => js_hmac_sha256(2) = hmac_sha256,
     c"deriveKey" => js_derive_key(3) = derive_key,
     c"shamirSplit" => js_shamir_split(3) = shamir_split,

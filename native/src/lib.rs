@@ -21,6 +21,7 @@ pub mod base64url;
 pub mod error;
 mod fork;
 pub mod gf256;
+pub mod http1_answer;
 #[cfg(test)]
 mod golden;
 pub mod json_targets;

@@ -35,8 +35,35 @@ export interface JsonTargetsFns {
   jsonTargets(body: Uint8Array, rules: JsonTargetsRules, maxDepth: number, maxFields: number): Buffer | null;
 }
 
+/** What the native upstream-answer parser (src/http1_answer.rs) read from one answer: see `http1Answer`. */
+export interface Http1AnswerOutcome {
+  outcome: 'done' | 'partial' | 'failed';
+  started: boolean;
+  status: number;
+  /** Name, value, name, value, …: lower-cased names, trimmed Latin-1 values, in arrival order. */
+  headers: string[];
+  body: Buffer;
+  keepAlive: boolean;
+  failure: 'bad_response' | 'too_large' | 'unavailable' | null;
+  what: string | null;
+}
+
+/**
+ * The native twin of the gateway's upstream answer parser
+ * (gateway/src/upstream/h1-parser.ts), the first piece of a native data plane
+ * (docs/decisions/0001-native-data-plane.md): feeds `chunks`, stopping at the
+ * first failure; `flags` 1: the request was HEAD, 2: the connection ended
+ * after the chunks.
+ */
+export interface Http1AnswerFns {
+  http1Answer(chunks: Uint8Array[], flags: number, maxHead: number, maxBody: number): Http1AnswerOutcome;
+}
+
 export interface NativeLoadResult {
-  backend: (CryptoBackend & { processHarden(): { coreDumpsDisabled: boolean } } & Partial<JsonTargetsFns>) | null;
+  backend:
+    | (CryptoBackend & { processHarden(): { coreDumpsDisabled: boolean } } & Partial<JsonTargetsFns> &
+        Partial<Http1AnswerFns>)
+    | null;
   path: string;
   /** Why the native module did not load, when it did not. */
   error?: string;

@@ -268,10 +268,12 @@ for (const name of BACKENDS) {
       assert.deepEqual(Object.getOwnPropertyNames(Object.getPrototypeOf(key)).sort(), KEY_HANDLE_MEMBERS);
       assert.deepEqual(Object.getOwnPropertyNames(key), [], 'no own (public) fields on a handle');
       assert.deepEqual(Object.getOwnPropertyNames(Crypto.prototype).sort(), CRYPTO_MEMBERS);
-      // Native only: process hardening, and the JSON target scan (no key involved; gateway/src/pipeline/json-targets.ts).
+      // Native only: process hardening, the JSON target scan (no key involved;
+      // gateway/src/pipeline/json-targets.ts) and the upstream-answer parser (no key
+      // involved; test/native/http1-answer.test.ts).
       const expected =
         name === 'native'
-          ? [...BACKEND_MEMBERS, 'jsonTargets', 'jsonTargetsRules', 'processHarden'].sort()
+          ? [...BACKEND_MEMBERS, 'http1Answer', 'jsonTargets', 'jsonTargetsRules', 'processHarden'].sort()
           : BACKEND_MEMBERS;
       assert.deepEqual(Object.keys(crypto.backend).sort(), expected, 'a new backend export needs review');
     });
