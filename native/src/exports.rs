@@ -18,6 +18,7 @@ use std::ffi::CStr;
 use crate::aead::{self, EnvelopeItem, OVERHEAD, WRAPPED_LEN};
 use crate::error::{code, Error, Result};
 use crate::http1_answer::{AnswerLimits, AnswerParser, Failure};
+use crate::http1_request::{self, Parsed, RequestLimits};
 use crate::json_targets;
 use crate::kdf;
 use crate::keys::{self, KeyHandle, Slot, KEY_LEN};
@@ -632,6 +633,41 @@ fn http1_answer_export(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
     ])
 }
 
+/// `http1RequestHead(bytes, maxHead, maxHeaders)` → what [`http1_request`]
+/// reads at the start of `bytes`: null while the head is incomplete,
+/// `{ decline: reason }`, or `{ len, method, target, headers: [name, value,
+/// …], contentLength, close }`. The test surface of the parser
+/// (test/native/http1-request.test.ts holds it to a running uWS server); a
+/// native front calls it directly.
+fn http1_request_export(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
+    let [bytes, max_head, max_headers] = *args else {
+        return Err(Error::arg("http1RequestHead(bytes, maxHead, maxHeaders)"));
+    };
+    let b = env.bytes(bytes, "http1RequestHead: bytes")?;
+    let limits = RequestLimits {
+        max_head: count_arg(&env, max_head, 1e9, "http1RequestHead: maxHead")?,
+        max_headers: count_arg(&env, max_headers, 1e6, "http1RequestHead: maxHeaders")?,
+    };
+    let head = match http1_request::parse_request_head(b, limits) {
+        Parsed::Partial => return env.null(),
+        Parsed::Decline(why) => return env.object(&[(c"decline", env.string(why)?)]),
+        Parsed::Head(head) => head,
+    };
+    let mut headers = Vec::with_capacity(2 * head.headers.len());
+    for ((ns, ne), (vs, ve)) in &head.headers {
+        headers.push(latin1(&env, &b[*ns..*ne])?);
+        headers.push(latin1(&env, &b[*vs..*ve])?);
+    }
+    env.object(&[
+        (c"len", env.number(head.len as f64)?),
+        (c"method", latin1(&env, &b[head.method.0..head.method.1])?),
+        (c"target", latin1(&env, &b[head.target.0..head.target.1])?),
+        (c"headers", env.array(&headers)?),
+        (c"contentLength", env.number(head.content_length as f64)?),
+        (c"close", env.boolean(head.close)?),
+    ])
+}
+
 /// `dataKeyOpenBatch(kek, wrappedKeys[], wrapAads[], sealed[], aads[])` → (Buffer | null)[].
 fn data_key_open_batch(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
     let [kek, wrapped, wrap_aads, sealed, aads] = *args else {
@@ -880,6 +916,7 @@ exports! {
     c"jsonTargetsRules" => js_json_targets_rules(1) = json_targets_rules,
     c"jsonTargets" => js_json_targets(4) = json_targets_export,
     c"http1Answer" => js_http1_answer(4) = http1_answer_export,
+    c"http1RequestHead" => js_http1_request_head(3) = http1_request_export,
     c"hmacSha256" => js_hmac_sha256(2) = hmac_sha256,
     c"deriveKey" => js_derive_key(3) = derive_key,
     c"shamirSplit" => js_shamir_split(3) = shamir_split,

@@ -22,6 +22,7 @@ pub mod error;
 mod fork;
 pub mod gf256;
 pub mod http1_answer;
+pub mod http1_request;
 #[cfg(test)]
 mod golden;
 pub mod json_targets;

@@ -57,7 +57,26 @@ export interface Http1AnswerOutcome {
  */
 export interface Http1AnswerFns {
   http1Answer(chunks: Uint8Array[], flags: number, maxHead: number, maxBody: number): Http1AnswerOutcome;
+  /**
+   * The strict request-head parser (src/http1_request.rs): null while the head
+   * is incomplete, the reason it declines, or the head it read.
+   */
+  http1RequestHead(bytes: Uint8Array, maxHead: number, maxHeaders: number): Http1RequestHead | null;
 }
+
+/** What `http1RequestHead` answers. */
+export type Http1RequestHead =
+  | { decline: string }
+  | {
+      /** Bytes of the head, final CRLF CRLF included. */
+      len: number;
+      method: string;
+      target: string;
+      /** Name as sent, value trimmed, name, value, … */
+      headers: string[];
+      contentLength: number;
+      close: boolean;
+    };
 
 export interface NativeLoadResult {
   backend:

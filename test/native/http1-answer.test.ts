@@ -200,10 +200,13 @@ const framed = fc.constantFrom('none', 'length', 'chunked', 'both').chain((frami
     return { lines, body };
   }),
 );
-/** One byte changed, inserted or removed at a random place (or, mostly, none). */
-const mutation = fc.option(
-  fc.tuple(fc.constantFrom('set', 'insert', 'delete'), fc.nat(), fc.integer({ min: 0, max: 255 })),
-  { freq: 4 },
+/** One byte changed, inserted or removed at a random place, in one case of four. */
+const mutation = fc.oneof(
+  { weight: 3, arbitrary: fc.constant(null) },
+  {
+    weight: 1,
+    arbitrary: fc.tuple(fc.constantFrom('set', 'insert', 'delete'), fc.nat(), fc.integer({ min: 0, max: 255 })),
+  },
 );
 
 const cases: fc.Arbitrary<Case> = fc
@@ -245,8 +248,8 @@ describe('native upstream-answer parser = the TypeScript reference', { skip: ski
       { numRuns: 4000 },
     );
     // The generator reaches every outcome often (a comparison of failures only would prove
-    // little): about 10 % done, 4 % partial here.
-    assert.ok(seen.done > 240 && seen.partial > 80 && seen.failed > 400, JSON.stringify(seen));
+    // little): about 17 % done and 5 % partial here.
+    assert.ok(seen.done > 350 && seen.partial > 90 && seen.failed > 1000, JSON.stringify(seen));
   });
 
   it('agrees on each spelling the rules name, in every split', () => {

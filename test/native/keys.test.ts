@@ -269,11 +269,18 @@ for (const name of BACKENDS) {
       assert.deepEqual(Object.getOwnPropertyNames(key), [], 'no own (public) fields on a handle');
       assert.deepEqual(Object.getOwnPropertyNames(Crypto.prototype).sort(), CRYPTO_MEMBERS);
       // Native only: process hardening, the JSON target scan (no key involved;
-      // gateway/src/pipeline/json-targets.ts) and the upstream-answer parser (no key
-      // involved; test/native/http1-answer.test.ts).
+      // gateway/src/pipeline/json-targets.ts) and the HTTP/1.1 parsers (no key
+      // involved; test/native/http1-answer.test.ts, http1-request.test.ts).
       const expected =
         name === 'native'
-          ? [...BACKEND_MEMBERS, 'http1Answer', 'jsonTargets', 'jsonTargetsRules', 'processHarden'].sort()
+          ? [
+              ...BACKEND_MEMBERS,
+              'http1Answer',
+              'http1RequestHead',
+              'jsonTargets',
+              'jsonTargetsRules',
+              'processHarden',
+            ].sort()
           : BACKEND_MEMBERS;
       assert.deepEqual(Object.keys(crypto.backend).sort(), expected, 'a new backend export needs review');
     });
