@@ -110,10 +110,11 @@ fn is_tchar(c: u8) -> bool {
     c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
 }
 
-/// `HTTP/1.[01] [1-9]DD( reason)?` with no CR or LF in the reason: (minor version, status).
+/// `HTTP/1.[01] [1-5]DD( reason)?` with no CR or LF in the reason: (minor
+/// version, status). 600–999 are refused (RFC 9110 §15: not HTTP statuses).
 fn status_line(line: &[u8]) -> Option<(u8, u16)> {
     let rest = line.strip_prefix(b"HTTP/1.")?;
-    let [minor @ (b'0' | b'1'), b' ', d0 @ b'1'..=b'9', d1 @ b'0'..=b'9', d2 @ b'0'..=b'9', tail @ ..] = rest else {
+    let [minor @ (b'0' | b'1'), b' ', d0 @ b'1'..=b'5', d1 @ b'0'..=b'9', d2 @ b'0'..=b'9', tail @ ..] = rest else {
         return None;
     };
     match tail {
@@ -497,6 +498,7 @@ mod tests {
             (b"HTTP/1.1 200 OK\r\nX: a\0b\r\n\r\n", bad("header value")),
             (b"HTTP/1.1 101 Switching Protocols\r\n\r\n", bad("unexpected protocol switch")),
             (b"HTTP/2 200\r\n\r\n", bad("status line")),
+            (b"HTTP/1.1 900 OK\r\nContent-Length: 0\r\n\r\n", bad("status line")),
             (b"SSH-2.0-OpenSSH\r\n", bad("status line")),
             (b"HTTP/1.1 205 Reset\r\nContent-Length: 1\r\n\r\nx", bad("content in a 205 response")),
             (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", bad("chunk size")),

@@ -110,6 +110,8 @@ const statusLine = fc.oneof(
       'HTTP/1.1 101 Switching Protocols',
       'HTTP/1.1 099 Low',
       'HTTP/1.1 2000 OK',
+      'HTTP/1.1 600 Custom',
+      'HTTP/1.1 999 Library Error',
       'HTTP/1.2 200 OK',
       'HTTP/2 200',
       'http/1.1 200 OK',

@@ -7,7 +7,8 @@
  *   (undefined before), `end()` when the connection ended (completes a body
  *   delimited by the close, else throws). After a response completes, any
  *   further byte is an error (the client never pipelines).
- * - Every violation throws {@link UpstreamFailure} `bad_response`; a body
+ * - Every violation throws {@link UpstreamFailure} `bad_response` (a status
+ *   outside 100–599 included: RFC 9110 §15 calls it invalid); a body
  *   over `maxBodyBytes` throws `too_large`. No error carries upstream bytes.
  * - Interim 1xx answers (100, 102, 103) are skipped; 101 is refused (the
  *   gateway never asks for an upgrade). A response to HEAD, and 204 / 304,
@@ -53,7 +54,8 @@ export interface ParserLimits {
 }
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9][0-9]{2})(?: [^\r\n]*)?$/;
+/** Status 100–599 only: RFC 9110 §15 calls 600–999 invalid, and a proxy must not relay them as they are. */
+const STATUS_LINE = /^HTTP\/1\.([01]) ([1-5][0-9]{2})(?: [^\r\n]*)?$/;
 const CHUNK_SIZE = /^([0-9A-Fa-f]{1,8})[ \t]*(?:;[^\r\n]*)?$/;
 const EMPTY = Buffer.alloc(0);
 

@@ -142,6 +142,9 @@ describe('upstream response parser', () => {
       'garbage\r\n\r\n',
       'HTTP/2 200 OK\r\n\r\n',
       'HTTP/1.1 20 OK\r\n\r\n',
+      // RFC 9110 §15: 600–999 are not HTTP statuses (found by the native parser's fuzz target).
+      'HTTP/1.1 600 Custom\r\ncontent-length: 0\r\n\r\n',
+      'HTTP/1.1 999 Library Error\r\ncontent-length: 0\r\n\r\n',
       'HTTP/1.1 200 OK\r\nno-colon\r\n\r\n',
       // A line without a colon is refused even when a later line has one.
       'HTTP/1.1 200 OK\r\nno-colon\r\nx: y\r\n\r\n',
