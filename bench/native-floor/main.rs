@@ -45,25 +45,15 @@ const LISTENER: u64 = u64::MAX;
 /// The scenario's selectors (bench/scenarios/payloads.ts `ORDER_FIELDS`).
 const DEFAULT_FIELDS: &str = "$.card.number,$.card.cvv,$.customer.email,$.customer.phone,$.customer.taxId";
 
-/// Rules as the gateway encodes them (gateway/src/pipeline/json-targets.ts):
-/// every field required, member steps with their ASCII fold.
-fn encode_rules(selectors: &str) -> Vec<u8> {
-    let list: Vec<&str> = selectors.split(',').filter(|s| !s.is_empty()).collect();
-    let mut out = (list.len() as u16).to_le_bytes().to_vec();
-    for sel in list {
-        let steps: Vec<&str> = sel.trim_start_matches("$.").split('.').collect();
-        out.push(1);
-        out.push(steps.len() as u8);
-        for s in steps {
-            out.push(0);
-            out.extend((s.len() as u16).to_le_bytes());
-            out.extend(s.as_bytes());
-            let fold = s.to_ascii_lowercase();
-            out.extend((fold.len() as u16).to_le_bytes());
-            out.extend(fold.as_bytes());
-        }
-    }
-    out
+/// The selectors (`$.a.b`, member steps only) as rules, every field required.
+fn encode_selectors(selectors: &str) -> Vec<u8> {
+    let steps: Vec<Vec<&str>> = selectors
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|sel| sel.trim_start_matches("$.").split('.').collect())
+        .collect();
+    let rules: Vec<(bool, &[&str])> = steps.iter().map(|s| (true, s.as_slice())).collect();
+    json_targets::encode_rules(&rules)
 }
 
 /// What sealing needs besides the body: the same lengths the gateway's envelopes have.
@@ -78,7 +68,7 @@ struct Sealer {
 
 impl Sealer {
     fn new(selectors: &str) -> Result<Self, String> {
-        let rules = json_targets::compile_rules(&encode_rules(selectors)).map_err(|e| format!("{e:?}"))?;
+        let rules = json_targets::compile_rules(&encode_selectors(selectors)).map_err(|e| format!("{e:?}"))?;
         let mut kek = [0u8; keys::KEY_LEN];
         ossl::random_bytes(&mut kek).map_err(|e| format!("{e:?}"))?;
         let contexts = selectors

@@ -41,7 +41,7 @@ pub struct RequestLimits {
 }
 
 /// A head read: byte ranges into the buffer it was read from.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestHead {
     /// Bytes of the head, final CRLF CRLF included: the body starts here.
     pub len: usize,

@@ -165,6 +165,32 @@ fn compile(rules: &[Rule]) -> Vec<Plan> {
     plans
 }
 
+/// Encodes rules as the gateway's `encodeRules` does, for Rust callers
+/// (tests, bench/native-floor, the fuzz targets): per rule (required, steps),
+/// a step `*` is "each", any other a member whose fold is its ASCII lower
+/// case. For trusted, small rule lists: lengths are not checked (names of
+/// ASCII only, under 64 KiB, at most 255 steps and 65,535 rules).
+pub fn encode_rules(rules: &[(bool, &[&str])]) -> Vec<u8> {
+    let mut out = (rules.len() as u16).to_le_bytes().to_vec();
+    for (required, steps) in rules {
+        out.push(u8::from(*required));
+        out.push(steps.len() as u8);
+        for s in *steps {
+            if *s == "*" {
+                out.push(1);
+            } else {
+                out.push(0);
+                out.extend((s.len() as u16).to_le_bytes());
+                out.extend(s.as_bytes());
+                let fold = s.to_ascii_lowercase();
+                out.extend((fold.len() as u16).to_le_bytes());
+                out.extend(fold.as_bytes());
+            }
+        }
+    }
+    out
+}
+
 /// Rules decoded and compiled once (a route's rules serve every request).
 pub struct CompiledRules {
     rules: Vec<Rule>,
@@ -603,26 +629,8 @@ pub fn json_targets(
 mod tests {
     use super::*;
 
-    /// Encodes rules as the gateway does: (required, steps) with "*" for each and ASCII folds.
     fn encode(rules: &[(bool, &[&str])]) -> Vec<u8> {
-        let mut out = (rules.len() as u16).to_le_bytes().to_vec();
-        for (required, steps) in rules {
-            out.push(u8::from(*required));
-            out.push(steps.len() as u8);
-            for s in *steps {
-                if *s == "*" {
-                    out.push(1);
-                } else {
-                    out.push(0);
-                    out.extend((s.len() as u16).to_le_bytes());
-                    out.extend(s.as_bytes());
-                    let fold = s.to_ascii_lowercase();
-                    out.extend((fold.len() as u16).to_le_bytes());
-                    out.extend(fold.as_bytes());
-                }
-            }
-        }
-        out
+        encode_rules(rules)
     }
 
     fn targets(body: &str, rules: &[(bool, &[&str])]) -> Option<Vec<(u32, String, u32)>> {

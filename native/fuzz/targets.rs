@@ -1,0 +1,211 @@
+//! libFuzzer targets for the native crate's readers of hostile bytes: the
+//! JSON target scan (request and response bodies), the strict request-head
+//! reader and the upstream-answer reader (docs/decisions/0001), the envelope
+//! opener of the response transform, base64url, and the rule decoder.
+//!
+//! Each target feeds arbitrary bytes to one of them and checks its contract
+//! on the answer. A finding is a panic (the crate's release profile aborts,
+//! which libFuzzer reports with the input) or a broken contract (an
+//! `assert!` here). `scripts/fuzz.mjs` builds this crate with libFuzzer's
+//! coverage instrumentation, links it with clang's libFuzzer and runs one
+//! target (`KCM_FUZZ_TARGET`) for a while; `npm test` only checks that it
+//! builds and that [`run`] holds on a few seed inputs.
+
+use std::sync::OnceLock;
+
+use openkcm_native::http1_answer::{AnswerLimits, AnswerParser};
+use openkcm_native::http1_request::{parse_request_head, Parsed, RequestLimits};
+use openkcm_native::keys::KEY_LEN;
+use openkcm_native::splice::SpliceHeads;
+use openkcm_native::{base64url, json_targets, open_splice};
+
+/// The targets, by the name `KCM_FUZZ_TARGET` gives.
+pub const TARGETS: [&str; 6] = [
+    "json-targets",
+    "json-rules",
+    "http1-request",
+    "http1-answer",
+    "open-splice",
+    "base64url",
+];
+
+/// Runs target `name` on `data`; panics on a broken contract.
+pub fn run(name: &str, data: &[u8]) {
+    match name {
+        "json-targets" => json_targets_target(data),
+        "json-rules" => {
+            let _ = json_targets::compile_rules(data);
+        }
+        "http1-request" => http1_request_target(data),
+        "http1-answer" => http1_answer_target(data),
+        "open-splice" => open_splice_target(data),
+        "base64url" => base64url_target(data),
+        other => panic!("KCM_FUZZ_TARGET {other:?} is not one of {TARGETS:?}"),
+    }
+}
+
+fn rule_sets() -> &'static [json_targets::CompiledRules] {
+    static SETS: OnceLock<Vec<json_targets::CompiledRules>> = OnceLock::new();
+    SETS.get_or_init(|| {
+        let sets: [&[(bool, &[&str])]; 4] = [
+            &[(true, &["card", "number"]), (false, &["customer", "email"])],
+            &[(false, &["items", "*", "giftMessage"]), (false, &["*"])],
+            &[(true, &["a"]), (false, &["a", "b"]), (false, &["A"])],
+            &[(false, &["*", "*", "*"]), (false, &["x", "*"])],
+        ];
+        sets.iter()
+            .filter_map(|r| json_targets::compile_rules(&json_targets::encode_rules(r)).ok())
+            .collect()
+    })
+}
+
+/// Byte 0: the rule set; byte 1: the depth limit; the rest: the body (UTF-8 only, as the contract asks).
+fn json_targets_target(data: &[u8]) {
+    let [set, depth, body @ ..] = data else { return };
+    if std::str::from_utf8(body).is_err() {
+        return;
+    }
+    let sets = rule_sets();
+    let rules = &sets[usize::from(*set) % sets.len()];
+    let Ok(Some(targets)) = json_targets::json_targets(body, rules, usize::from(*depth % 64) + 1, 50) else {
+        return;
+    };
+    assert_eq!(targets.len() % 4, 0);
+    for t in targets.chunks_exact(4) {
+        let (start, end, kind) = (t[1] as usize, t[2] as usize, t[3] & 7);
+        assert!(start < end && end <= body.len(), "a target outside the body");
+        let (first, last) = (body[start], body[end - 1]);
+        match kind {
+            1 => assert!(first == b'{' && last == b'}', "an object target"),
+            2 => assert!(first == b'[' && last == b']', "an array target"),
+            3 => assert!(first == b'"' && last == b'"' && end - start >= 2, "a string target"),
+            4..=6 => {}
+            _ => panic!("target type {kind}"),
+        }
+    }
+}
+
+/// Byte 0 chooses the limits; the rest is what a client sent.
+fn http1_request_target(data: &[u8]) {
+    let [pick, b @ ..] = data else { return };
+    let limits = RequestLimits {
+        max_head: if pick & 1 == 0 { 4096 } else { 64 },
+        max_headers: usize::from(pick >> 4) + 1,
+    };
+    let Parsed::Head(head) = parse_request_head(b, limits) else { return };
+    assert!(head.len <= b.len() && head.len <= limits.max_head, "head length");
+    let spans = [head.method, head.target].into_iter().chain(head.headers.iter().flat_map(|&(n, v)| [n, v]));
+    for (s, e) in spans {
+        assert!(s <= e && e <= head.len, "a span outside the head");
+    }
+    // The head alone reads the same, and every shorter prefix waits for more.
+    assert_eq!(parse_request_head(&b[..head.len], limits), Parsed::Head(head.clone()));
+    for cut in [head.len - 1, head.len / 2] {
+        assert_eq!(parse_request_head(&b[..cut], limits), Parsed::Partial, "prefix of {cut} bytes");
+    }
+}
+
+/// Byte 0: flags (1 HEAD, 2 the connection ends after), byte 1: where the bytes are cut; the rest: what the upstream sent.
+fn http1_answer_target(data: &[u8]) {
+    let [flags, cut, b @ ..] = data else { return };
+    let limits = AnswerLimits {
+        max_head: 512,
+        max_body: 256,
+    };
+    let mut p = AnswerParser::new(limits, flags & 1 != 0);
+    let at = usize::from(*cut).min(b.len());
+    let mut outcome = p.feed(&b[..at]);
+    if outcome == Ok(false) {
+        outcome = p.feed(&b[at..]);
+    } else if outcome == Ok(true) && at < b.len() {
+        assert!(p.feed(&b[at..]).is_err(), "bytes after a complete answer");
+    }
+    if flags & 2 != 0 && outcome == Ok(false) {
+        let _ = p.end();
+    }
+    assert!(p.body().len() <= limits.max_body, "a body over the limit");
+    if outcome == Ok(true) {
+        assert!((200..=599).contains(&p.status()), "a final status");
+    }
+}
+
+/// Byte 0: how many items; the rest: a body whose value spans split it evenly.
+fn open_splice_target(data: &[u8]) {
+    let [n, body @ ..] = data else { return };
+    let n = usize::from(n % 4) + 1;
+    if body.len() < n {
+        return;
+    }
+    let step = body.len() / n;
+    let values: Vec<(usize, usize)> = (0..n)
+        .map(|i| (i * step, if i + 1 == n { body.len() } else { (i + 1) * step }))
+        .filter(|(s, e)| s < e)
+        .collect();
+    let contexts: Vec<&[u8]> = values.iter().map(|_| &b"ctx"[..]).collect();
+    let heads = SpliceHeads {
+        aad_head: b"okcm-field",
+        text_head: b"okcm:1:",
+        header: b"\x01H",
+    };
+    let kek = [7u8; KEY_LEN];
+    if let Ok(Some(opened)) = open_splice::open_items(&kek, b"wrap", body, &values, &contexts, &heads) {
+        let len = opened.out_len(body.len(), &values).expect("out_len of opened items");
+        let mut out = vec![0u8; len];
+        opened.write(body, &values, &mut out).expect("write of opened items");
+    }
+}
+
+/// Any text: a decoded text encodes back to itself (canonical base64url only).
+fn base64url_target(text: &[u8]) {
+    let Some(n) = base64url::decoded_len(text.len()) else { return };
+    let mut bytes = vec![0u8; n];
+    if !base64url::decode_into(text, &mut bytes) {
+        return;
+    }
+    let mut again = vec![0u8; base64url::encoded_len(n)];
+    base64url::encode_into(&bytes, &mut again).expect("encode of decoded bytes");
+    assert_eq!(again, text, "decoding accepted a non-canonical text");
+}
+
+/// libFuzzer's entry point: runs the target `KCM_FUZZ_TARGET` names.
+///
+/// # Safety
+/// libFuzzer passes `size` readable bytes at `data` (or a null or dangling
+/// pointer with size 0).
+#[no_mangle]
+pub unsafe extern "C" fn LLVMFuzzerTestOneInput(data: *const u8, size: usize) -> i32 {
+    static TARGET: OnceLock<String> = OnceLock::new();
+    let name = TARGET.get_or_init(|| std::env::var("KCM_FUZZ_TARGET").unwrap_or_default());
+    let bytes = if size == 0 {
+        &[][..]
+    } else {
+        // SAFETY: libFuzzer owns `size` readable bytes at `data` for this call.
+        unsafe { std::slice::from_raw_parts(data, size) }
+    };
+    run(name, bytes);
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every target holds on a few seeds (the fuzzer starts from nothing; these keep the checks compiled and honest).
+    #[test]
+    fn targets_hold_on_seeds() {
+        let seeds: &[(&str, &[u8])] = &[
+            ("json-targets", b"\x00\x20{\"card\":{\"number\":\"4111\"},\"customer\":{\"email\":\"a@b\"}}"),
+            ("json-targets", b"\x01\x20{\"items\":[{\"giftMessage\":\"hi\"},{}],\"z\":[1,{\"a\":2}]}"),
+            ("json-rules", b"\x01\x00\x01\x01\x00\x01\x00a\x01\x00a"),
+            ("http1-request", b"\x00POST /o HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n{}"),
+            ("http1-answer", b"\x02\x09HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n\r\n"),
+            ("http1-answer", b"\x00\x30HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nab"),
+            ("open-splice", b"\x01\"okcm:1:AUg\",\"x\""),
+            ("base64url", b"AQID"),
+            ("base64url", b"AQIE_-"),
+        ];
+        for (name, data) in seeds {
+            run(name, data);
+        }
+    }
+}
