@@ -3,7 +3,7 @@
  * Fuzzes the native crate's readers of hostile bytes with libFuzzer
  * (native/fuzz/targets.rs names the targets and what each checks).
  *
- *   node scripts/fuzz.mjs [TARGET …] [--seconds N] [--jobs N]
+ *   node scripts/fuzz.mjs [TARGET …] [--seconds N] [--jobs N] [--quiet]
  *   npm run fuzz -- http1-request --seconds 300
  *
  * Without TARGET every target runs in turn (default 60 s each). It builds
@@ -29,13 +29,17 @@ const TRIPLE = 'x86_64-unknown-linux-gnu';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { seconds: { type: 'string', default: '60' }, jobs: { type: 'string', default: '1' } },
+  options: {
+    seconds: { type: 'string', default: '60' },
+    jobs: { type: 'string', default: '1' },
+    quiet: { type: 'boolean', default: false },
+  },
 });
 const seconds = Number(values.seconds);
 const jobs = Number(values.jobs);
 const unknown = positionals.filter((t) => !TARGETS.includes(t));
 if (unknown.length > 0 || !(seconds > 0) || !(jobs >= 1)) {
-  console.error(`usage: node scripts/fuzz.mjs [${TARGETS.join('|')} …] [--seconds N] [--jobs N]`);
+  console.error(`usage: node scripts/fuzz.mjs [${TARGETS.join('|')} …] [--seconds N] [--jobs N] [--quiet]`);
   process.exit(2);
 }
 
@@ -56,6 +60,27 @@ if (!clang) {
 const run = (cmd, args, env = {}) => {
   const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', env: { ...process.env, ...env } });
   return r.status ?? 1;
+};
+
+/**
+ * Runs a fuzz target. With --quiet its progress lines (one per new input)
+ * are kept back: only the summary is printed, or, when it fails, the last 80
+ * lines, where libFuzzer names the finding and the file holding the input.
+ */
+const fuzz = (args, env) => {
+  if (!values.quiet) return run(bin, args, env);
+  const r = spawnSync(bin, args, {
+    cwd: root,
+    stdio: ['ignore', 'inherit', 'pipe'],
+    env: { ...process.env, ...env },
+    maxBuffer: 1 << 30,
+  });
+  const lines = r.stderr.toString('utf8').split('\n');
+  const status = r.status ?? 1;
+  const shown =
+    status === 0 ? lines.filter((l) => /^#\d+\s+DONE|^stat::|^INFO: seed corpus/.test(l)) : lines.slice(-80);
+  console.error(shown.join('\n'));
+  return status;
 };
 
 const cargoDir = join(homedir(), '.cargo', 'bin');
@@ -87,8 +112,7 @@ for (const target of positionals.length > 0 ? positionals : TARGETS) {
   const dict = join(root, 'native', 'fuzz', 'dict', `${target}.dict`);
   mkdirSync(corpus, { recursive: true });
   console.error(`fuzz: ${target}, ${seconds} s, corpus ${corpus}`);
-  const status = run(
-    bin,
+  const status = fuzz(
     [
       `-max_total_time=${seconds}`,
       // Several jobs fork workers that log to fuzz-N.log; one runs in this process and prints here.
