@@ -25,23 +25,29 @@ import { parseArgs } from 'node:util';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const TARGETS = ['json-targets', 'json-rules', 'http1-request', 'http1-answer', 'open-splice', 'base64url'];
-const TRIPLE = 'x86_64-unknown-linux-gnu';
 
-const { values, positionals } = parseArgs({
-  allowPositionals: true,
-  options: {
-    seconds: { type: 'string', default: '60' },
-    jobs: { type: 'string', default: '1' },
-    quiet: { type: 'boolean', default: false },
-  },
-});
+const usage = () => {
+  console.error(`usage: node scripts/fuzz.mjs [${TARGETS.join('|')} …] [--seconds N] [--jobs N] [--quiet]`);
+  process.exit(2);
+};
+let parsed;
+try {
+  parsed = parseArgs({
+    allowPositionals: true,
+    options: {
+      seconds: { type: 'string', default: '60' },
+      jobs: { type: 'string', default: '1' },
+      quiet: { type: 'boolean', default: false },
+    },
+  });
+} catch {
+  usage();
+}
+const { values, positionals } = parsed;
 const seconds = Number(values.seconds);
 const jobs = Number(values.jobs);
 const unknown = positionals.filter((t) => !TARGETS.includes(t));
-if (unknown.length > 0 || !(seconds > 0) || !(jobs >= 1)) {
-  console.error(`usage: node scripts/fuzz.mjs [${TARGETS.join('|')} …] [--seconds N] [--jobs N] [--quiet]`);
-  process.exit(2);
-}
+if (unknown.length > 0 || !(seconds > 0) || !(jobs >= 1)) usage();
 
 function which(names) {
   for (const name of names) {
@@ -84,6 +90,15 @@ const fuzz = (args, env) => {
 };
 
 const cargoDir = join(homedir(), '.cargo', 'bin');
+const cargoPath = `${process.env.PATH ?? ''}${delimiter}${cargoDir}`;
+// The host's target triple: `--target` keeps RUSTFLAGS off build scripts, and names the output folder.
+const host = /^host: (\S+)$/m.exec(
+  spawnSync('rustc', ['-vV'], { encoding: 'utf8', env: { ...process.env, PATH: cargoPath } }).stdout ?? '',
+)?.[1];
+if (!host) {
+  console.error('rustc not found (PATH or ~/.cargo/bin)');
+  process.exit(1);
+}
 const sancov = [
   '-Cpasses=sancov-module',
   '-Cllvm-args=-sanitizer-coverage-level=4',
@@ -96,12 +111,12 @@ const sancov = [
 ].join(' ');
 const built = run(
   'cargo',
-  ['build', '--release', '--offline', '-p', 'openkcm-native-fuzz', '--target-dir', 'target/fuzz', '--target', TRIPLE],
-  { RUSTFLAGS: sancov, PATH: `${process.env.PATH ?? ''}${delimiter}${cargoDir}` },
+  ['build', '--release', '--offline', '-p', 'openkcm-native-fuzz', '--target-dir', 'target/fuzz', '--target', host],
+  { RUSTFLAGS: sancov, PATH: cargoPath },
 );
 if (built !== 0) process.exit(built);
 const bin = join(root, 'target', 'fuzz', 'kcm-fuzz');
-const lib = join(root, 'target', 'fuzz', TRIPLE, 'release', 'libopenkcm_native_fuzz.a');
+const lib = join(root, 'target', 'fuzz', host, 'release', 'libopenkcm_native_fuzz.a');
 const linked = run(clang, ['-fsanitize=fuzzer', lib, '-o', bin, '-l:libcrypto.so.3', '-lpthread', '-ldl', '-lm']);
 if (linked !== 0) process.exit(linked);
 

@@ -14,7 +14,7 @@
 use std::sync::OnceLock;
 
 use openkcm_native::http1_answer::{AnswerLimits, AnswerParser};
-use openkcm_native::http1_request::{parse_request_head, Parsed, RequestLimits};
+use openkcm_native::http1_request::{parse_request_head, Parsed, RequestLimits, MAX_HEAD, MAX_HEADERS};
 use openkcm_native::keys::KEY_LEN;
 use openkcm_native::splice::SpliceHeads;
 use openkcm_native::{base64url, json_targets, open_splice};
@@ -89,8 +89,8 @@ fn json_targets_target(data: &[u8]) {
 fn http1_request_target(data: &[u8]) {
     let [pick, b @ ..] = data else { return };
     let limits = RequestLimits {
-        max_head: if pick & 1 == 0 { 4096 } else { 64 },
-        max_headers: usize::from(pick >> 4) + 1,
+        max_head: if pick & 1 == 0 { 1 << 20 } else { 64 },
+        max_headers: if pick & 2 == 0 { 1000 } else { usize::from(pick >> 4) + 1 },
     };
     let Parsed::Head(head) = parse_request_head(b, limits) else { return };
     assert!(head.len <= b.len() && head.len <= limits.max_head, "head length");
@@ -98,6 +98,16 @@ fn http1_request_target(data: &[u8]) {
     for (s, e) in spans {
         assert!(s <= e && e <= head.len, "a span outside the head");
     }
+    // What uWS reads, measured against the binary (test/native/http1-request.test.ts): a head
+    // outside these limits would be read by one side and refused by the other.
+    assert!(head.len <= MAX_HEAD && head.headers.len() <= MAX_HEADERS, "over uWS's limits");
+    assert!(head.content_length <= 999_999_999, "a length uWS refuses");
+    for &((ns, ne), (vs, ve)) in &head.headers {
+        assert!(b[ns..ne].iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-'), "a name uWS refuses");
+        assert!(b[vs..ve].iter().all(|&c| (0x20..0x7f).contains(&c) || c == b'\t'), "a value byte");
+    }
+    let target = &b[head.target.0..head.target.1];
+    assert!(target.first() == Some(&b'/') && target.iter().all(|&c| (0x21..0x7f).contains(&c) && c != b'#'));
     // The head alone reads the same, and every shorter prefix waits for more.
     assert_eq!(parse_request_head(&b[..head.len], limits), Parsed::Head(head.clone()));
     for cut in [head.len - 1, head.len / 2] {

@@ -598,9 +598,14 @@ fn http1_answer_export(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
     let mut parser = AnswerParser::new(limits, flags & 1 != 0);
     let mut outcome = Ok(false);
     for chunk in chunks {
-        outcome = parser.feed(chunk);
-        if outcome.is_err() {
-            break;
+        match parser.feed(chunk) {
+            // Once complete, an empty chunk after it changes nothing (more bytes are an error).
+            Ok(false) => {}
+            done @ Ok(true) => outcome = done,
+            failed @ Err(_) => {
+                outcome = failed;
+                break;
+            }
         }
     }
     if flags & 2 != 0 && outcome == Ok(false) {

@@ -316,10 +316,12 @@ impl AnswerParser {
     /// One CRLF-terminated line, buffered across reads: (the line, how many
     /// bytes of `buf` follow it), or None while incomplete.
     fn line(&mut self, buf: &[u8]) -> Result<Option<(Vec<u8>, usize)>, Failure> {
-        let from = self.pending.len().saturating_sub(1);
+        let kept = self.pending.len();
         self.pending.extend_from_slice(buf);
-        let Some(at) = find(&self.pending, from, b"\r\n") else {
+        let Some(at) = find(&self.pending, kept.saturating_sub(1), b"\r\n") else {
             if self.pending.len() > MAX_LINE {
+                // As the reference: a refused read is not kept (`started` stays as it was).
+                self.pending.truncate(kept);
                 return Err(bad("line too long"));
             }
             return Ok(None);
@@ -332,18 +334,25 @@ impl AnswerParser {
 
     /// Consumes head bytes; once the head is complete, how many bytes of `buf` follow it.
     fn take_head(&mut self, buf: &[u8]) -> Result<Option<usize>, Failure> {
-        let from = self.pending.len().saturating_sub(3);
+        let kept = self.pending.len();
         self.pending.extend_from_slice(buf);
-        let Some(at) = find(&self.pending, from, b"\r\n\r\n") else {
-            if self.pending.len() > self.limits.max_head {
-                return Err(bad("head too large"));
-            }
-            if self.pending.len() >= 5 && &self.pending[..5] != b"HTTP/" {
-                return Err(bad("status line"));
+        let Some(at) = find(&self.pending, kept.saturating_sub(3), b"\r\n\r\n") else {
+            let refused = if self.pending.len() > self.limits.max_head {
+                Some(bad("head too large"))
+            } else if self.pending.len() >= 5 && &self.pending[..5] != b"HTTP/" {
+                Some(bad("status line"))
+            } else {
+                None
+            };
+            if let Some(failure) = refused {
+                // As the reference: a refused read is not kept (`started` stays as it was).
+                self.pending.truncate(kept);
+                return Err(failure);
             }
             return Ok(None);
         };
         if at > self.limits.max_head {
+            self.pending.truncate(kept);
             return Err(bad("head too large"));
         }
         let rest = self.pending.len() - at - 4;

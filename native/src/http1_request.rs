@@ -15,9 +15,15 @@
 //! - Header lines `name ":" OWS value OWS CRLF`: a name of letters, digits and
 //!   `-` (uWS refuses the other token characters), at most 64 bytes; a value
 //!   of visible ASCII, SP and HTAB (trimmed of SP and HTAB).
-//! - At most `max_headers` headers and `max_head` bytes of head, exactly one
-//!   `Host`, at most one `Content-Length` (digits, no leading zero, at most
-//!   15), a `Connection` naming only `close` and `keep-alive`.
+//! - At most `max_headers` headers and `max_head` bytes of head, never more
+//!   than uWS's own limits ([`MAX_HEADERS`], [`MAX_HEAD`]); exactly one
+//!   `Host`; at most one `Content-Length` (digits, no leading zero, at most
+//!   9: uWS closes on 10); a `Connection` naming only `close` and
+//!   `keep-alive`.
+//!
+//! `close` reports `Connection: close` for the native front's own use (RFC
+//! 9112 §9.6: close after answering). It is outside the agreement with uWS:
+//! this uWS build answers a pipelined request after `Connection: close`.
 //!
 //! Declined, with the rule that declined it: another method, leading empty
 //! lines, another version, an absolute or asterisk target, obs-fold, bare CR or LF, bytes
@@ -29,6 +35,16 @@
 pub const MAX_TARGET: usize = 2048;
 /// Longest header name read.
 const MAX_NAME: usize = 64;
+/// Most header lines read, whatever the limits say: uWS answers nothing to a
+/// request with more than 48 (checked against the binary:
+/// test/native/http1-request.test.ts).
+pub const MAX_HEADERS: usize = 48;
+/// Largest head read, whatever the limits say: uWS keeps at most 4 KiB of a
+/// head that has not ended yet.
+pub const MAX_HEAD: usize = 4096;
+/// Most Content-Length digits read: uWS closes the connection on a length of
+/// ten digits or more (1,000,000,000 and up).
+const MAX_LENGTH_DIGITS: usize = 9;
 
 pub type Span = (usize, usize);
 
@@ -140,6 +156,10 @@ fn connection(value: &[u8]) -> Option<bool> {
 
 /// Reads the head at the start of `b` (see the module notes).
 pub fn parse_request_head(b: &[u8], limits: RequestLimits) -> Parsed {
+    let limits = RequestLimits {
+        max_head: limits.max_head.min(MAX_HEAD),
+        max_headers: limits.max_headers.min(MAX_HEADERS),
+    };
     match parse(b, limits) {
         Ok(Some(head)) => Parsed::Head(head),
         Ok(None) if b.len() >= limits.max_head => Parsed::Decline("head too large"),
@@ -184,7 +204,7 @@ fn parse(b: &[u8], limits: RequestLimits) -> Result<Option<RequestHead>, &'stati
                 close,
             }));
         }
-        if headers.len() == limits.max_headers {
+        if headers.len() >= limits.max_headers {
             return Err("too many headers");
         }
         let line = &b[at..end];
@@ -207,7 +227,7 @@ fn parse(b: &[u8], limits: RequestLimits) -> Result<Option<RequestHead>, &'stati
         if eq_name(b, name, b"host") {
             host += 1;
         } else if eq_name(b, name, b"content-length") {
-            let digits = value.len() <= 15 && !value.is_empty() && value.iter().all(u8::is_ascii_digit);
+            let digits = value.len() <= MAX_LENGTH_DIGITS && !value.is_empty() && value.iter().all(u8::is_ascii_digit);
             if length.is_some() || !digits || (value.len() > 1 && value[0] == b'0') {
                 return Err("Content-Length");
             }
@@ -305,6 +325,7 @@ mod tests {
             (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n", "Content-Length"),
             (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 01\r\n\r\n", "Content-Length"),
             (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1,1\r\n\r\n", "Content-Length"),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000000\r\n\r\n", "Content-Length"),
             (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", "framing or protocol header"),
             (b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n", "framing or protocol header"),
             (b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n\r\n", "Connection"),
@@ -315,7 +336,7 @@ mod tests {
         let big = format!("GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n", "v".repeat(5000));
         assert_eq!(declined(big.as_bytes()), "head too large");
         assert_eq!(declined(&big.as_bytes()[..4200]), "head too large");
-        let many: String = (0..65).map(|i| format!("X-{i}: v\r\n")).collect();
+        let many: String = (0..48).map(|i| format!("X-{i}: v\r\n")).collect();
         assert_eq!(declined(format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n").as_bytes()), "too many headers");
     }
 }

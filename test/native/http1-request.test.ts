@@ -43,20 +43,27 @@ let port = 0;
 let close: (() => void) | undefined;
 
 /**
- * Sends `bytes` on a new connection; the echoes of the 200 answers read
+ * Sends `bytes` on a new connection (in two writes cut at `cut` when it is
+ * over 0); the echoes of the 200 answers read
  * before the server stops answering (at most `n`; uWS frames its answers
  * with Content-Length).
  */
-function exchange(bytes: Buffer, n: number): Promise<Echo[]> {
+function exchange(bytes: Buffer, n: number, cut = 0): Promise<Echo[]> {
   return new Promise((resolve) => {
     const out: Echo[] = [];
     let buf = Buffer.alloc(0);
-    const s = net.connect(port, '127.0.0.1', () => s.end(bytes));
+    const s = net.connect(port, '127.0.0.1', () => {
+      s.setNoDelay(true);
+      if (cut <= 0) return s.end(bytes);
+      // Two writes a moment apart, so uWS reads the head in two parts.
+      s.write(bytes.subarray(0, cut));
+      setTimeout(() => s.write(bytes.subarray(cut)), 2);
+    });
     const done = () => {
       s.destroy();
       resolve(out);
     };
-    s.setTimeout(2000, done);
+    s.setTimeout(10_000, done);
     s.on('error', done);
     s.on('close', done);
     s.on('data', (d: Buffer) => {
@@ -102,7 +109,7 @@ const odd = {
   target: fc.constantFrom('/a#b', 'http://x/', '*', '/\xe9', '/a b', '', '//', '/a\tb'),
   version: fc.constantFrom('HTTP/1.0', 'HTTP/1.1 ', 'http/1.1', 'HTTP/2'),
   hosts: fc.constantFrom(0, 2),
-  length: fc.constantFrom('01', '+3', '3,3', ' 3 ', '', '1e1', '99999999999999999'),
+  length: fc.constantFrom('01', '+3', '3,3', ' 3 ', '', '1e1', '99999999999999999', '999999999', '1000000000'),
   name: fc.constantFrom(
     'Transfer-Encoding',
     'Expect',
@@ -192,6 +199,13 @@ describe('native request-head parser reads as uWS reads', { skip: skipReason() }
       res.onAborted(() => {
         aborted = true;
       });
+      // As the gateway's uWS adapter: no body to read without a length above 0 (uWS never calls
+      // onData for `Content-Length: 0` when the head came in more than one read).
+      const length = headers.find(([k]) => k === 'content-length')?.[1];
+      if (length === undefined || length === '0') {
+        res.cork(() => res.end(JSON.stringify(echo)));
+        return;
+      }
       res.onData((chunk, last) => {
         echo.bodyLength += chunk.byteLength;
         if (last && !aborted) res.cork(() => res.end(JSON.stringify(echo)));
@@ -211,18 +225,24 @@ describe('native request-head parser reads as uWS reads', { skip: skipReason() }
   it('agrees on every head it reads, and frames the next request alike (property)', async () => {
     const seen = { read: 0, declined: 0 };
     await fc.assert(
-      fc.asyncProperty(requests, async (bytes) => {
+      fc.asyncProperty(requests, fc.nat(), async (bytes, cut) => {
         const head = parse(bytes, MAX_HEAD, MAX_HEADERS);
-        // Incomplete (a mutation hit the final CRLF): uWS waits as well.
-        if (head === null || 'decline' in head) {
+        // Incomplete (a mutation hit the final CRLF, or raised the length past the body sent):
+        // uWS waits as well.
+        if (head === null || 'decline' in head || bytes.length < head.len + head.contentLength) {
           seen.declined++;
           return;
         }
         seen.read++;
-        const answers = await exchange(Buffer.concat([bytes.subarray(0, head.len + head.contentLength), SECOND]), 2);
+        // Sent in two writes cut at a random place: uWS must read a head that arrives in parts alike.
+        const whole = Buffer.concat([bytes.subarray(0, head.len + head.contentLength), SECOND]);
+        const answers = await exchange(whole, 2, cut % whole.length);
         const label = JSON.stringify(bytes.toString('latin1'));
-        assert.equal(answers.length, 2, `uWS answered ${answers.length} of the 2 requests: ${label}`);
-        const [first, second] = answers as [Echo, Echo];
+        // After `Connection: close` the native front closes once it has answered (RFC 9112 §9.6);
+        // whether uWS answers a request pipelined after it is its own affair.
+        const wanted = head.close ? 1 : 2;
+        assert.ok(answers.length >= wanted, `uWS answered ${answers.length} of the ${wanted} requests: ${label}`);
+        const [first, second] = answers as [Echo, Echo | undefined];
         const [path, query] = pathOf(head.target);
         const headers: [string, string][] = [];
         for (let i = 0; i < head.headers.length; i += 2)
@@ -232,7 +252,8 @@ describe('native request-head parser reads as uWS reads', { skip: skipReason() }
           { method: head.method.toLowerCase(), url: path, query, headers, bodyLength: head.contentLength },
           label,
         );
-        assert.equal(second.url, '/second', `the next request starts where the native parser says: ${label}`);
+        if (!head.close)
+          assert.equal(second?.url, '/second', `the next request starts where the native parser says: ${label}`);
       }),
       { numRuns: 600 },
     );
@@ -265,6 +286,27 @@ describe('native request-head parser reads as uWS reads', { skip: skipReason() }
       }
     }
     assert.ok(read > 300, `${read} of 1024 read`);
+  });
+
+  it('agrees on the number of headers and the size of the head', async () => {
+    let most = 0;
+    for (let n = 1; n <= 60; n++) {
+      let text = 'GET / HTTP/1.1\r\nHost: h\r\n';
+      for (let k = 1; k < n; k++) text += `X-${k}: v\r\n`;
+      const bytes = Buffer.from(`${text}\r\n`);
+      const head = parse(bytes, MAX_HEAD, 1000);
+      if (head === null || 'decline' in head) continue;
+      most = n;
+      const answers = await exchange(Buffer.concat([bytes, SECOND]), 2);
+      assert.equal(answers.length, 2, `${n} headers read natively, refused by uWS`);
+    }
+    assert.ok(most >= 40, `read up to ${most} headers`);
+    for (const size of [100, 4000, 4050, 4096, 4200, 9000]) {
+      const bytes = Buffer.from(`GET / HTTP/1.1\r\nHost: h\r\nX: ${'v'.repeat(size)}\r\n\r\n`);
+      const head = parse(bytes, MAX_HEAD, MAX_HEADERS);
+      if (head === null || 'decline' in head) continue;
+      assert.equal((await exchange(Buffer.concat([bytes, SECOND]), 2)).length, 2, `a ${bytes.length}-byte head`);
+    }
   });
 
   it('says "partial" for every prefix of a head it reads', () => {

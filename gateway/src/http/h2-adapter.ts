@@ -100,7 +100,8 @@ function presentedCertificate(socket: TLSSocket | undefined): PresentedCertifica
 }
 
 function copyHeaders(req: AnyRequest): Record<string, string> {
-  const out: Record<string, string> = {};
+  // No prototype: a header named `__proto__` or `constructor` is a header like any other.
+  const out: Record<string, string> = Object.create(null);
   for (const [k, v] of Object.entries(req.headers)) {
     if (k.startsWith(':') || v === undefined) continue;
     out[k] = Array.isArray(v) ? v.join(', ') : v;

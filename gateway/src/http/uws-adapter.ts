@@ -160,7 +160,8 @@ function handle(pipeline: Pipeline, res: HttpResponse, req: HttpRequest): void {
       ctx.body.abort();
     }
   });
-  const headers: Record<string, string> = {};
+  // No prototype: a header named `constructor` is a header like any other, not Object's.
+  const headers: Record<string, string> = Object.create(null);
   req.forEach((k, v0) => {
     const v = NON_ASCII.test(v0) ? byteString(v0) : v0;
     const prev = headers[k];

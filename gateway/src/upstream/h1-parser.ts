@@ -86,7 +86,8 @@ function parseHead(text: string): { version: 0 | 1; status: number; headers: Res
   if (end < 0) end = text.length;
   const m = STATUS_LINE.exec(text.slice(0, end));
   if (!m) throw bad('status line');
-  const headers: ResponseHeaders = {};
+  // No prototype: a header named `constructor` or `__proto__` is a header like any other.
+  const headers: ResponseHeaders = Object.create(null);
   let at = end + 2;
   while (at <= text.length) {
     end = text.indexOf('\r\n', at);

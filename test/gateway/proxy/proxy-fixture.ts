@@ -65,6 +65,8 @@ export async function startUpstreams(): Promise<Upstreams> {
         res.end(text);
       };
       if (url.startsWith('/raw/echo')) {
+        // Header names that are members of Object.prototype: they must pass like any other.
+        res.setHeader('constructor', 'up-c');
         res.writeHead(200, {
           'content-type': req.headers['content-type'] ?? 'application/octet-stream',
           'x-upstream': 'app',

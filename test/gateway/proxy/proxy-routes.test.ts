@@ -56,6 +56,26 @@ describe('proxy routes', () => {
     assert.deepEqual([r.status, r.body], [200, bin]);
   });
 
+  it('headers named like Object.prototype members pass both ways as any other header', async () => {
+    for (const base of [f.base.uws, f.base.plain]) {
+      const before = f.up.received.length;
+      const r = await call(f, `${base}/raw/echo`, {
+        method: 'PUT',
+        headers: { constructor: 'c1', tostring: 't1', valueof: 'v1' },
+        body: '{}',
+      });
+      assert.equal(r.status, 200, base);
+      const got = f.up.received[before];
+      assert.ok(got);
+      assert.deepEqual(
+        [got.headers.constructor, got.headers.tostring, got.headers.valueof],
+        ['c1', 't1', 'v1'],
+        `${base}: request headers reach the upstream as sent`,
+      );
+      assert.equal(r.headers.constructor, 'up-c', `${base}: the upstream's "constructor" header reaches the client`);
+    }
+  });
+
   it('encrypts selected fields on the way in: the upstream stores only ciphertext', async () => {
     const before = f.up.received.length;
     const doc = { card: { number: CARD, brand: 'visa' }, note: 'keep me' };

@@ -75,6 +75,17 @@ describe('upstream response parser', () => {
     assert.equal(r.keepAlive, true);
   });
 
+  it('headers named like Object.prototype members are headers like any other', () => {
+    const r = parse('HTTP/1.1 200 OK\r\nConstructor: c\r\n__proto__: p\r\ntoString: t\r\ncontent-length: 0\r\n\r\n');
+    assert.equal(Object.getPrototypeOf(r.headers), null);
+    assert.deepEqual(Object.entries(r.headers), [
+      ['constructor', 'c'],
+      ['__proto__', 'p'],
+      ['tostring', 't'],
+      ['content-length', '0'],
+    ]);
+  });
+
   it('status line without a reason phrase; Connection: close and HTTP/1.0 are not reusable', () => {
     assert.equal(parse('HTTP/1.1 204\r\n\r\n').status, 204);
     assert.equal(parse('HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 0\r\n\r\n').keepAlive, false);
