@@ -13,7 +13,7 @@
 
 use std::sync::OnceLock;
 
-use openkcm_native::http1_answer::{AnswerLimits, AnswerParser};
+use openkcm_native::http1_answer::{AnswerLimits, AnswerParser, Failure};
 use openkcm_native::http1_request::{parse_request_head, Parsed, RequestLimits, MAX_HEAD, MAX_HEADERS};
 use openkcm_native::keys::KEY_LEN;
 use openkcm_native::splice::SpliceHeads;
@@ -115,6 +115,20 @@ fn http1_request_target(data: &[u8]) {
     }
 }
 
+/// Feeds `pieces` to `p` (stopping at the first failure; a complete answer
+/// stays complete), then ends the connection when `ends` and it is not.
+fn read_answer(p: &mut AnswerParser, pieces: &[&[u8]], ends: bool) -> Result<bool, Failure> {
+    let mut done = false;
+    for piece in pieces {
+        done |= p.feed(piece)?;
+    }
+    if ends && !done {
+        p.end()?;
+        done = true;
+    }
+    Ok(done)
+}
+
 /// Byte 0: flags (1 HEAD, 2 the connection ends after), byte 1: where the bytes are cut; the rest: what the upstream sent.
 fn http1_answer_target(data: &[u8]) {
     let [flags, cut, b @ ..] = data else { return };
@@ -122,20 +136,30 @@ fn http1_answer_target(data: &[u8]) {
         max_head: 512,
         max_body: 256,
     };
-    let mut p = AnswerParser::new(limits, flags & 1 != 0);
+    let (head, ends) = (flags & 1 != 0, flags & 2 != 0);
     let at = usize::from(*cut).min(b.len());
-    let mut outcome = p.feed(&b[..at]);
-    if outcome == Ok(false) {
-        outcome = p.feed(&b[at..]);
-    } else if outcome == Ok(true) && at < b.len() {
-        assert!(p.feed(&b[at..]).is_err(), "bytes after a complete answer");
+    let mut split = AnswerParser::new(limits, head);
+    let split_outcome = read_answer(&mut split, &[&b[..at], &b[at..]], ends);
+    assert!(split.body().len() <= limits.max_body, "a body over the limit");
+    if split_outcome == Ok(true) && !ends {
+        assert!((200..=599).contains(&split.status()), "a final status");
     }
-    if flags & 2 != 0 && outcome == Ok(false) {
-        let _ = p.end();
+    // Where the bytes were cut changes nothing, but for the two size rules that the
+    // reference applies only to what has not ended yet (an unfinished head, a chunk line).
+    let mut whole = AnswerParser::new(limits, head);
+    let whole_outcome = read_answer(&mut whole, &[b], ends);
+    let size_rule = |o: &Result<bool, Failure>| matches!(o, Err(Failure::BadResponse("head too large" | "line too long")));
+    if size_rule(&split_outcome) || size_rule(&whole_outcome) {
+        return;
     }
-    assert!(p.body().len() <= limits.max_body, "a body over the limit");
-    if outcome == Ok(true) {
-        assert!((200..=599).contains(&p.status()), "a final status");
+    assert_eq!(split_outcome, whole_outcome, "cut at {at}: another outcome");
+    if whole_outcome == Ok(true) {
+        assert_eq!(
+            (split.status(), split.body(), split.keep_alive()),
+            (whole.status(), whole.body(), whole.keep_alive()),
+            "cut at {at}: another answer"
+        );
+        assert!(split.headers().eq(whole.headers()), "cut at {at}: other headers");
     }
 }
 
