@@ -44,8 +44,10 @@ try {
   usage();
 }
 const { values, positionals } = parsed;
-const seconds = Number(values.seconds);
-const jobs = Number(values.jobs);
+// Whole numbers only: libFuzzer reads `-max_total_time=0.5` as 0, which is no limit at all.
+const whole = (v) => (/^[1-9][0-9]*$/.test(v) ? Number(v) : Number.NaN);
+const seconds = whole(values.seconds);
+const jobs = whole(values.jobs);
 const unknown = positionals.filter((t) => !TARGETS.includes(t));
 if (unknown.length > 0 || !(seconds > 0) || !(jobs >= 1)) usage();
 

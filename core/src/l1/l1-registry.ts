@@ -41,7 +41,9 @@ export function l1ProvidersConfig(v: unknown, devMode: boolean): Record<string, 
   if (typeof v !== 'object' || v === null || Array.isArray(v)) {
     throw new KcmError('invalid_config', 'l1Providers must be an object');
   }
-  const out: Record<string, SealConfig> = {};
+  // No prototype: a provider named `__proto__` or `constructor` is a name like any other, and an
+  // unknown name never finds a member of Object.
+  const out: Record<string, SealConfig> = Object.create(null);
   for (const [name, c] of Object.entries(v as Record<string, unknown>)) {
     if (!isKeyId(name))
       throw new KcmError('invalid_config', `l1Providers: bad provider name (1-64 of A-Z a-z 0-9 - . _ ~)`);

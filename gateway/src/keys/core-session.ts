@@ -185,10 +185,14 @@ export class CoreSession {
   }
 }
 
-/** The Core's `{error: {code, message}}` as a KcmError of the same code (unknown codes → `core_unavailable`). */
-function coreError(status: number, body: unknown): KcmError {
+/**
+ * The Core's `{error: {code, message}}` as a KcmError of the same code
+ * (unknown codes → `core_unavailable`). Exported for its test.
+ */
+export function coreError(status: number, body: unknown): KcmError {
   const e = (body as { error?: { code?: unknown; message?: unknown } } | null)?.error;
-  const code = typeof e?.code === 'string' && e.code in ERRORS ? (e.code as ErrorCode) : null;
+  // Own names only: `constructor` or `toString` from the Core is an unknown code, not a member of Object.
+  const code = typeof e?.code === 'string' && Object.hasOwn(ERRORS, e.code) ? (e.code as ErrorCode) : null;
   if (!code) return new KcmError('core_unavailable', `unexpected answer (status ${status})`);
   const prefix = `${ERRORS[code].message}: `;
   const msg = typeof e?.message === 'string' ? e.message : '';

@@ -192,7 +192,7 @@ export async function decryptResponseBody(
   if (report.body === undefined) return;
   // The body changed: validators and digests of the stored bytes no longer hold.
   // (A copy without them, not `delete`, which would turn the object into a slow dictionary.)
-  const headers: typeof res.headers = {};
+  const headers: typeof res.headers = Object.create(null); // `__proto__` is a header like any other
   for (const name of Object.keys(res.headers)) {
     if (!STALE_AFTER_CHANGE.has(name)) headers[name] = res.headers[name] as string | string[];
   }

@@ -74,7 +74,8 @@ export function endToEnd(
   drop: ReadonlySet<string> = NOTHING,
 ): HeaderMap {
   const listed = connectionTokens(headers.connection);
-  const out: HeaderMap = {};
+  // No prototype: `__proto__` is a header like any other (on `{}` its setter would take it).
+  const out: HeaderMap = Object.create(null);
   for (const name in headers) {
     const v = headers[name];
     if (v === undefined || HOP_BY_HOP.has(name) || listed.has(name) || drop.has(name)) continue;

@@ -94,7 +94,7 @@ export function serviceSettings(
 ): ServiceSettings {
   const o = object(v, field, code);
   for (const k of Object.keys(o)) {
-    if (!(k in DEFAULT_SERVICE_SETTINGS)) throw new KcmError(code, `${field}.${k} is not a setting`);
+    if (!Object.hasOwn(DEFAULT_SERVICE_SETTINGS, k)) throw new KcmError(code, `${field}.${k} is not a setting`);
   }
   return {
     rotatePeriodMs: int(o.rotatePeriodMs, `${field}.rotatePeriodMs`, 60_000, 3650 * DAY, base.rotatePeriodMs, code),

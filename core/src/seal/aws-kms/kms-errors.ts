@@ -71,7 +71,8 @@ export function kmsSealError(err: unknown, operation: string): SealProviderError
 }
 
 function kindOf(name: string, status: number | undefined): SealErrorKind {
-  const known = KINDS[name];
+  // Own names only: an error type named `constructor` from the service is unknown, not Object's.
+  const known = Object.hasOwn(KINDS, name) ? KINDS[name] : undefined;
   if (known) return known;
   if (status === 429) return 'rate_limited';
   if (status !== undefined && status >= 500) return 'unavailable';
