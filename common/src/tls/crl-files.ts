@@ -132,7 +132,7 @@ export function parsePemCrls(text: string, file: string): Crl[] {
 }
 
 function signedBy(crl: ParsedCrl, ca: X509Certificate): boolean | undefined {
-  if (!(crl.algorithm in SIGNATURE_HASH)) return undefined;
+  if (!Object.hasOwn(SIGNATURE_HASH, crl.algorithm)) return undefined;
   try {
     return verify(SIGNATURE_HASH[crl.algorithm] ?? null, crl.tbs, ca.publicKey, crl.signature);
   } catch {
