@@ -24,7 +24,17 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const TARGETS = ['json-targets', 'json-rules', 'http1-request', 'http1-answer', 'open-splice', 'base64url'];
+const TARGETS = [
+  'json-targets',
+  'json-rules',
+  'http1-request',
+  'http1-answer',
+  'open-splice',
+  'base64url',
+  'shamir',
+  'rsa-spki',
+  'unwrap',
+];
 
 const usage = () => {
   console.error(`usage: node scripts/fuzz.mjs [${TARGETS.join('|')} …] [--seconds N] [--jobs N] [--quiet]`);

@@ -1,7 +1,9 @@
 //! libFuzzer targets for the native crate's readers of hostile bytes: the
 //! JSON target scan (request and response bodies), the strict request-head
 //! reader and the upstream-answer reader (docs/decisions/0001), the envelope
-//! opener of the response transform, base64url, and the rule decoder.
+//! opener of the response transform, base64url, the rule decoder, Shamir
+//! share combination (and a split/combine round trip), a token's RSA public
+//! key, and key unwrapping.
 //!
 //! Each target feeds arbitrary bytes to one of them and checks its contract
 //! on the answer. A finding is a panic (the crate's release profile aborts,
@@ -17,16 +19,20 @@ use openkcm_native::http1_answer::{AnswerLimits, AnswerParser, Failure};
 use openkcm_native::http1_request::{parse_request_head, Parsed, RequestLimits, MAX_HEAD, MAX_HEADERS};
 use openkcm_native::keys::KEY_LEN;
 use openkcm_native::splice::SpliceHeads;
-use openkcm_native::{base64url, json_targets, open_splice};
+use openkcm_native::shamir::{self, SHARE_LEN};
+use openkcm_native::{aead, base64url, json_targets, open_splice, transport};
 
 /// The targets, by the name `KCM_FUZZ_TARGET` gives.
-pub const TARGETS: [&str; 6] = [
+pub const TARGETS: [&str; 9] = [
     "json-targets",
     "json-rules",
     "http1-request",
     "http1-answer",
     "open-splice",
     "base64url",
+    "shamir",
+    "rsa-spki",
+    "unwrap",
 ];
 
 /// Runs target `name` on `data`; panics on a broken contract.
@@ -40,6 +46,16 @@ pub fn run(name: &str, data: &[u8]) {
         "http1-answer" => http1_answer_target(data),
         "open-splice" => open_splice_target(data),
         "base64url" => base64url_target(data),
+        "shamir" => shamir_target(data),
+        "rsa-spki" => {
+            // A public key from a token (DER SubjectPublicKeyInfo): refused or used, never a crash.
+            let _ = transport::rsa_oaep_sha1_encrypt(data, &[7u8; KEY_LEN]);
+        }
+        "unwrap" => {
+            let mut out = [0u8; KEY_LEN];
+            let opened = aead::unwrap(&[9u8; KEY_LEN], data, b"okcm-wrap", &mut out);
+            assert!(!matches!(opened, Ok(true)), "a forged wrapped key opened");
+        }
         other => panic!("KCM_FUZZ_TARGET {other:?} is not one of {TARGETS:?}"),
     }
 }
@@ -201,6 +217,36 @@ fn base64url_target(text: &[u8]) {
     assert_eq!(again, text, "decoding accepted a non-canonical text");
 }
 
+/// Arbitrary shares combine or are refused; and a secret split m-of-n (byte 0
+/// and 1, coefficients from the input) comes back from any m of its shares.
+fn shamir_target(data: &[u8]) {
+    let shares: Vec<&[u8]> = data.chunks(SHARE_LEN).take(9).collect();
+    let mut out = [0u8; KEY_LEN];
+    let _ = shamir::combine(&shares, &mut out);
+    let [m, n, rest @ ..] = data else { return };
+    let Some((secret, coeffs)) = rest.split_first_chunk::<KEY_LEN>() else { return };
+    let m = 2 + m % 4;
+    let n = usize::from(m + n % 4);
+    let mut buf = vec![0u8; n * SHARE_LEN];
+    let mut split: Vec<&mut [u8]> = buf.chunks_mut(SHARE_LEN).collect();
+    let mut at = 0;
+    let mut rand = |dst: &mut [u8]| {
+        for b in dst.iter_mut() {
+            *b = coeffs.get(at % coeffs.len().max(1)).copied().unwrap_or(0x5a);
+            at += 1;
+        }
+        Ok(())
+    };
+    shamir::split(secret, m, &mut split, &mut rand).expect("split with valid parameters");
+    let all: Vec<&[u8]> = buf.chunks(SHARE_LEN).collect();
+    let m = usize::from(m);
+    for pick in [&all[..m], &all[n - m..], &all[..]] {
+        let mut back = [0u8; KEY_LEN];
+        shamir::combine(pick, &mut back).expect("combine of distinct shares");
+        assert_eq!(&back, secret, "m of n shares rebuild the secret");
+    }
+}
+
 /// libFuzzer's entry point: runs the target `KCM_FUZZ_TARGET` names.
 ///
 /// # Safety
@@ -237,6 +283,9 @@ mod tests {
             ("open-splice", b"\x01\"okcm:1:AUg\",\"x\""),
             ("base64url", b"AQID"),
             ("base64url", b"AQIE_-"),
+            ("shamir", b"\x00\x01abcdefghijklmnopqrstuvwxyz012345coefficients"),
+            ("rsa-spki", b"\x30\x03\x02\x01\x00"),
+            ("unwrap", &[0u8; 60]),
         ];
         for (name, data) in seeds {
             run(name, data);
