@@ -202,6 +202,20 @@ fn open_splice_target(data: &[u8]) {
         let len = opened.out_len(body.len(), &values).expect("out_len of opened items");
         let mut out = vec![0u8; len];
         opened.write(body, &values, &mut out).expect("write of opened items");
+        if let [(0, end)] = values[..] {
+            // The whole body was one envelope: the output is one JSON string, as JSON.stringify
+            // writes it (quoted, UTF-8, no raw control character, no unescaped quote inside).
+            assert!(end == body.len() && std::str::from_utf8(&out).is_ok(), "UTF-8");
+            assert!(out.len() >= 2 && out[0] == b'"' && out[out.len() - 1] == b'"', "quoted");
+            let inner = &out[1..out.len() - 1];
+            assert!(inner.iter().all(|&c| c >= 0x20), "a raw control character");
+            let mut escaped = false;
+            for &c in inner {
+                assert!(escaped || c != b'"', "an unescaped quote");
+                escaped = !escaped && c == b'\\';
+            }
+            assert!(!escaped, "a dangling backslash");
+        }
     }
 }
 
@@ -281,6 +295,8 @@ mod tests {
             ("http1-answer", b"\x02\x09HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n\r\n"),
             ("http1-answer", b"\x00\x30HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nab"),
             ("open-splice", b"\x01\"okcm:1:AUg\",\"x\""),
+            ("open-splice", include_bytes!("seeds/open-splice/one")),
+            ("open-splice", include_bytes!("seeds/open-splice/ctl")),
             ("base64url", b"AQID"),
             ("base64url", b"AQIE_-"),
             ("shamir", b"\x00\x01abcdefghijklmnopqrstuvwxyz012345coefficients"),
