@@ -4,13 +4,14 @@
 //! forwarder (bench/scenarios/catalog.ts, `proxyTrio`).
 //!
 //! One thread, level-triggered epoll, keep-alive on both sides. A request is
-//! read whole (head and Content-Length body), its head rebuilt for the app,
+//! read whole (head and Content-Length body) with the native crate's strict
+//! request reader (`http1_request`), its head rebuilt for the app,
 //! and on `POST` its JSON body goes through the native module's own code, the
 //! same functions the gateway calls: `json_targets` for the scenario's five
 //! fields, then `seal_splice` (a fresh data key wrapped under a KEK, one AEAD
-//! batch, the envelopes spliced in). The app's answer is read whole
-//! (Content-Length or chunked), and written back with its status, type and
-//! body.
+//! batch, the envelopes spliced in). The app's answer is read whole with the
+//! crate's answer reader (`http1_answer`, the twin of the gateway's), and
+//! written back with its status, type and body.
 //!
 //! It is a measuring stick, not a proxy: no policy file, no tenant or caller
 //! check, no limits but a fixed size cap, no timeouts, no audit, no metrics,
@@ -34,12 +35,21 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 
-use http1::{Answer, Parsed, Request};
+use openkcm_native::http1_answer::{AnswerLimits, AnswerParser};
+use openkcm_native::http1_request::{self, Parsed, RequestLimits, MAX_HEAD, MAX_HEADERS};
 use openkcm_native::{json_targets, keys, ossl, seal_splice};
 use poll::{Poll, READ, WRITE};
 
 /// Largest request or answer read (the scenarios send and receive ~2 KB).
 const MAX_MESSAGE: usize = 1 << 20;
+const REQUEST_LIMITS: RequestLimits = RequestLimits {
+    max_head: MAX_HEAD,
+    max_headers: MAX_HEADERS,
+};
+const ANSWER_LIMITS: AnswerLimits = AnswerLimits {
+    max_head: 16384,
+    max_body: MAX_MESSAGE,
+};
 const LISTENER: u64 = u64::MAX;
 
 /// The scenario's selectors (bench/scenarios/payloads.ts `ORDER_FIELDS`).
@@ -117,7 +127,8 @@ impl Sealer {
 
 enum Role {
     Client { upstream: Option<usize> },
-    Upstream { client: Option<usize> },
+    /// The client it answers, and the reader of that answer.
+    Upstream { client: Option<(usize, AnswerParser)> },
 }
 
 struct Conn {
@@ -157,7 +168,7 @@ impl Floor {
         self.idle.retain(|&i| i != id);
         match conn.role {
             Role::Client { upstream: Some(u) } => self.close(u),
-            Role::Upstream { client: Some(c) } => self.answer_error(c, "502 Bad Gateway"),
+            Role::Upstream { client: Some((c, _)) } => self.answer_error(c, "502 Bad Gateway"),
             _ => {}
         }
     }
@@ -238,16 +249,22 @@ impl Floor {
         if matches!(conn.role, Role::Client { upstream: Some(_) }) {
             return;
         }
-        let req: Request = match http1::parse_request(&conn.input) {
+        let head = match http1_request::parse_request_head(&conn.input, REQUEST_LIMITS) {
             Parsed::Partial => return,
-            Parsed::Invalid => return self.answer_error(client, "400 Bad Request"),
-            Parsed::Done(r) => r,
+            Parsed::Decline(_) => return self.answer_error(client, "400 Bad Request"),
+            Parsed::Head(h) => h,
         };
-        let mut message = Vec::with_capacity(req.len + 512);
+        let len = head.len + head.content_length as usize;
+        if conn.input.len() < len {
+            return;
+        }
         let input = &conn.input;
-        let body = &input[req.body.0..req.body.1];
+        let method = &input[head.method.0..head.method.1];
+        let answer = AnswerParser::new(ANSWER_LIMITS, method == b"HEAD");
+        let mut message = Vec::with_capacity(len + 512);
+        let body = &input[head.len..len];
         let sealed;
-        let body = if req.method == b"POST" && !body.is_empty() {
+        let body = if method == b"POST" && !body.is_empty() {
             match self.sealer.seal(body) {
                 Some(s) => {
                     sealed = s;
@@ -258,9 +275,9 @@ impl Floor {
         } else {
             body
         };
-        http1::write_request_head(&mut message, input, &req, body.len());
+        http1::write_request_head(&mut message, input, &head, body.len());
         message.extend_from_slice(body);
-        conn.input.drain(..req.len);
+        conn.input.drain(..len);
         let upstream = match self.idle.pop() {
             Some(u) => u,
             None => match TcpStream::connect(self.app).map_err(|_| ()).and_then(|s| {
@@ -274,7 +291,7 @@ impl Floor {
             *u = Some(upstream);
         }
         if let Some(Some(Conn { role: Role::Upstream { client: c }, .. })) = self.conns.get_mut(upstream) {
-            *c = Some(client);
+            *c = Some((client, answer));
         }
         self.send(upstream, &message);
     }
@@ -282,17 +299,19 @@ impl Floor {
     /// Answers the client once the app's answer is whole.
     fn relay(&mut self, upstream: usize) {
         let Some(conn) = self.conns.get_mut(upstream).and_then(Option::as_mut) else { return };
-        let Role::Upstream { client } = conn.role else { return };
-        let answer: Answer = match http1::parse_answer(&conn.input) {
-            Parsed::Partial => return,
-            Parsed::Invalid => return self.close(upstream),
-            Parsed::Done(a) => a,
-        };
-        let Some(client) = client else { return self.close(upstream) };
-        let mut out = Vec::with_capacity(answer.body_len() + 128);
-        http1::write_answer(&mut out, &conn.input, &answer);
+        let Role::Upstream { client: Some((_, answer)) } = &mut conn.role else { return self.close(upstream) };
+        let read = answer.feed(&conn.input);
         conn.input.clear();
-        conn.role = Role::Upstream { client: None };
+        match read {
+            Ok(false) => return,
+            Err(_) => return self.close(upstream),
+            Ok(true) => {}
+        }
+        let Role::Upstream { client: Some((client, answer)) } = std::mem::replace(&mut conn.role, Role::Upstream { client: None }) else {
+            return;
+        };
+        let mut out = Vec::with_capacity(answer.body().len() + 128);
+        http1::write_answer(&mut out, &answer);
         self.idle.push(upstream);
         if let Some(Some(Conn { role: Role::Client { upstream: u }, .. })) = self.conns.get_mut(client) {
             *u = None;
@@ -401,34 +420,21 @@ mod tests {
     }
 
     #[test]
-    fn reads_a_request_whole_or_not_at_all() {
-        let head = b"POST /orders HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nX-Tenant-Id: t\r\n\r\n";
-        assert!(matches!(http1::parse_request(head), Parsed::Partial));
-        let whole = [&head[..], b"abcdGET"].concat();
-        let Parsed::Done(r) = http1::parse_request(&whole) else { panic!("not parsed") };
-        assert_eq!((r.method.as_slice(), r.len), (&b"POST"[..], head.len() + 4));
+    fn rewrites_the_head_it_read_for_the_app() {
+        let whole = b"POST /orders HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nX-Tenant-Id: t\r\n\r\nabcd";
+        let Parsed::Head(head) = http1_request::parse_request_head(whole, REQUEST_LIMITS) else { panic!("not read") };
         let mut out = Vec::new();
-        http1::write_request_head(&mut out, &whole, &r, 9);
-        assert_eq!(
-            out,
-            b"POST /orders HTTP/1.1\r\nhost: app\r\nX-Tenant-Id: t\r\ncontent-length: 9\r\n\r\n"
-        );
-        let chunked = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
-        assert!(matches!(http1::parse_request(chunked), Parsed::Invalid));
-        assert!(matches!(http1::parse_request(b"GET / HTTP/1.0\r\n\r\n"), Parsed::Invalid));
+        http1::write_request_head(&mut out, whole, &head, 9);
+        assert_eq!(out, b"POST /orders HTTP/1.1\r\nhost: app\r\nX-Tenant-Id: t\r\ncontent-length: 9\r\n\r\n");
     }
 
     #[test]
-    fn reads_an_answer_with_length_or_chunks() {
-        let a = b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
-        let Parsed::Done(ans) = http1::parse_answer(a) else { panic!("not parsed") };
+    fn writes_the_answer_it_read() {
+        let mut answer = AnswerParser::new(ANSWER_LIMITS, false);
+        let chunked = b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n";
+        assert_eq!(answer.feed(chunked), Ok(true));
         let mut out = Vec::new();
-        http1::write_answer(&mut out, a, &ans);
-        assert_eq!(out, b"HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}");
-        let c = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n";
-        assert!(matches!(http1::parse_answer(&c[..c.len() - 2]), Parsed::Partial));
-        let Parsed::Done(ans) = http1::parse_answer(c) else { panic!("not parsed") };
-        assert_eq!(ans.body_len(), 2);
-        assert!(matches!(http1::parse_answer(b"HTTP/1.1 200 OK\r\n\r\n"), Parsed::Invalid));
+        http1::write_answer(&mut out, &answer);
+        assert_eq!(out, b"HTTP/1.1 201 \r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}");
     }
 }
