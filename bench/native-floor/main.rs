@@ -29,7 +29,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 mod http1;
-mod poll;
+
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -38,7 +38,7 @@ use std::os::fd::AsRawFd;
 use openkcm_native::http1_answer::{AnswerLimits, AnswerParser};
 use openkcm_native::http1_request::{self, Parsed, RequestLimits, MAX_HEAD, MAX_HEADERS};
 use openkcm_native::{json_targets, keys, ossl, seal_splice};
-use poll::{Poll, READ, WRITE};
+use openkcm_native::front::poll::{self, Poll, READ, WRITE};
 
 /// Largest request or answer read (the scenarios send and receive ~2 KB).
 const MAX_MESSAGE: usize = 1 << 20;

@@ -6,6 +6,7 @@
  * shows a complete file.
  */
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { KcmError } from '../../common/src/errors.ts';
 import { isKeyId } from '../../common/src/format/ids.ts';
@@ -13,6 +14,7 @@ import { strictObject } from '../../common/src/format/strict-object.ts';
 import type { Unlisted } from './gateway-identities.ts';
 import type { H2PlainOptions, H2TlsOptions } from './http/h2-adapter.ts';
 import type { UwsAdapterOptions } from './http/uws-adapter.ts';
+import type { NativeFrontOptions } from './native-front/native-front.ts';
 import type { CallerHeaders } from './proxy/proxy-routes.ts';
 import type { UpstreamOptions } from './upstream/upstream-pools.ts';
 
@@ -98,7 +100,7 @@ export const AUDIT_ROTATE_BYTES = 128 * 1024 * 1024;
 export interface GatewayFileConfig {
   /** In-process development keys (LocalGatewayKeys) instead of a Core; only with KCM_DEV=1. */
   dev: boolean;
-  fronts: { uws?: UwsAdapterOptions; h2Tls?: H2TlsOptions; h2Plain?: H2PlainOptions };
+  fronts: { uws?: UwsAdapterOptions; h2Tls?: H2TlsOptions; h2Plain?: H2PlainOptions; native?: NativeFrontOptions };
   /** Addresses / CIDR blocks (besides loopback) whose requests may name their tenant without a certificate. */
   trust: string[];
   /** Route policies; absent: the direct API only. */
@@ -155,7 +157,7 @@ function listen(v: Json, field: string): { host: string; port: number } {
 }
 
 function fronts(v: unknown, path: (p: string) => string): GatewayFileConfig['fronts'] {
-  const f = obj(v, 'fronts', ['uws', 'h2Tls', 'h2Plain']);
+  const f = obj(v, 'fronts', ['uws', 'h2Tls', 'h2Plain', 'native']);
   const out: GatewayFileConfig['fronts'] = {};
   if (f.uws !== undefined) {
     const u = obj(f.uws, 'fronts.uws', ['host', 'port', 'tls']);
@@ -181,7 +183,13 @@ function fronts(v: unknown, path: (p: string) => string): GatewayFileConfig['fro
   }
   if (f.h2Plain !== undefined)
     out.h2Plain = listen(obj(f.h2Plain, 'fronts.h2Plain', ['host', 'port']), 'fronts.h2Plain');
-  if (!out.uws && !out.h2Tls && !out.h2Plain) fail('fronts', 'name at least one of uws, h2Tls, h2Plain');
+  if (f.native !== undefined) {
+    out.native = listen(obj(f.native, 'fronts.native', ['host', 'port']), 'fronts.native');
+    if (isIP(out.native.host) === 0) fail('fronts.native.host', 'must be an IP address');
+  }
+  if (!out.uws && !out.h2Tls && !out.h2Plain && !out.native) {
+    fail('fronts', 'name at least one of uws, h2Tls, h2Plain, native');
+  }
   return out;
 }
 

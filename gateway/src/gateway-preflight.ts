@@ -84,7 +84,8 @@ export function preflight(
   // The fronts' certificates: refused here, naming the file, rather than by a client's failed handshake.
   if (c.fronts.h2Tls) checkH2TlsFiles(c.fronts.h2Tls, crlLog);
   // The uWS front runs only on its native binary, never on the emulation.
-  if (c.fronts.uws) requireNativeUws();
+  // So does the native front's internal listener (the pipeline's side of its tunnels).
+  if (c.fronts.uws || c.fronts.native) requireNativeUws();
   const uwsTls = c.fronts.uws?.tls;
   if (uwsTls) loadTlsFiles({ certFile: uwsTls.certFile, keyFile: uwsTls.keyFile }, 'server');
   const identities = c.identities

@@ -14,13 +14,15 @@ import { type H2PlainOptions, type H2TlsOptions, startH2PlainAdapter, startH2Tls
 import { startUwsAdapter, type UwsAdapterOptions } from './http/uws-adapter.ts';
 import { GatewayMetrics } from './metrics/gateway-metrics.ts';
 import { CallbackMetric } from './metrics/registry.ts';
+import { frontTable } from './native-front/front-table.ts';
+import { type NativeFrontListener, type NativeFrontOptions, startNativeFront } from './native-front/native-front.ts';
 import { cnIsTenant, loopbackOnly, type PeerTrust } from './pipeline/caller.ts';
 import type { CertificateTenants, PeerCertificate } from './pipeline/context.ts';
 import { Pipeline } from './pipeline/pipeline.ts';
 import { MatcherChain, type Route, type RouteMatcher, Router, SwappableMatcher } from './pipeline/router.ts';
 import type { PipelineLog } from './pipeline/run.ts';
 import { type AuditSink, buildStages, type TransformHook } from './pipeline/stages.ts';
-import type { PolicySet } from './policy/policy-loader.ts';
+import { PolicySet } from './policy/policy-loader.ts';
 import { type CallerHeaders, proxyMatcher } from './proxy/proxy-routes.ts';
 import { type UpstreamOptions, UpstreamPools, upstreamOptions } from './upstream/upstream-pools.ts';
 
@@ -43,6 +45,8 @@ export interface GatewayConfig {
   uws?: UwsAdapterOptions;
   /** The mTLS port: h2 and HTTP/1.1 by ALPN. */
   h2Tls?: H2TlsOptions;
+  /** The native front: HTTP/1.1 served by the native module's loop, the rest tunnelled to the pipeline. */
+  native?: NativeFrontOptions;
   /** The plaintext port: h2c and HTTP/1.1. */
   h2Plain?: H2PlainOptions;
   /** Body limit of the direct API (default 2 MiB: a 1 MiB plaintext in base64 plus JSON). */
@@ -74,7 +78,9 @@ export interface GatewayConfig {
 }
 
 export interface GatewayServer {
-  readonly ports: { uws?: number; h2Tls?: number; h2Plain?: number };
+  readonly ports: { uws?: number; h2Tls?: number; h2Plain?: number; native?: number };
+  /** The native front, when it runs (its counters). */
+  readonly nativeFront?: NativeFrontListener;
   readonly metrics: GatewayMetrics;
   readonly pipeline: Pipeline;
   /** The uWS native binary serving the fast path, when it runs. */
@@ -174,7 +180,9 @@ function checkBackends(policies: PolicySet, hsm: HsmBackend | undefined): void {
  * fails to start closes those already started.
  */
 export async function startGateway(c: GatewayConfig): Promise<GatewayServer> {
-  if (!c.uws && !c.h2Tls && !c.h2Plain) throw new KcmError('invalid_config', 'startGateway: no listener configured');
+  if (!c.uws && !c.h2Tls && !c.h2Plain && !c.native) {
+    throw new KcmError('invalid_config', 'startGateway: no listener configured');
+  }
   const maxBodyBytes = positive(c.maxBodyBytes, DEFAULT_MAX_BODY, 'maxBodyBytes');
   const maxBatchItems = positive(c.maxBatchItems, DEFAULT_MAX_BATCH, 'maxBatchItems');
   const hsm = c.hsm;
@@ -227,8 +235,22 @@ export async function startGateway(c: GatewayConfig): Promise<GatewayServer> {
     ...(c.auditLog ? { auditLog: c.auditLog } : {}),
   });
   const pipeline = new Pipeline(stages, hardCap, c.log ?? ((m) => console.error(`gateway: ${m}`)));
+  // The native front's table: the policy routes it may serve (none while draining, or when a
+  // gateway-wide hook or sink must see every request).
+  const everySeen = Boolean(c.requestTransform || c.responseTransform || c.audit);
+  let inForce = c.proxy?.policies;
+  const nativeTable = (serve: boolean) =>
+    frontTable({
+      policies: inForce ?? new PolicySet([]),
+      upstreamUrls: c.proxy?.upstreamUrls,
+      upstream: upstreamOptions(c.proxy?.upstream),
+      reserved: routes.map((r) => r.pattern),
+      trust: c.trust ?? loopbackOnly,
+      serve: serve && !everySeen,
+    });
+  let nativeFront: NativeFrontListener | undefined;
   const closers: (() => void | Promise<void>)[] = [];
-  const ports: { uws?: number; h2Tls?: number; h2Plain?: number } = {};
+  const ports: { uws?: number; h2Tls?: number; h2Plain?: number; native?: number } = {};
   let uwsBinary: string | undefined;
   const closeAll = async () => {
     const list = closers.splice(0);
@@ -252,6 +274,12 @@ export async function startGateway(c: GatewayConfig): Promise<GatewayServer> {
       closers.push(() => l.close());
       ports.h2Plain = l.port;
     }
+    if (c.native) {
+      const l = await startNativeFront(pipeline, c.native, nativeTable(true), metrics);
+      closers.push(() => l.close());
+      ports.native = l.port;
+      nativeFront = l;
+    }
   } catch (err) {
     await closeAll();
     throw err;
@@ -262,6 +290,7 @@ export async function startGateway(c: GatewayConfig): Promise<GatewayServer> {
     pipeline,
     ...(uwsBinary ? { uwsBinary } : {}),
     ...(pools ? { upstreams: pools } : {}),
+    ...(nativeFront ? { nativeFront } : {}),
     reloadPolicies(policies) {
       if (!proxy || !buildProxy) throw new KcmError('invalid_config', 'no proxy configured: there are no policies');
       checkBackends(policies, hsm);
@@ -269,12 +298,16 @@ export async function startGateway(c: GatewayConfig): Promise<GatewayServer> {
       // Requests already reading keep the cap they started with (RequestBody copies it).
       pipeline.hardCap = Math.max(directCap, largestBody(next.routes));
       proxy.swap(next);
+      inForce = policies;
+      nativeFront?.setTable(nativeTable(true));
       // Pools of upstreams no route forwards to any more: they serve what they hold, then close (UpstreamPools.retain).
       pools?.retain(next.origins);
       return { routes: next.routes.length, unusedUpstreams: next.unusedUpstreams };
     },
     async close(o = {}) {
       pipeline.drain();
+      // From now on the native front tunnels every request: the pipeline answers 503 not_ready.
+      nativeFront?.setTable(nativeTable(false));
       if (o.drainMs) await pipeline.whenIdle(o.drainMs);
       await closeAll();
     },

@@ -16,6 +16,7 @@
 use std::ffi::CStr;
 
 use crate::aead::{self, EnvelopeItem, OVERHEAD, WRAPPED_LEN};
+use crate::exports_front::{front_drain, front_start, front_stats, front_stop, front_table};
 use crate::error::{code, Error, Result};
 use crate::http1_answer::{AnswerLimits, AnswerParser, Failure};
 use crate::http1_request::{self, Parsed, RequestLimits};
@@ -931,6 +932,11 @@ exports! {
     c"transportKeyGenerate" => js_transport_key_generate(1) = transport_key_generate,
     c"dataKeyForTransport" => js_data_key_for_transport(3) = data_key_for_transport,
     c"dataKeyRewrapForTransport" => js_data_key_rewrap_for_transport(4) = data_key_rewrap_for_transport,
+    c"frontStart" => js_front_start(4) = front_start,
+    c"frontTable" => js_front_table(2) = front_table,
+    c"frontDrain" => js_front_drain(1) = front_drain,
+    c"frontStats" => js_front_stats(1) = front_stats,
+    c"frontStop" => js_front_stop(1) = front_stop,
 }
 
 /// Module entry point called by Node when the `.node` file is loaded.

@@ -19,6 +19,7 @@ compile_error!("openkcm-native targets Linux (mmap/mlock/madvise constants are L
 pub mod aead;
 pub mod base64url;
 pub mod error;
+pub mod front;
 mod fork;
 pub mod gf256;
 pub mod http1_answer;
@@ -51,5 +52,7 @@ mod test_util {
 
 #[cfg(all(not(test), feature = "node"))]
 mod exports;
+#[cfg(all(not(test), feature = "node"))]
+mod exports_front;
 #[cfg(all(not(test), feature = "node"))]
 mod napi;

@@ -78,10 +78,44 @@ export type Http1RequestHead =
       close: boolean;
     };
 
+/** A running native front (src/front/): an opaque handle from `frontStart`. */
+export type NativeFrontHandle = { readonly __nativeFront: unique symbol };
+
+/** Counters of a native front. */
+export interface NativeFrontStats {
+  port: number;
+  /** Client connections open. */
+  connections: number;
+  /** Requests it served itself. */
+  served: number;
+  /** Connections it handed to the pipeline. */
+  declined: number;
+  /** Request records dropped because nobody drained them. */
+  lost: number;
+}
+
+/**
+ * The native front (src/front/, gateway/src/native-front/): an HTTP/1.1
+ * listener on its own thread that serves the routes its table marks and
+ * tunnels every other connection to the pipeline's Unix socket.
+ */
+export interface NativeFrontFns {
+  /** Binds `host` (an IP address) and `port`, starts serving from `table`; declined connections go to `tunnelPath`. */
+  frontStart(host: Uint8Array, port: number, tunnelPath: Uint8Array, table: Uint8Array): NativeFrontHandle;
+  /** Serves from `table` from the next request on. */
+  frontTable(front: NativeFrontHandle, table: Uint8Array): void;
+  /** Request records since the last drain: one little-endian u64 each (route << 48 | status << 32 | µs). */
+  frontDrain(front: NativeFrontHandle): Buffer;
+  frontStats(front: NativeFrontHandle): NativeFrontStats;
+  /** Stops the loop and closes its connections (idempotent). */
+  frontStop(front: NativeFrontHandle): void;
+}
+
 export interface NativeLoadResult {
   backend:
     | (CryptoBackend & { processHarden(): { coreDumpsDisabled: boolean } } & Partial<JsonTargetsFns> &
-        Partial<Http1AnswerFns>)
+        Partial<Http1AnswerFns> &
+        Partial<NativeFrontFns>)
     | null;
   path: string;
   /** Why the native module did not load, when it did not. */

@@ -83,7 +83,8 @@ function headerValue(v: string): string | Buffer {
 
 /**
  * Writes one response with backpressure; `res` must be corked by the caller.
- * `head`: the request was HEAD. uWS frames the body itself (it writes
+ * `head`: the request was HEAD. uWS writes a `Date` of its own, so a `date`
+ * in r.headers (an upstream's) is not copied. uWS frames the body itself (it writes
  * Content-Length), so a `content-length` in r.headers is never copied,
  * except as the reported length of an answer without content:
  *
@@ -104,7 +105,8 @@ function headerValue(v: string): string | Buffer {
 export function writeResponse(res: HttpResponse, r: PipelineResponse, head: boolean): void {
   res.writeStatus(statusLine(r.status));
   for (const name in r.headers) {
-    if (name === 'content-length') continue;
+    // uWS writes the length, and a Date of its own: a forwarded `date` would make a second one (RFC 9110 §6.6.1: one).
+    if (name === 'content-length' || name === 'date') continue;
     const v = r.headers[name] as string | string[];
     if (typeof v === 'string') res.writeHeader(name, headerValue(v));
     else for (const one of v) res.writeHeader(name, headerValue(one));
@@ -150,7 +152,19 @@ function endWithoutContent(res: HttpResponse, r: PipelineResponse, head: boolean
   res.endWithoutBody();
 }
 
-function handle(pipeline: Pipeline, res: HttpResponse, req: HttpRequest): void {
+/** The TCP peer of a request on a public listener. */
+const tcpPeer = (res: HttpResponse): string => addressText(res.getRemoteAddressAsText());
+
+/**
+ * The client a request on the internal listener came from: the address in
+ * the PROXY v2 header the native front starts each tunnel with (uWS reads
+ * it). Only the native front can reach that listener (startUwsUnixAdapter);
+ * it closes a tunnel whose client bytes carry a PROXY signature, so no
+ * client can name its own address here.
+ */
+const proxiedPeer = (res: HttpResponse): string => addressText(res.getProxiedRemoteAddressAsText());
+
+function handle(pipeline: Pipeline, res: HttpResponse, req: HttpRequest, peerOf: (res: HttpResponse) => string): void {
   let ctx: RequestContext | undefined;
   let gone = false;
   res.onAborted(() => {
@@ -175,7 +189,7 @@ function handle(pipeline: Pipeline, res: HttpResponse, req: HttpRequest): void {
     path: req.getUrl(),
     query: req.getQuery() ?? '',
     headers,
-    peer: { address: addressText(res.getRemoteAddressAsText()) },
+    peer: { address: peerOf(res) },
     startedAt: process.hrtime.bigint(),
     responder: {
       send(r) {
@@ -207,7 +221,7 @@ export function startUwsAdapter(pipeline: Pipeline, o: UwsAdapterOptions): Promi
   const app: TemplatedApp = o.tls
     ? uws.SSLApp({ cert_file_name: o.tls.certFile, key_file_name: o.tls.keyFile })
     : uws.App();
-  app.any('/*', (res, req) => handle(pipeline, res, req));
+  app.any('/*', (res, req) => handle(pipeline, res, req, tcpPeer));
   return new Promise((resolve, reject) => {
     app.listen(o.host, o.port, (socket: us_listen_socket | false) => {
       if (!socket) {
@@ -229,5 +243,36 @@ export function startUwsAdapter(pipeline: Pipeline, o: UwsAdapterOptions): Promi
         },
       });
     });
+  });
+}
+
+/**
+ * The pipeline's internal listener for the native front's tunnels
+ * (native-front/native-front.ts): plain HTTP/1.1 on the Unix socket `path`,
+ * peers taken from the PROXY v2 header each tunnel starts with. The caller
+ * puts `path` in a directory only the gateway's user can open. Throws
+ * `native_unavailable` on the emulated fallback, `invalid_config` when the
+ * socket cannot be bound.
+ */
+export function startUwsUnixAdapter(pipeline: Pipeline, path: string): Promise<{ close(): void }> {
+  const { uws } = requireNativeUws();
+  const app = uws.App();
+  app.any('/*', (res, req) => handle(pipeline, res, req, proxiedPeer));
+  return new Promise((resolve, reject) => {
+    app.listen_unix((socket: us_listen_socket | false) => {
+      if (!socket) {
+        reject(new KcmError('invalid_config', "uWS could not listen on the native front's internal socket"));
+        return;
+      }
+      let open = true;
+      resolve({
+        close() {
+          if (!open) return;
+          open = false;
+          uws.us_listen_socket_close(socket);
+          (app as TemplatedApp & { close?: () => void }).close?.();
+        },
+      });
+    }, path);
   });
 }

@@ -90,7 +90,32 @@ export class GatewayMetrics {
     this.latency.observe({ route }, Number(process.hrtime.bigint() - ctx.startedAt) / 1e9);
   }
 
+  /**
+   * A request a native front served (native-front.ts drains their records):
+   * counted as recordRequest counts one; status 0 is a client abort.
+   */
+  recordServed(route: string, status: number, seconds: number): void {
+    if (status === 0) {
+      this.aborts.inc({ route });
+      return;
+    }
+    this.requests.inc({ route, status: String(status) });
+    this.latency.observe({ route }, seconds);
+  }
+
+  readonly #beforeRender: (() => void)[] = [];
+
+  /** Runs `fn` before each render (a native front moves its records in); returns the unhook. */
+  beforeRender(fn: () => void): () => void {
+    this.#beforeRender.push(fn);
+    return () => {
+      const i = this.#beforeRender.indexOf(fn);
+      if (i >= 0) this.#beforeRender.splice(i, 1);
+    };
+  }
+
   render(): string {
+    for (const fn of this.#beforeRender) fn();
     return this.registry.render();
   }
 }

@@ -25,7 +25,15 @@ import {
 export const TENANT_HEADER = 'x-okcm-tenant';
 
 /** Which addresses count as trusted peers for header-named tenants. */
-export type PeerTrust = (address: string) => boolean;
+/** The addresses a {@link PeerTrust} trusts, when it can say (the native front compiles them into its table). */
+export interface TrustList {
+  /** Canonical addresses (canonicalAddress). */
+  readonly addresses: readonly string[];
+  /** 127.0.0.0/8 and ::1 too. */
+  readonly loopback: boolean;
+}
+
+export type PeerTrust = ((address: string) => boolean) & { readonly list?: TrustList };
 
 /** IPv6 text → canonical text, per address seen (bounded: peers are few, and parsing allocates). */
 const canonicalIpv6 = new Map<string, string | null>();
@@ -56,18 +64,25 @@ export function canonicalAddress(address: string): string | undefined {
 }
 
 /** Loopback only: 127.0.0.0/8 and ::1, in any textual form (expanded, IPv4-mapped). */
-export const loopbackOnly: PeerTrust = (address) => {
-  const a = canonicalAddress(address);
-  return a !== undefined && (a === '::1' || a.startsWith('127.'));
-};
+export const loopbackOnly: PeerTrust = Object.assign(
+  (address: string) => {
+    const a = canonicalAddress(address);
+    return a !== undefined && (a === '::1' || a.startsWith('127.'));
+  },
+  { list: { addresses: [], loopback: true } },
+);
 
 /** Trusts exactly the listed addresses, compared canonically (plus loopback when `withLoopback`). */
 export function trustAddresses(addresses: readonly string[], withLoopback = true): PeerTrust {
   const set = new Set(addresses.map((a) => canonicalAddress(a) ?? a));
-  return (a) => {
-    const c = canonicalAddress(a);
-    return (c !== undefined && set.has(c)) || (withLoopback && loopbackOnly(a));
-  };
+  const list: TrustList = { addresses: [...set].filter((a) => isIP(a) !== 0), loopback: withLoopback };
+  return Object.assign(
+    (a: string) => {
+      const c = canonicalAddress(a);
+      return (c !== undefined && set.has(c)) || (withLoopback && loopbackOnly(a));
+    },
+    { list },
+  );
 }
 
 /** ADR-402 default: a certificate may act for the tenant its CN names (never 'any'). */

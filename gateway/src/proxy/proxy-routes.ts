@@ -97,7 +97,7 @@ function readerOf(ctx: RequestContext, o: ProxyOptions): ReaderCaller {
 }
 
 /** The route name used as the metrics label and audit action: fixed per policy route. */
-function routeName(r: CompiledRoute): string {
+export function proxyRouteName(r: CompiledRoute): string {
   return `proxy ${r.policyId} ${r.method} ${r.pattern.text}`;
 }
 
@@ -110,7 +110,7 @@ function proxyRoute(
   // The route's field backend (policy `backend`), chosen once here: throws invalid_config for pkcs11 without an HSM.
   const fieldKeys = fieldKeyProvider(o.keys).forBackend(r.backend);
   const route: Route = {
-    name: routeName(r),
+    name: proxyRouteName(r),
     method: r.method,
     pattern: r.pattern.text,
     body: 'raw',

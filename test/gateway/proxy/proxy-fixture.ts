@@ -20,6 +20,7 @@ import { LocalGatewayKeys } from '../../../gateway/src/gateway-keys.ts';
 import { type GatewayConfig, type GatewayServer, startGateway } from '../../../gateway/src/gateway-server.ts';
 import { loadPolicies, type PolicySet } from '../../../gateway/src/policy/policy-loader.ts';
 import type { UpstreamOptions } from '../../../gateway/src/upstream/upstream-pools.ts';
+import { loadNative } from '../../../native/ts/load.ts';
 
 export interface Received {
   method: string;
@@ -178,7 +179,13 @@ export interface ProxyFixture {
   up: Upstreams;
   agent: Agent;
   logs: string[];
-  base: { uws: string; plain: string };
+  /**
+   * `uws`: the uWS front, or the native front when KCM_PROXY_FRONT=native
+   * (test/gateway/native-front/through-native.test.ts runs the proxy suites
+   * so: what it does not serve it tunnels to the pipeline); `native`: the
+   * native front.
+   */
+  base: { uws: string; plain: string; native: string };
   close(): Promise<void>;
 }
 
@@ -212,6 +219,8 @@ export async function startProxyFixture(
     keys,
     uws: { host: '127.0.0.1', port: 0 },
     h2Plain: { host: '127.0.0.1', port: 0 },
+    // The native front too, where the module has one (native-front/native-front-fixture.ts skips its own tests otherwise).
+    ...(loadNative().backend?.frontStart ? { native: { host: '127.0.0.1', port: 0 } } : {}),
     log: (m) => logs.push(m),
     proxy: {
       policies,
@@ -232,7 +241,11 @@ export async function startProxyFixture(
     up,
     agent,
     logs,
-    base: { uws: `http://127.0.0.1:${gw.ports.uws}`, plain: `http://127.0.0.1:${gw.ports.h2Plain}` },
+    base: {
+      uws: `http://127.0.0.1:${process.env.KCM_PROXY_FRONT === 'native' ? gw.ports.native : gw.ports.uws}`,
+      plain: `http://127.0.0.1:${gw.ports.h2Plain}`,
+      native: `http://127.0.0.1:${gw.ports.native}`,
+    },
     async close() {
       await agent.close();
       await gw.close();

@@ -1,0 +1,250 @@
+/**
+ * The native front's route table (native/src/front/table.rs documents the
+ * encoding): the policy routes in match order, which of them it serves,
+ * their upstreams, the gateway's trusted peers, the upstream pool limits and
+ * the texts of its answers. Every fact it holds comes from the objects the
+ * pipeline itself runs on, so the two cannot disagree on them.
+ *
+ * A route is served natively only when the pipeline's answer can be had
+ * without JavaScript (docs/decisions/0001-native-data-plane.md, step 2):
+ * no field rules (no keys, no audit record), a tenant from a header or a
+ * path parameter (the front has no TLS, so no certificate), and an `http:`
+ * upstream at an IP address. Nothing is served when `serve` is false (the
+ * gateway drains, or a gateway-wide transform hook or audit sink must see
+ * every request), or when the trust cannot be listed.
+ */
+import { STATUS_CODES } from 'node:http';
+import { isIP } from 'node:net';
+import { ERRORS } from '../../../common/src/errors.ts';
+import { canonicalAddress, type PeerTrust } from '../pipeline/caller.ts';
+import type { PolicySet } from '../policy/policy-loader.ts';
+import type { CompiledRoute, Upstream } from '../policy/policy-types.ts';
+import type { RoutePattern } from '../policy/route-pattern.ts';
+import { proxyRouteName } from '../proxy/proxy-routes.ts';
+import { upstreamLabel } from '../upstream/forward.ts';
+import type { UpstreamOptions } from '../upstream/upstream-pools.ts';
+
+export interface FrontTableInput {
+  policies: PolicySet;
+  /** Upstream name → URL, replacing the policy's URL (as proxyMatcher applies it). */
+  upstreamUrls?: ReadonlyMap<string, URL> | undefined;
+  upstream: UpstreamOptions;
+  /** Patterns of the routes the pipeline matches before the policies (direct API, extra routes). */
+  reserved: readonly string[];
+  trust: PeerTrust;
+  /** False: the front serves nothing and tunnels every connection. */
+  serve: boolean;
+}
+
+export interface FrontTable {
+  bytes: Buffer;
+  /** Metrics label of each route, by table index. */
+  routeNames: readonly string[];
+  /** How many routes it serves. */
+  served: number;
+}
+
+class Writer {
+  readonly #parts: Buffer[] = [];
+  u8(n: number): this {
+    this.#parts.push(Buffer.from([n]));
+    return this;
+  }
+  u16(n: number): this {
+    const b = Buffer.alloc(2);
+    b.writeUInt16LE(n);
+    this.#parts.push(b);
+    return this;
+  }
+  u32(n: number): this {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(Math.min(n, 0xffffffff));
+    this.#parts.push(b);
+    return this;
+  }
+  bytes(v: string | Uint8Array): this {
+    const b = typeof v === 'string' ? Buffer.from(v, 'latin1') : Buffer.from(v);
+    this.u32(b.length);
+    this.#parts.push(b);
+    return this;
+  }
+  raw(b: Uint8Array): this {
+    this.#parts.push(Buffer.from(b));
+    return this;
+  }
+  list<T>(items: readonly T[], each: (w: this, item: T) => void): this {
+    this.u32(items.length);
+    for (const item of items) each(this, item);
+    return this;
+  }
+  done(): Buffer {
+    return Buffer.concat(this.#parts);
+  }
+}
+
+/** 16 bytes of an IP address (IPv4 as ::ffff:a.b.c.d); `text` must pass isIP. */
+export function addressBytes(text: string): Buffer {
+  const out = Buffer.alloc(16);
+  if (isIP(text) === 4) {
+    out[10] = 0xff;
+    out[11] = 0xff;
+    text.split('.').forEach((d, i) => {
+      out[12 + i] = Number(d);
+    });
+    return out;
+  }
+  const groups = (part: string): number[] => {
+    if (part === '') return [];
+    const out: number[] = [];
+    for (const g of part.split(':')) {
+      if (g.includes('.')) {
+        const [a = 0, b = 0, c = 0, d = 0] = g.split('.').map(Number);
+        out.push((a << 8) | b, (c << 8) | d);
+      } else out.push(Number.parseInt(g, 16));
+    }
+    return out;
+  };
+  const [head = '', tail] = text.split('::');
+  const h = groups(head);
+  const t = tail === undefined ? [] : groups(tail);
+  const all = tail === undefined ? h : [...h, ...new Array(8 - h.length - t.length).fill(0), ...t];
+  for (const [i, g] of all.entries()) out.writeUInt16BE(g, 2 * i);
+  return out;
+}
+
+const MAPPED_PREFIX = Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]);
+
+interface Cidr {
+  v4: boolean;
+  addr: Buffer;
+  prefix: number;
+}
+
+/**
+ * A route's trusted peers as the front checks them, following TrustedPeers
+ * (tenant-source.ts): IPv4 entries for IPv4 peers, IPv6 entries for IPv6
+ * peers, and an IPv6 entry inside ::ffff:0:0/96 (prefix ≥ 96) for IPv4
+ * peers too.
+ */
+function cidrs(entries: readonly string[]): Cidr[] {
+  const out: Cidr[] = [];
+  for (const e of entries) {
+    const [addr = '', bits] = e.split('/');
+    const family = isIP(addr);
+    const prefix = bits === undefined ? (family === 4 ? 32 : 128) : Number(bits);
+    const bytes = addressBytes(addr);
+    if (family === 4) out.push({ v4: true, addr: bytes, prefix });
+    else {
+      out.push({ v4: false, addr: bytes, prefix });
+      if (prefix >= 96 && bytes.subarray(0, 12).equals(MAPPED_PREFIX))
+        out.push({ v4: true, addr: bytes, prefix: prefix - 96 });
+    }
+  }
+  return out;
+}
+
+/** Why the front cannot serve `r` itself, or undefined when it can. */
+function notServed(r: CompiledRoute, url: URL): string | undefined {
+  if (r.request.length > 0 || r.response.length > 0) return 'field rules';
+  if (r.tenant.from === 'cert') return 'certificate tenant';
+  if (url.protocol !== 'http:') return 'not http:';
+  if (isIP(url.hostname.replace(/^\[|\]$/g, '')) === 0) return 'upstream host is a name';
+  return undefined;
+}
+
+function writePattern(w: Writer, p: RoutePattern): void {
+  w.list(p.segments, (w, s) => {
+    if (s.kind === 'literal') w.u8(0).bytes(s.folded).bytes(s.text);
+    else
+      w.u8(s.kind === 'param' ? 1 : 2)
+        .bytes('')
+        .bytes('');
+  });
+}
+
+/** The first segment of each pattern, lower case; undefined when one starts with a parameter or `*` (it shadows every path). */
+function reservedSegments(patterns: readonly string[]): string[] | undefined {
+  const out = new Set<string>();
+  for (const p of patterns) {
+    const first = p.split('/')[1] ?? '';
+    if (first === '' || first.startsWith(':') || first === '*') return undefined;
+    out.add(first.toLowerCase());
+  }
+  return [...out];
+}
+
+const STATUSES = ['upstream_unavailable', 'upstream_timeout', 'upstream_busy', 'upstream_bad_response'] as const;
+
+/** The table for `i` (see the file comment). */
+export function frontTable(i: FrontTableInput): FrontTable {
+  const reserved = reservedSegments(i.reserved);
+  const list = i.trust.list;
+  const serveAny = i.serve && reserved !== undefined && list !== undefined;
+  const o = i.upstream;
+  const w = new Writer().raw(Buffer.from('KFT1'));
+  for (const n of [
+    o.connections,
+    o.maxQueue,
+    o.connectTimeoutMs,
+    o.headersTimeoutMs,
+    o.bodyTimeoutMs,
+    o.keepAliveTimeoutMs,
+    o.queueTimeoutMs,
+    o.maxResponseBytes,
+  ]) {
+    w.u32(n);
+  }
+  // The message as JSON string content: the front writes it between quotes as it is.
+  for (const code of STATUSES) w.u16(ERRORS[code].status).bytes(JSON.stringify(ERRORS[code].message).slice(1, -1));
+  w.list(reserved ?? [], (w, s) => w.bytes(s));
+  w.u8(list?.loopback ? 1 : 0);
+  w.list(
+    (list?.addresses ?? []).map((a) => canonicalAddress(a)).filter((a): a is string => a !== undefined),
+    (w, a) => w.raw(addressBytes(a)),
+  );
+  const reasons = Object.entries(STATUS_CODES).filter(([, text]) => text !== undefined) as [string, string][];
+  w.list(reasons, (w, [code, text]) => w.u16(Number(code)).bytes(text));
+  // Upstreams, one per (name, URL), in route order.
+  const upstreams: { upstream: Upstream; url: URL }[] = [];
+  const indexOf = new Map<string, number>();
+  const routeUpstream = i.policies.routes.map((r) => {
+    const url = i.upstreamUrls?.get(r.upstream.name) ?? r.upstream.url;
+    const key = `${r.upstream.name}\0${url.href}`;
+    let at = indexOf.get(key);
+    if (at === undefined) {
+      at = upstreams.length;
+      indexOf.set(key, at);
+      upstreams.push({ upstream: { name: r.upstream.name, url }, url });
+    }
+    return at;
+  });
+  w.list(upstreams, (w, { upstream, url }) => {
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    w.bytes(url.host)
+      .raw(isIP(host) ? addressBytes(host) : Buffer.alloc(16))
+      .u16(url.port === '' ? 80 : Number(url.port))
+      .bytes(url.pathname.replace(/\/+$/, ''))
+      .bytes(upstreamLabel(upstream));
+  });
+  let served = 0;
+  w.list(i.policies.routes, (w, r) => {
+    const at = routeUpstream[i.policies.routes.indexOf(r)] as number;
+    const serve = serveAny && notServed(r, (upstreams[at] as { url: URL }).url) === undefined;
+    if (serve) served++;
+    w.u8(serve ? 1 : 0).bytes(r.method);
+    writePattern(w, r.pattern);
+    w.u16(at).u32(r.limits.bodyBytes);
+    const t = r.tenant;
+    if (t.from === 'header') w.u8(1).bytes(t.header.toLowerCase()).u16(0);
+    else if (t.from === 'pathParam') w.u8(2).bytes('').u16(r.pattern.params.indexOf(t.param));
+    else w.u8(0).bytes('').u16(0);
+    w.list(t.from === 'header' ? cidrs(t.trustedPeers.entries) : [], (w, c) =>
+      w
+        .u8(c.v4 ? 4 : 6)
+        .raw(c.addr)
+        .u8(c.prefix),
+    );
+    w.u8(r.response.length > 0 ? 1 : 0);
+  });
+  return { bytes: w.done(), routeNames: i.policies.routes.map(proxyRouteName), served };
+}

@@ -1,0 +1,125 @@
+/**
+ * The native front (`fronts.native`; docs/decisions/0001-native-data-plane.md):
+ * a plaintext HTTP/1.1 listener run by the native module's own event loop
+ * on its own thread (native/src/front/). It serves the policy routes its
+ * table marks (front-table.ts) and tunnels every other connection, from
+ * the first request it does not serve, to the pipeline: a uWS listener on
+ * a Unix socket in a fresh directory only this process's user can open
+ * (mode 0700), whose requests take their peer from the PROXY v2 header
+ * each tunnel starts with. So the clients of this port get the pipeline's
+ * answers whenever the front does not answer itself.
+ *
+ * The requests it serves are counted in the gateway's metrics like any
+ * other (route, status, latency; aborts): their records are drained every
+ * {@link DRAIN_MS} and before each scrape.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { KcmError } from '../../../common/src/errors.ts';
+import {
+  loadNative,
+  type NativeFrontFns,
+  type NativeFrontHandle,
+  type NativeFrontStats,
+} from '../../../native/ts/load.ts';
+import { startUwsUnixAdapter } from '../http/uws-adapter.ts';
+import type { GatewayMetrics } from '../metrics/gateway-metrics.ts';
+import type { Pipeline } from '../pipeline/pipeline.ts';
+import type { FrontTable } from './front-table.ts';
+
+export interface NativeFrontOptions {
+  /** An IP address (the front binds no names). */
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+}
+
+export interface NativeFrontListener {
+  readonly port: number;
+  /** Serve from `table` from the next request on (a policy reload, or draining). */
+  setTable(table: FrontTable): void;
+  /** Moves the records of requests it served into the metrics (done on a timer and before each scrape). */
+  drainRecords(): void;
+  stats(): NativeFrontStats;
+  /** Stops the loop (its connections close), then the internal listener. Idempotent. */
+  close(): void;
+}
+
+/** How often request records move into the metrics. */
+export const DRAIN_MS = 250;
+
+/** The native module's front functions, or `native_unavailable` naming why they cannot be had. */
+function frontFns(): NativeFrontFns {
+  const n = loadNative();
+  const b = n.backend;
+  if (!b?.frontStart || !b.frontTable || !b.frontDrain || !b.frontStats || !b.frontStop) {
+    throw new KcmError('native_unavailable', `fronts.native needs the native module: ${n.error ?? 'it has no front'}`);
+  }
+  return b as NativeFrontFns;
+}
+
+/**
+ * Starts the internal listener, then the front serving from `table`.
+ * Throws `native_unavailable` (no native module), `invalid_config` (the
+ * host is not an IP address, the port cannot be bound).
+ */
+export async function startNativeFront(
+  pipeline: Pipeline,
+  o: NativeFrontOptions,
+  table: FrontTable,
+  metrics: GatewayMetrics,
+): Promise<NativeFrontListener> {
+  const fns = frontFns();
+  const dir = mkdtempSync(join(tmpdir(), 'kcm-front-'));
+  const socketPath = join(dir, 'pipeline.sock');
+  let internal: { close(): void } | undefined;
+  let handle: NativeFrontHandle;
+  try {
+    internal = await startUwsUnixAdapter(pipeline, socketPath);
+    handle = fns.frontStart(Buffer.from(o.host), o.port, Buffer.from(socketPath), table.bytes);
+  } catch (err) {
+    internal?.close();
+    rmSync(dir, { recursive: true, force: true });
+    if (err instanceof KcmError) throw err;
+    // The module's messages name the address and the OS reason, never request data.
+    throw new KcmError('invalid_config', `fronts.native: ${(err as Error).message}`);
+  }
+  let names = table.routeNames;
+  const drainRecords = (): void => {
+    const b = fns.frontDrain(handle);
+    for (let at = 0; at + 8 <= b.length; at += 8) {
+      const low = b.readUInt32LE(at);
+      const high = b.readUInt32LE(at + 4);
+      const route = names[high >>> 16] ?? 'unmatched';
+      const status = high & 0xffff;
+      metrics.recordServed(route, status, low / 1e6);
+    }
+  };
+  const timer = setInterval(drainRecords, DRAIN_MS);
+  timer.unref();
+  const unhook = metrics.beforeRender(drainRecords);
+  const { port } = fns.frontStats(handle);
+  let open = true;
+  return {
+    port,
+    setTable(t) {
+      // Records of the old table's routes are moved first: its indexes name its routes.
+      drainRecords();
+      fns.frontTable(handle, t.bytes);
+      names = t.routeNames;
+    },
+    drainRecords,
+    stats: () => fns.frontStats(handle),
+    close() {
+      if (!open) return;
+      open = false;
+      clearInterval(timer);
+      fns.frontStop(handle);
+      drainRecords();
+      unhook();
+      internal?.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

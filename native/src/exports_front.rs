@@ -1,0 +1,104 @@
+//! The native front's JS surface (see `native/ts/backend.ts` `NativeFront`):
+//! start, table swap, record drain, stats and stop of a [`front::Front`].
+
+use std::net::{IpAddr, SocketAddr};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+
+use crate::error::{code, Error, Result};
+use crate::front::{table, Front};
+use crate::napi::{Env, RawValue, Tagged, TypeTag};
+
+// SAFETY: this tag is used for no other type; it marks externals whose data
+// is a Box<Front> (see `Env::new_external`).
+unsafe impl Tagged for Front {
+    const TAG: TypeTag = TypeTag {
+        lower: 0x6b63_6d66_726f_6e74,
+        upper: 0x5e2b_91d4_07c6_a38f,
+    };
+}
+
+fn front<'cb>(env: &Env<'cb>, value: RawValue, what: &str) -> Result<&'cb Front> {
+    env.external::<Front>(value, code::INVALID_ARGUMENT, what)
+}
+
+fn decode_table(bytes: &[u8], what: &str) -> Result<table::Table> {
+    table::decode(bytes).map_err(|e| Error::arg(format!("{what}: {e}")))
+}
+
+/// `frontStart(host, port, tunnelPath, table)` → a front handle: binds
+/// `host` (an IP address, as a Buffer of its text) and `port` (0: any), and
+/// starts the loop thread serving from `table` (bytes written by
+/// gateway/src/native-front/front-table.ts); declined connections go to the
+/// Unix socket at `tunnelPath` (Buffer). Throws `invalid_argument` for a bad
+/// address or table, `internal_error` when the port cannot be bound.
+pub fn front_start(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
+    let [host, port, tunnel, table_bytes] = *args else {
+        return Err(Error::arg("frontStart(host, port, tunnelPath, table)"));
+    };
+    let host = env.bytes(host, "frontStart: host")?;
+    let ip: IpAddr = std::str::from_utf8(host)
+        .ok()
+        .and_then(|h| h.parse().ok())
+        .ok_or_else(|| Error::arg("frontStart: host must be an IP address"))?;
+    let port = env.number_or_nan(port)?;
+    if !(port.fract() == 0.0 && (0.0..=65535.0).contains(&port)) {
+        return Err(Error::arg("frontStart: port must be an integer from 0 to 65535"));
+    }
+    let tunnel = PathBuf::from(std::ffi::OsStr::from_bytes(env.bytes(tunnel, "frontStart: tunnelPath")?));
+    let table = decode_table(env.bytes(table_bytes, "frontStart: table")?, "frontStart: table")?;
+    let started = Front::start(SocketAddr::new(ip, port as u16), tunnel, table)
+        .map_err(|e| Error::internal(format!("native front could not start: {e}")))?;
+    env.new_external(Box::new(started))
+}
+
+/// `frontTable(front, table)`: serve from `table` from the next request on.
+pub fn front_table(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
+    let [f, table_bytes] = *args else {
+        return Err(Error::arg("frontTable(front, table)"));
+    };
+    let f = front(&env, f, "frontTable: front")?;
+    f.set_table(decode_table(env.bytes(table_bytes, "frontTable: table")?, "frontTable: table")?);
+    env.undefined()
+}
+
+/// `frontDrain(front)` → Buffer: the request records since the last drain,
+/// one little-endian u64 each (route << 48 | status << 32 | µs; status 0: aborted).
+pub fn front_drain(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
+    let [f] = *args else {
+        return Err(Error::arg("frontDrain(front)"));
+    };
+    let records = front(&env, f, "frontDrain: front")?.drain();
+    let (value, out) = env.new_buffer(records.len() * 8)?;
+    for (dst, r) in out.chunks_exact_mut(8).zip(&records) {
+        dst.copy_from_slice(&r.to_le_bytes());
+    }
+    Ok(value)
+}
+
+/// `frontStats(front)` → `{ port, connections, served, declined, lost }`.
+pub fn front_stats(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
+    let [f] = *args else {
+        return Err(Error::arg("frontStats(front)"));
+    };
+    let f = front(&env, f, "frontStats: front")?;
+    let s = f.stats();
+    let n = |v: &std::sync::atomic::AtomicU64| env.number(v.load(Ordering::Relaxed) as f64);
+    env.object(&[
+        (c"port", env.number(f64::from(f.local.port()))?),
+        (c"connections", n(&s.connections)?),
+        (c"served", n(&s.served)?),
+        (c"declined", n(&s.declined)?),
+        (c"lost", n(&s.lost)?),
+    ])
+}
+
+/// `frontStop(front)`: stops the loop and closes every connection it holds (idempotent).
+pub fn front_stop(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
+    let [f] = *args else {
+        return Err(Error::arg("frontStop(front)"));
+    };
+    front(&env, f, "frontStop: front")?.stop();
+    env.undefined()
+}
