@@ -122,6 +122,17 @@ export class KeyHandle {
     return this.#crypto.backend.name;
   }
 
+  /**
+   * The native module's own handle of this key, for the module's functions
+   * that take one directly (the native front copies the key into its own
+   * locked slot: gateway/src/native-front/front-keys.ts); undefined on the
+   * node backend and for a {@link withEnvelope} handle. The bytes stay in
+   * the module either way.
+   */
+  get nativeHandle(): unknown {
+    return this.#crypto.backend.name === 'native' && this.#envelope === undefined ? this.#ref : undefined;
+  }
+
   /** Id, locked-memory flag, destroyed flag and encryption count (for the SP 800-38D budget). */
   info(): RawKeyInfo {
     return this.#crypto.backend.keyInfo(this.#ref);

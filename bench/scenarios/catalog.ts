@@ -264,7 +264,9 @@ const h2: Factory[] = [
 ];
 
 /**
- * The proxy's scenarios: endpoint 0 the gateway proxy, 1 the sample app called
+ * The proxy's scenarios: endpoint 0 the gateway proxy (on `port`: `native`,
+ * its native front, for the routes that front serves; `http`, its uWS front,
+ * for the others), 1 the sample app called
  * directly, 2 nginx, 3 the hand-written node:http encrypting proxy (`nodeSpec`:
  * its request, when it differs from the gateway's), 4 the bare uWS forwarder
  * (./bare-forward.ts: the floor of a JavaScript proxy on the gateway's front,
@@ -272,9 +274,27 @@ const h2: Factory[] = [
  * a Rust epoll forwarder; on POST it scans and seals the five fields with the
  * native module's code, on GET it only forwards).
  */
-function proxyTrio(label: string, spec: RequestSpec, nodeSpec: RequestSpec = spec): Endpoint[] {
+function proxyTrio(
+  label: string,
+  spec: RequestSpec,
+  nodeSpec: RequestSpec = spec,
+  port: 'native' | 'http' = 'native',
+): Endpoint[] {
+  const uwsFront: Endpoint[] =
+    port === 'native'
+      ? [
+          {
+            label: 'the same gateway through its uWS front (JavaScript plane, peer)',
+            role: 'peer',
+            front: 'http1',
+            server: 'proxy',
+            port: 'http',
+            request: spec,
+          },
+        ]
+      : [];
   return [
-    { label, role: 'gateway', front: 'http1', server: 'proxy', port: 'http', request: spec },
+    { label, role: 'gateway', front: 'http1', server: 'proxy', port, request: spec },
     {
       label: 'sample app direct (baseline)',
       role: 'baseline',
@@ -318,6 +338,7 @@ function proxyTrio(label: string, spec: RequestSpec, nodeSpec: RequestSpec = spe
       port: 'http',
       request: spec,
     },
+    ...uwsFront,
   ];
 }
 
@@ -328,7 +349,14 @@ function withAuditPeer(endpoints: Endpoint[]): Endpoint[] {
   const gateway = endpoints[0] as Endpoint;
   return [
     ...endpoints,
-    { ...gateway, label: 'gateway proxy with its audit log, fsync (peer)', role: 'peer', server: 'proxy-audit' },
+    // Through the uWS front: the native front serves no route an audit log records.
+    {
+      ...gateway,
+      label: 'gateway proxy with its audit log, fsync (peer)',
+      role: 'peer',
+      server: 'proxy-audit',
+      port: 'http',
+    },
   ];
 }
 
@@ -365,6 +393,8 @@ const proxy: Factory[] = [
           headers: { 'x-tenant-id': 'bench', [CALLER_HEADER]: READER },
         },
         { method: 'GET', path: `/orders/${STORED_NODE_ORDER}`, headers: {} },
+        // Response decryption is the pipeline's (decision 0001, step 4): the uWS front serves it.
+        'http',
       ),
     }),
   async (env) =>

@@ -65,7 +65,8 @@ export async function startProxy(
   writeFileSync(join(policyDir, 'bench.routes.json'), JSON.stringify(benchPolicy(appPort), null, 2));
   const config = {
     dev: true,
-    fronts: { uws: { host: '127.0.0.1', port: 0 } },
+    // The native front (the routes it serves: encrypting and pass-through ones) and the uWS front.
+    fronts: { uws: { host: '127.0.0.1', port: 0 }, native: { host: '127.0.0.1', port: 0 } },
     policies: { dir: policyDir },
     callerHeaders: { identity: CALLER_HEADER },
     limits: { drainMs: 1000 },
@@ -83,7 +84,8 @@ export async function startProxy(
       { KCM_DEV: '1' },
       (line) => {
         const m = /uws :(\d+)/.exec(line);
-        return m ? { http: Number(m[1]) } : null;
+        const n = /native :(\d+)/.exec(line);
+        return m && n ? { http: Number(m[1]), native: Number(n[1]) } : null;
       },
     );
   } catch (err) {

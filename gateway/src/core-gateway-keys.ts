@@ -71,6 +71,14 @@ export class CoreGatewayKeys implements GatewayKeys {
     if (e.type === 'tenant.revoked') {
       for (const k of [...this.#seen.keys()]) if (k.startsWith(`${e.tenant}\0`)) this.#seen.delete(k);
     }
+    for (const fn of this.#changed) fn(e.tenant);
+  }
+
+  readonly #changed = new Set<(tenant: string | undefined) => void>();
+
+  onKeysChanged(fn: (tenant: string | undefined) => void): () => void {
+    this.#changed.add(fn);
+    return () => this.#changed.delete(fn);
   }
 
   async #lease(tenant: string, service: string, version?: number): Promise<EdgeLease> {
@@ -103,7 +111,7 @@ export class CoreGatewayKeys implements GatewayKeys {
     const l = this.client.cachedEncryptionLease(tenant, service);
     if (l === undefined || l.suspended || !l.active) return undefined;
     this.#saw(tenant, service, l, true);
-    return { version: l.active.version, handle: l.active.key };
+    return { version: l.active.version, handle: l.active.key, validForMs: Math.max(0, l.expiresAt - this.#now()) };
   }
 
   cachedDecryptionKey(tenant: string, service: string, version: number): KeyHandle | undefined {

@@ -16,6 +16,8 @@ import type { RequestContext } from './pipeline/context.ts';
 export interface EncryptionKey {
   version: number;
   handle: KeyHandle;
+  /** How much longer (ms) it may be used without asking again (its lease's end); absent: no end. */
+  validForMs?: number;
 }
 
 /** Key cache figures for /metrics; an implementation reports what it knows. */
@@ -59,6 +61,14 @@ export interface GatewayKeys {
   cachedDecryptionKey?(tenant: string, service: string, version: number): KeyHandle | undefined;
   /** False while no Core lease is possible and the cache is empty (/readyz answers 503). */
   ready(): boolean;
+  /**
+   * Calls `fn` whenever the keys of a tenant change (a revocation, a
+   * rotation, a suspension: any key event), with that tenant, or with
+   * undefined when every tenant's may have (readiness lost). Called after
+   * the change applied, before the next request sees it. Returns the unhook.
+   * Copies of keys (the native front's) are dropped on it.
+   */
+  onKeysChanged?(fn: (tenant: string | undefined) => void): () => void;
   /** Cache figures for /metrics. */
   stats(): GatewayKeyStats;
   /**
@@ -161,6 +171,17 @@ export class LocalGatewayKeys implements GatewayKeys {
     return liveVersion(this.#ring(tenant, service, false), version);
   }
 
+  readonly #changed = new Set<(tenant: string | undefined) => void>();
+
+  onKeysChanged(fn: (tenant: string | undefined) => void): () => void {
+    this.#changed.add(fn);
+    return () => this.#changed.delete(fn);
+  }
+
+  #change(tenant: string | undefined): void {
+    for (const fn of this.#changed) fn(tenant);
+  }
+
   cachedEncryptionKey(tenant: string, service: string): EncryptionKey | undefined {
     if (!this.#ready) return undefined;
     const ring = this.#rings.get(`${tenant}\0${service}`);
@@ -180,6 +201,7 @@ export class LocalGatewayKeys implements GatewayKeys {
   rotate(tenant: string, service: string): number {
     const ring = this.#ring(tenant, service, true) as LocalKeyRing;
     ring.versions.push(this.#crypto.generateKey());
+    this.#change(tenant);
     return ring.versions.length;
   }
 
@@ -189,11 +211,13 @@ export class LocalGatewayKeys implements GatewayKeys {
     if (!handle) throw new KcmError('key_not_found');
     handle.destroy();
     this.#revocations++;
+    this.#change(tenant);
   }
 
   /** Simulates a gateway that cannot lease keys (tests of /readyz). */
   setReady(ready: boolean): void {
     this.#ready = ready;
+    this.#change(undefined);
   }
 
   ready(): boolean {

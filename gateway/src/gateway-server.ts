@@ -247,6 +247,7 @@ export async function startGateway(c: GatewayConfig): Promise<GatewayServer> {
       reserved: routes.map((r) => r.pattern),
       trust: c.trust ?? loopbackOnly,
       serve: serve && !everySeen,
+      audit: c.auditLog !== undefined,
     });
   let nativeFront: NativeFrontListener | undefined;
   const closers: (() => void | Promise<void>)[] = [];
@@ -275,7 +276,7 @@ export async function startGateway(c: GatewayConfig): Promise<GatewayServer> {
       ports.h2Plain = l.port;
     }
     if (c.native) {
-      const l = await startNativeFront(pipeline, c.native, nativeTable(true), metrics);
+      const l = await startNativeFront(pipeline, c.native, nativeTable(true), metrics, c.keys);
       closers.push(() => l.close());
       ports.native = l.port;
       nativeFront = l;

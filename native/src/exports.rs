@@ -16,7 +16,9 @@
 use std::ffi::CStr;
 
 use crate::aead::{self, EnvelopeItem, OVERHEAD, WRAPPED_LEN};
-use crate::exports_front::{front_drain, front_start, front_stats, front_stop, front_table};
+use crate::exports_front::{
+    front_drain, front_forget, front_key, front_key_demand, front_start, front_stats, front_stop, front_table,
+};
 use crate::error::{code, Error, Result};
 use crate::http1_answer::{AnswerLimits, AnswerParser, Failure};
 use crate::http1_request::{self, Parsed, RequestLimits};
@@ -937,6 +939,9 @@ exports! {
     c"frontDrain" => js_front_drain(1) = front_drain,
     c"frontStats" => js_front_stats(1) = front_stats,
     c"frontStop" => js_front_stop(1) = front_stop,
+    c"frontKey" => js_front_key(9) = front_key,
+    c"frontForget" => js_front_forget(2) = front_forget,
+    c"frontKeyDemand" => js_front_key_demand(1) = front_key_demand,
 }
 
 /// Module entry point called by Node when the `.node` file is loaded.

@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
 use crate::error::{code, Error, Result};
+use std::time::{Duration, Instant};
+
+use crate::front::seal::RingKey;
 use crate::front::{table, Front};
+use crate::keys::{KeyHandle, Slot};
 use crate::napi::{Env, RawValue, Tagged, TypeTag};
 
 // SAFETY: this tag is used for no other type; it marks externals whose data
@@ -92,6 +96,98 @@ pub fn front_stats(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
         (c"declined", n(&s.declined)?),
         (c"lost", n(&s.lost)?),
     ])
+}
+
+/// `frontKey(front, tenant, keyId, kek, version, ttlMs, wrapAad, header, aadHead)`:
+/// the front seals requests of `tenant` for `keyId` under a copy of `kek`
+/// (version `version`, the envelope heads given) for at most `ttlMs`; `kek`
+/// null removes the key (and, with `ttlMs` over 0, refuses it that long:
+/// its requests go to the pipeline without waiting). Strings are Buffers. The copy lives in locked key
+/// memory of its own: destroying `kek` later does not reach it (frontForget does).
+pub fn front_key(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
+    let [f, tenant, key_id, kek, version, ttl, wrap_aad, header, aad_head] = *args else {
+        return Err(Error::arg("frontKey(front, tenant, keyId, kek, version, ttlMs, wrapAad, header, aadHead)"));
+    };
+    let f = front(&env, f, "frontKey: front")?;
+    let name = (env.bytes(tenant, "frontKey: tenant")?.to_vec(), env.bytes(key_id, "frontKey: keyId")?.to_vec());
+    let ttl = env.number_or_nan(ttl)?;
+    if !(0.0..=86_400_000.0).contains(&ttl) {
+        return Err(Error::arg("frontKey: ttlMs must be from 0 to 86400000"));
+    }
+    if env.typeof_is_null(kek)? {
+        // No key: removed, and with a ttl refused that long (its requests go to the pipeline at once).
+        let mut ring = f.keys();
+        ring.keys.remove(&name);
+        if ttl > 0.0 {
+            ring.refused.insert(name, Instant::now() + Duration::from_millis(ttl as u64));
+        } else {
+            ring.refused.remove(&name);
+        }
+        return env.undefined();
+    }
+    let kek = env.external::<KeyHandle>(kek, code::INVALID_KEY, "frontKey: kek")?;
+    if kek.is_transport() {
+        return Err(Error::new(code::INVALID_KEY, "frontKey: kek is a transport key"));
+    }
+    let version = env.number_or_nan(version)?;
+    if !(version.fract() == 0.0 && (1.0..=4_294_967_295.0).contains(&version)) {
+        return Err(Error::arg("frontKey: version must be a positive integer"));
+    }
+    let mut slot = Slot::alloc()?;
+    kek.with_key(|k| {
+        slot.bytes_mut().copy_from_slice(k);
+        Ok(())
+    })?;
+    let key = RingKey {
+        slot,
+        version: version as u32,
+        wrap_aad: env.bytes(wrap_aad, "frontKey: wrapAad")?.to_vec(),
+        header: env.bytes(header, "frontKey: header")?.to_vec(),
+        aad_head: env.bytes(aad_head, "frontKey: aadHead")?.to_vec(),
+        until: Instant::now() + Duration::from_millis(ttl as u64),
+    };
+    let mut ring = f.keys();
+    ring.refused.remove(&name);
+    ring.keys.insert(name, key);
+    env.undefined()
+}
+
+/// `frontForget(front, tenant)`: removes every key of `tenant` (Buffer) at once.
+pub fn front_forget(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
+    let [f, tenant] = *args else {
+        return Err(Error::arg("frontForget(front, tenant)"));
+    };
+    let f = front(&env, f, "frontForget: front")?;
+    f.keys().forget(env.bytes(tenant, "frontForget: tenant")?);
+    env.undefined()
+}
+
+/// `frontKeyDemand(front)` → `{ wanted: [tenant, keyId][], uses: [tenant, keyId, version, count][] }`:
+/// the keys requests needed and the ring lacked, and the requests sealed per
+/// key version, since the last call (Latin-1 strings).
+pub fn front_key_demand(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
+    let [f] = *args else {
+        return Err(Error::arg("frontKeyDemand(front)"));
+    };
+    let f = front(&env, f, "frontKeyDemand: front")?;
+    let (wanted, uses) = {
+        let mut ring = f.keys();
+        // Copies past their deadline are dropped here (their slots wiped).
+        let now = Instant::now();
+        ring.keys.retain(|_, k| k.until > now);
+        ring.refused.retain(|_, &mut until| until > now);
+        (std::mem::take(&mut ring.wanted), std::mem::take(&mut ring.uses))
+    };
+    let text = |b: &[u8]| env.string(&b.iter().map(|&c| char::from(c)).collect::<String>());
+    let mut w = Vec::with_capacity(wanted.len());
+    for (t, k) in &wanted {
+        w.push(env.array(&[text(t)?, text(k)?])?);
+    }
+    let mut u = Vec::with_capacity(uses.len());
+    for (((t, k), v), n) in &uses {
+        u.push(env.array(&[text(t)?, text(k)?, env.number(f64::from(*v))?, env.number(*n as f64)?])?);
+    }
+    env.object(&[(c"wanted", env.array(&w)?), (c"uses", env.array(&u)?)])
 }
 
 /// `frontStop(front)`: stops the loop and closes every connection it holds (idempotent).

@@ -195,6 +195,11 @@ pub struct Slot {
     locked: bool,
 }
 
+// SAFETY: a Slot owns its 32 bytes alone (nothing else points at them), and
+// the slab it returns them to on drop is behind a Mutex: moving it to another
+// thread (the native front's key ring) is sound.
+unsafe impl Send for Slot {}
+
 impl Slot {
     /// Reserves a slot (mapping a new page if all are full).
     pub fn alloc() -> Result<Slot> {

@@ -26,13 +26,14 @@ type RawFinalize = unsafe extern "C" fn(RawEnv, *mut c_void, *mut c_void);
 type RawRef = *mut c_void;
 
 const NAPI_OK: Status = 0;
+const VT_NULL: c_int = 1;
 const VT_NUMBER: c_int = 3;
 const VT_EXTERNAL: c_int = 8;
 const TA_UINT8: c_int = 1;
 const TA_UINT8_CLAMPED: c_int = 2;
 const TA_UINT32: c_int = 6;
 /// Most arguments any export takes.
-const MAX_ARGS: usize = 8;
+const MAX_ARGS: usize = 10;
 
 /// `napi_type_tag`: a 128-bit tag attached to an object or external.
 #[repr(C)]
@@ -1190,6 +1191,11 @@ impl<'cb> Env<'cb> {
         let st = unsafe { napi_create_string_utf8(self.raw, s.as_ptr().cast(), s.len(), &mut v) };
         self.check(st, "napi_create_string_utf8")?;
         Ok(v)
+    }
+
+    /// True when `value` is `null`.
+    pub fn typeof_is_null(&self, value: RawValue) -> Result<bool> {
+        Ok(self.typeof_(value)? == VT_NULL)
     }
 
     /// A JS number's value, or NaN for any other type.

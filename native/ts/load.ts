@@ -109,6 +109,28 @@ export interface NativeFrontFns {
   frontStats(front: NativeFrontHandle): NativeFrontStats;
   /** Stops the loop and closes its connections (idempotent). */
   frontStop(front: NativeFrontHandle): void;
+  /**
+   * The front seals `tenant`'s requests for `keyId` under a copy of `kek`
+   * (version `version`) for at most `ttlMs`; `kek` null removes it.
+   */
+  frontKey(
+    front: NativeFrontHandle,
+    tenant: Uint8Array,
+    keyId: Uint8Array,
+    kek: unknown,
+    version: number,
+    ttlMs: number,
+    wrapAad: Uint8Array,
+    header: Uint8Array,
+    aadHead: Uint8Array,
+  ): void;
+  /** Removes every key of `tenant` (an empty tenant: every key). */
+  frontForget(front: NativeFrontHandle, tenant: Uint8Array): void;
+  /** Keys requests needed and the front lacked, and requests sealed per key version, since the last call. */
+  frontKeyDemand(front: NativeFrontHandle): {
+    wanted: [tenant: string, keyId: string][];
+    uses: [tenant: string, keyId: string, version: number, count: number][];
+  };
 }
 
 export interface NativeLoadResult {

@@ -158,6 +158,16 @@ export async function encryptFieldsIntoAsync(
   return l3.dataKeySealSpliceAsync(wrapAad, body, ordered, orderedContexts, heads);
 }
 
+/**
+ * What sealing under `ref` takes besides the key, the body and the text
+ * head: the data-key wrap AAD and the splice heads (a native front keeps
+ * them with its copy of the key). Throws KcmError `format_header` for a bad ref.
+ */
+export function sealHeadsOf(ref: FieldKeyRef): { wrapAad: Buffer; header: Buffer; aadHead: Buffer } {
+  const { header, wrapAad, aadHead } = refBytes(ref);
+  return { wrapAad, header, aadHead };
+}
+
 /** encryptFieldsInto's checks, and its items in body order with the splice heads of `ref`. */
 function spliceBatch(ref: FieldKeyRef, spans: Uint32Array, contexts: readonly Uint8Array[]) {
   if (spans.length !== 4 * contexts.length) {

@@ -6,17 +6,22 @@
  * pipeline itself runs on, so the two cannot disagree on them.
  *
  * A route is served natively only when the pipeline's answer can be had
- * without JavaScript (docs/decisions/0001-native-data-plane.md, step 2):
- * no field rules (no keys, no audit record), a tenant from a header or a
- * path parameter (the front has no TLS, so no certificate), and an `http:`
- * upstream at an IP address. Nothing is served when `serve` is false (the
+ * without JavaScript (docs/decisions/0001-native-data-plane.md, steps 2
+ * and 3): no response rules; request rules only when the native scan takes
+ * them, none stringifies a non-string or binds a record id, the backend is
+ * `native`, and no audit log must record the request; a tenant from a
+ * header or a path parameter (the front has no TLS, so no certificate); and
+ * an `http:` upstream at an IP address. Nothing is served when `serve` is false (the
  * gateway drains, or a gateway-wide transform hook or audit sink must see
  * every request), or when the trust cannot be listed.
  */
 import { STATUS_CODES } from 'node:http';
 import { isIP } from 'node:net';
 import { ERRORS } from '../../../common/src/errors.ts';
+import { ENVELOPE_TEXT_HEAD, MAX_CONTEXT_BYTES } from '../../../common/src/format/envelope.ts';
 import { canonicalAddress, type PeerTrust } from '../pipeline/caller.ts';
+import { fieldContext } from '../pipeline/field-context.ts';
+import { encodeRules } from '../pipeline/json-targets.ts';
 import type { PolicySet } from '../policy/policy-loader.ts';
 import type { CompiledRoute, Upstream } from '../policy/policy-types.ts';
 import type { RoutePattern } from '../policy/route-pattern.ts';
@@ -34,6 +39,8 @@ export interface FrontTableInput {
   trust: PeerTrust;
   /** False: the front serves nothing and tunnels every connection. */
   serve: boolean;
+  /** An audit log records each request of a route with field rules: the front serves none of those. */
+  audit: boolean;
 }
 
 export interface FrontTable {
@@ -143,9 +150,19 @@ function cidrs(entries: readonly string[]): Cidr[] {
   return out;
 }
 
+/** The rule encoding of the native target scan, when the front can seal under `r`'s request rules itself. */
+function sealRules(r: CompiledRoute): Uint8Array | undefined {
+  if (r.request.length === 0 || r.response.length > 0 || (r.backend ?? 'native') !== 'native') return undefined;
+  // A stringified non-string, or a record id, takes the JavaScript transform.
+  if (r.request.some((rule) => rule.nonString === 'stringify' || rule.recordId !== undefined)) return undefined;
+  if (r.request.some((rule) => fieldContext(r.policyId, rule, undefined).length > MAX_CONTEXT_BYTES)) return undefined;
+  return encodeRules(r.request) ?? undefined;
+}
+
 /** Why the front cannot serve `r` itself, or undefined when it can. */
-function notServed(r: CompiledRoute, url: URL): string | undefined {
-  if (r.request.length > 0 || r.response.length > 0) return 'field rules';
+function notServed(r: CompiledRoute, url: URL, audit: boolean): string | undefined {
+  if (r.response.length > 0) return 'response rules';
+  if (r.request.length > 0 && (audit || sealRules(r) === undefined)) return 'request rules it does not seal';
   if (r.tenant.from === 'cert') return 'certificate tenant';
   if (url.protocol !== 'http:') return 'not http:';
   if (isIP(url.hostname.replace(/^\[|\]$/g, '')) === 0) return 'upstream host is a name';
@@ -229,7 +246,7 @@ export function frontTable(i: FrontTableInput): FrontTable {
   let served = 0;
   w.list(i.policies.routes, (w, r) => {
     const at = routeUpstream[i.policies.routes.indexOf(r)] as number;
-    const serve = serveAny && notServed(r, (upstreams[at] as { url: URL }).url) === undefined;
+    const serve = serveAny && notServed(r, (upstreams[at] as { url: URL }).url, i.audit) === undefined;
     if (serve) served++;
     w.u8(serve ? 1 : 0).bytes(r.method);
     writePattern(w, r.pattern);
@@ -245,6 +262,17 @@ export function frontTable(i: FrontTableInput): FrontTable {
         .u8(c.prefix),
     );
     w.u8(r.response.length > 0 ? 1 : 0);
+    const rules = serve ? sealRules(r) : undefined;
+    if (rules === undefined) w.u8(0);
+    else {
+      w.u8(1)
+        .bytes(rules)
+        .list(r.request, (w, rule) => w.bytes(fieldContext(r.policyId, rule, undefined)))
+        .bytes(r.keyId)
+        .bytes(ENVELOPE_TEXT_HEAD)
+        .u32(r.limits.maxDepth)
+        .u32(r.limits.maxFields);
+    }
   });
   return { bytes: w.done(), routeNames: i.policies.routes.map(proxyRouteName), served };
 }

@@ -11,7 +11,8 @@
  *
  * The requests it serves are counted in the gateway's metrics like any
  * other (route, status, latency; aborts): their records are drained every
- * {@link DRAIN_MS} and before each scrape.
+ * {@link DRAIN_MS} and before each scrape. The keys it seals under are
+ * copies fed from the gateway's key cache (front-keys.ts).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,9 +24,11 @@ import {
   type NativeFrontHandle,
   type NativeFrontStats,
 } from '../../../native/ts/load.ts';
+import type { GatewayKeys } from '../gateway-keys.ts';
 import { startUwsUnixAdapter } from '../http/uws-adapter.ts';
 import type { GatewayMetrics } from '../metrics/gateway-metrics.ts';
 import type { Pipeline } from '../pipeline/pipeline.ts';
+import { FrontKeys } from './front-keys.ts';
 import type { FrontTable } from './front-table.ts';
 
 export interface NativeFrontOptions {
@@ -46,8 +49,8 @@ export interface NativeFrontListener {
   close(): void;
 }
 
-/** How often request records move into the metrics. */
-export const DRAIN_MS = 250;
+/** How often request records move into the metrics, and keys the front asked for are copied in. */
+export const DRAIN_MS = 25;
 
 /** The native module's front functions, or `native_unavailable` naming why they cannot be had. */
 function frontFns(): NativeFrontFns {
@@ -69,6 +72,7 @@ export async function startNativeFront(
   o: NativeFrontOptions,
   table: FrontTable,
   metrics: GatewayMetrics,
+  keys: GatewayKeys,
 ): Promise<NativeFrontListener> {
   const fns = frontFns();
   const dir = mkdtempSync(join(tmpdir(), 'kcm-front-'));
@@ -86,6 +90,7 @@ export async function startNativeFront(
     throw new KcmError('invalid_config', `fronts.native: ${(err as Error).message}`);
   }
   let names = table.routeNames;
+  const frontKeys = new FrontKeys(fns, handle, keys);
   const drainRecords = (): void => {
     const b = fns.frontDrain(handle);
     for (let at = 0; at + 8 <= b.length; at += 8) {
@@ -96,7 +101,10 @@ export async function startNativeFront(
       metrics.recordServed(route, status, low / 1e6);
     }
   };
-  const timer = setInterval(drainRecords, DRAIN_MS);
+  const timer = setInterval(() => {
+    drainRecords();
+    frontKeys.tick();
+  }, DRAIN_MS);
   timer.unref();
   const unhook = metrics.beforeRender(drainRecords);
   const { port } = fns.frontStats(handle);
@@ -115,6 +123,7 @@ export async function startNativeFront(
       if (!open) return;
       open = false;
       clearInterval(timer);
+      frontKeys.close();
       fns.frontStop(handle);
       drainRecords();
       unhook();

@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 
 use super::poll::{Events, Poll, HUP, READ, WRITE};
 use super::route::{self, Served};
+use super::seal;
 use super::table::Table;
 use super::uws::Clock;
 use super::wire::{self, Failure, PROXY_V2_SIGNATURE};
@@ -59,6 +60,8 @@ const MAX_ANSWER_HEAD: usize = 16 * 1024;
 const KEEP_ALIVE_MARGIN: Duration = Duration::from_millis(1000);
 /// Deadlines are checked this often.
 const SWEEP: Duration = Duration::from_millis(20);
+/// Longest a request waits for its key to be copied in before the pipeline takes it.
+const PARK_MAX: Duration = Duration::from_millis(500);
 
 const LISTENER: u64 = u64::MAX;
 const WAKER: u64 = u64::MAX - 1;
@@ -142,6 +145,8 @@ struct Client {
     peer: SocketAddr,
     local: SocketAddr,
     state: ClientState,
+    /// Since when the request at the head of `input` waits for its key (seal.rs).
+    parked: Option<Instant>,
 }
 
 enum UpState {
@@ -304,7 +309,7 @@ impl Loop {
             if s.set_nonblocking(true).is_err() || s.set_nodelay(true).is_err() {
                 continue;
             }
-            let client = Client { peer, local, state: ClientState::Idle };
+            let client = Client { peer, local, state: ClientState::Idle, parked: None };
             if let Ok(t) = self.add(Stream::Tcp(s), Kind::Client(client), READ) {
                 if let Some(c) = self.conn(t) {
                     c.deadline = Some(Instant::now() + CLIENT_IDLE);
@@ -351,6 +356,8 @@ impl Loop {
                 Ok(0) => return false,
                 Ok(n) => {
                     c.input.extend_from_slice(&self.buf[..n]);
+                    // The scratch may hold a field's plaintext: never left behind in it.
+                    crate::keys::wipe(&mut self.buf[..n]);
                     if n < self.buf.len() || c.input.len() > MAX_REQUEST + PAUSE_AT {
                         return true;
                     }
@@ -550,7 +557,37 @@ impl Loop {
         };
         let route = &table.routes[served.route];
         let upstream = &table.upstreams[route.upstream];
-        let mut message = Vec::with_capacity(total + 256);
+        let body = &b[head.len..total];
+        let sealed = match &route.seal {
+            None => None,
+            Some(seal) => {
+                let mut ring = self.shared.keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let tenant = &b[served.tenant.0..served.tenant.1];
+                let (ct, ce) = (route::header(b, head, b"content-type"), route::header(b, head, b"content-encoding"));
+                let now = Instant::now();
+                match seal::seal_body(seal, &mut ring, tenant, ct, ce, body, now) {
+                    Ok(s) => s,
+                    Err(seal::NO_KEY) => {
+                        // Asked for: TypeScript copies it in within a tick or two. Until then the
+                        // request waits, up to PARK_MAX; then the pipeline serves it.
+                        drop(ring);
+                        let Kind::Client(client) = &mut c.kind else { return };
+                        let since = *client.parked.get_or_insert(now);
+                        if now.duration_since(since) >= PARK_MAX {
+                            client.parked = None;
+                            return self.decline(t, seal::NO_KEY);
+                        }
+                        c.deadline = Some(now + SWEEP);
+                        return;
+                    }
+                    Err(why) => {
+                        drop(ring);
+                        return self.decline(t, why);
+                    }
+                }
+            }
+        };
+        let mut message = Vec::with_capacity(total + 256 + sealed.as_ref().map_or(0, Vec::len));
         wire::upstream_request(
             &mut message,
             b,
@@ -560,7 +597,7 @@ impl Loop {
             route.identity_encoding,
             peer.ip(),
             &correlation,
-            &b[head.len..total],
+            sealed.as_deref().unwrap_or(body),
         );
         let method = &b[head.method.0..head.method.1];
         let x = Exchange {
@@ -579,6 +616,13 @@ impl Loop {
         };
         if wire::given_correlation(b, head).is_none() {
             self.seq += 1;
+        }
+        if let Kind::Client(client) = &mut c.kind {
+            client.parked = None;
+        }
+        if sealed.is_some() {
+            // The received bytes hold the plaintext: wiped now that the sealed body exists.
+            crate::keys::wipe(&mut c.input[head.len..total]);
         }
         c.input.drain(..total);
         c.deadline = None;
@@ -955,6 +999,7 @@ impl Loop {
             .collect();
         for t in due {
             let what = match self.conn(t).map(|c| &c.kind) {
+                Some(Kind::Client(Client { parked: Some(_), .. })) => 3,
                 Some(Kind::Client(_)) => 0,
                 Some(Kind::Upstream(Upstream { state: UpState::Idle { .. }, .. })) => 1,
                 Some(Kind::Upstream(_)) => 2,
@@ -962,6 +1007,8 @@ impl Loop {
             };
             match what {
                 2 => self.upstream_failed(t, Failure::Timeout),
+                // A request waiting for its key: tried again (served, declined, or waiting on).
+                3 => self.next_request(t),
                 _ => self.close(t),
             }
         }

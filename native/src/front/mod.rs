@@ -18,6 +18,7 @@ pub mod event_loop;
 pub mod net;
 pub mod poll;
 pub mod route;
+pub mod seal;
 pub mod table;
 pub mod uws;
 pub mod wire;
@@ -56,6 +57,8 @@ pub struct Shared {
     /// One per request answered or aborted: route (16 bits), status (16; 0:
     /// the client left), latency in µs (32).
     records: Mutex<Vec<u64>>,
+    /// The L3 keys requests are sealed under (seal.rs).
+    pub keys: Mutex<seal::KeyRing>,
 }
 
 impl Shared {
@@ -107,6 +110,7 @@ impl Front {
             waker: poll::Waker::new()?,
             stats: Stats::default(),
             records: Mutex::new(Vec::new()),
+            keys: Mutex::new(seal::KeyRing::default()),
         });
         let mut lp = event_loop::Loop::new(shared.clone(), listener, tunnel)?;
         let thread = std::thread::Builder::new().name("kcm-native-front".into()).spawn(move || {
@@ -126,6 +130,11 @@ impl Front {
     /// The records since the last drain (see [`Shared`]).
     pub fn drain(&self) -> Vec<u64> {
         self.shared.records.lock().map(|mut r| std::mem::take(&mut *r)).unwrap_or_default()
+    }
+
+    /// The key ring (seal.rs), locked.
+    pub fn keys(&self) -> std::sync::MutexGuard<'_, seal::KeyRing> {
+        self.shared.keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub fn stats(&self) -> &Stats {

@@ -29,16 +29,20 @@ pub struct Served {
     /// Path and query (without `?`) as spans of the buffer.
     pub path: Span,
     pub query: Option<Span>,
+    /// The tenant's bytes.
+    pub tenant: Span,
 }
 
 pub type Decline = &'static str;
 
 /// The value of header `name` (lower case) in `b`, if sent.
 pub fn header<'b>(b: &'b [u8], head: &RequestHead, name: &[u8]) -> Option<&'b [u8]> {
-    head.headers
-        .iter()
-        .find(|((s, e), _)| b[*s..*e].eq_ignore_ascii_case(name))
-        .map(|(_, (s, e))| &b[*s..*e])
+    header_span(b, head, name).map(|(s, e)| &b[s..e])
+}
+
+/// Where the value of header `name` (lower case) lies in `b`, if sent.
+pub fn header_span(b: &[u8], head: &RequestHead, name: &[u8]) -> Option<Span> {
+    head.headers.iter().find(|((s, e), _)| b[*s..*e].eq_ignore_ascii_case(name)).map(|(_, v)| *v)
 }
 
 /// A path byte the native front reads: unreserved, sub-delims but `;`, `:`, `@`, `/`.
@@ -162,24 +166,24 @@ pub fn serve(table: &Table, b: &[u8], head: &RequestHead, peer: IpAddr) -> Resul
     if !table.trust.has(peer) {
         return Err("not a trusted peer");
     }
-    let tenant = match &route.tenant {
+    let tenant: Span = match &route.tenant {
         TenantSource::Cert => return Err("certificate tenant"),
         TenantSource::Header { name, peers } => {
-            let value = header(b, head, name).ok_or("no tenant header")?;
-            if !in_cidrs(peers, peer) || value.contains(&b',') {
+            let span = header_span(b, head, name).ok_or("no tenant header")?;
+            if !in_cidrs(peers, peer) || b[span.0..span.1].contains(&b',') {
                 return Err("tenant header");
             }
-            value
+            span
         }
-        TenantSource::PathParam(i) => params.get(*i).map(|(s, e)| &b[*s..*e]).ok_or("tenant parameter")?,
+        TenantSource::PathParam(i) => *params.get(*i).ok_or("tenant parameter")?,
     };
-    if !tenant_id(tenant) {
+    if !tenant_id(&b[tenant.0..tenant.1]) {
         return Err("tenant id");
     }
     if head.content_length > route.body_limit {
         return Err("body limit");
     }
-    Ok(Served { route: index, path, query })
+    Ok(Served { route: index, path, query, tenant })
 }
 
 #[cfg(test)]
@@ -201,6 +205,7 @@ mod tests {
             body_limit: 100,
             tenant,
             identity_encoding: false,
+            seal: None,
         }
     }
 

@@ -18,7 +18,9 @@
 //! route        u8 serve, bytes method, list<segment>, u16 upstream, u32 bodyLimit,
 //!              u8 tenant kind (0 cert, 1 header, 2 path parameter), bytes header name
 //!              (lower case), u16 parameter index, list<cidr> trusted peers,
-//!              u8 identityEncoding
+//!              u8 identityEncoding, u8 seal (0: none; 1: then bytes encoded rules
+//!              (json_targets.rs), list<bytes> rule contexts, bytes key id, bytes
+//!              envelope text head, u32 maxDepth, u32 maxFields)
 //! segment      u8 kind (0 literal, 1 parameter, 2 rest), bytes folded, bytes text
 //!              (a literal's forms; empty for the others)
 //! cidr         u8 family (4 or 6), addr16, u8 prefix (of the family's bits)
@@ -29,6 +31,9 @@
 //! Anything malformed is refused whole (a table is never half read).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use super::seal::SealRoute;
+use crate::json_targets;
 
 /// The upstream pool's limits, as the gateway's `upstream` configuration sets them.
 #[derive(Clone, Copy, Debug)]
@@ -108,6 +113,8 @@ pub struct Route {
     pub tenant: TenantSource,
     /// Ask the upstream for an uncompressed answer (routes with response rules).
     pub identity_encoding: bool,
+    /// The request rules the front seals (seal.rs), when the route has them.
+    pub seal: Option<SealRoute>,
 }
 
 #[derive(Debug)]
@@ -249,7 +256,20 @@ fn route(r: &mut Reader<'_>, upstreams: usize) -> R<Route> {
         _ => return Err("tenant source".into()),
     };
     let identity_encoding = r.u8()? == 1;
-    Ok(Route { serve, method, segments, upstream, body_limit, tenant, identity_encoding })
+    let seal = match r.u8()? {
+        0 => None,
+        _ => {
+            let encoded = r.bytes()?;
+            let rules = json_targets::compile_rules(&encoded).map_err(|_| "seal rules")?;
+            let contexts = r.list(|r| r.bytes())?;
+            let key_id = r.bytes()?;
+            let text_head = r.bytes()?;
+            let max_depth = r.u32()? as usize;
+            let max_fields = r.u32()? as usize;
+            Some(SealRoute { rules, contexts, key_id, text_head, max_depth, max_fields })
+        }
+    };
+    Ok(Route { serve, method, segments, upstream, body_limit, tenant, identity_encoding, seal })
 }
 
 /// Reads a table (see the module notes); an error names what was malformed.
