@@ -34,6 +34,7 @@ const TARGETS = [
   'shamir',
   'rsa-spki',
   'unwrap',
+  'front-request',
 ];
 
 const usage = () => {

@@ -20,10 +20,10 @@ use openkcm_native::http1_request::{parse_request_head, Parsed, RequestLimits, M
 use openkcm_native::keys::KEY_LEN;
 use openkcm_native::splice::SpliceHeads;
 use openkcm_native::shamir::{self, SHARE_LEN};
-use openkcm_native::{aead, base64url, json_targets, open_splice, transport};
+use openkcm_native::{aead, base64url, front, json_targets, open_splice, transport};
 
 /// The targets, by the name `KCM_FUZZ_TARGET` gives.
-pub const TARGETS: [&str; 9] = [
+pub const TARGETS: [&str; 10] = [
     "json-targets",
     "json-rules",
     "http1-request",
@@ -33,6 +33,7 @@ pub const TARGETS: [&str; 9] = [
     "shamir",
     "rsa-spki",
     "unwrap",
+    "front-request",
 ];
 
 /// Runs target `name` on `data`; panics on a broken contract.
@@ -51,6 +52,7 @@ pub fn run(name: &str, data: &[u8]) {
             // A public key from a token (DER SubjectPublicKeyInfo): refused or used, never a crash.
             let _ = transport::rsa_oaep_sha1_encrypt(data, &[7u8; KEY_LEN]);
         }
+        "front-request" => front_request_target(data),
         "unwrap" => {
             let mut out = [0u8; KEY_LEN];
             let opened = aead::unwrap(&[9u8; KEY_LEN], data, b"okcm-wrap", &mut out);
@@ -128,6 +130,141 @@ fn http1_request_target(data: &[u8]) {
     assert_eq!(parse_request_head(&b[..head.len], limits), Parsed::Head(head.clone()));
     for cut in [head.len - 1, head.len / 2] {
         assert_eq!(parse_request_head(&b[..cut], limits), Parsed::Partial, "prefix of {cut} bytes");
+    }
+}
+
+/// The native front's table for [`front_request_target`]: a pass-through
+/// route (tenant from a header, trusted on loopback), one with the tenant in
+/// the path, and a sealing one, in the order a policy set would give them.
+fn front_table() -> &'static front::table::Table {
+    use front::table::{Cidr, ErrorSpec, ErrorStatuses, PoolOptions, Route, Segment, Table, TenantSource, Trust, Upstream};
+    static TABLE: OnceLock<Table> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let lit = |s: &str| Segment::Literal { folded: s.to_ascii_lowercase().into_bytes(), text: s.as_bytes().to_vec() };
+        let mut loopback = [0u8; 16];
+        loopback[12] = 127;
+        let header = || TenantSource::Header {
+            name: b"x-tenant-id".to_vec(),
+            peers: vec![Cidr { v4: true, addr: loopback, prefix: 8 }],
+        };
+        let spec = |status, m: &str| ErrorSpec { status, message: m.as_bytes().to_vec() };
+        let route = |method: &str, segments, tenant, seal| Route {
+            serve: true,
+            method: method.as_bytes().to_vec(),
+            segments,
+            upstream: 0,
+            body_limit: 4096,
+            tenant,
+            identity_encoding: false,
+            seal,
+        };
+        let rules = json_targets::compile_rules(&json_targets::encode_rules(&[(false, &["card", "number"])]));
+        let seal = rules.ok().map(|rules| front::seal::SealRoute {
+            rules,
+            contexts: vec![b"ctx".to_vec()],
+            key_id: b"orders".to_vec(),
+            text_head: b"okcm:1:".to_vec(),
+            max_depth: 32,
+            max_fields: 100,
+        });
+        Table {
+            options: PoolOptions {
+                connections: 1,
+                max_queue: 1,
+                connect_ms: 1,
+                headers_ms: 1,
+                body_ms: 1,
+                keep_alive_ms: 1,
+                queue_ms: 1,
+                max_response: 1,
+            },
+            statuses: ErrorStatuses {
+                unavailable: spec(502, "a"),
+                timeout: spec(504, "b"),
+                busy: spec(503, "c"),
+                bad_response: spec(502, "d"),
+            },
+            reserved: vec![b"v1".to_vec()],
+            trust: Trust { loopback: true, exact: vec![] },
+            reasons: vec![(200, b"OK".to_vec())],
+            upstreams: vec![Upstream {
+                host: b"app:1".to_vec(),
+                addr: std::net::SocketAddr::from(([127, 0, 0, 1], 1)),
+                base: b"/base".to_vec(),
+                label: b"upstream app".to_vec(),
+            }],
+            routes: vec![
+                route("POST", vec![lit("orders")], header(), seal),
+                route("GET", vec![lit("t"), Segment::Param, lit("x")], TenantSource::PathParam(0), None),
+                route("*", vec![lit("p"), Segment::Rest], header(), None),
+            ],
+        }
+    })
+}
+
+/// A client's bytes through the native front's request side: the head
+/// reader, serve-or-decline, the upstream request it would write and the
+/// seal. What it sends upstream must be one well-formed request whose
+/// Content-Length is its body's (no header or target can split it), and a
+/// sealed body must hold no selected plaintext.
+fn front_request_target(data: &[u8]) {
+    use front::seal::{KeyRing, RingKey};
+    let Parsed::Head(head) = parse_request_head(data, RequestLimits { max_head: MAX_HEAD, max_headers: MAX_HEADERS }) else {
+        return;
+    };
+    let total = head.len + head.content_length as usize;
+    if data.len() < total {
+        return;
+    }
+    let table = front_table();
+    let Ok(served) = front::route::serve(table, data, &head, std::net::IpAddr::from([127, 0, 0, 1])) else { return };
+    let route = &table.routes[served.route];
+    let body = &data[head.len..total];
+    let mut ring = KeyRing::default();
+    let Ok(slot) = openkcm_native::keys::Slot::alloc() else { return };
+    let key = RingKey {
+        slot,
+        version: 1,
+        wrap_aad: b"w".to_vec(),
+        header: b"h".to_vec(),
+        aad_head: b"a".to_vec(),
+        until: std::time::Instant::now() + std::time::Duration::from_secs(60),
+    };
+    let tenant = data[served.tenant.0..served.tenant.1].to_vec();
+    ring.keys.insert((tenant.clone(), b"orders".to_vec()), key);
+    let sealed = match &route.seal {
+        None => None,
+        Some(seal) => {
+            let ct = front::route::header(data, &head, b"content-type");
+            let ce = front::route::header(data, &head, b"content-encoding");
+            match front::seal::seal_body(seal, &mut ring, &tenant, ct, ce, body, std::time::Instant::now()) {
+                Ok(s) => s,
+                Err(_) => return,
+            }
+        }
+    };
+    if let Some(out) = &sealed {
+        assert!(std::str::from_utf8(out).is_ok(), "a sealed body that is not UTF-8");
+        assert!(out.windows(7).filter(|w| *w == b"okcm:1:").count() >= 1, "sealed without an envelope");
+    }
+    let body = sealed.as_deref().unwrap_or(body);
+    let mut message = Vec::new();
+    let correlation = front::wire::given_correlation(data, &head).unwrap_or(b"made");
+    let upstream = &table.upstreams[route.upstream];
+    front::wire::upstream_request(&mut message, data, &head, &served, upstream, false, [127, 0, 0, 1].into(), correlation, body);
+    // Read back as a request: one head, framed by exactly this body.
+    let limits = RequestLimits { max_head: 1 << 20, max_headers: 1000 };
+    match parse_request_head(&message, limits) {
+        Parsed::Head(h) => {
+            let framed = h.len + h.content_length as usize;
+            assert_eq!(framed, message.len(), "the upstream request's framing is not its body");
+        }
+        // Past uWS's limits (48 lines, 4 KiB) the reader declines; the bytes must still be one head.
+        Parsed::Decline(why) => assert!(
+            matches!(why, "head too large" | "too many headers") || message.len() > MAX_HEAD,
+            "the upstream request reads as malformed: {why}"
+        ),
+        Parsed::Partial => panic!("the upstream request's head is unfinished"),
     }
 }
 
@@ -302,6 +439,11 @@ mod tests {
             ("shamir", b"\x00\x01abcdefghijklmnopqrstuvwxyz012345coefficients"),
             ("rsa-spki", b"\x30\x03\x02\x01\x00"),
             ("unwrap", &[0u8; 60]),
+            ("front-request", b"GET /p/a?q=1 HTTP/1.1\r\nHost: a\r\nX-Tenant-Id: t\r\nConnection: x-a\r\nX-A: 1\r\n\r\n"),
+            (
+                "front-request",
+                b"POST /orders HTTP/1.1\r\nHost: a\r\nX-Tenant-Id: t\r\nContent-Type: application/json\r\nContent-Length: 27\r\n\r\n{\"card\":{\"number\":\"4111\"}}",
+            ),
         ];
         for (name, data) in seeds {
             run(name, data);
