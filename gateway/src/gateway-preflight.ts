@@ -35,7 +35,7 @@ function trustOf(entries: readonly string[]): PeerTrust {
   } catch (err) {
     throw new KcmError('invalid_config', `trust: ${(err as Error).message}`);
   }
-  return (a) => loopbackOnly(a) || peers.has(a);
+  return Object.assign((a: string) => loopbackOnly(a) || peers.has(a), { list: { entries, loopback: true } });
 }
 
 /**

@@ -185,7 +185,7 @@ fn front_table() -> &'static front::table::Table {
                 bad_response: spec(502, "d"),
             },
             reserved: vec![b"v1".to_vec()],
-            trust: Trust { loopback: true, exact: vec![] },
+            trust: Trust { loopback: true, peers: vec![] },
             reasons: vec![(200, b"OK".to_vec())],
             upstreams: vec![Upstream {
                 host: b"app:1".to_vec(),

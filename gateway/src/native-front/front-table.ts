@@ -19,7 +19,7 @@ import { STATUS_CODES } from 'node:http';
 import { isIP } from 'node:net';
 import { ERRORS } from '../../../common/src/errors.ts';
 import { ENVELOPE_TEXT_HEAD, MAX_CONTEXT_BYTES } from '../../../common/src/format/envelope.ts';
-import { canonicalAddress, type PeerTrust } from '../pipeline/caller.ts';
+import type { PeerTrust } from '../pipeline/caller.ts';
 import { fieldContext } from '../pipeline/field-context.ts';
 import { encodeRules } from '../pipeline/json-targets.ts';
 import type { PolicySet } from '../policy/policy-loader.ts';
@@ -121,7 +121,7 @@ export function addressBytes(text: string): Buffer {
 
 const MAPPED_PREFIX = Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]);
 
-interface Cidr {
+export interface Cidr {
   v4: boolean;
   addr: Buffer;
   prefix: number;
@@ -133,7 +133,7 @@ interface Cidr {
  * peers, and an IPv6 entry inside ::ffff:0:0/96 (prefix ≥ 96) for IPv4
  * peers too.
  */
-function cidrs(entries: readonly string[]): Cidr[] {
+export function cidrs(entries: readonly string[]): Cidr[] {
   const out: Cidr[] = [];
   for (const e of entries) {
     const [addr = '', bits] = e.split('/');
@@ -157,6 +157,12 @@ function sealRules(r: CompiledRoute): Uint8Array | undefined {
   if (r.request.some((rule) => rule.nonString === 'stringify' || rule.recordId !== undefined)) return undefined;
   if (r.request.some((rule) => fieldContext(r.policyId, rule, undefined).length > MAX_CONTEXT_BYTES)) return undefined;
   return encodeRules(r.request) ?? undefined;
+}
+
+function writeCidr(w: Writer, c: Cidr): void {
+  w.u8(c.v4 ? 4 : 6)
+    .raw(c.addr)
+    .u8(c.prefix);
 }
 
 /** Why the front cannot serve `r` itself, or undefined when it can. */
@@ -215,10 +221,7 @@ export function frontTable(i: FrontTableInput): FrontTable {
   for (const code of STATUSES) w.u16(ERRORS[code].status).bytes(JSON.stringify(ERRORS[code].message).slice(1, -1));
   w.list(reserved ?? [], (w, s) => w.bytes(s));
   w.u8(list?.loopback ? 1 : 0);
-  w.list(
-    (list?.addresses ?? []).map((a) => canonicalAddress(a)).filter((a): a is string => a !== undefined),
-    (w, a) => w.raw(addressBytes(a)),
-  );
+  w.list(cidrs(list?.entries ?? []), writeCidr);
   const reasons = Object.entries(STATUS_CODES).filter(([, text]) => text !== undefined) as [string, string][];
   w.list(reasons, (w, [code, text]) => w.u16(Number(code)).bytes(text));
   // Upstreams, one per (name, URL), in route order.
@@ -255,12 +258,7 @@ export function frontTable(i: FrontTableInput): FrontTable {
     if (t.from === 'header') w.u8(1).bytes(t.header.toLowerCase()).u16(0);
     else if (t.from === 'pathParam') w.u8(2).bytes('').u16(r.pattern.params.indexOf(t.param));
     else w.u8(0).bytes('').u16(0);
-    w.list(t.from === 'header' ? cidrs(t.trustedPeers.entries) : [], (w, c) =>
-      w
-        .u8(c.v4 ? 4 : 6)
-        .raw(c.addr)
-        .u8(c.prefix),
-    );
+    w.list(t.from === 'header' ? cidrs(t.trustedPeers.entries) : [], writeCidr);
     w.u8(r.response.length > 0 ? 1 : 0);
     const rules = serve ? sealRules(r) : undefined;
     if (rules === undefined) w.u8(0);

@@ -25,10 +25,10 @@ import {
 export const TENANT_HEADER = 'x-okcm-tenant';
 
 /** Which addresses count as trusted peers for header-named tenants. */
-/** The addresses a {@link PeerTrust} trusts, when it can say (the native front compiles them into its table). */
+/** The peers a {@link PeerTrust} trusts, when it can say (the native front compiles them into its table). */
 export interface TrustList {
-  /** Canonical addresses (canonicalAddress). */
-  readonly addresses: readonly string[];
+  /** Addresses and CIDR blocks, read as TrustedPeers (policy/tenant-source.ts) reads them. */
+  readonly entries: readonly string[];
   /** 127.0.0.0/8 and ::1 too. */
   readonly loopback: boolean;
 }
@@ -69,13 +69,13 @@ export const loopbackOnly: PeerTrust = Object.assign(
     const a = canonicalAddress(address);
     return a !== undefined && (a === '::1' || a.startsWith('127.'));
   },
-  { list: { addresses: [], loopback: true } },
+  { list: { entries: [], loopback: true } },
 );
 
 /** Trusts exactly the listed addresses, compared canonically (plus loopback when `withLoopback`). */
 export function trustAddresses(addresses: readonly string[], withLoopback = true): PeerTrust {
   const set = new Set(addresses.map((a) => canonicalAddress(a) ?? a));
-  const list: TrustList = { addresses: [...set].filter((a) => isIP(a) !== 0), loopback: withLoopback };
+  const list: TrustList = { entries: [...set].filter((a) => isIP(a) !== 0), loopback: withLoopback };
   return Object.assign(
     (a: string) => {
       const c = canonicalAddress(a);

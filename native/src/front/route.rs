@@ -234,7 +234,7 @@ mod tests {
                 bad_response: ErrorSpec { status: 502, message: b"bad".to_vec() },
             },
             reserved: vec![b"v1".to_vec(), b"healthz".to_vec()],
-            trust: Trust { loopback: true, exact: vec![] },
+            trust: Trust { loopback: true, peers: vec![] },
             reasons: vec![],
             upstreams: vec![Upstream {
                 host: b"app".to_vec(),
@@ -308,7 +308,7 @@ mod tests {
     #[test]
     fn a_trusted_peer_outside_the_tenant_peers_is_declined() {
         let mut t = table();
-        t.trust.exact.push(crate::front::table::addr16("10.0.0.1".parse().unwrap()));
+        t.trust.peers.push(Cidr { v4: true, addr: crate::front::table::addr16("10.0.0.1".parse().unwrap()), prefix: 32 });
         let req = get("/orders/42", "");
         let Parsed::Head(h) = parse_request_head(req.as_bytes(), RequestLimits { max_head: 4096, max_headers: 48 }) else {
             panic!()

@@ -11,7 +11,7 @@
 //!                        upstream_timeout, upstream_busy, upstream_bad_response
 //!                        (messages as JSON string content)
 //! reserved     list<bytes>          first path segments of the direct API (lower case)
-//! trust        u8 loopback, list<addr16>   the gateway's trusted peers (`trust`)
+//! trust        u8 loopback, list<cidr>     the gateway's trusted peers (`trust`)
 //! reasons      list<u16 status, bytes>     status line texts
 //! upstreams    list<bytes host, addr16, u16 port, bytes base, bytes label>
 //! routes       list<route>
@@ -119,9 +119,10 @@ pub struct Route {
 
 #[derive(Debug)]
 pub struct Trust {
+    /// 127.0.0.0/8 and ::1 (IPv4-mapped forms included).
     pub loopback: bool,
-    /// Canonical addresses (IPv4 as mapped).
-    pub exact: Vec<[u8; 16]>,
+    /// Addresses and blocks, as [`in_cidrs`] reads them.
+    pub peers: Vec<Cidr>,
 }
 
 #[derive(Debug)]
@@ -301,7 +302,7 @@ pub fn decode(b: &[u8]) -> R<Table> {
     };
     let reserved = r.list(|r| r.bytes())?;
     let loopback = r.u8()? == 1;
-    let exact = r.list(|r| r.addr16())?;
+    let peers = r.list(cidr)?;
     let reasons = r.list(|r| Ok((r.u16()?, r.bytes()?)))?;
     let upstreams = r.list(|r| {
         let host = r.bytes()?;
@@ -314,21 +315,17 @@ pub fn decode(b: &[u8]) -> R<Table> {
     if r.at != b.len() {
         return Err("bytes after the table".into());
     }
-    Ok(Table { options, statuses, reserved, trust: Trust { loopback, exact }, reasons, upstreams, routes })
+    Ok(Table { options, statuses, reserved, trust: Trust { loopback, peers }, reasons, upstreams, routes })
 }
 
 impl Trust {
-    /// The gateway's `trust`: the listed addresses, and loopback when so configured.
+    /// The gateway's `trust`: the listed peers, and loopback when so configured.
     pub fn has(&self, peer: IpAddr) -> bool {
-        let a = addr16(peer);
-        if self.exact.contains(&a) {
-            return true;
-        }
-        self.loopback
-            && match ip_of(a) {
-                IpAddr::V4(v4) => v4.octets()[0] == 127,
-                IpAddr::V6(v6) => v6 == Ipv6Addr::LOCALHOST,
-            }
+        let loopback = match ip_of(addr16(peer)) {
+            IpAddr::V4(v4) => v4.octets()[0] == 127,
+            IpAddr::V6(v6) => v6 == Ipv6Addr::LOCALHOST,
+        };
+        (self.loopback && loopback) || in_cidrs(&self.peers, peer)
     }
 }
 
@@ -376,12 +373,12 @@ mod tests {
     }
 
     #[test]
-    fn trust_is_exact_plus_loopback() {
-        let t = Trust { loopback: true, exact: vec![addr16(v4(10, 0, 0, 5))] };
+    fn trust_is_the_listed_peers_plus_loopback() {
+        let t = Trust { loopback: true, peers: vec![Cidr { v4: true, addr: addr16(v4(10, 0, 0, 5)), prefix: 32 }] };
         assert!(t.has(v4(127, 9, 9, 9)) && t.has("::1".parse().unwrap()) && t.has(v4(10, 0, 0, 5)));
-        assert!(t.has("::ffff:10.0.0.5".parse().unwrap()));
+        assert!(t.has("::ffff:10.0.0.5".parse().unwrap()) && t.has("::ffff:127.0.0.1".parse().unwrap()));
         assert!(!t.has(v4(10, 0, 0, 6)));
-        assert!(!Trust { loopback: false, exact: vec![] }.has(v4(127, 0, 0, 1)));
+        assert!(!Trust { loopback: false, peers: vec![] }.has(v4(127, 0, 0, 1)));
     }
 
     #[test]
