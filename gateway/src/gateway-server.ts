@@ -15,7 +15,12 @@ import { startUwsAdapter, type UwsAdapterOptions } from './http/uws-adapter.ts';
 import { GatewayMetrics } from './metrics/gateway-metrics.ts';
 import { CallbackMetric } from './metrics/registry.ts';
 import { frontTable } from './native-front/front-table.ts';
-import { type NativeFrontListener, type NativeFrontOptions, startNativeFront } from './native-front/native-front.ts';
+import {
+  type NativeFrontListener,
+  type NativeFrontOptions,
+  RouteNames,
+  startNativeFront,
+} from './native-front/native-front.ts';
 import { cnIsTenant, loopbackOnly, type PeerTrust } from './pipeline/caller.ts';
 import type { CertificateTenants, PeerCertificate } from './pipeline/context.ts';
 import { Pipeline } from './pipeline/pipeline.ts';
@@ -248,8 +253,11 @@ export async function startGateway(c: GatewayConfig): Promise<GatewayServer> {
       trust: c.trust ?? loopbackOnly,
       serve: serve && !everySeen,
       audit: c.auditLog !== undefined,
+      keyEvents: typeof c.keys.onKeysChanged === 'function',
+      nameId: routeNames.id,
     });
   let nativeFront: NativeFrontListener | undefined;
+  const routeNames = new RouteNames();
   const closers: (() => void | Promise<void>)[] = [];
   const ports: { uws?: number; h2Tls?: number; h2Plain?: number; native?: number } = {};
   let uwsBinary: string | undefined;
@@ -276,7 +284,15 @@ export async function startGateway(c: GatewayConfig): Promise<GatewayServer> {
       ports.h2Plain = l.port;
     }
     if (c.native) {
-      const l = await startNativeFront(pipeline, c.native, nativeTable(true), metrics, c.keys);
+      const l = await startNativeFront(
+        pipeline,
+        c.native,
+        nativeTable(true),
+        metrics,
+        c.keys,
+        routeNames,
+        pipeline.log,
+      );
       closers.push(() => l.close());
       ports.native = l.port;
       nativeFront = l;
@@ -309,7 +325,8 @@ export async function startGateway(c: GatewayConfig): Promise<GatewayServer> {
       pipeline.drain();
       // From now on the native front tunnels every request: the pipeline answers 503 not_ready.
       nativeFront?.setTable(nativeTable(false));
-      if (o.drainMs) await pipeline.whenIdle(o.drainMs);
+      // Requests in flight on either plane get up to drainMs.
+      if (o.drainMs) await Promise.all([pipeline.whenIdle(o.drainMs), nativeFront?.whenIdle(o.drainMs)]);
       await closeAll();
     },
   };

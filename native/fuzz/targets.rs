@@ -149,6 +149,7 @@ fn front_table() -> &'static front::table::Table {
         };
         let spec = |status, m: &str| ErrorSpec { status, message: m.as_bytes().to_vec() };
         let route = |method: &str, segments, tenant, seal| Route {
+            name: 0,
             serve: true,
             method: method.as_bytes().to_vec(),
             segments,

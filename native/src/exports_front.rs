@@ -68,7 +68,7 @@ pub fn front_table(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
 }
 
 /// `frontDrain(front)` → Buffer: the request records since the last drain,
-/// one little-endian u64 each (route << 48 | status << 32 | µs; status 0: aborted).
+/// one little-endian u64 each (name id << 40 | status << 30 | µs; status 0: aborted).
 pub fn front_drain(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
     let [f] = *args else {
         return Err(Error::arg("frontDrain(front)"));
@@ -81,7 +81,8 @@ pub fn front_drain(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
     Ok(value)
 }
 
-/// `frontStats(front)` → `{ port, connections, served, declined, lost }`.
+/// `frontStats(front)` → `{ port, connections, served, declined, lost, inFlight, failure }`
+/// (`failure`: why the loop stopped, or null while it runs).
 pub fn front_stats(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
     let [f] = *args else {
         return Err(Error::arg("frontStats(front)"));
@@ -95,6 +96,11 @@ pub fn front_stats(env: Env<'_>, args: &[RawValue]) -> Result<RawValue> {
         (c"served", n(&s.served)?),
         (c"declined", n(&s.declined)?),
         (c"lost", n(&s.lost)?),
+        (c"inFlight", n(&s.in_flight)?),
+        (c"failure", match f.failure() {
+            Some(why) => env.string(&why)?,
+            None => env.null()?,
+        }),
     ])
 }
 

@@ -92,6 +92,10 @@ export interface NativeFrontStats {
   declined: number;
   /** Request records dropped because nobody drained them. */
   lost: number;
+  /** Requests it serves that are not answered yet. */
+  inFlight: number;
+  /** Why its loop stopped, or null while it runs. */
+  failure: string | null;
 }
 
 /**
@@ -104,7 +108,7 @@ export interface NativeFrontFns {
   frontStart(host: Uint8Array, port: number, tunnelPath: Uint8Array, table: Uint8Array): NativeFrontHandle;
   /** Serves from `table` from the next request on. */
   frontTable(front: NativeFrontHandle, table: Uint8Array): void;
-  /** Request records since the last drain: one little-endian u64 each (route << 48 | status << 32 | µs). */
+  /** Request records since the last drain: one little-endian u64 each (name id << 40 | status << 30 | µs). */
   frontDrain(front: NativeFrontHandle): Buffer;
   frontStats(front: NativeFrontHandle): NativeFrontStats;
   /** Stops the loop and closes its connections (idempotent). */

@@ -13,8 +13,10 @@
  * - Each tick checks the copies used since the last one against the cache: a
  *   key the cache no longer gives (expired lease, Core gone past the TTL,
  *   suspension) is removed, so the front fails over to the pipeline, which
- *   fails closed; another active version is copied in; a copy past half its
- *   validity is extended.
+ *   fails closed; another active version is copied in. A copy past half its
+ *   validity is renewed from the cache while it was used in the last
+ *   {@link IDLE_MS}, so a key used now and then does not make its next
+ *   request wait.
  * - A key event (GatewayKeys.onKeysChanged: revocation, rotation, …) removes
  *   the tenant's copies at once, before the next request is read.
  * - The requests it sealed are reported to the key layer as the pipeline
@@ -32,10 +34,12 @@ import type { GatewayKeys } from '../gateway-keys.ts';
 export const MAX_COPY_MS = 30_000;
 /** How long a key that could not be had is not asked for again. */
 export const REFUSED_MS = 1000;
+/** A copy not used for this long is no longer renewed (it runs out within MAX_COPY_MS). */
+export const IDLE_MS = 10 * 60_000;
 
 export class FrontKeys {
-  /** Copies held, by `tenant\0keyId`: their version, and until when (Date.now()) they are valid. */
-  readonly #held = new Map<string, { version: number; until: number }>();
+  /** Copies held, by `tenant\0keyId`: their version, until when (Date.now()) they are valid, when last used. */
+  readonly #held = new Map<string, { version: number; until: number; usedAt: number }>();
   /** Leases being fetched for the front, by `tenant\0keyId`. */
   readonly #fetching = new Set<string>();
   #closed = false;
@@ -69,14 +73,22 @@ export class FrontKeys {
       if (checked.has(k)) continue;
       checked.add(k);
       const held = this.#held.get(k);
+      if (held) held.usedAt = now;
       const key = this.keys.cachedEncryptionKey?.(tenant, keyId);
-      if (!held || !key || key.version !== held.version || held.until - now < MAX_COPY_MS / 2)
-        this.#copy(k, tenant, keyId);
+      if (!held || !key || key.version !== held.version) this.#copy(k, tenant, keyId, now);
     }
-    for (const [k, held] of this.#held) if (held.until <= now) this.#held.delete(k);
+    // Renewed before half its validity is gone, while the cache has it and it was used lately:
+    // a key used now and then stays ready (no wait for its first request after a pause).
+    for (const [k, held] of this.#held) {
+      if (held.until <= now || now - held.usedAt > IDLE_MS) this.#held.delete(k);
+      else if (held.until - now < MAX_COPY_MS / 2) {
+        const [tenant = '', keyId = ''] = k.split('\0');
+        this.#copy(k, tenant, keyId, held.usedAt);
+      }
+    }
     for (const [tenant, keyId] of wanted) {
       const k = `${tenant}\0${keyId}`;
-      if (!this.#copy(k, tenant, keyId)) this.#fetch(k, tenant, keyId);
+      if (!this.#copy(k, tenant, keyId, now)) this.#fetch(k, tenant, keyId);
     }
   }
 
@@ -87,7 +99,7 @@ export class FrontKeys {
     this.keys.encryptionKey(tenant, keyId).then(
       () => {
         this.#fetching.delete(k);
-        if (!this.#closed && !this.#copy(k, tenant, keyId)) this.#refuse(tenant, keyId);
+        if (!this.#closed && !this.#copy(k, tenant, keyId, Date.now())) this.#refuse(tenant, keyId);
       },
       () => {
         this.#fetching.delete(k);
@@ -102,7 +114,7 @@ export class FrontKeys {
   }
 
   /** Copies the cached key in (true), or removes the copy (false: the cache has no usable key now). */
-  #copy(k: string, tenant: string, keyId: string): boolean {
+  #copy(k: string, tenant: string, keyId: string, usedAt: number): boolean {
     const t = Buffer.from(tenant, 'latin1');
     const id = Buffer.from(keyId, 'latin1');
     const key = this.keys.cachedEncryptionKey?.(tenant, keyId);
@@ -115,7 +127,7 @@ export class FrontKeys {
     }
     const h = sealHeadsOf({ tenant, keyId, keyVersion: key.version });
     this.fns.frontKey(this.front, t, id, handle, key.version, ttl, h.wrapAad, h.header, h.aadHead);
-    this.#held.set(k, { version: key.version, until: Date.now() + ttl });
+    this.#held.set(k, { version: key.version, until: Date.now() + ttl, usedAt });
     return true;
   }
 

@@ -41,12 +41,17 @@ export interface FrontTableInput {
   serve: boolean;
   /** An audit log records each request of a route with field rules: the front serves none of those. */
   audit: boolean;
+  /**
+   * The key layer tells of key changes (GatewayKeys.onKeysChanged): without
+   * that, the front's key copies could outlive a revocation, so it seals nothing.
+   */
+  keyEvents: boolean;
+  /** The id of a metrics name (the same id for the same name, for the life of the front). */
+  nameId: (name: string) => number;
 }
 
 export interface FrontTable {
   bytes: Buffer;
-  /** Metrics label of each route, by table index. */
-  routeNames: readonly string[];
   /** How many routes it serves. */
   served: number;
 }
@@ -166,9 +171,11 @@ function writeCidr(w: Writer, c: Cidr): void {
 }
 
 /** Why the front cannot serve `r` itself, or undefined when it can. */
-function notServed(r: CompiledRoute, url: URL, audit: boolean): string | undefined {
+function notServed(r: CompiledRoute, url: URL, i: FrontTableInput): string | undefined {
   if (r.response.length > 0) return 'response rules';
-  if (r.request.length > 0 && (audit || sealRules(r) === undefined)) return 'request rules it does not seal';
+  if (r.request.length > 0 && (i.audit || !i.keyEvents || sealRules(r) === undefined)) {
+    return 'request rules it does not seal';
+  }
   if (r.tenant.from === 'cert') return 'certificate tenant';
   if (url.protocol !== 'http:') return 'not http:';
   if (isIP(url.hostname.replace(/^\[|\]$/g, '')) === 0) return 'upstream host is a name';
@@ -249,9 +256,11 @@ export function frontTable(i: FrontTableInput): FrontTable {
   let served = 0;
   w.list(i.policies.routes, (w, r) => {
     const at = routeUpstream[i.policies.routes.indexOf(r)] as number;
-    const serve = serveAny && notServed(r, (upstreams[at] as { url: URL }).url, i.audit) === undefined;
+    const serve = serveAny && notServed(r, (upstreams[at] as { url: URL }).url, i) === undefined;
     if (serve) served++;
-    w.u8(serve ? 1 : 0).bytes(r.method);
+    w.u32(i.nameId(proxyRouteName(r)))
+      .u8(serve ? 1 : 0)
+      .bytes(r.method);
     writePattern(w, r.pattern);
     w.u16(at).u32(r.limits.bodyBytes);
     const t = r.tenant;
@@ -272,5 +281,5 @@ export function frontTable(i: FrontTableInput): FrontTable {
         .u32(r.limits.maxFields);
     }
   });
-  return { bytes: w.done(), routeNames: i.policies.routes.map(proxyRouteName), served };
+  return { bytes: w.done(), served };
 }

@@ -42,6 +42,8 @@ export interface NativeFrontListener {
   readonly port: number;
   /** Serve from `table` from the next request on (a policy reload, or draining). */
   setTable(table: FrontTable): void;
+  /** Resolves when no request it serves is in flight, or after `timeoutMs` (true when idle). */
+  whenIdle(timeoutMs: number): Promise<boolean>;
   /** Moves the records of requests it served into the metrics (done on a timer and before each scrape). */
   drainRecords(): void;
   stats(): NativeFrontStats;
@@ -63,6 +65,30 @@ function frontFns(): NativeFrontFns {
 }
 
 /**
+ * The metrics names of a front's routes by id (front-table.ts `nameId`):
+ * records name their route by id, so one that finishes after a policy reload
+ * still counts under its own route.
+ */
+export class RouteNames {
+  readonly #ids = new Map<string, number>();
+  readonly #names: string[] = [];
+
+  id = (name: string): number => {
+    let id = this.#ids.get(name);
+    if (id === undefined) {
+      id = this.#names.length;
+      this.#names.push(name);
+      this.#ids.set(name, id);
+    }
+    return id;
+  };
+
+  name(id: number): string {
+    return this.#names[id] ?? 'unmatched';
+  }
+}
+
+/**
  * Starts the internal listener, then the front serving from `table`.
  * Throws `native_unavailable` (no native module), `invalid_config` (the
  * host is not an IP address, the port cannot be bound).
@@ -73,6 +99,8 @@ export async function startNativeFront(
   table: FrontTable,
   metrics: GatewayMetrics,
   keys: GatewayKeys,
+  names: RouteNames,
+  log: (message: string) => void,
 ): Promise<NativeFrontListener> {
   const fns = frontFns();
   const dir = mkdtempSync(join(tmpdir(), 'kcm-front-'));
@@ -89,21 +117,30 @@ export async function startNativeFront(
     // The module's messages name the address and the OS reason, never request data.
     throw new KcmError('invalid_config', `fronts.native: ${(err as Error).message}`);
   }
-  let names = table.routeNames;
   const frontKeys = new FrontKeys(fns, handle, keys);
   const drainRecords = (): void => {
     const b = fns.frontDrain(handle);
+    // name id (24 bits) << 40 | status (10) << 30 | µs (30)
     for (let at = 0; at + 8 <= b.length; at += 8) {
       const low = b.readUInt32LE(at);
       const high = b.readUInt32LE(at + 4);
-      const route = names[high >>> 16] ?? 'unmatched';
-      const status = high & 0xffff;
-      metrics.recordServed(route, status, low / 1e6);
+      const route = names.name(high >>> 8);
+      const status = ((high & 0xff) << 2) | (low >>> 30);
+      metrics.recordServed(route, status, (low & 0x3fffffff) / 1e6);
+    }
+  };
+  let reported = false;
+  const checkFailure = (): void => {
+    const why = fns.frontStats(handle).failure;
+    if (why && !reported) {
+      reported = true;
+      log(`native front: ${why}; its port no longer answers`);
     }
   };
   const timer = setInterval(() => {
     drainRecords();
     frontKeys.tick();
+    checkFailure();
   }, DRAIN_MS);
   timer.unref();
   const unhook = metrics.beforeRender(drainRecords);
@@ -112,10 +149,15 @@ export async function startNativeFront(
   return {
     port,
     setTable(t) {
-      // Records of the old table's routes are moved first: its indexes name its routes.
-      drainRecords();
       fns.frontTable(handle, t.bytes);
-      names = t.routeNames;
+    },
+    async whenIdle(timeoutMs) {
+      const end = Date.now() + timeoutMs;
+      while (fns.frontStats(handle).inFlight > 0) {
+        if (Date.now() >= end) return false;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      return true;
     },
     drainRecords,
     stats: () => fns.frontStats(handle),

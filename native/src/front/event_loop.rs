@@ -54,8 +54,12 @@ pub const MAX_REQUEST: usize = 1 << 20;
 pub const PAUSE_AT: usize = 256 * 1024;
 /// uWS closes an HTTP connection idle for 10 s.
 pub const CLIENT_IDLE: Duration = Duration::from_secs(10);
-/// Upstream answer heads are read up to this (h1-parser.ts's limit).
-const MAX_ANSWER_HEAD: usize = 16 * 1024;
+/// Upstream answer heads are read up to this (h1-connection.ts: the pool's default `maxHeadBytes`).
+pub const MAX_ANSWER_HEAD: usize = 64 * 1024;
+/// How long a stopped listener (out of descriptors) waits before accepting again.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+/// Longest a declined connection waits for room in the pipeline listener's backlog.
+const TUNNEL_WAIT: Duration = Duration::from_secs(2);
 /// How long before an upstream's announced keep-alive timeout a connection stops being reused (h1-connection.ts).
 const KEEP_ALIVE_MARGIN: Duration = Duration::from_millis(1000);
 /// Deadlines are checked this often.
@@ -186,6 +190,9 @@ struct Conn {
     /// Shut the write side down once `output` is sent (a tunnel's client half-closed).
     shutdown_after: bool,
     deadline: Option<Instant>,
+    /// While output waits: when the peer must have taken some of it (a client that stops
+    /// reading is closed, as uWS closes it).
+    write_deadline: Option<Instant>,
     kind: Kind,
 }
 
@@ -212,6 +219,8 @@ pub struct Loop {
     seq: u64,
     buf: Vec<u8>,
     last_sweep: Instant,
+    /// Set while the listener is out of epoll (accept failed: out of descriptors).
+    accept_paused: Option<Instant>,
 }
 
 impl Loop {
@@ -241,6 +250,7 @@ impl Loop {
             seq: 0,
             buf: vec![0u8; 64 * 1024],
             last_sweep: Instant::now(),
+            accept_paused: None,
         })
     }
 
@@ -293,6 +303,7 @@ impl Loop {
             close_after: false,
             shutdown_after: false,
             deadline: None,
+            write_deadline: None,
             kind,
         });
         Ok(token)
@@ -303,7 +314,14 @@ impl Loop {
             let (s, peer) = match self.listener.accept() {
                 Ok(x) => x,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(_) => return, // WouldBlock, or out of descriptors: the next wake tries again
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(_) => {
+                    // Out of descriptors: the listener stays readable, so it leaves epoll a while
+                    // (the sweep puts it back) rather than wake the loop without end.
+                    let _ = self.poll.delete(self.listener.as_raw_fd());
+                    self.accept_paused = Some(Instant::now());
+                    return;
+                }
             };
             let Ok(local) = s.local_addr() else { continue };
             if s.set_nonblocking(true).is_err() || s.set_nodelay(true).is_err() {
@@ -355,7 +373,7 @@ impl Loop {
             match c.stream.read(&mut self.buf) {
                 Ok(0) => return false,
                 Ok(n) => {
-                    c.input.extend_from_slice(&self.buf[..n]);
+                    extend_wiping(&mut c.input, &self.buf[..n]);
                     // The scratch may hold a field's plaintext: never left behind in it.
                     crate::keys::wipe(&mut self.buf[..n]);
                     if n < self.buf.len() || c.input.len() > MAX_REQUEST + PAUSE_AT {
@@ -404,12 +422,19 @@ impl Loop {
                     c.paused = false;
                     return self.interest(t);
                 }
+                // A lost upstream connection: retried as the client retries (idempotent, reused, nothing read).
+                _ if matches!(c.kind, Kind::Upstream(_)) => return self.upstream_failed(t, Failure::Unavailable),
                 _ => return self.close(t),
             }
         }
         if at < bytes.len() {
             c.output.extend_from_slice(&bytes[at..]);
+            if matches!(c.kind, Kind::Client(_)) && (at > 0 || c.write_deadline.is_none()) {
+                c.write_deadline = Some(Instant::now() + CLIENT_IDLE);
+            }
             self.interest(t);
+        } else {
+            c.write_deadline = None;
         }
     }
 
@@ -470,7 +495,8 @@ impl Loop {
         if let Some(peer) = tunnel {
             self.pump_to_uws(t, peer);
             if !open {
-                // Half-close: uWS gets the rest, then EOF; its answer still reaches the client.
+                // Half-close: uWS gets the rest, then EOF. uWS closes a connection on EOF (its answer
+                // is not sent), as it does for a client of the uWS front that half-closes.
                 if let Some(p) = self.conn(peer) {
                     if p.output.is_empty() {
                         p.stream.shutdown_write();
@@ -488,9 +514,9 @@ impl Loop {
         if !open {
             return self.close(t);
         }
-        if let Some(c) = self.conn(t) {
-            c.deadline = Some(Instant::now() + CLIENT_IDLE);
-        }
+        // The idle deadline is not moved by a read: a head sent a byte at a time is closed as uWS
+        // closes it, 10 s after the connection opened or the last answer (next_request moves it
+        // while a served request's body arrives).
         self.next_request(t);
     }
 
@@ -534,6 +560,8 @@ impl Loop {
             Err(why) => return self.decline(t, why),
         };
         if c.input.len() < total as usize {
+            // The body is coming: 10 s of silence closes the connection.
+            c.deadline = Some(Instant::now() + CLIENT_IDLE);
             return;
         }
         self.start_exchange(t, table, &head, &served);
@@ -630,6 +658,7 @@ impl Loop {
             client.state = ClientState::Exchange(Box::new(x));
         }
         self.shared.stats.served.fetch_add(1, Ordering::Relaxed);
+        self.shared.stats.in_flight.fetch_add(1, Ordering::Relaxed);
         self.dispatch(t, false);
     }
 
@@ -653,14 +682,28 @@ impl Loop {
             }
         }
         let pool = self.pools.entry(addr).or_default();
-        if pool.open < opts.connections || fresh {
+        if pool.open < opts.connections {
             return self.open_upstream(t, addr);
         }
-        if pool.queue.len() < opts.max_queue {
+        // A retry was admitted already: it waits whatever the queue holds (h1-client.ts, `fresh`).
+        if !fresh && pool.queue.len() >= opts.max_queue {
+            self.purge_queue(addr);
+        }
+        let pool = self.pools.entry(addr).or_default();
+        if fresh || pool.queue.len() < opts.max_queue {
             pool.queue.push_back((t, now));
             return;
         }
         self.fail(t, Failure::Busy);
+    }
+
+    /// Drops the waiters of `addr`'s queue whose client left (they no longer count against `maxQueue`).
+    fn purge_queue(&mut self, addr: SocketAddr) {
+        let Some(queue) = self.pools.get_mut(&addr).map(|p| std::mem::take(&mut p.queue)) else { return };
+        let kept: VecDeque<(Token, Instant)> = queue.into_iter().filter(|(t, _)| self.exchange(*t).is_some()).collect();
+        if let Some(p) = self.pools.get_mut(&addr) {
+            p.queue = kept;
+        }
     }
 
     fn exchange(&mut self, t: Token) -> Option<&mut Exchange> {
@@ -824,7 +867,10 @@ impl Loop {
         let c = self.conn(t)?;
         let Kind::Client(client) = &mut c.kind else { return None };
         match std::mem::replace(&mut client.state, ClientState::Idle) {
-            ClientState::Exchange(x) => Some(x),
+            ClientState::Exchange(x) => {
+                self.shared.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+                Some(x)
+            }
             other => {
                 client.state = other;
                 None
@@ -834,7 +880,7 @@ impl Loop {
 
     /// Sends `answer` to client `t`, records the request, and reads its next one.
     fn finish_exchange(&mut self, t: Token, x: &Exchange, status: u16, answer: &[u8]) {
-        self.shared.record(x.route, status, x.started.elapsed());
+        self.shared.record(x.table.routes[x.route].name, status, x.started.elapsed());
         self.send(t, answer);
         let Some(c) = self.conn(t) else { return };
         c.deadline = Some(Instant::now() + CLIENT_IDLE);
@@ -910,28 +956,41 @@ impl Loop {
 
     /// Declines client `t`: from its current request on, a tunnel to the pipeline.
     fn decline(&mut self, t: Token, _why: &'static str) {
-        self.shared.stats.declined.fetch_add(1, Ordering::Relaxed);
         let Some(c) = self.conn(t) else { return };
         let Kind::Client(client) = &c.kind else { return };
         let (peer, local) = (client.peer, client.local);
-        let input = std::mem::take(&mut c.input);
-        c.deadline = None;
-        if contains_signature(&[], &input) {
+        if contains_signature(&[], &c.input) {
             return self.close(t);
         }
         let stream = match super::net::connect_unix(&self.tunnel_path) {
             Ok(s) => s,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                // The pipeline's backlog is full (its thread is busy): the connection waits its turn,
+                // tried again at each sweep, as a client of the uWS front waits in its backlog.
+                let now = Instant::now();
+                let Some(c) = self.conn(t) else { return };
+                let Kind::Client(client) = &mut c.kind else { return };
+                let since = *client.parked.get_or_insert(now);
+                if now.duration_since(since) >= TUNNEL_WAIT {
+                    return self.close(t);
+                }
+                c.deadline = Some(now + SWEEP);
+                return;
+            }
             Err(_) => return self.close(t),
         };
         let p = match self.add(Stream::Unix(stream), Kind::Uws { client: t }, READ) {
             Ok(p) => p,
             Err(_) => return self.close(t),
         };
+        self.shared.stats.declined.fetch_add(1, Ordering::Relaxed);
+        let Some(c) = self.conn(t) else { return };
+        let input = std::mem::take(&mut c.input);
+        c.deadline = None;
         let tail = tail_of(&[], &input);
-        if let Some(c) = self.conn(t) {
-            if let Kind::Client(client) = &mut c.kind {
-                client.state = ClientState::Tunnel { peer: p, tail };
-            }
+        if let Kind::Client(client) = &mut c.kind {
+            client.parked = None;
+            client.state = ClientState::Tunnel { peer: p, tail };
         }
         let mut first = Vec::with_capacity(input.len() + 52);
         wire::proxy_v2(&mut first, peer, local);
@@ -990,47 +1049,49 @@ impl Loop {
     // ---- deadlines and closing ----
 
     fn sweep(&mut self, now: Instant) {
+        if self.accept_paused.is_some_and(|since| now.duration_since(since) >= ACCEPT_PAUSE) {
+            self.accept_paused = None;
+            let _ = self.poll.add(self.listener.as_raw_fd(), LISTENER, READ);
+        }
         let due: Vec<Token> = self
             .conns
             .iter()
             .filter_map(|c| c.as_ref())
-            .filter(|c| c.deadline.is_some_and(|d| d <= now))
+            .filter(|c| c.deadline.is_some_and(|d| d <= now) || c.write_deadline.is_some_and(|d| d <= now))
             .map(|c| c.token)
             .collect();
         for t in due {
-            let what = match self.conn(t).map(|c| &c.kind) {
-                Some(Kind::Client(Client { parked: Some(_), .. })) => 3,
-                Some(Kind::Client(_)) => 0,
-                Some(Kind::Upstream(Upstream { state: UpState::Idle { .. }, .. })) => 1,
-                Some(Kind::Upstream(_)) => 2,
-                _ => 1,
-            };
-            match what {
-                2 => self.upstream_failed(t, Failure::Timeout),
-                // A request waiting for its key: tried again (served, declined, or waiting on).
-                3 => self.next_request(t),
-                _ => self.close(t),
+            let Some(c) = self.conn(t) else { continue };
+            let stalled = c.write_deadline.is_some_and(|d| d <= now);
+            match &c.kind {
+                // A client that stopped reading its answers (served or tunnelled) is closed.
+                Kind::Client(_) if stalled => self.close(t),
+                // A request waiting for its key, or for room in the pipeline's backlog: tried again.
+                Kind::Client(Client { parked: Some(_), .. }) => self.next_request(t),
+                Kind::Client(_) | Kind::Uws { .. } => self.close(t),
+                Kind::Upstream(Upstream { state: UpState::Idle { .. }, .. }) => self.close(t),
+                Kind::Upstream(_) => self.upstream_failed(t, Failure::Timeout),
             }
         }
-        // Waiters past the queue deadline, oldest first.
-        let mut expired = Vec::new();
-        for pool in self.pools.values_mut() {
-            while let Some(&(t, since)) = pool.queue.front() {
-                expired.push((t, since));
-                pool.queue.pop_front();
+        // Waiters past the queue deadline: the oldest are at the front of each queue.
+        let addrs: Vec<SocketAddr> = self.pools.keys().copied().collect();
+        for addr in addrs {
+            loop {
+                let Some(&(t, since)) = self.pools.get(&addr).and_then(|p| p.queue.front()) else { break };
+                let limit = self.exchange(t).map(|x| Duration::from_millis(x.table.options.queue_ms));
+                match limit {
+                    // Gone while waiting: dropped.
+                    None => {}
+                    Some(l) if now.duration_since(since) >= l => {}
+                    Some(_) => break,
+                }
+                if let Some(p) = self.pools.get_mut(&addr) {
+                    p.queue.pop_front();
+                }
+                if limit.is_some() {
+                    self.fail(t, Failure::Timeout);
+                }
             }
-        }
-        let mut keep: Vec<(SocketAddr, Token, Instant)> = Vec::new();
-        for (t, since) in expired {
-            let Some((addr, ms)) = self.exchange(t).map(|x| (x.upstream, x.table.options.queue_ms)) else { continue };
-            if now.duration_since(since) >= Duration::from_millis(ms) {
-                self.fail(t, Failure::Timeout);
-            } else {
-                keep.push((addr, t, since));
-            }
-        }
-        for (addr, t, since) in keep {
-            self.pools.entry(addr).or_default().queue.push_back((t, since));
         }
     }
 
@@ -1063,7 +1124,8 @@ impl Loop {
         match kind {
             Kind::Client(client) => match client.state {
                 ClientState::Exchange(x) => {
-                    self.shared.record_abort(x.route, x.started.elapsed());
+                    self.shared.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+                    self.shared.record_abort(x.table.routes[x.route].name, x.started.elapsed());
                     if let Some(u) = x.conn {
                         // The client left: the upstream exchange is cut, as the pipeline aborts it.
                         if let Some(Kind::Upstream(up)) = self.conn(u).map(|c| &mut c.kind) {
@@ -1086,6 +1148,18 @@ impl Loop {
             Kind::Uws { client } => self.close(client),
         }
     }
+}
+
+/// Appends `bytes` to `v`; when `v` must grow, the old allocation is wiped
+/// before it is freed (a request's bytes may hold a field's plaintext).
+fn extend_wiping(v: &mut Vec<u8>, bytes: &[u8]) {
+    if v.capacity() - v.len() < bytes.len() {
+        let mut grown = Vec::with_capacity((v.len() + bytes.len()).max(2 * v.capacity()).max(4096));
+        grown.extend_from_slice(v);
+        crate::keys::wipe(v);
+        *v = grown;
+    }
+    v.extend_from_slice(bytes);
 }
 
 /// How long a connection may idle after `answer` (h1-connection.ts

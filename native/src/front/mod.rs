@@ -46,6 +46,8 @@ pub struct Stats {
     pub declined: AtomicU64,
     /// Records dropped because nobody drained them.
     pub lost: AtomicU64,
+    /// Requests served natively and not yet answered.
+    pub in_flight: AtomicU64,
 }
 
 /// What the loop thread and the JavaScript thread share.
@@ -54,9 +56,12 @@ pub struct Shared {
     pub stopping: AtomicBool,
     pub waker: poll::Waker,
     pub stats: Stats,
-    /// One per request answered or aborted: route (16 bits), status (16; 0:
-    /// the client left), latency in µs (32).
+    /// One per request answered or aborted: the route's name id (24 bits,
+    /// table.rs), status (10; 0: the client left), latency in µs (30, at most
+    /// about 18 minutes).
     records: Mutex<Vec<u64>>,
+    /// Why the loop stopped, when it stopped on an error.
+    pub failure: Mutex<Option<String>>,
     /// The L3 keys requests are sealed under (seal.rs).
     pub keys: Mutex<seal::KeyRing>,
 }
@@ -77,17 +82,18 @@ impl Shared {
     }
 
     fn micros(d: Duration) -> u64 {
-        u64::try_from(d.as_micros()).unwrap_or(u64::MAX).min(u64::from(u32::MAX))
+        u64::try_from(d.as_micros()).unwrap_or(u64::MAX).min((1 << 30) - 1)
     }
 
-    /// A request of route `route` answered `status` after `took`.
-    pub fn record(&self, route: usize, status: u16, took: Duration) {
-        self.push(((route as u64 & 0xffff) << 48) | (u64::from(status) << 32) | Self::micros(took));
+    /// A request of the route named `name` answered `status` after `took`.
+    pub fn record(&self, name: u32, status: u16, took: Duration) {
+        let status = u64::from(status.min(1023));
+        self.push((u64::from(name & 0xff_ffff) << 40) | (status << 30) | Self::micros(took));
     }
 
-    /// A request of route `route` whose client left before its answer.
-    pub fn record_abort(&self, route: usize, took: Duration) {
-        self.push(((route as u64 & 0xffff) << 48) | Self::micros(took));
+    /// A request of the route named `name` whose client left before its answer.
+    pub fn record_abort(&self, name: u32, took: Duration) {
+        self.push((u64::from(name & 0xff_ffff) << 40) | Self::micros(took));
     }
 }
 
@@ -111,11 +117,17 @@ impl Front {
             stats: Stats::default(),
             records: Mutex::new(Vec::new()),
             keys: Mutex::new(seal::KeyRing::default()),
+            failure: Mutex::new(None),
         });
         let mut lp = event_loop::Loop::new(shared.clone(), listener, tunnel)?;
+        let shared_in_thread = shared.clone();
         let thread = std::thread::Builder::new().name("kcm-native-front".into()).spawn(move || {
-            // An epoll failure ends the loop; its connections close with it.
-            let _ = lp.run();
+            // An epoll failure ends the loop; its connections close with it, and stats() says why.
+            if let Err(e) = lp.run() {
+                if let Ok(mut f) = shared_in_thread.failure.lock() {
+                    *f = Some(format!("event loop stopped: {e}"));
+                }
+            }
         })?;
         Ok(Front { shared, thread: Mutex::new(Some(thread)), local })
     }
@@ -135,6 +147,11 @@ impl Front {
     /// The key ring (seal.rs), locked.
     pub fn keys(&self) -> std::sync::MutexGuard<'_, seal::KeyRing> {
         self.shared.keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Why the loop stopped, if it stopped on an error.
+    pub fn failure(&self) -> Option<String> {
+        self.shared.failure.lock().ok().and_then(|f| f.clone())
     }
 
     pub fn stats(&self) -> &Stats {

@@ -14,8 +14,10 @@ const CTL_MOD: i32 = 3;
 const CLOEXEC: i32 = 0o2000000;
 const EFD_NONBLOCK: i32 = 0o4000;
 
-/// `struct epoll_event` as x86-64 Linux lays it out (packed).
-#[repr(C, packed)]
+/// `struct epoll_event` as Linux lays it out: packed on x86-64 (the kernel's
+/// `EPOLL_PACKED`), naturally aligned elsewhere.
+#[cfg_attr(target_arch = "x86_64", repr(C, packed))]
+#[cfg_attr(not(target_arch = "x86_64"), repr(C))]
 #[derive(Clone, Copy)]
 struct Event {
     events: u32,

@@ -143,6 +143,10 @@ pub fn serve(table: &Table, b: &[u8], head: &RequestHead, peer: IpAddr) -> Resul
         if OVERRIDES.iter().any(|o| name.eq_ignore_ascii_case(o)) {
             return Err("method override");
         }
+        if name.iter().all(u8::is_ascii_digit) {
+            // The pipeline's header map lists integer-like names first: its order would differ.
+            return Err("numeric header name");
+        }
     }
     let method = &b[head.method.0..head.method.1];
     let mut params = Vec::new();
@@ -198,6 +202,7 @@ mod tests {
 
     fn route(method: &str, segments: Vec<Segment>, serve: bool, tenant: TenantSource) -> Route {
         Route {
+            name: 0,
             serve,
             method: method.as_bytes().to_vec(),
             segments,
@@ -299,6 +304,7 @@ mod tests {
             ("POST /orders HTTP/1.1\r\nHost: x\r\nX-Tenant-Id: a\r\nContent-Length: 1\r\n\r\n".into(), "127.0.0.1", "route not served"),
             ("DELETE /orders/1 HTTP/1.1\r\nHost: x\r\n\r\n".into(), "127.0.0.1", "no route"),
             (get("/orders/1", "Content-Length: 101\r\n"), "127.0.0.1", "body limit"),
+            (get("/orders/1", "5: five\r\n"), "127.0.0.1", "numeric header name"),
         ];
         for (req, peer, why) in cases {
             assert_eq!(ask(&req, peer), Err(why), "{req:?}");

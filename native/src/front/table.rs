@@ -15,7 +15,7 @@
 //! reasons      list<u16 status, bytes>     status line texts
 //! upstreams    list<bytes host, addr16, u16 port, bytes base, bytes label>
 //! routes       list<route>
-//! route        u8 serve, bytes method, list<segment>, u16 upstream, u32 bodyLimit,
+//! route        u32 name id (metrics), u8 serve, bytes method, list<segment>, u16 upstream, u32 bodyLimit,
 //!              u8 tenant kind (0 cert, 1 header, 2 path parameter), bytes header name
 //!              (lower case), u16 parameter index, list<cidr> trusted peers,
 //!              u8 identityEncoding, u8 seal (0: none; 1: then bytes encoded rules
@@ -103,6 +103,8 @@ pub enum TenantSource {
 
 #[derive(Debug)]
 pub struct Route {
+    /// The id of the route's metrics name (TypeScript keeps the names; ids are never reused).
+    pub name: u32,
     /// The native front answers this route's requests itself; otherwise it declines them.
     pub serve: bool,
     /// Upper case, or `*`.
@@ -227,6 +229,7 @@ fn cidr(r: &mut Reader<'_>) -> R<Cidr> {
 }
 
 fn route(r: &mut Reader<'_>, upstreams: usize) -> R<Route> {
+    let name_id = r.u32()?;
     let serve = r.u8()? == 1;
     let method = r.bytes()?;
     let segments = r.list(|r| {
@@ -246,13 +249,13 @@ fn route(r: &mut Reader<'_>, upstreams: usize) -> R<Route> {
     }
     let body_limit = u64::from(r.u32()?);
     let kind = r.u8()?;
-    let name = r.bytes()?;
+    let header = r.bytes()?;
     let param = usize::from(r.u16()?);
     let peers = r.list(cidr)?;
     let params = segments.iter().filter(|s| **s == Segment::Param).count();
     let tenant = match kind {
         0 => TenantSource::Cert,
-        1 => TenantSource::Header { name, peers },
+        1 => TenantSource::Header { name: header, peers },
         2 if param < params => TenantSource::PathParam(param),
         _ => return Err("tenant source".into()),
     };
@@ -270,7 +273,7 @@ fn route(r: &mut Reader<'_>, upstreams: usize) -> R<Route> {
             Some(SealRoute { rules, contexts, key_id, text_head, max_depth, max_fields })
         }
     };
-    Ok(Route { serve, method, segments, upstream, body_limit, tenant, identity_encoding, seal })
+    Ok(Route { name: name_id, serve, method, segments, upstream, body_limit, tenant, identity_encoding, seal })
 }
 
 /// Reads a table (see the module notes); an error names what was malformed.

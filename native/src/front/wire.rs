@@ -230,6 +230,13 @@ pub fn answer_headers<'a>(answer: &'a AnswerParser, head_request: bool, correlat
             names.push(n);
         }
     }
+    // A JavaScript object lists integer-like keys first, in ascending order: so does the header map.
+    let mut integers: Vec<(u64, &[u8])> = names.iter().filter_map(|n| array_index(n).map(|i| (i, *n))).collect();
+    if !integers.is_empty() {
+        integers.sort_unstable();
+        names.retain(|n| array_index(n).is_none());
+        names.splice(0..0, integers.into_iter().map(|(_, n)| n));
+    }
     let mut out = Vec::with_capacity(answer.headers().count() + 1);
     let mut cid = false;
     for name in names {
@@ -256,6 +263,16 @@ pub fn answer_headers<'a>(answer: &'a AnswerParser, head_request: bool, correlat
         out.push((b"x-correlation-id", correlation));
     }
     out
+}
+
+/// The value of a name JavaScript treats as an array index (`0`, `7`, `200`:
+/// no leading zero, below 2^32 − 1), which objects list first.
+pub fn array_index(name: &[u8]) -> Option<u64> {
+    if name.is_empty() || name.len() > 10 || (name.len() > 1 && name[0] == b'0') || !name.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let v = name.iter().fold(0u64, |v, &c| v * 10 + u64::from(c - b'0'));
+    (v < u64::from(u32::MAX)).then_some(v)
 }
 
 /// The JSON error the pipeline answers for an upstream failure (responses.ts `errorResponse`).

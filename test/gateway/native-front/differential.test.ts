@@ -38,6 +38,10 @@ const ANSWERS: Record<string, string> = {
   length: 'HTTP/1.1 200 OK\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\nfour',
   garbage: 'SSH-2.0-OpenSSH_9.2\r\n\r\n',
   big: `HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n${'b'.repeat(100_000)}`,
+  // A head past 16 KiB (the client reads up to 64 KiB).
+  bighead: `HTTP/1.1 200 OK\r\n${Array.from({ length: 10 }, (_, i) => `X-Big-${i}: ${'v'.repeat(2000)}\r\n`).join('')}Content-Length: 1\r\n\r\nx`,
+  // Integer-like names: a JavaScript header map lists them first, in ascending order.
+  numeric: 'HTTP/1.1 200 OK\r\nX-A: 1\r\n7: seven\r\n10: ten\r\n2: two\r\n007: z\r\nContent-Length: 0\r\n\r\n',
 };
 
 interface RawUpstream {
@@ -173,6 +177,7 @@ describe('the native front answers as the pipeline', { skip }, () => {
     ['X-Okcm-Caller', 'someone'],
     ['Constructor', 'c'],
     ['X-Empty', ''],
+    ['5', 'five'],
   ];
   /** One value of a header that may come in several spellings, or twice (which a front joins). */
   const CHOICES: [string, string[]][] = [
@@ -235,7 +240,7 @@ describe('the native front answers as the pipeline', { skip }, () => {
       }),
       { numRuns: 200 },
     );
-    assert.ok(servedCases >= 40, `the native front served ${servedCases} of the generated requests itself`);
+    assert.ok(servedCases >= 25, `the native front served ${servedCases} of the generated requests itself`);
     assert.ok(front.stats().served - served0 === servedCases);
   });
 

@@ -244,6 +244,34 @@ describe('the native front while the gateway drains', { skip }, () => {
   });
 });
 
+describe('the native front while the gateway drains, with its own request in flight', { skip }, () => {
+  it('finishes that request within drainMs before it stops', async () => {
+    const f = await startProxyFixture({}, { upstream: { headersTimeoutMs: 3000 } });
+    try {
+      const front = f.gw.nativeFront;
+      assert.ok(front);
+      const served = front.stats().served;
+      // /raw/hang is served natively and answered only when the upstream is told to (below).
+      const pending = call(f, `${f.base.native}/raw/hang/drain`);
+      await until(
+        () => front.stats().served === served + 1 && f.up.received.some((r) => r.url === '/raw/hang/drain'),
+        2000,
+        'the request upstream',
+      );
+      assert.equal(front.stats().inFlight, 1);
+      const closing = f.gw.close({ drainMs: 2000 });
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(front.stats().inFlight, 1, 'still waiting for it');
+      f.up.releaseHanging();
+      const r = await pending;
+      assert.equal(r.status, 200, 'answered, not cut');
+      await closing;
+    } finally {
+      await f.close();
+    }
+  });
+});
+
 describe('the native front’s upstream pool', { skip }, () => {
   it('connections busy and the queue full → 503 upstream_busy at once; waiters past queueTimeoutMs → 504', async () => {
     const f = await startProxyFixture(

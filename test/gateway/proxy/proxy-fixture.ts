@@ -40,6 +40,8 @@ export interface Upstreams {
   aborted: string[];
   /** Stored order documents by id (what the app "database" holds). */
   orders: Map<string, string>;
+  /** Answers every hanging request (`/raw/hang…`, `/dec/hang…`) 200 with an empty body. */
+  releaseHanging(): void;
   close(): Promise<void>;
 }
 
@@ -133,6 +135,13 @@ export async function startUpstreams(): Promise<Upstreams> {
     received,
     aborted,
     orders,
+    releaseHanging() {
+      for (const r of hanging) {
+        r.writeHead(200, { 'content-type': 'text/plain' });
+        r.end();
+      }
+      hanging.clear();
+    },
     async close() {
       for (const r of hanging) r.destroy();
       for (const s of sockets) s.destroy();
