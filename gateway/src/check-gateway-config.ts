@@ -13,6 +13,7 @@ import { defaultCrypto } from '../../native/index.ts';
 import { loadNative } from '../../native/ts/load.ts';
 import type { GatewayFileConfig } from './gateway-config.ts';
 import { preflight } from './gateway-preflight.ts';
+import { notServed } from './native-front/front-table.ts';
 import type { CompiledRoute, Readers } from './policy/policy-types.ts';
 
 function plural(n: number, one: string, many = `${one}s`): string {
@@ -24,6 +25,7 @@ function frontsOf(f: GatewayFileConfig['fronts']): string {
   if (f.uws) out.push(`uws ${f.uws.host}:${f.uws.port}${f.uws.tls ? ' (HTTPS)' : ''}`);
   if (f.h2Tls) out.push(`h2Tls ${f.h2Tls.host}:${f.h2Tls.port} (mTLS${f.h2Tls.crlFile ? ', CRL' : ''})`);
   if (f.h2Plain) out.push(`h2Plain ${f.h2Plain.host}:${f.h2Plain.port}`);
+  if (f.native) out.push(`native ${f.native.host}:${f.native.port} (its routes below; the rest via the pipeline)`);
   return out.join('; ');
 }
 
@@ -64,7 +66,7 @@ function cryptoLine(): string {
     : `crypto: node:crypto${native.backend ? ' (KCM_CRYPTO_BACKEND=node)' : `, the native module not loading (${native.error}): keys would NOT be in locked memory`}`;
 }
 
-function routeLine(r: CompiledRoute, urls: ReadonlyMap<string, URL>): string {
+function routeLine(r: CompiledRoute, urls: ReadonlyMap<string, URL>, native?: { audit: boolean }): string {
   const does: string[] = [];
   if (r.request.length > 0) does.push(`encrypts ${plural(r.request.length, 'field')} of the request`);
   if (r.response.length > 0) {
@@ -77,7 +79,10 @@ function routeLine(r: CompiledRoute, urls: ReadonlyMap<string, URL>): string {
   // The config's upstreams.urls replaces a policy's URL by name, as at start.
   const url = urls.get(r.upstream.name) ?? r.upstream.url;
   const named = r.upstream.name === r.upstream.url.href ? '' : `${r.upstream.name} `;
-  return `  ${r.method} ${r.pattern.text} → ${named}${url.href}: ${what}${key}; ${tenantOf(r)} [${r.source}]`;
+  // Both key layers a start makes (dev and Core) report key events.
+  const why = native && notServed(r, url, { audit: native.audit, keyEvents: true });
+  const front = native ? (why ? `; native front: the pipeline serves it (${why})` : '; native front: serves it') : '';
+  return `  ${r.method} ${r.pattern.text} → ${named}${url.href}: ${what}${key}; ${tenantOf(r)}${front} [${r.source}]`;
 }
 
 /**
@@ -113,7 +118,8 @@ export function checkGatewayConfig(c: GatewayFileConfig): string[] {
     lines.push(
       `policies: ${c.policies?.dir}: ${plural(files, 'file')}, ${plural(p.policies.routes.length, 'route')}, fingerprint ${p.policies.fingerprint.slice(0, 16)}`,
     );
-    for (const r of p.policies.routes) lines.push(routeLine(r, c.upstreams.urls));
+    const native = c.fronts.native ? { audit: c.audit !== undefined } : undefined;
+    for (const r of p.policies.routes) lines.push(routeLine(r, c.upstreams.urls, native));
   } else lines.push('policies: none (the direct API only)');
   if (c.identities) lines.push(`identities: ${c.identities.file} (unlisted certificates: ${c.identities.unlisted})`);
   if (c.hsm) {

@@ -85,6 +85,28 @@ describe('checkGatewayConfig', () => {
     assert.match(lines.at(-1) as string, /^not checked \(a start does\): the ports are free/);
   });
 
+  it('with the native front: which routes it serves, and why the pipeline serves the others', () => {
+    const lines = check(devConfig({ fronts: { uws: { port: 0 }, native: { port: 0 } } }));
+    assert.match(lines[0] as string, /native 127\.0\.0\.1:0 \(its routes below; the rest via the pipeline\)/);
+    const line = (text: string) => lines.find((l) => l.includes(text)) as string;
+    assert.match(line('POST /orders'), /native front: serves it/);
+    assert.match(line('* /raw/*'), /native front: serves it/);
+    assert.match(
+      line('GET /orders/:id'),
+      /native front: the pipeline serves it \(response decryption is the pipeline's\)/,
+    );
+    const audited = check(devConfig({ fronts: { native: { port: 0 } }, audit: { file: '/tmp/never-opened.log' } }));
+    assert.match(
+      audited.find((l) => l.includes('POST /orders')) as string,
+      /native front: the pipeline serves it \(an audit log records it\)/,
+    );
+    refuses(
+      devConfig({ fronts: { native: { host: 'localhost', port: 0 } } }),
+      'invalid_config',
+      /fronts\.native\.host: must be an IP address/,
+    );
+  });
+
   it('the config upstreams.urls replaces a policy URL by name, as at start', () => {
     const lines = check(devConfig({ upstreams: { urls: { app: 'http://10.1.2.3:8080/base' } } }));
     assert.match(lines.find((l) => l.includes('POST /orders')) as string, /→ app http:\/\/10\.1\.2\.3:8080\/base:/);

@@ -170,15 +170,24 @@ function writeCidr(w: Writer, c: Cidr): void {
     .u8(c.prefix);
 }
 
-/** Why the front cannot serve `r` itself, or undefined when it can. */
-function notServed(r: CompiledRoute, url: URL, i: FrontTableInput): string | undefined {
-  if (r.response.length > 0) return 'response rules';
-  if (r.request.length > 0 && (i.audit || !i.keyEvents || sealRules(r) === undefined)) {
-    return 'request rules it does not seal';
+/**
+ * Why the native front would not serve `r` itself, or undefined when it
+ * would (`kcm gateway --check` prints it per route).
+ */
+export function notServed(
+  r: CompiledRoute,
+  url: URL,
+  i: Pick<FrontTableInput, 'audit' | 'keyEvents'>,
+): string | undefined {
+  if (r.response.length > 0) return "response decryption is the pipeline's";
+  if (r.request.length > 0) {
+    if (i.audit) return 'an audit log records it';
+    if (!i.keyEvents) return 'the key layer reports no key events';
+    if (sealRules(r) === undefined) return 'its rules need the pipeline (record id, stringify, pkcs11)';
   }
-  if (r.tenant.from === 'cert') return 'certificate tenant';
-  if (url.protocol !== 'http:') return 'not http:';
-  if (isIP(url.hostname.replace(/^\[|\]$/g, '')) === 0) return 'upstream host is a name';
+  if (r.tenant.from === 'cert') return 'tenant from a certificate';
+  if (url.protocol !== 'http:') return 'upstream not http:';
+  if (isIP(url.hostname.replace(/^\[|\]$/g, '')) === 0) return 'upstream host is a name, not an address';
   return undefined;
 }
 
