@@ -31,6 +31,7 @@ const KEY_HANDLE_MEMBERS = [
   'hmac',
   'info',
   'live',
+  'nativeHandle',
   'open',
   'openBatch',
   'plain',
@@ -267,14 +268,27 @@ for (const name of BACKENDS) {
       const key = crypto.generateKey();
       assert.deepEqual(Object.getOwnPropertyNames(Object.getPrototypeOf(key)).sort(), KEY_HANDLE_MEMBERS);
       assert.deepEqual(Object.getOwnPropertyNames(key), [], 'no own (public) fields on a handle');
+      // The module's own handle, for the native front's copy: on the native backend only, and opaque.
+      if (name === 'native') assert.equal(typeof key.nativeHandle, 'object');
+      else assert.equal(key.nativeHandle, undefined);
       assert.deepEqual(Object.getOwnPropertyNames(Crypto.prototype).sort(), CRYPTO_MEMBERS);
       // Native only: process hardening, the JSON target scan (no key involved;
-      // gateway/src/pipeline/json-targets.ts) and the HTTP/1.1 parsers (no key
-      // involved; test/native/http1-answer.test.ts, http1-request.test.ts).
+      // gateway/src/pipeline/json-targets.ts), the HTTP/1.1 parsers (no key
+      // involved; test/native/http1-answer.test.ts, http1-request.test.ts) and
+      // the native front (gateway/src/native-front/: frontKey copies a key into
+      // the front's own locked slot; nothing returns key bytes).
       const expected =
         name === 'native'
           ? [
               ...BACKEND_MEMBERS,
+              'frontDrain',
+              'frontForget',
+              'frontKey',
+              'frontKeyDemand',
+              'frontStart',
+              'frontStats',
+              'frontStop',
+              'frontTable',
               'http1Answer',
               'http1RequestHead',
               'jsonTargets',

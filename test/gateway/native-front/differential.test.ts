@@ -240,11 +240,14 @@ describe('the native front answers as the pipeline', { skip }, () => {
       }),
       { numRuns: 200 },
     );
-    assert.ok(servedCases >= 25, `the native front served ${servedCases} of the generated requests itself`);
+    assert.ok(servedCases >= 10, `the native front served ${servedCases} of the generated requests itself`);
     assert.ok(front.stats().served - served0 === servedCases);
   });
 
   it('every fixed answer of the upstream, for GET and HEAD', async () => {
+    const front = gw.nativeFront;
+    assert.ok(front);
+    const served = front.stats().served;
     for (const target of TARGETS) {
       for (const method of ['GET', 'HEAD']) {
         const text = `${method} ${target} HTTP/1.1\r\nHost: gw.example\r\nX-Tenant-Id: acme\r\nX-Correlation-Id: fixed-1\r\n\r\n`;
@@ -255,5 +258,6 @@ describe('the native front answers as the pipeline', { skip }, () => {
         assert.equal((a.answer.match(/\r\nDate: /gi) ?? []).length, 1, `${method} ${target}: one Date header`);
       }
     }
+    assert.equal(front.stats().served, served + 2 * TARGETS.length, 'every one served by the native front itself');
   });
 });
