@@ -164,6 +164,12 @@ function sealRules(r: CompiledRoute): Uint8Array | undefined {
   return encodeRules(r.request) ?? undefined;
 }
 
+/** The URL's host when it is an IP address (without an IPv6 literal's brackets). */
+function ipOf(url: URL): string | undefined {
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  return isIP(host) === 0 ? undefined : host;
+}
+
 function writeCidr(w: Writer, c: Cidr): void {
   w.u8(c.v4 ? 4 : 6)
     .raw(c.addr)
@@ -187,7 +193,7 @@ export function notServed(
   }
   if (r.tenant.from === 'cert') return 'tenant from a certificate';
   if (url.protocol !== 'http:') return 'upstream not http:';
-  if (isIP(url.hostname.replace(/^\[|\]$/g, '')) === 0) return 'upstream host is a name, not an address';
+  if (ipOf(url) === undefined) return 'upstream host is a name, not an address';
   return undefined;
 }
 
@@ -240,32 +246,32 @@ export function frontTable(i: FrontTableInput): FrontTable {
   w.list(cidrs(list?.entries ?? []), writeCidr);
   const reasons = Object.entries(STATUS_CODES).filter(([, text]) => text !== undefined) as [string, string][];
   w.list(reasons, (w, [code, text]) => w.u16(Number(code)).bytes(text));
-  // Upstreams, one per (name, URL), in route order.
-  const upstreams: { upstream: Upstream; url: URL }[] = [];
+  // Upstreams, one per (name, URL), in route order; each route with the index of its own.
+  const upstreams: Upstream[] = [];
   const indexOf = new Map<string, number>();
-  const routeUpstream = i.policies.routes.map((r) => {
+  const routes = i.policies.routes.map((r) => {
     const url = i.upstreamUrls?.get(r.upstream.name) ?? r.upstream.url;
     const key = `${r.upstream.name}\0${url.href}`;
     let at = indexOf.get(key);
     if (at === undefined) {
       at = upstreams.length;
       indexOf.set(key, at);
-      upstreams.push({ upstream: { name: r.upstream.name, url }, url });
+      upstreams.push({ name: r.upstream.name, url });
     }
-    return at;
+    return { r, at, url };
   });
-  w.list(upstreams, (w, { upstream, url }) => {
-    const host = url.hostname.replace(/^\[|\]$/g, '');
+  w.list(upstreams, (w, upstream) => {
+    const { url } = upstream;
+    const ip = ipOf(url);
     w.bytes(url.host)
-      .raw(isIP(host) ? addressBytes(host) : Buffer.alloc(16))
+      .raw(ip ? addressBytes(ip) : Buffer.alloc(16))
       .u16(url.port === '' ? 80 : Number(url.port))
       .bytes(url.pathname.replace(/\/+$/, ''))
       .bytes(upstreamLabel(upstream));
   });
   let served = 0;
-  w.list(i.policies.routes, (w, r) => {
-    const at = routeUpstream[i.policies.routes.indexOf(r)] as number;
-    const serve = serveAny && notServed(r, (upstreams[at] as { url: URL }).url, i) === undefined;
+  w.list(routes, (w, { r, at, url }) => {
+    const serve = serveAny && notServed(r, url, i) === undefined;
     if (serve) served++;
     w.u32(i.nameId(proxyRouteName(r)))
       .u8(serve ? 1 : 0)

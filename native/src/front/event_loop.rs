@@ -120,8 +120,6 @@ impl Stream {
 struct Exchange {
     table: Arc<Table>,
     route: usize,
-    upstream: SocketAddr,
-    upstream_index: usize,
     head_request: bool,
     idempotent: bool,
     /// The client asked to close after this answer.
@@ -133,6 +131,18 @@ struct Exchange {
     retried: bool,
     /// The upstream connection carrying it, once it has one.
     conn: Option<Token>,
+}
+
+impl Exchange {
+    /// The upstream its route forwards to.
+    fn upstream(&self) -> &super::table::Upstream {
+        &self.table.upstreams[self.table.routes[self.route].upstream]
+    }
+
+    /// The id of its route's metrics name.
+    fn name(&self) -> u32 {
+        self.table.routes[self.route].name
+    }
 }
 
 enum ClientState {
@@ -522,7 +532,6 @@ impl Loop {
 
     /// Serves or declines the next whole request of client `t`, if it is idle and has one.
     fn next_request(&mut self, t: Token) {
-        let table = self.shared.table();
         let Some(c) = self.conn(t) else { return };
         let Kind::Client(client) = &c.kind else { return };
         let busy = !matches!(client.state, ClientState::Idle);
@@ -538,7 +547,8 @@ impl Loop {
             c.paused = false;
             self.interest(t);
         }
-        let Some(c) = self.conn(t) else { return };
+        // Borrowed through the field, not conn(): `shared` stays usable.
+        let Some(c) = self.conns.get_mut(index(t)).and_then(Option::as_mut).filter(|c| c.token == t) else { return };
         if c.input.is_empty() {
             return;
         }
@@ -553,7 +563,7 @@ impl Loop {
         }
         let Kind::Client(client) = &c.kind else { return };
         let peer = client.peer;
-        let Some(table) = table else { return self.decline(t, "no table") };
+        let Some(table) = self.shared.table() else { return self.decline(t, "no table") };
         // Decided on the head: a declined request streams to the pipeline, body and all.
         let served = match route::serve(&table, &c.input, &head, peer.ip()) {
             Ok(s) => s,
@@ -575,7 +585,8 @@ impl Loop {
         let peer = client.peer;
         let b = &c.input;
         let total = head.len + head.content_length as usize;
-        let correlation = match wire::given_correlation(b, head) {
+        let given = wire::given_correlation(b, head);
+        let correlation = match given {
             Some(id) => id.to_vec(),
             None => {
                 let mut id = prefix.to_vec();
@@ -630,8 +641,6 @@ impl Loop {
         let method = &b[head.method.0..head.method.1];
         let x = Exchange {
             route: served.route,
-            upstream: upstream.addr,
-            upstream_index: route.upstream,
             head_request: method == b"HEAD",
             idempotent: IDEMPOTENT.contains(&method),
             close: head.close,
@@ -642,7 +651,7 @@ impl Loop {
             conn: None,
             table: table.clone(),
         };
-        if wire::given_correlation(b, head).is_none() {
+        if given.is_none() {
             self.seq += 1;
         }
         if let Kind::Client(client) = &mut c.kind {
@@ -664,7 +673,7 @@ impl Loop {
 
     /// Gives client `t`'s exchange a connection: an idle one (unless `fresh`), a new one, or a place in the queue.
     fn dispatch(&mut self, t: Token, fresh: bool) {
-        let Some((addr, opts)) = self.exchange(t).map(|x| (x.upstream, x.table.options)) else { return };
+        let Some((addr, opts)) = self.exchange(t).map(|x| (x.upstream().addr, x.table.options)) else { return };
         let now = Instant::now();
         if !fresh {
             while let Some(u) = self.pools.get_mut(&addr).and_then(|p| p.idle.pop()) {
@@ -880,7 +889,7 @@ impl Loop {
 
     /// Sends `answer` to client `t`, records the request, and reads its next one.
     fn finish_exchange(&mut self, t: Token, x: &Exchange, status: u16, answer: &[u8]) {
-        self.shared.record(x.table.routes[x.route].name, status, x.started.elapsed());
+        self.shared.record(x.name(), status, x.started.elapsed());
         self.send(t, answer);
         let Some(c) = self.conn(t) else { return };
         c.deadline = Some(Instant::now() + CLIENT_IDLE);
@@ -922,7 +931,7 @@ impl Loop {
     /// Answers client `t`'s exchange with the pipeline's error for `failure`.
     fn fail(&mut self, t: Token, failure: Failure) {
         let Some(x) = self.take_exchange(t) else { return };
-        let upstream = &x.table.upstreams[x.upstream_index];
+        let upstream = x.upstream();
         let mut out = Vec::with_capacity(256);
         let status = wire::upstream_error(&mut out, &x.table, failure, upstream, &x.correlation, x.head_request, self.clock.text());
         self.finish_exchange(t, &x, status, &out);
@@ -1125,7 +1134,7 @@ impl Loop {
             Kind::Client(client) => match client.state {
                 ClientState::Exchange(x) => {
                     self.shared.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
-                    self.shared.record_abort(x.table.routes[x.route].name, x.started.elapsed());
+                    self.shared.record_abort(x.name(), x.started.elapsed());
                     if let Some(u) = x.conn {
                         // The client left: the upstream exchange is cut, as the pipeline aborts it.
                         if let Some(Kind::Upstream(up)) = self.conn(u).map(|c| &mut c.kind) {
@@ -1230,9 +1239,13 @@ fn contains_signature(tail: &[u8], input: &[u8]) -> bool {
 /// The last `len - 1` bytes of `tail` + `input`: what a signature split across reads needs.
 fn tail_of(tail: &[u8], input: &[u8]) -> Vec<u8> {
     let keep = PROXY_V2_SIGNATURE.len() - 1;
-    let mut joined = tail.to_vec();
-    joined.extend_from_slice(input);
-    joined[joined.len().saturating_sub(keep)..].to_vec()
+    if input.len() >= keep {
+        return input[input.len() - keep..].to_vec();
+    }
+    let from_tail = keep - input.len();
+    let mut out = tail[tail.len().saturating_sub(from_tail)..].to_vec();
+    out.extend_from_slice(input);
+    out
 }
 
 #[cfg(test)]
@@ -1248,6 +1261,13 @@ mod tests {
             assert!(contains_signature(&tail, &sig[cut..]), "cut at {cut}");
         }
         assert!(!contains_signature(&tail_of(&[], b"\r\n\r\n"), b"\r\n\r\n{}"));
+        // The tail is the last 11 bytes of everything sent, whatever the read sizes.
+        let stream: Vec<u8> = (0u8..40).collect();
+        for cut in 0..stream.len() {
+            let (a, b) = stream.split_at(cut);
+            let whole = &stream[stream.len().saturating_sub(sig.len() - 1)..];
+            assert_eq!(tail_of(&tail_of(&[], a), b), whole, "cut at {cut}");
+        }
     }
 
     #[test]

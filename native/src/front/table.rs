@@ -30,7 +30,7 @@
 //!
 //! Anything malformed is refused whole (a table is never half read).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use super::seal::SealRoute;
 use crate::json_targets;
@@ -354,14 +354,13 @@ pub fn in_cidrs(peers: &[Cidr], peer: IpAddr) -> bool {
     }
 }
 
-/// `Ipv4Addr` for tests and the writer's mirror.
-pub fn v4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(a, b, c, d))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn v4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
+        IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, d))
+    }
 
     #[test]
     fn cidrs_keep_the_families_apart() {
